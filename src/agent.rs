@@ -1,0 +1,603 @@
+//! The daemon: ticks, runs due checks, keeps fault state, alerts, stores.
+//!
+//! Owns the tick loop (`run`), the per-check state (failure counter, last
+//! failure), the current fault set and the record of alerts that may be open.
+//! Pure decisions live in `scheduler` (when), `fault` (what state, which
+//! alerts); this module does the I/O around them: the check directory scan,
+//! running checks concurrently (bounded by a semaphore and each check's
+//! timeout), delivering alerts within `alert_timeout`, writing the database
+//! and feeding the metric buffer. State is loaded from the database on start,
+//! so separate `--once` processes behave like one long-running agent.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use regex::Regex;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use crate::alerters::Alerter;
+use crate::checks::{self, CheckOutput, RawFault, RunContext};
+use crate::config::{CheckDef, Config, load};
+use crate::db::{Db, Fault};
+use crate::fault::{self, Action};
+use crate::scheduler;
+use crate::severity::Severity;
+use crate::sinks::{MetricBuffer, MetricRecord, Sink};
+
+/// How long a check file must be unchanged before its parse error is reported.
+const SETTLE: Duration = Duration::from_secs(3);
+/// How long exit waits for queued metrics.
+const METRICS_FLUSH: Duration = Duration::from_secs(5);
+
+/// How many ticks to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Until shut down.
+    Forever,
+    /// This many aligned ticks, then exit.
+    Count(u64),
+    /// One tick now, every check due, then exit.
+    Once,
+}
+
+/// The backends an agent talks to; tests inject fakes.
+pub struct Backends {
+    pub db: Arc<dyn Db>,
+    pub alerter: Arc<dyn Alerter>,
+    pub sink: Option<(Arc<dyn Sink>, usize)>,
+}
+
+/// Failures that stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach the database at startup")]
+    Database(#[source] crate::db::Error),
+}
+
+/// Per-check scheduling and escalation state.
+#[derive(Clone, Debug, Default)]
+struct CheckState {
+    counter: u32,
+    last_failure: Option<i64>,
+}
+
+/// A cached check file.
+struct CachedFile {
+    modified: SystemTime,
+    len: u64,
+    checks: Vec<Arc<CheckDef>>,
+}
+
+/// The check directory, rescanned every tick; unchanged files are not re-read.
+pub(crate) struct CheckDirectory {
+    agent: String,
+    directory: PathBuf,
+    files: HashMap<PathBuf, CachedFile>,
+}
+
+impl CheckDirectory {
+    pub(crate) fn new(agent: &str, directory: &Path) -> Self {
+        CheckDirectory {
+            agent: agent.to_string(),
+            directory: directory.to_path_buf(),
+            files: HashMap::new(),
+        }
+    }
+
+    /// The current checks. A file whose parse fails while it was modified
+    /// within `SETTLE` keeps its previous checks (or none) until the next
+    /// scan, so a file caught mid-write never pages.
+    pub(crate) fn scan(&mut self, now: SystemTime) -> Vec<Arc<CheckDef>> {
+        let paths = match load::check_files(&self.directory) {
+            Ok(paths) => paths,
+            Err(e) => {
+                warn!(directory = %self.directory.display(), error = %e, "cannot read the check directory");
+                let mut checks: Vec<Arc<CheckDef>> =
+                    self.files.values().flat_map(|f| f.checks.iter().cloned()).collect();
+                checks.push(Arc::new(CheckDef::broken(
+                    format!("//{}/", self.agent),
+                    &self.directory,
+                    format!("cannot read check directory {}: {e}", self.directory.display()),
+                )));
+                return checks;
+            }
+        };
+        self.files.retain(|path, _| paths.contains(path));
+        let mut checks = Vec::new();
+        for path in paths {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            let len = meta.len();
+            if let Some(cached) = self.files.get(&path)
+                && cached.modified == modified
+                && cached.len == len
+            {
+                checks.extend(cached.checks.iter().cloned());
+                continue;
+            }
+            let loaded: Vec<Arc<CheckDef>> =
+                load::load_check_file(&self.agent, &path).into_iter().map(Arc::new).collect();
+            let fresh = now.duration_since(modified).is_ok_and(|age| age < SETTLE) || modified > now;
+            let broken = loaded
+                .iter()
+                .any(|c| matches!(c.kind, crate::config::CheckKind::Broken(_)));
+            if broken && fresh {
+                debug!(file = %path.display(), "check file changed just now and does not load; waiting for the next scan");
+                if let Some(previous) = self.files.get(&path) {
+                    checks.extend(previous.checks.iter().cloned());
+                }
+                continue;
+            }
+            checks.extend(loaded.iter().cloned());
+            self.files.insert(path, CachedFile { modified, len, checks: loaded });
+        }
+        checks
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[expect(clippy::cast_possible_truncation, reason = "epoch seconds fit in i64")]
+fn whole(seconds: f64) -> i64 {
+    seconds.floor() as i64
+}
+
+/// The running agent's state.
+struct Agent<'a> {
+    config: &'a Config,
+    db: Arc<dyn Db>,
+    alerter: Arc<dyn Alerter>,
+    metrics: Option<MetricBuffer>,
+    directory: CheckDirectory,
+    states: HashMap<String, CheckState>,
+    faults: BTreeMap<String, Fault>,
+    /// Faults whose alert may be open at the receiver.
+    opened: BTreeSet<String>,
+    /// Resolves that failed and are retried next tick.
+    retry_resolves: BTreeSet<String>,
+    /// Last squelches read (kept when the database cannot be read).
+    squelches: Vec<Regex>,
+    semaphore: Arc<Semaphore>,
+}
+
+/// Runs the agent until `mode` says stop or `shutdown` completes.
+///
+/// # Errors
+/// When the database cannot be reached at startup.
+pub async fn run(
+    config: &Config,
+    backends: Backends,
+    mode: Mode,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let name = config.agent.name.clone();
+    let now = unix_now();
+    backends.db.heartbeat(&name, whole(now)).await.map_err(Error::Database)?;
+    let previous = backends.db.get_faults(&name).await.map_err(Error::Database)?;
+    let (metrics, drain) = match backends.sink {
+        Some((sink, size)) => {
+            let (buffer, task) = MetricBuffer::spawn(sink, size);
+            (Some(buffer), Some(task))
+        }
+        None => (None, None),
+    };
+    let mut agent = Agent {
+        config,
+        db: backends.db,
+        alerter: backends.alerter,
+        metrics,
+        directory: CheckDirectory::new(&name, &config.agent.directory),
+        states: HashMap::new(),
+        faults: BTreeMap::new(),
+        opened: BTreeSet::new(),
+        retry_resolves: BTreeSet::new(),
+        squelches: Vec::new(),
+        semaphore: Arc::new(Semaphore::new(config.agent.max_concurrency)),
+    };
+    agent.restore(previous);
+    info!(agent = %name, directory = %config.agent.directory.display(), "agent started");
+
+    let signalled = tokio::select! {
+        () = agent.ticks(mode) => false,
+        () = shutdown => true,
+    };
+    if let Some(buffer) = &agent.metrics
+        && !buffer.flush(METRICS_FLUSH).await
+    {
+        warn!(waiting = buffer.len(), "metrics still queued at exit");
+    }
+    if let Some(task) = drain {
+        task.abort();
+    }
+    if signalled {
+        info!(agent = %name, "shutting down: removing this agent from the database");
+        let removal = agent.db.remove_agent(&name);
+        match tokio::time::timeout(Duration::from_secs(5), removal).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(error = %e, "cannot remove this agent from the database"),
+            Err(_) => error!("removing this agent from the database timed out"),
+        }
+    }
+    Ok(())
+}
+
+impl Agent<'_> {
+    /// Seeds counters, open alerts and the fault set from stored faults.
+    fn restore(&mut self, previous: Vec<Fault>) {
+        let base = self.config.agent.base_interval;
+        for fault in previous {
+            let check = fault::check_of(&fault.name).to_string();
+            let state = self.states.entry(check).or_default();
+            state.counter = state.counter.max(fault.attempts);
+            if fault.severity >= Severity::ERROR {
+                #[expect(clippy::cast_precision_loss, reason = "epoch seconds are far below 2^52")]
+                let tick = scheduler::tick_at(fault.updated as f64, base);
+                state.last_failure = Some(state.last_failure.map_or(tick, |t| t.max(tick)));
+            }
+            if fault.triggered {
+                self.opened.insert(fault.name.clone());
+            }
+            self.faults.insert(fault.name.clone(), fault);
+        }
+    }
+
+    async fn ticks(&mut self, mode: Mode) {
+        let base = self.config.agent.base_interval;
+        if mode == Mode::Once {
+            self.tick(scheduler::tick_at(unix_now(), base), true).await;
+            return;
+        }
+        let mut done = 0u64;
+        let mut next = scheduler::tick_at(unix_now(), base) + 1;
+        loop {
+            let wait = scheduler::tick_start(next, base) - unix_now();
+            if wait > 0.0 {
+                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            }
+            self.tick(next, false).await;
+            done += 1;
+            if let Mode::Count(count) = mode
+                && done >= count
+            {
+                return;
+            }
+            let current = scheduler::tick_at(unix_now(), base);
+            if current > next {
+                warn!(tick = next, skipped = current - next, "tick overran its interval; skipping to the next boundary");
+                next = current + 1;
+            } else {
+                next += 1;
+            }
+        }
+    }
+
+    /// One tick: scan, run due checks, update faults, alert, store, publish.
+    async fn tick(&mut self, tick: i64, run_all: bool) {
+        let started = unix_now();
+        let checks = self.directory.scan(SystemTime::now());
+        let due: Vec<Arc<CheckDef>> = checks
+            .iter()
+            .filter(|check| {
+                run_all || {
+                    let state = self.states.get(&check.name);
+                    scheduler::is_due(tick, check.interval, check.retry_interval, state.and_then(|s| s.last_failure))
+                }
+            })
+            .cloned()
+            .collect();
+        debug!(tick, checks = checks.len(), due = due.len(), "tick");
+        let results = self.run_checks(due).await;
+        let now = whole(unix_now());
+        let mut ran = HashSet::new();
+        let mut metrics = Vec::new();
+        for (check, output) in results {
+            self.record(&check, output, tick, now, &mut metrics);
+            ran.insert(check.name.clone());
+        }
+        let alive: HashSet<String> = checks.iter().map(|c| c.name.clone()).collect();
+        let own = format!("{}#", self.config.agent.name);
+        self.faults
+            .retain(|name, _| name.starts_with(&own) || alive.contains(fault::check_of(name)));
+        self.states.retain(|name, _| alive.contains(name));
+
+        self.refresh_squelches(now).await;
+        self.alert(&ran, &alive, now).await;
+
+        let faults: Vec<Fault> = self.faults.values().cloned().collect();
+        if let Err(e) = self.db.set_faults(&self.config.agent.name, &faults, now).await {
+            error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
+        }
+        if let Some(buffer) = &self.metrics {
+            buffer.push(metrics);
+        }
+        let took = unix_now() - started;
+        debug!(tick, took_secs = took, faults = faults.len(), "tick done");
+    }
+
+    /// Runs checks concurrently, bounded by the semaphore and their timeouts.
+    async fn run_checks(&self, due: Vec<Arc<CheckDef>>) -> Vec<(Arc<CheckDef>, CheckOutput)> {
+        let mut tasks = JoinSet::new();
+        let mut by_task = HashMap::new();
+        let config_path = Arc::new(self.config.path.clone());
+        for check in due {
+            let semaphore = self.semaphore.clone();
+            let config_path = config_path.clone();
+            let default_timeout = self.config.agent.timeout;
+            let task_check = check.clone();
+            let handle = tasks.spawn(async move {
+                // The semaphore is never closed, so acquiring only fails if it were.
+                let _permit = semaphore.acquire_owned().await;
+                let context = RunContext {
+                    config_path: &config_path,
+                    default_timeout,
+                };
+                checks::run(&task_check, &context).await
+            });
+            by_task.insert(handle.id(), check);
+        }
+        let mut results = Vec::with_capacity(by_task.len());
+        while let Some(joined) = tasks.join_next_with_id().await {
+            match joined {
+                Ok((id, output)) => {
+                    if let Some(check) = by_task.remove(&id) {
+                        results.push((check, output));
+                    }
+                }
+                Err(e) => {
+                    let Some(check) = by_task.remove(&e.id()) else { continue };
+                    let detail = panic_text(e);
+                    error!(check = %check.name, error = %detail, "check failed inside the agent");
+                    let output = CheckOutput {
+                        faults: vec![RawFault {
+                            name: Some("checker".into()),
+                            severity: Severity::ERROR,
+                            message: detail,
+                            escalates: true,
+                        }],
+                        ..CheckOutput::default()
+                    };
+                    results.push((check, output));
+                }
+            }
+        }
+        results
+    }
+
+    /// Folds one check's output into the fault set and the metrics.
+    fn record(&mut self, check: &CheckDef, mut output: CheckOutput, tick: i64, now: i64, metrics: &mut Vec<MetricRecord>) {
+        let faults = &self.faults;
+        let was_failing = |metric: &str| {
+            faults
+                .get(&fault::full_name(&check.name, Some(metric)))
+                .is_some_and(|f| f.severity >= Severity::ERROR)
+        };
+        checks::apply_thresholds(check, &mut output, &was_failing);
+        let run_time: DateTime<Utc> = DateTime::from_timestamp(now, 0).unwrap_or_default();
+        metrics.extend(output.metrics.iter().map(|m| MetricRecord {
+            timestamp: m.timestamp.unwrap_or(run_time),
+            name: fault::full_name(&check.name, Some(&m.name)),
+            value: m.value,
+            units: m.units.clone(),
+        }));
+        for fault in &output.faults {
+            if fault.severity >= Severity::ERROR {
+                info!(check = %check.name, severity = %fault.severity, fault = fault.name.as_deref().unwrap_or(""), message = %fault.message, "check fault");
+            }
+        }
+        let state = self.states.entry(check.name.clone()).or_default();
+        let failing = fault::is_failing(&output.faults);
+        let (counter, escalated) = fault::escalate(check.retry, state.counter, output.faults);
+        state.counter = counter;
+        state.last_failure = failing.then_some(tick);
+        let records = fault::records(&check.name, escalated, counter, &self.faults, now);
+        self.faults.retain(|name, _| fault::check_of(name) != check.name);
+        for record in records {
+            self.faults.insert(record.name.clone(), record);
+        }
+    }
+
+    /// Reads the squelches once per tick; keeps the last set when that fails.
+    async fn refresh_squelches(&mut self, now: i64) {
+        match self.db.get_squelches(now).await {
+            Ok(regexes) => {
+                self.squelches = regexes
+                    .iter()
+                    .filter_map(|pattern| match Regex::new(pattern) {
+                        Ok(regex) => Some(regex),
+                        Err(e) => {
+                            warn!(regex = %pattern, error = %e, "ignoring a stored squelch that is not a valid regex");
+                            None
+                        }
+                    })
+                    .collect();
+            }
+            Err(e) => warn!(error = %e, kept = self.squelches.len(), "cannot read squelches; using the last known set"),
+        }
+    }
+
+    /// Plans and delivers this tick's alerts; records `AGENT#alerts`.
+    async fn alert(&mut self, ran: &HashSet<String>, alive: &HashSet<String>, now: i64) {
+        let squelches = &self.squelches;
+        let squelched = |name: &str| squelches.iter().any(|r| r.is_match(name));
+        let tick = fault::Tick {
+            agent: &self.config.agent.name,
+            ran,
+            alive,
+            opened: &self.opened,
+            retry_resolves: &self.retry_resolves,
+            squelched: &squelched,
+        };
+        let actions = fault::plan(&mut self.faults, &tick);
+        let total = actions.len();
+        let mut failures = 0usize;
+        for (action, outcome) in self.deliver(actions).await {
+            match (action, outcome) {
+                (Action::Trigger { name, .. }, Ok(())) => {
+                    info!(fault = %name, "alert triggered");
+                    self.set_triggered(&name, true);
+                    self.opened.insert(name);
+                }
+                (Action::Trigger { name, .. }, Err(failure)) => {
+                    failures += 1;
+                    error!(fault = %name, error = %failure.text, "cannot send alert");
+                    // A refused event is not resent until its message changes.
+                    self.set_triggered(&name, failure.permanent);
+                }
+                (Action::Resolve { name }, Ok(())) => {
+                    info!(fault = %name, "alert resolved");
+                    self.set_triggered(&name, false);
+                    self.opened.remove(&name);
+                    self.retry_resolves.remove(&name);
+                }
+                (Action::Resolve { name }, Err(failure)) => {
+                    failures += 1;
+                    error!(fault = %name, error = %failure.text, "cannot resolve alert");
+                    self.keep_unresolved(&name, now);
+                    self.retry_resolves.insert(name);
+                }
+            }
+        }
+        let alerts = format!("{}#alerts", self.config.agent.name);
+        if failures == 0 {
+            self.faults.remove(&alerts);
+        } else {
+            let message = format!("Failed to send alert information ({failures}/{total})");
+            let since = self.faults.get(&alerts).map_or(now, |f| f.since);
+            self.faults.insert(
+                alerts.clone(),
+                Fault {
+                    name: alerts,
+                    severity: Severity::CRITICAL,
+                    message,
+                    since,
+                    updated: now,
+                    triggered: false,
+                    escalates: false,
+                    attempts: 0,
+                },
+            );
+        }
+    }
+
+    fn set_triggered(&mut self, name: &str, triggered: bool) {
+        if let Some(fault) = self.faults.get_mut(name) {
+            fault.triggered = triggered;
+        }
+    }
+
+    /// Keeps a record of an alert whose resolve has not been delivered, so a
+    /// restarted agent (or the next `--once` run) still resolves it.
+    fn keep_unresolved(&mut self, name: &str, now: i64) {
+        if let Some(fault) = self.faults.get_mut(name) {
+            if !fault.severity.is_critical() {
+                fault.triggered = true;
+            }
+            return;
+        }
+        self.faults.insert(
+            name.to_string(),
+            Fault {
+                name: name.to_string(),
+                severity: Severity::INFO,
+                message: "cleared; resolve not delivered yet".into(),
+                since: now,
+                updated: now,
+                triggered: true,
+                escalates: false,
+                attempts: 0,
+            },
+        );
+    }
+
+    /// Delivers alerts concurrently, all bounded by one `alert_timeout`.
+    async fn deliver(&self, actions: Vec<Action>) -> Vec<(Action, Result<(), Failure>)> {
+        let deadline = tokio::time::Instant::now() + self.config.agent.alert_timeout;
+        let mut tasks = JoinSet::new();
+        let mut by_task = HashMap::new();
+        for action in actions {
+            let alerter = self.alerter.clone();
+            let task_action = action.clone();
+            let handle = tasks.spawn(async move {
+                let send = async {
+                    match &task_action {
+                        Action::Trigger { name, message } => alerter.trigger(name, message).await,
+                        Action::Resolve { name } => alerter.resolve(name).await,
+                    }
+                };
+                match tokio::time::timeout_at(deadline, send).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(Failure {
+                        permanent: e.is_permanent(),
+                        text: error_chain(&e),
+                    }),
+                    Err(_) => Err(Failure {
+                        permanent: false,
+                        text: "timed out".into(),
+                    }),
+                }
+            });
+            by_task.insert(handle.id(), action);
+        }
+        let mut outcomes = Vec::with_capacity(by_task.len());
+        while let Some(joined) = tasks.join_next_with_id().await {
+            match joined {
+                Ok((id, outcome)) => {
+                    if let Some(action) = by_task.remove(&id) {
+                        outcomes.push((action, outcome));
+                    }
+                }
+                Err(e) => {
+                    if let Some(action) = by_task.remove(&e.id()) {
+                        let text = panic_text(e);
+                        outcomes.push((action, Err(Failure { permanent: false, text })));
+                    }
+                }
+            }
+        }
+        outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+        outcomes
+    }
+}
+
+/// Why one alert was not delivered.
+struct Failure {
+    permanent: bool,
+    text: String,
+}
+
+/// An error and its causes on one line.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn panic_text(error: tokio::task::JoinError) -> String {
+    if error.is_cancelled() {
+        return "check was cancelled".into();
+    }
+    let payload = error.into_panic();
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("panic: {text}")
+}

@@ -1,0 +1,348 @@
+//! The command line (SPEC §1): clap types and one function per subcommand.
+//!
+//! Every subcommand takes `-c/--config` (default `$CIMAA_CONFIG`, else
+//! `/etc/cimaa/agent.yaml`). Data goes to stdout through `Printer`; logs and
+//! errors go to stderr.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::agent::{self, Backends, Mode};
+use crate::alerters;
+use crate::checks::{self, RunContext};
+use crate::config::{self, CheckDef, CheckKind, Config};
+use crate::db::{self, AgentFault, Db};
+use crate::env;
+use crate::error::{CliError, ExitStatus};
+use crate::fault;
+use crate::signals::{self, Control};
+use crate::sinks;
+use crate::telemetry;
+
+/// cimaa: a monitoring agent that needs no central server.
+#[derive(Debug, Parser)]
+#[command(name = "cimaa", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Agent configuration file.
+    #[arg(short, long, global = true, env = env::CONFIG, default_value = env::DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent loop (default: forever).
+    Agent {
+        /// Run this many ticks, then exit.
+        #[arg(long, conflicts_with = "once")]
+        count: Option<u64>,
+        /// Run one tick now with every check due, then exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Run checks once and print what they report; touches no database or alerter.
+    Check {
+        /// One check file (default: every file of the check directory).
+        file: Option<PathBuf>,
+        /// One check of that file (its key or full name).
+        name: Option<String>,
+    },
+    /// Validate the agent configuration and every check file.
+    Validate {
+        /// Also reach the database.
+        #[arg(long)]
+        healthchecks: bool,
+    },
+    /// Current faults of all agents (or one).
+    Faults {
+        /// Only this agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Known agents and their last heartbeat.
+    Agents {
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Writes data to stdout; a closed pipe (`| head`) is not an error.
+struct Printer;
+
+impl Printer {
+    fn line(text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+    }
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// A user-facing error with its exit status.
+pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
+    let config_path = cli.global.config;
+    let config = config::load_agent_config(&config_path).map_err(CliError::usage)?;
+    match &cli.command {
+        Command::Agent { .. } => telemetry::init(&config.agent.logging, config.agent.log_format),
+        _ => telemetry::init("warn", config.agent.log_format),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::failure)?;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Agent { count, once } => run_agent(&config, count, once).await,
+            Command::Check { file, name } => run_check(&config, file.as_deref(), name.as_deref()).await,
+            Command::Validate { healthchecks } => validate(&config, healthchecks).await,
+            Command::Faults { agent, json } => faults(&config, agent.as_deref(), json).await,
+            Command::Agents { json } => agents(&config, json).await,
+        }
+    });
+    // Don't wait for blocking tasks (a stuck stdout write, a slow sqlite call).
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+async fn open_db(config: &Config) -> Result<Arc<dyn Db>, CliError> {
+    db::build(&config.database).await.map_err(CliError::failure)
+}
+
+async fn run_agent(config: &Config, count: Option<u64>, once: bool) -> Result<ExitStatus, CliError> {
+    let mode = match (count, once) {
+        (_, true) => Mode::Once,
+        (Some(n), false) => Mode::Count(n),
+        (None, false) => Mode::Forever,
+    };
+    let db = open_db(config).await?;
+    let context = alerters::Context {
+        agent: config.agent.name.clone(),
+        alert_timeout: config.agent.alert_timeout,
+    };
+    let backends = Backends {
+        db,
+        alerter: alerters::build(&config.alerter, &context),
+        sink: config.metrics.as_ref().map(|m| (sinks::build(m), m.buffer_size())),
+    };
+    let mut controls = signals::listen().map_err(CliError::failure)?;
+    let shutdown = async move {
+        while let Some(control) = controls.recv().await {
+            match control {
+                Control::Shutdown => return,
+                Control::Reload => tracing::info!("SIGHUP: the check directory is rescanned on every tick"),
+            }
+        }
+        std::future::pending::<()>().await;
+    };
+    agent::run(config, backends, mode, shutdown)
+        .await
+        .map_err(CliError::failure)?;
+    Ok(ExitStatus::Success)
+}
+
+async fn run_check(config: &Config, file: Option<&Path>, name: Option<&str>) -> Result<ExitStatus, CliError> {
+    let agent = &config.agent.name;
+    let mut checks: Vec<CheckDef> = match file {
+        Some(path) => {
+            if !path.is_file() {
+                return Err(CliError::usage(format!("no such check file `{}`", path.display())));
+            }
+            config::load_check_file(agent, path)
+        }
+        None => config::load_check_dir(agent, &config.agent.directory).map_err(|e| {
+            CliError::usage(format!("cannot read check directory `{}`: {e}", config.agent.directory.display()))
+        })?,
+    };
+    if let Some(name) = name {
+        checks.retain(|c| c.name == name || c.name.rsplit('/').next() == Some(name));
+        if checks.is_empty() {
+            return Err(CliError::usage(format!("no check named `{name}`")));
+        }
+    }
+    let context = RunContext {
+        config_path: &config.path,
+        default_timeout: config.agent.timeout,
+    };
+    for check in &checks {
+        let mut output = checks::run(check, &context).await;
+        checks::apply_thresholds(check, &mut output, &|_| false);
+        Printer::line(&check.name);
+        if let Some(raw) = &output.raw {
+            Printer::line(&format!("  exit: {}", raw.status));
+            for (label, text) in [("stdout", &raw.stdout), ("stderr", &raw.stderr)] {
+                for line in text.lines() {
+                    Printer::line(&format!("  {label}: {line}"));
+                }
+            }
+        }
+        if output.faults.is_empty() {
+            Printer::line("  OK: no faults");
+        }
+        for f in &output.faults {
+            let name = fault::full_name(&check.name, f.name.as_deref());
+            let escalates = if f.escalates { "" } else { " (does not escalate)" };
+            Printer::line(&format!("  {} {name}: {}{escalates}", f.severity, f.message));
+        }
+        for m in &output.metrics {
+            let name = fault::full_name(&check.name, Some(&m.name));
+            Printer::line(&format!("  metric {name} = {}{}", crate::thresholds::format_value(m.value), m.units));
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+async fn validate(config: &Config, healthchecks: bool) -> Result<ExitStatus, CliError> {
+    let checks = config::load_check_dir(&config.agent.name, &config.agent.directory).map_err(|e| {
+        CliError::usage(format!("cannot read check directory `{}`: {e}", config.agent.directory.display()))
+    })?;
+    let mut problems = 0;
+    for check in &checks {
+        if let CheckKind::Broken(message) = &check.kind {
+            problems += 1;
+            eprintln!("{message}");
+        }
+    }
+    if healthchecks {
+        let db = open_db(config).await?;
+        db.agents().await.map_err(CliError::failure)?;
+    }
+    if problems > 0 {
+        eprintln!("{problems} problem(s) in {} check(s)", checks.len());
+        return Ok(ExitStatus::Usage);
+    }
+    Printer::line(&format!("ok: {} check(s) in {}", checks.len(), config.agent.directory.display()));
+    Ok(ExitStatus::Success)
+}
+
+#[derive(Serialize)]
+struct FaultJson<'a> {
+    agent: &'a str,
+    name: &'a str,
+    severity: i64,
+    message: &'a str,
+    since: i64,
+    updated: i64,
+    triggered: bool,
+    escalates: bool,
+    attempts: u32,
+}
+
+async fn faults(config: &Config, agent: Option<&str>, json: bool) -> Result<ExitStatus, CliError> {
+    let db = open_db(config).await?;
+    let faults = db.list_faults(agent).await.map_err(CliError::failure)?;
+    if json {
+        let items: Vec<FaultJson> = faults
+            .iter()
+            .map(|AgentFault { agent, fault }| FaultJson {
+                agent,
+                name: &fault.name,
+                severity: fault.severity.0,
+                message: &fault.message,
+                since: fault.since,
+                updated: fault.updated,
+                triggered: fault.triggered,
+                escalates: fault.escalates,
+                attempts: fault.attempts,
+            })
+            .collect();
+        Printer::line(&serde_json::to_string_pretty(&items).map_err(CliError::failure)?);
+        return Ok(ExitStatus::Success);
+    }
+    let now = chrono::Utc::now().timestamp();
+    let rows: Vec<[String; 5]> = faults
+        .iter()
+        .map(|AgentFault { agent, fault }| {
+            [
+                agent.clone(),
+                fault.name.clone(),
+                fault.severity.to_string(),
+                relative(now - fault.since),
+                fault.message.clone(),
+            ]
+        })
+        .collect();
+    print_table(["AGENT", "NAME", "SEVERITY", "SINCE", "MESSAGE"], &rows);
+    Ok(ExitStatus::Success)
+}
+
+async fn agents(config: &Config, json: bool) -> Result<ExitStatus, CliError> {
+    let db = open_db(config).await?;
+    let agents = db.agents().await.map_err(CliError::failure)?;
+    if json {
+        Printer::line(&serde_json::to_string_pretty(&agents).map_err(CliError::failure)?);
+        return Ok(ExitStatus::Success);
+    }
+    let now = chrono::Utc::now().timestamp();
+    let rows: Vec<[String; 2]> = agents
+        .iter()
+        .map(|a| [a.name.clone(), relative(now - a.updated)])
+        .collect();
+    print_table(["AGENT", "HEARTBEAT"], &rows);
+    Ok(ExitStatus::Success)
+}
+
+/// `42s ago`, `5m ago`, `3h ago`, `2d ago`.
+fn relative(age: i64) -> String {
+    let age = age.max(0);
+    match age {
+        0..60 => format!("{age}s ago"),
+        60..3600 => format!("{}m ago", age / 60),
+        3600..86_400 => format!("{}h ago", age / 3600),
+        _ => format!("{}d ago", age / 86_400),
+    }
+}
+
+fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let format_row = |cells: Vec<&str>| {
+        let mut line = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        line.trim_end().to_string()
+    };
+    Printer::line(&format_row(header.to_vec()));
+    for row in rows {
+        Printer::line(&format_row(row.iter().map(String::as_str).collect()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_as_relative_times() {
+        let cases = [(5, "5s ago"), (-3, "0s ago"), (125, "2m ago"), (7200, "2h ago"), (200_000, "2d ago")];
+        for (age, want) in cases {
+            assert_eq!(relative(age), want);
+        }
+    }
+}

@@ -1,0 +1,766 @@
+//! Reading configuration files: the only place that uses serde_yaml.
+//!
+//! Errors always start with the file and carry serde_yaml's key path and
+//! line/column, e.g. `agent.yaml: agent: unknown field `nmae` ... at line 2
+//! column 3`. Backend sections keep the flat `type:` shape of SPEC §2: a first
+//! pass reads only the `type` values, then the second pass deserializes the
+//! whole document with seeds that know which backend struct each section is,
+//! so errors inside a backend section keep their position (an internally
+//! tagged enum would buffer the section and report line 1 column 1).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+
+use super::{AgentConfig, CheckDef, CheckKind, Config, LogFormat};
+use crate::alerters::{AlerterConfig, CommandConfig, FileConfig};
+use crate::db::{DbConfig, MemoryConfig, SqliteConfig};
+use crate::env;
+use crate::sinks::{LogConfig, SinkConfig};
+use crate::thresholds::Thresholds;
+
+/// Agent configuration problems; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// One or more problems in the file, each a full sentence with key and line.
+    #[error("{}", problems.iter().map(|p| format!("{}: {p}", path.display())).collect::<Vec<_>>().join("\n"))]
+    Invalid { path: PathBuf, problems: Vec<String> },
+}
+
+// ---------------------------------------------------------------- agent file
+
+/// The `agent:` section as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    name: Option<String>,
+    #[serde(default = "default_directory")]
+    directory: PathBuf,
+    #[serde(rename = "base_interval", default = "default_base_interval_secs")]
+    base_interval_secs: f64,
+    #[serde(rename = "timeout")]
+    timeout_secs: Option<f64>,
+    #[serde(rename = "alert_timeout")]
+    alert_timeout_secs: Option<f64>,
+    #[serde(default = "default_logging")]
+    logging: String,
+    #[serde(default)]
+    log_format: LogFormat,
+    sentry_dsn: Option<String>,
+    max_concurrency: Option<usize>,
+}
+
+fn default_directory() -> PathBuf {
+    PathBuf::from("/etc/cimaa/checks.d")
+}
+fn default_base_interval_secs() -> f64 {
+    60.0
+}
+fn default_logging() -> String {
+    "info".into()
+}
+/// Checks and probes in flight at once unless configured.
+const DEFAULT_MAX_CONCURRENCY: usize = 256;
+
+/// Section `type:` values read in the first pass.
+#[derive(Deserialize, Default)]
+struct TypeProbe {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(flatten)]
+    _rest: BTreeMap<String, IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct Probe {
+    database: Option<TypeProbe>,
+    alerter: Option<TypeProbe>,
+    metrics: Option<TypeProbe>,
+    #[serde(flatten)]
+    _rest: BTreeMap<String, IgnoredAny>,
+}
+
+/// The whole file, before validation.
+struct RawConfig {
+    agent: Option<RawAgent>,
+    database: Option<DbConfig>,
+    alerter: Option<AlerterConfig>,
+    metrics: Option<SinkConfig>,
+}
+
+const TOP_KEYS: &[&str] = &["agent", "database", "alerter", "metrics"];
+
+struct ConfigSeed {
+    database: Option<String>,
+    alerter: Option<String>,
+    metrics: Option<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for ConfigSeed {
+    type Value = RawConfig;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawConfig, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ConfigSeed {
+    type Value = RawConfig;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping with `agent`, `database`, `alerter` and `metrics`")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawConfig, A::Error> {
+        let mut raw = RawConfig {
+            agent: None,
+            database: None,
+            alerter: None,
+            metrics: None,
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "agent" => raw.agent = Some(map.next_value()?),
+                "database" => {
+                    raw.database = Some(map.next_value_seed(Section::<DbConfig>::new(
+                        self.database.as_deref(),
+                    ))?);
+                }
+                "alerter" => {
+                    raw.alerter = Some(map.next_value_seed(Section::<AlerterConfig>::new(
+                        self.alerter.as_deref(),
+                    ))?);
+                }
+                "metrics" => {
+                    raw.metrics = Some(map.next_value_seed(Section::<SinkConfig>::new(
+                        self.metrics.as_deref(),
+                    ))?);
+                }
+                other => return Err(de::Error::unknown_field(other, TOP_KEYS)),
+            }
+        }
+        Ok(raw)
+    }
+}
+
+/// A backend enum whose variant is chosen by the section's `type:`.
+trait Backend: Sized {
+    const TYPES: &'static [&'static str];
+    /// Deserializes the section (with `type` already skipped) as variant `kind`.
+    fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error>;
+}
+
+impl Backend for DbConfig {
+    const TYPES: &'static [&'static str] = &["sqlite", "memory"];
+    fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
+        match kind {
+            "sqlite" => SqliteConfig::deserialize(d).map(DbConfig::Sqlite),
+            "memory" => MemoryConfig::deserialize(d).map(|_| DbConfig::Memory),
+            other => Err(de::Error::unknown_variant(other, Self::TYPES)),
+        }
+    }
+}
+
+impl Backend for AlerterConfig {
+    const TYPES: &'static [&'static str] = AlerterConfig::TYPES;
+    fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
+        match kind {
+            "file" => FileConfig::deserialize(d).map(AlerterConfig::File),
+            "command" => CommandConfig::deserialize(d).map(AlerterConfig::Command),
+            other => Err(de::Error::unknown_variant(other, Self::TYPES)),
+        }
+    }
+}
+
+impl Backend for SinkConfig {
+    const TYPES: &'static [&'static str] = SinkConfig::TYPES;
+    fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
+        match kind {
+            "log" => LogConfig::deserialize(d).map(SinkConfig::Log),
+            other => Err(de::Error::unknown_variant(other, Self::TYPES)),
+        }
+    }
+}
+
+struct Section<'a, T> {
+    kind: Option<&'a str>,
+    _marker: std::marker::PhantomData<T>,
+}
+
+impl<'a, T> Section<'a, T> {
+    fn new(kind: Option<&'a str>) -> Self {
+        Section {
+            kind,
+            _marker: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<'de, T: Backend> DeserializeSeed<'de> for Section<'_, T> {
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Backend> Visitor<'de> for Section<'_, T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a mapping with `type` (one of {})", T::TYPES.join(", "))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        let Some(kind) = self.kind else {
+            return Err(de::Error::missing_field("type"));
+        };
+        T::from_section(kind, de::value::MapAccessDeserializer::new(SkipType(map)))
+    }
+}
+
+/// A map with its `type` entry hidden, so backend structs can deny unknown fields.
+struct SkipType<A>(A);
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipType<A> {
+    type Error = A::Error;
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+        loop {
+            let Some(key) = self.0.next_key::<String>()? else {
+                return Ok(None);
+            };
+            if key == "type" {
+                self.0.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            return seed
+                .deserialize(de::value::StringDeserializer::<A::Error>::new(key))
+                .map(Some);
+        }
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.0.next_value_seed(seed)
+    }
+}
+
+/// Replaces `${VAR}` from the environment outside YAML comments; `$${` is a literal `${`.
+fn substitute_env(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<String>> {
+    let mut out = String::with_capacity(text.len());
+    let mut problems = Vec::new();
+    for (number, line) in text.split_inclusive('\n').enumerate() {
+        let comment = comment_start(line);
+        let (body, rest) = line.split_at(comment);
+        let mut i = 0;
+        let bytes = body.as_bytes();
+        while i < body.len() {
+            if body[i..].starts_with("$${") {
+                out.push_str("${");
+                i += 3;
+            } else if body[i..].starts_with("${") {
+                if let Some(end) = body[i + 2..].find('}') {
+                    let var = &body[i + 2..i + 2 + end];
+                    match lookup(var) {
+                        Some(value) => out.push_str(&value),
+                        None => problems.push(format!(
+                            "environment variable `{var}` is not set (used at line {} column {})",
+                            number + 1,
+                            i + 1
+                        )),
+                    }
+                    i += end + 3;
+                } else {
+                    out.push_str("${");
+                    i += 2;
+                }
+            } else {
+                let ch_len = utf8_len(bytes[i]);
+                out.push_str(&body[i..i + ch_len]);
+                i += ch_len;
+            }
+        }
+        out.push_str(rest);
+    }
+    if problems.is_empty() { Ok(out) } else { Err(problems) }
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xf0..=0xff => 4,
+        0xe0..=0xef => 3,
+        0xc0..=0xdf => 2,
+        _ => 1,
+    }
+}
+
+/// Byte offset where a YAML comment starts on this line (or its length).
+fn comment_start(line: &str) -> usize {
+    let mut quote: Option<char> = None;
+    let mut previous = ' ';
+    for (i, ch) in line.char_indices() {
+        match quote {
+            Some(q) if ch == q => quote = None,
+            Some(_) => {}
+            None if ch == '\'' || ch == '"' => quote = Some(ch),
+            None if ch == '#' && previous.is_whitespace() => return i,
+            None => {}
+        }
+        previous = ch;
+    }
+    line.len()
+}
+
+/// Reads and validates the agent configuration.
+///
+/// # Errors
+/// When the file cannot be read, is not valid YAML, has unknown keys, bad
+/// values or unset `${VAR}`s; every problem found is listed.
+pub fn load_agent_config(path: &Path) -> Result<Config, Error> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let invalid = |problems: Vec<String>| Error::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    };
+    let text = substitute_env(&text, &|var| std::env::var(var).ok()).map_err(invalid)?;
+    let probe: Probe = serde_yaml::from_str(&text).map_err(|e| invalid(vec![e.to_string()]))?;
+    let seed = ConfigSeed {
+        database: probe.database.unwrap_or_default().kind,
+        alerter: probe.alerter.unwrap_or_default().kind,
+        metrics: probe.metrics.unwrap_or_default().kind,
+    };
+    let raw = seed
+        .deserialize(serde_yaml::Deserializer::from_str(&text))
+        .map_err(|e| invalid(vec![e.to_string()]))?;
+    let base = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
+    validate(raw, absolute, &base).map_err(invalid)
+}
+
+fn validate(raw: RawConfig, path: PathBuf, base: &Path) -> Result<Config, Vec<String>> {
+    let mut problems = Vec::new();
+    let Some(agent) = raw.agent else {
+        return Err(vec!["missing section `agent`".into()]);
+    };
+    let base_interval = agent.base_interval_secs;
+    if !(base_interval.is_finite() && base_interval > 0.0) {
+        problems.push(format!("agent.base_interval: must be a positive number of seconds, got `{base_interval}`"));
+    }
+    let mut seconds = |key: &str, value: Option<f64>, share: f64| -> Duration {
+        let secs = value.unwrap_or(base_interval * share);
+        match Duration::try_from_secs_f64(secs) {
+            Ok(d) if secs > 0.0 => d,
+            _ => {
+                problems.push(format!("agent.{key}: must be a positive number of seconds, got `{secs}`"));
+                Duration::from_secs(1)
+            }
+        }
+    };
+    let timeout = seconds("timeout", agent.timeout_secs, 0.7);
+    let alert_timeout = seconds("alert_timeout", agent.alert_timeout_secs, 0.2);
+    let max_concurrency = match std::env::var(env::MAX_CONCURRENCY) {
+        Ok(value) => value.trim().parse::<usize>().unwrap_or_else(|_| {
+            problems.push(format!("environment variable `{}`: `{value}` is not a positive integer", env::MAX_CONCURRENCY));
+            DEFAULT_MAX_CONCURRENCY
+        }),
+        Err(_) => agent.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY),
+    };
+    if max_concurrency == 0 {
+        problems.push("agent.max_concurrency: must be at least 1".into());
+    }
+    let name = match agent.name {
+        Some(name) if name.trim().is_empty() => {
+            problems.push("agent.name: must not be empty".into());
+            name
+        }
+        Some(name) => name,
+        None => crate::host::fqdn(),
+    };
+    let Some(alerter) = raw.alerter else {
+        problems.push("missing section `alerter` (an agent that cannot page is not monitoring)".into());
+        return Err(problems);
+    };
+    let alerter = match alerter {
+        AlerterConfig::File(mut file) => {
+            if file.path.as_os_str() != "-" {
+                file.path = base.join(&file.path);
+            }
+            AlerterConfig::File(file)
+        }
+        other => other,
+    };
+    let database = match raw.database.unwrap_or_default() {
+        DbConfig::Sqlite(mut sqlite) => {
+            sqlite.path = base.join(&sqlite.path);
+            DbConfig::Sqlite(sqlite)
+        }
+        other => other,
+    };
+    let metrics = raw.metrics.map(|metrics| match metrics {
+        SinkConfig::Log(mut log) => {
+            log.path = log.path.map(|p| base.join(p));
+            SinkConfig::Log(log)
+        }
+    });
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Config {
+        path,
+        agent: AgentConfig {
+            name,
+            directory: base.join(agent.directory),
+            base_interval,
+            timeout,
+            alert_timeout,
+            logging: agent.logging,
+            log_format: agent.log_format,
+            sentry_dsn: agent.sentry_dsn,
+            max_concurrency,
+        },
+        database,
+        alerter,
+        metrics,
+    })
+}
+
+// ---------------------------------------------------------------- check files
+
+/// One check entry as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    command: Option<String>,
+    http: Option<IgnoredAny>,
+    tcp: Option<IgnoredAny>,
+    socket: Option<IgnoredAny>,
+    interval: Option<u64>,
+    retry: Option<u32>,
+    retry_interval: Option<u64>,
+    #[serde(rename = "timeout")]
+    timeout_secs: Option<f64>,
+    nagios_performance: Option<bool>,
+    thresholds: Option<ThresholdLines>,
+}
+
+/// `thresholds:` as a multi-line string or a list of lines.
+struct ThresholdLines(Vec<String>);
+
+impl<'de> Deserialize<'de> for ThresholdLines {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LinesVisitor;
+        impl<'de> Visitor<'de> for LinesVisitor {
+            type Value = ThresholdLines;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a multi-line string or a list of threshold lines")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ThresholdLines, E> {
+                Ok(ThresholdLines(text.lines().map(str::to_string).collect()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ThresholdLines, A::Error> {
+                let mut lines = Vec::new();
+                while let Some(line) = seq.next_element::<String>()? {
+                    lines.push(line);
+                }
+                Ok(ThresholdLines(lines))
+            }
+        }
+        deserializer.deserialize_any(LinesVisitor)
+    }
+}
+
+/// The checks of one file: fine ones and the ones that only report their error.
+fn checks_of_file(agent: &str, path: &Path, text: &str) -> Vec<CheckDef> {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let display = path.display();
+    // Fast path: the whole file at once.
+    let entries: Result<Vec<(String, RawCheck)>, _> = serde_yaml::from_str::<Option<OrderedMap<RawCheck>>>(text)
+        .map(|map| map.map(|m| m.0).unwrap_or_default());
+    let raw = match entries {
+        Ok(entries) => entries.into_iter().map(|(k, v)| (k, Ok(v))).collect::<Vec<_>>(),
+        Err(whole) => match serde_yaml::from_str::<Option<OrderedMap<IgnoredAny>>>(text) {
+            // Not even a mapping of keys: the file cannot be parsed.
+            Err(e) => {
+                return vec![CheckDef::broken(
+                    format!("//{agent}/{stem}/"),
+                    path,
+                    format!("error parsing {display}: {e}"),
+                )];
+            }
+            // Some entry is bad: isolate each one, so the others still run.
+            Ok(keys) => keys
+                .map(|m| m.0)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(key, _)| {
+                    let one = OneEntry { key: key.clone() };
+                    let result = one
+                        .deserialize(serde_yaml::Deserializer::from_str(text))
+                        .map_err(|e| e.to_string());
+                    let result = result.and_then(|v| v.ok_or_else(|| whole.to_string()));
+                    (key, result)
+                })
+                .collect(),
+        },
+    };
+    raw.into_iter()
+        .map(|(key, entry)| {
+            let name = if key.starts_with("//") { key.clone() } else { format!("//{agent}/{stem}/{key}") };
+            match entry.and_then(|raw| build_check(&name, path, raw)) {
+                Ok(check) => check,
+                Err(detail) => CheckDef::broken(name, path, format!("error loading check {display} [{key}]: {detail}")),
+            }
+        })
+        .collect()
+}
+
+fn build_check(name: &str, path: &Path, raw: RawCheck) -> Result<CheckDef, String> {
+    let kinds = [
+        ("command", raw.command.is_some()),
+        ("http", raw.http.is_some()),
+        ("tcp", raw.tcp.is_some()),
+        ("socket", raw.socket.is_some()),
+    ];
+    let given: Vec<&str> = kinds.iter().filter(|(_, set)| *set).map(|(k, _)| *k).collect();
+    let kind = match (given.as_slice(), raw.command) {
+        ([_], Some(command)) => CheckKind::Command(command),
+        ([other], None) => return Err(format!("`{other}` checks are not supported by this version of cimaa yet")),
+        ([], _) => return Err("a check needs exactly one of `command`, `http`, `tcp`, `socket`; found none".into()),
+        (several, _) => {
+            return Err(format!(
+                "a check needs exactly one of `command`, `http`, `tcp`, `socket`; found {}",
+                several.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    };
+    let interval = raw.interval.unwrap_or(1);
+    let retry_interval = raw.retry_interval.unwrap_or(1);
+    if interval == 0 {
+        return Err("`interval` must be at least 1".into());
+    }
+    if retry_interval == 0 {
+        return Err("`retry_interval` must be at least 1".into());
+    }
+    let timeout = match raw.timeout_secs {
+        None => None,
+        Some(secs) => match Duration::try_from_secs_f64(secs) {
+            Ok(d) if secs > 0.0 => Some(d),
+            _ => return Err(format!("`timeout` must be a positive number of seconds, got `{secs}`")),
+        },
+    };
+    let nagios_performance = raw.nagios_performance.unwrap_or(true);
+    let thresholds = match raw.thresholds {
+        None => Thresholds::default(),
+        Some(ThresholdLines(lines)) => {
+            if !nagios_performance && matches!(kind, CheckKind::Command(_)) {
+                return Err("`thresholds` need metrics, but `nagios_performance` is false".into());
+            }
+            Thresholds::parse(&lines).map_err(|e| format!("thresholds: {e}"))?
+        }
+    };
+    Ok(CheckDef {
+        name: name.to_string(),
+        file: path.to_path_buf(),
+        kind,
+        interval,
+        retry: raw.retry.unwrap_or(3),
+        retry_interval,
+        timeout,
+        nagios_performance,
+        thresholds,
+    })
+}
+
+/// A YAML mapping read in document order.
+struct OrderedMap<V>(Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = OrderedMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping of check names to checks")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedMap<V>, A::Error> {
+                let mut entries: Vec<(String, V)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value = map.next_value()?;
+                    if entries.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format_args!("duplicate check `{key}`")));
+                    }
+                    entries.push((key, value));
+                }
+                Ok(OrderedMap(entries))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Deserializes one entry of a check file and skips the others.
+struct OneEntry {
+    key: String,
+}
+
+impl<'de> DeserializeSeed<'de> for OneEntry {
+    type Value = Option<RawCheck>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OneEntry {
+    type Value = Option<RawCheck>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping of check names to checks")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.key && found.is_none() {
+                found = Some(map.next_value::<RawCheck>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Loads one check file; never fails: problems become broken checks.
+#[must_use]
+pub fn load_check_file(agent: &str, path: &Path) -> Vec<CheckDef> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => checks_of_file(agent, path, &text),
+        Err(e) => {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            vec![CheckDef::broken(
+                format!("//{agent}/{stem}/"),
+                path,
+                format!("error parsing {}: {e}", path.display()),
+            )]
+        }
+    }
+}
+
+/// The `*.yaml`/`*.yml` files of a check directory, sorted.
+///
+/// # Errors
+/// When the directory cannot be listed.
+pub fn check_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(directory)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml")
+                && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                && path.is_file()
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads every check file of a directory.
+///
+/// # Errors
+/// When the directory cannot be listed.
+pub fn load_check_dir(agent: &str, directory: &Path) -> std::io::Result<Vec<CheckDef>> {
+    Ok(check_files(directory)?
+        .iter()
+        .flat_map(|path| load_check_file(agent, path))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(var: &str) -> Option<String> {
+        match var {
+            "KEY" => Some("secret".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn env_substitution_cases() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("key: ${KEY}\n", Ok("key: secret\n")),
+            ("key: $${KEY}\n", Ok("key: ${KEY}\n")),
+            ("key: x # ${UNSET}\n", Ok("key: x # ${UNSET}\n")),
+            ("key: 'a # ${KEY}'\n", Ok("key: 'a # secret'\n")),
+            ("a: 1\nkey: ${UNSET}\n", Err("environment variable `UNSET` is not set (used at line 2 column 6)")),
+        ];
+        for (text, want) in cases {
+            let got = substitute_env(text, &lookup);
+            match want {
+                Ok(want) => assert_eq!(got.as_deref(), Ok(*want), "{text}"),
+                Err(want) => assert_eq!(got.unwrap_err(), vec![(*want).to_string()], "{text}"),
+            }
+        }
+    }
+
+    fn load(text: &str) -> Vec<CheckDef> {
+        checks_of_file("web1", Path::new("/c/app.yaml"), text)
+    }
+
+    #[test]
+    fn relative_and_absolute_check_names() {
+        let checks = load("disk:\n  command: echo ok\n//meta:\n  command: echo ok\n");
+        let names: Vec<_> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["//web1/app/disk", "//meta"]);
+    }
+
+    #[test]
+    fn a_bad_entry_is_isolated_and_the_others_still_load() {
+        let checks = load("good:\n  command: echo ok\nbad:\n  command: echo ok\n  intervl: 5\n");
+        assert_eq!(checks[0].kind, CheckKind::Command("echo ok".into()));
+        assert_eq!(
+            checks[1].kind,
+            CheckKind::Broken(
+                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds` at line 5 column 3".into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_one_broken_check() {
+        let checks = load("good:\n  command: [unclosed\n");
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].name, "//web1/app/");
+        assert!(matches!(&checks[0].kind, CheckKind::Broken(m) if m.starts_with("error parsing /c/app.yaml: ")), "{:?}", checks[0].kind);
+    }
+
+    #[test]
+    fn semantic_problems_of_an_entry_are_reported() {
+        let cases = [
+            ("x:\n  interval: 2\n", "found none"),
+            ("x:\n  command: a\n  tcp: b\n", "found `command`, `tcp`"),
+            ("x:\n  command: a\n  nagios_performance: false\n  thresholds: a warning > 1\n", "`nagios_performance` is false"),
+            ("x:\n  command: a\n  nagios_performance: maybe\n", "nagios_performance: invalid type"),
+            ("x:\n  command: a\n  thresholds: a warnin > 1\n", "thresholds: line 1"),
+            ("x:\n  command: a\n  interval: 0\n", "`interval` must be at least 1"),
+        ];
+        for (text, want) in cases {
+            let checks = load(text);
+            match &checks[0].kind {
+                CheckKind::Broken(message) => assert!(message.contains(want), "{text}: {message}"),
+                other => panic!("{text}: expected a broken check, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn thresholds_may_be_a_list() {
+        let checks = load("x:\n  command: a\n  thresholds:\n    - a warning > 1\n    - b ? error < 2\n");
+        assert!(matches!(checks[0].kind, CheckKind::Command(_)));
+        assert!(!checks[0].thresholds.is_empty());
+    }
+}

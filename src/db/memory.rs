@@ -1,0 +1,147 @@
+//! The `memory` backend: a process-local database for tests and demos.
+//!
+//! Owns one in-process copy of the three tables (heartbeats, faults,
+//! squelches) behind a `std::sync::Mutex`. Every method takes the lock for a
+//! few map operations and never across an `.await`, so the async runtime is
+//! never blocked for long (a tokio `Mutex` would only add overhead). The
+//! `since`/`updated` bookkeeping is shared with the other backends through
+//! `merge_with_stored`. Nothing survives the process.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+
+use super::{AgentFault, Db, Error, Fault, Heartbeat, Squelch, merge_with_stored};
+
+/// A process-local database; starts empty.
+///
+/// `BTreeMap`s keep every listing in the order the `Db` contract asks for
+/// (agent, then fault name; squelch regex) without sorting on each read.
+#[derive(Debug, Default)]
+pub struct MemoryDb {
+    tables: Mutex<Tables>,
+}
+
+/// The stored state, one map per table.
+#[derive(Debug, Default)]
+struct Tables {
+    /// Agent name → last heartbeat (epoch seconds).
+    heartbeats: BTreeMap<String, i64>,
+    /// Agent name → fault name → fault.
+    faults: BTreeMap<String, BTreeMap<String, Fault>>,
+    /// Regex → squelch.
+    squelches: BTreeMap<String, Squelch>,
+}
+
+impl MemoryDb {
+    /// Locks the tables.
+    ///
+    /// A panic while the lock was held cannot leave the maps half-written in a
+    /// way that breaks the contract: every mutation is a single map insert,
+    /// remove or replace. So a poisoned lock is taken over rather than turned
+    /// into an error every later call would repeat.
+    fn tables(&self) -> MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Db for MemoryDb {
+    async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, Error> {
+        Ok(self
+            .tables()
+            .faults
+            .get(agent)
+            .map(|faults| faults.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), Error> {
+        let mut tables = self.tables();
+        let stored: Vec<Fault> = tables
+            .faults
+            .get(agent)
+            .map(|faults| faults.values().cloned().collect())
+            .unwrap_or_default();
+        let merged: BTreeMap<String, Fault> = merge_with_stored(&stored, faults)
+            .into_iter()
+            .map(|fault| (fault.name.clone(), fault))
+            .collect();
+        if merged.is_empty() {
+            tables.faults.remove(agent);
+        } else {
+            tables.faults.insert(agent.to_owned(), merged);
+        }
+        tables.heartbeats.insert(agent.to_owned(), now);
+        Ok(())
+    }
+
+    async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), Error> {
+        self.tables().heartbeats.insert(agent.to_owned(), now);
+        Ok(())
+    }
+
+    async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, Error> {
+        let tables = self.tables();
+        Ok(tables
+            .faults
+            .iter()
+            .filter(|(name, _)| agent.is_none_or(|agent| agent == name.as_str()))
+            .flat_map(|(name, faults)| {
+                faults.values().map(|fault| AgentFault {
+                    agent: name.clone(),
+                    fault: fault.clone(),
+                })
+            })
+            .collect())
+    }
+
+    async fn agents(&self) -> Result<Vec<Heartbeat>, Error> {
+        Ok(self
+            .tables()
+            .heartbeats
+            .iter()
+            .map(|(name, &updated)| Heartbeat {
+                name: name.clone(),
+                updated,
+            })
+            .collect())
+    }
+
+    async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, Error> {
+        let cutoff = now.saturating_sub(age);
+        Ok(self
+            .tables()
+            .heartbeats
+            .iter()
+            .filter(|&(_, &updated)| updated < cutoff)
+            .map(|(name, &updated)| Heartbeat {
+                name: name.clone(),
+                updated,
+            })
+            .collect())
+    }
+
+    async fn get_squelch_details(&self) -> Result<Vec<Squelch>, Error> {
+        Ok(self.tables().squelches.values().cloned().collect())
+    }
+
+    async fn squelch(&self, squelch: &Squelch) -> Result<(), Error> {
+        self.tables()
+            .squelches
+            .insert(squelch.regex.clone(), squelch.clone());
+        Ok(())
+    }
+
+    async fn unsquelch(&self, regex: &str) -> Result<bool, Error> {
+        Ok(self.tables().squelches.remove(regex).is_some())
+    }
+
+    async fn remove_agent(&self, agent: &str) -> Result<(), Error> {
+        let mut tables = self.tables();
+        tables.heartbeats.remove(agent);
+        tables.faults.remove(agent);
+        Ok(())
+    }
+}

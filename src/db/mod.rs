@@ -1,0 +1,217 @@
+//! The shared database: heartbeats, faults and squelches (SPEC §6).
+//!
+//! Owns the `Db` trait every backend implements, the records it stores, the
+//! `database:` configuration enum and `build()`. Backends live one per file
+//! (`memory`, `sqlite`); callers pass `now` in, so no backend reads the clock
+//! for anything a test needs to control.
+
+pub(crate) mod memory;
+pub(crate) mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::severity::Severity;
+
+pub use memory::MemoryDb;
+pub use sqlite::SqliteDb;
+
+/// One stored fault of one agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    /// Full fault name: check name, plus `#NAME` for a named fault.
+    pub name: String,
+    pub severity: Severity,
+    pub message: String,
+    /// First seen in the current run of failures (epoch seconds).
+    pub since: i64,
+    /// When the record last changed (epoch seconds).
+    pub updated: i64,
+    /// An alert has been delivered for this fault with this message.
+    pub triggered: bool,
+    /// Whether an ERROR of this kind escalates to CRITICAL after retries.
+    pub escalates: bool,
+    /// The check's failure counter when the fault was recorded.
+    pub attempts: u32,
+}
+
+/// A fault together with the agent that reported it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentFault {
+    pub agent: String,
+    pub fault: Fault,
+}
+
+/// An agent's heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub name: String,
+    /// Last heartbeat (epoch seconds).
+    pub updated: i64,
+}
+
+/// A squelch: a regex searched anywhere in fault names; matching faults do not page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Squelch {
+    pub regex: String,
+    pub reason: String,
+    pub user: String,
+    /// When it was set (epoch seconds).
+    pub time: i64,
+    pub permanent: bool,
+    /// When it stops matching (epoch seconds), if ever.
+    pub expires: Option<i64>,
+}
+
+impl Squelch {
+    /// True while the squelch is in force at `now`.
+    #[must_use]
+    pub fn active(&self, now: i64) -> bool {
+        self.expires.is_none_or(|expires| now < expires)
+    }
+}
+
+/// Database failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open sqlite database `{path}`")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create folder `{path}` for the sqlite database")]
+    CreateFolder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sqlite request failed")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database task failed: {0}")]
+    Task(String),
+    #[error("stored record is invalid: {0}")]
+    Corrupt(String),
+}
+
+/// The contract every backend passes (see `tests/db_contract.rs`).
+#[async_trait]
+pub trait Db: Send + Sync {
+    /// The stored faults of one agent.
+    async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, Error>;
+
+    /// Replaces the agent's fault set and writes its heartbeat at `now`.
+    ///
+    /// A fault already stored under the same name keeps its `since`.
+    async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), Error>;
+
+    /// Writes the agent's heartbeat at `now` without touching its faults.
+    async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), Error>;
+
+    /// Faults of every agent (or of one), ordered by agent and name.
+    async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, Error>;
+
+    /// Every known agent and its heartbeat, ordered by name.
+    async fn agents(&self) -> Result<Vec<Heartbeat>, Error>;
+
+    /// Agents whose heartbeat is older than `age` seconds at `now`.
+    async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, Error>;
+
+    /// The regexes of the squelches in force at `now`.
+    async fn get_squelches(&self, now: i64) -> Result<Vec<String>, Error> {
+        Ok(self
+            .get_squelch_details()
+            .await?
+            .into_iter()
+            .filter(|s| s.active(now))
+            .map(|s| s.regex)
+            .collect())
+    }
+
+    /// Every stored squelch, ordered by regex.
+    async fn get_squelch_details(&self) -> Result<Vec<Squelch>, Error>;
+
+    /// Adds (or replaces) a squelch.
+    async fn squelch(&self, squelch: &Squelch) -> Result<(), Error>;
+
+    /// Removes a squelch; false when there was none.
+    async fn unsquelch(&self, regex: &str) -> Result<bool, Error>;
+
+    /// Removes an agent's heartbeat and faults.
+    async fn remove_agent(&self, agent: &str) -> Result<(), Error>;
+}
+
+/// `database:` section of the agent configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DbConfig {
+    /// Embedded SQLite file (the default).
+    Sqlite(SqliteConfig),
+    /// Process-local, for tests and demos.
+    Memory,
+}
+
+/// `database: {type: sqlite}` options.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteConfig {
+    /// Database file; created with its schema on first use.
+    #[serde(default = "default_sqlite_path")]
+    pub path: PathBuf,
+}
+
+/// `database: {type: memory}` takes no options.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {}
+
+pub(crate) fn default_sqlite_path() -> PathBuf {
+    PathBuf::from("/var/lib/cimaa/cimaa.db")
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        DbConfig::Sqlite(SqliteConfig {
+            path: default_sqlite_path(),
+        })
+    }
+}
+
+/// Opens the configured backend.
+///
+/// # Errors
+/// When the backend cannot be opened (e.g. the SQLite file's folder is missing).
+pub async fn build(config: &DbConfig) -> Result<Arc<dyn Db>, Error> {
+    match config {
+        DbConfig::Sqlite(sqlite) => Ok(Arc::new(SqliteDb::open(&sqlite.path).await?)),
+        DbConfig::Memory => Ok(Arc::new(MemoryDb::default())),
+    }
+}
+
+/// Carries `since` over from the stored faults: a fault that is still there
+/// keeps the time it was first seen; `updated` changes only when the record does.
+#[must_use]
+pub(crate) fn merge_with_stored(stored: &[Fault], new: &[Fault]) -> Vec<Fault> {
+    new.iter()
+        .map(|fault| {
+            let mut fault = fault.clone();
+            if let Some(old) = stored.iter().find(|old| old.name == fault.name) {
+                fault.since = old.since.min(fault.since);
+                if same_record(old, &fault) {
+                    fault.updated = old.updated;
+                }
+            }
+            fault
+        })
+        .collect()
+}
+
+fn same_record(a: &Fault, b: &Fault) -> bool {
+    a.severity == b.severity
+        && a.message == b.message
+        && a.triggered == b.triggered
+        && a.escalates == b.escalates
+        && a.attempts == b.attempts
+}

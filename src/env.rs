@@ -1,0 +1,19 @@
+//! Environment variable names cimaa reads or sets, in one place.
+
+/// Default configuration path when `-c` is not given; also set for command plugins.
+pub const CONFIG: &str = "CIMAA_CONFIG";
+/// Overrides `agent.max_concurrency`.
+pub const MAX_CONCURRENCY: &str = "CIMAA_MAX_CONCURRENCY";
+/// Overrides `agent.logging`.
+pub const RUST_LOG: &str = "RUST_LOG";
+/// Who ran `sudo`, for squelch records.
+pub const SUDO_USER: &str = "SUDO_USER";
+/// Set for command alerters: `trigger` or `resolve`.
+pub const ALERT_ACTION: &str = "CIMAA_ACTION";
+/// Set for command alerters: the full fault name.
+pub const ALERT_NAME: &str = "CIMAA_NAME";
+/// Set for command alerters: the fault message (empty on resolve).
+pub const ALERT_MESSAGE: &str = "CIMAA_MESSAGE";
+
+/// Where the configuration lives when neither `-c` nor `CIMAA_CONFIG` says.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/cimaa/agent.yaml";

@@ -1,0 +1,427 @@
+//! The fault state machine and the alert plan (SPEC §5), pure.
+//!
+//! `escalate` applies a check's failure counter to one run's raw faults
+//! (soft errors with `(N of M)`, escalation to CRITICAL, sticky criticals).
+//! `records` turns them into stored fault records, keeping `since` and the
+//! `triggered` flag from the previous record. `plan` decides which alerts to
+//! send this tick. No I/O, no clock: `now` and the tick's facts come in as
+//! arguments, so every transition is a table-driven unit test.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use crate::checks::RawFault;
+use crate::db::Fault;
+use crate::severity::Severity;
+
+/// Applies the failure counter to one run's faults.
+///
+/// Returns the new counter and the faults with escalation applied:
+/// any CRITICAL sets the counter to `retry`; any ERROR adds one (capped at
+/// `retry + 1`) and, past `retry`, turns escalating ERRORs into CRITICALs,
+/// else appends ` (N of M)` to them; a run with neither resets it to 0.
+#[must_use]
+pub fn escalate(retry: u32, counter: u32, mut faults: Vec<RawFault>) -> (u32, Vec<RawFault>) {
+    let any_critical = faults.iter().any(|f| f.severity.is_critical());
+    let any_error = faults.iter().any(|f| f.severity.is_error());
+    let mut counter = counter;
+    if any_critical {
+        counter = retry;
+    }
+    if any_error {
+        counter = counter.saturating_add(1).min(retry.saturating_add(1));
+        for fault in faults.iter_mut().filter(|f| f.severity.is_error() && f.escalates) {
+            if counter > retry {
+                fault.severity = Severity::CRITICAL;
+            } else {
+                fault.message = format!("{} ({counter} of {})", fault.message, retry.saturating_add(1));
+            }
+        }
+    } else if !any_critical {
+        counter = 0;
+    }
+    (counter, faults)
+}
+
+/// True when a run's faults make the check "failing" for the retry schedule.
+#[must_use]
+pub fn is_failing(faults: &[RawFault]) -> bool {
+    faults.iter().any(|f| f.severity >= Severity::ERROR)
+}
+
+/// The full name of a check's fault.
+#[must_use]
+pub fn full_name(check: &str, fault: Option<&str>) -> String {
+    match fault {
+        Some(name) => format!("{check}#{name}"),
+        None => check.to_string(),
+    }
+}
+
+/// The check a fault belongs to: its name up to the first `#`.
+#[must_use]
+pub fn check_of(fault: &str) -> &str {
+    fault.split_once('#').map_or(fault, |(check, _)| check)
+}
+
+/// Stored records for one check's run.
+///
+/// `since` carries over from a previous record of the same name; `triggered`
+/// carries over only while the message is unchanged (a new message is a new
+/// alert); `updated` changes only when the record does.
+#[must_use]
+pub fn records(
+    check: &str,
+    faults: Vec<RawFault>,
+    counter: u32,
+    previous: &BTreeMap<String, Fault>,
+    now: i64,
+) -> Vec<Fault> {
+    let mut out: Vec<Fault> = Vec::with_capacity(faults.len());
+    for raw in faults {
+        let name = full_name(check, raw.name.as_deref());
+        let mut fault = Fault {
+            name,
+            severity: raw.severity,
+            message: raw.message,
+            since: now,
+            updated: now,
+            triggered: false,
+            escalates: raw.escalates,
+            attempts: counter,
+        };
+        if let Some(old) = previous.get(&fault.name) {
+            fault.since = old.since;
+            fault.triggered = old.triggered && old.message == fault.message;
+            let unchanged = old.severity == fault.severity
+                && old.message == fault.message
+                && old.triggered == fault.triggered
+                && old.escalates == fault.escalates
+                && old.attempts == fault.attempts;
+            if unchanged {
+                fault.updated = old.updated;
+            }
+        }
+        // Two faults of one run with one name: keep the worse, say both.
+        if let Some(same) = out.iter_mut().find(|f| f.name == fault.name) {
+            if fault.severity > same.severity {
+                *same = fault;
+            }
+            continue;
+        }
+        out.push(fault);
+    }
+    out
+}
+
+/// An alert to deliver.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    Trigger { name: String, message: String },
+    Resolve { name: String },
+}
+
+/// Facts about this tick that the plan needs.
+pub struct Tick<'a> {
+    /// This agent's name: its own `AGENT#...` faults are never alerted here.
+    pub agent: &'a str,
+    /// Checks that ran this tick.
+    pub ran: &'a HashSet<String>,
+    /// Checks that exist now (a fault of a vanished check resolves at once).
+    pub alive: &'a HashSet<String>,
+    /// Faults whose alert may be open at the receiver.
+    pub opened: &'a BTreeSet<String>,
+    /// Resolves that failed before and are retried now.
+    pub retry_resolves: &'a BTreeSet<String>,
+    /// Whether a squelch matches the fault name.
+    pub squelched: &'a dyn Fn(&str) -> bool,
+}
+
+/// Decides this tick's alerts; clears `triggered` on squelched faults.
+#[must_use]
+pub fn plan(faults: &mut BTreeMap<String, Fault>, tick: &Tick<'_>) -> Vec<Action> {
+    let own = format!("{}#", tick.agent);
+    let mut actions = Vec::new();
+    let mut wanted_open = HashSet::new();
+    for fault in faults.values_mut() {
+        if fault.name.starts_with(&own) || !fault.severity.is_critical() {
+            continue;
+        }
+        if (tick.squelched)(&fault.name) {
+            fault.triggered = false;
+            continue;
+        }
+        wanted_open.insert(fault.name.clone());
+        if !fault.triggered {
+            actions.push(Action::Trigger {
+                name: fault.name.clone(),
+                message: fault.message.clone(),
+            });
+        }
+    }
+    for name in tick.opened.union(tick.retry_resolves) {
+        if wanted_open.contains(name) || name.starts_with(&own) {
+            continue;
+        }
+        let check = check_of(name);
+        if tick.retry_resolves.contains(name) || tick.ran.contains(check) || !tick.alive.contains(check) {
+            actions.push(Action::Resolve { name: name.clone() });
+        }
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(severity: Severity, escalates: bool) -> RawFault {
+        RawFault {
+            name: None,
+            severity,
+            message: "m".into(),
+            escalates,
+        }
+    }
+
+    /// Feeds a sequence of runs through `escalate` with retry 3 and shows
+    /// (counter, severity, message) after each.
+    #[test]
+    fn escalation_sequences() {
+        let e = |esc| vec![raw(Severity::ERROR, esc)];
+        let c = || vec![raw(Severity::CRITICAL, true)];
+        let w = || vec![raw(Severity::WARNING, true)];
+        let ok = Vec::new;
+        let cases: Vec<(&str, Vec<Vec<RawFault>>, Vec<(u32, Option<(i64, &str)>)>)> = vec![
+            (
+                "errors escalate after retries and stay critical",
+                vec![e(true), e(true), e(true), e(true), e(true)],
+                vec![
+                    (1, Some((40, "m (1 of 4)"))),
+                    (2, Some((40, "m (2 of 4)"))),
+                    (3, Some((40, "m (3 of 4)"))),
+                    (4, Some((50, "m"))),
+                    (4, Some((50, "m"))),
+                ],
+            ),
+            (
+                "a critical then an error stays critical",
+                vec![c(), e(true)],
+                vec![(3, Some((50, "m"))), (4, Some((50, "m")))],
+            ),
+            (
+                "a clean run starts over",
+                vec![e(true), ok(), e(true)],
+                vec![(1, Some((40, "m (1 of 4)"))), (0, None), (1, Some((40, "m (1 of 4)")))],
+            ),
+            (
+                "warnings do not count",
+                vec![e(true), w()],
+                vec![(1, Some((40, "m (1 of 4)"))), (0, Some((30, "m")))],
+            ),
+            (
+                "non-escalating errors count but never escalate",
+                vec![e(false), e(false), e(false), e(false), e(false)],
+                vec![
+                    (1, Some((40, "m"))),
+                    (2, Some((40, "m"))),
+                    (3, Some((40, "m"))),
+                    (4, Some((40, "m"))),
+                    (4, Some((40, "m"))),
+                ],
+            ),
+        ];
+        for (what, runs, want) in cases {
+            let mut counter = 0;
+            let mut got = Vec::new();
+            for run in runs {
+                let (next, faults) = escalate(3, counter, run);
+                counter = next;
+                got.push((next, faults.first().map(|f| (f.severity.0, f.message.clone()))));
+            }
+            let want: Vec<_> = want
+                .into_iter()
+                .map(|(n, f)| (n, f.map(|(s, m)| (s, m.to_string()))))
+                .collect();
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn retry_zero_alerts_at_once() {
+        let (counter, faults) = escalate(0, 0, vec![raw(Severity::ERROR, true)]);
+        assert_eq!((counter, faults[0].severity), (1, Severity::CRITICAL));
+    }
+
+    fn stored(name: &str, severity: Severity, message: &str, triggered: bool) -> Fault {
+        Fault {
+            name: name.into(),
+            severity,
+            message: message.into(),
+            since: 100,
+            updated: 100,
+            triggered,
+            escalates: true,
+            attempts: 4,
+        }
+    }
+
+    #[test]
+    fn records_keep_since_and_triggered_while_the_message_is_unchanged() {
+        let previous: BTreeMap<String, Fault> = [
+            ("//a/b/c".to_string(), stored("//a/b/c", Severity::CRITICAL, "m", true)),
+            ("//a/b/c#x".to_string(), stored("//a/b/c#x", Severity::CRITICAL, "old", true)),
+        ]
+        .into();
+        let faults = vec![
+            RawFault {
+                name: None,
+                severity: Severity::CRITICAL,
+                message: "m".into(),
+                escalates: true,
+            },
+            RawFault {
+                name: Some("x".into()),
+                severity: Severity::CRITICAL,
+                message: "new".into(),
+                escalates: true,
+            },
+            RawFault {
+                name: Some("y".into()),
+                severity: Severity::WARNING,
+                message: "w".into(),
+                escalates: true,
+            },
+        ];
+        let got = records("//a/b/c", faults, 4, &previous, 200);
+        let summary: Vec<_> = got
+            .iter()
+            .map(|f| (f.name.as_str(), f.since, f.updated, f.triggered))
+            .collect();
+        assert_eq!(
+            summary,
+            [("//a/b/c", 100, 100, true), ("//a/b/c#x", 100, 200, false), ("//a/b/c#y", 200, 200, false)]
+        );
+    }
+
+    struct Facts {
+        ran: HashSet<String>,
+        alive: HashSet<String>,
+        opened: BTreeSet<String>,
+        retry: BTreeSet<String>,
+    }
+
+    fn facts(ran: &[&str], alive: &[&str], opened: &[&str], retry: &[&str]) -> Facts {
+        let set = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect();
+        Facts {
+            ran: set(ran),
+            alive: set(alive),
+            opened: opened.iter().map(|s| (*s).to_string()).collect(),
+            retry: retry.iter().map(|s| (*s).to_string()).collect(),
+        }
+    }
+
+    fn run_plan(faults: Vec<Fault>, f: &Facts, squelch: &str) -> Vec<Action> {
+        let mut map: BTreeMap<String, Fault> = faults.into_iter().map(|f| (f.name.clone(), f)).collect();
+        let squelched = |name: &str| !squelch.is_empty() && name.contains(squelch);
+        let tick = Tick {
+            agent: "web1",
+            ran: &f.ran,
+            alive: &f.alive,
+            opened: &f.opened,
+            retry_resolves: &f.retry,
+            squelched: &squelched,
+        };
+        plan(&mut map, &tick)
+    }
+
+    fn trigger(name: &str, message: &str) -> Action {
+        Action::Trigger {
+            name: name.into(),
+            message: message.into(),
+        }
+    }
+
+    fn resolve(name: &str) -> Action {
+        Action::Resolve { name: name.into() }
+    }
+
+    #[test]
+    fn alert_plan_cases() {
+        let c = "//web1/app/c";
+        let cases: Vec<(&str, Vec<Fault>, Facts, &str, Vec<Action>)> = vec![
+            (
+                "a new critical fault triggers",
+                vec![stored(c, Severity::CRITICAL, "m", false)],
+                facts(&[c], &[c], &[], &[]),
+                "",
+                vec![trigger(c, "m")],
+            ),
+            (
+                "an already triggered fault with the same message stays quiet",
+                vec![stored(c, Severity::CRITICAL, "m", true)],
+                facts(&[c], &[c], &[c], &[]),
+                "",
+                vec![],
+            ),
+            (
+                "errors and warnings never trigger",
+                vec![stored(c, Severity::ERROR, "m", false)],
+                facts(&[c], &[c], &[], &[]),
+                "",
+                vec![],
+            ),
+            (
+                "a cleared fault resolves once its check ran",
+                vec![],
+                facts(&[c], &[c], &[c], &[]),
+                "",
+                vec![resolve(c)],
+            ),
+            (
+                "a cleared fault waits while its check has not run again",
+                vec![],
+                facts(&[], &[c], &[c], &[]),
+                "",
+                vec![],
+            ),
+            (
+                "a fault of a vanished check resolves at once",
+                vec![],
+                facts(&[], &[], &[c], &[]),
+                "",
+                vec![resolve(c)],
+            ),
+            (
+                "a failed resolve is retried whether or not the check ran",
+                vec![],
+                facts(&[], &[c], &[], &[c]),
+                "",
+                vec![resolve(c)],
+            ),
+            (
+                "a squelched critical fault does not trigger",
+                vec![stored(c, Severity::CRITICAL, "m", false)],
+                facts(&[c], &[c], &[], &[]),
+                "app",
+                vec![],
+            ),
+            (
+                "a triggered fault that becomes squelched is resolved",
+                vec![stored(c, Severity::CRITICAL, "m", true)],
+                facts(&[c], &[c], &[c], &[]),
+                "app",
+                vec![resolve(c)],
+            ),
+            (
+                "the agent's own faults are never alerted by it",
+                vec![stored("web1#alerts", Severity::CRITICAL, "m", false)],
+                facts(&[], &[], &[], &[]),
+                "",
+                vec![],
+            ),
+        ];
+        for (what, faults, f, squelch, want) in cases {
+            assert_eq!(run_plan(faults, &f, squelch), want, "{what}");
+        }
+    }
+}

@@ -1,0 +1,585 @@
+//! The `Db` contract (SPEC.md §6): one set of scenarios every backend passes.
+//!
+//! Each scenario is written once, as an async fn in `scenarios` that takes a
+//! `&dyn Db`. `db_contract!(backend, constructor)` turns the whole list into a
+//! module of `#[tokio::test]`s for one backend, so a failure names both the
+//! backend and the behaviour (`db_contract::sqlite::since_is_kept_...`).
+//!
+//! A constructor is an expression whose future gives `Option<(Arc<dyn Db>, Guard)>`:
+//! a fresh, empty database plus whatever keeps its temporary state alive for
+//! the test (a temp dir, ...). `None` skips the backend, for one that needs an
+//! outside service which is not configured (e.g. `dynamodb` without its
+//! endpoint env var).
+//!
+//! Behaviour only one backend has (`sqlite` files shared between agents) is
+//! tested below the instantiations, in that backend's own module.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use cimaa::db::{AgentFault, Db, Fault, Heartbeat, MemoryDb, SqliteDb, Squelch};
+use cimaa::severity::Severity;
+use tempfile::TempDir;
+
+/// Keeps a backend's temporary state alive until the test ends.
+type Guard = Box<dyn Any + Send>;
+
+/// Generates one module of tests for one backend.
+///
+/// Add a scenario by writing its fn in `scenarios` and naming it in the list
+/// at the bottom of this macro; every backend then runs it.
+macro_rules! db_contract {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            use super::*;
+
+            db_contract!(@scenarios $backend, $open;
+                set_then_get_returns_the_faults,
+                get_faults_of_an_unknown_agent_is_empty,
+                set_faults_replaces_the_agents_fault_set,
+                since_is_kept_when_a_fault_is_stored_again,
+                updated_is_kept_when_the_record_is_unchanged,
+                updated_changes_when_the_message_changes,
+                set_faults_writes_the_heartbeat,
+                heartbeat_alone_does_not_touch_faults,
+                faults_of_two_agents_are_independent,
+                list_faults_without_agent_returns_every_agent_by_agent_and_name,
+                list_faults_with_agent_returns_only_that_agent,
+                old_agents_returns_only_stale_heartbeats_with_their_updated,
+                old_agents_leaves_out_a_heartbeat_exactly_age_old,
+                remove_agent_removes_heartbeat_and_faults_of_that_agent_only,
+                squelch_details_round_trip_every_field,
+                get_squelches_leaves_out_expired_squelches,
+                squelch_with_the_same_regex_replaces_it,
+                unsquelch_reports_whether_a_squelch_was_removed,
+                booleans_and_attempts_round_trip,
+                severities_round_trip_including_unnamed_levels,
+                empty_message_round_trips,
+            );
+        }
+    };
+    (@scenarios $backend:ident, $open:expr; $($scenario:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                let Some((db, _guard)) = $open.await else {
+                    eprintln!(
+                        "skipped: backend `{}` is not available here",
+                        stringify!($backend)
+                    );
+                    return;
+                };
+                super::scenarios::$scenario(db.as_ref()).await;
+            }
+        )*
+    };
+}
+
+db_contract!(memory, open_memory());
+db_contract!(sqlite, open_sqlite());
+
+/// Nothing to open and nothing to clean up, so no `async fn` is needed.
+fn open_memory() -> impl Future<Output = Option<(Arc<dyn Db>, Guard)>> {
+    std::future::ready(Some((
+        Arc::new(MemoryDb::default()) as Arc<dyn Db>,
+        Box::new(()) as Guard,
+    )))
+}
+
+/// A fresh file in its own temp dir, which the guard deletes after the test.
+async fn open_sqlite() -> Option<(Arc<dyn Db>, Guard)> {
+    let dir = TempDir::new().expect("create temp dir");
+    let db = SqliteDb::open(&dir.path().join("cimaa.db"))
+        .await
+        .expect("open sqlite database");
+    Some((Arc::new(db), Box::new(dir)))
+}
+
+/// An ERROR fault first seen and last changed at 100.
+fn fault(name: &str) -> Fault {
+    Fault {
+        name: name.to_owned(),
+        severity: Severity::ERROR,
+        message: format!("{name} is failing"),
+        since: 100,
+        updated: 100,
+        triggered: false,
+        escalates: true,
+        attempts: 1,
+    }
+}
+
+/// The same fault as seen again by a later check run at `now`.
+fn seen_again(fault: &Fault, now: i64) -> Fault {
+    Fault {
+        since: now,
+        updated: now,
+        ..fault.clone()
+    }
+}
+
+fn squelch(regex: &str) -> Squelch {
+    Squelch {
+        regex: regex.to_owned(),
+        reason: format!("working on {regex}"),
+        user: "alice".to_owned(),
+        time: 100,
+        permanent: false,
+        expires: None,
+    }
+}
+
+fn heartbeat(name: &str, updated: i64) -> Heartbeat {
+    Heartbeat {
+        name: name.to_owned(),
+        updated,
+    }
+}
+
+fn agent_fault(agent: &str, fault: Fault) -> AgentFault {
+    AgentFault {
+        agent: agent.to_owned(),
+        fault,
+    }
+}
+
+/// `get_faults` promises no order; compare as sets.
+fn by_name(mut faults: Vec<Fault>) -> Vec<Fault> {
+    faults.sort_by(|a, b| a.name.cmp(&b.name));
+    faults
+}
+
+mod scenarios {
+    use super::*;
+
+    pub async fn set_then_get_returns_the_faults(db: &dyn Db) {
+        let faults = vec![fault("disk"), fault("load")];
+
+        db.set_faults("web1", &faults, 100).await.unwrap();
+
+        assert_eq!(by_name(db.get_faults("web1").await.unwrap()), faults);
+    }
+
+    pub async fn get_faults_of_an_unknown_agent_is_empty(db: &dyn Db) {
+        assert_eq!(db.get_faults("nobody").await.unwrap(), vec![]);
+    }
+
+    pub async fn set_faults_replaces_the_agents_fault_set(db: &dyn Db) {
+        db.set_faults("web1", &[fault("disk"), fault("load")], 100)
+            .await
+            .unwrap();
+
+        db.set_faults("web1", &[fault("load"), fault("memory")], 160)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            by_name(db.get_faults("web1").await.unwrap()),
+            vec![fault("load"), fault("memory")]
+        );
+    }
+
+    pub async fn since_is_kept_when_a_fault_is_stored_again(db: &dyn Db) {
+        let first = fault("disk");
+        db.set_faults("web1", std::slice::from_ref(&first), 100)
+            .await
+            .unwrap();
+
+        db.set_faults("web1", &[seen_again(&first, 160)], 160)
+            .await
+            .unwrap();
+
+        let stored = db.get_faults("web1").await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].since, 100);
+    }
+
+    pub async fn updated_is_kept_when_the_record_is_unchanged(db: &dyn Db) {
+        let first = fault("disk");
+        db.set_faults("web1", std::slice::from_ref(&first), 100)
+            .await
+            .unwrap();
+
+        db.set_faults("web1", &[seen_again(&first, 160)], 160)
+            .await
+            .unwrap();
+
+        assert_eq!(db.get_faults("web1").await.unwrap(), vec![first]);
+    }
+
+    pub async fn updated_changes_when_the_message_changes(db: &dyn Db) {
+        let first = fault("disk");
+        db.set_faults("web1", std::slice::from_ref(&first), 100)
+            .await
+            .unwrap();
+        let changed = Fault {
+            message: "disk is full".to_owned(),
+            ..seen_again(&first, 160)
+        };
+
+        db.set_faults("web1", std::slice::from_ref(&changed), 160)
+            .await
+            .unwrap();
+
+        let want = Fault {
+            since: 100,
+            ..changed
+        };
+        assert_eq!(db.get_faults("web1").await.unwrap(), vec![want]);
+    }
+
+    pub async fn set_faults_writes_the_heartbeat(db: &dyn Db) {
+        db.set_faults("web1", &[fault("disk")], 160).await.unwrap();
+
+        assert_eq!(db.agents().await.unwrap(), vec![heartbeat("web1", 160)]);
+    }
+
+    pub async fn heartbeat_alone_does_not_touch_faults(db: &dyn Db) {
+        db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
+
+        db.heartbeat("web1", 160).await.unwrap();
+
+        assert_eq!(db.get_faults("web1").await.unwrap(), vec![fault("disk")]);
+        assert_eq!(db.agents().await.unwrap(), vec![heartbeat("web1", 160)]);
+    }
+
+    pub async fn faults_of_two_agents_are_independent(db: &dyn Db) {
+        db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
+        db.set_faults("web2", &[fault("disk"), fault("load")], 100)
+            .await
+            .unwrap();
+
+        db.set_faults("web1", &[], 160).await.unwrap();
+
+        assert_eq!(db.get_faults("web1").await.unwrap(), vec![]);
+        assert_eq!(
+            by_name(db.get_faults("web2").await.unwrap()),
+            vec![fault("disk"), fault("load")]
+        );
+    }
+
+    pub async fn list_faults_without_agent_returns_every_agent_by_agent_and_name(db: &dyn Db) {
+        db.set_faults("web2", &[fault("load"), fault("disk")], 100)
+            .await
+            .unwrap();
+        db.set_faults("web1", &[fault("memory")], 100)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            db.list_faults(None).await.unwrap(),
+            vec![
+                agent_fault("web1", fault("memory")),
+                agent_fault("web2", fault("disk")),
+                agent_fault("web2", fault("load")),
+            ]
+        );
+    }
+
+    pub async fn list_faults_with_agent_returns_only_that_agent(db: &dyn Db) {
+        db.set_faults("web1", &[fault("memory")], 100)
+            .await
+            .unwrap();
+        db.set_faults("web2", &[fault("load"), fault("disk")], 100)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            db.list_faults(Some("web2")).await.unwrap(),
+            vec![
+                agent_fault("web2", fault("disk")),
+                agent_fault("web2", fault("load")),
+            ]
+        );
+    }
+
+    pub async fn old_agents_returns_only_stale_heartbeats_with_their_updated(db: &dyn Db) {
+        db.heartbeat("web1", 100).await.unwrap();
+        db.heartbeat("web2", 500).await.unwrap();
+        db.set_faults("web3", &[fault("disk")], 200).await.unwrap();
+
+        let mut old = db.old_agents(300, 600).await.unwrap();
+
+        old.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(old, vec![heartbeat("web1", 100), heartbeat("web3", 200)]);
+    }
+
+    pub async fn old_agents_leaves_out_a_heartbeat_exactly_age_old(db: &dyn Db) {
+        db.heartbeat("web1", 300).await.unwrap();
+
+        assert_eq!(db.old_agents(300, 600).await.unwrap(), vec![]);
+    }
+
+    pub async fn remove_agent_removes_heartbeat_and_faults_of_that_agent_only(db: &dyn Db) {
+        db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
+        db.set_faults("web2", &[fault("load")], 100).await.unwrap();
+
+        db.remove_agent("web1").await.unwrap();
+
+        assert_eq!(db.get_faults("web1").await.unwrap(), vec![]);
+        assert_eq!(db.agents().await.unwrap(), vec![heartbeat("web2", 100)]);
+        assert_eq!(
+            db.list_faults(None).await.unwrap(),
+            vec![agent_fault("web2", fault("load"))]
+        );
+    }
+
+    pub async fn squelch_details_round_trip_every_field(db: &dyn Db) {
+        let forever = Squelch {
+            regex: "^db[0-9]+#disk".to_owned(),
+            reason: "migrating: new disks on Monday".to_owned(),
+            user: "bob".to_owned(),
+            time: 1_700_000_000,
+            permanent: true,
+            expires: None,
+        };
+        let until = Squelch {
+            regex: "web1".to_owned(),
+            reason: "deploy".to_owned(),
+            user: "alice".to_owned(),
+            time: 1_700_000_100,
+            permanent: false,
+            expires: Some(1_700_003_700),
+        };
+
+        db.squelch(&until).await.unwrap();
+        db.squelch(&forever).await.unwrap();
+
+        assert_eq!(
+            db.get_squelch_details().await.unwrap(),
+            vec![forever, until]
+        );
+    }
+
+    pub async fn get_squelches_leaves_out_expired_squelches(db: &dyn Db) {
+        for (regex, expires) in [
+            ("expired", Some(200)),
+            ("later", Some(500)),
+            ("never", None),
+        ] {
+            db.squelch(&Squelch {
+                expires,
+                ..squelch(regex)
+            })
+            .await
+            .unwrap();
+        }
+
+        let mut active = db.get_squelches(200).await.unwrap();
+
+        active.sort();
+        assert_eq!(active, vec!["later", "never"]);
+    }
+
+    pub async fn squelch_with_the_same_regex_replaces_it(db: &dyn Db) {
+        db.squelch(&squelch("web1")).await.unwrap();
+        let replacement = Squelch {
+            reason: "still deploying".to_owned(),
+            user: "bob".to_owned(),
+            time: 200,
+            permanent: true,
+            expires: Some(900),
+            ..squelch("web1")
+        };
+
+        db.squelch(&replacement).await.unwrap();
+
+        assert_eq!(db.get_squelch_details().await.unwrap(), vec![replacement]);
+    }
+
+    pub async fn unsquelch_reports_whether_a_squelch_was_removed(db: &dyn Db) {
+        db.squelch(&squelch("web1")).await.unwrap();
+
+        assert!(db.unsquelch("web1").await.unwrap());
+        assert!(!db.unsquelch("web1").await.unwrap());
+        assert_eq!(db.get_squelch_details().await.unwrap(), vec![]);
+    }
+
+    pub async fn booleans_and_attempts_round_trip(db: &dyn Db) {
+        let faults = vec![
+            Fault {
+                triggered: true,
+                escalates: false,
+                attempts: 0,
+                ..fault("a")
+            },
+            Fault {
+                triggered: false,
+                escalates: true,
+                attempts: 7,
+                ..fault("b")
+            },
+            Fault {
+                triggered: true,
+                escalates: true,
+                attempts: u32::MAX,
+                ..fault("c")
+            },
+            Fault {
+                triggered: false,
+                escalates: false,
+                attempts: 1,
+                ..fault("d")
+            },
+        ];
+
+        db.set_faults("web1", &faults, 100).await.unwrap();
+
+        assert_eq!(by_name(db.get_faults("web1").await.unwrap()), faults);
+    }
+
+    pub async fn severities_round_trip_including_unnamed_levels(db: &dyn Db) {
+        let faults: Vec<Fault> = [
+            Severity::INFO,
+            Severity::WARNING,
+            Severity(45),
+            Severity::CRITICAL,
+            Severity(60),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, severity)| Fault {
+            severity,
+            ..fault(&format!("check{i}"))
+        })
+        .collect();
+
+        db.set_faults("web1", &faults, 100).await.unwrap();
+
+        assert_eq!(by_name(db.get_faults("web1").await.unwrap()), faults);
+    }
+
+    pub async fn empty_message_round_trips(db: &dyn Db) {
+        let silent = Fault {
+            message: String::new(),
+            ..fault("disk")
+        };
+
+        db.set_faults("web1", std::slice::from_ref(&silent), 100)
+            .await
+            .unwrap();
+
+        assert_eq!(db.get_faults("web1").await.unwrap(), vec![silent]);
+    }
+}
+
+/// Behaviour of `sqlite` files themselves: sharing, creation, persistence.
+mod sqlite_file {
+    use super::*;
+
+    use cimaa::db::Error;
+    use tokio::task::JoinSet;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_handles_on_one_file_writing_concurrently_both_land() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("cimaa.db");
+        let handles = [
+            ("one", Arc::new(SqliteDb::open(&path).await.unwrap())),
+            ("two", Arc::new(SqliteDb::open(&path).await.unwrap())),
+        ];
+
+        let mut writes = JoinSet::new();
+        for i in 0..10 {
+            for (prefix, db) in &handles {
+                let db = Arc::clone(db);
+                let agent = format!("{prefix}-{i:02}");
+                writes.spawn(async move {
+                    for now in 100..105 {
+                        db.set_faults(&agent, &[fault("disk"), fault("load")], now)
+                            .await?;
+                    }
+                    Ok::<_, Error>(())
+                });
+            }
+        }
+        while let Some(write) = writes.join_next().await {
+            write.unwrap().unwrap();
+        }
+
+        let reader = SqliteDb::open(&path).await.unwrap();
+        let agents = reader.agents().await.unwrap();
+        assert_eq!(agents.len(), 20);
+        assert!(agents.iter().all(|agent| agent.updated == 104));
+        assert_eq!(reader.list_faults(None).await.unwrap().len(), 40);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_agents_opening_a_new_file_at_once_both_succeed() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("cimaa.db");
+
+        let mut opens = JoinSet::new();
+        for _ in 0..4 {
+            let path = path.clone();
+            opens.spawn(async move { SqliteDb::open(&path).await });
+        }
+
+        while let Some(open) = opens.join_next().await {
+            let db = open.unwrap().unwrap();
+            assert_eq!(db.agents().await.unwrap(), vec![]);
+        }
+    }
+
+    #[tokio::test]
+    async fn open_creates_the_folder_and_schema_of_a_new_path() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("var/lib/cimaa/cimaa.db");
+
+        let db = SqliteDb::open(&path).await.unwrap();
+
+        assert!(path.is_file());
+        db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
+        db.squelch(&squelch("web1")).await.unwrap();
+        assert_eq!(db.agents().await.unwrap(), vec![heartbeat("web1", 100)]);
+    }
+
+    #[tokio::test]
+    async fn reopening_a_file_keeps_the_data() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("cimaa.db");
+        let db = SqliteDb::open(&path).await.unwrap();
+        db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
+        db.squelch(&squelch("web1")).await.unwrap();
+        drop(db);
+
+        let db = SqliteDb::open(&path).await.unwrap();
+
+        assert_eq!(db.get_faults("web1").await.unwrap(), vec![fault("disk")]);
+        assert_eq!(db.agents().await.unwrap(), vec![heartbeat("web1", 100)]);
+        assert_eq!(
+            db.get_squelch_details().await.unwrap(),
+            vec![squelch("web1")]
+        );
+    }
+
+    #[tokio::test]
+    async fn open_of_a_folder_reports_its_path() {
+        let dir = TempDir::new().unwrap();
+
+        let Err(err) = SqliteDb::open(dir.path()).await else {
+            panic!("opening a folder as a database succeeded");
+        };
+
+        match err {
+            Error::Open { path, .. } => assert_eq!(path, dir.path()),
+            other => panic!("unexpected error: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn open_below_a_file_reports_the_folder_it_cannot_create() {
+        let dir = TempDir::new().unwrap();
+        let file = dir.path().join("plain-file");
+        std::fs::write(&file, "not a folder").unwrap();
+
+        let Err(err) = SqliteDb::open(&file.join("cimaa.db")).await else {
+            panic!("opening below a file succeeded");
+        };
+
+        match err {
+            Error::CreateFolder { path, .. } => assert_eq!(path, file),
+            other => panic!("unexpected error: {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+mod db_contract;
