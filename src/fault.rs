@@ -191,7 +191,8 @@ mod tests {
         let c = || vec![raw(Severity::CRITICAL, true)];
         let w = || vec![raw(Severity::WARNING, true)];
         let ok = Vec::new;
-        let cases: Vec<(&str, Vec<Vec<RawFault>>, Vec<(u32, Option<(i64, &str)>)>)> = vec![
+        type Expected<'a> = Vec<(u32, Option<(i64, &'a str)>)>;
+        let cases: Vec<(&str, Vec<Vec<RawFault>>, Expected)> = vec![
             (
                 "errors escalate after retries and stay critical",
                 vec![e(true), e(true), e(true), e(true), e(true)],
@@ -348,7 +349,8 @@ mod tests {
     #[test]
     fn alert_plan_cases() {
         let c = "//web1/app/c";
-        let cases: Vec<(&str, Vec<Fault>, Facts, &str, Vec<Action>)> = vec![
+        type Case<'a> = (&'a str, Vec<Fault>, Facts, &'a str, Vec<Action>);
+        let cases: Vec<Case> = vec![
             (
                 "a new critical fault triggers",
                 vec![stored(c, Severity::CRITICAL, "m", false)],

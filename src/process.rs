@@ -9,6 +9,7 @@
 //! reach `sh` and leave grandchildren running.
 //! Used by command checks and the command alerter.
 
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -34,10 +35,14 @@ pub(crate) struct Output {
 pub(crate) async fn run(
     command: &str,
     env: &[(&str, &str)],
+    cwd: Option<&Path>,
     timeout: Duration,
     cap: usize,
 ) -> std::io::Result<Output> {
     let mut cmd = Command::new("/bin/sh");
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
+    }
     cmd.arg("-c")
         .arg(command)
         .stdin(Stdio::null())
@@ -141,7 +146,7 @@ mod tests {
 
     #[tokio::test]
     async fn output_beyond_the_cap_is_dropped() {
-        let out = run("head -c 100000 /dev/zero", &[], Duration::from_secs(5), 1000)
+        let out = run("head -c 100000 /dev/zero", &[], None, Duration::from_secs(5), 1000)
             .await
             .unwrap();
         assert_eq!(out.stdout.len(), 1000);
@@ -150,7 +155,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_command_past_its_timeout_is_killed() {
-        let out = run("sleep 5", &[], Duration::from_millis(100), 1000)
+        let out = run("sleep 5", &[], None, Duration::from_millis(100), 1000)
             .await
             .unwrap();
         assert!(out.status.is_none());
@@ -158,7 +163,7 @@ mod tests {
 
     #[tokio::test]
     async fn environment_reaches_the_command() {
-        let out = run("printf %s \"$X\"", &[("X", "hello")], Duration::from_secs(5), 100)
+        let out = run("printf %s \"$X\"", &[("X", "hello")], None, Duration::from_secs(5), 100)
             .await
             .unwrap();
         assert_eq!(out.stdout, b"hello");

@@ -33,7 +33,7 @@ impl CommandAlerter {
             (env::ALERT_NAME, name),
             (env::ALERT_MESSAGE, message),
         ];
-        let output = process::run(&self.command, &vars, self.context.alert_timeout, STDERR_CAP)
+        let output = process::run(&self.command, &vars, None, self.context.alert_timeout, STDERR_CAP)
             .await
             .map_err(Error::Spawn)?;
         match output.status {

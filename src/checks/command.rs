@@ -17,10 +17,16 @@ use crate::{env, perfdata, process};
 const MESSAGE_CHARS: usize = 200;
 
 /// Runs a plugin and interprets its output.
-pub async fn run(command: &str, nagios_performance: bool, timeout: Duration, config_path: &Path) -> CheckOutput {
+pub async fn run(
+    command: &str,
+    cwd: Option<&Path>,
+    nagios_performance: bool,
+    timeout: Duration,
+    config_path: &Path,
+) -> CheckOutput {
     let config = config_path.to_string_lossy();
     let vars = [(env::CONFIG, config.as_ref())];
-    match process::run(command, &vars, timeout, OUTPUT_CAP).await {
+    match process::run(command, &vars, cwd, timeout, OUTPUT_CAP).await {
         Err(error) => CheckOutput {
             faults: vec![RawFault::monitor("status", format!("cannot start /bin/sh: {error}"))],
             ..CheckOutput::default()

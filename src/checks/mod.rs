@@ -83,7 +83,8 @@ pub async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutput {
     let timeout = check.timeout.unwrap_or(context.default_timeout);
     match &check.kind {
         CheckKind::Command(command) => {
-            command::run(command, check.nagios_performance, timeout, context.config_path).await
+            // Relative plugin paths in a check file are relative to that file.
+            command::run(command, check.file.parent(), check.nagios_performance, timeout, context.config_path).await
         }
         CheckKind::Broken(message) => CheckOutput {
             faults: vec![RawFault {
