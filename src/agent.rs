@@ -98,12 +98,18 @@ impl CheckDirectory {
             Ok(paths) => paths,
             Err(e) => {
                 warn!(directory = %self.directory.display(), error = %e, "cannot read the check directory");
-                let mut checks: Vec<Arc<CheckDef>> =
-                    self.files.values().flat_map(|f| f.checks.iter().cloned()).collect();
+                let mut checks: Vec<Arc<CheckDef>> = self
+                    .files
+                    .values()
+                    .flat_map(|f| f.checks.iter().cloned())
+                    .collect();
                 checks.push(Arc::new(CheckDef::broken(
                     format!("//{}/", self.agent),
                     &self.directory,
-                    format!("cannot read check directory {}: {e}", self.directory.display()),
+                    format!(
+                        "cannot read check directory {}: {e}",
+                        self.directory.display()
+                    ),
                 )));
                 return checks;
             }
@@ -123,9 +129,12 @@ impl CheckDirectory {
                 checks.extend(cached.checks.iter().cloned());
                 continue;
             }
-            let loaded: Vec<Arc<CheckDef>> =
-                load::load_check_file(&self.agent, &path).into_iter().map(Arc::new).collect();
-            let fresh = now.duration_since(modified).is_ok_and(|age| age < SETTLE) || modified > now;
+            let loaded: Vec<Arc<CheckDef>> = load::load_check_file(&self.agent, &path)
+                .into_iter()
+                .map(Arc::new)
+                .collect();
+            let fresh =
+                now.duration_since(modified).is_ok_and(|age| age < SETTLE) || modified > now;
             let broken = loaded
                 .iter()
                 .any(|c| matches!(c.kind, crate::config::CheckKind::Broken(_)));
@@ -137,7 +146,14 @@ impl CheckDirectory {
                 continue;
             }
             checks.extend(loaded.iter().cloned());
-            self.files.insert(path, CachedFile { modified, len, checks: loaded });
+            self.files.insert(
+                path,
+                CachedFile {
+                    modified,
+                    len,
+                    checks: loaded,
+                },
+            );
         }
         checks
     }
@@ -184,8 +200,16 @@ pub async fn run(
 ) -> Result<(), Error> {
     let name = config.agent.name.clone();
     let now = unix_now();
-    backends.db.heartbeat(&name, whole(now)).await.map_err(Error::Database)?;
-    let previous = backends.db.get_faults(&name).await.map_err(Error::Database)?;
+    backends
+        .db
+        .heartbeat(&name, whole(now))
+        .await
+        .map_err(Error::Database)?;
+    let previous = backends
+        .db
+        .get_faults(&name)
+        .await
+        .map_err(Error::Database)?;
     let (metrics, drain) = match backends.sink {
         Some((sink, size)) => {
             let (buffer, task) = MetricBuffer::spawn(sink, size);
@@ -242,7 +266,10 @@ impl Agent<'_> {
             let state = self.states.entry(check).or_default();
             state.counter = state.counter.max(fault.attempts);
             if fault.severity >= Severity::ERROR {
-                #[expect(clippy::cast_precision_loss, reason = "epoch seconds are far below 2^52")]
+                #[expect(
+                    clippy::cast_precision_loss,
+                    reason = "epoch seconds are far below 2^52"
+                )]
                 let tick = scheduler::tick_at(fault.updated as f64, base);
                 state.last_failure = Some(state.last_failure.map_or(tick, |t| t.max(tick)));
             }
@@ -275,7 +302,11 @@ impl Agent<'_> {
             }
             let current = scheduler::tick_at(unix_now(), base);
             if current > next {
-                warn!(tick = next, skipped = current - next, "tick overran its interval; skipping to the next boundary");
+                warn!(
+                    tick = next,
+                    skipped = current - next,
+                    "tick overran its interval; skipping to the next boundary"
+                );
                 next = current + 1;
             } else {
                 next += 1;
@@ -292,7 +323,12 @@ impl Agent<'_> {
             .filter(|check| {
                 run_all || {
                     let state = self.states.get(&check.name);
-                    scheduler::is_due(tick, check.interval, check.retry_interval, state.and_then(|s| s.last_failure))
+                    scheduler::is_due(
+                        tick,
+                        check.interval,
+                        check.retry_interval,
+                        state.and_then(|s| s.last_failure),
+                    )
                 }
             })
             .cloned()
@@ -316,14 +352,25 @@ impl Agent<'_> {
         self.alert(&ran, &alive, now).await;
 
         let faults: Vec<Fault> = self.faults.values().cloned().collect();
-        if let Err(e) = self.db.set_faults(&self.config.agent.name, &faults, now).await {
+        if let Err(e) = self
+            .db
+            .set_faults(&self.config.agent.name, &faults, now)
+            .await
+        {
             error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
         }
         if let Some(buffer) = &self.metrics {
             buffer.push(metrics);
         }
         let took = unix_now() - started;
-        debug!(tick, took_secs = took, faults = faults.len(), "tick done");
+        info!(
+            tick,
+            checks = checks.len(),
+            ran = ran.len(),
+            faults = faults.len(),
+            took_secs = took,
+            "tick done"
+        );
     }
 
     /// Runs checks concurrently, bounded by the semaphore and their timeouts.
@@ -356,7 +403,9 @@ impl Agent<'_> {
                     }
                 }
                 Err(e) => {
-                    let Some(check) = by_task.remove(&e.id()) else { continue };
+                    let Some(check) = by_task.remove(&e.id()) else {
+                        continue;
+                    };
                     let detail = panic_text(e);
                     error!(check = %check.name, error = %detail, "check failed inside the agent");
                     let output = CheckOutput {
@@ -376,7 +425,14 @@ impl Agent<'_> {
     }
 
     /// Folds one check's output into the fault set and the metrics.
-    fn record(&mut self, check: &CheckDef, mut output: CheckOutput, tick: i64, now: i64, metrics: &mut Vec<MetricRecord>) {
+    fn record(
+        &mut self,
+        check: &CheckDef,
+        mut output: CheckOutput,
+        tick: i64,
+        now: i64,
+        metrics: &mut Vec<MetricRecord>,
+    ) {
         let faults = &self.faults;
         let was_failing = |metric: &str| {
             faults
@@ -402,7 +458,8 @@ impl Agent<'_> {
         state.counter = counter;
         state.last_failure = failing.then_some(tick);
         let records = fault::records(&check.name, escalated, counter, &self.faults, now);
-        self.faults.retain(|name, _| fault::check_of(name) != check.name);
+        self.faults
+            .retain(|name, _| fault::check_of(name) != check.name);
         for record in records {
             self.faults.insert(record.name.clone(), record);
         }
@@ -423,7 +480,9 @@ impl Agent<'_> {
                     })
                     .collect();
             }
-            Err(e) => warn!(error = %e, kept = self.squelches.len(), "cannot read squelches; using the last known set"),
+            Err(e) => {
+                warn!(error = %e, kept = self.squelches.len(), "cannot read squelches; using the last known set")
+            }
         }
     }
 
@@ -561,7 +620,13 @@ impl Agent<'_> {
                 Err(e) => {
                     if let Some(action) = by_task.remove(&e.id()) {
                         let text = panic_text(e);
-                        outcomes.push((action, Err(Failure { permanent: false, text })));
+                        outcomes.push((
+                            action,
+                            Err(Failure {
+                                permanent: false,
+                                text,
+                            }),
+                        ));
                     }
                 }
             }

@@ -111,7 +111,9 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Agent { count, once } => run_agent(&config, count, once).await,
-            Command::Check { file, name } => run_check(&config, file.as_deref(), name.as_deref()).await,
+            Command::Check { file, name } => {
+                run_check(&config, file.as_deref(), name.as_deref()).await
+            }
             Command::Validate { healthchecks } => validate(&config, healthchecks).await,
             Command::Faults { agent, json } => faults(&config, agent.as_deref(), json).await,
             Command::Agents { json } => agents(&config, json).await,
@@ -126,7 +128,11 @@ async fn open_db(config: &Config) -> Result<Arc<dyn Db>, CliError> {
     db::build(&config.database).await.map_err(CliError::failure)
 }
 
-async fn run_agent(config: &Config, count: Option<u64>, once: bool) -> Result<ExitStatus, CliError> {
+async fn run_agent(
+    config: &Config,
+    count: Option<u64>,
+    once: bool,
+) -> Result<ExitStatus, CliError> {
     let mode = match (count, once) {
         (_, true) => Mode::Once,
         (Some(n), false) => Mode::Count(n),
@@ -140,14 +146,19 @@ async fn run_agent(config: &Config, count: Option<u64>, once: bool) -> Result<Ex
     let backends = Backends {
         db,
         alerter: alerters::build(&config.alerter, &context),
-        sink: config.metrics.as_ref().map(|m| (sinks::build(m), m.buffer_size())),
+        sink: config
+            .metrics
+            .as_ref()
+            .map(|m| (sinks::build(m), m.buffer_size())),
     };
     let mut controls = signals::listen().map_err(CliError::failure)?;
     let shutdown = async move {
         while let Some(control) = controls.recv().await {
             match control {
                 Control::Shutdown => return,
-                Control::Reload => tracing::info!("SIGHUP: the check directory is rescanned on every tick"),
+                Control::Reload => {
+                    tracing::info!("SIGHUP: the check directory is rescanned on every tick")
+                }
             }
         }
         std::future::pending::<()>().await;
@@ -158,17 +169,27 @@ async fn run_agent(config: &Config, count: Option<u64>, once: bool) -> Result<Ex
     Ok(ExitStatus::Success)
 }
 
-async fn run_check(config: &Config, file: Option<&Path>, name: Option<&str>) -> Result<ExitStatus, CliError> {
+async fn run_check(
+    config: &Config,
+    file: Option<&Path>,
+    name: Option<&str>,
+) -> Result<ExitStatus, CliError> {
     let agent = &config.agent.name;
     let mut checks: Vec<CheckDef> = match file {
         Some(path) => {
             if !path.is_file() {
-                return Err(CliError::usage(format!("no such check file `{}`", path.display())));
+                return Err(CliError::usage(format!(
+                    "no such check file `{}`",
+                    path.display()
+                )));
             }
             config::load_check_file(agent, path)
         }
         None => config::load_check_dir(agent, &config.agent.directory).map_err(|e| {
-            CliError::usage(format!("cannot read check directory `{}`: {e}", config.agent.directory.display()))
+            CliError::usage(format!(
+                "cannot read check directory `{}`: {e}",
+                config.agent.directory.display()
+            ))
         })?,
     };
     if let Some(name) = name {
@@ -198,21 +219,36 @@ async fn run_check(config: &Config, file: Option<&Path>, name: Option<&str>) -> 
         }
         for f in &output.faults {
             let name = fault::full_name(&check.name, f.name.as_deref());
-            let escalates = if f.escalates { "" } else { " (does not escalate)" };
-            Printer::line(&format!("  {} {name}: {}{escalates}", f.severity, f.message));
+            let escalates = if f.escalates {
+                ""
+            } else {
+                " (does not escalate)"
+            };
+            Printer::line(&format!(
+                "  {} {name}: {}{escalates}",
+                f.severity, f.message
+            ));
         }
         for m in &output.metrics {
             let name = fault::full_name(&check.name, Some(&m.name));
-            Printer::line(&format!("  metric {name} = {}{}", crate::thresholds::format_value(m.value), m.units));
+            Printer::line(&format!(
+                "  metric {name} = {}{}",
+                crate::thresholds::format_value(m.value),
+                m.units
+            ));
         }
     }
     Ok(ExitStatus::Success)
 }
 
 async fn validate(config: &Config, healthchecks: bool) -> Result<ExitStatus, CliError> {
-    let checks = config::load_check_dir(&config.agent.name, &config.agent.directory).map_err(|e| {
-        CliError::usage(format!("cannot read check directory `{}`: {e}", config.agent.directory.display()))
-    })?;
+    let checks =
+        config::load_check_dir(&config.agent.name, &config.agent.directory).map_err(|e| {
+            CliError::usage(format!(
+                "cannot read check directory `{}`: {e}",
+                config.agent.directory.display()
+            ))
+        })?;
     let mut problems = 0;
     for check in &checks {
         if let CheckKind::Broken(message) = &check.kind {
@@ -228,7 +264,11 @@ async fn validate(config: &Config, healthchecks: bool) -> Result<ExitStatus, Cli
         eprintln!("{problems} problem(s) in {} check(s)", checks.len());
         return Ok(ExitStatus::Usage);
     }
-    Printer::line(&format!("ok: {} check(s) in {}", checks.len(), config.agent.directory.display()));
+    Printer::line(&format!(
+        "ok: {} check(s) in {}",
+        checks.len(),
+        config.agent.directory.display()
+    ));
     Ok(ExitStatus::Success)
 }
 
@@ -340,7 +380,13 @@ mod tests {
 
     #[test]
     fn ages_read_as_relative_times() {
-        let cases = [(5, "5s ago"), (-3, "0s ago"), (125, "2m ago"), (7200, "2h ago"), (200_000, "2d ago")];
+        let cases = [
+            (5, "5s ago"),
+            (-3, "0s ago"),
+            (125, "2m ago"),
+            (7200, "2h ago"),
+            (200_000, "2d ago"),
+        ];
         for (age, want) in cases {
             assert_eq!(relative(age), want);
         }

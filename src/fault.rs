@@ -29,11 +29,18 @@ pub fn escalate(retry: u32, counter: u32, mut faults: Vec<RawFault>) -> (u32, Ve
     }
     if any_error {
         counter = counter.saturating_add(1).min(retry.saturating_add(1));
-        for fault in faults.iter_mut().filter(|f| f.severity.is_error() && f.escalates) {
+        for fault in faults
+            .iter_mut()
+            .filter(|f| f.severity.is_error() && f.escalates)
+        {
             if counter > retry {
                 fault.severity = Severity::CRITICAL;
             } else {
-                fault.message = format!("{} ({counter} of {})", fault.message, retry.saturating_add(1));
+                fault.message = format!(
+                    "{} ({counter} of {})",
+                    fault.message,
+                    retry.saturating_add(1)
+                );
             }
         }
     } else if !any_critical {
@@ -163,7 +170,10 @@ pub fn plan(faults: &mut BTreeMap<String, Fault>, tick: &Tick<'_>) -> Vec<Action
             continue;
         }
         let check = check_of(name);
-        if tick.retry_resolves.contains(name) || tick.ran.contains(check) || !tick.alive.contains(check) {
+        if tick.retry_resolves.contains(name)
+            || tick.ran.contains(check)
+            || !tick.alive.contains(check)
+        {
             actions.push(Action::Resolve { name: name.clone() });
         }
     }
@@ -212,7 +222,11 @@ mod tests {
             (
                 "a clean run starts over",
                 vec![e(true), ok(), e(true)],
-                vec![(1, Some((40, "m (1 of 4)"))), (0, None), (1, Some((40, "m (1 of 4)")))],
+                vec![
+                    (1, Some((40, "m (1 of 4)"))),
+                    (0, None),
+                    (1, Some((40, "m (1 of 4)"))),
+                ],
             ),
             (
                 "warnings do not count",
@@ -237,7 +251,10 @@ mod tests {
             for run in runs {
                 let (next, faults) = escalate(3, counter, run);
                 counter = next;
-                got.push((next, faults.first().map(|f| (f.severity.0, f.message.clone()))));
+                got.push((
+                    next,
+                    faults.first().map(|f| (f.severity.0, f.message.clone())),
+                ));
             }
             let want: Vec<_> = want
                 .into_iter()
@@ -269,8 +286,14 @@ mod tests {
     #[test]
     fn records_keep_since_and_triggered_while_the_message_is_unchanged() {
         let previous: BTreeMap<String, Fault> = [
-            ("//a/b/c".to_string(), stored("//a/b/c", Severity::CRITICAL, "m", true)),
-            ("//a/b/c#x".to_string(), stored("//a/b/c#x", Severity::CRITICAL, "old", true)),
+            (
+                "//a/b/c".to_string(),
+                stored("//a/b/c", Severity::CRITICAL, "m", true),
+            ),
+            (
+                "//a/b/c#x".to_string(),
+                stored("//a/b/c#x", Severity::CRITICAL, "old", true),
+            ),
         ]
         .into();
         let faults = vec![
@@ -300,7 +323,11 @@ mod tests {
             .collect();
         assert_eq!(
             summary,
-            [("//a/b/c", 100, 100, true), ("//a/b/c#x", 100, 200, false), ("//a/b/c#y", 200, 200, false)]
+            [
+                ("//a/b/c", 100, 100, true),
+                ("//a/b/c#x", 100, 200, false),
+                ("//a/b/c#y", 200, 200, false)
+            ]
         );
     }
 
@@ -322,7 +349,8 @@ mod tests {
     }
 
     fn run_plan(faults: Vec<Fault>, f: &Facts, squelch: &str) -> Vec<Action> {
-        let mut map: BTreeMap<String, Fault> = faults.into_iter().map(|f| (f.name.clone(), f)).collect();
+        let mut map: BTreeMap<String, Fault> =
+            faults.into_iter().map(|f| (f.name.clone(), f)).collect();
         let squelched = |name: &str| !squelch.is_empty() && name.contains(squelch);
         let tick = Tick {
             agent: "web1",

@@ -61,8 +61,11 @@ pub(crate) async fn run(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let work = async {
-        let (out, err, status) =
-            tokio::join!(read_capped(stdout, cap), read_capped(stderr, cap), child.wait());
+        let (out, err, status) = tokio::join!(
+            read_capped(stdout, cap),
+            read_capped(stderr, cap),
+            child.wait()
+        );
         (out, err, status)
     };
     match tokio::time::timeout(timeout, work).await {
@@ -146,9 +149,15 @@ mod tests {
 
     #[tokio::test]
     async fn output_beyond_the_cap_is_dropped() {
-        let out = run("head -c 100000 /dev/zero", &[], None, Duration::from_secs(5), 1000)
-            .await
-            .unwrap();
+        let out = run(
+            "head -c 100000 /dev/zero",
+            &[],
+            None,
+            Duration::from_secs(5),
+            1000,
+        )
+        .await
+        .unwrap();
         assert_eq!(out.stdout.len(), 1000);
         assert!(out.status.unwrap().success());
     }
@@ -163,9 +172,15 @@ mod tests {
 
     #[tokio::test]
     async fn environment_reaches_the_command() {
-        let out = run("printf %s \"$X\"", &[("X", "hello")], None, Duration::from_secs(5), 100)
-            .await
-            .unwrap();
+        let out = run(
+            "printf %s \"$X\"",
+            &[("X", "hello")],
+            None,
+            Duration::from_secs(5),
+            100,
+        )
+        .await
+        .unwrap();
         assert_eq!(out.stdout, b"hello");
     }
 }

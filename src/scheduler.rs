@@ -9,7 +9,10 @@
 #[must_use]
 pub fn tick_at(now: f64, base_interval: f64) -> i64 {
     // Ticks since 1970 at any sane base interval fit easily in an i64.
-    #[expect(clippy::cast_possible_truncation, reason = "floored ratio of two sane positive numbers")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "floored ratio of two sane positive numbers"
+    )]
     let tick = (now / base_interval).floor() as i64;
     tick
 }
@@ -17,7 +20,10 @@ pub fn tick_at(now: f64, base_interval: f64) -> i64 {
 /// Epoch seconds at which `tick` starts.
 #[must_use]
 pub fn tick_start(tick: i64, base_interval: f64) -> f64 {
-    #[expect(clippy::cast_precision_loss, reason = "tick numbers are far below 2^52")]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "tick numbers are far below 2^52"
+    )]
     let start = tick as f64 * base_interval;
     start
 }
@@ -72,45 +78,131 @@ mod tests {
 
     #[test]
     fn original_table_interval_5_retry_interval_2() {
-        replay(2, &[
-            Due(0, true), Due(1, false), Due(2, false), Due(3, false), Due(4, false), Due(5, true),
-            Failing(true), Due(6, false), Due(7, true),
-            Failing(true), Due(8, false), Due(9, true),
-            Failing(true), Due(10, false), Due(11, true),
-            Failing(false), Due(12, false), Due(13, false), Due(14, false), Due(15, true),
-            Failing(true), Due(16, false), Due(17, true),
-            Failing(false), Due(18, false), Due(19, false), Due(20, true),
-        ]);
+        replay(
+            2,
+            &[
+                Due(0, true),
+                Due(1, false),
+                Due(2, false),
+                Due(3, false),
+                Due(4, false),
+                Due(5, true),
+                Failing(true),
+                Due(6, false),
+                Due(7, true),
+                Failing(true),
+                Due(8, false),
+                Due(9, true),
+                Failing(true),
+                Due(10, false),
+                Due(11, true),
+                Failing(false),
+                Due(12, false),
+                Due(13, false),
+                Due(14, false),
+                Due(15, true),
+                Failing(true),
+                Due(16, false),
+                Due(17, true),
+                Failing(false),
+                Due(18, false),
+                Due(19, false),
+                Due(20, true),
+            ],
+        );
     }
 
     #[test]
     fn original_table_interval_5_retry_interval_1() {
-        replay(1, &[
-            Due(0, true), Due(1, false), Due(2, false), Due(3, false), Due(4, false), Due(5, true),
-            Failing(true), Due(6, true), Due(7, true), Due(8, true), Due(9, true), Due(10, true),
-        ]);
+        replay(
+            1,
+            &[
+                Due(0, true),
+                Due(1, false),
+                Due(2, false),
+                Due(3, false),
+                Due(4, false),
+                Due(5, true),
+                Failing(true),
+                Due(6, true),
+                Due(7, true),
+                Due(8, true),
+                Due(9, true),
+                Due(10, true),
+            ],
+        );
     }
 
     #[test]
     fn original_table_interval_5_retry_interval_3() {
-        replay(3, &[
-            Due(0, true), Due(1, false), Due(2, false), Due(3, false), Due(4, false), Due(5, true),
-            Failing(true), Due(6, false), Due(7, false), Due(8, true),
-            Failing(true), Due(9, false), Due(10, false), Due(11, true),
-            Failing(true), Due(12, false), Due(13, false), Due(15, true),
-            Failing(false), Due(16, false), Due(17, false), Due(18, false), Due(19, false), Due(20, true),
-        ]);
+        replay(
+            3,
+            &[
+                Due(0, true),
+                Due(1, false),
+                Due(2, false),
+                Due(3, false),
+                Due(4, false),
+                Due(5, true),
+                Failing(true),
+                Due(6, false),
+                Due(7, false),
+                Due(8, true),
+                Failing(true),
+                Due(9, false),
+                Due(10, false),
+                Due(11, true),
+                Failing(true),
+                Due(12, false),
+                Due(13, false),
+                Due(15, true),
+                Failing(false),
+                Due(16, false),
+                Due(17, false),
+                Due(18, false),
+                Due(19, false),
+                Due(20, true),
+            ],
+        );
     }
 
     #[test]
     fn original_table_interval_5_retry_interval_5() {
-        replay(5, &[
-            Due(0, true), Due(1, false), Due(2, false), Due(3, false), Due(4, false), Due(5, true),
-            Failing(true), Due(6, false), Due(7, false), Due(8, false), Due(9, false), Due(10, true),
-            Failing(true), Due(11, false), Due(12, false), Due(13, false), Due(14, false), Due(15, true),
-            Failing(true), Due(16, false), Due(17, false), Due(18, false), Due(19, false), Due(20, true),
-            Failing(false), Due(21, false), Due(22, false), Due(23, false), Due(24, false), Due(25, true),
-        ]);
+        replay(
+            5,
+            &[
+                Due(0, true),
+                Due(1, false),
+                Due(2, false),
+                Due(3, false),
+                Due(4, false),
+                Due(5, true),
+                Failing(true),
+                Due(6, false),
+                Due(7, false),
+                Due(8, false),
+                Due(9, false),
+                Due(10, true),
+                Failing(true),
+                Due(11, false),
+                Due(12, false),
+                Due(13, false),
+                Due(14, false),
+                Due(15, true),
+                Failing(true),
+                Due(16, false),
+                Due(17, false),
+                Due(18, false),
+                Due(19, false),
+                Due(20, true),
+                Failing(false),
+                Due(21, false),
+                Due(22, false),
+                Due(23, false),
+                Due(24, false),
+                Due(25, true),
+            ],
+        );
     }
 
     #[test]

@@ -30,7 +30,11 @@ pub fn listen() -> std::io::Result<mpsc::UnboundedReceiver<Control>> {
         .spawn(move || {
             let mut stopping = false;
             for signal in signals.forever() {
-                let control = if signal == SIGHUP { Control::Reload } else { Control::Shutdown };
+                let control = if signal == SIGHUP {
+                    Control::Reload
+                } else {
+                    Control::Shutdown
+                };
                 if control == Control::Shutdown {
                     if stopping {
                         eprintln!("second signal during shutdown: exiting now");

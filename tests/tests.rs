@@ -1,1 +1,7 @@
+//! One test binary (Cargo.toml: autotests = false), as ripgrep does.
+
+mod agent;
+mod cli;
+mod config;
 mod db_contract;
+mod util;

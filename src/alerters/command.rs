@@ -33,9 +33,15 @@ impl CommandAlerter {
             (env::ALERT_NAME, name),
             (env::ALERT_MESSAGE, message),
         ];
-        let output = process::run(&self.command, &vars, None, self.context.alert_timeout, STDERR_CAP)
-            .await
-            .map_err(Error::Spawn)?;
+        let output = process::run(
+            &self.command,
+            &vars,
+            None,
+            self.context.alert_timeout,
+            STDERR_CAP,
+        )
+        .await
+        .map_err(Error::Spawn)?;
         match output.status {
             None => Err(Error::CommandTimedOut),
             Some(status) if status.success() => Ok(()),

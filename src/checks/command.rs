@@ -28,7 +28,10 @@ pub async fn run(
     let vars = [(env::CONFIG, config.as_ref())];
     match process::run(command, &vars, cwd, timeout, OUTPUT_CAP).await {
         Err(error) => CheckOutput {
-            faults: vec![RawFault::monitor("status", format!("cannot start /bin/sh: {error}"))],
+            faults: vec![RawFault::monitor(
+                "status",
+                format!("cannot start /bin/sh: {error}"),
+            )],
             ..CheckOutput::default()
         },
         Ok(output) => {
@@ -38,14 +41,19 @@ pub async fn run(
                 None => CheckOutput {
                     faults: vec![RawFault::monitor(
                         "timeout",
-                        format!("plugin timed out after {} s", crate::thresholds::format_value(timeout.as_secs_f64())),
+                        format!(
+                            "plugin timed out after {} s",
+                            crate::thresholds::format_value(timeout.as_secs_f64())
+                        ),
                     )],
                     ..CheckOutput::default()
                 },
                 Some(status) => interpret(status, &stdout, &stderr, nagios_performance),
             };
             result.raw = Some(RawRun {
-                status: output.status.map_or_else(|| "killed after timeout".into(), |s| s.to_string()),
+                status: output
+                    .status
+                    .map_or_else(|| "killed after timeout".into(), |s| s.to_string()),
                 stdout,
                 stderr,
             });
@@ -56,7 +64,12 @@ pub async fn run(
 
 /// Turns a finished plugin's exit status and output into faults and metrics.
 #[must_use]
-pub fn interpret(status: ExitStatus, stdout: &str, stderr: &str, nagios_performance: bool) -> CheckOutput {
+pub fn interpret(
+    status: ExitStatus,
+    stdout: &str,
+    stderr: &str,
+    nagios_performance: bool,
+) -> CheckOutput {
     if status.code() == Some(0) && stdout.trim_start().starts_with('{') {
         return match json::parse(stdout) {
             Ok((faults, metrics)) => CheckOutput {
@@ -105,14 +118,26 @@ pub fn interpret(status: ExitStatus, stdout: &str, stderr: &str, nagios_performa
         Some(0) => {}
         Some(code @ 1..=3) => faults.push(RawFault {
             name: None,
-            severity: if code == 1 { Severity::WARNING } else { Severity::ERROR },
+            severity: if code == 1 {
+                Severity::WARNING
+            } else {
+                Severity::ERROR
+            },
             message,
             escalates: true,
         }),
-        Some(code) => faults.push(RawFault::monitor("status", format!("exit status {code}: {message}"))),
+        Some(code) => faults.push(RawFault::monitor(
+            "status",
+            format!("exit status {code}: {message}"),
+        )),
         None => {
-            let signal = status.signal().map_or_else(|| "?".into(), |s| s.to_string());
-            faults.push(RawFault::monitor("status", format!("killed by signal {signal}: {message}")));
+            let signal = status
+                .signal()
+                .map_or_else(|| "?".into(), |s| s.to_string());
+            faults.push(RawFault::monitor(
+                "status",
+                format!("killed by signal {signal}: {message}"),
+            ));
         }
     }
     CheckOutput {
@@ -153,12 +178,47 @@ mod tests {
         let long_message = format!("{} ...", "x".repeat(200));
         let cases: Vec<(ExitStatus, &str, &str, Vec<RawFault>)> = vec![
             (exit(0), "OK fine", "", vec![]),
-            (exit(1), "WARN slow", "", vec![fault(None, Severity::WARNING, "WARN slow", true)]),
-            (exit(2), "CRIT down", "", vec![fault(None, Severity::ERROR, "CRIT down", true)]),
-            (exit(3), "UNKNOWN what", "", vec![fault(None, Severity::ERROR, "UNKNOWN what", true)]),
-            (exit(2), &long, "", vec![fault(None, Severity::ERROR, &long_message, true)]),
-            (exit(0), "OK", "oops\n", vec![fault(Some("monitor-stderr"), Severity::ERROR, "oops", false)]),
-            (exit(0), "", "", vec![fault(Some("monitor-no-out"), Severity::ERROR, "", false)]),
+            (
+                exit(1),
+                "WARN slow",
+                "",
+                vec![fault(None, Severity::WARNING, "WARN slow", true)],
+            ),
+            (
+                exit(2),
+                "CRIT down",
+                "",
+                vec![fault(None, Severity::ERROR, "CRIT down", true)],
+            ),
+            (
+                exit(3),
+                "UNKNOWN what",
+                "",
+                vec![fault(None, Severity::ERROR, "UNKNOWN what", true)],
+            ),
+            (
+                exit(2),
+                &long,
+                "",
+                vec![fault(None, Severity::ERROR, &long_message, true)],
+            ),
+            (
+                exit(0),
+                "OK",
+                "oops\n",
+                vec![fault(
+                    Some("monitor-stderr"),
+                    Severity::ERROR,
+                    "oops",
+                    false,
+                )],
+            ),
+            (
+                exit(0),
+                "",
+                "",
+                vec![fault(Some("monitor-no-out"), Severity::ERROR, "", false)],
+            ),
             (
                 exit(2),
                 "| a=1",
@@ -168,12 +228,27 @@ mod tests {
                     fault(None, Severity::ERROR, "(no output)", true),
                 ],
             ),
-            (exit(7), "odd", "", vec![fault(Some("monitor-status"), Severity::ERROR, "exit status 7: odd", false)]),
+            (
+                exit(7),
+                "odd",
+                "",
+                vec![fault(
+                    Some("monitor-status"),
+                    Severity::ERROR,
+                    "exit status 7: odd",
+                    false,
+                )],
+            ),
             (
                 ExitStatus::from_raw(9),
                 "dead",
                 "",
-                vec![fault(Some("monitor-status"), Severity::ERROR, "killed by signal 9: dead", false)],
+                vec![fault(
+                    Some("monitor-status"),
+                    Severity::ERROR,
+                    "killed by signal 9: dead",
+                    false,
+                )],
             ),
         ];
         for (status, stdout, stderr, want) in cases {
@@ -185,22 +260,43 @@ mod tests {
     #[test]
     fn perfdata_becomes_metrics_and_leaves_the_message() {
         let got = interpret(exit(1), "WARN speed 99 | speed=99rpm;50;70", "", true);
-        assert_eq!(got.faults, vec![fault(None, Severity::WARNING, "WARN speed 99", true)]);
+        assert_eq!(
+            got.faults,
+            vec![fault(None, Severity::WARNING, "WARN speed 99", true)]
+        );
         assert_eq!(got.metrics.len(), 1);
-        assert_eq!((got.metrics[0].name.as_str(), got.metrics[0].value, got.metrics[0].units.as_str()), ("speed", 99.0, "rpm"));
+        assert_eq!(
+            (
+                got.metrics[0].name.as_str(),
+                got.metrics[0].value,
+                got.metrics[0].units.as_str()
+            ),
+            ("speed", 99.0, "rpm")
+        );
     }
 
     #[test]
     fn perfdata_is_kept_as_text_when_parsing_is_off() {
         let got = interpret(exit(1), "WARN | a=1", "", false);
-        assert_eq!(got.faults, vec![fault(None, Severity::WARNING, "WARN | a=1", true)]);
+        assert_eq!(
+            got.faults,
+            vec![fault(None, Severity::WARNING, "WARN | a=1", true)]
+        );
         assert!(got.metrics.is_empty());
     }
 
     #[test]
     fn json_output_on_exit_zero_is_plugin_json() {
-        let got = interpret(exit(0), r#"{"faults": [{"severity": "critical", "message": "m", "name": "n"}]}"#, "", true);
-        assert_eq!(got.faults, vec![fault(Some("n"), Severity::CRITICAL, "m", true)]);
+        let got = interpret(
+            exit(0),
+            r#"{"faults": [{"severity": "critical", "message": "m", "name": "n"}]}"#,
+            "",
+            true,
+        );
+        assert_eq!(
+            got.faults,
+            vec![fault(Some("n"), Severity::CRITICAL, "m", true)]
+        );
     }
 
     #[test]
@@ -208,13 +304,21 @@ mod tests {
         let got = interpret(exit(0), r#"{"faults": 3}"#, "", true);
         assert_eq!(
             got.faults,
-            vec![fault(Some("json-error"), Severity::ERROR, "`faults` must be a list, got a number", true)]
+            vec![fault(
+                Some("json-error"),
+                Severity::ERROR,
+                "`faults` must be a list, got a number",
+                true
+            )]
         );
     }
 
     #[test]
     fn json_on_a_failing_exit_is_nagios_text() {
         let got = interpret(exit(2), r#"{"faults": []}"#, "", false);
-        assert_eq!(got.faults, vec![fault(None, Severity::ERROR, r#"{"faults": []}"#, true)]);
+        assert_eq!(
+            got.faults,
+            vec![fault(None, Severity::ERROR, r#"{"faults": []}"#, true)]
+        );
     }
 }

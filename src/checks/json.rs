@@ -65,9 +65,15 @@ fn fault(item: &Value) -> Result<RawFault, String> {
             .as_i64()
             .map(Severity)
             .ok_or_else(|| format!("`severity` must be an integer, got `{n}`"))?,
-        Some(Value::String(name)) => Severity::from_name(name)
-            .ok_or_else(|| format!("unknown severity `{name}` (use info, warning, error or critical)"))?,
-        Some(other) => return Err(format!("`severity` must be a number or a name, got {}", kind(other))),
+        Some(Value::String(name)) => Severity::from_name(name).ok_or_else(|| {
+            format!("unknown severity `{name}` (use info, warning, error or critical)")
+        })?,
+        Some(other) => {
+            return Err(format!(
+                "`severity` must be a number or a name, got {}",
+                kind(other)
+            ));
+        }
     };
     let message = match item.get("message") {
         None => return Err("missing key `message`".into()),
@@ -83,7 +89,12 @@ fn fault(item: &Value) -> Result<RawFault, String> {
     let escalates = match item.get("escalates") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(format!("`escalates` must be a boolean, got {}", kind(other))),
+        Some(other) => {
+            return Err(format!(
+                "`escalates` must be a boolean, got {}",
+                kind(other)
+            ));
+        }
     };
     Ok(RawFault {
         name,
@@ -98,10 +109,17 @@ fn metric(item: &Value) -> Result<RawMetric, String> {
     let name = match item.get("name") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         None => return Err("missing key `name`".into()),
-        Some(other) => return Err(format!("`name` must be a non-empty string, got {}", kind(other))),
+        Some(other) => {
+            return Err(format!(
+                "`name` must be a non-empty string, got {}",
+                kind(other)
+            ));
+        }
     };
     let value = match item.get("value") {
-        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| format!("`value` `{n}` is out of range"))?,
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .ok_or_else(|| format!("`value` `{n}` is out of range"))?,
         None => return Err("missing key `value`".into()),
         Some(other) => return Err(format!("`value` must be a number, got {}", kind(other))),
     };
@@ -112,8 +130,15 @@ fn metric(item: &Value) -> Result<RawMetric, String> {
     };
     let timestamp = match item.get("timestamp") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(parse_timestamp(s).ok_or_else(|| format!("`timestamp` `{s}` is not ISO 8601"))?),
-        Some(other) => return Err(format!("`timestamp` must be an ISO 8601 string, got {}", kind(other))),
+        Some(Value::String(s)) => {
+            Some(parse_timestamp(s).ok_or_else(|| format!("`timestamp` `{s}` is not ISO 8601"))?)
+        }
+        Some(other) => {
+            return Err(format!(
+                "`timestamp` must be an ISO 8601 string, got {}",
+                kind(other)
+            ));
+        }
     };
     Ok(RawMetric {
         name,
@@ -180,7 +205,10 @@ mod tests {
             r#"{"faults": [], "metrics": [{"name": "x", "value": 1, "timestamp": "2014-12-13T12:28:31+02:00"}]}"#,
         )
         .unwrap();
-        assert_eq!(metrics[0].timestamp.map(|t| t.timestamp()), Some(1_418_466_511));
+        assert_eq!(
+            metrics[0].timestamp.map(|t| t.timestamp()),
+            Some(1_418_466_511)
+        );
     }
 
     #[test]
@@ -189,14 +217,38 @@ mod tests {
             ("{", "invalid JSON"),
             ("[]", "expected a JSON object"),
             (r#"{"metrics": []}"#, "missing key `faults`"),
-            (r#"{"faults": {}}"#, "`faults` must be a list, got an object"),
-            (r#"{"faults": [{"message": "x"}]}"#, "faults[0]: missing key `severity`"),
-            (r#"{"faults": [{"severity": 40}]}"#, "faults[0]: missing key `message`"),
-            (r#"{"faults": [{"severity": "bad", "message": "x"}]}"#, "faults[0]: unknown severity `bad`"),
-            (r#"{"faults": [{"severity": 40, "message": 3}]}"#, "faults[0]: `message` must be a string, got a number"),
-            (r#"{"faults": [], "metrics": [{"name": "x"}]}"#, "metrics[0]: missing key `value`"),
-            (r#"{"faults": [], "metrics": [{"name": "x", "value": "1"}]}"#, "metrics[0]: `value` must be a number, got a string"),
-            (r#"{"faults": [], "metrics": [{"name": "x", "value": 1, "timestamp": "yesterday"}]}"#, "metrics[0]: `timestamp` `yesterday` is not ISO 8601"),
+            (
+                r#"{"faults": {}}"#,
+                "`faults` must be a list, got an object",
+            ),
+            (
+                r#"{"faults": [{"message": "x"}]}"#,
+                "faults[0]: missing key `severity`",
+            ),
+            (
+                r#"{"faults": [{"severity": 40}]}"#,
+                "faults[0]: missing key `message`",
+            ),
+            (
+                r#"{"faults": [{"severity": "bad", "message": "x"}]}"#,
+                "faults[0]: unknown severity `bad`",
+            ),
+            (
+                r#"{"faults": [{"severity": 40, "message": 3}]}"#,
+                "faults[0]: `message` must be a string, got a number",
+            ),
+            (
+                r#"{"faults": [], "metrics": [{"name": "x"}]}"#,
+                "metrics[0]: missing key `value`",
+            ),
+            (
+                r#"{"faults": [], "metrics": [{"name": "x", "value": "1"}]}"#,
+                "metrics[0]: `value` must be a number, got a string",
+            ),
+            (
+                r#"{"faults": [], "metrics": [{"name": "x", "value": 1, "timestamp": "yesterday"}]}"#,
+                "metrics[0]: `timestamp` `yesterday` is not ISO 8601",
+            ),
         ];
         for (text, want) in cases {
             let got = parse(text).unwrap_err();

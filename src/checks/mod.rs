@@ -84,7 +84,14 @@ pub async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutput {
     match &check.kind {
         CheckKind::Command(command) => {
             // Relative plugin paths in a check file are relative to that file.
-            command::run(command, check.file.parent(), check.nagios_performance, timeout, context.config_path).await
+            command::run(
+                command,
+                check.file.parent(),
+                check.nagios_performance,
+                timeout,
+                context.config_path,
+            )
+            .await
         }
         CheckKind::Broken(message) => CheckOutput {
             faults: vec![RawFault {
@@ -102,12 +109,22 @@ pub async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutput {
 ///
 /// `was_failing(metric)` tells whether the metric's stored fault is ERROR or
 /// CRITICAL, which keeps a `clear` threshold sticky across runs and restarts.
-pub fn apply_thresholds(check: &CheckDef, output: &mut CheckOutput, was_failing: &dyn Fn(&str) -> bool) {
+pub fn apply_thresholds(
+    check: &CheckDef,
+    output: &mut CheckOutput,
+    was_failing: &dyn Fn(&str) -> bool,
+) {
     if check.thresholds.is_empty() {
         return;
     }
     let metrics = &output.metrics;
-    let value = |name: &str| metrics.iter().rev().find(|m| m.name == name).map(|m| m.value);
+    let value = |name: &str| {
+        metrics
+            .iter()
+            .rev()
+            .find(|m| m.name == name)
+            .map(|m| m.value)
+    };
     let faults = check.thresholds.evaluate(&value, was_failing);
     output.faults.extend(faults.into_iter().map(|f| RawFault {
         name: Some(f.metric),

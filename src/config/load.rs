@@ -13,8 +13,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::{AgentConfig, CheckDef, CheckKind, Config, LogFormat};
 use crate::alerters::{AlerterConfig, CommandConfig, FileConfig};
@@ -34,7 +34,10 @@ pub enum Error {
     },
     /// One or more problems in the file, each a full sentence with key and line.
     #[error("{}", problems.iter().map(|p| format!("{}: {p}", path.display())).collect::<Vec<_>>().join("\n"))]
-    Invalid { path: PathBuf, problems: Vec<String> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
 }
 
 // ---------------------------------------------------------------- agent file
@@ -129,19 +132,20 @@ impl<'de> Visitor<'de> for ConfigSeed {
             match key.as_str() {
                 "agent" => raw.agent = Some(map.next_value()?),
                 "database" => {
-                    raw.database = Some(map.next_value_seed(Section::<DbConfig>::new(
-                        self.database.as_deref(),
-                    ))?);
+                    raw.database = Some(
+                        map.next_value_seed(Section::<DbConfig>::new(self.database.as_deref()))?,
+                    );
                 }
                 "alerter" => {
-                    raw.alerter = Some(map.next_value_seed(Section::<AlerterConfig>::new(
-                        self.alerter.as_deref(),
-                    ))?);
+                    raw.alerter =
+                        Some(map.next_value_seed(Section::<AlerterConfig>::new(
+                            self.alerter.as_deref(),
+                        ))?);
                 }
                 "metrics" => {
-                    raw.metrics = Some(map.next_value_seed(Section::<SinkConfig>::new(
-                        self.metrics.as_deref(),
-                    ))?);
+                    raw.metrics = Some(
+                        map.next_value_seed(Section::<SinkConfig>::new(self.metrics.as_deref()))?,
+                    );
                 }
                 other => return Err(de::Error::unknown_field(other, TOP_KEYS)),
             }
@@ -228,7 +232,10 @@ struct SkipType<A>(A);
 
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipType<A> {
     type Error = A::Error;
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
         loop {
             let Some(key) = self.0.next_key::<String>()? else {
                 return Ok(None);
@@ -248,7 +255,10 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipType<A> {
 }
 
 /// Replaces `${VAR}` from the environment outside YAML comments; `$${` is a literal `${`.
-fn substitute_env(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<String>> {
+fn substitute_env(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, Vec<String>> {
     let mut out = String::with_capacity(text.len());
     let mut problems = Vec::new();
     for (number, line) in text.split_inclusive('\n').enumerate() {
@@ -284,7 +294,11 @@ fn substitute_env(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result
         }
         out.push_str(rest);
     }
-    if problems.is_empty() { Ok(out) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
 }
 
 fn utf8_len(first: u8) -> usize {
@@ -349,14 +363,18 @@ fn validate(raw: RawConfig, path: PathBuf, base: &Path) -> Result<Config, Vec<St
     };
     let base_interval = agent.base_interval_secs;
     if !(base_interval.is_finite() && base_interval > 0.0) {
-        problems.push(format!("agent.base_interval: must be a positive number of seconds, got `{base_interval}`"));
+        problems.push(format!(
+            "agent.base_interval: must be a positive number of seconds, got `{base_interval}`"
+        ));
     }
     let mut seconds = |key: &str, value: Option<f64>, share: f64| -> Duration {
         let secs = value.unwrap_or(base_interval * share);
         match Duration::try_from_secs_f64(secs) {
             Ok(d) if secs > 0.0 => d,
             _ => {
-                problems.push(format!("agent.{key}: must be a positive number of seconds, got `{secs}`"));
+                problems.push(format!(
+                    "agent.{key}: must be a positive number of seconds, got `{secs}`"
+                ));
                 Duration::from_secs(1)
             }
         }
@@ -365,7 +383,10 @@ fn validate(raw: RawConfig, path: PathBuf, base: &Path) -> Result<Config, Vec<St
     let alert_timeout = seconds("alert_timeout", agent.alert_timeout_secs, 0.2);
     let max_concurrency = match std::env::var(env::MAX_CONCURRENCY) {
         Ok(value) => value.trim().parse::<usize>().unwrap_or_else(|_| {
-            problems.push(format!("environment variable `{}`: `{value}` is not a positive integer", env::MAX_CONCURRENCY));
+            problems.push(format!(
+                "environment variable `{}`: `{value}` is not a positive integer",
+                env::MAX_CONCURRENCY
+            ));
             DEFAULT_MAX_CONCURRENCY
         }),
         Err(_) => agent.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY),
@@ -382,7 +403,8 @@ fn validate(raw: RawConfig, path: PathBuf, base: &Path) -> Result<Config, Vec<St
         None => crate::host::fqdn(),
     };
     let Some(alerter) = raw.alerter else {
-        problems.push("missing section `alerter` (an agent that cannot page is not monitoring)".into());
+        problems
+            .push("missing section `alerter` (an agent that cannot page is not monitoring)".into());
         return Err(problems);
     };
     let alerter = match alerter {
@@ -462,7 +484,10 @@ impl<'de> Deserialize<'de> for ThresholdLines {
             fn visit_str<E: de::Error>(self, text: &str) -> Result<ThresholdLines, E> {
                 Ok(ThresholdLines(text.lines().map(str::to_string).collect()))
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ThresholdLines, A::Error> {
+            fn visit_seq<A: de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ThresholdLines, A::Error> {
                 let mut lines = Vec::new();
                 while let Some(line) = seq.next_element::<String>()? {
                     lines.push(line);
@@ -476,13 +501,20 @@ impl<'de> Deserialize<'de> for ThresholdLines {
 
 /// The checks of one file: fine ones and the ones that only report their error.
 fn checks_of_file(agent: &str, path: &Path, text: &str) -> Vec<CheckDef> {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let display = path.display();
     // Fast path: the whole file at once.
-    let entries: Result<Vec<(String, RawCheck)>, _> = serde_yaml::from_str::<Option<OrderedMap<RawCheck>>>(text)
-        .map(|map| map.map(|m| m.0).unwrap_or_default());
+    let entries: Result<Vec<(String, RawCheck)>, _> =
+        serde_yaml::from_str::<Option<OrderedMap<RawCheck>>>(text)
+            .map(|map| map.map(|m| m.0).unwrap_or_default());
     let raw = match entries {
-        Ok(entries) => entries.into_iter().map(|(k, v)| (k, Ok(v))).collect::<Vec<_>>(),
+        Ok(entries) => entries
+            .into_iter()
+            .map(|(k, v)| (k, Ok(v)))
+            .collect::<Vec<_>>(),
         Err(whole) => match serde_yaml::from_str::<Option<OrderedMap<IgnoredAny>>>(text) {
             // Not even a mapping of keys: the file cannot be parsed.
             Err(e) => {
@@ -510,10 +542,18 @@ fn checks_of_file(agent: &str, path: &Path, text: &str) -> Vec<CheckDef> {
     };
     raw.into_iter()
         .map(|(key, entry)| {
-            let name = if key.starts_with("//") { key.clone() } else { format!("//{agent}/{stem}/{key}") };
+            let name = if key.starts_with("//") {
+                key.clone()
+            } else {
+                format!("//{agent}/{stem}/{key}")
+            };
             match entry.and_then(|raw| build_check(&name, path, raw)) {
                 Ok(check) => check,
-                Err(detail) => CheckDef::broken(name, path, format!("error loading check {display} [{key}]: {detail}")),
+                Err(detail) => CheckDef::broken(
+                    name,
+                    path,
+                    format!("error loading check {display} [{key}]: {detail}"),
+                ),
             }
         })
         .collect()
@@ -526,15 +566,32 @@ fn build_check(name: &str, path: &Path, raw: RawCheck) -> Result<CheckDef, Strin
         ("tcp", raw.tcp.is_some()),
         ("socket", raw.socket.is_some()),
     ];
-    let given: Vec<&str> = kinds.iter().filter(|(_, set)| *set).map(|(k, _)| *k).collect();
+    let given: Vec<&str> = kinds
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(k, _)| *k)
+        .collect();
     let kind = match (given.as_slice(), raw.command) {
         ([_], Some(command)) => CheckKind::Command(command),
-        ([other], None) => return Err(format!("`{other}` checks are not supported by this version of cimaa yet")),
-        ([], _) => return Err("a check needs exactly one of `command`, `http`, `tcp`, `socket`; found none".into()),
+        ([other], None) => {
+            return Err(format!(
+                "`{other}` checks are not supported by this version of cimaa yet"
+            ));
+        }
+        ([], _) => {
+            return Err(
+                "a check needs exactly one of `command`, `http`, `tcp`, `socket`; found none"
+                    .into(),
+            );
+        }
         (several, _) => {
             return Err(format!(
                 "a check needs exactly one of `command`, `http`, `tcp`, `socket`; found {}",
-                several.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                several
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     };
@@ -550,7 +607,11 @@ fn build_check(name: &str, path: &Path, raw: RawCheck) -> Result<CheckDef, Strin
         None => None,
         Some(secs) => match Duration::try_from_secs_f64(secs) {
             Ok(d) if secs > 0.0 => Some(d),
-            _ => return Err(format!("`timeout` must be a positive number of seconds, got `{secs}`")),
+            _ => {
+                return Err(format!(
+                    "`timeout` must be a positive number of seconds, got `{secs}`"
+                ));
+            }
         },
     };
     let nagios_performance = raw.nagios_performance.unwrap_or(true);
@@ -639,7 +700,10 @@ pub fn load_check_file(agent: &str, path: &Path) -> Vec<CheckDef> {
     match std::fs::read_to_string(path) {
         Ok(text) => checks_of_file(agent, path, &text),
         Err(e) => {
-            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             vec![CheckDef::broken(
                 format!("//{agent}/{stem}/"),
                 path,
@@ -658,8 +722,11 @@ pub fn check_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| {
-            path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml")
-                && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            path.extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+                && !path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
                 && path.is_file()
         })
         .collect();
@@ -696,7 +763,10 @@ mod tests {
             ("key: $${KEY}\n", Ok("key: ${KEY}\n")),
             ("key: x # ${UNSET}\n", Ok("key: x # ${UNSET}\n")),
             ("key: 'a # ${KEY}'\n", Ok("key: 'a # secret'\n")),
-            ("a: 1\nkey: ${UNSET}\n", Err("environment variable `UNSET` is not set (used at line 2 column 6)")),
+            (
+                "a: 1\nkey: ${UNSET}\n",
+                Err("environment variable `UNSET` is not set (used at line 2 column 6)"),
+            ),
         ];
         for (text, want) in cases {
             let got = substitute_env(text, &lookup);
@@ -735,7 +805,11 @@ mod tests {
         let checks = load("good:\n  command: [unclosed\n");
         assert_eq!(checks.len(), 1);
         assert_eq!(checks[0].name, "//web1/app/");
-        assert!(matches!(&checks[0].kind, CheckKind::Broken(m) if m.starts_with("error parsing /c/app.yaml: ")), "{:?}", checks[0].kind);
+        assert!(
+            matches!(&checks[0].kind, CheckKind::Broken(m) if m.starts_with("error parsing /c/app.yaml: ")),
+            "{:?}",
+            checks[0].kind
+        );
     }
 
     #[test]
@@ -743,10 +817,22 @@ mod tests {
         let cases = [
             ("x:\n  interval: 2\n", "found none"),
             ("x:\n  command: a\n  tcp: b\n", "found `command`, `tcp`"),
-            ("x:\n  command: a\n  nagios_performance: false\n  thresholds: a warning > 1\n", "`nagios_performance` is false"),
-            ("x:\n  command: a\n  nagios_performance: maybe\n", "nagios_performance: invalid type"),
-            ("x:\n  command: a\n  thresholds: a warnin > 1\n", "thresholds: line 1"),
-            ("x:\n  command: a\n  interval: 0\n", "`interval` must be at least 1"),
+            (
+                "x:\n  command: a\n  nagios_performance: false\n  thresholds: a warning > 1\n",
+                "`nagios_performance` is false",
+            ),
+            (
+                "x:\n  command: a\n  nagios_performance: maybe\n",
+                "nagios_performance: invalid type",
+            ),
+            (
+                "x:\n  command: a\n  thresholds: a warnin > 1\n",
+                "thresholds: line 1",
+            ),
+            (
+                "x:\n  command: a\n  interval: 0\n",
+                "`interval` must be at least 1",
+            ),
         ];
         for (text, want) in cases {
             let checks = load(text);
@@ -759,7 +845,8 @@ mod tests {
 
     #[test]
     fn thresholds_may_be_a_list() {
-        let checks = load("x:\n  command: a\n  thresholds:\n    - a warning > 1\n    - b ? error < 2\n");
+        let checks =
+            load("x:\n  command: a\n  thresholds:\n    - a warning > 1\n    - b ? error < 2\n");
         assert!(matches!(checks[0].kind, CheckKind::Command(_)));
         assert!(!checks[0].thresholds.is_empty());
     }

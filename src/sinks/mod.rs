@@ -122,7 +122,10 @@ pub struct MetricBuffer {
 impl MetricBuffer {
     /// Creates the buffer and spawns the task that feeds `sink`.
     #[must_use]
-    pub fn spawn(sink: Arc<dyn Sink>, capacity: usize) -> (MetricBuffer, tokio::task::JoinHandle<()>) {
+    pub fn spawn(
+        sink: Arc<dyn Sink>,
+        capacity: usize,
+    ) -> (MetricBuffer, tokio::task::JoinHandle<()>) {
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
@@ -149,7 +152,11 @@ impl MetricBuffer {
         }
         if dropped > 0 {
             let total = self.shared.dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
-            tracing::warn!(dropped, total, "metric buffer full: dropped the oldest metrics");
+            tracing::warn!(
+                dropped,
+                total,
+                "metric buffer full: dropped the oldest metrics"
+            );
         }
         self.shared.wake.notify_one();
     }

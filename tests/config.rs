@@ -1,0 +1,165 @@
+//! Agent configuration errors: exit 2 and a sentence naming file, key and line.
+
+use crate::util::{Env, stderr};
+
+fn run_with_config(text: &str) -> (i32, String) {
+    let env = Env::new();
+    env.write("agent.yaml", text);
+    let output = env.cimaa(&["validate"]);
+    (
+        output.status.code().unwrap_or(-1),
+        stderr(&output).replace(&env.path("").display().to_string(), "DIR/"),
+    )
+}
+
+#[test]
+fn a_typo_in_the_agent_section_names_file_key_and_line() {
+    let (code, err) = run_with_config(
+        "agent:\n  name: a\n  base_intervl: 5\nalerter:\n  type: file\n  path: x\n",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with(
+            "error: DIR/agent.yaml: agent: unknown field `base_intervl`, expected one of"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("at line 3 column 3"), "{err}");
+}
+
+#[test]
+fn a_typo_inside_a_backend_section_names_the_section_and_line() {
+    let (code, err) = run_with_config("agent:\n  name: a\nalerter:\n  type: file\n  pth: x\n");
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("error: DIR/agent.yaml: alerter: unknown field `pth`, expected `path`"),
+        "{err}"
+    );
+    assert!(err.contains("line 4"), "{err}");
+}
+
+#[test]
+fn an_unknown_backend_type_is_named() {
+    let (code, err) = run_with_config("agent:\n  name: a\nalerter:\n  type: pager\n");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("alerter: unknown variant `pager`, expected `file` or `command`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_value_names_its_key_and_line() {
+    let (code, err) = run_with_config(
+        "agent:\n  name: a\n  base_interval: soon\nalerter:\n  type: file\n  path: x\n",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(
+            "agent.base_interval: invalid type: string \"soon\", expected f64 at line 3 column 18"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unset_environment_variable_is_named() {
+    let (code, err) = run_with_config(
+        "agent:\n  name: ${CIMAA_TEST_SURELY_UNSET}\nalerter:\n  type: file\n  path: x\n",
+    );
+    assert_eq!(code, 2);
+    assert_eq!(
+        err.trim(),
+        "error: DIR/agent.yaml: environment variable `CIMAA_TEST_SURELY_UNSET` is not set (used at line 2 column 9)"
+    );
+}
+
+#[test]
+fn environment_variables_are_substituted() {
+    let env = Env::new();
+    env.write(
+        "agent.yaml",
+        "agent:\n  name: ${USER_FOR_TEST}\n  directory: checks.d\ndatabase:\n  type: sqlite\n  path: cimaa.db\nalerter:\n  type: file\n  path: alerts.jsonl\n",
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cimaa"))
+        .args(["-c", &env.config().display().to_string(), "agent", "--once"])
+        .env("USER_FOR_TEST", "from-env")
+        .output()
+        .unwrap();
+    crate::util::assert_success(&output);
+    let agents = std::process::Command::new(env!("CARGO_BIN_EXE_cimaa"))
+        .args([
+            "-c",
+            &env.config().display().to_string(),
+            "agents",
+            "--json",
+        ])
+        .env("USER_FOR_TEST", "from-env")
+        .output()
+        .unwrap();
+    let agents: serde_json::Value = serde_json::from_slice(&agents.stdout).unwrap();
+    assert_eq!(agents[0]["name"], "from-env");
+}
+
+#[test]
+fn a_missing_config_file_is_a_usage_error() {
+    let env = Env::bare();
+    let output = env.cimaa(&["validate"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("cannot read"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_negative_timeout_is_refused() {
+    let (code, err) =
+        run_with_config("agent:\n  name: a\n  timeout: -1\nalerter:\n  type: file\n  path: x\n");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("agent.timeout: must be a positive number of seconds, got `-1`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_shipped_example_validates() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut configs: Vec<_> = std::fs::read_dir(root.join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    configs.sort();
+    assert!(!configs.is_empty());
+    for config in configs {
+        let text = std::fs::read_to_string(&config).unwrap();
+        let env = Env::new();
+        // Point the example at a scratch check directory and database, keep the rest.
+        env.write("agent.yaml", &text);
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_cimaa"))
+            .args(["-c", &env.config().display().to_string(), "validate"])
+            .current_dir(env.path(""))
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        // The check directory of a production example does not exist here; all
+        // that must hold is that the agent configuration itself is valid.
+        assert!(
+            output.status.success() || err.contains("cannot read check directory"),
+            "{}: {err}",
+            config.display()
+        );
+    }
+    let checks = std::process::Command::new(env!("CARGO_BIN_EXE_cimaa"))
+        .args([
+            "-c",
+            &root.join("examples/agent.yaml").display().to_string(),
+            "validate",
+        ])
+        .output()
+        .unwrap();
+    crate::util::assert_success(&checks);
+}

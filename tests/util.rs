@@ -1,0 +1,182 @@
+//! Test environment: a temp dir with an agent config, a check directory, a
+//! SQLite database and a file alerter; a runner for the real `cimaa` binary.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The name every test agent uses.
+pub const AGENT: &str = "test-agent";
+
+/// A throwaway agent setup.
+pub struct Env {
+    dir: TempDir,
+}
+
+impl Env {
+    /// An agent with SQLite, a file alerter and `extra_agent` lines under `agent:`.
+    pub fn new() -> Env {
+        Env::with_alerter("alerter:\n  type: file\n  path: alerts.jsonl\n", "")
+    }
+
+    /// An agent with the given `alerter:` section and extra `agent:` lines.
+    pub fn with_alerter(alerter: &str, extra_agent: &str) -> Env {
+        let env = Env::bare();
+        fs::create_dir_all(env.path("checks.d")).unwrap();
+        env.configure(alerter, extra_agent);
+        env
+    }
+
+    /// Rewrites agent.yaml with this `alerter:` section and extra `agent:` lines.
+    pub fn configure(&self, alerter: &str, extra_agent: &str) {
+        let config = format!(
+            "agent:\n  name: {AGENT}\n  directory: checks.d\n  base_interval: 60\n{extra_agent}database:\n  type: sqlite\n  path: cimaa.db\n{alerter}"
+        );
+        self.write("agent.yaml", &config);
+    }
+
+    /// An empty temp dir.
+    pub fn bare() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path("agent.yaml")
+    }
+
+    /// Writes a file relative to the temp dir.
+    pub fn write(&self, name: &str, text: &str) {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(&path, text).unwrap();
+    }
+
+    /// Writes a check file, dated a minute ago so the agent does not hold
+    /// it back as "being written".
+    pub fn write_check(&self, name: &str, text: &str) {
+        let path = self.path(&format!("checks.d/{name}"));
+        fs::write(&path, text).unwrap();
+        age(&path);
+    }
+
+    /// Writes an executable script.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.path(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let mut permissions = fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        fs::set_permissions(&path, permissions).unwrap();
+        path
+    }
+
+    /// Runs `cimaa -c agent.yaml ARGS`.
+    pub fn cimaa(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cimaa"));
+        command
+            .arg("-c")
+            .arg(self.config())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .env_remove("CIMAA_MAX_CONCURRENCY");
+        command.output().unwrap()
+    }
+
+    /// One `cimaa agent --once`, which must succeed.
+    pub fn once(&self) -> Output {
+        let output = self.cimaa(&["agent", "--once"]);
+        assert_success(&output);
+        output
+    }
+
+    /// The alert events written so far.
+    pub fn alerts(&self) -> Vec<Value> {
+        read_json_lines(&self.path("alerts.jsonl"))
+    }
+
+    /// `cimaa faults --json`.
+    pub fn faults(&self) -> Vec<Value> {
+        let output = self.cimaa(&["faults", "--json"]);
+        assert_success(&output);
+        match serde_json::from_slice(&output.stdout).unwrap() {
+            Value::Array(items) => items,
+            other => panic!("faults --json is not an array: {other}"),
+        }
+    }
+
+    /// The stored fault with this name, if any.
+    pub fn fault(&self, name: &str) -> Option<Value> {
+        self.faults().into_iter().find(|f| f["name"] == name)
+    }
+}
+
+/// Dates a file a minute back.
+pub fn age(path: &Path) {
+    let file = fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+}
+
+pub fn read_json_lines(path: &Path) -> Vec<Value> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "cimaa failed with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// A compact view of alert events: `(action, name, message)`.
+pub fn events(alerts: &[Value]) -> Vec<(String, String, String)> {
+    alerts
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap_or_default().to_string(),
+                a["name"].as_str().unwrap_or_default().to_string(),
+                a["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `(action, name, message)` with owned strings, for expectations.
+pub fn event(action: &str, name: &str, message: &str) -> (String, String, String) {
+    (action.into(), name.into(), message.into())
+}
+
+/// The full name of a check in file `stem` with key `key`.
+pub fn check_name(stem: &str, key: &str) -> String {
+    format!("//{AGENT}/{stem}/{key}")
+}
