@@ -481,7 +481,7 @@ impl Agent<'_> {
                     .collect();
             }
             Err(e) => {
-                warn!(error = %e, kept = self.squelches.len(), "cannot read squelches; using the last known set")
+                warn!(error = %e, kept = self.squelches.len(), "cannot read squelches; using the last known set");
             }
         }
     }
@@ -489,14 +489,14 @@ impl Agent<'_> {
     /// Plans and delivers this tick's alerts; records `AGENT#alerts`.
     async fn alert(&mut self, ran: &HashSet<String>, alive: &HashSet<String>, now: i64) {
         let squelches = &self.squelches;
-        let squelched = |name: &str| squelches.iter().any(|r| r.is_match(name));
+        let is_squelched = |name: &str| squelches.iter().any(|r| r.is_match(name));
         let tick = fault::Tick {
             agent: &self.config.agent.name,
             ran,
             alive,
             opened: &self.opened,
             retry_resolves: &self.retry_resolves,
-            squelched: &squelched,
+            squelched: &is_squelched,
         };
         let actions = fault::plan(&mut self.faults, &tick);
         let total = actions.len();

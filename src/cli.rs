@@ -4,6 +4,7 @@
 //! `/etc/cimaa/agent.yaml`). Data goes to stdout through `Printer`; logs and
 //! errors go to stderr.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -157,7 +158,7 @@ async fn run_agent(
             match control {
                 Control::Shutdown => return,
                 Control::Reload => {
-                    tracing::info!("SIGHUP: the check directory is rescanned on every tick")
+                    tracing::info!("SIGHUP: the check directory is rescanned on every tick");
                 }
             }
         }
@@ -363,7 +364,7 @@ fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
             if i + 1 == N {
                 line.push_str(cell);
             } else {
-                line.push_str(&format!("{cell:<width$}  "));
+                let _ = write!(line, "{cell:<width$}  ");
             }
         }
         line.trim_end().to_string()

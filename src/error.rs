@@ -3,6 +3,7 @@
 //! One enum defines the exit codes of SPEC §1; `report` prints an error and
 //! its causes once, in main: `error: …` then `  Caused by: …` lines.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 /// How the process ends.
@@ -57,7 +58,7 @@ pub fn render(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = format!("error: {error}");
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(&format!("\n  Caused by: {cause}"));
+        let _ = write!(text, "\n  Caused by: {cause}");
         source = cause.source();
     }
     text

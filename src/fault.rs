@@ -197,11 +197,11 @@ mod tests {
     /// (counter, severity, message) after each.
     #[test]
     fn escalation_sequences() {
+        type Expected<'a> = Vec<(u32, Option<(i64, &'a str)>)>;
         let e = |esc| vec![raw(Severity::ERROR, esc)];
         let c = || vec![raw(Severity::CRITICAL, true)];
         let w = || vec![raw(Severity::WARNING, true)];
         let ok = Vec::new;
-        type Expected<'a> = Vec<(u32, Option<(i64, &'a str)>)>;
         let cases: Vec<(&str, Vec<Vec<RawFault>>, Expected)> = vec![
             (
                 "errors escalate after retries and stay critical",
@@ -376,8 +376,8 @@ mod tests {
 
     #[test]
     fn alert_plan_cases() {
-        let c = "//web1/app/c";
         type Case<'a> = (&'a str, Vec<Fault>, Facts, &'a str, Vec<Action>);
+        let c = "//web1/app/c";
         let cases: Vec<Case> = vec![
             (
                 "a new critical fault triggers",

@@ -10,7 +10,7 @@
 //! - `env`: names of environment variables.
 //! - `telemetry`: tracing-subscriber setup.
 //! - `signals`: signal-hook thread → `Control` messages.
-//! - `config`: agent and check files (`load.rs` is the only serde_yaml user).
+//! - `config`: agent and check files (`load.rs` is the only `serde_yaml` user).
 //! - `agent`: the daemon loop: scan, run, escalate, alert, store, publish.
 //! - `scheduler`: pure tick arithmetic and the due rule.
 //! - `checks`: running one check (command plugins, plugin JSON) into raw faults and metrics.

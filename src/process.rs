@@ -68,25 +68,22 @@ pub(crate) async fn run(
         );
         (out, err, status)
     };
-    match tokio::time::timeout(timeout, work).await {
-        Ok((stdout, stderr, status)) => {
-            guard.disarm();
-            Ok(Output {
-                status: Some(status?),
-                stdout,
-                stderr,
-            })
-        }
-        Err(_) => {
-            guard.terminate().await;
-            // Reap the shell so no zombie is left; the group is dead by now.
-            let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
-            Ok(Output {
-                status: None,
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-            })
-        }
+    if let Ok((stdout, stderr, status)) = tokio::time::timeout(timeout, work).await {
+        guard.disarm();
+        Ok(Output {
+            status: Some(status?),
+            stdout,
+            stderr,
+        })
+    } else {
+        guard.terminate().await;
+        // Reap the shell so no zombie is left; the group is dead by now.
+        let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
+        Ok(Output {
+            status: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        })
     }
 }
 
@@ -96,7 +93,8 @@ async fn read_capped<R: AsyncRead + Unpin>(stream: Option<R>, cap: usize) -> Vec
         return Vec::new();
     };
     let mut kept = Vec::new();
-    let mut chunk = [0u8; 8192];
+    // On the heap: an 8 KiB array would make every check's future that large.
+    let mut chunk = vec![0u8; 8192];
     loop {
         match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => return kept,
@@ -135,6 +133,7 @@ impl Drop for GroupGuard {
     }
 }
 
+#[expect(unsafe_code, reason = "killpg is a plain libc call")]
 fn signal_group(pgid: i32, signal: libc::c_int) {
     // SAFETY: killpg has no memory-safety preconditions; a group that is
     // already gone only yields ESRCH, which we ignore.

@@ -34,7 +34,7 @@ pub fn tick_start(tick: i64, base_interval: f64) -> f64 {
 /// run had an ERROR or CRITICAL fault, at tick `last_failure`) it follows the
 /// retry schedule instead: it runs once `retry_interval` ticks have passed
 /// since that failure. This is the original zc.cimaa rule. Measuring "at
-/// least retry_interval since" rather than "a multiple of it" means a tick
+/// least `retry_interval` since" rather than "a multiple of it" means a tick
 /// lost to an overrun delays a retry by one tick instead of a whole cycle.
 #[must_use]
 pub fn is_due(tick: i64, interval: u64, retry_interval: u64, last_failure: Option<i64>) -> bool {

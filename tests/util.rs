@@ -1,5 +1,5 @@
 //! Test environment: a temp dir with an agent config, a check directory, a
-//! SQLite database and a file alerter; a runner for the real `cimaa` binary.
+//! `SQLite` database and a file alerter; a runner for the real `cimaa` binary.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ pub struct Env {
 }
 
 impl Env {
-    /// An agent with SQLite, a file alerter and `extra_agent` lines under `agent:`.
+    /// An agent with `SQLite`, a file alerter and `extra_agent` lines under `agent:`.
     pub fn new() -> Env {
         Env::with_alerter("alerter:\n  type: file\n  path: alerts.jsonl\n", "")
     }
@@ -125,7 +125,7 @@ impl Env {
 /// Dates a file a minute back.
 pub fn age(path: &Path) {
     let file = fs::File::options().write(true).open(path).unwrap();
-    file.set_modified(SystemTime::now() - Duration::from_secs(60))
+    file.set_modified(SystemTime::now() - Duration::from_mins(1))
         .unwrap();
 }
 

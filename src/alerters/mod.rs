@@ -56,7 +56,7 @@ fn stderr_suffix(stderr: &str) -> String {
 }
 
 impl Error {
-    /// True when resending the same event cannot succeed (e.g. PagerDuty 400).
+    /// True when resending the same event cannot succeed (e.g. `PagerDuty` 400).
     #[must_use]
     pub fn is_permanent(&self) -> bool {
         matches!(self, Error::Refused(_))

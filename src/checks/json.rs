@@ -1,7 +1,7 @@
 //! The plugin JSON protocol: `{"faults": [...], "metrics": [...]}` (SPEC §4).
 //!
 //! Pure parsing. Anything wrong becomes one message saying exactly what
-//! (`faults[1]: missing key `message``), which the caller reports as the
+//! ("faults[1]: missing key `message`"), which the caller reports as the
 //! escalating ERROR fault `json-error`. Shared by command checks and, later,
 //! socket probes.
 
@@ -179,7 +179,7 @@ mod tests {
                 escalates: true
             }]
         );
-        assert_eq!(metrics[0].value, 99.0);
+        assert!((metrics[0].value - 99.0).abs() < f64::EPSILON);
         assert_eq!(metrics[0].units, "rpm");
         assert_eq!(
             metrics[0].timestamp.map(|t| t.timestamp()),

@@ -1,6 +1,6 @@
-//! Reading configuration files: the only place that uses serde_yaml.
+//! Reading configuration files: the only place that uses `serde_yaml`.
 //!
-//! Errors always start with the file and carry serde_yaml's key path and
+//! Errors always start with the file and carry `serde_yaml`'s key path and
 //! line/column, e.g. `agent.yaml: agent: unknown field `nmae` ... at line 2
 //! column 3`. Backend sections keep the flat `type:` shape of SPEC §2: a first
 //! pass reads only the `type` values, then the second pass deserializes the
@@ -8,7 +8,6 @@
 //! so errors inside a backend section keep their position (an internally
 //! tagged enum would buffer the section and report line 1 column 1).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -80,8 +79,6 @@ const DEFAULT_MAX_CONCURRENCY: usize = 256;
 struct TypeProbe {
     #[serde(rename = "type")]
     kind: Option<String>,
-    #[serde(flatten)]
-    _rest: BTreeMap<String, IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -89,8 +86,6 @@ struct Probe {
     database: Option<TypeProbe>,
     alerter: Option<TypeProbe>,
     metrics: Option<TypeProbe>,
-    #[serde(flatten)]
-    _rest: BTreeMap<String, IgnoredAny>,
 }
 
 /// The whole file, before validation.
@@ -317,10 +312,9 @@ fn comment_start(line: &str) -> usize {
     for (i, ch) in line.char_indices() {
         match quote {
             Some(q) if ch == q => quote = None,
-            Some(_) => {}
             None if ch == '\'' || ch == '"' => quote = Some(ch),
             None if ch == '#' && previous.is_whitespace() => return i,
-            None => {}
+            Some(_) | None => {}
         }
         previous = ch;
     }
@@ -414,14 +408,14 @@ fn validate(raw: RawConfig, path: PathBuf, base: &Path) -> Result<Config, Vec<St
             }
             AlerterConfig::File(file)
         }
-        other => other,
+        other @ AlerterConfig::Command(_) => other,
     };
     let database = match raw.database.unwrap_or_default() {
         DbConfig::Sqlite(mut sqlite) => {
             sqlite.path = base.join(&sqlite.path);
             DbConfig::Sqlite(sqlite)
         }
-        other => other,
+        other @ DbConfig::Memory => other,
     };
     let metrics = raw.metrics.map(|metrics| match metrics {
         SinkConfig::Log(mut log) => {
@@ -838,7 +832,9 @@ mod tests {
             let checks = load(text);
             match &checks[0].kind {
                 CheckKind::Broken(message) => assert!(message.contains(want), "{text}: {message}"),
-                other => panic!("{text}: expected a broken check, got {other:?}"),
+                other @ CheckKind::Command(_) => {
+                    panic!("{text}: expected a broken check, got {other:?}")
+                }
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Configuration: the agent file (SPEC §2) and the check files (SPEC §3).
 //!
-//! `load.rs` reads YAML (the only user of serde_yaml) into raw serde structs
+//! `load.rs` reads YAML (the only user of `serde_yaml`) into raw serde structs
 //! with file/key/line errors; this module holds the validated types the rest
 //! of the agent uses. A bad agent configuration is an error (exit 2); a bad
 //! check file becomes a check that reports a CRITICAL fault, never a dead agent.

@@ -147,7 +147,7 @@ pub trait Db: Send + Sync {
 /// `database:` section of the agent configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DbConfig {
-    /// Embedded SQLite file (the default).
+    /// Embedded `SQLite` file (the default).
     Sqlite(SqliteConfig),
     /// Process-local, for tests and demos.
     Memory,
@@ -182,7 +182,7 @@ impl Default for DbConfig {
 /// Opens the configured backend.
 ///
 /// # Errors
-/// When the backend cannot be opened (e.g. the SQLite file's folder is missing).
+/// When the backend cannot be opened (e.g. the `SQLite` file's folder is missing).
 pub async fn build(config: &DbConfig) -> Result<Arc<dyn Db>, Error> {
     match config {
         DbConfig::Sqlite(sqlite) => Ok(Arc::new(SqliteDb::open(&sqlite.path).await?)),

@@ -292,7 +292,7 @@ mod tests {
         let json = serde_json::to_string(&record(1)).unwrap();
         assert_eq!(
             json,
-            r##"{"timestamp":"2023-11-14T22:13:20Z","name":"//a/b/c#m1","value":1.0,"units":""}"##
+            r#"{"timestamp":"2023-11-14T22:13:20Z","name":"//a/b/c#m1","value":1.0,"units":""}"#
         );
     }
 }
