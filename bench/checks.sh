@@ -16,9 +16,9 @@
 #      tick wall time = `took_secs` of the agent's "tick done" log line, checks/s = N / took_secs,
 #      CPU = user + sys of the agent and its reaped children (time -v), peak RSS = time -v max RSS
 #      (the largest of the agent and its descendants: the agent).
-# Then IDLE_REPS times: `cimaa agent` (forever mode, base_interval 60, 100 echo checks); after its first
-# "tick done" line, wait IDLE_SETTLE_S, read VmRSS / VmHWM / PSS and the CPU used over IDLE_WINDOW_S,
-# then SIGTERM (by PID).
+# Then IDLE_REPS times: `cimaa agent` (forever mode, base_interval 60, 100 echo checks; one per binary
+# label, side by side); after the first "tick done" line (the next minute boundary), wait IDLE_SETTLE_S,
+# read VmRSS / VmHWM / PSS and the CPU used over IDLE_WINDOW_S, then SIGTERM (by PID).
 # Plugins: echo = `echo OK` (dash builtin, so the child is just /bin/sh), dummy = the real
 # monitoring-plugins `check_dummy 0 OK` (sh -c execs it).
 # Output: $RESULTS_DIR/checks_<ts>.csv (lib.sh long format) and a markdown summary by
@@ -46,13 +46,19 @@ SB="$BUILD_DIR/spawnbench"
 [ -x /usr/bin/time ] || die "GNU time missing: apt-get install time"
 [ -x "$PLUGINS/check_dummy" ] || die "monitoring-plugins missing: run $SHARED_BENCH/setup.sh"
 
-# A private copy of the binary, so a rebuild by someone else during the run cannot change it.
-SRC_BIN=${CIMAA_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/cimaa-target-bench}/release/cimaa}
-[ -x "$SRC_BIN" ] || die "no cimaa binary at $SRC_BIN (cargo build --release, or set CIMAA_BIN)"
+# CIMAA_BINS="label=path label=path" measures several builds in the same cells (A/B); default: one
+# binary, CIMAA_BIN or $CARGO_TARGET_DIR/release/cimaa, labelled "cimaa".
+# Private copies of the binaries, so a rebuild by someone else during the run cannot change them.
 W="$RUN_DIR/checks"
 mkdir -p "$W"
-BIN="$W/cimaa"
-cp -f "$SRC_BIN" "$BIN"
+CIMAA_BINS=${CIMAA_BINS:-"cimaa=${CIMAA_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/cimaa-target-bench}/release/cimaa}"}
+LABELS=()
+declare -A BINS=()
+for lb in $CIMAA_BINS; do
+  label=${lb%%=*}; src=${lb#*=}
+  [ -x "$src" ] || die "no cimaa binary at $src (cargo build --release, or set CIMAA_BIN / CIMAA_BINS)"
+  cp -f "$src" "$W/cimaa-$label"; BINS[$label]="$W/cimaa-$label"; LABELS+=("$label")
+done
 
 declare -A PLUGIN=([echo]="echo OK" [dummy]="$PLUGINS/check_dummy 0 OK")
 
@@ -88,8 +94,8 @@ run_spawn() { # variant n k cmd...
   log "  ceiling $variant N=$n K=$k: $(kv "$out" rate)/s elapsed $(kv "$out" elapsed)s cpu ${cpu}s ok=$(kv "$out" ok)"
 }
 
-run_agent() { # kind n conc
-  local kind=$1 n=$2 c=$3
+run_agent() { # label kind n conc
+  local label=$1 kind=$2 n=$3 c=$4 BIN=${BINS[$1]}
   local d="$W/run"; rm -rf "$d"; mkdir -p "$d"
   local cfg; cfg=$(make_config "$d" "$(make_checks "$kind" "$n")")
   local tf="$d/time.txt" lf="$d/agent.log"
@@ -104,9 +110,9 @@ run_agent() { # kind n conc
   wall=$(tv "Elapsed (wall clock)" "$tf" | awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }')
   rss=$(tv "Maximum resident set size" "$tf")
   [ "$rc" = 0 ] && [ -n "$took" ] || { log "WARN: agent rc=$rc, log tail:"; tail -5 "$lf" >&2; }
-  csv_row T "cimaa:$kind" "$c" "$rep" "$n" "${took:-nan}" "$(fdiv "$n" "${took:-0}")" "${ran:-0}" "${faults:-nan}" \
+  csv_row T "$label:$kind" "$c" "$rep" "$n" "${took:-nan}" "$(fdiv "$n" "${took:-0}")" "${ran:-0}" "${faults:-nan}" \
     "process_wall_s=$wall;user_s=$user;sys_s=$sys;cpu_s=$(awk -v a="$user" -v b="$sys" 'BEGIN{print a+b}');max_rss_kb=$rss;rc=$rc"
-  log "  cimaa $kind N=$n C=$c: took ${took}s -> $(fdiv "$n" "${took:-0}")/s, process ${wall}s, cpu $(awk -v a="$user" -v b="$sys" 'BEGIN{print a+b}')s, max RSS ${rss} kB, ran=$ran faults=$faults"
+  log "  $label $kind N=$n C=$c: took ${took}s -> $(fdiv "$n" "${took:-0}")/s, process ${wall}s, cpu $(awk -v a="$user" -v b="$sys" 'BEGIN{print a+b}')s, max RSS ${rss} kB, ran=$ran faults=$faults"
 }
 
 csv_init checks
@@ -114,7 +120,8 @@ csv_init checks
   echo "date: $(date -u '+%F %T UTC')"; echo "kernel: $(uname -r)"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-) x $(nproc)"; echo "debian: $(cat /etc/debian_version)"
   echo "sh: $(readlink -f /bin/sh) $(dpkg-query -W -f='${Version}' dash 2>/dev/null)"
-  echo "cimaa: $(cd "$HERE/.." && git rev-parse --short HEAD 2>/dev/null)$(cd "$HERE/.." && git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' + uncommitted changes in src/') sha256 $(sha256sum "$BIN" | cut -c1-16)"
+  for label in "${LABELS[@]}"; do echo "binary $label: sha256 $(sha256sum "${BINS[$label]}" | cut -c1-16) ($(echo " $CIMAA_BINS" | tr ' ' '\n' | grep "^$label=" | cut -d= -f2-))"; done
+  echo "checkout: $(cd "$HERE/.." && git rev-parse --short HEAD 2>/dev/null)$(cd "$HERE/.." && git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' + uncommitted changes in src/')"
   dpkg-query -W -f='${Package} ${Version}\n' monitoring-plugins-basic nagios4-core 2>/dev/null
 } > "${CSV%.csv}.versions.txt"
 
@@ -127,33 +134,44 @@ for rep in $(seq 1 "$REPS"); do
         wait_quiet; log "rep=$rep N=$n kind=$kind C=$c (load1=$GATE_LOAD waited ${GATE_WAIT}s)"
         run_spawn "sh-c:$kind" "$n" "$c" /bin/sh -c "${PLUGIN[$kind]}"
         [ "$kind" = dummy ] && run_spawn "direct:dummy" "$n" "$c" "$PLUGINS/check_dummy" 0 OK
-        run_agent "$kind" "$n" "$c"
+        for label in "${LABELS[@]}"; do run_agent "$label" "$kind" "$n" "$c"; done
       done
     done
   done
 done
 
-idle_pid=""
-trap '[ -n "$idle_pid" ] && kill -TERM "$idle_pid" 2>/dev/null' EXIT INT TERM
+# Idle: one agent per binary label, side by side (they are idle; each has its own directory and database).
+declare -A IDLE_PID=()
+trap 'for p in "${IDLE_PID[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null; done' EXIT INT TERM
 for rep in $(seq 1 "$IDLE_REPS"); do
-  d="$W/idle"; rm -rf "$d"; mkdir -p "$d"
-  cfg=$(make_config "$d" "$(make_checks echo "$IDLE_CHECKS")")
-  wait_quiet; log "idle rep=$rep: cimaa agent with $IDLE_CHECKS checks (load1=$GATE_LOAD waited ${GATE_WAIT}s)"
-  "$BIN" -c "$cfg" agent 2> "$d/agent.log" > /dev/null &
-  idle_pid=$!
-  for _ in $(seq 1 $(( 65 * 10 ))); do grep -q 'tick done' "$d/agent.log" && break; sleep 0.1; done
-  grep -q 'tick done' "$d/agent.log" || log "WARN: no tick within 65 s"
+  wait_quiet; log "idle rep=$rep: cimaa agent with $IDLE_CHECKS checks, labels ${LABELS[*]} (load1=$GATE_LOAD waited ${GATE_WAIT}s)"
+  for label in "${LABELS[@]}"; do
+    d="$W/idle-$label"; rm -rf "$d"; mkdir -p "$d"
+    cfg=$(make_config "$d" "$(make_checks echo "$IDLE_CHECKS")")
+    "${BINS[$label]}" -c "$cfg" agent 2> "$d/agent.log" > /dev/null &
+    IDLE_PID[$label]=$!
+  done
+  for label in "${LABELS[@]}"; do
+    for _ in $(seq 1 $(( 65 * 10 ))); do grep -q 'tick done' "$W/idle-$label/agent.log" && break; sleep 0.1; done
+    grep -q 'tick done' "$W/idle-$label/agent.log" || log "WARN: $label: no tick within 65 s"
+  done
   sleep "$IDLE_SETTLE_S"
-  t0=$(now_s); k0=$(proc_cpu_ticks "$idle_pid")
+  declare -A K0=(); t0=$(now_s)
+  for label in "${LABELS[@]}"; do K0[$label]=$(proc_cpu_ticks "${IDLE_PID[$label]}"); done
   sleep "$IDLE_WINDOW_S"
-  t1=$(now_s); k1=$(proc_cpu_ticks "$idle_pid")
-  rss=$(proc_status_kb VmRSS "$idle_pid"); hwm=$(proc_status_kb VmHWM "$idle_pid"); pss=$(proc_pss_kb "$idle_pid")
-  threads=$(awk '$1=="Threads:"{print $2}' "/proc/$idle_pid/status")
-  cpu=$(awk -v a="$k1" -v b="$k0" -v h="$(clk_tck)" -v x="$t1" -v y="$t0" 'BEGIN{printf "%.3f", 100*(a-b)/h/(x-y)}')
-  kill -TERM "$idle_pid"; wait "$idle_pid" 2>/dev/null; idle_pid=""
-  csv_row I "cimaa:idle" "$IDLE_CHECKS" "$rep" "$IDLE_CHECKS" "$IDLE_WINDOW_S" "$cpu" 0 0 \
-    "rss_kb=$rss;hwm_kb=$hwm;pss_kb=$pss;threads=$threads;cpu_pct_of_one_core=$cpu"
-  log "  idle: VmRSS ${rss} kB, VmHWM ${hwm} kB, PSS ${pss} kB, ${threads} threads, CPU ${cpu}% of a core"
+  t1=$(now_s)
+  for label in "${LABELS[@]}"; do
+    p=${IDLE_PID[$label]}
+    k1=$(proc_cpu_ticks "$p")
+    rss=$(proc_status_kb VmRSS "$p"); hwm=$(proc_status_kb VmHWM "$p"); pss=$(proc_pss_kb "$p")
+    threads=$(awk '$1=="Threads:"{print $2}' "/proc/$p/status")
+    cpu=$(awk -v a="$k1" -v b="${K0[$label]}" -v h="$(clk_tck)" -v x="$t1" -v y="$t0" 'BEGIN{printf "%.3f", 100*(a-b)/h/(x-y)}')
+    kill -TERM "$p"; wait "$p" 2>/dev/null; IDLE_PID[$label]=""
+    csv_row I "$label:idle" "$IDLE_CHECKS" "$rep" "$IDLE_CHECKS" "$IDLE_WINDOW_S" "$cpu" 0 0 \
+      "rss_kb=$rss;hwm_kb=$hwm;pss_kb=$pss;threads=$threads;cpu_pct_of_one_core=$cpu"
+    log "  idle $label: VmRSS ${rss} kB, VmHWM ${hwm} kB, PSS ${pss} kB, ${threads} threads, CPU ${cpu}% of a core"
+  done
+  unset K0
 done
 
 python3 "$HERE/summarize_checks.py" "$CSV" > "${CSV%.csv}.md" && log "summary: ${CSV%.csv}.md"

@@ -48,14 +48,15 @@ for path in sys.argv[1:]:
     with open(path) as f:
         rows += list(csv.DictReader(f))
 
-T = defaultdict(list)  # (kind, n, c) -> rows
+T = defaultdict(list)  # (kind, n, c, label) -> rows
 S = {}  # (variant, n, c, rep) -> row
 I = []
 B2 = []
 for r in rows:
     w = r["workload"]
     if w == "T":
-        T[(r["variant"].split(":", 1)[1], int(r["n"]), int(r["level"]))].append(r)
+        label, kind = r["variant"].split(":", 1)
+        T[(kind, int(r["n"]), int(r["level"]), label)].append(r)
     elif w == "S":
         S[(r["variant"], int(r["n"]), int(r["level"]), r["rep"])] = r
     elif w == "I":
@@ -63,13 +64,14 @@ for r in rows:
     elif w == "B2":
         B2.append(r)
 
+LABELS = list(dict.fromkeys(label for (_, _, _, label) in T))
 nagios_rate = statistics.median([num(r["rate_per_s"]) for r in B2]) if B2 else float("nan")
 
 print("### One `agent --once` tick vs. the spawn ceiling (same repetition)\n")
 print("median (min–max) over repetitions; ceiling = spawnbench, `/bin/sh -c PLUGIN`, same N and in-flight count C\n")
-print("| plugin | N | C | cimaa checks/s | tick wall s | process wall s | CPU s (user+sys, incl. children) | CPU ms/check | peak RSS MB | ceiling spawns/s | cimaa / ceiling | ceiling, check_dummy without sh |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-for (kind, n, c), rs in sorted(T.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+print("| plugin | N | C | build | cimaa checks/s | tick wall s | process wall s | CPU s (user+sys, incl. children) | CPU ms/check | peak RSS MB | ceiling spawns/s | cimaa / ceiling | ceiling, check_dummy without sh |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for (kind, n, c, label), rs in sorted(T.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], LABELS.index(kv[0][3]))):
     rate = [num(r["rate_per_s"]) for r in rs]
     took = [num(r["elapsed_s"]) for r in rs]
     wall = [num(extra(r).get("process_wall_s")) for r in rs]
@@ -87,7 +89,7 @@ for (kind, n, c), rs in sorted(T.items(), key=lambda kv: (kv[0][0], kv[0][1], kv
             direct.append(num(d["rate_per_s"]))
     bad = sum(1 for r in rs if r["ok"] != str(n) or r["fail"] != "0")
     note = f" ⚠ {bad} rep(s) with ran≠N or faults" if bad else ""
-    print(f"| {kind} | {n:,} | {c} | {cell(rate)} | {cell(took, 2)} | {cell(wall, 2)} | {cell(cpu, 2)} | {cell(cpc, 2)} | "
+    print(f"| {kind} | {n:,} | {c} | {label} | {cell(rate)} | {cell(took, 2)} | {cell(wall, 2)} | {cell(cpu, 2)} | {cell(cpc, 2)} | "
           f"{cell(rss, 1)} | {cell(ceil)} | {cell(ratio, 2)} | {cell(direct) if direct else '–'}{note} |")
 
 ceil_rows = defaultdict(list)
@@ -102,12 +104,14 @@ for (variant, n, c), rs in sorted(ceil_rows.items()):
 
 if I:
     print("\n### Idle `cimaa agent` (forever mode), 100 checks, 10 s after its first tick\n")
-    print("| VmRSS MB | VmHWM MB | PSS MB | threads | CPU % of one core |")
-    print("|---|---|---|---|---|")
-    e = [extra(r) for r in I]
-    print(f"| {cell([num(x['rss_kb']) / 1024 for x in e], 1)} | {cell([num(x['hwm_kb']) / 1024 for x in e], 1)} | "
-          f"{cell([num(x['pss_kb']) / 1024 for x in e], 1)} | {cell([num(x['threads']) for x in e])} | "
-          f"{cell([num(x['cpu_pct_of_one_core']) for x in e], 2)} |")
+    print("| build | VmRSS MB | VmHWM MB | PSS MB | threads | CPU % of one core |")
+    print("|---|---|---|---|---|---|")
+    for label in LABELS or [r["variant"].split(":")[0] for r in I]:
+        e = [extra(r) for r in I if r["variant"] == f"{label}:idle"]
+        if e:
+            print(f"| {label} | {cell([num(x['rss_kb']) / 1024 for x in e], 1)} | {cell([num(x['hwm_kb']) / 1024 for x in e], 1)} | "
+                  f"{cell([num(x['pss_kb']) / 1024 for x in e], 1)} | {cell([num(x['threads']) for x in e])} | "
+                  f"{cell([num(x['cpu_pct_of_one_core']) for x in e], 2)} |")
 
 if B2:
     print("\n### Nagios Core 4 (nagios_bench.sh), 5,000 check_dummy services at a 1-minute interval\n")
@@ -118,9 +122,9 @@ if B2:
           f"{cell([num(x.get('lat_avg_ms')) for x in e])} | {cell([num(x.get('lat_max_ms')) for x in e])} | "
           f"{cell([num(x.get('cpu_pct_of_one_core')) for x in e], 1)} | {cell([num(x.get('tree_pss_kb')) / 1024 for x in e], 1)} | "
           f"{cell([num(x.get('main_rss_kb')) / 1024 for x in e], 1)} |")
-    print("\n| cimaa plugin, N, C | cimaa checks/s | ÷ Nagios executed checks/s |")
+    print("\n| cimaa plugin, N, C, build | cimaa checks/s | ÷ Nagios executed checks/s |")
     print("|---|---|---|")
-    for (kind, n, c), rs in sorted(T.items()):
+    for (kind, n, c, label), rs in sorted(T.items()):
         if kind == "dummy":
             m = statistics.median(clean([num(r["rate_per_s"]) for r in rs]))
-            print(f"| {kind}, {n:,}, {c} | {fmt(m)} | {m / nagios_rate:.1f}x |")
+            print(f"| {kind}, {n:,}, {c}, {label} | {fmt(m)} | {m / nagios_rate:.1f}x |")

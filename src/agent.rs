@@ -10,14 +10,12 @@
 //! so separate `--once` processes behave like one long-running agent.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
-use regex::Regex;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
@@ -28,12 +26,17 @@ use crate::db::{Db, Fault};
 use crate::fault::{self, Action};
 use crate::scheduler;
 use crate::severity::Severity;
+use crate::signals::Control;
 use crate::sinks::{MetricBuffer, MetricRecord, Sink};
+use crate::squelch::Matcher;
 
 /// How long a check file must be unchanged before its parse error is reported.
 const SETTLE: Duration = Duration::from_secs(3);
-/// How long exit waits for queued metrics.
+/// How long a normal exit waits for queued metrics.
 const METRICS_FLUSH: Duration = Duration::from_secs(5);
+/// On a signal, metrics and deregistration share SPEC §9's 10 s budget.
+const SIGNAL_METRICS_FLUSH: Duration = Duration::from_secs(2);
+const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many ticks to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,11 +187,27 @@ struct Agent<'a> {
     /// Resolves that failed and are retried next tick.
     retry_resolves: BTreeSet<String>,
     /// Last squelches read (kept when the database cannot be read).
-    squelches: Vec<Regex>,
+    squelches: Matcher,
     semaphore: Arc<Semaphore>,
 }
 
-/// Runs the agent until `mode` says stop or `shutdown` completes.
+/// Which checks a tick runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Due {
+    /// Those whose schedule says so.
+    Scheduled,
+    /// Every check (`--once`).
+    All,
+    /// None: a rescan (SIGHUP) that only applies added and removed checks.
+    Nothing,
+}
+
+/// Runs the agent until `mode` says stop or a `Control::Shutdown` arrives.
+///
+/// `controls` carries signals (see `signals`); tests send their own. On
+/// shutdown the agent stops at once (running plugin groups are killed) and
+/// removes its heartbeat and faults from the database; after `--once` or
+/// `--count` it never deregisters.
 ///
 /// # Errors
 /// When the database cannot be reached at startup.
@@ -196,7 +215,7 @@ pub async fn run(
     config: &Config,
     backends: Backends,
     mode: Mode,
-    shutdown: impl Future<Output = ()>,
+    mut controls: mpsc::UnboundedReceiver<Control>,
 ) -> Result<(), Error> {
     let name = config.agent.name.clone();
     let now = unix_now();
@@ -227,18 +246,37 @@ pub async fn run(
         faults: BTreeMap::new(),
         opened: BTreeSet::new(),
         retry_resolves: BTreeSet::new(),
-        squelches: Vec::new(),
+        squelches: Matcher::default(),
         semaphore: Arc::new(Semaphore::new(config.agent.max_concurrency)),
     };
     agent.restore(previous);
     info!(agent = %name, directory = %config.agent.directory.display(), "agent started");
 
-    let signalled = tokio::select! {
-        () = agent.ticks(mode) => false,
-        () = shutdown => true,
+    let (stop_sender, stop) = watch::channel(false);
+    let reload = Arc::new(Notify::new());
+    let reload_sender = reload.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(control) = controls.recv().await {
+            match control {
+                Control::Shutdown => {
+                    let _ = stop_sender.send(true);
+                    return;
+                }
+                Control::Reload => reload_sender.notify_one(),
+            }
+        }
+        // No more signals can come; keep the sender so `stop` never fires.
+        std::future::pending::<()>().await;
+    });
+    let signalled = agent.ticks(mode, stop, &reload).await;
+    forward.abort();
+    let flush = if signalled {
+        SIGNAL_METRICS_FLUSH
+    } else {
+        METRICS_FLUSH
     };
     if let Some(buffer) = &agent.metrics
-        && !buffer.flush(METRICS_FLUSH).await
+        && !buffer.flush(flush).await
     {
         warn!(waiting = buffer.len(), "metrics still queued at exit");
     }
@@ -248,7 +286,7 @@ pub async fn run(
     if signalled {
         info!(agent = %name, "shutting down: removing this agent from the database");
         let removal = agent.db.remove_agent(&name);
-        match tokio::time::timeout(Duration::from_secs(5), removal).await {
+        match tokio::time::timeout(DEREGISTER_TIMEOUT, removal).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => error!(error = %e, "cannot remove this agent from the database"),
             Err(_) => error!("removing this agent from the database timed out"),
@@ -280,25 +318,48 @@ impl Agent<'_> {
         }
     }
 
-    async fn ticks(&mut self, mode: Mode) {
+    /// Runs ticks until `mode` is done (false) or `stop` fires (true).
+    async fn ticks(
+        &mut self,
+        mode: Mode,
+        mut stop: watch::Receiver<bool>,
+        reload: &Notify,
+    ) -> bool {
         let base = self.config.agent.base_interval;
         if mode == Mode::Once {
-            self.tick(scheduler::tick_at(unix_now(), base), true).await;
-            return;
+            let tick = scheduler::tick_at(unix_now(), base);
+            return tokio::select! {
+                () = self.tick(tick, Due::All) => false,
+                _ = stop.wait_for(|stopped| *stopped) => true,
+            };
         }
         let mut done = 0u64;
         let mut next = scheduler::tick_at(unix_now(), base) + 1;
         loop {
-            let wait = scheduler::tick_start(next, base) - unix_now();
-            if wait > 0.0 {
-                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            let wait = (scheduler::tick_start(next, base) - unix_now()).max(0.0);
+            let reloading = tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs_f64(wait)) => false,
+                _ = stop.wait_for(|stopped| *stopped) => return true,
+                () = reload.notified() => true,
+            };
+            if reloading {
+                info!("SIGHUP: rescanning the check directory");
+                let current = scheduler::tick_at(unix_now(), base);
+                tokio::select! {
+                    () = self.tick(current, Due::Nothing) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return true,
+                }
+                continue;
             }
-            self.tick(next, false).await;
+            tokio::select! {
+                () = self.tick(next, Due::Scheduled) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return true,
+            }
             done += 1;
             if let Mode::Count(count) = mode
                 && done >= count
             {
-                return;
+                return false;
             }
             let current = scheduler::tick_at(unix_now(), base);
             if current > next {
@@ -315,13 +376,15 @@ impl Agent<'_> {
     }
 
     /// One tick: scan, run due checks, update faults, alert, store, publish.
-    async fn tick(&mut self, tick: i64, run_all: bool) {
+    async fn tick(&mut self, tick: i64, due: Due) {
         let started = unix_now();
         let checks = self.directory.scan(SystemTime::now());
         let due: Vec<Arc<CheckDef>> = checks
             .iter()
-            .filter(|check| {
-                run_all || {
+            .filter(|check| match due {
+                Due::All => true,
+                Due::Nothing => false,
+                Due::Scheduled => {
                     let state = self.states.get(&check.name);
                     scheduler::is_due(
                         tick,
@@ -469,16 +532,11 @@ impl Agent<'_> {
     async fn refresh_squelches(&mut self, now: i64) {
         match self.db.get_squelches(now).await {
             Ok(regexes) => {
-                self.squelches = regexes
-                    .iter()
-                    .filter_map(|pattern| match Regex::new(pattern) {
-                        Ok(regex) => Some(regex),
-                        Err(e) => {
-                            warn!(regex = %pattern, error = %e, "ignoring a stored squelch that is not a valid regex");
-                            None
-                        }
-                    })
-                    .collect();
+                let (matcher, invalid) = Matcher::new(&regexes);
+                for regex in invalid {
+                    warn!(regex = %regex, "ignoring a stored squelch that is not a valid regex");
+                }
+                self.squelches = matcher;
             }
             Err(e) => {
                 warn!(error = %e, kept = self.squelches.len(), "cannot read squelches; using the last known set");
@@ -489,7 +547,7 @@ impl Agent<'_> {
     /// Plans and delivers this tick's alerts; records `AGENT#alerts`.
     async fn alert(&mut self, ran: &HashSet<String>, alive: &HashSet<String>, now: i64) {
         let squelches = &self.squelches;
-        let is_squelched = |name: &str| squelches.iter().any(|r| r.is_match(name));
+        let is_squelched = |name: &str| squelches.matches(name);
         let tick = fault::Tick {
             agent: &self.config.agent.name,
             ran,

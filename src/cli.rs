@@ -21,8 +21,10 @@ use crate::db::{self, AgentFault, Db};
 use crate::env;
 use crate::error::{CliError, ExitStatus};
 use crate::fault;
-use crate::signals::{self, Control};
+use crate::meta;
+use crate::signals;
 use crate::sinks;
+use crate::squelch as squelches_core;
 use crate::telemetry;
 
 /// cimaa: a monitoring agent that needs no central server.
@@ -82,6 +84,42 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Silence alerts of faults whose name matches REGEX (searched anywhere).
+    Squelch {
+        /// Regular expression searched in fault names.
+        regex: String,
+        /// Why: shown to whoever wonders why alerts are silent.
+        reason: String,
+        /// Never reported as forgotten by the meta-check.
+        #[arg(long)]
+        permanent: bool,
+        /// Stop matching after this long: `90s`, `30m`, `2h`, `1d`.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// Remove a squelch.
+    Unsquelch {
+        /// The regex exactly as it was squelched.
+        regex: String,
+    },
+    /// List squelches in force.
+    Squelches {
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the meta-check's plugin JSON: inactive agents, forgotten squelches, failing alerters.
+    MetaCheck {
+        /// Base intervals without a heartbeat before an agent is a WARNING.
+        #[arg(short = 'w', long = "warn", default_value_t = 2.0)]
+        warn: f64,
+        /// Base intervals without a heartbeat before an agent is an ERROR.
+        #[arg(short = 'e', long = "error", default_value_t = 5.0)]
+        error: f64,
+        /// Minutes before a non-permanent squelch is reported.
+        #[arg(short = 's', long = "squelch-age", default_value_t = 60)]
+        squelch_minutes: i64,
+    },
 }
 
 /// Writes data to stdout; a closed pipe (`| head`) is not an error.
@@ -118,6 +156,27 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             Command::Validate { healthchecks } => validate(&config, healthchecks).await,
             Command::Faults { agent, json } => faults(&config, agent.as_deref(), json).await,
             Command::Agents { json } => agents(&config, json).await,
+            Command::Squelch {
+                regex,
+                reason,
+                permanent,
+                expires,
+            } => squelch(&config, &regex, &reason, permanent, expires.as_deref()).await,
+            Command::Unsquelch { regex } => unsquelch(&config, &regex).await,
+            Command::Squelches { json } => squelches(&config, json).await,
+            Command::MetaCheck {
+                warn,
+                error,
+                squelch_minutes,
+            } => {
+                let limits = meta::Limits {
+                    warn_intervals: warn,
+                    error_intervals: error,
+                    squelch_minutes,
+                    base_interval: config.agent.base_interval,
+                };
+                meta_check(&config, limits).await
+            }
         }
     });
     // Don't wait for blocking tasks (a stuck stdout write, a slow sqlite call).
@@ -152,19 +211,8 @@ async fn run_agent(
             .as_ref()
             .map(|m| (sinks::build(m), m.buffer_size())),
     };
-    let mut controls = signals::listen().map_err(CliError::failure)?;
-    let shutdown = async move {
-        while let Some(control) = controls.recv().await {
-            match control {
-                Control::Shutdown => return,
-                Control::Reload => {
-                    tracing::info!("SIGHUP: the check directory is rescanned on every tick");
-                }
-            }
-        }
-        std::future::pending::<()>().await;
-    };
-    agent::run(config, backends, mode, shutdown)
+    let controls = signals::listen().map_err(CliError::failure)?;
+    agent::run(config, backends, mode, controls)
         .await
         .map_err(CliError::failure)?;
     Ok(ExitStatus::Success)
@@ -337,6 +385,120 @@ async fn agents(config: &Config, json: bool) -> Result<ExitStatus, CliError> {
         .map(|a| [a.name.clone(), relative(now - a.updated)])
         .collect();
     print_table(["AGENT", "HEARTBEAT"], &rows);
+    Ok(ExitStatus::Success)
+}
+
+async fn squelch(
+    config: &Config,
+    regex: &str,
+    reason: &str,
+    permanent: bool,
+    expires: Option<&str>,
+) -> Result<ExitStatus, CliError> {
+    let expires_in = expires
+        .map(squelches_core::parse_duration)
+        .transpose()
+        .map_err(CliError::usage)?;
+    let user = squelches_core::user(
+        crate::host::is_root(),
+        std::env::var(env::SUDO_USER).ok().as_deref(),
+        crate::host::user_name().as_deref(),
+    );
+    let now = chrono::Utc::now().timestamp();
+    let record = squelches_core::new_squelch(regex, reason, &user, permanent, expires_in, now)
+        .map_err(CliError::usage)?;
+    let db = open_db(config).await?;
+    db.squelch(&record).await.map_err(CliError::failure)?;
+    Ok(ExitStatus::Success)
+}
+
+async fn unsquelch(config: &Config, regex: &str) -> Result<ExitStatus, CliError> {
+    let db = open_db(config).await?;
+    if db.unsquelch(regex).await.map_err(CliError::failure)? {
+        Ok(ExitStatus::Success)
+    } else {
+        Err(CliError::failure(format!(
+            "no squelch `{regex}` (see `cimaa squelches` for the exact regexes)"
+        )))
+    }
+}
+
+#[derive(Serialize)]
+struct SquelchJson<'a> {
+    regex: &'a str,
+    reason: &'a str,
+    user: &'a str,
+    time: i64,
+    permanent: bool,
+    expires: Option<i64>,
+}
+
+async fn squelches(config: &Config, json: bool) -> Result<ExitStatus, CliError> {
+    let db = open_db(config).await?;
+    let now = chrono::Utc::now().timestamp();
+    let mut list = db.get_squelch_details().await.map_err(CliError::failure)?;
+    list.retain(|s| s.active(now));
+    if json {
+        let items: Vec<SquelchJson> = list
+            .iter()
+            .map(|s| SquelchJson {
+                regex: &s.regex,
+                reason: &s.reason,
+                user: &s.user,
+                time: s.time,
+                permanent: s.permanent,
+                expires: s.expires,
+            })
+            .collect();
+        Printer::line(&serde_json::to_string_pretty(&items).map_err(CliError::failure)?);
+        return Ok(ExitStatus::Success);
+    }
+    let rows: Vec<[String; 5]> = list
+        .iter()
+        .map(|s| {
+            let kind = match (s.permanent, s.expires) {
+                (true, _) => "permanent".to_string(),
+                (false, Some(at)) => {
+                    format!("expires in {}", relative(at - now).trim_end_matches(" ago"))
+                }
+                (false, None) => String::new(),
+            };
+            [
+                s.regex.clone(),
+                s.user.clone(),
+                relative(now - s.time),
+                kind,
+                s.reason.clone(),
+            ]
+        })
+        .collect();
+    print_table(["REGEX", "USER", "SET", "KIND", "REASON"], &rows);
+    Ok(ExitStatus::Success)
+}
+
+#[derive(Serialize)]
+struct MetaOutput {
+    faults: Vec<meta::MetaFault>,
+}
+
+async fn meta_check(config: &Config, limits: meta::Limits) -> Result<ExitStatus, CliError> {
+    let db = open_db(config).await?;
+    let now = chrono::Utc::now().timestamp();
+    let stale = db
+        .old_agents(limits.warn_secs(), now)
+        .await
+        .map_err(CliError::failure)?;
+    let squelches = db.get_squelch_details().await.map_err(CliError::failure)?;
+    let failures = db.alert_failures().await.map_err(CliError::failure)?;
+    let faults = meta::faults(
+        &config.agent.name,
+        &stale,
+        &squelches,
+        &failures,
+        limits,
+        now,
+    );
+    Printer::line(&serde_json::to_string(&MetaOutput { faults }).map_err(CliError::failure)?);
     Ok(ExitStatus::Success)
 }
 

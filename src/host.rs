@@ -1,4 +1,5 @@
-//! The host's own name: the default agent name is its FQDN.
+//! Facts about this host and its user: the FQDN (default agent name), root
+//! or not, and the login name (for squelch records).
 
 /// The host's fully qualified name, else its plain hostname, else `localhost`.
 #[must_use]
@@ -17,4 +18,20 @@ pub fn fqdn() -> String {
         Some(name) if name.contains('.') => name,
         _ => host,
     }
+}
+
+/// True when running as root.
+#[must_use]
+#[expect(unsafe_code, reason = "geteuid has no preconditions and cannot fail")]
+pub fn is_root() -> bool {
+    // SAFETY: geteuid takes no arguments and always succeeds.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The current user's login name, from the environment (`USER`, `LOGNAME`).
+#[must_use]
+pub fn user_name() -> Option<String> {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
 }

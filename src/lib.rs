@@ -19,6 +19,8 @@
 //! - `thresholds`: pure threshold language (`METRIC [?] LEVEL OP VALUE ...`).
 //! - `fault`: pure failure counter, escalation, fault records and the alert plan.
 //! - `severity`: the integer severity scale (20/30/40/50) and its names.
+//! - `squelch`: pure squelch validation, durations and matching.
+//! - `meta`: pure meta-check (stale agents, old squelches, peers' alert failures).
 //! - `host`: the host's FQDN (default agent name).
 //! - `db`: the `Db` trait, its records and backends (`memory`, `sqlite`).
 //! - `alerters`: the `Alerter` trait and backends (`file`, `command`).
@@ -34,11 +36,13 @@ pub mod env;
 pub mod error;
 pub mod fault;
 pub mod host;
+pub mod meta;
 pub mod perfdata;
 pub(crate) mod process;
 pub mod scheduler;
 pub mod severity;
 pub mod signals;
 pub mod sinks;
+pub mod squelch;
 pub mod telemetry;
 pub mod thresholds;

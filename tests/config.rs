@@ -1,6 +1,6 @@
 //! Agent configuration errors: exit 2 and a sentence naming file, key and line.
 
-use crate::util::{Env, stderr};
+use crate::util::{Env, stderr, stdout};
 
 fn run_with_config(text: &str) -> (i32, String) {
     let env = Env::new();
@@ -162,4 +162,22 @@ fn every_shipped_example_validates() {
         .output()
         .unwrap();
     crate::util::assert_success(&checks);
+}
+
+#[test]
+fn the_shipped_meta_checks_load_as_check_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let env = Env::new();
+    for entry in std::fs::read_dir(root.join("meta_checks")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        env.write_check(&name, &std::fs::read_to_string(&path).unwrap());
+    }
+    let output = env.cimaa(&["validate"]);
+    crate::util::assert_success(&output);
+    assert!(
+        stdout(&output).starts_with("ok: 1 check(s)"),
+        "{}",
+        stdout(&output)
+    );
 }

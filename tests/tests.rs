@@ -3,5 +3,6 @@
 mod agent;
 mod cli;
 mod config;
+mod coordination;
 mod db_contract;
 mod util;

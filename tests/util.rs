@@ -33,8 +33,13 @@ impl Env {
 
     /// Rewrites agent.yaml with this `alerter:` section and extra `agent:` lines.
     pub fn configure(&self, alerter: &str, extra_agent: &str) {
+        let base = if extra_agent.contains("base_interval:") {
+            ""
+        } else {
+            "  base_interval: 60\n"
+        };
         let config = format!(
-            "agent:\n  name: {AGENT}\n  directory: checks.d\n  base_interval: 60\n{extra_agent}database:\n  type: sqlite\n  path: cimaa.db\n{alerter}"
+            "agent:\n  name: {AGENT}\n  directory: checks.d\n{base}{extra_agent}database:\n  type: sqlite\n  path: cimaa.db\n{alerter}"
         );
         self.write("agent.yaml", &config);
     }

@@ -140,6 +140,16 @@ pub trait Db: Send + Sync {
     /// Removes a squelch; false when there was none.
     async fn unsquelch(&self, regex: &str) -> Result<bool, Error>;
 
+    /// Every agent's `AGENT#alerts` fault: the agents whose alerts fail.
+    async fn alert_failures(&self) -> Result<Vec<AgentFault>, Error> {
+        Ok(self
+            .list_faults(None)
+            .await?
+            .into_iter()
+            .filter(|f| f.fault.name == format!("{}#alerts", f.agent))
+            .collect())
+    }
+
     /// Removes an agent's heartbeat and faults.
     async fn remove_agent(&self, agent: &str) -> Result<(), Error>;
 }
