@@ -19,9 +19,9 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use crate::alerters::Alerter;
+use crate::alerters::{Alerters, Event};
 use crate::checks::{self, CheckOutput, RawFault, RunContext};
-use crate::config::{CheckDef, Config, load};
+use crate::config::{CheckDef, Config, Scope, load};
 use crate::db::{Db, Fault};
 use crate::fault::{self, Action};
 use crate::scheduler;
@@ -52,7 +52,7 @@ pub enum Mode {
 /// The backends an agent talks to; tests inject fakes.
 pub struct Backends {
     pub db: Arc<dyn Db>,
-    pub alerter: Arc<dyn Alerter>,
+    pub alerters: Arc<Alerters>,
     pub sink: Option<(Arc<dyn Sink>, usize)>,
 }
 
@@ -79,15 +79,15 @@ struct CachedFile {
 
 /// The check directory, rescanned every tick; unchanged files are not re-read.
 pub(crate) struct CheckDirectory {
-    agent: String,
+    scope: Scope,
     directory: PathBuf,
     files: HashMap<PathBuf, CachedFile>,
 }
 
 impl CheckDirectory {
-    pub(crate) fn new(agent: &str, directory: &Path) -> Self {
+    pub(crate) fn new(scope: Scope, directory: &Path) -> Self {
         CheckDirectory {
-            agent: agent.to_string(),
+            scope,
             directory: directory.to_path_buf(),
             files: HashMap::new(),
         }
@@ -107,7 +107,7 @@ impl CheckDirectory {
                     .flat_map(|f| f.checks.iter().cloned())
                     .collect();
                 checks.push(Arc::new(CheckDef::broken(
-                    format!("//{}/", self.agent),
+                    format!("//{}/", self.scope.agent),
                     &self.directory,
                     format!(
                         "cannot read check directory {}: {e}",
@@ -132,7 +132,7 @@ impl CheckDirectory {
                 checks.extend(cached.checks.iter().cloned());
                 continue;
             }
-            let loaded: Vec<Arc<CheckDef>> = load::load_check_file(&self.agent, &path)
+            let loaded: Vec<Arc<CheckDef>> = load::load_check_file(&self.scope, &path)
                 .into_iter()
                 .map(Arc::new)
                 .collect();
@@ -177,9 +177,11 @@ fn whole(seconds: f64) -> i64 {
 struct Agent<'a> {
     config: &'a Config,
     db: Arc<dyn Db>,
-    alerter: Arc<dyn Alerter>,
+    alerters: Arc<Alerters>,
     metrics: Option<MetricBuffer>,
     directory: CheckDirectory,
+    /// Each check's alerter route; kept for vanished checks until their alerts are resolved.
+    routes: HashMap<String, Option<String>>,
     states: HashMap<String, CheckState>,
     faults: BTreeMap<String, Fault>,
     /// Faults whose alert may be open at the receiver.
@@ -239,9 +241,10 @@ pub async fn run(
     let mut agent = Agent {
         config,
         db: backends.db,
-        alerter: backends.alerter,
+        alerters: backends.alerters,
         metrics,
-        directory: CheckDirectory::new(&name, &config.agent.directory),
+        directory: CheckDirectory::new(config.scope(), &config.agent.directory),
+        routes: HashMap::new(),
         states: HashMap::new(),
         faults: BTreeMap::new(),
         opened: BTreeSet::new(),
@@ -406,6 +409,9 @@ impl Agent<'_> {
             ran.insert(check.name.clone());
         }
         let alive: HashSet<String> = checks.iter().map(|c| c.name.clone()).collect();
+        for check in &checks {
+            self.routes.insert(check.name.clone(), check.alerter.clone());
+        }
         let own = format!("{}#", self.config.agent.name);
         self.faults
             .retain(|name, _| name.starts_with(&own) || alive.contains(fault::check_of(name)));
@@ -413,6 +419,11 @@ impl Agent<'_> {
 
         self.refresh_squelches(now).await;
         self.alert(&ran, &alive, now).await;
+        let (opened, retrying) = (&self.opened, &self.retry_resolves);
+        self.routes.retain(|check, _| {
+            alive.contains(check)
+                || opened.iter().chain(retrying).any(|name| fault::check_of(name) == check)
+        });
 
         let faults: Vec<Fault> = self.faults.values().cloned().collect();
         if let Err(e) = self
@@ -638,32 +649,41 @@ impl Agent<'_> {
         );
     }
 
-    /// Delivers alerts concurrently, all bounded by one `alert_timeout`.
+    /// Delivers alerts concurrently, all bounded by one `alert_timeout`;
+    /// each goes along its check's alerter chain (fallbacks).
     async fn deliver(&self, actions: Vec<Action>) -> Vec<(Action, Result<(), Failure>)> {
         let deadline = tokio::time::Instant::now() + self.config.agent.alert_timeout;
         let mut tasks = JoinSet::new();
         let mut by_task = HashMap::new();
         for action in actions {
-            let alerter = self.alerter.clone();
+            let alerters = self.alerters.clone();
+            let name = match &action {
+                Action::Trigger { name, .. } | Action::Resolve { name } => name,
+            };
+            let route = self.routes.get(fault::check_of(name)).cloned().flatten();
             let task_action = action.clone();
             let handle = tasks.spawn(async move {
-                let send = async {
-                    match &task_action {
-                        Action::Trigger { name, message } => alerter.trigger(name, message).await,
-                        Action::Resolve { name } => alerter.resolve(name).await,
-                    }
+                let event = match &task_action {
+                    Action::Trigger { name, message } => Event::Trigger { name, message },
+                    Action::Resolve { name } => Event::Resolve { name },
                 };
-                match tokio::time::timeout_at(deadline, send).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(Failure {
-                        permanent: e.is_permanent(),
-                        text: error_chain(&e),
-                    }),
-                    Err(_) => Err(Failure {
-                        permanent: false,
-                        text: "timed out".into(),
-                    }),
+                let delivery = alerters.deliver(route.as_deref(), event, deadline).await;
+                for (alerter, error) in &delivery.failures {
+                    warn!(alerter = %alerter, error = %error_chain(error), "alerter failed");
                 }
+                if delivery.delivered_by.is_some() {
+                    return Ok(());
+                }
+                Err(Failure {
+                    permanent: !delivery.failures.is_empty()
+                        && delivery.failures.iter().all(|(_, e)| e.is_permanent()),
+                    text: delivery
+                        .failures
+                        .iter()
+                        .map(|(alerter, e)| format!("{alerter}: {}", error_chain(e)))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                })
             });
             by_task.insert(handle.id(), action);
         }
@@ -678,13 +698,7 @@ impl Agent<'_> {
                 Err(e) => {
                     if let Some(action) = by_task.remove(&e.id()) {
                         let text = panic_text(e);
-                        outcomes.push((
-                            action,
-                            Err(Failure {
-                                permanent: false,
-                                text,
-                            }),
-                        ));
+                        outcomes.push((action, Err(Failure { permanent: false, text })));
                     }
                 }
             }

@@ -203,9 +203,11 @@ async fn run_agent(
         agent: config.agent.name.clone(),
         alert_timeout: config.agent.alert_timeout,
     };
+    let alerters = alerters::Alerters::build(&config.alerter, &config.alerters, &context)
+        .map_err(CliError::failure)?;
     let backends = Backends {
         db,
-        alerter: alerters::build(&config.alerter, &context),
+        alerters: Arc::new(alerters),
         sink: config
             .metrics
             .as_ref()
@@ -223,7 +225,6 @@ async fn run_check(
     file: Option<&Path>,
     name: Option<&str>,
 ) -> Result<ExitStatus, CliError> {
-    let agent = &config.agent.name;
     let mut checks: Vec<CheckDef> = match file {
         Some(path) => {
             if !path.is_file() {
@@ -232,9 +233,9 @@ async fn run_check(
                     path.display()
                 )));
             }
-            config::load_check_file(agent, path)
+            config::load_check_file(&config.scope(), path)
         }
-        None => config::load_check_dir(agent, &config.agent.directory).map_err(|e| {
+        None => config::load_check_dir(&config.scope(), &config.agent.directory).map_err(|e| {
             CliError::usage(format!(
                 "cannot read check directory `{}`: {e}",
                 config.agent.directory.display()
@@ -292,7 +293,7 @@ async fn run_check(
 
 async fn validate(config: &Config, healthchecks: bool) -> Result<ExitStatus, CliError> {
     let checks =
-        config::load_check_dir(&config.agent.name, &config.agent.directory).map_err(|e| {
+        config::load_check_dir(&config.scope(), &config.agent.directory).map_err(|e| {
             CliError::usage(format!(
                 "cannot read check directory `{}`: {e}",
                 config.agent.directory.display()

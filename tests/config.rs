@@ -43,7 +43,7 @@ fn an_unknown_backend_type_is_named() {
     let (code, err) = run_with_config("agent:\n  name: a\nalerter:\n  type: pager\n");
     assert_eq!(code, 2);
     assert!(
-        err.contains("alerter: unknown variant `pager`, expected `file` or `command`"),
+        err.contains("alerter: unknown variant `pager`, expected one of `pagerduty`, `slack`, `file`, `command`"),
         "{err}"
     );
 }

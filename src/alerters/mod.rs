@@ -1,13 +1,18 @@
 //! Alerters: how faults reach people (SPEC §7).
 //!
 //! Owns the `Alerter` trait (`trigger`, `resolve`), its error type, the
-//! `alerter:` configuration enum and `build()`. One file per backend. The
-//! agent decides *when* to alert and bounds every call by `alert_timeout`;
-//! an alerter only delivers.
+//! alerter configuration enum, and `Alerters`: the default alerter plus the
+//! named ones, with per-check routing and `fallback` chains. One file per
+//! backend. The agent decides *when* to alert and bounds every delivery by
+//! `alert_timeout`; alerters only deliver.
 
 pub(crate) mod command;
 pub(crate) mod file;
+pub(crate) mod http;
+pub(crate) mod pagerduty;
+pub(crate) mod slack;
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +22,8 @@ use serde::Deserialize;
 
 pub use command::CommandAlerter;
 pub use file::FileAlerter;
+pub use pagerduty::PagerDutyAlerter;
+pub use slack::SlackAlerter;
 
 /// Delivers alerts. Errors (and timeouts, applied by the caller) are failures.
 #[async_trait]
@@ -27,7 +34,7 @@ pub trait Alerter: Send + Sync {
     async fn resolve(&self, name: &str) -> Result<(), Error>;
 }
 
-/// Why an alert was not delivered.
+/// Why an alert was not delivered. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot write alert to `{path}`")]
@@ -42,6 +49,9 @@ pub enum Error {
     CommandFailed { status: String, stderr: String },
     #[error("alert command timed out")]
     CommandTimedOut,
+    /// A remote service failed or could not be reached; retrying may help.
+    #[error("alert delivery failed: {0}")]
+    Http(String),
     /// The receiver refused the event as invalid: resending it cannot help.
     #[error("alert refused as invalid: {0}")]
     Refused(String),
@@ -56,39 +66,108 @@ fn stderr_suffix(stderr: &str) -> String {
 }
 
 impl Error {
-    /// True when resending the same event cannot succeed (e.g. `PagerDuty` 400).
+    /// True when resending the same event cannot succeed (e.g. PagerDuty 400).
     #[must_use]
     pub fn is_permanent(&self) -> bool {
         matches!(self, Error::Refused(_))
     }
 }
 
-/// `alerter:` section.
+/// One alerter section (`alerter:` or an entry of `alerters:`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum AlerterConfig {
     File(FileConfig),
     Command(CommandConfig),
+    PagerDuty(PagerDutyConfig),
+    Slack(SlackConfig),
 }
 
 impl AlerterConfig {
     /// The `type:` values the configuration accepts.
-    pub const TYPES: &'static [&'static str] = &["file", "command"];
+    pub const TYPES: &'static [&'static str] = &["pagerduty", "slack", "file", "command"];
+
+    /// The alerter used for the same event when this one fails.
+    #[must_use]
+    pub fn fallback(&self) -> Option<&str> {
+        match self {
+            AlerterConfig::File(c) => c.fallback.as_deref(),
+            AlerterConfig::Command(c) => c.fallback.as_deref(),
+            AlerterConfig::PagerDuty(c) => c.fallback.as_deref(),
+            AlerterConfig::Slack(c) => c.fallback.as_deref(),
+        }
+    }
 }
 
-/// `alerter: {type: file}`: one JSON line per event.
+/// `type: file`: one JSON line per event.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// File to append to; `-` is standard output.
     pub path: PathBuf,
+    /// Alerter to use when this one fails.
+    #[serde(default)]
+    pub fallback: Option<String>,
 }
 
-/// `alerter: {type: command}`: a shell command per event.
+/// `type: command`: a shell command per event.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandConfig {
     /// Command line run with `/bin/sh -c`; gets `CIMAA_ACTION`, `CIMAA_NAME`, `CIMAA_MESSAGE`.
     pub command: String,
+    /// Alerter to use when this one fails.
+    #[serde(default)]
+    pub fallback: Option<String>,
+}
+
+/// `type: pagerduty`: Events API v2.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyConfig {
+    /// Integration (routing) key of the PagerDuty service.
+    pub routing_key: String,
+    /// Complete URL events are POSTed to (EU: `https://events.eu.pagerduty.com/v2/enqueue`).
+    #[serde(default = "default_pagerduty_url")]
+    pub url: String,
+    /// Alerter to use when this one fails.
+    #[serde(default)]
+    pub fallback: Option<String>,
+}
+
+fn default_pagerduty_url() -> String {
+    "https://events.pagerduty.com/v2/enqueue".into()
+}
+
+/// `type: slack`: chat.postMessage with a bot token, or an incoming webhook.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// Bot token (`xoxb-...`) for chat.postMessage.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Channel name or ID.
+    #[serde(default = "default_slack_channel")]
+    pub channel: String,
+    /// Prefixed to every message, e.g. `<!channel>` or `<!here>`.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// An incoming webhook URL instead of `token` + `channel`.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Complete URL of chat.postMessage.
+    #[serde(default = "default_slack_url")]
+    pub url: String,
+    /// Alerter to use when this one fails.
+    #[serde(default)]
+    pub fallback: Option<String>,
+}
+
+fn default_slack_channel() -> String {
+    "#general".into()
+}
+
+fn default_slack_url() -> String {
+    "https://slack.com/api/chat.postMessage".into()
 }
 
 /// What every alerter may need from the agent.
@@ -96,17 +175,143 @@ pub struct CommandConfig {
 pub struct Context {
     /// This agent's name.
     pub agent: String,
-    /// Bound on each delivery (the agent also enforces it).
+    /// Bound on each tick's deliveries (the agent enforces it).
     pub alert_timeout: Duration,
 }
 
-/// Builds the configured alerter.
+/// The name of the `alerter:` section among the named alerters.
+pub const DEFAULT: &str = "default";
+
+/// Builds one alerter.
 #[must_use]
-pub fn build(config: &AlerterConfig, context: &Context) -> Arc<dyn Alerter> {
+pub fn build(config: &AlerterConfig, context: &Context, client: &reqwest::Client) -> Arc<dyn Alerter> {
     match config {
         AlerterConfig::File(file) => Arc::new(FileAlerter::new(file, context)),
         AlerterConfig::Command(command) => Arc::new(CommandAlerter::new(command, context)),
+        AlerterConfig::PagerDuty(pd) => Arc::new(PagerDutyAlerter::new(pd, context, client.clone())),
+        AlerterConfig::Slack(slack) => Arc::new(SlackAlerter::new(slack, client.clone())),
     }
+}
+
+/// The default alerter and the named ones, each with its fallback.
+pub struct Alerters {
+    entries: BTreeMap<String, (Arc<dyn Alerter>, Option<String>)>,
+}
+
+/// How one event fared along its chain.
+#[derive(Debug)]
+pub struct Delivery {
+    /// Which alerter delivered it, if any did.
+    pub delivered_by: Option<String>,
+    /// Every failure on the way, as `(alerter, error)`.
+    pub failures: Vec<(String, Error)>,
+}
+
+impl Alerters {
+    /// Builds every configured alerter; `named` must not contain `default`.
+    ///
+    /// # Errors
+    /// When the HTTP client for remote alerters cannot be built.
+    pub fn build(
+        default: &AlerterConfig,
+        named: &BTreeMap<String, AlerterConfig>,
+        context: &Context,
+    ) -> Result<Alerters, Error> {
+        let client = http::client()?;
+        let mut entries = BTreeMap::new();
+        entries.insert(
+            DEFAULT.to_string(),
+            (build(default, context, &client), default.fallback().map(str::to_string)),
+        );
+        for (name, config) in named {
+            entries.insert(
+                name.clone(),
+                (build(config, context, &client), config.fallback().map(str::to_string)),
+            );
+        }
+        Ok(Alerters { entries })
+    }
+
+    /// One alerter as the default, without fallbacks (tests, tools).
+    #[must_use]
+    pub fn single(alerter: Arc<dyn Alerter>) -> Alerters {
+        Alerters {
+            entries: BTreeMap::from([(DEFAULT.to_string(), (alerter, None))]),
+        }
+    }
+
+    /// The chain of alerter names starting at `route` (default when `None`).
+    #[must_use]
+    pub fn chain(&self, route: Option<&str>) -> Vec<String> {
+        let mut chain = Vec::new();
+        let mut seen = HashSet::new();
+        let mut next = Some(route.unwrap_or(DEFAULT).to_string());
+        while let Some(name) = next {
+            if !seen.insert(name.clone()) || !self.entries.contains_key(&name) {
+                break;
+            }
+            next = self.entries.get(&name).and_then(|(_, fallback)| fallback.clone());
+            chain.push(name);
+        }
+        if chain.is_empty() {
+            chain.push(DEFAULT.to_string());
+        }
+        chain
+    }
+
+    /// Delivers an event along its chain until one alerter succeeds.
+    ///
+    /// The time until `deadline` is shared: with a chain of n alerters, the
+    /// k-th may use up to k/n of it, so a hanging primary still leaves its
+    /// fallbacks time to deliver.
+    pub async fn deliver(
+        &self,
+        route: Option<&str>,
+        event: Event<'_>,
+        deadline: tokio::time::Instant,
+    ) -> Delivery {
+        let chain = self.chain(route);
+        let start = tokio::time::Instant::now();
+        let total = deadline.saturating_duration_since(start);
+        let hops = u32::try_from(chain.len()).unwrap_or(u32::MAX).max(1);
+        let mut failures = Vec::new();
+        for (index, name) in (1u32..).zip(&chain) {
+            let Some((alerter, _)) = self.entries.get(name) else {
+                continue;
+            };
+            let hop_deadline = start + total * index / hops;
+            let send = async {
+                match event {
+                    Event::Trigger { name, message } => alerter.trigger(name, message).await,
+                    Event::Resolve { name } => alerter.resolve(name).await,
+                }
+            };
+            let outcome = match tokio::time::timeout_at(hop_deadline, send).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(Error::Http("timed out".into())),
+            };
+            match outcome {
+                Ok(()) => {
+                    return Delivery {
+                        delivered_by: Some(name.clone()),
+                        failures,
+                    };
+                }
+                Err(error) => failures.push((name.clone(), error)),
+            }
+        }
+        Delivery {
+            delivered_by: None,
+            failures,
+        }
+    }
+}
+
+/// An alert event.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    Trigger { name: &'a str, message: &'a str },
+    Resolve { name: &'a str },
 }
 
 /// `//host/stem/key#fault` → `host stem key#fault`, the name people read.
@@ -136,5 +341,88 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(friendly_name(name), want, "{name}");
         }
+    }
+
+    struct Fails;
+    #[async_trait]
+    impl Alerter for Fails {
+        async fn trigger(&self, _: &str, _: &str) -> Result<(), Error> {
+            Err(Error::Http("down".into()))
+        }
+        async fn resolve(&self, _: &str) -> Result<(), Error> {
+            Err(Error::Http("down".into()))
+        }
+    }
+
+    struct Hangs;
+    #[async_trait]
+    impl Alerter for Hangs {
+        async fn trigger(&self, _: &str, _: &str) -> Result<(), Error> {
+            std::future::pending().await
+        }
+        async fn resolve(&self, _: &str) -> Result<(), Error> {
+            std::future::pending().await
+        }
+    }
+
+    struct Works;
+    #[async_trait]
+    impl Alerter for Works {
+        async fn trigger(&self, _: &str, _: &str) -> Result<(), Error> {
+            Ok(())
+        }
+        async fn resolve(&self, _: &str) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    fn set(entries: Vec<(&str, Arc<dyn Alerter>, Option<&str>)>) -> Alerters {
+        Alerters {
+            entries: entries
+                .into_iter()
+                .map(|(name, alerter, fallback)| (name.to_string(), (alerter, fallback.map(str::to_string))))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn chains_follow_fallbacks_and_stop_at_cycles() {
+        let alerters = set(vec![
+            (DEFAULT, Arc::new(Works), Some("slack")),
+            ("slack", Arc::new(Works), Some("default")),
+            ("ops", Arc::new(Works), None),
+        ]);
+        assert_eq!(alerters.chain(None), ["default", "slack"]);
+        assert_eq!(alerters.chain(Some("ops")), ["ops"]);
+        assert_eq!(alerters.chain(Some("slack")), ["slack", "default"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fallback_delivers_when_the_primary_fails() {
+        let alerters = set(vec![(DEFAULT, Arc::new(Fails), Some("backup")), ("backup", Arc::new(Works), None)]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let delivery = alerters.deliver(None, Event::Resolve { name: "x" }, deadline).await;
+        assert_eq!(delivery.delivered_by.as_deref(), Some("backup"));
+        assert_eq!(delivery.failures.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_primary_leaves_its_fallback_time() {
+        let alerters = set(vec![(DEFAULT, Arc::new(Hangs), Some("backup")), ("backup", Arc::new(Works), None)]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let delivery = alerters
+            .deliver(None, Event::Trigger { name: "x", message: "m" }, deadline)
+            .await;
+        assert_eq!(delivery.delivered_by.as_deref(), Some("backup"));
+        assert_eq!(delivery.failures[0].1.to_string(), "alert delivery failed: timed out");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_no_alerter_delivers_lists_every_failure() {
+        let alerters = set(vec![(DEFAULT, Arc::new(Fails), Some("backup")), ("backup", Arc::new(Fails), None)]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let delivery = alerters.deliver(None, Event::Resolve { name: "x" }, deadline).await;
+        assert!(delivery.delivered_by.is_none());
+        assert_eq!(delivery.failures.len(), 2);
     }
 }

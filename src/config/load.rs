@@ -8,6 +8,7 @@
 //! so errors inside a backend section keep their position (an internally
 //! tagged enum would buffer the section and report line 1 column 1).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,8 +16,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::{AgentConfig, CheckDef, CheckKind, Config, LogFormat};
-use crate::alerters::{AlerterConfig, CommandConfig, FileConfig};
+use super::{AgentConfig, CheckDef, CheckKind, Config, LogFormat, Scope};
+use crate::alerters::{
+    self, AlerterConfig, CommandConfig, FileConfig, PagerDutyConfig, SlackConfig,
+};
 use crate::db::{DbConfig, MemoryConfig, SqliteConfig};
 use crate::env;
 use crate::sinks::{LogConfig, SinkConfig};
@@ -85,6 +88,7 @@ struct TypeProbe {
 struct Probe {
     database: Option<TypeProbe>,
     alerter: Option<TypeProbe>,
+    alerters: Option<BTreeMap<String, TypeProbe>>,
     metrics: Option<TypeProbe>,
 }
 
@@ -93,14 +97,16 @@ struct RawConfig {
     agent: Option<RawAgent>,
     database: Option<DbConfig>,
     alerter: Option<AlerterConfig>,
+    alerters: BTreeMap<String, AlerterConfig>,
     metrics: Option<SinkConfig>,
 }
 
-const TOP_KEYS: &[&str] = &["agent", "database", "alerter", "metrics"];
+const TOP_KEYS: &[&str] = &["agent", "database", "alerter", "alerters", "metrics"];
 
 struct ConfigSeed {
     database: Option<String>,
     alerter: Option<String>,
+    alerters: BTreeMap<String, Option<String>>,
     metrics: Option<String>,
 }
 
@@ -114,13 +120,14 @@ impl<'de> DeserializeSeed<'de> for ConfigSeed {
 impl<'de> Visitor<'de> for ConfigSeed {
     type Value = RawConfig;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a mapping with `agent`, `database`, `alerter` and `metrics`")
+        f.write_str("a mapping with `agent`, `database`, `alerter`, `alerters` and `metrics`")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawConfig, A::Error> {
         let mut raw = RawConfig {
             agent: None,
             database: None,
             alerter: None,
+            alerters: BTreeMap::new(),
             metrics: None,
         };
         while let Some(key) = map.next_key::<String>()? {
@@ -137,6 +144,11 @@ impl<'de> Visitor<'de> for ConfigSeed {
                             self.alerter.as_deref(),
                         ))?);
                 }
+                "alerters" => {
+                    raw.alerters = map.next_value_seed(NamedAlerters {
+                        types: &self.alerters,
+                    })?;
+                }
                 "metrics" => {
                     raw.metrics = Some(
                         map.next_value_seed(Section::<SinkConfig>::new(self.metrics.as_deref()))?,
@@ -146,6 +158,34 @@ impl<'de> Visitor<'de> for ConfigSeed {
             }
         }
         Ok(raw)
+    }
+}
+
+/// `alerters:`: a map of names to alerter sections, each with its own `type`.
+struct NamedAlerters<'a> {
+    types: &'a BTreeMap<String, Option<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for NamedAlerters<'_> {
+    type Value = BTreeMap<String, AlerterConfig>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NamedAlerters<'_> {
+    type Value = BTreeMap<String, AlerterConfig>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping of alerter names to alerter sections")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut named = BTreeMap::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let kind = self.types.get(&name).and_then(Option::as_deref);
+            let config = map.next_value_seed(Section::<AlerterConfig>::new(kind))?;
+            named.insert(name, config);
+        }
+        Ok(named)
     }
 }
 
@@ -171,6 +211,8 @@ impl Backend for AlerterConfig {
     const TYPES: &'static [&'static str] = AlerterConfig::TYPES;
     fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         match kind {
+            "pagerduty" => PagerDutyConfig::deserialize(d).map(AlerterConfig::PagerDuty),
+            "slack" => SlackConfig::deserialize(d).map(AlerterConfig::Slack),
             "file" => FileConfig::deserialize(d).map(AlerterConfig::File),
             "command" => CommandConfig::deserialize(d).map(AlerterConfig::Command),
             other => Err(de::Error::unknown_variant(other, Self::TYPES)),
@@ -341,6 +383,12 @@ pub fn load_agent_config(path: &Path) -> Result<Config, Error> {
     let seed = ConfigSeed {
         database: probe.database.unwrap_or_default().kind,
         alerter: probe.alerter.unwrap_or_default().kind,
+        alerters: probe
+            .alerters
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, probe)| (name, probe.kind))
+            .collect(),
         metrics: probe.metrics.unwrap_or_default().kind,
     };
     let raw = seed
@@ -401,15 +449,13 @@ fn validate(raw: RawConfig, path: PathBuf, base: &Path) -> Result<Config, Vec<St
             .push("missing section `alerter` (an agent that cannot page is not monitoring)".into());
         return Err(problems);
     };
-    let alerter = match alerter {
-        AlerterConfig::File(mut file) => {
-            if file.path.as_os_str() != "-" {
-                file.path = base.join(&file.path);
-            }
-            AlerterConfig::File(file)
-        }
-        other @ AlerterConfig::Command(_) => other,
-    };
+    let alerter = resolve_alerter(alerter, base);
+    let alerters: BTreeMap<String, AlerterConfig> = raw
+        .alerters
+        .into_iter()
+        .map(|(name, config)| (name, resolve_alerter(config, base)))
+        .collect();
+    problems.extend(check_alerters(&alerter, &alerters));
     let database = match raw.database.unwrap_or_default() {
         DbConfig::Sqlite(mut sqlite) => {
             sqlite.path = base.join(&sqlite.path);
@@ -441,8 +487,66 @@ fn validate(raw: RawConfig, path: PathBuf, base: &Path) -> Result<Config, Vec<St
         },
         database,
         alerter,
+        alerters,
         metrics,
     })
+}
+
+/// Resolves relative paths of an alerter section against the config's folder.
+fn resolve_alerter(config: AlerterConfig, base: &Path) -> AlerterConfig {
+    match config {
+        AlerterConfig::File(mut file) => {
+            if file.path.as_os_str() != "-" {
+                file.path = base.join(&file.path);
+            }
+            AlerterConfig::File(file)
+        }
+        other => other,
+    }
+}
+
+/// Problems of the alerter sections: Slack without a destination, unknown
+/// or circular fallbacks, a named alerter called `default`.
+fn check_alerters(default: &AlerterConfig, named: &BTreeMap<String, AlerterConfig>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if named.contains_key(alerters::DEFAULT) {
+        problems.push(format!(
+            "alerters.{}: the name is reserved for the `alerter` section",
+            alerters::DEFAULT
+        ));
+    }
+    let all: Vec<(String, String, &AlerterConfig)> = std::iter::once((
+        "alerter".to_string(),
+        alerters::DEFAULT.to_string(),
+        default,
+    ))
+    .chain(named.iter().map(|(name, c)| (format!("alerters.{name}"), name.clone(), c)))
+    .collect();
+    let lookup = |name: &str| all.iter().find(|(_, n, _)| n == name).map(|(_, _, c)| *c);
+    for (key, name, config) in &all {
+        if let AlerterConfig::Slack(slack) = config {
+            match (&slack.token, &slack.webhook_url) {
+                (None, None) => problems.push(format!("{key}: slack needs `token` (with `channel`) or `webhook_url`")),
+                (Some(_), Some(_)) => problems.push(format!("{key}: give either `token` or `webhook_url`, not both")),
+                _ => {}
+            }
+        }
+        let mut seen = vec![name.clone()];
+        let mut next = config.fallback();
+        while let Some(fallback) = next {
+            let Some(target) = lookup(fallback) else {
+                problems.push(format!("{key}.fallback: no alerter named `{fallback}`"));
+                break;
+            };
+            if seen.iter().any(|s| s == fallback) {
+                problems.push(format!("{key}.fallback: `{fallback}` leads back to `{name}` (a cycle)"));
+                break;
+            }
+            seen.push(fallback.to_string());
+            next = target.fallback();
+        }
+    }
+    problems
 }
 
 // ---------------------------------------------------------------- check files
@@ -462,6 +566,7 @@ struct RawCheck {
     timeout_secs: Option<f64>,
     nagios_performance: Option<bool>,
     thresholds: Option<ThresholdLines>,
+    alerter: Option<String>,
 }
 
 /// `thresholds:` as a multi-line string or a list of lines.
@@ -494,7 +599,8 @@ impl<'de> Deserialize<'de> for ThresholdLines {
 }
 
 /// The checks of one file: fine ones and the ones that only report their error.
-fn checks_of_file(agent: &str, path: &Path, text: &str) -> Vec<CheckDef> {
+fn checks_of_file(scope: &Scope, path: &Path, text: &str) -> Vec<CheckDef> {
+    let agent = &scope.agent;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -541,7 +647,7 @@ fn checks_of_file(agent: &str, path: &Path, text: &str) -> Vec<CheckDef> {
             } else {
                 format!("//{agent}/{stem}/{key}")
             };
-            match entry.and_then(|raw| build_check(&name, path, raw)) {
+            match entry.and_then(|raw| build_check(&name, path, raw, scope)) {
                 Ok(check) => check,
                 Err(detail) => CheckDef::broken(
                     name,
@@ -553,7 +659,15 @@ fn checks_of_file(agent: &str, path: &Path, text: &str) -> Vec<CheckDef> {
         .collect()
 }
 
-fn build_check(name: &str, path: &Path, raw: RawCheck) -> Result<CheckDef, String> {
+fn build_check(name: &str, path: &Path, raw: RawCheck, scope: &Scope) -> Result<CheckDef, String> {
+    if let Some(alerter) = &raw.alerter
+        && !scope.alerters.contains(alerter)
+    {
+        return Err(format!(
+            "no alerter named `{alerter}` (known: {})",
+            scope.alerters.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+        ));
+    }
     let kinds = [
         ("command", raw.command.is_some()),
         ("http", raw.http.is_some()),
@@ -628,6 +742,7 @@ fn build_check(name: &str, path: &Path, raw: RawCheck) -> Result<CheckDef, Strin
         timeout,
         nagios_performance,
         thresholds,
+        alerter: raw.alerter,
     })
 }
 
@@ -690,9 +805,10 @@ impl<'de> Visitor<'de> for OneEntry {
 
 /// Loads one check file; never fails: problems become broken checks.
 #[must_use]
-pub fn load_check_file(agent: &str, path: &Path) -> Vec<CheckDef> {
+pub fn load_check_file(scope: &Scope, path: &Path) -> Vec<CheckDef> {
+    let agent = &scope.agent;
     match std::fs::read_to_string(path) {
-        Ok(text) => checks_of_file(agent, path, &text),
+        Ok(text) => checks_of_file(scope, path, &text),
         Err(e) => {
             let stem = path
                 .file_stem()
@@ -732,10 +848,10 @@ pub fn check_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
 ///
 /// # Errors
 /// When the directory cannot be listed.
-pub fn load_check_dir(agent: &str, directory: &Path) -> std::io::Result<Vec<CheckDef>> {
+pub fn load_check_dir(scope: &Scope, directory: &Path) -> std::io::Result<Vec<CheckDef>> {
     Ok(check_files(directory)?
         .iter()
-        .flat_map(|path| load_check_file(agent, path))
+        .flat_map(|path| load_check_file(scope, path))
         .collect())
 }
 
@@ -772,7 +888,7 @@ mod tests {
     }
 
     fn load(text: &str) -> Vec<CheckDef> {
-        checks_of_file("web1", Path::new("/c/app.yaml"), text)
+        checks_of_file(&Scope::new("web1"), Path::new("/c/app.yaml"), text)
     }
 
     #[test]
@@ -789,7 +905,7 @@ mod tests {
         assert_eq!(
             checks[1].kind,
             CheckKind::Broken(
-                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds` at line 5 column 3".into()
+                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter` at line 5 column 3".into()
             )
         );
     }

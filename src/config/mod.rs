@@ -7,6 +7,7 @@
 
 pub(crate) mod load;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,7 +26,48 @@ pub struct Config {
     pub agent: AgentConfig,
     pub database: DbConfig,
     pub alerter: AlerterConfig,
+    /// Further alerters by name (`alerters:`), for routing and fallbacks.
+    pub alerters: BTreeMap<String, AlerterConfig>,
     pub metrics: Option<SinkConfig>,
+}
+
+/// What loading a check file needs from the agent configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// Agent name, part of every relative check name.
+    pub agent: String,
+    /// Alerter names a check may route to.
+    pub alerters: BTreeSet<String>,
+}
+
+impl Scope {
+    /// A scope with only the default alerter.
+    #[must_use]
+    pub fn new(agent: &str) -> Scope {
+        Scope {
+            agent: agent.to_string(),
+            alerters: BTreeSet::from([crate::alerters::DEFAULT.to_string()]),
+        }
+    }
+}
+
+impl Config {
+    /// The scope check files of this agent load in.
+    #[must_use]
+    pub fn scope(&self) -> Scope {
+        Scope {
+            agent: self.agent.name.clone(),
+            alerters: self.alerter_names(),
+        }
+    }
+
+    /// Names a check's `alerter:` may use: `default` and the `alerters:` keys.
+    #[must_use]
+    pub fn alerter_names(&self) -> BTreeSet<String> {
+        std::iter::once(crate::alerters::DEFAULT.to_string())
+            .chain(self.alerters.keys().cloned())
+            .collect()
+    }
 }
 
 /// `log_format`: how log lines look.
@@ -77,6 +119,8 @@ pub struct CheckDef {
     /// Parse Nagios perfdata into metrics.
     pub nagios_performance: bool,
     pub thresholds: Thresholds,
+    /// Named alerter for this check's alerts (`None`: the default).
+    pub alerter: Option<String>,
 }
 
 /// What a check does.
@@ -102,6 +146,7 @@ impl CheckDef {
             timeout: None,
             nagios_performance: false,
             thresholds: Thresholds::default(),
+            alerter: None,
         }
     }
 }

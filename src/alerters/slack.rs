@@ -1,0 +1,165 @@
+//! `slack` alerter: chat.postMessage with a bot token, or an incoming webhook
+//! (PROTOCOLS.md §3).
+//!
+//! chat.postMessage answers HTTP 200 even on failure: the JSON `ok` decides,
+//! and `error` says why. HTTP 429 carries `Retry-After`; we wait that long and
+//! try once more, all within the agent's `alert_timeout`. A webhook answers
+//! 200 with the plain text `ok`. The webhook URL is a secret: it never appears
+//! in errors or logs.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::http::{describe, excerpt};
+use super::{Alerter, Error, SlackConfig, friendly_name};
+
+/// Longest wait honoured for one `Retry-After`.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Where messages go.
+enum Target {
+    Api { url: String, token: String, channel: String },
+    Webhook { url: String },
+}
+
+/// Posts alerts to Slack.
+pub struct SlackAlerter {
+    client: reqwest::Client,
+    target: Target,
+    mention: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a str>,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+}
+
+impl SlackAlerter {
+    /// Builds the alerter with the agent's shared HTTP client.
+    #[must_use]
+    pub fn new(config: &SlackConfig, client: reqwest::Client) -> Self {
+        let target = match &config.webhook_url {
+            Some(url) => Target::Webhook { url: url.clone() },
+            None => Target::Api {
+                url: config.url.clone(),
+                token: config.token.clone().unwrap_or_default(),
+                channel: config.channel.clone(),
+            },
+        };
+        SlackAlerter {
+            client,
+            target,
+            mention: config.target.clone(),
+        }
+    }
+
+    fn text(&self, body: String) -> String {
+        match &self.mention {
+            Some(mention) => format!("{mention} {body}"),
+            None => body,
+        }
+    }
+
+    async fn post(&self, text: &str) -> Result<(), Error> {
+        let mut retried = false;
+        loop {
+            let request = match &self.target {
+                Target::Api { url, token, channel } => self
+                    .client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("Content-Type", "application/json; charset=utf-8")
+                    .body(body(&Message {
+                        channel: Some(channel),
+                        text,
+                        username: Some("cimaa"),
+                    })?),
+                Target::Webhook { url } => self
+                    .client
+                    .post(url)
+                    .header("Content-Type", "application/json")
+                    .body(body(&Message {
+                        channel: None,
+                        text,
+                        username: None,
+                    })?),
+            };
+            let response = request
+                .send()
+                .await
+                .map_err(|e| Error::Http(format!("Slack: {}", describe(&e))))?;
+            let status = response.status().as_u16();
+            if status == 429 && !retried {
+                let wait = retry_after(response.headers()).min(MAX_RETRY_AFTER);
+                tracing::warn!(retry_in = ?wait, "Slack rate limit: waiting before one retry");
+                tokio::time::sleep(wait).await;
+                retried = true;
+                continue;
+            }
+            let reply = response.text().await.unwrap_or_default();
+            return match (&self.target, status) {
+                (_, 429) => Err(Error::Http("Slack: rate limited (429)".into())),
+                (Target::Api { .. }, 200) => api_reply(&reply),
+                (Target::Webhook { .. }, 200) if reply.trim() == "ok" => Ok(()),
+                (_, code) => Err(Error::Http(format!("Slack: HTTP {code}: {}", excerpt(&reply, 200)))),
+            };
+        }
+    }
+}
+
+fn body(message: &Message<'_>) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(message).map_err(|e| Error::Http(e.to_string()))
+}
+
+/// chat.postMessage's verdict: `ok`, else its `error` code.
+fn api_reply(reply: &str) -> Result<(), Error> {
+    let value: Value = serde_json::from_str(reply)
+        .map_err(|_| Error::Http(format!("Slack: unexpected reply: {}", excerpt(reply, 200))))?;
+    if value["ok"].as_bool() == Some(true) {
+        return Ok(());
+    }
+    let code = value["error"].as_str().unwrap_or("unknown error");
+    Err(Error::Http(format!("Slack: {code}")))
+}
+
+/// `Retry-After` in seconds (default 1 s).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(1), Duration::from_secs)
+}
+
+#[async_trait]
+impl Alerter for SlackAlerter {
+    async fn trigger(&self, name: &str, message: &str) -> Result<(), Error> {
+        let text = self.text(format!("Alert: *{}*: {message}", friendly_name(name)));
+        self.post(&text).await
+    }
+
+    async fn resolve(&self, name: &str) -> Result<(), Error> {
+        let text = self.text(format!("Clear: *{}*", friendly_name(name)));
+        self.post(&text).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_replies_are_judged_by_ok() {
+        assert!(api_reply(r#"{"ok":true,"ts":"1"}"#).is_ok());
+        let err = api_reply(r#"{"ok":false,"error":"channel_not_found"}"#).unwrap_err();
+        assert_eq!(err.to_string(), "alert delivery failed: Slack: channel_not_found");
+        assert!(api_reply("<html>").is_err());
+    }
+}
