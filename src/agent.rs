@@ -410,7 +410,8 @@ impl Agent<'_> {
         }
         let alive: HashSet<String> = checks.iter().map(|c| c.name.clone()).collect();
         for check in &checks {
-            self.routes.insert(check.name.clone(), check.alerter.clone());
+            self.routes
+                .insert(check.name.clone(), check.alerter.clone());
         }
         let own = format!("{}#", self.config.agent.name);
         self.faults
@@ -422,7 +423,10 @@ impl Agent<'_> {
         let (opened, retrying) = (&self.opened, &self.retry_resolves);
         self.routes.retain(|check, _| {
             alive.contains(check)
-                || opened.iter().chain(retrying).any(|name| fault::check_of(name) == check)
+                || opened
+                    .iter()
+                    .chain(retrying)
+                    .any(|name| fault::check_of(name) == check)
         });
 
         let faults: Vec<Fault> = self.faults.values().cloned().collect();
@@ -698,7 +702,13 @@ impl Agent<'_> {
                 Err(e) => {
                     if let Some(action) = by_task.remove(&e.id()) {
                         let text = panic_text(e);
-                        outcomes.push((action, Err(Failure { permanent: false, text })));
+                        outcomes.push((
+                            action,
+                            Err(Failure {
+                                permanent: false,
+                                text,
+                            }),
+                        ));
                     }
                 }
             }

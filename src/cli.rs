@@ -292,13 +292,12 @@ async fn run_check(
 }
 
 async fn validate(config: &Config, healthchecks: bool) -> Result<ExitStatus, CliError> {
-    let checks =
-        config::load_check_dir(&config.scope(), &config.agent.directory).map_err(|e| {
-            CliError::usage(format!(
-                "cannot read check directory `{}`: {e}",
-                config.agent.directory.display()
-            ))
-        })?;
+    let checks = config::load_check_dir(&config.scope(), &config.agent.directory).map_err(|e| {
+        CliError::usage(format!(
+            "cannot read check directory `{}`: {e}",
+            config.agent.directory.display()
+        ))
+    })?;
     let mut problems = 0;
     for check in &checks {
         if let CheckKind::Broken(message) = &check.kind {

@@ -139,9 +139,13 @@ fn every_shipped_example_validates() {
         let env = Env::new();
         // Point the example at a scratch check directory and database, keep the rest.
         env.write("agent.yaml", &text);
+        // Dummy values for the secrets examples take from the environment.
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_cimaa"))
             .args(["-c", &env.config().display().to_string(), "validate"])
             .current_dir(env.path(""))
+            .env("PAGERDUTY_ROUTING_KEY", "dummy")
+            .env("SLACK_BOT_TOKEN", "xoxb-dummy")
+            .env("SLACK_WEBHOOK_URL", "http://127.0.0.1:9/hook")
             .output()
             .unwrap();
         let err = stderr(&output);

@@ -1,8 +1,10 @@
 //! One test binary (Cargo.toml: autotests = false), as ripgrep does.
 
 mod agent;
+mod alerters;
 mod cli;
 mod config;
 mod coordination;
 mod db_contract;
+mod fake_http;
 mod util;

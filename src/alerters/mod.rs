@@ -184,11 +184,17 @@ pub const DEFAULT: &str = "default";
 
 /// Builds one alerter.
 #[must_use]
-pub fn build(config: &AlerterConfig, context: &Context, client: &reqwest::Client) -> Arc<dyn Alerter> {
+pub fn build(
+    config: &AlerterConfig,
+    context: &Context,
+    client: &reqwest::Client,
+) -> Arc<dyn Alerter> {
     match config {
         AlerterConfig::File(file) => Arc::new(FileAlerter::new(file, context)),
         AlerterConfig::Command(command) => Arc::new(CommandAlerter::new(command, context)),
-        AlerterConfig::PagerDuty(pd) => Arc::new(PagerDutyAlerter::new(pd, context, client.clone())),
+        AlerterConfig::PagerDuty(pd) => {
+            Arc::new(PagerDutyAlerter::new(pd, context, client.clone()))
+        }
         AlerterConfig::Slack(slack) => Arc::new(SlackAlerter::new(slack, client.clone())),
     }
 }
@@ -221,12 +227,18 @@ impl Alerters {
         let mut entries = BTreeMap::new();
         entries.insert(
             DEFAULT.to_string(),
-            (build(default, context, &client), default.fallback().map(str::to_string)),
+            (
+                build(default, context, &client),
+                default.fallback().map(str::to_string),
+            ),
         );
         for (name, config) in named {
             entries.insert(
                 name.clone(),
-                (build(config, context, &client), config.fallback().map(str::to_string)),
+                (
+                    build(config, context, &client),
+                    config.fallback().map(str::to_string),
+                ),
             );
         }
         Ok(Alerters { entries })
@@ -250,7 +262,10 @@ impl Alerters {
             if !seen.insert(name.clone()) || !self.entries.contains_key(&name) {
                 break;
             }
-            next = self.entries.get(&name).and_then(|(_, fallback)| fallback.clone());
+            next = self
+                .entries
+                .get(&name)
+                .and_then(|(_, fallback)| fallback.clone());
             chain.push(name);
         }
         if chain.is_empty() {
@@ -380,7 +395,9 @@ mod tests {
         Alerters {
             entries: entries
                 .into_iter()
-                .map(|(name, alerter, fallback)| (name.to_string(), (alerter, fallback.map(str::to_string))))
+                .map(|(name, alerter, fallback)| {
+                    (name.to_string(), (alerter, fallback.map(str::to_string)))
+                })
                 .collect(),
         }
     }
@@ -399,29 +416,52 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_fallback_delivers_when_the_primary_fails() {
-        let alerters = set(vec![(DEFAULT, Arc::new(Fails), Some("backup")), ("backup", Arc::new(Works), None)]);
+        let alerters = set(vec![
+            (DEFAULT, Arc::new(Fails), Some("backup")),
+            ("backup", Arc::new(Works), None),
+        ]);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let delivery = alerters.deliver(None, Event::Resolve { name: "x" }, deadline).await;
+        let delivery = alerters
+            .deliver(None, Event::Resolve { name: "x" }, deadline)
+            .await;
         assert_eq!(delivery.delivered_by.as_deref(), Some("backup"));
         assert_eq!(delivery.failures.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_hanging_primary_leaves_its_fallback_time() {
-        let alerters = set(vec![(DEFAULT, Arc::new(Hangs), Some("backup")), ("backup", Arc::new(Works), None)]);
+        let alerters = set(vec![
+            (DEFAULT, Arc::new(Hangs), Some("backup")),
+            ("backup", Arc::new(Works), None),
+        ]);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let delivery = alerters
-            .deliver(None, Event::Trigger { name: "x", message: "m" }, deadline)
+            .deliver(
+                None,
+                Event::Trigger {
+                    name: "x",
+                    message: "m",
+                },
+                deadline,
+            )
             .await;
         assert_eq!(delivery.delivered_by.as_deref(), Some("backup"));
-        assert_eq!(delivery.failures[0].1.to_string(), "alert delivery failed: timed out");
+        assert_eq!(
+            delivery.failures[0].1.to_string(),
+            "alert delivery failed: timed out"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_event_no_alerter_delivers_lists_every_failure() {
-        let alerters = set(vec![(DEFAULT, Arc::new(Fails), Some("backup")), ("backup", Arc::new(Fails), None)]);
+        let alerters = set(vec![
+            (DEFAULT, Arc::new(Fails), Some("backup")),
+            ("backup", Arc::new(Fails), None),
+        ]);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let delivery = alerters.deliver(None, Event::Resolve { name: "x" }, deadline).await;
+        let delivery = alerters
+            .deliver(None, Event::Resolve { name: "x" }, deadline)
+            .await;
         assert!(delivery.delivered_by.is_none());
         assert_eq!(delivery.failures.len(), 2);
     }

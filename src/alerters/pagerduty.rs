@@ -84,7 +84,10 @@ impl PagerDutyAlerter {
             200..=299 => Ok(()),
             400 => Err(Error::Refused(format!("PagerDuty: {}", refusal(&text)))),
             429 => Err(Error::Http("PagerDuty: rate limited (429)".into())),
-            code => Err(Error::Http(format!("PagerDuty: HTTP {code}: {}", excerpt(&text, 200)))),
+            code => Err(Error::Http(format!(
+                "PagerDuty: HTTP {code}: {}",
+                excerpt(&text, 200)
+            ))),
         }
     }
 }
@@ -97,7 +100,11 @@ fn refusal(body: &str) -> String {
     let message = value["message"].as_str().unwrap_or("invalid event");
     let errors: Vec<String> = value["errors"]
         .as_array()
-        .map(|list| list.iter().map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string)).collect())
+        .map(|list| {
+            list.iter()
+                .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if errors.is_empty() {
         message.to_string()
@@ -115,10 +122,12 @@ pub fn dedup_key(name: &str) -> String {
     }
     let prefix: String = name.chars().take(DEDUP_PREFIX_CHARS).collect();
     let digest = Sha256::digest(name.as_bytes());
-    let hex = digest.iter().fold(String::with_capacity(64), |mut hex, byte| {
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    });
+    let hex = digest
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        });
     format!("{prefix}#{hex}")
 }
 
@@ -214,7 +223,9 @@ mod tests {
     #[test]
     fn refusals_quote_pagerduty() {
         assert_eq!(
-            refusal(r#"{"status":"invalid event","message":"Event object is invalid","errors":["'routing_key' is invalid"]}"#),
+            refusal(
+                r#"{"status":"invalid event","message":"Event object is invalid","errors":["'routing_key' is invalid"]}"#
+            ),
             "Event object is invalid: 'routing_key' is invalid"
         );
         assert_eq!(refusal("nope"), "invalid event: nope");

@@ -21,8 +21,14 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Where messages go.
 enum Target {
-    Api { url: String, token: String, channel: String },
-    Webhook { url: String },
+    Api {
+        url: String,
+        token: String,
+        channel: String,
+    },
+    Webhook {
+        url: String,
+    },
 }
 
 /// Posts alerts to Slack.
@@ -71,7 +77,11 @@ impl SlackAlerter {
         let mut retried = false;
         loop {
             let request = match &self.target {
-                Target::Api { url, token, channel } => self
+                Target::Api {
+                    url,
+                    token,
+                    channel,
+                } => self
                     .client
                     .post(url)
                     .bearer_auth(token)
@@ -108,7 +118,10 @@ impl SlackAlerter {
                 (_, 429) => Err(Error::Http("Slack: rate limited (429)".into())),
                 (Target::Api { .. }, 200) => api_reply(&reply),
                 (Target::Webhook { .. }, 200) if reply.trim() == "ok" => Ok(()),
-                (_, code) => Err(Error::Http(format!("Slack: HTTP {code}: {}", excerpt(&reply, 200)))),
+                (_, code) => Err(Error::Http(format!(
+                    "Slack: HTTP {code}: {}",
+                    excerpt(&reply, 200)
+                ))),
             };
         }
     }
@@ -159,7 +172,10 @@ mod tests {
     fn api_replies_are_judged_by_ok() {
         assert!(api_reply(r#"{"ok":true,"ts":"1"}"#).is_ok());
         let err = api_reply(r#"{"ok":false,"error":"channel_not_found"}"#).unwrap_err();
-        assert_eq!(err.to_string(), "alert delivery failed: Slack: channel_not_found");
+        assert_eq!(
+            err.to_string(),
+            "alert delivery failed: Slack: channel_not_found"
+        );
         assert!(api_reply("<html>").is_err());
     }
 }

@@ -520,14 +520,22 @@ fn check_alerters(default: &AlerterConfig, named: &BTreeMap<String, AlerterConfi
         alerters::DEFAULT.to_string(),
         default,
     ))
-    .chain(named.iter().map(|(name, c)| (format!("alerters.{name}"), name.clone(), c)))
+    .chain(
+        named
+            .iter()
+            .map(|(name, c)| (format!("alerters.{name}"), name.clone(), c)),
+    )
     .collect();
     let lookup = |name: &str| all.iter().find(|(_, n, _)| n == name).map(|(_, _, c)| *c);
     for (key, name, config) in &all {
         if let AlerterConfig::Slack(slack) = config {
             match (&slack.token, &slack.webhook_url) {
-                (None, None) => problems.push(format!("{key}: slack needs `token` (with `channel`) or `webhook_url`")),
-                (Some(_), Some(_)) => problems.push(format!("{key}: give either `token` or `webhook_url`, not both")),
+                (None, None) => problems.push(format!(
+                    "{key}: slack needs `token` (with `channel`) or `webhook_url`"
+                )),
+                (Some(_), Some(_)) => problems.push(format!(
+                    "{key}: give either `token` or `webhook_url`, not both"
+                )),
                 _ => {}
             }
         }
@@ -539,7 +547,9 @@ fn check_alerters(default: &AlerterConfig, named: &BTreeMap<String, AlerterConfi
                 break;
             };
             if seen.iter().any(|s| s == fallback) {
-                problems.push(format!("{key}.fallback: `{fallback}` leads back to `{name}` (a cycle)"));
+                problems.push(format!(
+                    "{key}.fallback: `{fallback}` leads back to `{name}` (a cycle)"
+                ));
                 break;
             }
             seen.push(fallback.to_string());
@@ -665,7 +675,12 @@ fn build_check(name: &str, path: &Path, raw: RawCheck, scope: &Scope) -> Result<
     {
         return Err(format!(
             "no alerter named `{alerter}` (known: {})",
-            scope.alerters.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+            scope
+                .alerters
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let kinds = [
