@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
+use sentry::SentryFutureExt as _;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument as _, debug, error, info, warn};
 
 use crate::alerters::{Alerters, Event};
 use crate::checks::{self, CheckOutput, RawFault, RunContext};
@@ -456,12 +457,16 @@ impl Agent<'_> {
         let mut tasks = JoinSet::new();
         let mut by_task = HashMap::new();
         let config_path = Arc::new(self.config.path.clone());
+        let sentry_enabled = sentry::Hub::current()
+            .client()
+            .is_some_and(|c| c.is_enabled());
         for check in due {
             let semaphore = self.semaphore.clone();
             let config_path = config_path.clone();
             let default_timeout = self.config.agent.timeout;
             let task_check = check.clone();
-            let handle = tasks.spawn(async move {
+            let span = tracing::info_span!("check", check = %check.name);
+            let work = async move {
                 // The semaphore is never closed, so acquiring only fails if it were.
                 let _permit = semaphore.acquire_owned().await;
                 let context = RunContext {
@@ -469,7 +474,17 @@ impl Agent<'_> {
                     default_timeout,
                 };
                 checks::run(&task_check, &context).await
-            });
+            }
+            .instrument(span);
+            let handle = if sentry_enabled {
+                // Its own Hub, so Sentry events (panics included) carry the check's name.
+                let hub = Arc::new(sentry::Hub::new_from_top(sentry::Hub::current()));
+                let name = check.name.clone();
+                hub.configure_scope(|scope| scope.set_tag("check", name));
+                tasks.spawn(work.bind_hub(hub))
+            } else {
+                tasks.spawn(work)
+            };
             by_task.insert(handle.id(), check);
         }
         let mut results = Vec::with_capacity(by_task.len());
@@ -485,7 +500,7 @@ impl Agent<'_> {
                         continue;
                     };
                     let detail = panic_text(e);
-                    error!(check = %check.name, error = %detail, "check failed inside the agent");
+                    error!(check = %check.name, tags.check = %check.name, error = %detail, "check failed inside the agent");
                     let output = CheckOutput {
                         faults: vec![RawFault {
                             name: Some("checker".into()),
@@ -527,7 +542,7 @@ impl Agent<'_> {
         }));
         for fault in &output.faults {
             if fault.severity >= Severity::ERROR {
-                info!(check = %check.name, severity = %fault.severity, fault = fault.name.as_deref().unwrap_or(""), message = %fault.message, "check fault");
+                info!(check = %check.name, severity = %fault.severity, fault = fault.name.as_deref().unwrap_or(""), detail = %fault.message, "check fault");
             }
         }
         let state = self.states.entry(check.name.clone()).or_default();

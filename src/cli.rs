@@ -138,11 +138,27 @@ impl Printer {
 /// A user-facing error with its exit status.
 pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
     let config_path = cli.global.config;
-    let config = config::load_agent_config(&config_path).map_err(CliError::usage)?;
-    match &cli.command {
-        Command::Agent { .. } => telemetry::init(&config.agent.logging, config.agent.log_format),
-        _ => telemetry::init("warn", config.agent.log_format),
-    }
+    let config = match config::load_agent_config(&config_path) {
+        Ok(config) => config,
+        Err(error) => {
+            if matches!(cli.command, Command::Agent { .. })
+                && let Some((dsn, agent)) = config::startup_sentry(&config_path)
+            {
+                telemetry::report_startup_error(&dsn, &agent, &crate::error::render(&error));
+            }
+            return Err(CliError::usage(error));
+        }
+    };
+    // Held until the runtime is gone: dropping it flushes Sentry.
+    let _telemetry = match &cli.command {
+        Command::Agent { .. } => telemetry::init(
+            &config.agent.logging,
+            config.agent.log_format,
+            config.agent.sentry_dsn.as_deref(),
+            &config.agent.name,
+        ),
+        _ => telemetry::init("warn", config.agent.log_format, None, &config.agent.name),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

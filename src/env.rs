@@ -17,3 +17,7 @@ pub const ALERT_MESSAGE: &str = "CIMAA_MESSAGE";
 
 /// Where the configuration lives when neither `-c` nor `CIMAA_CONFIG` says.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/cimaa/agent.yaml";
+
+/// Fault injection for tests of the crash path: a check whose full name
+/// equals this variable's value panics inside the agent instead of running.
+pub const PANIC_CHECK: &str = "CIMAA_PANIC_CHECK";

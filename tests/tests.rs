@@ -7,4 +7,5 @@ mod config;
 mod coordination;
 mod db_contract;
 mod fake_http;
+mod telemetry;
 mod util;

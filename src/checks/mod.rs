@@ -79,7 +79,18 @@ pub struct RunContext<'a> {
 pub const OUTPUT_CAP: usize = 64 * 1024;
 
 /// Runs a check once.
+///
+/// # Panics
+/// Only on purpose: when `CIMAA_PANIC_CHECK` names this check (fault
+/// injection that tests the agent's crash handling).
 pub async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutput {
+    let injected =
+        std::env::var_os(crate::env::PANIC_CHECK).is_some_and(|name| name == check.name.as_str());
+    assert!(
+        !injected,
+        "{} asked this check to panic",
+        crate::env::PANIC_CHECK
+    );
     let timeout = check.timeout.unwrap_or(context.default_timeout);
     match &check.kind {
         CheckKind::Command(command) => {

@@ -363,6 +363,28 @@ fn comment_start(line: &str) -> usize {
     line.len()
 }
 
+/// The Sentry DSN and agent name of a configuration that failed to load, if
+/// the file parses as YAML and names a valid DSN: startup errors are still
+/// reported there (SPEC §9).
+#[must_use]
+pub fn startup_sentry(path: &Path) -> Option<(String, String)> {
+    #[derive(Deserialize)]
+    struct Lenient {
+        agent: Option<LenientAgent>,
+    }
+    #[derive(Deserialize)]
+    struct LenientAgent {
+        name: Option<String>,
+        sentry_dsn: Option<String>,
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let text = substitute_env(&text, &|var| std::env::var(var).ok()).unwrap_or(text);
+    let agent = serde_yaml::from_str::<Lenient>(&text).ok()?.agent?;
+    let dsn = agent.sentry_dsn?;
+    dsn.parse::<sentry::types::Dsn>().ok()?;
+    Some((dsn, agent.name.unwrap_or_else(crate::host::fqdn)))
+}
+
 /// Reads and validates the agent configuration.
 ///
 /// # Errors
@@ -444,6 +466,11 @@ fn validate(raw: RawConfig, path: PathBuf, base: &Path) -> Result<Config, Vec<St
         Some(name) => name,
         None => crate::host::fqdn(),
     };
+    if let Some(dsn) = &agent.sentry_dsn
+        && let Err(e) = dsn.parse::<sentry::types::Dsn>()
+    {
+        problems.push(format!("agent.sentry_dsn: invalid DSN `{dsn}`: {e}"));
+    }
     let Some(alerter) = raw.alerter else {
         problems
             .push("missing section `alerter` (an agent that cannot page is not monitoring)".into());

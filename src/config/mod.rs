@@ -16,7 +16,7 @@ use crate::db::DbConfig;
 use crate::sinks::SinkConfig;
 use crate::thresholds::Thresholds;
 
-pub use load::{load_agent_config, load_check_dir, load_check_file};
+pub use load::{load_agent_config, load_check_dir, load_check_file, startup_sentry};
 
 /// A validated agent configuration.
 #[derive(Clone, Debug)]
