@@ -81,22 +81,9 @@ fn environment_variables_are_substituted() {
         "agent.yaml",
         "agent:\n  name: ${USER_FOR_TEST}\n  directory: checks.d\ndatabase:\n  type: sqlite\n  path: cimaa.db\nalerter:\n  type: file\n  path: alerts.jsonl\n",
     );
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cimaa"))
-        .args(["-c", &env.config().display().to_string(), "agent", "--once"])
-        .env("USER_FOR_TEST", "from-env")
-        .output()
-        .unwrap();
-    crate::util::assert_success(&output);
-    let agents = std::process::Command::new(env!("CARGO_BIN_EXE_cimaa"))
-        .args([
-            "-c",
-            &env.config().display().to_string(),
-            "agents",
-            "--json",
-        ])
-        .env("USER_FOR_TEST", "from-env")
-        .output()
-        .unwrap();
+    let vars = [("USER_FOR_TEST", "from-env")];
+    crate::util::assert_success(&env.cimaa_with_env(&["agent", "--once"], &vars));
+    let agents = env.cimaa_with_env(&["agents", "--json"], &vars);
     let agents: serde_json::Value = serde_json::from_slice(&agents.stdout).unwrap();
     assert_eq!(agents[0]["name"], "from-env");
 }

@@ -112,19 +112,11 @@ fn squelch_refuses_an_invalid_regex() {
 fn squelch_records_user_reason_permanence_and_expiry() {
     let env = Env::new();
     let before = now();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cimaa"));
-    command
-        .args([
-            "-c",
-            &env.config().display().to_string(),
-            "squelch",
-            "^//web",
-            "kernel upgrade",
-            "--permanent",
-        ])
-        .env("SUDO_USER", "ann")
-        .env("USER", "bob");
-    crate::util::assert_success(&command.output().unwrap());
+    let squelch = env.cimaa_with_env(
+        &["squelch", "^//web", "kernel upgrade", "--permanent"],
+        &[("SUDO_USER", "ann"), ("USER", "bob")],
+    );
+    crate::util::assert_success(&squelch);
     crate::util::assert_success(&env.cimaa(&["squelch", "db", "migration", "--expires", "2h"]));
     let list: Value = serde_json::from_slice(&env.cimaa(&["squelches", "--json"]).stdout).unwrap();
     let is_root = cimaa::host::is_root();

@@ -1,7 +1,6 @@
 //! Structured logs and Sentry reports (issue #7): a fake Sentry on
 //! 127.0.0.1 receives envelopes from the real binary.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -48,11 +47,7 @@ fn a_check_that_panics_becomes_a_checker_fault_and_a_sentry_event_tagged_with_ag
     let env = sentry_env(&sentry);
     env.write_check("app.yaml", "boom:\n  command: echo OK\n");
     let name = check_name("app", "boom");
-    let output = Command::new(env!("CARGO_BIN_EXE_cimaa"))
-        .args(["-c", &env.config().display().to_string(), "agent", "--once"])
-        .env("CIMAA_PANIC_CHECK", &name)
-        .output()
-        .unwrap();
+    let output = env.cimaa_with_env(&["agent", "--once"], &[("CIMAA_PANIC_CHECK", &name)]);
     crate::util::assert_success(&output);
     let fault = env.fault(&format!("{name}#checker")).unwrap();
     assert_eq!(fault["severity"], 40);
@@ -134,10 +129,6 @@ fn rust_log_overrides_the_configured_level() {
     );
     let quiet = env.once();
     assert!(!stderr(&quiet).contains("tick done"));
-    let loud = Command::new(env!("CARGO_BIN_EXE_cimaa"))
-        .args(["-c", &env.config().display().to_string(), "agent", "--once"])
-        .env("RUST_LOG", "debug")
-        .output()
-        .unwrap();
+    let loud = env.cimaa_with_env(&["agent", "--once"], &[("RUST_LOG", "debug")]);
     assert!(stderr(&loud).contains("tick done"), "{}", stderr(&loud));
 }

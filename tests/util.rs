@@ -88,6 +88,11 @@ impl Env {
 
     /// Runs `cimaa -c agent.yaml ARGS`.
     pub fn cimaa(&self, args: &[&str]) -> Output {
+        self.cimaa_with_env(args, &[])
+    }
+
+    /// Runs `cimaa -c agent.yaml ARGS` with extra environment variables.
+    pub fn cimaa_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cimaa"));
         command
             .arg("-c")
@@ -95,7 +100,8 @@ impl Env {
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("RUST_LOG")
-            .env_remove("CIMAA_MAX_CONCURRENCY");
+            .env_remove("CIMAA_MAX_CONCURRENCY")
+            .envs(vars.iter().copied());
         command.output().unwrap()
     }
 
