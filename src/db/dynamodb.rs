@@ -1355,10 +1355,12 @@ impl Db for DynamoDb {
             };
             let mut faults = Vec::with_capacity(items.len());
             for item in &items {
-                let (agent, fault) = fault_from_item(item)?;
-                if !is_reserved_agent(&agent) {
-                    faults.push(AgentFault { agent, fault });
+                // Heartbeats and markers share the table; they are no faults.
+                if is_reserved_agent(&required_text(item, "agent")?) {
+                    continue;
                 }
+                let (agent, fault) = fault_from_item(item)?;
+                faults.push(AgentFault { agent, fault });
             }
             faults.sort_by(|a, b| (&a.agent, &a.fault.name).cmp(&(&b.agent, &b.fault.name)));
             Ok(faults)
@@ -1490,5 +1492,811 @@ impl Db for DynamoDb {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    /// An in-memory stand-in for DynamoDB behind the seam, recording calls
+    /// and failing on demand.
+    #[derive(Default)]
+    struct Fake {
+        state: Mutex<FakeState>,
+    }
+
+    #[derive(Default)]
+    struct FakeState {
+        /// Table → key values (`[agent, name]` or `[regex]`) → item.
+        tables: HashMap<String, BTreeMap<Vec<String>, Item>>,
+        /// Operation names, in call order.
+        calls: Vec<&'static str>,
+        /// Sizes of the BatchWriteItem calls.
+        batches: Vec<usize>,
+        /// The next calls fail like this, one failure per call.
+        failures: VecDeque<Failure>,
+        /// The next BatchWriteItem leaves this many of its writes unprocessed.
+        unprocessed: usize,
+        /// The BatchWriteItem that finds this many batches done is rejected.
+        fail_batch: Option<usize>,
+    }
+
+    fn item_key(item: &Item) -> Vec<String> {
+        let names: &[&str] = if item.contains_key("regex") {
+            &["regex"]
+        } else {
+            &["agent", "name"]
+        };
+        names
+            .iter()
+            .map(|name| match item.get(*name) {
+                Some(AttributeValue::S(value)) => value.clone(),
+                other => panic!("bad key attribute {name}: {other:?}"),
+            })
+            .collect()
+    }
+
+    fn text_of(item: &Item, key: &str) -> Option<String> {
+        match item.get(key) {
+            Some(AttributeValue::S(value)) => Some(value.clone()),
+            _ => None,
+        }
+    }
+
+    impl Fake {
+        fn state(&self) -> MutexGuard<'_, FakeState> {
+            self.state.lock().unwrap()
+        }
+
+        /// Records the call and returns the failure queued for it, if any.
+        fn call(&self, operation: &'static str) -> Result<(), ApiError> {
+            let mut state = self.state();
+            state.calls.push(operation);
+            match state.failures.pop_front() {
+                Some(failure) => Err(ApiError {
+                    failure,
+                    detail: format!("{failure:?}"),
+                }),
+                None => Ok(()),
+            }
+        }
+
+        fn items(&self, table: &str) -> Vec<Item> {
+            self.state()
+                .tables
+                .get(table)
+                .map(|items| items.values().cloned().collect())
+                .unwrap_or_default()
+        }
+
+        fn calls(&self) -> Vec<&'static str> {
+            std::mem::take(&mut self.state().calls)
+        }
+    }
+
+    #[async_trait]
+    impl Api for Arc<Fake> {
+        async fn get(&self, table: &str, key: Item) -> Result<Option<Item>, ApiError> {
+            self.call("GetItem")?;
+            Ok(self
+                .state()
+                .tables
+                .get(table)
+                .and_then(|items| items.get(&item_key(&key)).cloned()))
+        }
+
+        async fn put(&self, table: &str, item: Item) -> Result<(), ApiError> {
+            self.call("PutItem")?;
+            self.state()
+                .tables
+                .entry(table.to_owned())
+                .or_default()
+                .insert(item_key(&item), item);
+            Ok(())
+        }
+
+        async fn delete(&self, table: &str, key: Item) -> Result<bool, ApiError> {
+            self.call("DeleteItem")?;
+            Ok(self
+                .state()
+                .tables
+                .entry(table.to_owned())
+                .or_default()
+                .remove(&item_key(&key))
+                .is_some())
+        }
+
+        async fn query(
+            &self,
+            table: &str,
+            query: Query<'_>,
+            start: Option<Item>,
+        ) -> Result<Page, ApiError> {
+            self.call("Query")?;
+            assert!(start.is_none(), "the fake answers in one page");
+            let items = self.items(table).into_iter().filter(|item| match query {
+                Query::Agent(agent) => text_of(item, "agent").as_deref() == Some(agent),
+                Query::StaleHeartbeats { before } => {
+                    text_of(item, "agent").as_deref() == Some(HEARTBEAT_AGENT)
+                        && whole_number(item, "updated").unwrap().unwrap() < before
+                }
+            });
+            Ok(Page {
+                items: items.collect(),
+                next: None,
+            })
+        }
+
+        async fn scan(&self, table: &str, start: Option<Item>) -> Result<Page, ApiError> {
+            self.call("Scan")?;
+            assert!(start.is_none(), "the fake answers in one page");
+            Ok(Page {
+                items: self.items(table),
+                next: None,
+            })
+        }
+
+        async fn batch_write(
+            &self,
+            table: &str,
+            writes: Vec<Write>,
+        ) -> Result<Vec<Write>, ApiError> {
+            self.call("BatchWriteItem")?;
+            assert!(writes.len() <= BATCH_LIMIT, "{} writes", writes.len());
+            let mut state = self.state();
+            if state.fail_batch == Some(state.batches.len()) {
+                state.fail_batch = None;
+                return Err(ApiError {
+                    failure: Failure::Rejected,
+                    detail: "rejected".into(),
+                });
+            }
+            state.batches.push(writes.len());
+            let keep = writes.len().saturating_sub(state.unprocessed);
+            state.unprocessed = 0;
+            let mut writes = writes;
+            let unprocessed = writes.split_off(keep);
+            let items = state.tables.entry(table.to_owned()).or_default();
+            for write in writes {
+                match write {
+                    Write::Put(item) => items.insert(item_key(&item), item),
+                    Write::Delete(key) => items.remove(&item_key(&key)),
+                };
+            }
+            Ok(unprocessed)
+        }
+
+        async fn describe(&self, table: &str) -> Result<TableState, ApiError> {
+            self.call("DescribeTable")?;
+            let state = self.state();
+            Ok(match state.tables.get(table) {
+                None => TableState::Missing,
+                Some(_) if table.ends_with("faults") => TableState::Active {
+                    keys: vec!["agent".into(), "name".into()],
+                    indexes: vec![UPDATED_INDEX.into()],
+                },
+                Some(_) => TableState::Active {
+                    keys: vec!["regex".into()],
+                    indexes: vec![],
+                },
+            })
+        }
+
+        async fn create(
+            &self,
+            table: &str,
+            _kind: TableKind,
+            _capacity: Option<Capacity>,
+        ) -> Result<(), ApiError> {
+            self.call("CreateTable")?;
+            self.state().tables.entry(table.to_owned()).or_default();
+            Ok(())
+        }
+    }
+
+    fn config() -> DynamoDbConfig {
+        DynamoDbConfig {
+            region: Some("us-east-1".into()),
+            prefix: "cimaa".into(),
+            endpoint_url: None,
+        }
+    }
+
+    fn fake_db() -> (DynamoDb, Arc<Fake>) {
+        let fake = Arc::new(Fake::default());
+        let db = DynamoDb::with_api(
+            &config(),
+            Box::new(Arc::clone(&fake)),
+            Arc::new(Counters::default()),
+        );
+        (db, fake)
+    }
+
+    fn fault(name: &str) -> Fault {
+        Fault {
+            name: name.to_owned(),
+            severity: Severity::ERROR,
+            message: format!("{name} is failing"),
+            since: 100,
+            updated: 100,
+            triggered: false,
+            escalates: true,
+            attempts: 1,
+        }
+    }
+
+    fn faults(count: usize) -> Vec<Fault> {
+        (0..count).map(|i| fault(&format!("check{i:03}"))).collect()
+    }
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect()
+    }
+
+    fn n(value: &str) -> AttributeValue {
+        AttributeValue::N(value.to_owned())
+    }
+
+    fn s(value: &str) -> AttributeValue {
+        AttributeValue::S(value.to_owned())
+    }
+
+    #[tokio::test]
+    async fn the_first_call_reads_the_stored_state_then_writes_every_item() {
+        let (db, fake) = fake_db();
+
+        db.set_faults("web1", &faults(3), 100).await.unwrap();
+
+        assert_eq!(fake.calls(), ["Query", "GetItem", "BatchWriteItem"]);
+        assert_eq!(fake.state().batches, [4]);
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_fault_set_costs_one_write_of_the_heartbeat() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &faults(100), 100).await.unwrap();
+        fake.calls();
+        fake.state().batches.clear();
+
+        // Seen again by later check runs: same record, later times.
+        let again: Vec<Fault> = faults(100)
+            .into_iter()
+            .map(|f| Fault {
+                since: 160,
+                updated: 160,
+                ..f
+            })
+            .collect();
+        db.set_faults("web1", &again, 160).await.unwrap();
+
+        assert_eq!(fake.calls(), ["BatchWriteItem"]);
+        assert_eq!(fake.state().batches, [1]);
+        let heartbeat = fake
+            .items("cimaa.faults")
+            .into_iter()
+            .find(|item| text_of(item, "agent").as_deref() == Some(HEARTBEAT_AGENT))
+            .unwrap();
+        assert_eq!(heartbeat.get("updated"), Some(&n("160")));
+    }
+
+    #[tokio::test]
+    async fn get_faults_at_startup_spares_the_first_set_faults_its_read() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &faults(2), 100).await.unwrap();
+        let restarted = DynamoDb::with_api(
+            &config(),
+            Box::new(Arc::clone(&fake)),
+            Arc::new(Counters::default()),
+        );
+        fake.calls();
+
+        let stored = restarted.get_faults("web1").await.unwrap();
+        restarted.set_faults("web1", &stored, 160).await.unwrap();
+
+        assert_eq!(fake.calls(), ["Query", "GetItem", "BatchWriteItem"]);
+        assert_eq!(fake.state().batches.last(), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn only_changed_and_removed_faults_are_written() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &faults(3), 100).await.unwrap();
+        fake.state().batches.clear();
+        let mut next = faults(2);
+        next[1].message = "worse".into();
+
+        db.set_faults("web1", &next, 160).await.unwrap();
+
+        // Heartbeat, the changed fault, the removed fault.
+        assert_eq!(fake.state().batches, [3]);
+        let mut stored = db.get_faults("web1").await.unwrap();
+        stored.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            stored
+                .iter()
+                .map(|f| f.message.as_str())
+                .collect::<Vec<_>>(),
+            ["check000 is failing", "worse"]
+        );
+        assert_eq!(stored[1].updated, 100, "`updated` is the caller's");
+        assert_eq!(stored[1].since, 100, "`since` is kept");
+    }
+
+    #[tokio::test]
+    async fn writes_go_in_batches_of_at_most_25() {
+        let (db, fake) = fake_db();
+
+        db.set_faults("web1", &faults(60), 100).await.unwrap();
+
+        assert_eq!(fake.state().batches, [25, 25, 11]);
+        assert_eq!(fake.items("cimaa.faults").len(), 61);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unprocessed_items_are_resent() {
+        let (db, fake) = fake_db();
+        fake.state().unprocessed = 3;
+
+        db.set_faults("web1", &faults(10), 100).await.unwrap();
+
+        assert_eq!(fake.state().batches, [11, 3]);
+        assert_eq!(fake.items("cimaa.faults").len(), 11);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_and_unavailability_are_retried() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &faults(1), 100).await.unwrap();
+        fake.calls();
+        fake.state().failures =
+            VecDeque::from([Failure::Throttled, Failure::Unavailable, Failure::Throttled]);
+
+        db.set_faults("web1", &faults(1), 160).await.unwrap();
+
+        assert_eq!(fake.calls(), ["BatchWriteItem"; 4]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lasting_throttling_fails_after_bounded_attempts_and_forgets_the_cache() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &faults(2), 100).await.unwrap();
+        fake.calls();
+        fake.state().failures = VecDeque::from([Failure::Throttled; 10]);
+
+        let error = db.set_faults("web1", &faults(3), 160).await.unwrap_err();
+
+        assert!(
+            matches!(error, Error::Throttled { attempts: 5, .. }),
+            "{error:?}"
+        );
+        assert_eq!(fake.calls(), ["BatchWriteItem"; 5]);
+
+        // Recovered: the next call reads what is stored and writes what is missing.
+        fake.state().failures.clear();
+        fake.state().batches.clear();
+        db.set_faults("web1", &faults(3), 220).await.unwrap();
+        assert_eq!(fake.calls(), ["Query", "GetItem", "BatchWriteItem"]);
+        assert_eq!(fake.state().batches, [2]);
+        assert_eq!(db.get_faults("web1").await.unwrap().len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_in_the_middle_of_the_batches_rewrites_the_rest_next_time() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &[], 100).await.unwrap();
+        fake.state().batches.clear();
+        fake.state().fail_batch = Some(1);
+
+        db.set_faults("web1", &faults(40), 160).await.unwrap_err();
+        assert_eq!(
+            fake.items("cimaa.faults").len(),
+            25,
+            "only the first batch landed"
+        );
+
+        db.set_faults("web1", &faults(40), 220).await.unwrap();
+        assert_eq!(fake.items("cimaa.faults").len(), 41);
+        // Heartbeat + 40 faults failed at the second batch of 16; then the
+        // heartbeat + the 16 faults still missing.
+        assert_eq!(fake.state().batches, [25, 17]);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_request_is_not_retried() {
+        let (db, fake) = fake_db();
+        fake.state().failures = VecDeque::from([Failure::Rejected]);
+
+        let error = db.heartbeat("web1", 100).await.unwrap_err();
+
+        assert!(
+            matches!(error, Error::DynamoDb { attempts: 1, .. }),
+            "{error:?}"
+        );
+        assert_eq!(fake.calls(), ["PutItem"]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_table_says_to_run_setup_db() {
+        let (db, fake) = fake_db();
+        fake.state().failures = VecDeque::from([Failure::TableMissing]);
+
+        let error = db.agents().await.unwrap_err();
+
+        assert_eq!(
+            error.to_string(),
+            "dynamodb table `cimaa.faults` does not exist (create it with `cimaa setup-db`)"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_alert_marker_follows_the_agents_alerts_fault() {
+        let (db, fake) = fake_db();
+        let alerts = Fault {
+            severity: Severity::CRITICAL,
+            message: "Failed to send alert information (1/1)".into(),
+            escalates: false,
+            attempts: 0,
+            ..fault("web1#alerts")
+        };
+
+        db.set_faults("web1", &[fault("disk"), alerts.clone()], 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            db.alert_failures().await.unwrap(),
+            vec![AgentFault {
+                agent: "web1".into(),
+                fault: alerts.clone(),
+            }]
+        );
+        fake.state().batches.clear();
+
+        // Unchanged: no marker write.
+        db.set_faults("web1", &[fault("disk"), alerts], 160)
+            .await
+            .unwrap();
+        assert_eq!(fake.state().batches, [1]);
+
+        // Gone: the fault and the marker are deleted.
+        db.set_faults("web1", &[fault("disk")], 220).await.unwrap();
+        assert_eq!(fake.state().batches, [1, 3]);
+        assert_eq!(db.alert_failures().await.unwrap(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn remove_agent_deletes_faults_heartbeat_and_marker() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &[fault("disk"), fault("web1#alerts")], 100)
+            .await
+            .unwrap();
+        db.set_faults("web2", &[fault("disk")], 100).await.unwrap();
+
+        db.remove_agent("web1").await.unwrap();
+
+        let left: Vec<Vec<String>> = fake.items("cimaa.faults").iter().map(item_key).collect();
+        assert_eq!(
+            left,
+            [
+                vec!["_".to_owned(), "web2".to_owned()],
+                vec!["web2".to_owned(), "disk".to_owned()],
+            ]
+        );
+        // And a later set_faults of that agent starts from the stored state.
+        fake.calls();
+        db.set_faults("web1", &[], 160).await.unwrap();
+        assert_eq!(fake.calls(), ["Query", "GetItem", "BatchWriteItem"]);
+    }
+
+    #[tokio::test]
+    async fn setup_creates_missing_tables_and_is_idempotent() {
+        let (db, fake) = fake_db();
+
+        db.setup(None).await.unwrap();
+        let first = fake.calls();
+        db.setup(None).await.unwrap();
+
+        assert_eq!(
+            first.iter().filter(|call| **call == "CreateTable").count(),
+            2
+        );
+        assert_eq!(fake.calls(), ["DescribeTable", "DescribeTable"]);
+    }
+
+    #[test]
+    fn fault_items_have_the_zc_cimaa_layout() {
+        let written = fault_item(
+            "web1",
+            &Fault {
+                triggered: true,
+                escalates: false,
+                attempts: 3,
+                severity: Severity::CRITICAL,
+                ..fault("disk")
+            },
+        );
+        assert_eq!(
+            written,
+            item(&[
+                ("agent", s("web1")),
+                ("name", s("disk")),
+                ("severity", n("50")),
+                ("message", s("disk is failing")),
+                ("since", n("100")),
+                ("updated", n("100")),
+                ("triggered", s("y")),
+                ("escalates", AttributeValue::Bool(false)),
+                ("attempts", n("3")),
+            ])
+        );
+        let quiet = fault_item(
+            "web1",
+            &Fault {
+                message: String::new(),
+                ..fault("disk")
+            },
+        );
+        assert!(!quiet.contains_key("message"));
+        assert!(!quiet.contains_key("triggered"));
+    }
+
+    #[test]
+    fn items_zc_cimaa_wrote_are_read() {
+        let python = item(&[
+            ("agent", s("web1")),
+            ("name", s("//web1/app/down")),
+            ("severity", n("50")),
+            ("since", n("1417000000.25")),
+            ("updated", n("1417000060.9")),
+            ("triggered", s("y")),
+            ("escalates", n("0")),
+        ]);
+        let (agent, read) = fault_from_item(&python).unwrap();
+        assert_eq!(agent, "web1");
+        assert_eq!(
+            read,
+            Fault {
+                name: "//web1/app/down".into(),
+                severity: Severity::CRITICAL,
+                message: String::new(),
+                since: 1_417_000_000,
+                updated: 1_417_000_060,
+                triggered: true,
+                escalates: false,
+                attempts: 0,
+            }
+        );
+        let oldest = item(&[
+            ("agent", s("web1")),
+            ("name", s("x")),
+            ("severity", n("40")),
+            ("updated", n("5.5")),
+        ]);
+        let (_, read) = fault_from_item(&oldest).unwrap();
+        assert_eq!((read.since, read.updated, read.escalates), (5, 5, true));
+    }
+
+    #[test]
+    fn escalates_is_read_from_a_bool_or_a_number() {
+        let cases = [
+            (None, true),
+            (Some(AttributeValue::Bool(true)), true),
+            (Some(AttributeValue::Bool(false)), false),
+            (Some(n("0")), false),
+            (Some(n("1")), true),
+            (Some(n("0.0")), false),
+        ];
+        for (value, want) in cases {
+            let mut stored = fault_item("web1", &fault("x"));
+            stored.remove("escalates");
+            if let Some(value) = value.clone() {
+                stored.insert("escalates".into(), value);
+            }
+            assert_eq!(escalates(&stored).unwrap(), want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn squelch_items_round_trip_and_read_zc_cimaa_ones() {
+        let squelch = Squelch {
+            regex: "web1".into(),
+            reason: "deploy".into(),
+            user: "alice".into(),
+            time: 100,
+            permanent: true,
+            expires: Some(200),
+        };
+        let written = squelch_item(&squelch);
+        assert_eq!(written.get("permanent"), Some(&s("p")));
+        assert_eq!(squelch_from_item(&written).unwrap(), squelch);
+
+        let python = item(&[
+            ("regex", s("db")),
+            ("reason", s("r")),
+            ("user", s("bob")),
+            ("time", n("1417000000.5")),
+            ("permanent", s("")),
+        ]);
+        let read = squelch_from_item(&python).unwrap();
+        assert_eq!(
+            (read.time, read.permanent, read.expires),
+            (1_417_000_000, false, None)
+        );
+    }
+
+    #[test]
+    fn numbers_are_truncated_to_whole_units() {
+        let cases = [
+            ("42", Some(42)),
+            ("-7", Some(-7)),
+            ("1417000000.999", Some(1_417_000_000)),
+            ("-1.5", Some(-1)),
+            ("1e3", Some(1000)),
+            ("abc", None),
+            ("1e300", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_whole(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn backoff_is_exponential_capped_and_jittered() {
+        let cases = [
+            (1, 1.0, Duration::from_millis(50)),
+            (2, 1.0, Duration::from_millis(100)),
+            (3, 0.5, Duration::from_millis(100)),
+            (5, 1.0, Duration::from_millis(800)),
+            (6, 1.0, Duration::from_secs(1)),
+            (60, 1.0, Duration::from_secs(1)),
+            (3, 0.0, Duration::ZERO),
+        ];
+        for (attempt, random, want) in cases {
+            assert_eq!(RETRIES.delay(attempt, random), want, "attempt {attempt}");
+        }
+        for _ in 0..100 {
+            let random = jitter();
+            assert!((0.0..1.0).contains(&random), "{random}");
+        }
+    }
+
+    #[test]
+    fn failures_are_classified_for_retrying() {
+        let cases = [
+            (
+                Some("ProvisionedThroughputExceededException"),
+                400,
+                Failure::Throttled,
+            ),
+            (Some("ThrottlingException"), 400, Failure::Throttled),
+            (Some("RequestLimitExceeded"), 400, Failure::Throttled),
+            (
+                Some("ResourceNotFoundException"),
+                400,
+                Failure::TableMissing,
+            ),
+            (Some("ResourceInUseException"), 400, Failure::TableExists),
+            (Some("InternalServerError"), 500, Failure::Unavailable),
+            (None, 503, Failure::Unavailable),
+            (Some("ValidationException"), 400, Failure::Rejected),
+            (Some("AccessDeniedException"), 400, Failure::Rejected),
+        ];
+        for (code, status, want) in cases {
+            assert_eq!(Failure::of(code, status), want, "{code:?} {status}");
+        }
+    }
+
+    #[test]
+    fn table_names_follow_zc_cimaa() {
+        let mut config = config();
+        assert_eq!(config.table("faults"), "cimaa.faults");
+        config.prefix = "prod.".into();
+        assert_eq!(config.table("squelches"), "prod.squelches");
+        config.prefix = "bad prefix".into();
+        assert_eq!(
+            config.problems(),
+            ["database.prefix: `bad prefix` must be letters, digits, `_`, `-` or `.`"]
+        );
+    }
+
+    /// The real SDK client against canned answers (aws-smithy-mocks): its
+    /// errors are classified and its unprocessed items come back.
+    mod sdk_client {
+        use aws_sdk_dynamodb::Client;
+        use aws_sdk_dynamodb::error::ErrorMetadata;
+        use aws_sdk_dynamodb::operation::batch_write_item::{
+            BatchWriteItemError, BatchWriteItemOutput,
+        };
+        use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+        use aws_smithy_mocks::{Rule, RuleMode, mock};
+
+        use super::*;
+
+        fn api(rules: &[&Rule]) -> SdkApi {
+            let mut interceptor =
+                aws_smithy_mocks::MockResponseInterceptor::new().rule_mode(RuleMode::Sequential);
+            for rule in rules {
+                interceptor = interceptor.with_rule(rule);
+            }
+            let builder = sdk::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(interceptor);
+            SdkApi {
+                client: Client::from_conf(client_config(builder, None)),
+                counters: Arc::new(Counters::default()),
+            }
+        }
+
+        fn put(name: &str) -> Write {
+            Write::Put(fault_item("web1", &fault(name)))
+        }
+
+        #[tokio::test]
+        async fn throttling_is_classified_as_throttled() {
+            let throttled = mock!(Client::batch_write_item).then_error(|| {
+                BatchWriteItemError::ProvisionedThroughputExceededException(
+                    ProvisionedThroughputExceededException::builder()
+                        .message("slow down")
+                        .meta(
+                            ErrorMetadata::builder()
+                                .code("ProvisionedThroughputExceededException")
+                                .message("slow down")
+                                .build(),
+                        )
+                        .build(),
+                )
+            });
+            let api = api(&[&throttled]);
+
+            let error = api
+                .batch_write("cimaa.faults", vec![put("a")])
+                .await
+                .unwrap_err();
+
+            assert_eq!(error.failure, Failure::Throttled);
+            assert!(error.detail.contains("slow down"), "{}", error.detail);
+        }
+
+        #[tokio::test]
+        async fn a_5xx_answer_is_classified_as_unavailable() {
+            let unavailable = mock!(Client::batch_write_item)
+                .sequence()
+                .http_status(503, None)
+                .build();
+            let api = api(&[&unavailable]);
+
+            let error = api
+                .batch_write("cimaa.faults", vec![put("a")])
+                .await
+                .unwrap_err();
+
+            assert_eq!(error.failure, Failure::Unavailable);
+        }
+
+        #[tokio::test]
+        async fn unprocessed_items_come_back_as_writes() {
+            let partial = mock!(Client::batch_write_item).then_output(|| {
+                BatchWriteItemOutput::builder()
+                    .unprocessed_items("cimaa.faults", vec![write_request(put("b")).unwrap()])
+                    .build()
+            });
+            let api = api(&[&partial]);
+
+            let unprocessed = api
+                .batch_write("cimaa.faults", vec![put("a"), put("b")])
+                .await
+                .unwrap();
+
+            assert_eq!(unprocessed, vec![put("b")]);
+            assert_eq!(api.counters.snapshot().items_written, 2);
+        }
     }
 }
