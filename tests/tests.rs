@@ -5,4 +5,5 @@ mod cli;
 mod config;
 mod coordination;
 mod db_contract;
+mod dynamodb;
 mod util;
