@@ -474,7 +474,9 @@ mod scenarios {
         db.set_faults("web2", &[fault("disk"), failing("web2")], 100)
             .await
             .unwrap();
-        db.set_faults("web1", &[failing("web1")], 100).await.unwrap();
+        db.set_faults("web1", &[failing("web1")], 100)
+            .await
+            .unwrap();
         db.set_faults("web3", &[fault("web1#alerts")], 100)
             .await
             .unwrap();
@@ -488,9 +490,7 @@ mod scenarios {
         );
     }
 
-    pub async fn alert_failures_forget_an_agent_whose_alerts_recovered_or_that_left(
-        db: &dyn Db,
-    ) {
+    pub async fn alert_failures_forget_an_agent_whose_alerts_recovered_or_that_left(db: &dyn Db) {
         db.set_faults("web1", &[fault("web1#alerts")], 100)
             .await
             .unwrap();

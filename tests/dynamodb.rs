@@ -9,6 +9,7 @@
 //! 127.0.0.1.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,8 +18,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, BillingMode, KeyType, ProjectionType, PutRequest, ReturnConsumedCapacity,
-    WriteRequest,
+    AttributeValue, BillingMode, ConsumedCapacity, KeySchemaElement, KeyType, ProjectionType,
+    PutRequest, ReturnConsumedCapacity, WriteRequest,
 };
 use cimaa::db::{Db, DynamoDb, DynamoDbConfig, Fault};
 use cimaa::env;
@@ -211,32 +212,16 @@ fn json(output: &Output) -> Value {
 
 // ---------------------------------------------------------------- zc.cimaa
 
-/// Items exactly as zc.cimaa's `dynamodb.py` wrote them: boto's Numbers from
-/// `time.time()` floats, `triggered` `"y"`, `escalates` as a Number, no
-/// `message` when empty, squelch `permanent` `"p"` or empty.
-#[tokio::test(flavor = "multi_thread")]
-async fn cimaa_shares_tables_with_zc_cimaa() {
-    let Some(endpoint) = endpoint() else { return };
-    let prefix = unique_prefix();
-    let env = dynamodb_agent(&endpoint, &prefix, 60.0);
-    assert_success(&cimaa(&env, &["setup-db"]));
-    let client = raw_client(&endpoint);
-    let faults = format!("{prefix}.faults");
-    let squelches = format!("{prefix}.squelches");
-    let down = check_name("app", "down");
-    env.write_check(
-        "app.yaml",
-        "down:\n  command: echo 'CRITICAL - down'; exit 2\n  retry: 0\n\
-         slow:\n  command: echo 'WARNING - slow'; exit 1\n",
-    );
-
-    // This host's last state from the Python agent: `down` paged already.
+/// This host's last state as zc.cimaa left it (`down` paged already), a peer
+/// still on zc.cimaa (a quiet non-escalating fault, a dead heartbeat) and
+/// squelches, one permanent.
+async fn seed_zc_cimaa_items(client: &Client, prefix: &str, down: &str) {
     put(
-        &client,
-        &faults,
+        client,
+        &format!("{prefix}.faults"),
         item(&[
             ("agent", s(AGENT)),
-            ("name", s(&down)),
+            ("name", s(down)),
             ("severity", n("50")),
             ("message", s("CRITICAL - down")),
             ("since", n("1417000000.25")),
@@ -246,15 +231,19 @@ async fn cimaa_shares_tables_with_zc_cimaa() {
     )
     .await;
     put(
-        &client,
-        &faults,
-        item(&[("agent", s("_")), ("name", s(AGENT)), ("updated", n("1417000060.75"))]),
+        client,
+        &format!("{prefix}.faults"),
+        item(&[
+            ("agent", s("_")),
+            ("name", s(AGENT)),
+            ("updated", n("1417000060.75")),
+        ]),
     )
     .await;
     // A peer still on zc.cimaa: a quiet, non-escalating fault; a dead heartbeat.
     put(
-        &client,
-        &faults,
+        client,
+        &format!("{prefix}.faults"),
         item(&[
             ("agent", s("py-host")),
             ("name", s("//py-host/db/replication")),
@@ -266,15 +255,19 @@ async fn cimaa_shares_tables_with_zc_cimaa() {
     )
     .await;
     put(
-        &client,
-        &faults,
-        item(&[("agent", s("_")), ("name", s("py-host")), ("updated", n("1417000000.5"))]),
+        client,
+        &format!("{prefix}.faults"),
+        item(&[
+            ("agent", s("_")),
+            ("name", s("py-host")),
+            ("updated", n("1417000000.5")),
+        ]),
     )
     .await;
     for (regex, permanent) in [("py-host", "p"), ("old-work", "")] {
         put(
-            &client,
-            &squelches,
+            client,
+            &format!("{prefix}.squelches"),
             item(&[
                 ("regex", s(regex)),
                 ("reason", s("migrating")),
@@ -285,6 +278,74 @@ async fn cimaa_shares_tables_with_zc_cimaa() {
         )
         .await;
     }
+}
+
+/// What cimaa writes keeps zc.cimaa's layout, plus attributes it ignores.
+async fn assert_cimaa_items_keep_the_layout(env: &Env, client: &Client, prefix: &str, down: &str) {
+    let faults = format!("{prefix}.faults");
+    let squelches = format!("{prefix}.squelches");
+    assert_success(&cimaa(env, &["squelch", "web", "deploying", "--permanent"]));
+    let items = scan(client, &faults).await;
+    let slow = &items[&format!("{AGENT} {}", check_name("app", "slow"))];
+    let mut keys: Vec<&str> = slow.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "agent",
+            "attempts",
+            "escalates",
+            "message",
+            "name",
+            "severity",
+            "since",
+            "updated"
+        ]
+    );
+    assert_eq!(slow["severity"], n("30"));
+    assert_eq!(slow["message"], s("WARNING - slow"));
+    assert_eq!(slow["escalates"], AttributeValue::Bool(true));
+    for time in ["since", "updated"] {
+        let AttributeValue::N(value) = &slow[time] else {
+            panic!("{time} is not a Number")
+        };
+        assert!(value.parse::<i64>().is_ok(), "{time} = {value}");
+    }
+    let heartbeat = &items[&format!("_ {AGENT}")];
+    let AttributeValue::N(updated) = &heartbeat["updated"] else {
+        panic!("heartbeat without a Number `updated`")
+    };
+    assert!(updated.parse::<i64>().unwrap() > 1_700_000_000);
+    let down_item = &items[&format!("{AGENT} {down}")];
+    assert_eq!(down_item["triggered"], s("y"));
+    assert_eq!(down_item["severity"], n("50"));
+    let squelch = &scan(client, &squelches).await["web"];
+    assert_eq!(squelch["permanent"], s("p"));
+    let AttributeValue::N(time) = &squelch["time"] else {
+        panic!("squelch `time` is not a Number")
+    };
+    assert!(time.parse::<i64>().is_ok(), "time = {time}");
+}
+
+/// Items exactly as zc.cimaa's `dynamodb.py` wrote them: boto's Numbers from
+/// `time.time()` floats, `triggered` `"y"`, `escalates` as a Number, no
+/// `message` when empty, squelch `permanent` `"p"` or empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn cimaa_shares_tables_with_zc_cimaa() {
+    let Some(endpoint) = endpoint() else { return };
+    let prefix = unique_prefix();
+    let env = dynamodb_agent(&endpoint, &prefix, 60.0);
+    assert_success(&cimaa(&env, &["setup-db"]));
+    let client = raw_client(&endpoint);
+    let faults = format!("{prefix}.faults");
+    let down = check_name("app", "down");
+    env.write_check(
+        "app.yaml",
+        "down:\n  command: echo 'CRITICAL - down'; exit 2\n  retry: 0\n\
+         slow:\n  command: echo 'WARNING - slow'; exit 1\n",
+    );
+
+    seed_zc_cimaa_items(&client, &prefix, &down).await;
 
     let run = cimaa(&env, &["agent", "--once"]);
     assert_success(&run);
@@ -307,7 +368,11 @@ async fn cimaa_shares_tables_with_zc_cimaa() {
     let peer = by_name("//py-host/db/replication");
     assert_eq!(
         (&peer["message"], &peer["escalates"], &peer["since"]),
-        (&Value::from(""), &Value::from(false), &Value::from(1_417_000_000))
+        (
+            &Value::from(""),
+            &Value::from(false),
+            &Value::from(1_417_000_000)
+        )
     );
 
     // A permanent squelch is permanent: never reported as forgotten.
@@ -326,39 +391,7 @@ async fn cimaa_shares_tables_with_zc_cimaa() {
     assert_eq!(listed[1]["permanent"], true);
     assert_eq!(listed[1]["time"], 1_417_000_000);
 
-    // What cimaa writes keeps zc.cimaa's layout, plus attributes it ignores.
-    assert_success(&cimaa(&env, &["squelch", "web", "deploying", "--permanent"]));
-    let items = scan(&client, &faults).await;
-    let slow = &items[&format!("{AGENT} {}", check_name("app", "slow"))];
-    let mut keys: Vec<&str> = slow.keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        ["agent", "attempts", "escalates", "message", "name", "severity", "since", "updated"]
-    );
-    assert_eq!(slow["severity"], n("30"));
-    assert_eq!(slow["message"], s("WARNING - slow"));
-    assert_eq!(slow["escalates"], AttributeValue::Bool(true));
-    for time in ["since", "updated"] {
-        let AttributeValue::N(value) = &slow[time] else {
-            panic!("{time} is not a Number")
-        };
-        assert!(value.parse::<i64>().is_ok(), "{time} = {value}");
-    }
-    let heartbeat = &items[&format!("_ {AGENT}")];
-    let AttributeValue::N(updated) = &heartbeat["updated"] else {
-        panic!("heartbeat without a Number `updated`")
-    };
-    assert!(updated.parse::<i64>().unwrap() > 1_700_000_000);
-    let down_item = &items[&format!("{AGENT} {down}")];
-    assert_eq!(down_item["triggered"], s("y"));
-    assert_eq!(down_item["severity"], n("50"));
-    let squelch = &scan(&client, &squelches).await["web"];
-    assert_eq!(squelch["permanent"], s("p"));
-    let AttributeValue::N(time) = &squelch["time"] else {
-        panic!("squelch `time` is not a Number")
-    };
-    assert!(time.parse::<i64>().is_ok(), "time = {time}");
+    assert_cimaa_items_keep_the_layout(&env, &client, &prefix, &down).await;
 
     // A new critical fault pages and is stored as zc.cimaa's triggered `"y"`.
     env.write_check(
@@ -406,14 +439,9 @@ async fn setup_db_creates_both_tables_once_and_waits_until_they_are_active() {
         .iter()
         .map(|k| (k.attribute_name(), k.key_type()))
         .collect();
+    assert_eq!(keys, [("agent", &KeyType::Hash), ("name", &KeyType::Range)]);
     assert_eq!(
-        keys,
-        [("agent", &KeyType::Hash), ("name", &KeyType::Range)]
-    );
-    assert_eq!(
-        table
-            .billing_mode_summary()
-            .and_then(|b| b.billing_mode()),
+        table.billing_mode_summary().and_then(|b| b.billing_mode()),
         Some(&BillingMode::PayPerRequest)
     );
     let index = &table.global_secondary_indexes()[0];
@@ -421,7 +449,7 @@ async fn setup_db_creates_both_tables_once_and_waits_until_they_are_active() {
     let index_keys: Vec<&str> = index
         .key_schema()
         .iter()
-        .map(|k| k.attribute_name())
+        .map(KeySchemaElement::attribute_name)
         .collect();
     assert_eq!(index_keys, ["agent", "updated"]);
     let projection = index.projection().unwrap();
@@ -447,7 +475,7 @@ async fn setup_db_creates_both_tables_once_and_waits_until_they_are_active() {
         .unwrap()
         .key_schema()
         .iter()
-        .map(|k| k.attribute_name())
+        .map(KeySchemaElement::attribute_name)
         .collect();
     assert_eq!(keys, ["regex"]);
 }
@@ -489,7 +517,11 @@ fn setup_db_needs_both_capacities_or_neither() {
     let env = Env::new();
     let output = env.cimaa(&["setup-db", "--read-capacity", "3"]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("--write-capacity"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--write-capacity"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -509,9 +541,8 @@ fn a_dynamodb_section_with_a_bad_prefix_names_it() {
     let output = env.cimaa(&["validate"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr(&output).contains(
-            "database.prefix: `my tables` must be letters, digits, `_`, `-` or `.`"
-        ),
+        stderr(&output)
+            .contains("database.prefix: `my tables` must be letters, digits, `_`, `-` or `.`"),
         "{}",
         stderr(&output)
     );
@@ -580,7 +611,14 @@ impl Dynalite {
     fn restart(&mut self) {
         let child = Command::new(&self.program)
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"])
+            .args([
+                "--createTableMs",
+                "0",
+                "--deleteTableMs",
+                "0",
+                "--updateTableMs",
+                "0",
+            ])
             .arg("--path")
             .arg(&self.data)
             .stdout(Stdio::null())
@@ -663,9 +701,11 @@ async fn an_agent_rides_out_a_dynamodb_outage() {
         let faults = db.get_faults(AGENT).await.ok()?;
         Some(faults.into_iter().map(|f| (f.name, f.triggered)).collect())
     };
-    eventually("fault `a` stored as triggered", Duration::from_secs(20), async || {
-        names(&db).await == Some(vec![(a.clone(), true)])
-    })
+    eventually(
+        "fault `a` stored as triggered",
+        Duration::from_secs(20),
+        async || names(&db).await == Some(vec![(a.clone(), true)]),
+    )
     .await;
 
     server.stop();
@@ -678,28 +718,42 @@ async fn an_agent_rides_out_a_dynamodb_outage() {
         event("trigger", &b, "CRITICAL - b"),
     ];
     expected.sort();
-    eventually("alerts during the outage", Duration::from_secs(30), async || {
-        let mut sent = events(&env.alerts());
-        sent.sort();
-        sent == expected
-    })
+    eventually(
+        "alerts during the outage",
+        Duration::from_secs(30),
+        async || {
+            let mut sent = events(&env.alerts());
+            sent.sort();
+            sent == expected
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(agent.try_wait().unwrap().is_none(), "the agent died");
 
     let back = now();
     server.restart();
-    eventually("the full state written after the outage", Duration::from_secs(30), async || {
-        let heartbeat_fresh = db
-            .agents()
-            .await
-            .is_ok_and(|agents| agents.iter().any(|h| h.name == AGENT && h.updated >= back));
-        heartbeat_fresh && names(&db).await == Some(vec![(b.clone(), true)])
-    })
+    eventually(
+        "the full state written after the outage",
+        Duration::from_secs(30),
+        async || {
+            let heartbeat_fresh = db
+                .agents()
+                .await
+                .is_ok_and(|agents| agents.iter().any(|h| h.name == AGENT && h.updated >= back));
+            heartbeat_fresh && names(&db).await == Some(vec![(b.clone(), true)])
+        },
+    )
     .await;
 
     let pid = agent.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = agent.wait().unwrap();
     let log = std::fs::read_to_string(env.path("agent.log")).unwrap();
     assert!(status.success(), "{log}");
@@ -707,7 +761,10 @@ async fn an_agent_rides_out_a_dynamodb_outage() {
         log.contains("cannot write faults to the database"),
         "the outage was not reported:\n{log}"
     );
-    assert!(db.get_faults(AGENT).await.unwrap().is_empty(), "deregistered");
+    assert!(
+        db.get_faults(AGENT).await.unwrap().is_empty(),
+        "deregistered"
+    );
 }
 
 // ---------------------------------------------------------------- cost of a tick
@@ -718,8 +775,8 @@ async fn an_agent_rides_out_a_dynamodb_outage() {
 /// (`cargo test dynamodb::steady_state -- --nocapture`).
 #[tokio::test(flavor = "multi_thread")]
 async fn steady_state_costs_one_write_per_tick() {
-    let Some(endpoint) = endpoint() else { return };
     const TICKS: u32 = 10;
+    let Some(endpoint) = endpoint() else { return };
     let client = raw_client(&endpoint);
     let mut report = String::from(
         "| faults | cimaa requests/tick (read + write) | cimaa items written/tick | cimaa WCU/tick | zc.cimaa write requests/tick | zc.cimaa items written/tick | zc.cimaa WCU/tick |\n|---|---|---|---|---|---|---|\n",
@@ -782,7 +839,12 @@ async fn steady_state_costs_one_write_per_tick() {
                     .iter()
                     .map(|i| {
                         WriteRequest::builder()
-                            .put_request(PutRequest::builder().set_item(Some(i.clone())).build().unwrap())
+                            .put_request(
+                                PutRequest::builder()
+                                    .set_item(Some(i.clone()))
+                                    .build()
+                                    .unwrap(),
+                            )
                             .build()
                     })
                     .collect();
@@ -798,16 +860,17 @@ async fn steady_state_costs_one_write_per_tick() {
                 old_units += output
                     .consumed_capacity()
                     .iter()
-                    .filter_map(|c| c.capacity_units())
+                    .filter_map(ConsumedCapacity::capacity_units)
                     .sum::<f64>();
             }
         }
-        report.push_str(&format!(
-            "| {count} | {reads} + {writes} | {items} | {units:.1} | {} | {} | {:.1} |\n",
+        let _ = writeln!(
+            report,
+            "| {count} | {reads} + {writes} | {items} | {units:.1} | {} | {} | {:.1} |",
             old_requests / u64::from(TICKS),
             old_items / u64::from(TICKS),
             old_units / f64::from(TICKS),
-        ));
+        );
     }
     eprintln!("\n{report}");
 }
