@@ -51,7 +51,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb as sdk;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
     IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType, ProvisionedThroughput,
@@ -403,7 +403,11 @@ where
 {
     let failure = match error {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => Failure::Unavailable,
-        SdkError::DispatchFailure(dispatch) if !dispatch.is_user() => Failure::Unavailable,
+        // Connection failures and timeouts; not a missing credential, which
+        // the next attempt would not find either.
+        SdkError::DispatchFailure(dispatch) if dispatch.is_io() || dispatch.is_timeout() => {
+            Failure::Unavailable
+        }
         SdkError::ServiceError(service) => {
             Failure::of(error.code(), service.raw().status().as_u16())
         }
@@ -411,8 +415,25 @@ where
     };
     ApiError {
         failure,
-        detail: DisplayErrorContext(error).to_string(),
+        detail: error_chain(error),
     }
+}
+
+/// An error and its causes on one line (`dispatch failure: io error: ...`):
+/// the SDK's top-level messages alone ("service error") say too little for
+/// a log line, and its `DisplayErrorContext` appends a Debug dump.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn invalid_request(error: &sdk::error::BuildError) -> ApiError {
