@@ -120,6 +120,15 @@ pub enum Command {
         #[arg(short = 's', long = "squelch-age", default_value_t = 60)]
         squelch_minutes: i64,
     },
+    /// Create the database tables (idempotent) and wait until they are usable.
+    SetupDb {
+        /// Provisioned read capacity units per table and index (default: on-demand billing).
+        #[arg(long, requires = "write_capacity", value_parser = clap::value_parser!(i64).range(1..))]
+        read_capacity: Option<i64>,
+        /// Provisioned write capacity units per table and index (default: on-demand billing).
+        #[arg(long, requires = "read_capacity", value_parser = clap::value_parser!(i64).range(1..))]
+        write_capacity: Option<i64>,
+    },
 }
 
 /// Writes data to stdout; a closed pipe (`| head`) is not an error.
@@ -192,6 +201,15 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
                     base_interval: config.agent.base_interval,
                 };
                 meta_check(&config, limits).await
+            }
+            Command::SetupDb {
+                read_capacity,
+                write_capacity,
+            } => {
+                let capacity = read_capacity
+                    .zip(write_capacity)
+                    .map(|(read, write)| db::Capacity { read, write });
+                setup_db(&config, capacity).await
             }
         }
     });
@@ -515,6 +533,12 @@ async fn meta_check(config: &Config, limits: meta::Limits) -> Result<ExitStatus,
         now,
     );
     Printer::line(&serde_json::to_string(&MetaOutput { faults }).map_err(CliError::failure)?);
+    Ok(ExitStatus::Success)
+}
+
+async fn setup_db(config: &Config, capacity: Option<db::Capacity>) -> Result<ExitStatus, CliError> {
+    let db = open_db(config).await?;
+    db.setup(capacity).await.map_err(CliError::failure)?;
     Ok(ExitStatus::Success)
 }
 

@@ -14,6 +14,12 @@ pub const ALERT_ACTION: &str = "CIMAA_ACTION";
 pub const ALERT_NAME: &str = "CIMAA_NAME";
 /// Set for command alerters: the fault message (empty on resolve).
 pub const ALERT_MESSAGE: &str = "CIMAA_MESSAGE";
+/// Tests: endpoint of a local DynamoDB-compatible server (scripts/test.sh
+/// starts dynalite and sets it); the dynamodb tests skip without it, or
+/// fail when `CI` is set.
+pub const TEST_DYNAMODB_ENDPOINT: &str = "CIMAA_TEST_DYNAMODB_ENDPOINT";
+/// Set by CI: tests that need an outside service fail instead of skipping.
+pub const CI: &str = "CI";
 
 /// Where the configuration lives when neither `-c` nor `CIMAA_CONFIG` says.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/cimaa/agent.yaml";

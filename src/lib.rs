@@ -22,7 +22,7 @@
 //! - `squelch`: pure squelch validation, durations and matching.
 //! - `meta`: pure meta-check (stale agents, old squelches, peers' alert failures).
 //! - `host`: the host's FQDN (default agent name).
-//! - `db`: the `Db` trait, its records and backends (`memory`, `sqlite`).
+//! - `db`: the `Db` trait, its records and backends (`memory`, `sqlite`, `dynamodb`).
 //! - `alerters`: the `Alerter` trait and backends (`file`, `command`).
 //! - `sinks`: metric records, the `Sink` trait, the bounded buffer, the `log` sink.
 

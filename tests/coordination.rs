@@ -61,14 +61,24 @@ fn a_triggered_alert_that_becomes_squelched_is_resolved() {
     );
 }
 
-#[test]
-fn an_expired_squelch_stops_matching() {
+#[tokio::test]
+async fn an_expired_squelch_stops_matching() {
     let env = Env::new();
     let name = failing_check(&env);
-    crate::util::assert_success(&env.cimaa(&["squelch", "down", "short", "--expires", "1s"]));
+    let db = open(&env).await;
+    let mut squelch = Squelch {
+        regex: "down".into(),
+        reason: "short".into(),
+        user: "ann".into(),
+        time: now(),
+        permanent: false,
+        expires: Some(now() + 3600),
+    };
+    db.squelch(&squelch).await.unwrap();
     env.once();
     assert!(env.alerts().is_empty());
-    std::thread::sleep(Duration::from_millis(1100));
+    squelch.expires = Some(now() - 1);
+    db.squelch(&squelch).await.unwrap();
     env.once();
     assert_eq!(
         events(&env.alerts()),

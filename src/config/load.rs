@@ -20,7 +20,7 @@ use super::{AgentConfig, CheckDef, CheckKind, Config, LogFormat, Scope};
 use crate::alerters::{
     self, AlerterConfig, CommandConfig, FileConfig, PagerDutyConfig, SlackConfig,
 };
-use crate::db::{DbConfig, MemoryConfig, SqliteConfig};
+use crate::db::{DbConfig, DynamoDbConfig, MemoryConfig, SqliteConfig};
 use crate::env;
 use crate::sinks::{LogConfig, SinkConfig};
 use crate::thresholds::Thresholds;
@@ -197,11 +197,12 @@ trait Backend: Sized {
 }
 
 impl Backend for DbConfig {
-    const TYPES: &'static [&'static str] = &["sqlite", "memory"];
+    const TYPES: &'static [&'static str] = &["sqlite", "memory", "dynamodb"];
     fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         match kind {
             "sqlite" => SqliteConfig::deserialize(d).map(DbConfig::Sqlite),
             "memory" => MemoryConfig::deserialize(d).map(|_| DbConfig::Memory),
+            "dynamodb" => DynamoDbConfig::deserialize(d).map(DbConfig::DynamoDb),
             other => Err(de::Error::unknown_variant(other, Self::TYPES)),
         }
     }
@@ -483,13 +484,7 @@ fn validate(raw: RawConfig, path: PathBuf, base: &Path) -> Result<Config, Vec<St
         .map(|(name, config)| (name, resolve_alerter(config, base)))
         .collect();
     problems.extend(check_alerters(&alerter, &alerters));
-    let database = match raw.database.unwrap_or_default() {
-        DbConfig::Sqlite(mut sqlite) => {
-            sqlite.path = base.join(&sqlite.path);
-            DbConfig::Sqlite(sqlite)
-        }
-        other @ DbConfig::Memory => other,
-    };
+    let database = validate_database(raw.database.unwrap_or_default(), base, &name, &mut problems);
     let metrics = raw.metrics.map(|metrics| match metrics {
         SinkConfig::Log(mut log) => {
             log.path = log.path.map(|p| base.join(p));
@@ -584,6 +579,31 @@ fn check_alerters(default: &AlerterConfig, named: &BTreeMap<String, AlerterConfi
         }
     }
     problems
+}
+
+/// Resolves the `database:` section's paths and collects its problems.
+fn validate_database(
+    database: DbConfig,
+    base: &Path,
+    agent: &str,
+    problems: &mut Vec<String>,
+) -> DbConfig {
+    match database {
+        DbConfig::Sqlite(mut sqlite) => {
+            sqlite.path = base.join(&sqlite.path);
+            DbConfig::Sqlite(sqlite)
+        }
+        other @ DbConfig::Memory => other,
+        DbConfig::DynamoDb(dynamodb) => {
+            problems.extend(dynamodb.problems());
+            if crate::db::dynamodb::is_reserved_agent(agent) {
+                problems.push(format!(
+                    "agent.name: `{agent}` is reserved by the dynamodb table layout"
+                ));
+            }
+            DbConfig::DynamoDb(dynamodb)
+        }
+    }
 }
 
 // ---------------------------------------------------------------- check files

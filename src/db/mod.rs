@@ -2,9 +2,10 @@
 //!
 //! Owns the `Db` trait every backend implements, the records it stores, the
 //! `database:` configuration enum and `build()`. Backends live one per file
-//! (`memory`, `sqlite`); callers pass `now` in, so no backend reads the clock
-//! for anything a test needs to control.
+//! (`memory`, `sqlite`, `dynamodb`); callers pass `now` in, so no backend
+//! reads the clock for anything a test needs to control.
 
+pub(crate) mod dynamodb;
 pub(crate) mod memory;
 pub(crate) mod sqlite;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::severity::Severity;
 
+pub use dynamodb::{DynamoDb, DynamoDbConfig, RequestStats};
 pub use memory::MemoryDb;
 pub use sqlite::SqliteDb;
 
@@ -95,6 +97,49 @@ pub enum Error {
     Task(String),
     #[error("stored record is invalid: {0}")]
     Corrupt(String),
+    #[error("no AWS region: set `region` in the `database` section, or `AWS_REGION`")]
+    NoRegion,
+    #[error("dynamodb table `{table}` does not exist (create it with `cimaa setup-db`)")]
+    TableMissing { table: String },
+    #[error("dynamodb table `{table}` does not fit cimaa: {detail}")]
+    TableMismatch { table: String, detail: String },
+    #[error(
+        "dynamodb kept throttling `{operation}` on `{table}` after {attempts} attempt(s) (raise its capacity)"
+    )]
+    Throttled {
+        operation: &'static str,
+        table: String,
+        attempts: u32,
+    },
+    #[error("dynamodb `{operation}` on `{table}` failed after {attempts} attempt(s): {detail}")]
+    DynamoDb {
+        operation: &'static str,
+        table: String,
+        attempts: u32,
+        detail: String,
+    },
+    #[error(
+        "dynamodb left {items} item(s) of a batch write to `{table}` unprocessed after {attempts} attempt(s)"
+    )]
+    Unprocessed {
+        table: String,
+        items: usize,
+        attempts: u32,
+    },
+    #[error("database call `{operation}` did not finish within {seconds} s")]
+    Timeout {
+        operation: &'static str,
+        seconds: u64,
+    },
+}
+
+/// Provisioned throughput for `setup-db` (on-demand billing without it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    /// Read capacity units of each table and index.
+    pub read: i64,
+    /// Write capacity units of each table and index.
+    pub write: i64,
 }
 
 /// The contract every backend passes (see `tests/db_contract.rs`).
@@ -152,6 +197,14 @@ pub trait Db: Send + Sync {
 
     /// Removes an agent's heartbeat and faults.
     async fn remove_agent(&self, agent: &str) -> Result<(), Error>;
+
+    /// Creates what the backend stores into (idempotent) and waits until it
+    /// is usable; `capacity` asks for provisioned throughput where that
+    /// means something. Opening a `sqlite` file already creates its schema
+    /// and `memory` has none, so by default there is nothing to do.
+    async fn setup(&self, _capacity: Option<Capacity>) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// `database:` section of the agent configuration.
@@ -161,6 +214,8 @@ pub enum DbConfig {
     Sqlite(SqliteConfig),
     /// Process-local, for tests and demos.
     Memory,
+    /// Amazon DynamoDB, shared by a fleet.
+    DynamoDb(DynamoDbConfig),
 }
 
 /// `database: {type: sqlite}` options.
@@ -192,11 +247,13 @@ impl Default for DbConfig {
 /// Opens the configured backend.
 ///
 /// # Errors
-/// When the backend cannot be opened (e.g. the `SQLite` file's folder is missing).
+/// When the backend cannot be opened (e.g. the `SQLite` file's folder is
+/// missing, or no AWS region is configured).
 pub async fn build(config: &DbConfig) -> Result<Arc<dyn Db>, Error> {
     match config {
         DbConfig::Sqlite(sqlite) => Ok(Arc::new(SqliteDb::open(&sqlite.path).await?)),
         DbConfig::Memory => Ok(Arc::new(MemoryDb::default())),
+        DbConfig::DynamoDb(dynamodb) => Ok(Arc::new(DynamoDb::open(dynamodb).await?)),
     }
 }
 
