@@ -1,9 +1,60 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and integration tests.
-# Runs on a fresh machine with a Rust toolchain; needs no service and no
-# network beyond crates.io. CI (.ci/run) calls exactly this script.
+# Needs a Rust toolchain and Node.js (npm) for the local AWS stand-ins in
+# tests/services/; no network beyond crates.io and the npm registry, and every
+# service listens on 127.0.0.1 only. CI (.ci/run) calls exactly this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Nothing may reach AWS: static dummy credentials, a fixed region, no
+# instance metadata lookups.
+export AWS_ACCESS_KEY_ID=cimaa-test
+export AWS_SECRET_ACCESS_KEY=cimaa-test
+export AWS_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+
+services_dir=$(mktemp -d)
+service_pids=()
+cleanup() {
+    for pid in "${service_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${service_pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$services_dir"
+}
+trap cleanup EXIT
+
+# start_service VAR SCRIPT [ARGS...]: runs `node tests/services/SCRIPT --port 0
+# ARGS` and exports VAR as the `http://127.0.0.1:PORT` it reports. Fails (and
+# so does CI) when the service does not come up within 20 s.
+start_service() {
+    local var=$1 script=$2 log="$services_dir/$2.log"
+    shift 2
+    node "tests/services/$script" --port 0 "$@" >"$log" 2>&1 &
+    service_pids+=("$!")
+    local pid=$! endpoint=""
+    for _ in $(seq 200); do
+        endpoint=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$log" | head -n 1 || true)
+        if [ -n "$endpoint" ]; then
+            export "$var=$endpoint"
+            echo "$script: $endpoint"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+    done
+    echo "error: $script did not start; its output:" >&2
+    cat "$log" >&2
+    return 1
+}
+
+echo "== test services (npm ci in tests/services)"
+(cd tests/services && npm ci --no-audit --no-fund --loglevel=error)
+start_service CIMAA_TEST_KINESIS_ENDPOINT kinesalite.js
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

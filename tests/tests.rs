@@ -7,5 +7,6 @@ mod config;
 mod coordination;
 mod db_contract;
 mod fake_http;
+mod sinks;
 mod telemetry;
 mod util;
