@@ -426,14 +426,18 @@ async fn drain(buffer: MetricBuffer, sink: Arc<dyn Sink>) {
                     remove_sent(&mut queue.items, &sent);
                     queue.items.len()
                 };
-                let pause = if shared.flushing.load(Ordering::Relaxed) {
+                let flushing = shared.flushing.load(Ordering::Relaxed);
+                let pause = if flushing {
                     BACKOFF_MIN
                 } else {
                     jittered(backoff)
                 };
                 let error = crate::agent::error_chain(&error);
-                // The first failure of a run goes to Sentry; repeats only to the log.
-                if failing {
+                // The first failure of a run goes to Sentry; repeats only to
+                // the log, and the quick retries of a flush at exit to debug.
+                if failing && flushing {
+                    tracing::debug!(error = %error, resend, waiting, retry_in = ?pause, "metric sink still failing");
+                } else if failing {
                     tracing::warn!(error = %error, resend, waiting, retry_in = ?pause, "metric sink still failing");
                 } else {
                     tracing::error!(error = %error, resend, waiting, retry_in = ?pause, "metric sink failed");
