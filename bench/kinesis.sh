@@ -4,16 +4,18 @@
 #   cargo build --release --bin cimaa --example kinesis_sink_bench
 #   bench/kinesis.sh                       # REPS=5 METRICS=100000 SHARDS=4 RSS_REPS=3
 #
-# 1. Throughput: REPS runs of examples/kinesis_sink_bench.rs against one in-memory kinesalite
-#    (tests/services/kinesalite.js, 127.0.0.1 only): METRICS records pushed at once into the
-#    agent's MetricBuffer, timed until the buffer is empty (the real KinesisSink: PutRecords of
-#    500, one call in flight, as in the agent), then read back and counted. Also the CPU seconds
-#    the driver (= the agent's side) and kinesalite used over the run.
-# 2. Memory: RSS_REPS times each, a `cimaa agent` (release, base_interval 1) with 20 command
-#    checks of 500 perfdata metrics each (10,000 metrics per tick):
-#      nosink: no `metrics:` section;
-#      full:   `kinesis` sink at a closed port (a stream that is down), buffer_size 100000, read
-#              once `AGENT#metrics` is stored (the buffer is full and dropping).
+# 1. Throughput: REPS runs of `examples/kinesis_sink_bench.rs throughput` against one in-memory
+#    kinesalite (tests/services/kinesalite.js, 127.0.0.1 only): METRICS records pushed at once
+#    into the agent's MetricBuffer, timed until the buffer is empty (the real KinesisSink:
+#    PutRecords of 500, one call in flight, as in the agent), then read back and counted. Also
+#    the CPU seconds the driver (the agent's side) and kinesalite used while sending.
+# 2. Agents: RSS_REPS times each, a `cimaa agent` (release, base_interval 1) with 20 command
+#    checks of 500 perfdata metrics each (10,000 metrics per tick), for 12 s or until:
+#      nosink:   no `metrics:` section;
+#      draining: `kinesis` sink into kinesalite (a fresh 4-shard stream); after SIGTERM the
+#                stream is counted against 10,000 x the ticks the agent finished;
+#      full:     `kinesis` sink at a closed port (a stream that is down), buffer_size 100000,
+#                measured once `AGENT#metrics` is stored (the buffer is full and dropping).
 #    VmRSS is sampled 5 times, 1 s apart (median taken), VmHWM at the end.
 # Prints one line per run and a summary (median, min, max). Every process is started here,
 # listens on or talks to 127.0.0.1 only, and is stopped by PID on exit.
@@ -76,23 +78,18 @@ done
 echo "kinesalite at $endpoint; load $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores"
 
 echo "== throughput: $METRICS metrics, $SHARDS shards, $REPS runs"
-: >"$work/rate"; : >"$work/driver_cpu"; : >"$work/node_cpu"; : >"$work/driver_rss"
+: >"$work/rate"; : >"$work/client_us"; : >"$work/server_cpu"
+field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" "$work/out"; }
 for rep in $(seq "$REPS"); do
-    before=$(cpu_seconds "$node_pid")
-    /usr/bin/time -f "%U %S %M" -o "$work/time" "$DRIVER" "$endpoint" "$METRICS" "$SHARDS" >"$work/out"
-    after=$(cpu_seconds "$node_pid")
-    read -r user sys rss <"$work/time"
-    rate=$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' "$work/out")
-    seconds=$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' "$work/out")
-    echo "$rate" >>"$work/rate"
-    awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }' >>"$work/driver_cpu"
-    awk -v a="$after" -v b="$before" 'BEGIN { print a - b }' >>"$work/node_cpu"
-    echo "$rss" >>"$work/driver_rss"
-    echo "run $rep: $(cat "$work/out") driver_cpu_s=$(tail -1 "$work/driver_cpu") kinesalite_cpu_s=$(tail -1 "$work/node_cpu") driver_max_rss_kb=$rss (send ${seconds}s)"
+    "$DRIVER" throughput "$endpoint" "$METRICS" "$SHARDS" "$node_pid" >"$work/out"
+    field rate >>"$work/rate"
+    awk -v c="$(field client_cpu_s)" -v n="$METRICS" 'BEGIN { print c * 1e6 / n }' >>"$work/client_us"
+    field server_cpu_s >>"$work/server_cpu"
+    echo "run $rep: $(cat "$work/out")"
 done
 summary "metrics/s" "$work/rate"
-summary "driver CPU s per run (incl. building records and reading back)" "$work/driver_cpu"
-summary "kinesalite CPU s per run" "$work/node_cpu"
+summary "agent-side CPU us per metric while sending" "$work/client_us"
+summary "kinesalite CPU s while sending $METRICS" "$work/server_cpu"
 
 echo "== agent RSS: 20 checks x 500 metrics per tick, base_interval 1"
 printf 'OK |' >"$work/perfdata.txt"
@@ -105,19 +102,25 @@ done >"$work/checks.d/bench.yaml"
 touch -d '1 minute ago' "$work/checks.d/bench.yaml"
 closed_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-for variant in nosink full; do
+: >"$work/delivered"
+for variant in nosink draining full; do
     : >"$work/rss_$variant"; : >"$work/hwm_$variant"
     for rep in $(seq "$RSS_REPS"); do
         name="bench-$variant-$rep"
         dir="$work/$name"
         mkdir -p "$dir"
         {
-            printf 'agent:\n  name: %s\n  directory: %s\n  base_interval: 1\n  timeout: 5\n  logging: warn\n' "$name" "$work/checks.d"
+            printf 'agent:\n  name: %s\n  directory: %s\n  base_interval: 1\n  timeout: 5\n  logging: info\n' "$name" "$work/checks.d"
             printf 'database:\n  type: sqlite\n  path: %s/cimaa.db\nalerter:\n  type: file\n  path: %s/alerts.jsonl\n' "$dir" "$dir"
-            if [ "$variant" = full ]; then
-                printf 'metrics:\n  type: kinesis\n  stream: down\n  region: us-east-1\n  endpoint_url: http://127.0.0.1:%s\n  buffer_size: 100000\n' "$closed_port"
-            fi
+            case $variant in
+            draining)
+                "$DRIVER" create "$endpoint" "$name" 4 >/dev/null
+                printf 'metrics:\n  type: kinesis\n  stream: %s\n  region: us-east-1\n  endpoint_url: %s\n  buffer_size: 100000\n' "$name" "$endpoint" ;;
+            full)
+                printf 'metrics:\n  type: kinesis\n  stream: down\n  region: us-east-1\n  endpoint_url: http://127.0.0.1:%s\n  buffer_size: 100000\n' "$closed_port" ;;
+            esac
         } >"$dir/agent.yaml"
+        started=$(date +%s.%N)
         "$BIN" -c "$dir/agent.yaml" agent 2>"$dir/agent.log" &
         agent_pid=$!
         pids+=("$agent_pid")
@@ -134,12 +137,23 @@ for variant in nosink full; do
         for _ in 1 2 3 4 5; do status_kb VmRSS "$agent_pid" >>"$dir/samples"; sleep 1; done
         rss=$(sort -n "$dir/samples" | sed -n 3p)
         hwm=$(status_kb VmHWM "$agent_pid")
+        dropping=$("$BIN" -c "$dir/agent.yaml" faults --json | grep -c "\"$name#metrics\"" || true)
         kill -TERM "$agent_pid"
         wait "$agent_pid" 2>/dev/null || true
+        stopped=$(date +%s.%N)
         awk -v k="$rss" 'BEGIN { print k / 1024 }' >>"$work/rss_$variant"
         awk -v k="$hwm" 'BEGIN { print k / 1024 }' >>"$work/hwm_$variant"
-        echo "$variant run $rep: VmRSS ${rss} kB (median of 5), VmHWM ${hwm} kB"
+        extra="AGENT#metrics present: $dropping"
+        if [ "$variant" = draining ]; then
+            ticks=$(grep -c "tick done" "$dir/agent.log" || true)
+            records=$("$DRIVER" count "$endpoint" "$name" | sed 's/records=//')
+            rate=$(awk -v r="$records" -v a="$started" -v b="$stopped" 'BEGIN { printf "%.0f", r / (b - a) }')
+            echo "$rate" >>"$work/delivered"
+            extra="$extra; ticks $ticks, produced $((ticks * 10000)), in the stream $records, delivered $rate/s over the agent's life"
+        fi
+        echo "$variant run $rep: VmRSS ${rss} kB (median of 5), VmHWM ${hwm} kB; $extra"
     done
     summary "$variant VmRSS MiB" "$work/rss_$variant"
     summary "$variant VmHWM MiB" "$work/hwm_$variant"
 done
+summary "draining: metrics/s delivered from one agent offered 10,000/s" "$work/delivered"
