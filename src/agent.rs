@@ -6,7 +6,8 @@
 //! alerts); this module does the I/O around them: the check directory scan,
 //! running checks concurrently (bounded by a semaphore and each check's
 //! timeout), delivering alerts within `alert_timeout`, writing the database
-//! and feeding the metric buffer. State is loaded from the database on start,
+//! and feeding the metric buffer (whose drops become the WARNING
+//! `AGENT#metrics`). State is loaded from the database on start,
 //! so separate `--once` processes behave like one long-running agent.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
