@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and integration tests.
-# Runs on a fresh machine with a Rust toolchain, Node.js and npm; needs no
-# network beyond crates.io and the npm registry. CI (.ci/run) calls exactly
-# this script.
-#
-# The DynamoDB tests run against dynalite, a local DynamoDB-compatible
-# server pinned in tests/services/package-lock.json: this script installs it,
-# starts it on a free port of 127.0.0.1 and stops it on exit. With static
-# dummy credentials and instance metadata off, no request leaves 127.0.0.1.
+# Needs a Rust toolchain and Node.js (npm) for the local AWS stand-ins in
+# tests/services/ (dynalite for DynamoDB, kinesalite for Kinesis, pinned in
+# package-lock.json); no network beyond crates.io and the npm registry, and
+# every service listens on 127.0.0.1 only. CI (.ci/run) calls exactly this
+# script. A service that cannot start fails the run; it is never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Nothing may reach AWS: static dummy credentials, a fixed region, no
+# instance metadata lookups.
 export AWS_ACCESS_KEY_ID=cimaa-test
 export AWS_SECRET_ACCESS_KEY=cimaa-test
 export AWS_REGION=us-east-1
@@ -18,36 +17,79 @@ export AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
+services_dir=$(mktemp -d)
+service_pids=()
+cleanup() {
+    for pid in "${service_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${service_pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$services_dir"
+}
+trap cleanup EXIT
+
+# start_service VAR SCRIPT [ARGS...]: runs `node tests/services/SCRIPT --port 0
+# ARGS` and exports VAR as the `http://127.0.0.1:PORT` it reports. Fails (and
+# so does CI) when the service does not come up within 20 s.
+start_service() {
+    local var=$1 script=$2 log="$services_dir/$2.log"
+    shift 2
+    node "tests/services/$script" --port 0 "$@" >"$log" 2>&1 &
+    service_pids+=("$!")
+    local pid=$! endpoint=""
+    for _ in $(seq 200); do
+        endpoint=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$log" | head -n 1 || true)
+        if [ -n "$endpoint" ]; then
+            export "$var=$endpoint"
+            echo "$script: $endpoint"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+    done
+    echo "error: $script did not start; its output:" >&2
+    cat "$log" >&2
+    return 1
+}
+
+# start_dynalite: dynalite's own CLI binds the address it is given.
+start_dynalite() {
+    local log="$services_dir/dynalite.log" port
+    port=$(node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')
+    tests/services/node_modules/.bin/dynalite --host 127.0.0.1 --port "$port" \
+        --createTableMs 0 --deleteTableMs 0 --updateTableMs 0 >"$log" 2>&1 &
+    service_pids+=("$!")
+    local pid=$!
+    for _ in $(seq 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            export CIMAA_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+            echo "dynalite: $CIMAA_TEST_DYNAMODB_ENDPOINT"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+    done
+    echo "error: dynalite did not start on 127.0.0.1:$port; its output:" >&2
+    cat "$log" >&2
+    return 1
+}
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
-echo "== dynalite (local DynamoDB)"
+echo "== test services (npm ci in tests/services)"
 (cd tests/services && npm ci --no-audit --no-fund --loglevel=error)
-dynalite=tests/services/node_modules/.bin/dynalite
-port=$(node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')
-"$dynalite" --host 127.0.0.1 --port "$port" \
-    --createTableMs 0 --deleteTableMs 0 --updateTableMs 0 &
-dynalite_pid=$!
-trap 'kill "$dynalite_pid" 2>/dev/null || true; wait "$dynalite_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        break
-    fi
-    if ! kill -0 "$dynalite_pid" 2>/dev/null; then
-        echo "error: dynalite exited before listening on 127.0.0.1:$port" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "error: dynalite is not listening on 127.0.0.1:$port after 10 s" >&2
-    exit 1
-fi
-export CIMAA_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
-echo "dynalite on $CIMAA_TEST_DYNAMODB_ENDPOINT"
+start_dynalite
+start_service CIMAA_TEST_KINESIS_ENDPOINT kinesalite.js
 
 echo "== cargo test"
 cargo test --locked --all-targets

@@ -6,7 +6,8 @@
 //! alerts); this module does the I/O around them: the check directory scan,
 //! running checks concurrently (bounded by a semaphore and each check's
 //! timeout), delivering alerts within `alert_timeout`, writing the database
-//! and feeding the metric buffer. State is loaded from the database on start,
+//! and feeding the metric buffer (whose drops become the WARNING
+//! `AGENT#metrics`). State is loaded from the database on start,
 //! so separate `--once` processes behave like one long-running agent.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -180,6 +181,10 @@ struct Agent<'a> {
     db: Arc<dyn Db>,
     alerters: Arc<Alerters>,
     metrics: Option<MetricBuffer>,
+    /// `MetricBuffer::dropped` at the previous tick.
+    dropped_seen: u64,
+    /// Metrics dropped since `AGENT#metrics` appeared.
+    dropped_in_fault: u64,
     directory: CheckDirectory,
     /// Each check's alerter route; kept for vanished checks until their alerts are resolved.
     routes: HashMap<String, Option<String>>,
@@ -244,6 +249,8 @@ pub async fn run(
         db: backends.db,
         alerters: backends.alerters,
         metrics,
+        dropped_seen: 0,
+        dropped_in_fault: 0,
         directory: CheckDirectory::new(config.scope(), &config.agent.directory),
         routes: HashMap::new(),
         states: HashMap::new(),
@@ -383,6 +390,7 @@ impl Agent<'_> {
     async fn tick(&mut self, tick: i64, due: Due) {
         let started = unix_now();
         let checks = self.directory.scan(SystemTime::now());
+        let rescan_only = due == Due::Nothing;
         let due: Vec<Arc<CheckDef>> = checks
             .iter()
             .filter(|check| match due {
@@ -430,6 +438,13 @@ impl Agent<'_> {
                     .any(|name| fault::check_of(name) == check)
         });
 
+        if let Some(buffer) = &self.metrics {
+            buffer.push(metrics);
+        }
+        if !rescan_only {
+            self.record_metric_drops(now);
+        }
+
         let faults: Vec<Fault> = self.faults.values().cloned().collect();
         if let Err(e) = self
             .db
@@ -437,9 +452,6 @@ impl Agent<'_> {
             .await
         {
             error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
-        }
-        if let Some(buffer) = &self.metrics {
-            buffer.push(metrics);
         }
         let took = unix_now() - started;
         info!(
@@ -636,6 +648,41 @@ impl Agent<'_> {
                 },
             );
         }
+    }
+
+    /// Records the WARNING `AGENT#metrics` while the metric buffer dropped
+    /// records since the previous tick; clears it after a tick without drops.
+    /// Like every `AGENT#...` fault it is stored, never alerted by this agent.
+    fn record_metric_drops(&mut self, now: i64) {
+        // Without a sink nothing drops, and a fault restored from a run
+        // that had one clears.
+        let total = self.metrics.as_ref().map_or(0, MetricBuffer::dropped);
+        let new = total.saturating_sub(self.dropped_seen);
+        self.dropped_seen = total;
+        let name = format!("{}#metrics", self.config.agent.name);
+        if new == 0 {
+            self.dropped_in_fault = 0;
+            self.faults.remove(&name);
+            return;
+        }
+        self.dropped_in_fault += new;
+        let since = self.faults.get(&name).map_or(now, |f| f.since);
+        self.faults.insert(
+            name.clone(),
+            Fault {
+                name,
+                severity: Severity::WARNING,
+                message: format!(
+                    "Dropped {} metrics because the buffer was full",
+                    self.dropped_in_fault
+                ),
+                since,
+                updated: now,
+                triggered: false,
+                escalates: false,
+                attempts: 0,
+            },
+        );
     }
 
     fn set_triggered(&mut self, name: &str, triggered: bool) {

@@ -65,7 +65,7 @@ pub enum Command {
     },
     /// Validate the agent configuration and every check file.
     Validate {
-        /// Also reach the database.
+        /// Also reach the database and the metric sink.
         #[arg(long)]
         healthchecks: bool,
     },
@@ -239,13 +239,17 @@ async fn run_agent(
     };
     let alerters = alerters::Alerters::build(&config.alerter, &config.alerters, &context)
         .map_err(CliError::failure)?;
+    let sink = match &config.metrics {
+        Some(metrics) => Some((
+            sinks::build(metrics).await.map_err(CliError::failure)?,
+            metrics.buffer_size(),
+        )),
+        None => None,
+    };
     let backends = Backends {
         db,
         alerters: Arc::new(alerters),
-        sink: config
-            .metrics
-            .as_ref()
-            .map(|m| (sinks::build(m), m.buffer_size())),
+        sink,
     };
     let controls = signals::listen().map_err(CliError::failure)?;
     agent::run(config, backends, mode, controls)
@@ -342,6 +346,10 @@ async fn validate(config: &Config, healthchecks: bool) -> Result<ExitStatus, Cli
     if healthchecks {
         let db = open_db(config).await?;
         db.agents().await.map_err(CliError::failure)?;
+        if let Some(metrics) = &config.metrics {
+            let sink = sinks::build(metrics).await.map_err(CliError::failure)?;
+            sink.healthcheck().await.map_err(CliError::failure)?;
+        }
     }
     if problems > 0 {
         eprintln!("{problems} problem(s) in {} check(s)", checks.len());

@@ -27,3 +27,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/cimaa/agent.yaml";
 /// Fault injection for tests of the crash path: a check whose full name
 /// equals this variable's value panics inside the agent instead of running.
 pub const PANIC_CHECK: &str = "CIMAA_PANIC_CHECK";
+
+/// Tests only: endpoint of a local Kinesis (kinesalite) that `scripts/test.sh`
+/// starts; Kinesis integration tests need it, and fail without it under `CI`.
+pub const TEST_KINESIS_ENDPOINT: &str = "CIMAA_TEST_KINESIS_ENDPOINT";

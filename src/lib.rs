@@ -24,7 +24,7 @@
 //! - `host`: the host's FQDN (default agent name).
 //! - `db`: the `Db` trait, its records and backends (`memory`, `sqlite`, `dynamodb`).
 //! - `alerters`: the `Alerter` trait and backends (`file`, `command`).
-//! - `sinks`: metric records, the `Sink` trait, the bounded buffer, the `log` sink.
+//! - `sinks`: metric records, the `Sink` trait, the bounded buffer, the `log` and `kinesis` sinks.
 
 pub mod agent;
 pub mod alerters;

@@ -8,5 +8,6 @@ mod coordination;
 mod db_contract;
 mod dynamodb;
 mod fake_http;
+mod sinks;
 mod telemetry;
 mod util;

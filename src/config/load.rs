@@ -22,7 +22,7 @@ use crate::alerters::{
 };
 use crate::db::{DbConfig, DynamoDbConfig, MemoryConfig, SqliteConfig};
 use crate::env;
-use crate::sinks::{LogConfig, SinkConfig};
+use crate::sinks::{KinesisConfig, LogConfig, SinkConfig};
 use crate::thresholds::Thresholds;
 
 /// Agent configuration problems; each names the file.
@@ -226,6 +226,7 @@ impl Backend for SinkConfig {
     fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         match kind {
             "log" => LogConfig::deserialize(d).map(SinkConfig::Log),
+            "kinesis" => KinesisConfig::deserialize(d).map(SinkConfig::Kinesis),
             other => Err(de::Error::unknown_variant(other, Self::TYPES)),
         }
     }
@@ -490,7 +491,11 @@ fn validate(raw: RawConfig, path: PathBuf, base: &Path) -> Result<Config, Vec<St
             log.path = log.path.map(|p| base.join(p));
             SinkConfig::Log(log)
         }
+        other @ SinkConfig::Kinesis(_) => other,
     });
+    if let Some(metrics) = &metrics {
+        problems.extend(metrics.validate());
+    }
     if !problems.is_empty() {
         return Err(problems);
     }

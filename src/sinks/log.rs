@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
-use super::{Error, LogConfig, MetricRecord, Sink};
+use super::{Error, LogConfig, MetricRecord, SendError, Sink};
 
 /// Writes metrics as JSON lines.
 pub struct LogSink {
@@ -23,7 +23,7 @@ impl LogSink {
 
 #[async_trait]
 impl Sink for LogSink {
-    async fn send(&self, batch: &[MetricRecord]) -> Result<(), Error> {
+    async fn send(&self, batch: &[MetricRecord]) -> Result<(), SendError> {
         let mut text = String::new();
         for record in batch {
             // A record of plain strings and a float always serializes.
@@ -49,6 +49,6 @@ impl Sink for LogSink {
         .await
         .map_err(std::io::Error::other)
         .and_then(|r| r)
-        .map_err(|source| Error::Write { path, source })
+        .map_err(|source| Error::Write { path, source }.into())
     }
 }

@@ -1,16 +1,28 @@
 //! Metric sinks and the bounded buffer in front of them (SPEC §7).
 //!
 //! Owns the metric record, the `Sink` trait, the `metrics:` configuration enum
-//! and `build()`, and `MetricBuffer`: checks push records without ever
-//! waiting; a background task drains the buffer into the sink in order,
-//! retrying with backoff while the sink fails. Only when the buffer is full
-//! are the oldest records dropped, and the drops are counted and logged.
+//! with its pure `validate()` and async `build()`, and `MetricBuffer`: checks
+//! push records without ever waiting; a background task drains the buffer
+//! into the sink in order, retrying with capped, jittered exponential backoff
+//! while the sink fails. Only when the buffer is full are the oldest records
+//! dropped; the drops are counted (`MetricBuffer::dropped`, which the agent
+//! turns into the `AGENT#metrics` fault) and logged.
+//!
+//! A sink may write part of a batch (Kinesis PutRecords does): `send` then
+//! says which records are done, the buffer removes exactly those and resends
+//! only the others, after its backoff. So the buffer is the one place that
+//! retries and backs off, a flush at exit can cut a backoff short, and a
+//! record the sink reported written is never sent again. The rejected
+//! alternative, a sink that loops inside `send` until its whole batch is in,
+//! hides its retries from the buffer and stays inside `send` for as long as
+//! the stream is down.
 
+pub(crate) mod kinesis;
 pub(crate) mod log;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +31,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use tokio::sync::Notify;
 
+pub use kinesis::KinesisSink;
 pub use log::LogSink;
 
 /// One metric sample, as sinks receive and write it.
@@ -37,7 +50,10 @@ fn iso8601<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, 
     serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
-/// Why a batch was not written.
+/// An error from inside the AWS SDK, kept whole for the `Caused by` chain.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why records were not written.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot write metrics to `{path}`")]
@@ -46,31 +62,112 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A whole PutRecords call failed: nothing of it was written.
+    #[error("cannot put records into Kinesis stream `{stream}`")]
+    KinesisCall {
+        stream: String,
+        #[source]
+        source: BoxError,
+    },
+    /// PutRecords succeeded but refused some entries (FailedRecordCount > 0).
+    #[error(
+        "Kinesis stream `{stream}` refused {failed} of {total} records (first: `{code}`: {message})"
+    )]
+    KinesisRefused {
+        stream: String,
+        failed: usize,
+        total: usize,
+        code: String,
+        message: String,
+    },
+    /// The healthcheck could not describe the stream.
+    #[error("cannot reach Kinesis stream `{stream}`")]
+    KinesisDescribe {
+        stream: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The stream exists but cannot take records now.
+    #[error("Kinesis stream `{stream}` is `{status}`, not `ACTIVE` or `UPDATING`")]
+    KinesisNotActive { stream: String, status: String },
+    #[error(
+        "no AWS region for the Kinesis sink: set `metrics.region` or the `AWS_REGION` environment variable"
+    )]
+    KinesisRegion,
+}
+
+/// A batch that was not (entirely) written.
+#[derive(Debug)]
+pub struct SendError {
+    /// What went wrong (for the first records that failed).
+    pub error: Error,
+    /// Positions in the batch of the records that must not be sent again:
+    /// written, or refused for good (the sink logged those).
+    pub done: Vec<usize>,
+}
+
+impl From<Error> for SendError {
+    /// Nothing of the batch was written.
+    fn from(error: Error) -> Self {
+        SendError {
+            error,
+            done: Vec::new(),
+        }
+    }
 }
 
 /// Writes batches of metrics somewhere.
 #[async_trait]
 pub trait Sink: Send + Sync {
-    /// Writes the whole batch, or fails and writes none that must be retried.
-    async fn send(&self, batch: &[MetricRecord]) -> Result<(), Error>;
+    /// Writes the batch.
+    ///
+    /// # Errors
+    /// When some records were not written: `SendError::done` lists the ones
+    /// that were (or that must be given up), the buffer resends the others.
+    async fn send(&self, batch: &[MetricRecord]) -> Result<(), SendError>;
+
+    /// Checks that the destination exists and answers (`cimaa validate
+    /// --healthchecks`, and a warning at agent start).
+    ///
+    /// # Errors
+    /// When it cannot be reached or cannot take records.
+    async fn healthcheck(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// `metrics:` section.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SinkConfig {
     Log(LogConfig),
+    Kinesis(KinesisConfig),
 }
 
 impl SinkConfig {
     /// The `type:` values the configuration accepts.
-    pub const TYPES: &'static [&'static str] = &["log"];
+    pub const TYPES: &'static [&'static str] = &["log", "kinesis"];
 
     /// How many records may wait for the sink.
     #[must_use]
     pub fn buffer_size(&self) -> usize {
         match self {
             SinkConfig::Log(log) => log.buffer_size,
+            SinkConfig::Kinesis(kinesis) => kinesis.buffer_size,
         }
+    }
+
+    /// Every problem of the section, each naming its key (`metrics.stream:
+    /// ...`). Pure: reaches nothing.
+    #[must_use]
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.buffer_size() == 0 {
+            problems.push("metrics.buffer_size: must be at least 1".to_string());
+        }
+        if let SinkConfig::Kinesis(kinesis) = self {
+            problems.extend(kinesis::validate(kinesis));
+        }
+        problems
     }
 }
 
@@ -86,34 +183,83 @@ pub struct LogConfig {
     pub buffer_size: usize,
 }
 
+/// `metrics: {type: kinesis}`: one record per metric (the JSON of
+/// `MetricRecord`) into a Kinesis data stream, with PutRecords.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KinesisConfig {
+    /// Name of the stream (it must exist; cimaa does not create it).
+    pub stream: String,
+    /// AWS region of the stream (default: the standard AWS chain, e.g. `AWS_REGION`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Send requests here instead of the region's Kinesis endpoint (a VPC
+    /// endpoint, a local Kinesis for tests).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Partition key of every record (default: the record's `name`, so each
+    /// metric stays on one shard, in order).
+    #[serde(default)]
+    pub partition_key: Option<String>,
+    /// Decimal 128-bit hash key that picks the shard instead of the MD5 of
+    /// the partition key.
+    #[serde(default)]
+    pub explicit_hash_key: Option<String>,
+    /// Records that may wait while the stream is slow or down; beyond it the
+    /// oldest are dropped.
+    #[serde(default = "default_buffer_size")]
+    pub buffer_size: usize,
+}
+
 fn default_buffer_size() -> usize {
     100_000
 }
 
-/// Builds the configured sink.
-#[must_use]
-pub fn build(config: &SinkConfig) -> Arc<dyn Sink> {
-    match config {
+/// Builds the configured sink (for Kinesis: the AWS configuration and client;
+/// nothing is sent yet).
+///
+/// # Errors
+/// When the Kinesis sink has no region.
+pub async fn build(config: &SinkConfig) -> Result<Arc<dyn Sink>, Error> {
+    Ok(match config {
         SinkConfig::Log(log) => Arc::new(LogSink::new(log)),
-    }
+        SinkConfig::Kinesis(kinesis) => Arc::new(KinesisSink::build(kinesis).await?),
+    })
 }
 
-/// Most records handed to a sink in one call.
+/// Most records handed to a sink in one call (PutRecords takes at most 500).
 const BATCH: usize = 500;
-/// Backoff bounds while the sink fails.
+/// Backoff bounds while the sink fails. The cap keeps the delay after an
+/// outage short; one failing request every few seconds costs nothing.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// A queued record and its place in the order of pushes.
+struct Queued {
+    seq: u64,
+    record: MetricRecord,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Queued>,
+    next_seq: u64,
+}
 
 struct Shared {
-    queue: Mutex<VecDeque<MetricRecord>>,
+    queue: Mutex<Queue>,
     capacity: usize,
     dropped: AtomicU64,
+    /// Records were pushed (or a flush waits).
     wake: Notify,
+    /// A flush is waiting: retry at once instead of sleeping a long backoff.
+    flushing: AtomicBool,
+    hurry: Notify,
 }
 
 /// A bounded queue in front of a sink, drained by its own task.
 ///
-/// Cloning shares the queue. The drain task stops when `close` is called.
+/// Cloning shares the queue. The drain task runs until its handle is aborted.
 #[derive(Clone)]
 pub struct MetricBuffer {
     shared: Arc<Shared>,
@@ -127,10 +273,12 @@ impl MetricBuffer {
         capacity: usize,
     ) -> (MetricBuffer, tokio::task::JoinHandle<()>) {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue::default()),
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
             wake: Notify::new(),
+            flushing: AtomicBool::new(false),
+            hurry: Notify::new(),
         });
         let buffer = MetricBuffer { shared };
         let task = tokio::spawn(drain(buffer.clone(), sink));
@@ -143,11 +291,13 @@ impl MetricBuffer {
         {
             let mut queue = lock(&self.shared.queue);
             for record in records {
-                if queue.len() >= self.shared.capacity {
-                    queue.pop_front();
+                if queue.items.len() >= self.shared.capacity {
+                    queue.items.pop_front();
                     dropped += 1;
                 }
-                queue.push_back(record);
+                let seq = queue.next_seq;
+                queue.next_seq += 1;
+                queue.items.push_back(Queued { seq, record });
             }
         }
         if dropped > 0 {
@@ -155,6 +305,7 @@ impl MetricBuffer {
             tracing::warn!(
                 dropped,
                 total,
+                capacity = self.shared.capacity,
                 "metric buffer full: dropped the oldest metrics"
             );
         }
@@ -170,7 +321,7 @@ impl MetricBuffer {
     /// Records waiting.
     #[must_use]
     pub fn len(&self) -> usize {
-        lock(&self.shared.queue).len()
+        lock(&self.shared.queue).items.len()
     }
 
     /// True when nothing waits.
@@ -179,15 +330,21 @@ impl MetricBuffer {
         self.len() == 0
     }
 
-    /// Waits (at most `deadline`) until the queue is empty.
+    /// Waits (at most `deadline`) until the queue is empty; meanwhile a
+    /// failing sink is retried without the long backoff. Returns whether
+    /// everything went out.
     pub async fn flush(&self, deadline: Duration) -> bool {
+        self.shared.flushing.store(true, Ordering::Relaxed);
+        self.shared.hurry.notify_one();
         let wait = async {
             while !self.is_empty() {
                 self.shared.wake.notify_one();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
-        tokio::time::timeout(deadline, wait).await.is_ok()
+        let flushed = tokio::time::timeout(deadline, wait).await.is_ok();
+        self.shared.flushing.store(false, Ordering::Relaxed);
+        flushed
     }
 }
 
@@ -199,38 +356,97 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Removes the records whose `seq` is in `sent` (ascending). They were taken
+/// from the front; since then pushes only appended and drops only popped the
+/// front, so what is left of them is still a prefix of the queue.
+fn remove_sent(queue: &mut VecDeque<Queued>, sent: &[u64]) {
+    let Some(&last) = sent.last() else {
+        return;
+    };
+    let mut kept = Vec::new();
+    let mut sent = sent.iter().peekable();
+    while queue.front().is_some_and(|item| item.seq <= last) {
+        let Some(item) = queue.pop_front() else {
+            break;
+        };
+        while sent.next_if(|&&seq| seq < item.seq).is_some() {}
+        if sent.next_if(|&&seq| seq == item.seq).is_none() {
+            kept.push(item);
+        }
+    }
+    for item in kept.into_iter().rev() {
+        queue.push_front(item);
+    }
+}
+
+/// A delay in [backoff/2, backoff], so that agents restarted together do not
+/// retry in step.
+fn jittered(backoff: Duration) -> Duration {
+    let half = backoff / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
 async fn drain(buffer: MetricBuffer, sink: Arc<dyn Sink>) {
+    let shared = &buffer.shared;
+    if let Err(e) = sink.healthcheck().await {
+        tracing::warn!(error = %crate::agent::error_chain(&e), "metric sink healthcheck failed; metrics wait in the buffer until the sink works");
+    }
     let mut backoff = BACKOFF_MIN;
+    let mut failing = false;
     loop {
-        let batch: Vec<MetricRecord> = {
-            let queue = lock(&buffer.shared.queue);
-            queue.iter().take(BATCH).cloned().collect()
+        let (seqs, batch): (Vec<u64>, Vec<MetricRecord>) = {
+            let queue = lock(&shared.queue);
+            queue
+                .items
+                .iter()
+                .take(BATCH)
+                .map(|item| (item.seq, item.record.clone()))
+                .unzip()
         };
         if batch.is_empty() {
-            buffer.shared.wake.notified().await;
+            shared.wake.notified().await;
             continue;
         }
         match sink.send(&batch).await {
             Ok(()) => {
-                backoff = BACKOFF_MIN;
-                let mut queue = lock(&buffer.shared.queue);
-                // Records dropped for room while we were sending may have
-                // shifted the queue; remove the sent ones by identity of order.
-                let sent = batch.len().min(queue.len());
-                let still_front = queue
-                    .iter()
-                    .take(sent)
-                    .zip(&batch)
-                    .all(|(queued, sent)| queued == sent);
-                if still_front {
-                    queue.drain(..sent);
-                } else {
-                    queue.retain(|record| !batch.contains(record));
+                remove_sent(&mut lock(&shared.queue).items, &seqs);
+                if failing {
+                    tracing::info!("metric sink works again");
                 }
+                failing = false;
+                backoff = BACKOFF_MIN;
             }
-            Err(error) => {
-                tracing::error!(error = %error, retry_in = ?backoff, "metric sink failed");
-                tokio::time::sleep(backoff).await;
+            Err(SendError { error, mut done }) => {
+                done.sort_unstable();
+                done.dedup();
+                let sent: Vec<u64> = done.iter().filter_map(|&i| seqs.get(i).copied()).collect();
+                let resend = batch.len() - sent.len();
+                let waiting = {
+                    let mut queue = lock(&shared.queue);
+                    remove_sent(&mut queue.items, &sent);
+                    queue.items.len()
+                };
+                let flushing = shared.flushing.load(Ordering::Relaxed);
+                let pause = if flushing {
+                    BACKOFF_MIN
+                } else {
+                    jittered(backoff)
+                };
+                let error = crate::agent::error_chain(&error);
+                // The first failure of a run goes to Sentry; repeats only to
+                // the log, and the quick retries of a flush at exit to debug.
+                if failing && flushing {
+                    tracing::debug!(error = %error, resend, waiting, retry_in = ?pause, "metric sink still failing");
+                } else if failing {
+                    tracing::warn!(error = %error, resend, waiting, retry_in = ?pause, "metric sink still failing");
+                } else {
+                    tracing::error!(error = %error, resend, waiting, retry_in = ?pause, "metric sink failed");
+                }
+                failing = true;
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = shared.hurry.notified() => {}
+                }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
@@ -245,13 +461,13 @@ mod tests {
 
     #[async_trait]
     impl Sink for Recording {
-        async fn send(&self, batch: &[MetricRecord]) -> Result<(), Error> {
+        async fn send(&self, batch: &[MetricRecord]) -> Result<(), SendError> {
             lock(&self.0).extend_from_slice(batch);
             Ok(())
         }
     }
 
-    fn record(i: usize) -> MetricRecord {
+    pub(crate) fn record(i: usize) -> MetricRecord {
         MetricRecord {
             timestamp: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
             name: format!("//a/b/c#m{i}"),
@@ -265,7 +481,7 @@ mod tests {
         struct Stuck;
         #[async_trait]
         impl Sink for Stuck {
-            async fn send(&self, _: &[MetricRecord]) -> Result<(), Error> {
+            async fn send(&self, _: &[MetricRecord]) -> Result<(), SendError> {
                 std::future::pending().await
             }
         }
@@ -285,6 +501,82 @@ mod tests {
         let got = lock(&sink.0).clone();
         assert_eq!(got, (0..10).map(record).collect::<Vec<_>>());
         task.abort();
+    }
+
+    /// Writes the records whose number is even on the first call, then all.
+    struct HalfThenAll {
+        calls: Mutex<Vec<Vec<MetricRecord>>>,
+    }
+
+    #[async_trait]
+    impl Sink for HalfThenAll {
+        async fn send(&self, batch: &[MetricRecord]) -> Result<(), SendError> {
+            let mut calls = lock(&self.calls);
+            calls.push(batch.to_vec());
+            if calls.len() > 1 {
+                return Ok(());
+            }
+            Err(SendError {
+                error: Error::KinesisRefused {
+                    stream: "s".into(),
+                    failed: batch.len() / 2,
+                    total: batch.len(),
+                    code: "ProvisionedThroughputExceededException".into(),
+                    message: "slow down".into(),
+                },
+                done: (0..batch.len()).step_by(2).collect(),
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_records_a_sink_did_not_write_are_resent() {
+        let sink = Arc::new(HalfThenAll {
+            calls: Mutex::new(Vec::new()),
+        });
+        let (buffer, task) = MetricBuffer::spawn(sink.clone(), 100);
+        buffer.push((0..6).map(record));
+        assert!(buffer.flush(Duration::from_mins(1)).await);
+        let calls = lock(&sink.calls).clone();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!(calls[0], (0..6).map(record).collect::<Vec<_>>());
+        assert_eq!(calls[1], [1, 3, 5].map(record));
+        task.abort();
+    }
+
+    #[test]
+    fn removing_sent_records_keeps_the_others_in_order() {
+        let queued = |seqs: &[u64]| -> VecDeque<Queued> {
+            seqs.iter()
+                .map(|&seq| Queued {
+                    seq,
+                    record: record(0),
+                })
+                .collect()
+        };
+        let seqs = |queue: &VecDeque<Queued>| queue.iter().map(|q| q.seq).collect::<Vec<_>>();
+        // (queue, sent, left)
+        let cases: &[(&[u64], &[u64], &[u64])] = &[
+            (&[0, 1, 2, 3], &[0, 1], &[2, 3]),
+            (&[0, 1, 2, 3], &[1, 3], &[0, 2]),
+            (&[0, 1, 2, 3], &[], &[0, 1, 2, 3]),
+            // 0 and 1 were dropped for room while the batch was out.
+            (&[2, 3, 4], &[0, 1, 2], &[3, 4]),
+            (&[5, 6], &[0, 2, 4], &[5, 6]),
+        ];
+        for (queue, sent, left) in cases {
+            let mut queue = queued(queue);
+            remove_sent(&mut queue, sent);
+            assert_eq!(seqs(&queue), *left, "sent {sent:?}");
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_whole_backoff() {
+        for _ in 0..100 {
+            let pause = jittered(Duration::from_secs(2));
+            assert!(pause >= Duration::from_secs(1) && pause <= Duration::from_secs(2));
+        }
     }
 
     #[test]
