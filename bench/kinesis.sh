@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 7 benchmark for the `kinesis` metric sink; results go to BENCHMARKS-kinesis.md by hand.
+# Issue 7 benchmark for the `kinesis` metric sink; results go to BENCHMARKS.md (section "Issue 7") by hand.
 #
 #   cargo build --release --bin cimaa --example kinesis_sink_bench
 #   bench/kinesis.sh                       # REPS=5 METRICS=100000 SHARDS=4 RSS_REPS=3

@@ -776,7 +776,7 @@ async fn an_agent_rides_out_a_dynamodb_outage() {
 
 /// Requests and write units per tick in steady state, for 0, 10 and 100
 /// persistent faults, against zc.cimaa's rewrite of every fault each tick.
-/// Prints the table recorded in BENCHMARKS-dynamodb.md
+/// Prints the table recorded in BENCHMARKS.md (section "Issue 5")
 /// (`cargo test dynamodb::steady_state -- --nocapture`).
 #[tokio::test(flavor = "multi_thread")]
 async fn steady_state_costs_one_write_per_tick() {
