@@ -20,10 +20,11 @@ use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 use crate::alerters::Alerter;
-use crate::checks::{self, CheckOutput, RawFault, RunContext};
-use crate::config::{CheckDef, Config, load};
+use crate::checks::{self, CheckOutput, Probes, RawFault, RunContext};
+use crate::config::{CheckDef, CheckKind, Config, load};
 use crate::db::{Db, Fault};
 use crate::fault::{self, Action};
+use crate::limits;
 use crate::scheduler;
 use crate::severity::Severity;
 use crate::signals::Control;
@@ -188,7 +189,12 @@ struct Agent<'a> {
     retry_resolves: BTreeSet<String>,
     /// Last squelches read (kept when the database cannot be read).
     squelches: Matcher,
+    /// One permit per check or probe in flight.
     semaphore: Arc<Semaphore>,
+    /// Checks in flight at once (`max_concurrency`, within the open-file limit).
+    concurrency: usize,
+    /// HTTP clients and per-host limits shared by every probe.
+    probes: Arc<Probes>,
 }
 
 /// Which checks a tick runs.
@@ -218,6 +224,25 @@ pub async fn run(
     mut controls: mpsc::UnboundedReceiver<Control>,
 ) -> Result<(), Error> {
     let name = config.agent.name.clone();
+    let concurrency = match limits::raise_open_files() {
+        Ok(open_files) => {
+            let fits = limits::fitting_concurrency(config.agent.max_concurrency, open_files);
+            if fits < config.agent.max_concurrency {
+                warn!(
+                    max_concurrency = config.agent.max_concurrency,
+                    open_files,
+                    using = fits,
+                    "max_concurrency does not fit the open-file limit; lowering it"
+                );
+            }
+            debug!(open_files, "raised the open-file limit");
+            fits
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot raise the open-file limit");
+            config.agent.max_concurrency
+        }
+    };
     let now = unix_now();
     backends
         .db
@@ -247,7 +272,9 @@ pub async fn run(
         opened: BTreeSet::new(),
         retry_resolves: BTreeSet::new(),
         squelches: Matcher::default(),
-        semaphore: Arc::new(Semaphore::new(config.agent.max_concurrency)),
+        semaphore: Arc::new(Semaphore::new(concurrency)),
+        concurrency,
+        probes: Arc::new(Probes::new()),
     };
     agent.restore(previous);
     info!(agent = %name, directory = %config.agent.directory.display(), "agent started");
@@ -376,12 +403,12 @@ impl Agent<'_> {
     }
 
     /// One tick: scan, run due checks, update faults, alert, store, publish.
-    async fn tick(&mut self, tick: i64, due: Due) {
+    async fn tick(&mut self, tick: i64, due_rule: Due) {
         let started = unix_now();
         let checks = self.directory.scan(SystemTime::now());
         let due: Vec<Arc<CheckDef>> = checks
             .iter()
-            .filter(|check| match due {
+            .filter(|check| match due_rule {
                 Due::All => true,
                 Due::Nothing => false,
                 Due::Scheduled => {
@@ -396,15 +423,27 @@ impl Agent<'_> {
             })
             .cloned()
             .collect();
+        // `--once` runs everything at once (SPEC §2); a scheduled tick with
+        // more probes than slots spreads them (see `scheduler::spread_offset`).
+        let probes = due.iter().filter(|c| is_probe(c)).count();
+        let spread = due_rule == Due::Scheduled && probes > self.concurrency;
+        if spread {
+            debug!(
+                tick,
+                probes, "spreading this tick's probes over the interval"
+            );
+        }
         debug!(tick, checks = checks.len(), due = due.len(), "tick");
-        let results = self.run_checks(due).await;
-        let now = whole(unix_now());
+        let mut running = self.start_checks(due, spread.then_some(started));
         let mut ran = HashSet::new();
         let mut metrics = Vec::new();
-        for (check, output) in results {
-            self.record(&check, output, tick, now, &mut metrics);
+        // Results are folded in as they come, so a tick of many checks never
+        // holds all their outputs at once.
+        while let Some((check, output)) = running.next().await {
+            self.record(&check, output, tick, whole(unix_now()), &mut metrics);
             ran.insert(check.name.clone());
         }
+        let now = whole(unix_now());
         let alive: HashSet<String> = checks.iter().map(|c| c.name.clone()).collect();
         let own = format!("{}#", self.config.agent.name);
         self.faults
@@ -436,55 +475,45 @@ impl Agent<'_> {
         );
     }
 
-    /// Runs checks concurrently, bounded by the semaphore and their timeouts.
-    async fn run_checks(&self, due: Vec<Arc<CheckDef>>) -> Vec<(Arc<CheckDef>, CheckOutput)> {
-        let mut tasks = JoinSet::new();
-        let mut by_task = HashMap::new();
+    /// Starts the due checks, each in its own task; they take their slots
+    /// (the semaphore, and a host's limit for HTTP) and their timeouts in
+    /// `checks::run`. With `spread_from` (the tick's start, epoch seconds),
+    /// each probe first waits for its place in the tick.
+    fn start_checks(&self, due: Vec<Arc<CheckDef>>, spread_from: Option<f64>) -> Running {
+        self.probes.begin_tick(due.iter().map(AsRef::as_ref));
+        let mut running = Running {
+            tasks: JoinSet::new(),
+            by_task: HashMap::with_capacity(due.len()),
+        };
         let config_path = Arc::new(self.config.path.clone());
+        let base = self.config.agent.base_interval;
+        let default_timeout = self.config.agent.timeout;
+        let clock = tokio::time::Instant::now();
         for check in due {
+            let start = spread_from.filter(|_| is_probe(&check)).map(|from| {
+                let timeout = checks::timeout_of(&check, default_timeout).as_secs_f64();
+                let at = from + scheduler::spread_offset(&check.name, base, timeout);
+                clock + Duration::from_secs_f64((at - unix_now()).max(0.0))
+            });
             let semaphore = self.semaphore.clone();
+            let probes = self.probes.clone();
             let config_path = config_path.clone();
-            let default_timeout = self.config.agent.timeout;
             let task_check = check.clone();
-            let handle = tasks.spawn(async move {
-                // The semaphore is never closed, so acquiring only fails if it were.
-                let _permit = semaphore.acquire_owned().await;
+            let handle = running.tasks.spawn(async move {
+                if let Some(start) = start {
+                    tokio::time::sleep_until(start).await;
+                }
                 let context = RunContext {
                     config_path: &config_path,
                     default_timeout,
+                    slots: &semaphore,
+                    probes: &probes,
                 };
                 checks::run(&task_check, &context).await
             });
-            by_task.insert(handle.id(), check);
+            running.by_task.insert(handle.id(), check);
         }
-        let mut results = Vec::with_capacity(by_task.len());
-        while let Some(joined) = tasks.join_next_with_id().await {
-            match joined {
-                Ok((id, output)) => {
-                    if let Some(check) = by_task.remove(&id) {
-                        results.push((check, output));
-                    }
-                }
-                Err(e) => {
-                    let Some(check) = by_task.remove(&e.id()) else {
-                        continue;
-                    };
-                    let detail = panic_text(e);
-                    error!(check = %check.name, error = %detail, "check failed inside the agent");
-                    let output = CheckOutput {
-                        faults: vec![RawFault {
-                            name: Some("checker".into()),
-                            severity: Severity::ERROR,
-                            message: detail,
-                            escalates: true,
-                        }],
-                        ..CheckOutput::default()
-                    };
-                    results.push((check, output));
-                }
-            }
-        }
-        results
+        running
     }
 
     /// Folds one check's output into the fault set and the metrics.
@@ -503,13 +532,15 @@ impl Agent<'_> {
                 .is_some_and(|f| f.severity >= Severity::ERROR)
         };
         checks::apply_thresholds(check, &mut output, &was_failing);
-        let run_time: DateTime<Utc> = DateTime::from_timestamp(now, 0).unwrap_or_default();
-        metrics.extend(output.metrics.iter().map(|m| MetricRecord {
-            timestamp: m.timestamp.unwrap_or(run_time),
-            name: fault::full_name(&check.name, Some(&m.name)),
-            value: m.value,
-            units: m.units.clone(),
-        }));
+        if self.metrics.is_some() {
+            let run_time: DateTime<Utc> = DateTime::from_timestamp(now, 0).unwrap_or_default();
+            metrics.extend(output.metrics.iter().map(|m| MetricRecord {
+                timestamp: m.timestamp.unwrap_or(run_time),
+                name: fault::full_name(&check.name, Some(&m.name)),
+                value: m.value,
+                units: m.units.clone(),
+            }));
+        }
         for fault in &output.faults {
             if fault.severity >= Severity::ERROR {
                 info!(check = %check.name, severity = %fault.severity, fault = fault.name.as_deref().unwrap_or(""), message = %fault.message, "check fault");
@@ -521,8 +552,17 @@ impl Agent<'_> {
         state.counter = counter;
         state.last_failure = failing.then_some(tick);
         let records = fault::records(&check.name, escalated, counter, &self.faults, now);
-        self.faults
-            .retain(|name, _| fault::check_of(name) != check.name);
+        // The check's faults are its name and the names after `NAME#`, which
+        // sort together (`$` follows `#`): no scan of every fault per check.
+        let previous: Vec<String> = self
+            .faults
+            .range(format!("{}#", check.name)..format!("{}$", check.name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.faults.remove(&check.name);
+        for name in previous {
+            self.faults.remove(&name);
+        }
         for record in records {
             self.faults.insert(record.name.clone(), record);
         }
@@ -691,6 +731,52 @@ impl Agent<'_> {
         }
         outcomes.sort_by(|a, b| a.0.cmp(&b.0));
         outcomes
+    }
+}
+
+/// Whether a check is an in-process probe (spread in crowded ticks).
+fn is_probe(check: &CheckDef) -> bool {
+    matches!(
+        check.kind,
+        CheckKind::Http(_) | CheckKind::Tcp(_) | CheckKind::Socket(_)
+    )
+}
+
+/// A tick's running checks.
+struct Running {
+    tasks: JoinSet<CheckOutput>,
+    by_task: HashMap<tokio::task::Id, Arc<CheckDef>>,
+}
+
+impl Running {
+    /// The next check to finish and its output (a panic becomes `checker`).
+    async fn next(&mut self) -> Option<(Arc<CheckDef>, CheckOutput)> {
+        loop {
+            match self.tasks.join_next_with_id().await? {
+                Ok((id, output)) => {
+                    if let Some(check) = self.by_task.remove(&id) {
+                        return Some((check, output));
+                    }
+                }
+                Err(e) => {
+                    let Some(check) = self.by_task.remove(&e.id()) else {
+                        continue;
+                    };
+                    let detail = panic_text(e);
+                    error!(check = %check.name, error = %detail, "check failed inside the agent");
+                    let output = CheckOutput {
+                        faults: vec![RawFault {
+                            name: Some("checker".into()),
+                            severity: Severity::ERROR,
+                            message: detail,
+                            escalates: true,
+                        }],
+                        ..CheckOutput::default()
+                    };
+                    return Some((check, output));
+                }
+            }
+        }
     }
 }
 

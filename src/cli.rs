@@ -247,9 +247,15 @@ async fn run_check(
             return Err(CliError::usage(format!("no check named `{name}`")));
         }
     }
+    // One check at a time: the output stays in order.
+    let slots = tokio::sync::Semaphore::new(1);
+    let probes = checks::Probes::new();
+    probes.begin_tick(checks.iter());
     let context = RunContext {
         config_path: &config.path,
         default_timeout: config.agent.timeout,
+        slots: &slots,
+        probes: &probes,
     };
     for check in &checks {
         let mut output = checks::run(check, &context).await;
