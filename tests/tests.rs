@@ -5,4 +5,6 @@ mod cli;
 mod config;
 mod coordination;
 mod db_contract;
+mod probes;
+mod servers;
 mod util;

@@ -88,7 +88,13 @@ impl Env {
 
     /// Runs `cimaa -c agent.yaml ARGS`.
     pub fn cimaa(&self, args: &[&str]) -> Output {
+        self.cimaa_with(args, &[])
+    }
+
+    /// Runs `cimaa -c agent.yaml ARGS` with extra environment variables.
+    pub fn cimaa_with(&self, args: &[&str], vars: &[(&str, &Path)]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cimaa"));
+        command.envs(vars.iter().copied());
         command
             .arg("-c")
             .arg(self.config())

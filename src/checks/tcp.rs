@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use tokio::net::TcpStream;
@@ -100,13 +101,20 @@ pub enum Error {
 /// # Errors
 /// Resolution failed, or no address accepted (the last address's reason).
 pub async fn connect(target: &Target) -> Result<TcpStream, Error> {
+    let resolved = tokio::net::lookup_host((target.host.as_str(), target.port)).await;
+    connect_to(target, resolved).await
+}
+
+/// Connects to the first of the resolved addresses that accepts.
+async fn connect_to(
+    target: &Target,
+    resolved: io::Result<impl Iterator<Item = SocketAddr>>,
+) -> Result<TcpStream, Error> {
     let name = || target.to_string();
-    let addresses = tokio::net::lookup_host((target.host.as_str(), target.port))
-        .await
-        .map_err(|source| Error::Resolve {
-            target: name(),
-            source,
-        })?;
+    let addresses = resolved.map_err(|source| Error::Resolve {
+        target: name(),
+        source,
+    })?;
     let mut last = None;
     for address in addresses {
         match TcpStream::connect(address).await {
@@ -214,6 +222,28 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!("127.0.0.1:{port}: connection refused")
+        );
+    }
+
+    #[tokio::test]
+    async fn resolution_failures_and_empty_answers_name_the_target() {
+        // Real lookups of unknown names would ask the network's resolver; the
+        // mapping of what it answers is what matters here.
+        let target = Target::parse("db.example.invalid:5432").unwrap();
+        let failed: io::Result<std::vec::IntoIter<SocketAddr>> = Err(io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        ));
+        let error = connect_to(&target, failed).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "db.example.invalid:5432: cannot resolve host: failed to lookup address information: Name or service not known"
+        );
+        let empty = connect_to(&target, Ok(Vec::new().into_iter()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            empty.to_string(),
+            "db.example.invalid:5432: the host has no address"
         );
     }
 }
