@@ -9,7 +9,7 @@
 //! and feeding the metric buffer. State is loaded from the database on start,
 //! so separate `--once` processes behave like one long-running agent.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -133,10 +133,12 @@ impl CheckDirectory {
                 checks.extend(cached.checks.iter().cloned());
                 continue;
             }
-            let loaded: Vec<Arc<CheckDef>> = load::load_check_file(&self.agent, &path)
-                .into_iter()
-                .map(Arc::new)
-                .collect();
+            let definitions = load::load_check_file(&self.agent, &path);
+            // Not `into_iter().map(Arc::new).collect()`: that reuses the
+            // definitions' allocation (in-place collect) and so keeps a
+            // definition's size per check alive for a pointer's worth.
+            let mut loaded = Vec::with_capacity(definitions.len());
+            loaded.extend(definitions.into_iter().map(Arc::new));
             let fresh =
                 now.duration_since(modified).is_ok_and(|age| age < SETTLE) || modified > now;
             let broken = loaded
@@ -434,15 +436,17 @@ impl Agent<'_> {
             );
         }
         debug!(tick, checks = checks.len(), due = due.len(), "tick");
-        let mut running = self.start_checks(due, spread.then_some(started));
         let mut ran = HashSet::new();
         let mut metrics = Vec::new();
-        // Results are folded in as they come, so a tick of many checks never
-        // holds all their outputs at once.
-        while let Some((check, output)) = running.next().await {
-            self.record(&check, output, tick, whole(unix_now()), &mut metrics);
-            ran.insert(check.name.clone());
-        }
+        self.run_checks(
+            due,
+            spread.then_some(started),
+            &mut |agent, check, output| {
+                agent.record(&check, output, tick, whole(unix_now()), &mut metrics);
+                ran.insert(check.name.clone());
+            },
+        )
+        .await;
         let now = whole(unix_now());
         let alive: HashSet<String> = checks.iter().map(|c| c.name.clone()).collect();
         let own = format!("{}#", self.config.agent.name);
@@ -475,45 +479,104 @@ impl Agent<'_> {
         );
     }
 
-    /// Starts the due checks, each in its own task; they take their slots
-    /// (the semaphore, and a host's limit for HTTP) and their timeouts in
-    /// `checks::run`. With `spread_from` (the tick's start, epoch seconds),
-    /// each probe first waits for its place in the tick.
-    fn start_checks(&self, due: Vec<Arc<CheckDef>>, spread_from: Option<f64>) -> Running {
+    /// Runs the due checks and hands each output to `done` as it comes.
+    ///
+    /// A check gets its own task once it holds one of the `max_concurrency`
+    /// slots, so a tick of 50,000 probes has at most that many tasks (and
+    /// sockets) alive, not 50,000 waiting ones. Checks start in an order
+    /// that takes turns between targets (see `take_turns`), so one host
+    /// with thousands of URLs does not hold every slot while it queues for
+    /// its own connection limit (`checks::http`). With `spread_from` (the
+    /// tick's start, epoch seconds), probes start at their place in the
+    /// interval instead (`scheduler::spread_offset`). Outputs are folded in
+    /// as they come, so a tick never holds all of them at once.
+    async fn run_checks(
+        &mut self,
+        due: Vec<Arc<CheckDef>>,
+        spread_from: Option<f64>,
+        done: &mut dyn FnMut(&mut Self, Arc<CheckDef>, CheckOutput),
+    ) {
         self.probes.begin_tick(due.iter().map(AsRef::as_ref));
+        let mut pending: VecDeque<(Arc<CheckDef>, Option<tokio::time::Instant>)> = match spread_from
+        {
+            None => take_turns(due).into_iter().map(|c| (c, None)).collect(),
+            Some(from) => self.spread(due, from),
+        };
         let mut running = Running {
             tasks: JoinSet::new(),
-            by_task: HashMap::with_capacity(due.len()),
+            by_task: HashMap::new(),
         };
         let config_path = Arc::new(self.config.path.clone());
+        let default_timeout = self.config.agent.timeout;
+        loop {
+            let next_start = pending.front().and_then(|(_, start)| *start);
+            let semaphore = self.semaphore.clone();
+            let slot = async move {
+                if let Some(start) = next_start {
+                    tokio::time::sleep_until(start).await;
+                }
+                semaphore.acquire_owned().await
+            };
+            tokio::select! {
+                biased;
+                Some((check, output)) = running.next(), if !running.by_task.is_empty() => {
+                    done(self, check, output);
+                }
+                slot = slot, if !pending.is_empty() => {
+                    let Some((check, _)) = pending.pop_front() else {
+                        continue;
+                    };
+                    let probes = self.probes.clone();
+                    let config_path = config_path.clone();
+                    let task_check = check.clone();
+                    let handle = running.tasks.spawn(async move {
+                        // The semaphore is never closed, so `slot` is `Ok`.
+                        let _slot = slot;
+                        let context = RunContext {
+                            config_path: &config_path,
+                            default_timeout,
+                            probes: &probes,
+                        };
+                        checks::run(&task_check, &context).await
+                    });
+                    running.by_task.insert(handle.id(), check);
+                }
+                else => break,
+            }
+        }
+    }
+
+    /// Due checks in the order of their start in a spread tick: probes at
+    /// their offset in the interval, command checks at once.
+    fn spread(
+        &self,
+        due: Vec<Arc<CheckDef>>,
+        from: f64,
+    ) -> VecDeque<(Arc<CheckDef>, Option<tokio::time::Instant>)> {
         let base = self.config.agent.base_interval;
         let default_timeout = self.config.agent.timeout;
         let clock = tokio::time::Instant::now();
-        for check in due {
-            let start = spread_from.filter(|_| is_probe(&check)).map(|from| {
-                let timeout = checks::timeout_of(&check, default_timeout).as_secs_f64();
-                let at = from + scheduler::spread_offset(&check.name, base, timeout);
-                clock + Duration::from_secs_f64((at - unix_now()).max(0.0))
-            });
-            let semaphore = self.semaphore.clone();
-            let probes = self.probes.clone();
-            let config_path = config_path.clone();
-            let task_check = check.clone();
-            let handle = running.tasks.spawn(async move {
-                if let Some(start) = start {
-                    tokio::time::sleep_until(start).await;
-                }
-                let context = RunContext {
-                    config_path: &config_path,
-                    default_timeout,
-                    slots: &semaphore,
-                    probes: &probes,
+        let now = unix_now();
+        let mut timed: Vec<(f64, Arc<CheckDef>)> = due
+            .into_iter()
+            .map(|check| {
+                let offset = if is_probe(&check) {
+                    let timeout = checks::timeout_of(&check, default_timeout).as_secs_f64();
+                    scheduler::spread_offset(&check.name, base, timeout)
+                } else {
+                    0.0
                 };
-                checks::run(&task_check, &context).await
-            });
-            running.by_task.insert(handle.id(), check);
-        }
-        running
+                (from + offset, check)
+            })
+            .collect();
+        timed.sort_by(|a, b| a.0.total_cmp(&b.0));
+        timed
+            .into_iter()
+            .map(|(at, check)| {
+                let start = clock + Duration::from_secs_f64((at - now).max(0.0));
+                (check, Some(start))
+            })
+            .collect()
     }
 
     /// Folds one check's output into the fault set and the metrics.
@@ -734,6 +797,33 @@ impl Agent<'_> {
     }
 }
 
+/// The checks in an order that takes turns between targets: the first
+/// check of every target, then the second of every target, and so on
+/// (targets in order of first appearance; checks without a shared target
+/// each count as their own).
+fn take_turns(checks: Vec<Arc<CheckDef>>) -> Vec<Arc<CheckDef>> {
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut queues: Vec<VecDeque<Arc<CheckDef>>> = Vec::new();
+    let total = checks.len();
+    for check in checks {
+        let fresh = queues.len();
+        let queue =
+            checks::target_key(&check).map_or(fresh, |key| *index.entry(key).or_insert(fresh));
+        if queue == fresh {
+            queues.push(VecDeque::new());
+        }
+        queues[queue].push_back(check);
+    }
+    let mut ordered = Vec::with_capacity(total);
+    while ordered.len() < total {
+        for queue in &mut queues {
+            ordered.extend(queue.pop_front());
+        }
+        queues.retain(|q| !q.is_empty());
+    }
+    ordered
+}
+
 /// Whether a check is an in-process probe (spread in crowded ticks).
 fn is_probe(check: &CheckDef) -> bool {
     matches!(
@@ -809,4 +899,30 @@ fn panic_text(error: tokio::task::JoinError) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
     format!("panic: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::http::HttpCheck;
+
+    fn probe(name: &str, url: &str) -> Arc<CheckDef> {
+        let mut check = CheckDef::broken(name.into(), Path::new("/c/web.yaml"), String::new());
+        check.kind = CheckKind::Http(Box::new(HttpCheck::new(url.parse().unwrap())));
+        Arc::new(check)
+    }
+
+    #[test]
+    fn a_tick_takes_turns_between_targets() {
+        let checks = vec![
+            probe("a1", "http://a/1"),
+            probe("a2", "http://a/2"),
+            probe("a3", "http://a:80/3"),
+            probe("b1", "http://b/1"),
+            Arc::new(CheckDef::broken("x".into(), Path::new("/c"), String::new())),
+            probe("b2", "https://b/2"),
+        ];
+        let order: Vec<String> = take_turns(checks).iter().map(|c| c.name.clone()).collect();
+        assert_eq!(order, ["a1", "b1", "x", "b2", "a2", "a3"]);
+    }
 }

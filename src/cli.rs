@@ -248,13 +248,11 @@ async fn run_check(
         }
     }
     // One check at a time: the output stays in order.
-    let slots = tokio::sync::Semaphore::new(1);
     let probes = checks::Probes::new();
     probes.begin_tick(checks.iter());
     let context = RunContext {
         config_path: &config.path,
         default_timeout: config.agent.timeout,
-        slots: &slots,
         probes: &probes,
     };
     for check in &checks {

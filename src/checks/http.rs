@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{CONNECTION, HeaderMap, HeaderValue, LOCATION};
+use reqwest::header::{CONNECTION, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Client, Response, Url};
 use tokio::sync::Semaphore;
 
@@ -65,14 +65,14 @@ impl Method {
 }
 
 /// `status:` accepted codes, as inclusive ranges (a single code is `c..=c`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// No ranges means the default, 200-399: most checks keep it, and an empty
+/// `Vec` costs no allocation per check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StatusSpec(Vec<(u16, u16)>);
 
-impl Default for StatusSpec {
-    fn default() -> Self {
-        StatusSpec(vec![(200, 399)])
-    }
-}
+/// The ranges of the default `status`.
+const DEFAULT_STATUS: &[(u16, u16)] = &[(200, 399)];
 
 impl StatusSpec {
     /// Builds a spec from its items, each a code or a range.
@@ -111,9 +111,17 @@ impl StatusSpec {
         }
     }
 
+    fn ranges(&self) -> &[(u16, u16)] {
+        if self.0.is_empty() {
+            DEFAULT_STATUS
+        } else {
+            &self.0
+        }
+    }
+
     #[must_use]
     pub fn matches(&self, status: u16) -> bool {
-        self.0
+        self.ranges()
             .iter()
             .any(|&(low, high)| (low..=high).contains(&status))
     }
@@ -121,7 +129,7 @@ impl StatusSpec {
 
 impl fmt::Display for StatusSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, &(low, high)) in self.0.iter().enumerate() {
+        for (i, &(low, high)) in self.ranges().iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
@@ -143,8 +151,9 @@ pub struct HttpCheck {
     pub status: StatusSpec,
     /// Text the body (the part read) must contain.
     pub contains: Option<String>,
-    /// Request headers (a `Host` header here is sent as given).
-    pub headers: HeaderMap,
+    /// Request headers (a `Host` header here is sent as given). A list,
+    /// not a `HeaderMap`, which is large even when empty.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     /// `http.timeout`: overrides the check's and the agent's timeout.
     pub timeout: Option<Duration>,
     pub follow_redirects: bool,
@@ -164,7 +173,7 @@ impl HttpCheck {
             method: Method::Get,
             status: StatusSpec::default(),
             contains: None,
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
             timeout: None,
             follow_redirects: false,
             tls_verify: true,
@@ -175,7 +184,7 @@ impl HttpCheck {
 }
 
 /// The key of a host's connection limit: `scheme://host:port`.
-fn host_key(url: &Url) -> String {
+pub(crate) fn host_key(url: &Url) -> String {
     format!(
         "{}://{}:{}",
         url.scheme(),
@@ -361,10 +370,11 @@ pub(crate) async fn probe(
     let mut url = check.url.clone();
     let mut redirects = 0;
     let mut response = loop {
-        let mut request = client
-            .request(check.method.as_reqwest(), url.clone())
-            .headers(check.headers.clone());
-        if close && !check.headers.contains_key(CONNECTION) {
+        let mut request = client.request(check.method.as_reqwest(), url.clone());
+        for (name, value) in &check.headers {
+            request = request.header(name, value);
+        }
+        if close && !check.headers.iter().any(|(name, _)| name == CONNECTION) {
             request = request.header(CONNECTION, HeaderValue::from_static("close"));
         }
         let mut response = request.send().await.map_err(|e| Error::request(&url, &e))?;

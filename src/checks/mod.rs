@@ -22,7 +22,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Semaphore;
 
 use crate::config::{CheckDef, CheckKind};
 use crate::severity::Severity;
@@ -84,8 +83,6 @@ pub struct RunContext<'a> {
     pub config_path: &'a Path,
     /// The agent's default check timeout.
     pub default_timeout: Duration,
-    /// One permit per check or probe in flight (`agent.max_concurrency`).
-    pub slots: &'a Semaphore,
     /// State shared by every probe of the agent.
     pub probes: &'a Probes,
 }
@@ -125,43 +122,43 @@ pub fn timeout_of(check: &CheckDef, default: Duration) -> Duration {
     }
 }
 
-/// Runs a check once, in one of the context's slots.
-///
-/// Each kind's work is boxed after the slots are taken, so that a check
-/// waiting for its slot (there may be tens of thousands per tick) holds a
-/// small future, not a whole probe's state.
+/// The target a check shares with others, if any: an HTTP probe's
+/// `scheme://host:port`, a TCP probe's address. The agent takes turns
+/// between targets when it starts a tick's checks.
+#[must_use]
+pub fn target_key(check: &CheckDef) -> Option<String> {
+    match &check.kind {
+        CheckKind::Http(http) => Some(http::host_key(&http.url)),
+        CheckKind::Tcp(target) => Some(target.to_string()),
+        _ => None,
+    }
+}
+
+/// Runs a check once. The caller holds its `max_concurrency` slot; an HTTP
+/// probe also waits for a slot of its host (see `http`).
 pub async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutput {
     let timeout = timeout_of(check, context.default_timeout);
     match &check.kind {
         CheckKind::Command(command) => {
-            let _slot = context.slots.acquire().await.ok();
             // Relative plugin paths in a check file are relative to that file.
-            Box::pin(command::run(
+            command::run(
                 command,
                 check.file.parent(),
                 check.nagios_performance,
                 timeout,
                 context.config_path,
-            ))
+            )
             .await
         }
         CheckKind::Http(probe) => {
-            // Queue for the host first, so that waiting holds no global slot.
             let host = context.probes.http.host_slot(&probe.url);
             let _host_slot = host.acquire().await;
-            let _slot = context.slots.acquire().await.ok();
             let close = host.start();
             let work = http::probe(probe, &context.probes.http, close);
-            Box::pin(bounded(&probe.url, timeout, work)).await
+            bounded(&probe.url, timeout, work).await
         }
-        CheckKind::Tcp(target) => {
-            let _slot = context.slots.acquire().await.ok();
-            Box::pin(bounded(target, timeout, tcp::probe(target))).await
-        }
-        CheckKind::Socket(target) => {
-            let _slot = context.slots.acquire().await.ok();
-            Box::pin(bounded(target, timeout, socket::probe(target))).await
-        }
+        CheckKind::Tcp(target) => bounded(target, timeout, tcp::probe(target)).await,
+        CheckKind::Socket(target) => bounded(target, timeout, socket::probe(target)).await,
         CheckKind::Broken(message) => CheckOutput {
             faults: vec![RawFault {
                 name: None,

@@ -17,7 +17,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 
 use super::{AgentConfig, CheckDef, CheckKind, Config, LogFormat};
 use reqwest::Url;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderName, HeaderValue};
 
 use crate::alerters::{AlerterConfig, CommandConfig, FileConfig};
 use crate::checks::http::{self, HttpCheck, Method, StatusSpec};
@@ -658,13 +658,13 @@ fn build_http(raw: RawHttp) -> Result<HttpCheck, String> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("http.url: `{url}` has no host"));
     }
-    let mut headers = HeaderMap::new();
+    let mut headers = Vec::with_capacity(raw.headers.len());
     for (name, value) in raw.headers {
         let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("http.headers: `{name}` is not a valid header name"))?;
         let value = HeaderValue::from_str(&value)
             .map_err(|_| format!("http.headers.{name}: the value is not a valid header value"))?;
-        headers.append(header, value);
+        headers.push((header, value));
     }
     if raw.contains.is_some() && raw.method == Method::Head {
         return Err(
@@ -1099,7 +1099,8 @@ mod tests {
         };
         assert_eq!(b.method, Method::Head);
         assert_eq!(b.status.to_string(), "200, 300-399");
-        assert_eq!(b.headers["host"], "example.org");
+        assert_eq!(b.headers[0].0, "host");
+        assert_eq!(b.headers[0].1, "example.org");
         assert_eq!(b.timeout, Some(Duration::from_millis(2500)));
         assert!(b.follow_redirects && !b.tls_verify);
         assert_eq!((b.cert_expiry_days, b.body_limit), (Some(14), 65_536));
