@@ -119,21 +119,38 @@ impl CheckDirectory {
             }
         };
         self.files.retain(|path, _| paths.contains(path));
+        // Stat every file; parse the new and changed ones, in parallel.
+        let stamped: Vec<(PathBuf, SystemTime, u64)> = paths
+            .into_iter()
+            .filter_map(|path| {
+                let meta = std::fs::metadata(&path).ok()?;
+                let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                Some((path, modified, meta.len()))
+            })
+            .collect();
+        let changed: Vec<&Path> = stamped
+            .iter()
+            .filter(|(path, modified, len)| {
+                self.files
+                    .get(path)
+                    .is_none_or(|cached| cached.modified != *modified || cached.len != *len)
+            })
+            .map(|(path, _, _)| path.as_path())
+            .collect();
+        let mut parsed: HashMap<PathBuf, Vec<CheckDef>> =
+            load::load_check_files(&self.agent, &changed)
+                .into_iter()
+                .zip(&changed)
+                .map(|(checks, path)| (path.to_path_buf(), checks))
+                .collect();
         let mut checks = Vec::new();
-        for path in paths {
-            let Ok(meta) = std::fs::metadata(&path) else {
+        for (path, modified, len) in stamped {
+            let Some(definitions) = parsed.remove(&path) else {
+                if let Some(cached) = self.files.get(&path) {
+                    checks.extend(cached.checks.iter().cloned());
+                }
                 continue;
             };
-            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            let len = meta.len();
-            if let Some(cached) = self.files.get(&path)
-                && cached.modified == modified
-                && cached.len == len
-            {
-                checks.extend(cached.checks.iter().cloned());
-                continue;
-            }
-            let definitions = load::load_check_file(&self.agent, &path);
             // Not `into_iter().map(Arc::new).collect()`: that reuses the
             // definitions' allocation (in-place collect) and so keeps a
             // definition's size per check alive for a pointer's worth.
@@ -494,7 +511,7 @@ impl Agent<'_> {
         &mut self,
         due: Vec<Arc<CheckDef>>,
         spread_from: Option<f64>,
-        done: &mut dyn FnMut(&mut Self, Arc<CheckDef>, CheckOutput),
+        done: &mut (dyn FnMut(&mut Self, Arc<CheckDef>, CheckOutput) + Send),
     ) {
         self.probes.begin_tick(due.iter().map(AsRef::as_ref));
         let mut pending: VecDeque<(Arc<CheckDef>, Option<tokio::time::Instant>)> = match spread_from
@@ -649,17 +666,19 @@ impl Agent<'_> {
 
     /// Plans and delivers this tick's alerts; records `AGENT#alerts`.
     async fn alert(&mut self, ran: &HashSet<String>, alive: &HashSet<String>, now: i64) {
-        let squelches = &self.squelches;
-        let is_squelched = |name: &str| squelches.matches(name);
-        let tick = fault::Tick {
-            agent: &self.config.agent.name,
-            ran,
-            alive,
-            opened: &self.opened,
-            retry_resolves: &self.retry_resolves,
-            squelched: &is_squelched,
+        let actions = {
+            let squelches = &self.squelches;
+            let is_squelched = |name: &str| squelches.matches(name);
+            let tick = fault::Tick {
+                agent: &self.config.agent.name,
+                ran,
+                alive,
+                opened: &self.opened,
+                retry_resolves: &self.retry_resolves,
+                squelched: &is_squelched,
+            };
+            fault::plan(&mut self.faults, &tick)
         };
-        let actions = fault::plan(&mut self.faults, &tick);
         let total = actions.len();
         let mut failures = 0usize;
         for (action, outcome) in self.deliver(actions).await {

@@ -881,9 +881,12 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedMap<V>, A::Error> {
                 let mut entries: Vec<(String, V)> = Vec::new();
+                // A set, not a scan of `entries`: a file of 1,000 checks
+                // would otherwise compare half a million key pairs.
+                let mut seen = std::collections::HashSet::new();
                 while let Some(key) = map.next_key::<String>()? {
                     let value = map.next_value()?;
-                    if entries.iter().any(|(k, _)| *k == key) {
+                    if !seen.insert(key.clone()) {
                         return Err(de::Error::custom(format_args!("duplicate check `{key}`")));
                     }
                     entries.push((key, value));
@@ -965,14 +968,52 @@ pub fn check_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Files per thread at least before `load_check_files` uses more threads.
+const FILES_PER_THREAD: usize = 8;
+
+/// Loads check files (each as `load_check_file`), in their order, on as
+/// many threads as there are cores when there are many files: loading
+/// 50,000 checks is mostly YAML parsing.
+#[must_use]
+pub fn load_check_files(agent: &str, paths: &[&Path]) -> Vec<Vec<CheckDef>> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads = cores.min(paths.len() / FILES_PER_THREAD).max(1);
+    let load = |part: &[&Path]| -> Vec<Vec<CheckDef>> {
+        part.iter()
+            .map(|path| load_check_file(agent, path))
+            .collect()
+    };
+    if threads == 1 {
+        return load(paths);
+    }
+    let chunk = paths.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || load(part)))
+            .collect();
+        workers
+            .into_iter()
+            // A panic while parsing is a bug: raise it here.
+            .flat_map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 /// Loads every check file of a directory.
 ///
 /// # Errors
 /// When the directory cannot be listed.
 pub fn load_check_dir(agent: &str, directory: &Path) -> std::io::Result<Vec<CheckDef>> {
-    Ok(check_files(directory)?
-        .iter()
-        .flat_map(|path| load_check_file(agent, path))
+    let files = check_files(directory)?;
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    Ok(load_check_files(agent, &paths)
+        .into_iter()
+        .flatten()
         .collect())
 }
 
