@@ -10,7 +10,7 @@
 //! `AGENT#metrics`). State is loaded from the database on start,
 //! so separate `--once` processes behave like one long-running agent.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -22,10 +22,11 @@ use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info, warn};
 
 use crate::alerters::{Alerters, Event};
-use crate::checks::{self, CheckOutput, RawFault, RunContext};
-use crate::config::{CheckDef, Config, Scope, load};
+use crate::checks::{self, CheckOutput, Probes, RawFault, RunContext};
+use crate::config::{CheckDef, CheckKind, Config, Scope, load};
 use crate::db::{Db, Fault};
 use crate::fault::{self, Action};
+use crate::limits;
 use crate::scheduler;
 use crate::severity::Severity;
 use crate::signals::Control;
@@ -120,24 +121,43 @@ impl CheckDirectory {
             }
         };
         self.files.retain(|path, _| paths.contains(path));
+        // Stat every file; parse the new and changed ones, in parallel.
+        let stamped: Vec<(PathBuf, SystemTime, u64)> = paths
+            .into_iter()
+            .filter_map(|path| {
+                let meta = std::fs::metadata(&path).ok()?;
+                let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                Some((path, modified, meta.len()))
+            })
+            .collect();
+        let changed: Vec<&Path> = stamped
+            .iter()
+            .filter(|(path, modified, len)| {
+                self.files
+                    .get(path)
+                    .is_none_or(|cached| cached.modified != *modified || cached.len != *len)
+            })
+            .map(|(path, _, _)| path.as_path())
+            .collect();
+        let mut parsed: HashMap<PathBuf, Vec<CheckDef>> =
+            load::load_check_files(&self.scope, &changed)
+                .into_iter()
+                .zip(&changed)
+                .map(|(checks, path)| (path.to_path_buf(), checks))
+                .collect();
         let mut checks = Vec::new();
-        for path in paths {
-            let Ok(meta) = std::fs::metadata(&path) else {
+        for (path, modified, len) in stamped {
+            let Some(definitions) = parsed.remove(&path) else {
+                if let Some(cached) = self.files.get(&path) {
+                    checks.extend(cached.checks.iter().cloned());
+                }
                 continue;
             };
-            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            let len = meta.len();
-            if let Some(cached) = self.files.get(&path)
-                && cached.modified == modified
-                && cached.len == len
-            {
-                checks.extend(cached.checks.iter().cloned());
-                continue;
-            }
-            let loaded: Vec<Arc<CheckDef>> = load::load_check_file(&self.scope, &path)
-                .into_iter()
-                .map(Arc::new)
-                .collect();
+            // Not `into_iter().map(Arc::new).collect()`: that reuses the
+            // definitions' allocation (in-place collect) and so keeps a
+            // definition's size per check alive for a pointer's worth.
+            let mut loaded = Vec::with_capacity(definitions.len());
+            loaded.extend(definitions.into_iter().map(Arc::new));
             let fresh =
                 now.duration_since(modified).is_ok_and(|age| age < SETTLE) || modified > now;
             let broken = loaded
@@ -196,7 +216,12 @@ struct Agent<'a> {
     retry_resolves: BTreeSet<String>,
     /// Last squelches read (kept when the database cannot be read).
     squelches: Matcher,
+    /// One permit per check or probe in flight.
     semaphore: Arc<Semaphore>,
+    /// Checks in flight at once (`max_concurrency`, within the open-file limit).
+    concurrency: usize,
+    /// HTTP clients and per-host limits shared by every probe.
+    probes: Arc<Probes>,
 }
 
 /// Which checks a tick runs.
@@ -226,6 +251,25 @@ pub async fn run(
     mut controls: mpsc::UnboundedReceiver<Control>,
 ) -> Result<(), Error> {
     let name = config.agent.name.clone();
+    let concurrency = match limits::raise_open_files() {
+        Ok(open_files) => {
+            let fits = limits::fitting_concurrency(config.agent.max_concurrency, open_files);
+            if fits < config.agent.max_concurrency {
+                warn!(
+                    max_concurrency = config.agent.max_concurrency,
+                    open_files,
+                    using = fits,
+                    "max_concurrency does not fit the open-file limit; lowering it"
+                );
+            }
+            debug!(open_files, "raised the open-file limit");
+            fits
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot raise the open-file limit");
+            config.agent.max_concurrency
+        }
+    };
     let now = unix_now();
     backends
         .db
@@ -258,7 +302,9 @@ pub async fn run(
         opened: BTreeSet::new(),
         retry_resolves: BTreeSet::new(),
         squelches: Matcher::default(),
-        semaphore: Arc::new(Semaphore::new(config.agent.max_concurrency)),
+        semaphore: Arc::new(Semaphore::new(concurrency)),
+        concurrency,
+        probes: Arc::new(Probes::new()),
     };
     agent.restore(previous);
     info!(agent = %name, directory = %config.agent.directory.display(), "agent started");
@@ -387,13 +433,13 @@ impl Agent<'_> {
     }
 
     /// One tick: scan, run due checks, update faults, alert, store, publish.
-    async fn tick(&mut self, tick: i64, due: Due) {
+    async fn tick(&mut self, tick: i64, due_rule: Due) {
         let started = unix_now();
         let checks = self.directory.scan(SystemTime::now());
-        let rescan_only = due == Due::Nothing;
+        let rescan_only = due_rule == Due::Nothing;
         let due: Vec<Arc<CheckDef>> = checks
             .iter()
-            .filter(|check| match due {
+            .filter(|check| match due_rule {
                 Due::All => true,
                 Due::Nothing => false,
                 Due::Scheduled => {
@@ -408,15 +454,29 @@ impl Agent<'_> {
             })
             .cloned()
             .collect();
+        // `--once` runs everything at once (SPEC §2); a scheduled tick with
+        // more probes than slots spreads them (see `scheduler::spread_offset`).
+        let probes = due.iter().filter(|c| is_probe(c)).count();
+        let spread = due_rule == Due::Scheduled && probes > self.concurrency;
+        if spread {
+            debug!(
+                tick,
+                probes, "spreading this tick's probes over the interval"
+            );
+        }
         debug!(tick, checks = checks.len(), due = due.len(), "tick");
-        let results = self.run_checks(due).await;
-        let now = whole(unix_now());
         let mut ran = HashSet::new();
         let mut metrics = Vec::new();
-        for (check, output) in results {
-            self.record(&check, output, tick, now, &mut metrics);
-            ran.insert(check.name.clone());
-        }
+        self.run_checks(
+            due,
+            spread.then_some(started),
+            &mut |agent, check, output| {
+                agent.record(&check, output, tick, whole(unix_now()), &mut metrics);
+                ran.insert(check.name.clone());
+            },
+        )
+        .await;
+        let now = whole(unix_now());
         let alive: HashSet<String> = checks.iter().map(|c| c.name.clone()).collect();
         for check in &checks {
             self.routes
@@ -464,69 +524,118 @@ impl Agent<'_> {
         );
     }
 
-    /// Runs checks concurrently, bounded by the semaphore and their timeouts.
-    async fn run_checks(&self, due: Vec<Arc<CheckDef>>) -> Vec<(Arc<CheckDef>, CheckOutput)> {
-        let mut tasks = JoinSet::new();
-        let mut by_task = HashMap::new();
+    /// Runs the due checks and hands each output to `done` as it comes.
+    ///
+    /// A check gets its own task once it holds one of the `max_concurrency`
+    /// slots, so a tick of 50,000 probes has at most that many tasks (and
+    /// sockets) alive, not 50,000 waiting ones. Checks start in an order
+    /// that takes turns between targets (see `take_turns`), so one host
+    /// with thousands of URLs does not hold every slot while it queues for
+    /// its own connection limit (`checks::http`). With `spread_from` (the
+    /// tick's start, epoch seconds), probes start at their place in the
+    /// interval instead (`scheduler::spread_offset`). Outputs are folded in
+    /// as they come, so a tick never holds all of them at once.
+    async fn run_checks(
+        &mut self,
+        due: Vec<Arc<CheckDef>>,
+        spread_from: Option<f64>,
+        done: &mut (dyn FnMut(&mut Self, Arc<CheckDef>, CheckOutput) + Send),
+    ) {
+        self.probes.begin_tick(due.iter().map(AsRef::as_ref));
+        let mut pending: VecDeque<(Arc<CheckDef>, Option<tokio::time::Instant>)> = match spread_from
+        {
+            None => take_turns(due).into_iter().map(|c| (c, None)).collect(),
+            Some(from) => self.spread(due, from),
+        };
+        let mut running = Running {
+            tasks: JoinSet::new(),
+            by_task: HashMap::new(),
+        };
         let config_path = Arc::new(self.config.path.clone());
         let sentry_enabled = sentry::Hub::current()
             .client()
             .is_some_and(|c| c.is_enabled());
-        for check in due {
+        let default_timeout = self.config.agent.timeout;
+        loop {
+            let next_start = pending.front().and_then(|(_, start)| *start);
             let semaphore = self.semaphore.clone();
-            let config_path = config_path.clone();
-            let default_timeout = self.config.agent.timeout;
-            let task_check = check.clone();
-            let span = tracing::info_span!("check", check = %check.name);
-            let work = async move {
-                // The semaphore is never closed, so acquiring only fails if it were.
-                let _permit = semaphore.acquire_owned().await;
-                let context = RunContext {
-                    config_path: &config_path,
-                    default_timeout,
-                };
-                checks::run(&task_check, &context).await
-            }
-            .instrument(span);
-            let handle = if sentry_enabled {
-                // Its own Hub, so Sentry events (panics included) carry the check's name.
-                let hub = Arc::new(sentry::Hub::new_from_top(sentry::Hub::current()));
-                let name = check.name.clone();
-                hub.configure_scope(|scope| scope.set_tag("check", name));
-                tasks.spawn(work.bind_hub(hub))
-            } else {
-                tasks.spawn(work)
-            };
-            by_task.insert(handle.id(), check);
-        }
-        let mut results = Vec::with_capacity(by_task.len());
-        while let Some(joined) = tasks.join_next_with_id().await {
-            match joined {
-                Ok((id, output)) => {
-                    if let Some(check) = by_task.remove(&id) {
-                        results.push((check, output));
-                    }
+            let slot = async move {
+                if let Some(start) = next_start {
+                    tokio::time::sleep_until(start).await;
                 }
-                Err(e) => {
-                    let Some(check) = by_task.remove(&e.id()) else {
+                semaphore.acquire_owned().await
+            };
+            tokio::select! {
+                biased;
+                Some((check, output)) = running.next(), if !running.by_task.is_empty() => {
+                    done(self, check, output);
+                }
+                slot = slot, if !pending.is_empty() => {
+                    let Some((check, _)) = pending.pop_front() else {
                         continue;
                     };
-                    let detail = panic_text(e);
-                    error!(check = %check.name, tags.check = %check.name, error = %detail, "check failed inside the agent");
-                    let output = CheckOutput {
-                        faults: vec![RawFault {
-                            name: Some("checker".into()),
-                            severity: Severity::ERROR,
-                            message: detail,
-                            escalates: true,
-                        }],
-                        ..CheckOutput::default()
+                    let probes = self.probes.clone();
+                    let config_path = config_path.clone();
+                    let task_check = check.clone();
+                    let span = tracing::info_span!("check", check = %check.name);
+                    let work = async move {
+                        // The semaphore is never closed, so `slot` is `Ok`.
+                        let _slot = slot;
+                        let context = RunContext {
+                            config_path: &config_path,
+                            default_timeout,
+                            probes: &probes,
+                        };
+                        checks::run(&task_check, &context).await
+                    }
+                    .instrument(span);
+                    let handle = if sentry_enabled {
+                        // Its own Hub, so Sentry events (panics included) carry the check's name.
+                        let hub = Arc::new(sentry::Hub::new_from_top(sentry::Hub::current()));
+                        let name = check.name.clone();
+                        hub.configure_scope(|scope| scope.set_tag("check", name));
+                        running.tasks.spawn(work.bind_hub(hub))
+                    } else {
+                        running.tasks.spawn(work)
                     };
-                    results.push((check, output));
+                    running.by_task.insert(handle.id(), check);
                 }
+                else => break,
             }
         }
-        results
+    }
+
+    /// Due checks in the order of their start in a spread tick: probes at
+    /// their offset in the interval, command checks at once.
+    fn spread(
+        &self,
+        due: Vec<Arc<CheckDef>>,
+        from: f64,
+    ) -> VecDeque<(Arc<CheckDef>, Option<tokio::time::Instant>)> {
+        let base = self.config.agent.base_interval;
+        let default_timeout = self.config.agent.timeout;
+        let clock = tokio::time::Instant::now();
+        let now = unix_now();
+        let mut timed: Vec<(f64, Arc<CheckDef>)> = due
+            .into_iter()
+            .map(|check| {
+                let offset = if is_probe(&check) {
+                    let timeout = checks::timeout_of(&check, default_timeout).as_secs_f64();
+                    scheduler::spread_offset(&check.name, base, timeout)
+                } else {
+                    0.0
+                };
+                (from + offset, check)
+            })
+            .collect();
+        timed.sort_by(|a, b| a.0.total_cmp(&b.0));
+        timed
+            .into_iter()
+            .map(|(at, check)| {
+                let start = clock + Duration::from_secs_f64((at - now).max(0.0));
+                (check, Some(start))
+            })
+            .collect()
     }
 
     /// Folds one check's output into the fault set and the metrics.
@@ -545,13 +654,15 @@ impl Agent<'_> {
                 .is_some_and(|f| f.severity >= Severity::ERROR)
         };
         checks::apply_thresholds(check, &mut output, &was_failing);
-        let run_time: DateTime<Utc> = DateTime::from_timestamp(now, 0).unwrap_or_default();
-        metrics.extend(output.metrics.iter().map(|m| MetricRecord {
-            timestamp: m.timestamp.unwrap_or(run_time),
-            name: fault::full_name(&check.name, Some(&m.name)),
-            value: m.value,
-            units: m.units.clone(),
-        }));
+        if self.metrics.is_some() {
+            let run_time: DateTime<Utc> = DateTime::from_timestamp(now, 0).unwrap_or_default();
+            metrics.extend(output.metrics.iter().map(|m| MetricRecord {
+                timestamp: m.timestamp.unwrap_or(run_time),
+                name: fault::full_name(&check.name, Some(&m.name)),
+                value: m.value,
+                units: m.units.clone(),
+            }));
+        }
         for fault in &output.faults {
             if fault.severity >= Severity::ERROR {
                 info!(check = %check.name, severity = %fault.severity, fault = fault.name.as_deref().unwrap_or(""), detail = %fault.message, "check fault");
@@ -563,8 +674,17 @@ impl Agent<'_> {
         state.counter = counter;
         state.last_failure = failing.then_some(tick);
         let records = fault::records(&check.name, escalated, counter, &self.faults, now);
-        self.faults
-            .retain(|name, _| fault::check_of(name) != check.name);
+        // The check's faults are its name and the names after `NAME#`, which
+        // sort together (`$` follows `#`): no scan of every fault per check.
+        let previous: Vec<String> = self
+            .faults
+            .range(format!("{}#", check.name)..format!("{}$", check.name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.faults.remove(&check.name);
+        for name in previous {
+            self.faults.remove(&name);
+        }
         for record in records {
             self.faults.insert(record.name.clone(), record);
         }
@@ -588,17 +708,19 @@ impl Agent<'_> {
 
     /// Plans and delivers this tick's alerts; records `AGENT#alerts`.
     async fn alert(&mut self, ran: &HashSet<String>, alive: &HashSet<String>, now: i64) {
-        let squelches = &self.squelches;
-        let is_squelched = |name: &str| squelches.matches(name);
-        let tick = fault::Tick {
-            agent: &self.config.agent.name,
-            ran,
-            alive,
-            opened: &self.opened,
-            retry_resolves: &self.retry_resolves,
-            squelched: &is_squelched,
+        let actions = {
+            let squelches = &self.squelches;
+            let is_squelched = |name: &str| squelches.matches(name);
+            let tick = fault::Tick {
+                agent: &self.config.agent.name,
+                ran,
+                alive,
+                opened: &self.opened,
+                retry_resolves: &self.retry_resolves,
+                squelched: &is_squelched,
+            };
+            fault::plan(&mut self.faults, &tick)
         };
-        let actions = fault::plan(&mut self.faults, &tick);
         let total = actions.len();
         let mut failures = 0usize;
         for (action, outcome) in self.deliver(actions).await {
@@ -780,6 +902,79 @@ impl Agent<'_> {
     }
 }
 
+/// The checks in an order that takes turns between targets: the first
+/// check of every target, then the second of every target, and so on
+/// (targets in order of first appearance; checks without a shared target
+/// each count as their own).
+fn take_turns(checks: Vec<Arc<CheckDef>>) -> Vec<Arc<CheckDef>> {
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut queues: Vec<VecDeque<Arc<CheckDef>>> = Vec::new();
+    let total = checks.len();
+    for check in checks {
+        let fresh = queues.len();
+        let queue =
+            checks::target_key(&check).map_or(fresh, |key| *index.entry(key).or_insert(fresh));
+        if queue == fresh {
+            queues.push(VecDeque::new());
+        }
+        queues[queue].push_back(check);
+    }
+    let mut ordered = Vec::with_capacity(total);
+    while ordered.len() < total {
+        for queue in &mut queues {
+            ordered.extend(queue.pop_front());
+        }
+        queues.retain(|q| !q.is_empty());
+    }
+    ordered
+}
+
+/// Whether a check is an in-process probe (spread in crowded ticks).
+fn is_probe(check: &CheckDef) -> bool {
+    matches!(
+        check.kind,
+        CheckKind::Http(_) | CheckKind::Tcp(_) | CheckKind::Socket(_)
+    )
+}
+
+/// A tick's running checks.
+struct Running {
+    tasks: JoinSet<CheckOutput>,
+    by_task: HashMap<tokio::task::Id, Arc<CheckDef>>,
+}
+
+impl Running {
+    /// The next check to finish and its output (a panic becomes `checker`).
+    async fn next(&mut self) -> Option<(Arc<CheckDef>, CheckOutput)> {
+        loop {
+            match self.tasks.join_next_with_id().await? {
+                Ok((id, output)) => {
+                    if let Some(check) = self.by_task.remove(&id) {
+                        return Some((check, output));
+                    }
+                }
+                Err(e) => {
+                    let Some(check) = self.by_task.remove(&e.id()) else {
+                        continue;
+                    };
+                    let detail = panic_text(e);
+                    error!(check = %check.name, tags.check = %check.name, error = %detail, "check failed inside the agent");
+                    let output = CheckOutput {
+                        faults: vec![RawFault {
+                            name: Some("checker".into()),
+                            severity: Severity::ERROR,
+                            message: detail,
+                            escalates: true,
+                        }],
+                        ..CheckOutput::default()
+                    };
+                    return Some((check, output));
+                }
+            }
+        }
+    }
+}
+
 /// Why one alert was not delivered.
 struct Failure {
     permanent: bool,
@@ -809,4 +1004,30 @@ fn panic_text(error: tokio::task::JoinError) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
     format!("panic: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::http::HttpCheck;
+
+    fn probe(name: &str, url: &str) -> Arc<CheckDef> {
+        let mut check = CheckDef::broken(name.into(), Path::new("/c/web.yaml"), String::new());
+        check.kind = CheckKind::Http(Box::new(HttpCheck::new(url.parse().unwrap())));
+        Arc::new(check)
+    }
+
+    #[test]
+    fn a_tick_takes_turns_between_targets() {
+        let checks = vec![
+            probe("a1", "http://a/1"),
+            probe("a2", "http://a/2"),
+            probe("a3", "http://a:80/3"),
+            probe("b1", "http://b/1"),
+            Arc::new(CheckDef::broken("x".into(), Path::new("/c"), String::new())),
+            probe("b2", "https://b/2"),
+        ];
+        let order: Vec<String> = take_turns(checks).iter().map(|c| c.name.clone()).collect();
+        assert_eq!(order, ["a1", "b1", "x", "b2", "a2", "a3"]);
+    }
 }

@@ -13,7 +13,9 @@
 //! - `config`: agent and check files (`load.rs` is the only `serde_yaml` user).
 //! - `agent`: the daemon loop: scan, run, escalate, alert, store, publish.
 //! - `scheduler`: pure tick arithmetic and the due rule.
-//! - `checks`: running one check (command plugins, plugin JSON) into raw faults and metrics.
+//! - `checks`: running one check (command plugins, plugin JSON, and the in-process
+//!   `tcp`, `http` and `socket` probes) into raw faults and metrics.
+//! - `limits`: raising the open-file limit; the concurrency it allows.
 //! - `process`: child processes in their own group, capped output, group kill on timeout.
 //! - `perfdata`: pure Nagios output splitter and perfdata parser.
 //! - `thresholds`: pure threshold language (`METRIC [?] LEVEL OP VALUE ...`).
@@ -36,6 +38,7 @@ pub mod env;
 pub mod error;
 pub mod fault;
 pub mod host;
+pub mod limits;
 pub mod meta;
 pub mod perfdata;
 pub(crate) mod process;

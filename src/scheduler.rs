@@ -46,6 +46,51 @@ pub fn is_due(tick: i64, interval: u64, retry_interval: u64, last_failure: Optio
     }
 }
 
+/// Share of the base interval over which a crowded tick's probes are spread.
+const SPREAD_SHARE: f64 = 0.5;
+/// A spread probe still has its whole timeout before this share of the
+/// interval, so a spread tick does not overrun into the next.
+const SPREAD_FINISH_BY: f64 = 0.9;
+
+/// Seconds after the tick's start at which a probe of a crowded tick starts.
+///
+/// When a tick has more probes than can be in flight at once, starting them
+/// all at the tick's start only queues them behind each other and hits their
+/// targets with a burst; spreading them over part of the interval gives each
+/// target an even rate and each probe an idle connection. The offset is a
+/// fixed fraction of the window taken from a hash of the check's name, so a
+/// probe keeps its place from tick to tick and across restarts, and every
+/// target sees its probes at a steady cadence. The window is half the
+/// interval, shortened so that the probe's `timeout` still ends before 90%
+/// of the interval; a probe whose timeout leaves no room starts at once.
+#[must_use]
+pub fn spread_offset(name: &str, base_interval: f64, timeout: f64) -> f64 {
+    let window = (base_interval * SPREAD_SHARE)
+        .min(base_interval * SPREAD_FINISH_BY - timeout)
+        .max(0.0);
+    fraction(name) * window
+}
+
+/// A stable number in [0, 1) from a name.
+fn fraction(name: &str) -> f64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // FNV's high bits barely change between `p1` and `p2`; a final mix
+    // (MurmurHash3's fmix64) spreads every input bit over all of them.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^= hash >> 33;
+    // The top 53 bits fit an f64's mantissa exactly.
+    #[expect(clippy::cast_precision_loss, reason = "53 bits are exact in an f64")]
+    let value = (hash >> 11) as f64 / (1u64 << 53) as f64;
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +262,27 @@ mod tests {
     fn passing_checks_run_only_on_their_interval() {
         let due: Vec<i64> = (0..12).filter(|t| is_due(*t, 5, 1, None)).collect();
         assert_eq!(due, [0, 5, 10]);
+    }
+
+    #[test]
+    fn spread_offsets_are_stable_and_leave_room_for_the_timeout() {
+        let names: Vec<String> = (0..1000).map(|i| format!("//a/web/p{i}")).collect();
+        let offsets: Vec<f64> = names.iter().map(|n| spread_offset(n, 60.0, 10.0)).collect();
+        assert!(offsets.iter().all(|&o| (0.0..30.0).contains(&o)));
+        // Spread over the whole window, not bunched.
+        let early = offsets.iter().filter(|&&o| o < 15.0).count();
+        assert!((400..600).contains(&early), "{early}");
+        assert_eq!(
+            spread_offset(&names[7], 60.0, 10.0).to_bits(),
+            offsets[7].to_bits()
+        );
+        // A 42 s timeout leaves 60 * 0.9 - 42 = 12 s of window.
+        assert!(names.iter().all(|n| spread_offset(n, 60.0, 42.0) < 12.0));
+        // No room at all: every probe starts at once.
+        assert!(
+            names
+                .iter()
+                .all(|n| spread_offset(n, 60.0, 60.0).to_bits() == 0.0f64.to_bits())
+        );
     }
 }

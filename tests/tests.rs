@@ -8,6 +8,8 @@ mod coordination;
 mod db_contract;
 mod dynamodb;
 mod fake_http;
+mod probes;
+mod servers;
 mod sinks;
 mod telemetry;
 mod util;

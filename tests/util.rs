@@ -88,11 +88,15 @@ impl Env {
 
     /// Runs `cimaa -c agent.yaml ARGS`.
     pub fn cimaa(&self, args: &[&str]) -> Output {
-        self.cimaa_with_env(args, &[])
+        self.cimaa_with_env::<&str>(args, &[])
     }
 
     /// Runs `cimaa -c agent.yaml ARGS` with extra environment variables.
-    pub fn cimaa_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    pub fn cimaa_with_env<V: AsRef<std::ffi::OsStr>>(
+        &self,
+        args: &[&str],
+        vars: &[(&str, V)],
+    ) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cimaa"));
         command
             .arg("-c")
@@ -101,7 +105,7 @@ impl Env {
             .current_dir(self.dir.path())
             .env_remove("RUST_LOG")
             .env_remove("CIMAA_MAX_CONCURRENCY")
-            .envs(vars.iter().copied());
+            .envs(vars.iter().map(|(k, v)| (k, v)));
         command.output().unwrap()
     }
 

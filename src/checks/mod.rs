@@ -1,13 +1,23 @@
 //! Running one check and turning what it did into raw faults and metrics.
 //!
 //! Owns the check-run result types and `run()`, which dispatches on the
-//! check's kind. It does not decide escalation, alerting or storage: those
-//! are `fault` (pure) and `agent`. Thresholds are applied by `evaluate()` here
-//! because they turn this run's metrics into this run's faults.
+//! check's kind: command plugins (`command`, with `json` for plugin JSON)
+//! and the in-process probes `tcp`, `http` and `socket`. `run` also takes the
+//! check's slot of the agent's `max_concurrency` (an HTTP probe first queues
+//! for its host, see `http`) and bounds each probe by its timeout, turning a
+//! probe's own failure into the check's own ERROR. It does not decide
+//! escalation, alerting or storage: those are `fault` (pure) and `agent`.
+//! Thresholds are applied by `apply_thresholds()` here because they turn
+//! this run's metrics into this run's faults.
 
 pub(crate) mod command;
+pub mod http;
 pub(crate) mod json;
+pub mod socket;
+pub mod tcp;
 
+use std::fmt::Display;
+use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
@@ -67,18 +77,65 @@ pub struct CheckOutput {
 }
 
 /// What a check run needs from the agent.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct RunContext<'a> {
     /// Absolute agent configuration path, passed as `CIMAA_CONFIG`.
     pub config_path: &'a Path,
     /// The agent's default check timeout.
     pub default_timeout: Duration,
+    /// State shared by every probe of the agent.
+    pub probes: &'a Probes,
+}
+
+/// What probes share across checks and ticks: the HTTP clients (built on
+/// first use) and the per-host connection limits.
+#[derive(Debug, Default)]
+pub struct Probes {
+    pub http: http::Clients,
+}
+
+impl Probes {
+    #[must_use]
+    pub fn new() -> Probes {
+        Probes::default()
+    }
+
+    /// Starts a tick of these checks (counts HTTP probes per host).
+    pub fn begin_tick<'a>(&self, checks: impl Iterator<Item = &'a CheckDef>) {
+        self.http
+            .begin_tick(checks.filter_map(|check| match &check.kind {
+                CheckKind::Http(http) => Some(http.as_ref()),
+                _ => None,
+            }));
+    }
 }
 
 /// Output kept per stream of a command plugin.
 pub const OUTPUT_CAP: usize = 64 * 1024;
 
-/// Runs a check once.
+/// The timeout of one run: `http.timeout`, else the check's, else `default`.
+#[must_use]
+pub fn timeout_of(check: &CheckDef, default: Duration) -> Duration {
+    match &check.kind {
+        CheckKind::Http(http) => http.timeout.or(check.timeout).unwrap_or(default),
+        _ => check.timeout.unwrap_or(default),
+    }
+}
+
+/// The target a check shares with others, if any: an HTTP probe's
+/// `scheme://host:port`, a TCP probe's address. The agent takes turns
+/// between targets when it starts a tick's checks.
+#[must_use]
+pub fn target_key(check: &CheckDef) -> Option<String> {
+    match &check.kind {
+        CheckKind::Http(http) => Some(http::host_key(&http.url)),
+        CheckKind::Tcp(target) => Some(target.to_string()),
+        _ => None,
+    }
+}
+
+/// Runs a check once. The caller holds its `max_concurrency` slot; an HTTP
+/// probe also waits for a slot of its host (see `http`).
 ///
 /// # Panics
 /// Only on purpose: when `CIMAA_PANIC_CHECK` names this check (fault
@@ -91,7 +148,7 @@ pub async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutput {
         "{} asked this check to panic",
         crate::env::PANIC_CHECK
     );
-    let timeout = check.timeout.unwrap_or(context.default_timeout);
+    let timeout = timeout_of(check, context.default_timeout);
     match &check.kind {
         CheckKind::Command(command) => {
             // Relative plugin paths in a check file are relative to that file.
@@ -104,6 +161,15 @@ pub async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutput {
             )
             .await
         }
+        CheckKind::Http(probe) => {
+            let host = context.probes.http.host_slot(&probe.url);
+            let _host_slot = host.acquire().await;
+            let close = host.start();
+            let work = http::probe(probe, &context.probes.http, close);
+            bounded(&probe.url, timeout, work).await
+        }
+        CheckKind::Tcp(target) => bounded(target, timeout, tcp::probe(target)).await,
+        CheckKind::Socket(target) => bounded(target, timeout, socket::probe(target)).await,
         CheckKind::Broken(message) => CheckOutput {
             faults: vec![RawFault {
                 name: None,
@@ -113,6 +179,32 @@ pub async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutput {
             }],
             ..CheckOutput::default()
         },
+    }
+}
+
+/// Runs a probe within `timeout`; its own failure (or the timeout) becomes
+/// one escalating ERROR of the check itself, naming the target.
+async fn bounded<E: Display>(
+    target: &(dyn Display + Sync),
+    timeout: Duration,
+    probe: impl Future<Output = Result<CheckOutput, E>>,
+) -> CheckOutput {
+    let message = match tokio::time::timeout(timeout, probe).await {
+        Ok(Ok(output)) => return output,
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!(
+            "{target}: timed out after {} s",
+            crate::thresholds::format_value(timeout.as_secs_f64())
+        ),
+    };
+    CheckOutput {
+        faults: vec![RawFault {
+            name: None,
+            severity: Severity::ERROR,
+            message,
+            escalates: true,
+        }],
+        ..CheckOutput::default()
     }
 }
 

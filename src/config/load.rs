@@ -16,10 +16,15 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use reqwest::Url;
+use reqwest::header::{HeaderName, HeaderValue};
+
 use super::{AgentConfig, CheckDef, CheckKind, Config, LogFormat, Scope};
 use crate::alerters::{
     self, AlerterConfig, CommandConfig, FileConfig, PagerDutyConfig, SlackConfig,
 };
+use crate::checks::http::{self, HttpCheck, Method, StatusSpec};
+use crate::checks::{socket, tcp};
 use crate::db::{DbConfig, DynamoDbConfig, MemoryConfig, SqliteConfig};
 use crate::env;
 use crate::sinks::{KinesisConfig, LogConfig, SinkConfig};
@@ -618,9 +623,9 @@ fn validate_database(
 #[serde(deny_unknown_fields)]
 struct RawCheck {
     command: Option<String>,
-    http: Option<IgnoredAny>,
-    tcp: Option<IgnoredAny>,
-    socket: Option<IgnoredAny>,
+    http: Option<RawHttp>,
+    tcp: Option<String>,
+    socket: Option<String>,
     interval: Option<u64>,
     retry: Option<u32>,
     retry_interval: Option<u64>,
@@ -629,6 +634,243 @@ struct RawCheck {
     nagios_performance: Option<bool>,
     thresholds: Option<ThresholdLines>,
     alerter: Option<String>,
+}
+
+/// The `http:` options as written (SPEC §4 "Network checks").
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    /// The URL probed (http or https).
+    url: String,
+    /// GET (default) or HEAD.
+    #[serde(default)]
+    method: Method,
+    /// Accepted status codes: a code, a range `200-399` or a list of them.
+    #[serde(default)]
+    status: StatusSpec,
+    /// Text the body must contain.
+    contains: Option<String>,
+    /// Request headers.
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    /// Seconds; overrides the check's `timeout` and `agent.timeout`.
+    #[serde(rename = "timeout")]
+    timeout_secs: Option<f64>,
+    /// Follow 3xx responses (default false).
+    #[serde(default)]
+    follow_redirects: bool,
+    /// Verify the server certificate (default true).
+    #[serde(default = "default_true")]
+    tls_verify: bool,
+    /// WARNING when the certificate expires within this many days.
+    cert_expiry_days: Option<u32>,
+    /// Body bytes read at most: a number or `64 KiB`, `1 MiB` (default 1 MiB).
+    #[serde(rename = "body_limit")]
+    body_limit_bytes: Option<ByteSize>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl<'de> Deserialize<'de> for StatusSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StatusVisitor;
+        impl<'de> Visitor<'de> for StatusVisitor {
+            type Value = StatusSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a status code, a range like `200-399`, or a list of them")
+            }
+            fn visit_u64<E: de::Error>(self, code: u64) -> Result<StatusSpec, E> {
+                let item = StatusSpec::item(&code.to_string()).map_err(E::custom)?;
+                StatusSpec::new(vec![item]).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, code: i64) -> Result<StatusSpec, E> {
+                let item = StatusSpec::item(&code.to_string()).map_err(E::custom)?;
+                StatusSpec::new(vec![item]).map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<StatusSpec, E> {
+                let items = text
+                    .split(',')
+                    .map(|item| StatusSpec::item(item.trim()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(E::custom)?;
+                StatusSpec::new(items).map_err(E::custom)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<StatusSpec, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<StatusItem>()? {
+                    items.push(item.0);
+                }
+                StatusSpec::new(items).map_err(de::Error::custom)
+            }
+        }
+        deserializer.deserialize_any(StatusVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MethodVisitor;
+        impl Visitor<'_> for MethodVisitor {
+            type Value = Method;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("GET or HEAD")
+            }
+            // Checked inside the visitor, so the error keeps its line.
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Method, E> {
+                if name.eq_ignore_ascii_case("GET") {
+                    Ok(Method::Get)
+                } else if name.eq_ignore_ascii_case("HEAD") {
+                    Ok(Method::Head)
+                } else {
+                    Err(E::custom(format_args!(
+                        "unknown method `{name}` (use GET or HEAD)"
+                    )))
+                }
+            }
+        }
+        deserializer.deserialize_str(MethodVisitor)
+    }
+}
+
+/// One element of a `status:` list: a code or a range.
+struct StatusItem((u16, u16));
+
+impl<'de> Deserialize<'de> for StatusItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemVisitor;
+        impl Visitor<'_> for ItemVisitor {
+            type Value = StatusItem;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a status code or a range like `200-399`")
+            }
+            fn visit_u64<E: de::Error>(self, code: u64) -> Result<StatusItem, E> {
+                self.visit_str(&code.to_string())
+            }
+            fn visit_i64<E: de::Error>(self, code: i64) -> Result<StatusItem, E> {
+                self.visit_str(&code.to_string())
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<StatusItem, E> {
+                StatusSpec::item(text.trim())
+                    .map(StatusItem)
+                    .map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(ItemVisitor)
+    }
+}
+
+/// A byte count: a number, or a number and a unit (`B`, `KiB`, `MiB`, `GiB`,
+/// `kB`, `MB`, `GB`).
+struct ByteSize(u64);
+
+impl ByteSize {
+    fn parse(text: &str) -> Result<u64, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let factor: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "kB" | "KB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in `{text}` (use B, KiB, MiB, GiB, kB, MB or GB)"
+                ));
+            }
+        };
+        number
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(factor))
+            .ok_or_else(|| format!("`{text}` is not a byte count"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of bytes or a size like `64 KiB`")
+            }
+            fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(bytes))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(text).map(ByteSize).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+/// Validates `http:` options into the probe's settings.
+fn build_http(raw: RawHttp) -> Result<HttpCheck, String> {
+    let url = Url::parse(raw.url.trim())
+        .map_err(|e| format!("http.url: `{}` is not a valid URL: {e}", raw.url))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "http.url: `{url}` must start with http:// or https://"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("http.url: `{url}` has no host"));
+    }
+    let mut headers = Vec::with_capacity(raw.headers.len());
+    for (name, value) in raw.headers {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("http.headers: `{name}` is not a valid header name"))?;
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| format!("http.headers.{name}: the value is not a valid header value"))?;
+        headers.push((header, value));
+    }
+    if raw.contains.is_some() && raw.method == Method::Head {
+        return Err(
+            "http.contains: a HEAD response has no body to search; use `method: GET`".into(),
+        );
+    }
+    if raw.cert_expiry_days.is_some() && url.scheme() != "https" {
+        return Err(format!(
+            "http.cert_expiry_days: `{url}` is not an https URL"
+        ));
+    }
+    let timeout = raw
+        .timeout_secs
+        .map(|secs| positive_seconds("http.timeout", secs))
+        .transpose()?;
+    let body_limit = raw
+        .body_limit_bytes
+        .map_or(http::DEFAULT_BODY_LIMIT, |size| size.0);
+    Ok(HttpCheck {
+        url,
+        method: raw.method,
+        status: raw.status,
+        contains: raw.contains,
+        headers,
+        timeout,
+        follow_redirects: raw.follow_redirects,
+        tls_verify: raw.tls_verify,
+        cert_expiry_days: raw.cert_expiry_days,
+        body_limit,
+    })
+}
+
+fn positive_seconds(key: &str, secs: f64) -> Result<Duration, String> {
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if secs > 0.0 => Ok(d),
+        _ => Err(format!(
+            "`{key}` must be a positive number of seconds, got `{secs}`"
+        )),
+    }
 }
 
 /// `thresholds:` as a multi-line string or a list of lines.
@@ -746,20 +988,22 @@ fn build_check(name: &str, path: &Path, raw: RawCheck, scope: &Scope) -> Result<
         .filter(|(_, set)| *set)
         .map(|(k, _)| *k)
         .collect();
-    let kind = match (given.as_slice(), raw.command) {
-        ([_], Some(command)) => CheckKind::Command(command),
-        ([other], None) => {
-            return Err(format!(
-                "`{other}` checks are not supported by this version of cimaa yet"
-            ));
+    let kind = match (given.as_slice(), raw.command, raw.http, raw.tcp, raw.socket) {
+        ([_], Some(command), ..) => CheckKind::Command(command),
+        ([_], None, Some(http), ..) => CheckKind::Http(Box::new(build_http(http)?)),
+        ([_], None, None, Some(tcp), _) => {
+            CheckKind::Tcp(tcp::Target::parse(&tcp).map_err(|e| format!("tcp: {e}"))?)
         }
-        ([], _) => {
+        ([_], None, None, None, Some(socket)) => {
+            CheckKind::Socket(socket::Target::parse(&socket).map_err(|e| format!("socket: {e}"))?)
+        }
+        ([], ..) => {
             return Err(
                 "a check needs exactly one of `command`, `http`, `tcp`, `socket`; found none"
                     .into(),
             );
         }
-        (several, _) => {
+        (several, ..) => {
             return Err(format!(
                 "a check needs exactly one of `command`, `http`, `tcp`, `socket`; found {}",
                 several
@@ -778,17 +1022,10 @@ fn build_check(name: &str, path: &Path, raw: RawCheck, scope: &Scope) -> Result<
     if retry_interval == 0 {
         return Err("`retry_interval` must be at least 1".into());
     }
-    let timeout = match raw.timeout_secs {
-        None => None,
-        Some(secs) => match Duration::try_from_secs_f64(secs) {
-            Ok(d) if secs > 0.0 => Some(d),
-            _ => {
-                return Err(format!(
-                    "`timeout` must be a positive number of seconds, got `{secs}`"
-                ));
-            }
-        },
-    };
+    let timeout = raw
+        .timeout_secs
+        .map(|secs| positive_seconds("timeout", secs))
+        .transpose()?;
     let nagios_performance = raw.nagios_performance.unwrap_or(true);
     let thresholds = match raw.thresholds {
         None => Thresholds::default(),
@@ -826,9 +1063,12 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedMap<V>, A::Error> {
                 let mut entries: Vec<(String, V)> = Vec::new();
+                // A set, not a scan of `entries`: a file of 1,000 checks
+                // would otherwise compare half a million key pairs.
+                let mut seen = std::collections::HashSet::new();
                 while let Some(key) = map.next_key::<String>()? {
                     let value = map.next_value()?;
-                    if entries.iter().any(|(k, _)| *k == key) {
+                    if !seen.insert(key.clone()) {
                         return Err(de::Error::custom(format_args!("duplicate check `{key}`")));
                     }
                     entries.push((key, value));
@@ -911,14 +1151,52 @@ pub fn check_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Files per thread at least before `load_check_files` uses more threads.
+const FILES_PER_THREAD: usize = 8;
+
+/// Loads check files (each as `load_check_file`), in their order, on as
+/// many threads as there are cores when there are many files: loading
+/// 50,000 checks is mostly YAML parsing.
+#[must_use]
+pub fn load_check_files(scope: &Scope, paths: &[&Path]) -> Vec<Vec<CheckDef>> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads = cores.min(paths.len() / FILES_PER_THREAD).max(1);
+    let load = |part: &[&Path]| -> Vec<Vec<CheckDef>> {
+        part.iter()
+            .map(|path| load_check_file(scope, path))
+            .collect()
+    };
+    if threads == 1 {
+        return load(paths);
+    }
+    let chunk = paths.len().div_ceil(threads);
+    std::thread::scope(|threads| {
+        let workers: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| threads.spawn(move || load(part)))
+            .collect();
+        workers
+            .into_iter()
+            // A panic while parsing is a bug: raise it here.
+            .flat_map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 /// Loads every check file of a directory.
 ///
 /// # Errors
 /// When the directory cannot be listed.
 pub fn load_check_dir(scope: &Scope, directory: &Path) -> std::io::Result<Vec<CheckDef>> {
-    Ok(check_files(directory)?
-        .iter()
-        .flat_map(|path| load_check_file(scope, path))
+    let files = check_files(directory)?;
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    Ok(load_check_files(scope, &paths)
+        .into_iter()
+        .flatten()
         .collect())
 }
 
@@ -1015,9 +1293,7 @@ mod tests {
             let checks = load(text);
             match &checks[0].kind {
                 CheckKind::Broken(message) => assert!(message.contains(want), "{text}: {message}"),
-                other @ CheckKind::Command(_) => {
-                    panic!("{text}: expected a broken check, got {other:?}")
-                }
+                other => panic!("{text}: expected a broken check, got {other:?}"),
             }
         }
     }
@@ -1028,5 +1304,138 @@ mod tests {
             load("x:\n  command: a\n  thresholds:\n    - a warning > 1\n    - b ? error < 2\n");
         assert!(matches!(checks[0].kind, CheckKind::Command(_)));
         assert!(!checks[0].thresholds.is_empty());
+    }
+
+    #[test]
+    fn http_options_load_with_their_defaults() {
+        let checks = load(
+            "a:\n  http: {url: \"http://127.0.0.1:8080/health\"}\nb:\n  http:\n    url: https://example.com/\n    method: HEAD\n    status: [200, 300-399]\n    headers: {Host: example.org, X-Probe: cimaa}\n    timeout: 2.5\n    follow_redirects: true\n    tls_verify: false\n    cert_expiry_days: 14\n    body_limit: 64 KiB\n  timeout: 9\n",
+        );
+        let CheckKind::Http(a) = &checks[0].kind else {
+            panic!("{:?}", checks[0].kind)
+        };
+        assert_eq!(
+            **a,
+            HttpCheck::new(Url::parse("http://127.0.0.1:8080/health").unwrap())
+        );
+        let CheckKind::Http(b) = &checks[1].kind else {
+            panic!("{:?}", checks[1].kind)
+        };
+        assert_eq!(b.method, Method::Head);
+        assert_eq!(b.status.to_string(), "200, 300-399");
+        assert_eq!(b.headers[0].0, "host");
+        assert_eq!(b.headers[0].1, "example.org");
+        assert_eq!(b.timeout, Some(Duration::from_millis(2500)));
+        assert!(b.follow_redirects && !b.tls_verify);
+        assert_eq!((b.cert_expiry_days, b.body_limit), (Some(14), 65_536));
+        assert_eq!(checks[1].timeout, Some(Duration::from_secs(9)));
+    }
+
+    #[test]
+    fn status_ranges_may_be_written_plainly() {
+        for (status, shown) in [
+            ("200", "200"),
+            ("200-399", "200-399"),
+            ("'204, 301-302'", "204, 301-302"),
+        ] {
+            let checks = load(&format!(
+                "a:\n  http: {{url: 'http://h/', status: {status}}}\n"
+            ));
+            let CheckKind::Http(http) = &checks[0].kind else {
+                panic!("{status}: {:?}", checks[0].kind)
+            };
+            assert_eq!(http.status.to_string(), shown);
+        }
+    }
+
+    #[test]
+    fn tcp_and_socket_targets_load() {
+        let checks = load(
+            "a:\n  tcp: 127.0.0.1:5432\nb:\n  socket: unix:/run/app.sock\nc:\n  socket: tcp://localhost:9000\n",
+        );
+        let kinds: Vec<String> = checks
+            .iter()
+            .map(|c| match &c.kind {
+                CheckKind::Tcp(t) => format!("tcp {t}"),
+                CheckKind::Socket(s) => format!("socket {s}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "tcp 127.0.0.1:5432",
+                "socket unix:/run/app.sock",
+                "socket tcp://localhost:9000"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_probe_options_are_load_errors_with_key_and_line() {
+        let cases = [
+            (
+                "x:\n  http:\n    url: http://h/\n    urll: http://h/\n",
+                "error loading check /c/app.yaml [x]: x.http: unknown field `urll`, expected one of `url`, `method`, `status`, `contains`, `headers`, `timeout`, `follow_redirects`, `tls_verify`, `cert_expiry_days`, `body_limit` at line 4 column 5",
+            ),
+            (
+                "x:\n  http:\n    url: http://h/\n    method: POST\n",
+                "error loading check /c/app.yaml [x]: x.http.method: unknown method `POST` (use GET or HEAD) at line 4 column 13",
+            ),
+            (
+                "x:\n  http:\n    url: http://h/\n    status: 2xx\n",
+                "error loading check /c/app.yaml [x]: x.http.status: `2xx` is not a status code (100-599) or a range like `200-399` at line 4 column 13",
+            ),
+            (
+                "x:\n  http:\n    url: http://h/\n    status: [200, 500-400]\n",
+                "error loading check /c/app.yaml [x]: x.http.status[1]: the range `500-400` is reversed at line 4 column 19",
+            ),
+            (
+                "x:\n  http: {url: 'not a url'}\n",
+                "error loading check /c/app.yaml [x]: http.url: `not a url` is not a valid URL: relative URL without a base",
+            ),
+            (
+                "x:\n  http: {url: 'ftp://h/'}\n",
+                "error loading check /c/app.yaml [x]: http.url: `ftp://h/` must start with http:// or https://",
+            ),
+            (
+                "x:\n  http: {url: 'http://h/', method: HEAD, contains: ok}\n",
+                "error loading check /c/app.yaml [x]: http.contains: a HEAD response has no body to search; use `method: GET`",
+            ),
+            (
+                "x:\n  http: {url: 'http://h/', cert_expiry_days: 10}\n",
+                "error loading check /c/app.yaml [x]: http.cert_expiry_days: `http://h/` is not an https URL",
+            ),
+            (
+                "x:\n  http: {url: 'http://h/', body_limit: 2 parsecs}\n",
+                "error loading check /c/app.yaml [x]: x.http.body_limit: unknown unit `parsecs` in `2 parsecs` (use B, KiB, MiB, GiB, kB, MB or GB) at line 2 column 40",
+            ),
+            (
+                "x:\n  http: {url: 'http://h/', headers: {'bad header': x}}\n",
+                "error loading check /c/app.yaml [x]: http.headers: `bad header` is not a valid header name",
+            ),
+            (
+                "x:\n  http: {url: 'http://h/', timeout: 0}\n",
+                "error loading check /c/app.yaml [x]: `http.timeout` must be a positive number of seconds, got `0`",
+            ),
+            (
+                "x:\n  tcp: localhost\n",
+                "error loading check /c/app.yaml [x]: tcp: `localhost` is not HOST:PORT: no port",
+            ),
+            (
+                "x:\n  socket: /run/app.sock\n",
+                "error loading check /c/app.yaml [x]: socket: `/run/app.sock` is not `unix:PATH` or `tcp://HOST:PORT`",
+            ),
+            (
+                "x:\n  http: {url: 'http://h/'}\n  tcp: h:1\n",
+                "error loading check /c/app.yaml [x]: a check needs exactly one of `command`, `http`, `tcp`, `socket`; found `http`, `tcp`",
+            ),
+        ];
+        for (text, want) in cases {
+            match &load(text)[0].kind {
+                CheckKind::Broken(message) => assert_eq!(message, want, "{text}"),
+                other => panic!("{text}: expected a broken check, got {other:?}"),
+            }
+        }
     }
 }

@@ -128,6 +128,12 @@ pub struct CheckDef {
 pub enum CheckKind {
     /// A plugin run with `/bin/sh -c`.
     Command(String),
+    /// An HTTP probe (boxed: it is much larger than the other kinds).
+    Http(Box<crate::checks::http::HttpCheck>),
+    /// A TCP connect probe.
+    Tcp(crate::checks::tcp::Target),
+    /// A socket that returns plugin JSON.
+    Socket(crate::checks::socket::Target),
     /// A configuration problem, reported as a CRITICAL fault on every run.
     Broken(String),
 }
