@@ -94,22 +94,7 @@ pub fn interpret(
     nagios_performance: bool,
 ) -> CheckOutput {
     if status.code() == Some(0) && stdout.trim_start().starts_with('{') {
-        return match json::parse(stdout) {
-            Ok((faults, metrics)) => CheckOutput {
-                faults,
-                metrics,
-                raw: None,
-            },
-            Err(message) => CheckOutput {
-                faults: vec![RawFault {
-                    name: Some("json-error".into()),
-                    severity: Severity::ERROR,
-                    message,
-                    escalates: true,
-                }],
-                ..CheckOutput::default()
-            },
-        };
+        return json::output(stdout);
     }
     let mut faults = Vec::new();
     if !stderr.trim().is_empty() {

@@ -8,7 +8,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{RawFault, RawMetric};
+use super::{CheckOutput, RawFault, RawMetric};
 use crate::severity::Severity;
 
 /// Parses plugin JSON into faults and metrics, or says what is wrong.
@@ -146,6 +146,28 @@ fn metric(item: &Value) -> Result<RawMetric, String> {
         units,
         timestamp,
     })
+}
+
+/// A check's output from plugin JSON: its faults and metrics, or one
+/// escalating ERROR `json-error` saying what is wrong (SPEC §4).
+#[must_use]
+pub fn output(text: &str) -> CheckOutput {
+    match parse(text) {
+        Ok((faults, metrics)) => CheckOutput {
+            faults,
+            metrics,
+            raw: None,
+        },
+        Err(message) => CheckOutput {
+            faults: vec![RawFault {
+                name: Some("json-error".into()),
+                severity: Severity::ERROR,
+                message,
+                escalates: true,
+            }],
+            ..CheckOutput::default()
+        },
+    }
 }
 
 /// ISO 8601 with an offset, or without one (then UTC).

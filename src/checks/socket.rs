@@ -11,8 +11,7 @@ use std::path::PathBuf;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{CheckOutput, RawFault, json, tcp};
-use crate::severity::Severity;
+use super::{CheckOutput, json, tcp};
 
 /// Most bytes a socket may send; one more is an error.
 pub const OUTPUT_LIMIT: u64 = 1024 * 1024;
@@ -117,27 +116,13 @@ async fn read_capped(stream: impl AsyncRead + Unpin, target: &Target) -> Result<
 /// Plugin JSON, or one escalating `json-error` saying what is wrong.
 #[must_use]
 pub fn interpret(text: &str) -> CheckOutput {
-    match json::parse(text) {
-        Ok((faults, metrics)) => CheckOutput {
-            faults,
-            metrics,
-            raw: None,
-        },
-        Err(message) => CheckOutput {
-            faults: vec![RawFault {
-                name: Some("json-error".into()),
-                severity: Severity::ERROR,
-                message,
-                escalates: true,
-            }],
-            ..CheckOutput::default()
-        },
-    }
+    json::output(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::severity::Severity;
 
     #[test]
     fn targets_parse_and_print_back() {
