@@ -182,21 +182,23 @@ pub struct Context {
 /// The name of the `alerter:` section among the named alerters.
 pub const DEFAULT: &str = "default";
 
-/// Builds one alerter.
-#[must_use]
+/// Builds one alerter; `http` gives the shared HTTP client, made on first
+/// use so that an agent without remote alerters never builds one (it costs
+/// about 2 MB of memory).
+///
+/// # Errors
+/// When the HTTP client cannot be built.
 pub fn build(
     config: &AlerterConfig,
     context: &Context,
-    client: &reqwest::Client,
-) -> Arc<dyn Alerter> {
-    match config {
+    http: &mut dyn FnMut() -> Result<reqwest::Client, Error>,
+) -> Result<Arc<dyn Alerter>, Error> {
+    Ok(match config {
         AlerterConfig::File(file) => Arc::new(FileAlerter::new(file, context)),
         AlerterConfig::Command(command) => Arc::new(CommandAlerter::new(command, context)),
-        AlerterConfig::PagerDuty(pd) => {
-            Arc::new(PagerDutyAlerter::new(pd, context, client.clone()))
-        }
-        AlerterConfig::Slack(slack) => Arc::new(SlackAlerter::new(slack, client.clone())),
-    }
+        AlerterConfig::PagerDuty(pd) => Arc::new(PagerDutyAlerter::new(pd, context, http()?)),
+        AlerterConfig::Slack(slack) => Arc::new(SlackAlerter::new(slack, http()?)),
+    })
 }
 
 /// The default alerter and the named ones, each with its fallback.
@@ -223,22 +225,23 @@ impl Alerters {
         named: &BTreeMap<String, AlerterConfig>,
         context: &Context,
     ) -> Result<Alerters, Error> {
-        let client = http::client()?;
+        let mut client: Option<reqwest::Client> = None;
+        let mut shared = || -> Result<reqwest::Client, Error> {
+            if let Some(client) = &client {
+                return Ok(client.clone());
+            }
+            let made = http::client()?;
+            client = Some(made.clone());
+            Ok(made)
+        };
         let mut entries = BTreeMap::new();
-        entries.insert(
-            DEFAULT.to_string(),
-            (
-                build(default, context, &client),
-                default.fallback().map(str::to_string),
-            ),
-        );
-        for (name, config) in named {
+        let all =
+            std::iter::once((DEFAULT, default)).chain(named.iter().map(|(n, c)| (n.as_str(), c)));
+        for (name, config) in all {
+            let alerter = build(config, context, &mut shared)?;
             entries.insert(
-                name.clone(),
-                (
-                    build(config, context, &client),
-                    config.fallback().map(str::to_string),
-                ),
+                name.to_string(),
+                (alerter, config.fallback().map(str::to_string)),
             );
         }
         Ok(Alerters { entries })
