@@ -7,9 +7,12 @@
 //! `tls_verify: false`, because certificate checking is a client setting),
 //! built on first use, with keep-alive pools per host. Each host (scheme,
 //! name, port) has a limit of `CONNECTIONS_PER_HOST` probes in flight, taken
-//! before the agent's global `max_concurrency` slot, so thousands of URLs on
-//! one host share a few keep-alive connections and never hold global slots
-//! while they queue for their host. Each tick, `Clients::begin_tick` counts
+//! once the probe holds its `max_concurrency` slot, so thousands of URLs on
+//! one host share a few keep-alive connections (the agent takes turns
+//! between hosts when it starts a tick's checks, so a crowded host does not
+//! hold every slot while its probes queue). Redirect hops to another host do
+//! not take that host's limit: holding one host's slot while waiting for
+//! another's could deadlock. Each tick, `Clients::begin_tick` counts
 //! the probes of every host; the last one of a host sends `Connection: close`
 //! so that a tick over many hosts leaves no idle sockets behind (an idle pool
 //! per host would otherwise keep one descriptor per host until it times out).
@@ -329,8 +332,7 @@ fn describe(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     if parts.is_empty() {
-        let text = error.to_string();
-        return text;
+        return error.to_string();
     }
     parts.join(": ")
 }
