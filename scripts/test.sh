@@ -92,4 +92,8 @@ start_dynalite
 start_service CIMAA_TEST_KINESIS_ENDPOINT kinesalite.js
 
 echo "== cargo test"
-cargo test --locked --all-targets
+log="$services_dir/cargo-test.log"
+cargo test --locked --all-targets 2>&1 | tee "$log"
+# One closing line for the whole run (cargo prints one per test binary, the
+# last of which may be an example with no tests).
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
