@@ -547,10 +547,7 @@ impl Agent<'_> {
             None => take_turns(due).into_iter().map(|c| (c, None)).collect(),
             Some(from) => self.spread(due, from),
         };
-        let mut running = Running {
-            tasks: JoinSet::new(),
-            by_task: HashMap::new(),
-        };
+        let mut running: Tagged<Arc<CheckDef>, CheckOutput> = Tagged::new();
         let config_path = Arc::new(self.config.path.clone());
         let sentry_enabled = sentry::Hub::current()
             .client()
@@ -567,7 +564,8 @@ impl Agent<'_> {
             };
             tokio::select! {
                 biased;
-                Some((check, output)) = running.next(), if !running.by_task.is_empty() => {
+                Some((check, output)) = running.next(), if !running.is_empty() => {
+                    let output = output.unwrap_or_else(|detail| checker_fault(&check, detail));
                     done(self, check, output);
                 }
                 slot = slot, if !pending.is_empty() => {
@@ -589,16 +587,15 @@ impl Agent<'_> {
                         checks::run(&task_check, &context).await
                     }
                     .instrument(span);
-                    let handle = if sentry_enabled {
+                    if sentry_enabled {
                         // Its own Hub, so Sentry events (panics included) carry the check's name.
                         let hub = Arc::new(sentry::Hub::new_from_top(sentry::Hub::current()));
                         let name = check.name.clone();
                         hub.configure_scope(|scope| scope.set_tag("check", name));
-                        running.tasks.spawn(work.bind_hub(hub))
+                        running.spawn(check, work.bind_hub(hub));
                     } else {
-                        running.tasks.spawn(work)
-                    };
-                    running.by_task.insert(handle.id(), check);
+                        running.spawn(check, work);
+                    }
                 }
                 else => break,
             }
@@ -841,8 +838,7 @@ impl Agent<'_> {
     /// each goes along its check's alerter chain (fallbacks).
     async fn deliver(&self, actions: Vec<Action>) -> Vec<(Action, Result<(), Failure>)> {
         let deadline = tokio::time::Instant::now() + self.config.agent.alert_timeout;
-        let mut tasks = JoinSet::new();
-        let mut by_task = HashMap::new();
+        let mut tasks = Tagged::new();
         for action in actions {
             let alerters = self.alerters.clone();
             let name = match &action {
@@ -850,7 +846,7 @@ impl Agent<'_> {
             };
             let route = self.routes.get(fault::check_of(name)).cloned().flatten();
             let task_action = action.clone();
-            let handle = tasks.spawn(async move {
+            tasks.spawn(action, async move {
                 let event = match &task_action {
                     Action::Trigger { name, message } => Event::Trigger { name, message },
                     Action::Resolve { name } => Event::Resolve { name },
@@ -873,29 +869,16 @@ impl Agent<'_> {
                         .join("; "),
                 })
             });
-            by_task.insert(handle.id(), action);
         }
-        let mut outcomes = Vec::with_capacity(by_task.len());
-        while let Some(joined) = tasks.join_next_with_id().await {
-            match joined {
-                Ok((id, outcome)) => {
-                    if let Some(action) = by_task.remove(&id) {
-                        outcomes.push((action, outcome));
-                    }
-                }
-                Err(e) => {
-                    if let Some(action) = by_task.remove(&e.id()) {
-                        let text = panic_text(e);
-                        outcomes.push((
-                            action,
-                            Err(Failure {
-                                permanent: false,
-                                text,
-                            }),
-                        ));
-                    }
-                }
-            }
+        let mut outcomes = Vec::new();
+        while let Some((action, outcome)) = tasks.next().await {
+            let outcome = outcome.unwrap_or_else(|text| {
+                Err(Failure {
+                    permanent: false,
+                    text,
+                })
+            });
+            outcomes.push((action, outcome));
         }
         outcomes.sort_by(|a, b| a.0.cmp(&b.0));
         outcomes
@@ -937,41 +920,56 @@ fn is_probe(check: &CheckDef) -> bool {
     )
 }
 
-/// A tick's running checks.
-struct Running {
-    tasks: JoinSet<CheckOutput>,
-    by_task: HashMap<tokio::task::Id, Arc<CheckDef>>,
+/// Spawned tasks, each tagged with what it works on (a check, an alert).
+/// A task's panic comes back as its text, so nothing escapes unreported.
+struct Tagged<K, T> {
+    tasks: JoinSet<T>,
+    by_task: HashMap<tokio::task::Id, K>,
 }
 
-impl Running {
-    /// The next check to finish and its output (a panic becomes `checker`).
-    async fn next(&mut self) -> Option<(Arc<CheckDef>, CheckOutput)> {
+impl<K, T: Send + 'static> Tagged<K, T> {
+    fn new() -> Self {
+        Tagged {
+            tasks: JoinSet::new(),
+            by_task: HashMap::new(),
+        }
+    }
+
+    fn spawn(&mut self, key: K, work: impl Future<Output = T> + Send + 'static) {
+        let handle = self.tasks.spawn(work);
+        self.by_task.insert(handle.id(), key);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_task.is_empty()
+    }
+
+    /// The next task to finish, with its output or the text of its panic.
+    async fn next(&mut self) -> Option<(K, Result<T, String>)> {
         loop {
-            match self.tasks.join_next_with_id().await? {
-                Ok((id, output)) => {
-                    if let Some(check) = self.by_task.remove(&id) {
-                        return Some((check, output));
-                    }
-                }
-                Err(e) => {
-                    let Some(check) = self.by_task.remove(&e.id()) else {
-                        continue;
-                    };
-                    let detail = panic_text(e);
-                    error!(check = %check.name, tags.check = %check.name, error = %detail, "check failed inside the agent");
-                    let output = CheckOutput {
-                        faults: vec![RawFault {
-                            name: Some("checker".into()),
-                            severity: Severity::ERROR,
-                            message: detail,
-                            escalates: true,
-                        }],
-                        ..CheckOutput::default()
-                    };
-                    return Some((check, output));
-                }
+            let (id, outcome) = match self.tasks.join_next_with_id().await? {
+                Ok((id, output)) => (id, Ok(output)),
+                Err(e) => (e.id(), Err(panic_text(e))),
+            };
+            if let Some(key) = self.by_task.remove(&id) {
+                return Some((key, outcome));
             }
         }
+    }
+}
+
+/// A check whose task panicked: its ERROR fault `checker`, logged (and so
+/// reported to Sentry when configured).
+fn checker_fault(check: &CheckDef, detail: String) -> CheckOutput {
+    error!(check = %check.name, tags.check = %check.name, error = %detail, "check failed inside the agent");
+    CheckOutput {
+        faults: vec![RawFault {
+            name: Some("checker".into()),
+            severity: Severity::ERROR,
+            message: detail,
+            escalates: true,
+        }],
+        ..CheckOutput::default()
     }
 }
 
