@@ -22,9 +22,10 @@ use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info, warn};
 
 use crate::alerters::{Alerters, Event};
-use crate::checks::{self, CheckOutput, Probes, RawFault, RunContext};
+use crate::checks::{self, CheckOutput, Probes, RunContext};
 use crate::config::{CheckDef, CheckKind, Config, Scope, load};
 use crate::db::{Db, Fault};
+use crate::fault::RawFault;
 use crate::fault::{self, Action};
 use crate::limits;
 use crate::scheduler;
@@ -853,7 +854,7 @@ impl Agent<'_> {
                 };
                 let delivery = alerters.deliver(route.as_deref(), event, deadline).await;
                 for (alerter, error) in &delivery.failures {
-                    warn!(alerter = %alerter, error = %error_chain(error), "alerter failed");
+                    warn!(alerter = %alerter, error = %crate::error::chain(error), "alerter failed");
                 }
                 if delivery.delivered_by.is_some() {
                     return Ok(());
@@ -864,7 +865,7 @@ impl Agent<'_> {
                     text: delivery
                         .failures
                         .iter()
-                        .map(|(alerter, e)| format!("{alerter}: {}", error_chain(e)))
+                        .map(|(alerter, e)| format!("{alerter}: {}", crate::error::chain(e)))
                         .collect::<Vec<_>>()
                         .join("; "),
                 })
@@ -977,18 +978,6 @@ fn checker_fault(check: &CheckDef, detail: String) -> CheckOutput {
 struct Failure {
     permanent: bool,
     text: String,
-}
-
-/// An error and its causes on one line.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn panic_text(error: tokio::task::JoinError) -> String {

@@ -63,3 +63,85 @@ pub fn render(error: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+/// An error and its causes on one line, joined by `: `
+/// (`dispatch failure: io error: connection refused`).
+///
+/// The one formatter for errors that go into log lines and fault messages
+/// (`render` is for the user's terminal). A cause whose text the message
+/// already ends with is skipped: several libraries (the AWS SDK, hyper)
+/// repeat their source in their own message.
+#[must_use]
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    push_causes(&mut text, error.source());
+    text
+}
+
+/// Appends `: cause` for each cause in turn, skipping repeats (see `chain`).
+pub fn push_causes(text: &mut String, source: Option<&(dyn std::error::Error + 'static)>) {
+    for cause in causes(source) {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+    }
+}
+
+/// The causes from `first` down, for callers that pick among them.
+pub fn causes<'a>(
+    first: Option<&'a (dyn std::error::Error + 'static)>,
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(first, |cause| cause.source())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Layer {
+        text: &'static str,
+        #[source]
+        source: Option<Box<Layer>>,
+    }
+
+    fn layers(texts: &[&'static str]) -> Layer {
+        texts
+            .iter()
+            .rev()
+            .fold(None, |source, &text| {
+                Some(Layer {
+                    text,
+                    source: source.map(Box::new),
+                })
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_chain_joins_every_cause_on_one_line() {
+        let error = layers(&["dispatch failure", "io error", "connection refused"]);
+        assert_eq!(
+            chain(&error),
+            "dispatch failure: io error: connection refused"
+        );
+    }
+
+    #[test]
+    fn a_cause_the_message_already_ends_with_is_not_repeated() {
+        let error = layers(&["request failed: timed out", "timed out"]);
+        assert_eq!(chain(&error), "request failed: timed out");
+    }
+
+    #[test]
+    fn the_terminal_rendering_puts_each_cause_on_its_own_line() {
+        let error = layers(&["cannot open", "no such file"]);
+        assert_eq!(
+            render(&error),
+            "error: cannot open\n  Caused by: no such file"
+        );
+    }
+}

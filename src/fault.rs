@@ -9,9 +9,32 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::checks::RawFault;
 use crate::db::Fault;
 use crate::severity::Severity;
+
+/// A fault as a check reports it, before retries and escalation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawFault {
+    /// `None` for the check's own fault; else appended as `#name`.
+    pub name: Option<String>,
+    pub severity: Severity,
+    pub message: String,
+    /// Whether an ERROR escalates to CRITICAL after the check's retries.
+    pub escalates: bool,
+}
+
+impl RawFault {
+    /// A non-escalating ERROR about the monitor itself (`monitor-*`, `json-error` is not one).
+    #[must_use]
+    pub fn monitor(name: &str, message: impl Into<String>) -> RawFault {
+        RawFault {
+            name: Some(format!("monitor-{name}")),
+            severity: Severity::ERROR,
+            message: message.into(),
+            escalates: false,
+        }
+    }
+}
 
 /// Applies the failure counter to one run's faults.
 ///

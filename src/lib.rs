@@ -42,6 +42,7 @@ pub mod limits;
 pub mod meta;
 pub mod perfdata;
 pub(crate) mod process;
+pub(crate) mod retry;
 pub mod scheduler;
 pub mod severity;
 pub mod signals;

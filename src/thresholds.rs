@@ -13,6 +13,7 @@
 
 use std::fmt;
 
+use crate::fault::RawFault;
 use crate::severity::Severity;
 
 /// The parsed threshold rules of one check, in the order they were written.
@@ -31,18 +32,6 @@ pub struct ThresholdError {
     pub text: String,
     /// What is wrong with it.
     pub detail: String,
-}
-
-/// A fault raised by a threshold rule, named after its metric.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ThresholdFault {
-    /// The metric the rule is about; the caller turns it into `CHECK#metric`.
-    pub metric: String,
-    pub severity: Severity,
-    /// `V OP T` (e.g. `120 > 110`), `V not clear OP T`, or `Missing metric`.
-    pub message: String,
-    /// True for a crossed threshold; false for `Missing metric`.
-    pub escalates: bool,
 }
 
 /// One line: a metric and the conditions for each level.
@@ -135,13 +124,14 @@ impl Thresholds {
     /// Evaluates every rule. `value(metric)` gives the metric's value if the check produced it;
     /// `was_failing(metric)` says whether the metric's stored fault is ERROR or CRITICAL (for `clear`).
     ///
-    /// Returns at most one fault per rule, in rule order.
+    /// Returns at most one fault per rule, in rule order, each named after its
+    /// metric (the caller makes it `CHECK#metric`).
     #[must_use]
     pub fn evaluate(
         &self,
         value: &dyn Fn(&str) -> Option<f64>,
         was_failing: &dyn Fn(&str) -> bool,
-    ) -> Vec<ThresholdFault> {
+    ) -> Vec<RawFault> {
         self.rules
             .iter()
             .filter_map(|rule| rule.evaluate(value, was_failing))
@@ -154,9 +144,9 @@ impl Rule {
         &self,
         value: &dyn Fn(&str) -> Option<f64>,
         was_failing: &dyn Fn(&str) -> bool,
-    ) -> Option<ThresholdFault> {
-        let fault = |severity, message, escalates| ThresholdFault {
-            metric: self.metric.clone(),
+    ) -> Option<RawFault> {
+        let fault = |severity, message, escalates| RawFault {
+            name: Some(self.metric.clone()),
             severity,
             message,
             escalates,
@@ -380,18 +370,18 @@ mod tests {
     const SPEED: &str = "speed warning > 50 error > 70 critical > 110 clear < 60";
     const FREE: &str = "free ? warning <= 20 error <= 10 critical <= 3";
 
-    fn fault(metric: &str, severity: Severity, message: &str) -> ThresholdFault {
-        ThresholdFault {
-            metric: metric.to_string(),
+    fn fault(metric: &str, severity: Severity, message: &str) -> RawFault {
+        RawFault {
+            name: Some(metric.to_string()),
             severity,
             message: message.to_string(),
             escalates: true,
         }
     }
 
-    fn missing(metric: &str) -> ThresholdFault {
-        ThresholdFault {
-            metric: metric.to_string(),
+    fn missing(metric: &str) -> RawFault {
+        RawFault {
+            name: Some(metric.to_string()),
             severity: Severity::ERROR,
             message: "Missing metric".to_string(),
             escalates: false,
@@ -399,7 +389,7 @@ mod tests {
     }
 
     /// Evaluates `lines` with `values` present and `failing` metrics marked as failing.
-    fn run(lines: &[&str], values: &[(&str, f64)], failing: &[&str]) -> Vec<ThresholdFault> {
+    fn run(lines: &[&str], values: &[(&str, f64)], failing: &[&str]) -> Vec<RawFault> {
         let thresholds = Thresholds::parse(lines).unwrap();
         let values: HashMap<String, f64> =
             values.iter().map(|&(k, v)| (k.to_string(), v)).collect();
@@ -434,7 +424,7 @@ mod tests {
             &'static [&'static str],
             &'static [(&'static str, f64)],
             &'static [&'static str],
-            Vec<ThresholdFault>,
+            Vec<RawFault>,
         );
         let cases: Vec<Case> = vec![
             (
@@ -548,7 +538,7 @@ mod tests {
 
     #[test]
     fn clear_is_sticky() {
-        let cases: Vec<(&str, f64, bool, Vec<ThresholdFault>)> = vec![
+        let cases: Vec<(&str, f64, bool, Vec<RawFault>)> = vec![
             (
                 "failing and not clear: stays error",
                 65.0,
@@ -603,7 +593,7 @@ mod tests {
 
     #[test]
     fn missing_metrics() {
-        let cases: Vec<(&str, &[&str], Vec<ThresholdFault>)> = vec![
+        let cases: Vec<(&str, &[&str], Vec<RawFault>)> = vec![
             ("optional with ?", &[FREE], vec![]),
             (
                 "optional spelled out",

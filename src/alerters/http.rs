@@ -36,12 +36,7 @@ pub fn describe(error: &reqwest::Error) -> String {
         "request failed"
     };
     let mut text = kind.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    crate::error::push_causes(&mut text, std::error::Error::source(error));
     text
 }
 

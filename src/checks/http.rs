@@ -289,7 +289,7 @@ fn build_client(tls_verify: bool) -> Result<Client, String> {
         .tls_info(true)
         .tls_danger_accept_invalid_certs(!tls_verify)
         .build()
-        .map_err(|e| crate::agent::error_chain(&e))
+        .map_err(|e| crate::error::chain(&e))
 }
 
 /// Why a probe failed by itself; the message names the URL.
@@ -317,8 +317,7 @@ impl Error {
 /// What went wrong below reqwest's "error sending request for url (...)".
 fn describe(error: &reqwest::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
+    for cause in crate::error::causes(std::error::Error::source(error)) {
         if let Some(io) = cause.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::ConnectionRefused
         {
@@ -329,7 +328,6 @@ fn describe(error: &reqwest::Error) -> String {
         if !text.starts_with("client error (") && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
-        source = cause.source();
     }
     if parts.is_empty() {
         return error.to_string();

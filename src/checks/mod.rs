@@ -24,31 +24,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::{CheckDef, CheckKind};
+use crate::fault::RawFault;
 use crate::severity::Severity;
-
-/// A fault as a check reports it, before retries and escalation.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RawFault {
-    /// `None` for the check's own fault; else appended as `#name`.
-    pub name: Option<String>,
-    pub severity: Severity,
-    pub message: String,
-    /// Whether an ERROR escalates to CRITICAL after the check's retries.
-    pub escalates: bool,
-}
-
-impl RawFault {
-    /// A non-escalating ERROR about the monitor itself (`monitor-*`, `json-error` is not one).
-    #[must_use]
-    pub fn monitor(name: &str, message: impl Into<String>) -> RawFault {
-        RawFault {
-            name: Some(format!("monitor-{name}")),
-            severity: Severity::ERROR,
-            message: message.into(),
-            escalates: false,
-        }
-    }
-}
 
 /// A metric as a check reports it.
 #[derive(Clone, Debug, PartialEq)]
@@ -229,10 +206,5 @@ pub fn apply_thresholds(
             .map(|m| m.value)
     };
     let faults = check.thresholds.evaluate(&value, was_failing);
-    output.faults.extend(faults.into_iter().map(|f| RawFault {
-        name: Some(f.metric),
-        severity: f.severity,
-        message: f.message,
-        escalates: f.escalates,
-    }));
+    output.faults.extend(faults);
 }

@@ -41,9 +41,7 @@
 //! attempts, resends `UnprocessedItems`, and bounds every `Db` call by
 //! `CALL_BUDGET`, so a database outage costs a tick seconds, not minutes.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -63,6 +61,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::{AgentFault, Capacity, Db, Error, Fault, Heartbeat, Squelch, merge_with_stored};
+use crate::retry::Backoff;
 use crate::severity::Severity;
 
 /// `agent` of heartbeat items (zc.cimaa's key).
@@ -88,49 +87,13 @@ const SETUP_BUDGET: Duration = Duration::from_mins(5);
 /// Pause between two looks at a table that is being created.
 const SETUP_POLL: Duration = Duration::from_millis(500);
 
-/// How failed requests are retried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Backoff {
-    /// Upper bound of the first delay.
-    pub first: Duration,
-    /// No delay is longer than this.
-    pub cap: Duration,
-    /// Attempts of one request in all, the first one included.
-    pub attempts: u32,
-}
-
-/// Retries of every request: at most 5 attempts, waiting at most 50 ms,
-/// 100 ms, 200 ms, 400 ms between them, well within `CALL_BUDGET`.
+/// Retries of every request: at most 5 attempts, pausing 25-50 ms,
+/// 50-100 ms, 100-200 ms and 200-400 ms between them, well within `CALL_BUDGET`.
 const RETRIES: Backoff = Backoff {
     first: Duration::from_millis(50),
     cap: Duration::from_secs(1),
     attempts: 5,
 };
-
-impl Backoff {
-    /// The pause after failed attempt `attempt` (1 for the first), given a
-    /// `random` number in [0, 1): "full jitter", uniform between zero and the
-    /// capped exponential bound, so agents throttled together spread out.
-    #[must_use]
-    pub fn delay(&self, attempt: u32, random: f64) -> Duration {
-        let doubling = 2u32.saturating_pow(attempt.saturating_sub(1));
-        let bound = self.first.saturating_mul(doubling).min(self.cap);
-        bound.mul_f64(random.clamp(0.0, 1.0))
-    }
-}
-
-/// A number in [0, 1) for backoff jitter, from std's randomly seeded hasher
-/// (no random number crate for one number per retry).
-fn jitter() -> f64 {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(0);
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "53 bits of randomness are plenty for a jitter"
-    )]
-    let fraction = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64;
-    fraction
-}
 
 // ---------------------------------------------------------------- config
 
@@ -415,25 +378,10 @@ where
     };
     ApiError {
         failure,
-        detail: error_chain(error),
+        // The SDK's top-level message alone ("service error") says too
+        // little; its `DisplayErrorContext` would append a Debug dump.
+        detail: crate::error::chain(error),
     }
-}
-
-/// An error and its causes on one line (`dispatch failure: io error: ...`):
-/// the SDK's top-level messages alone ("service error") say too little for
-/// a log line, and its `DisplayErrorContext` appends a Debug dump.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn invalid_request(error: &sdk::error::BuildError) -> ApiError {
@@ -1107,20 +1055,18 @@ impl DynamoDb {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
-        let mut attempt = 1;
+        let mut retry = RETRIES.start(Some(deadline));
         loop {
             let error = match call().await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            let delay = RETRIES.delay(attempt, jitter());
+            let attempt = retry.attempt();
             if error.failure.retryable()
-                && attempt < RETRIES.attempts
-                && Instant::now() + delay < deadline
+                && let Some(delay) = retry.next_delay()
             {
                 debug!(operation, table, attempt, error = %error.detail, "dynamodb request failed; retrying");
                 tokio::time::sleep(delay).await;
-                attempt += 1;
                 continue;
             }
             return Err(match error.failure {
@@ -1186,7 +1132,7 @@ impl DynamoDb {
         let mut writes = writes.into_iter().peekable();
         while writes.peek().is_some() {
             let mut pending: Vec<Write> = writes.by_ref().take(BATCH_LIMIT).collect();
-            let mut round = 1;
+            let mut rounds = RETRIES.start(Some(deadline));
             loop {
                 let unprocessed = self
                     .retrying("BatchWriteItem", table, deadline, || {
@@ -1196,14 +1142,14 @@ impl DynamoDb {
                 if unprocessed.is_empty() {
                     break;
                 }
-                let delay = RETRIES.delay(round, jitter());
-                if round >= RETRIES.attempts || Instant::now() + delay >= deadline {
+                let round = rounds.attempt();
+                let Some(delay) = rounds.next_delay() else {
                     return Err(Error::Unprocessed {
                         table: table.to_owned(),
                         items: unprocessed.len(),
                         attempts: round,
                     });
-                }
+                };
                 debug!(
                     table,
                     unprocessed = unprocessed.len(),
@@ -1211,7 +1157,6 @@ impl DynamoDb {
                 );
                 tokio::time::sleep(delay).await;
                 pending = unprocessed;
-                round += 1;
             }
         }
         Ok(())
@@ -2163,26 +2108,6 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(parse_whole(text), want, "{text}");
-        }
-    }
-
-    #[test]
-    fn backoff_is_exponential_capped_and_jittered() {
-        let cases = [
-            (1, 1.0, Duration::from_millis(50)),
-            (2, 1.0, Duration::from_millis(100)),
-            (3, 0.5, Duration::from_millis(100)),
-            (5, 1.0, Duration::from_millis(800)),
-            (6, 1.0, Duration::from_secs(1)),
-            (60, 1.0, Duration::from_secs(1)),
-            (3, 0.0, Duration::ZERO),
-        ];
-        for (attempt, random, want) in cases {
-            assert_eq!(RETRIES.delay(attempt, random), want, "attempt {attempt}");
-        }
-        for _ in 0..100 {
-            let random = jitter();
-            assert!((0.0..1.0).contains(&random), "{random}");
         }
     }
 

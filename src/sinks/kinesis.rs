@@ -347,7 +347,7 @@ impl Sink for KinesisSink {
                         stream: self.stream.clone(),
                         source,
                     };
-                    tracing::error!(error = %crate::agent::error_chain(&error), records = call_positions.len(), "Kinesis refused the request as invalid: its records are dropped");
+                    tracing::error!(error = %crate::error::chain(&error), records = call_positions.len(), "Kinesis refused the request as invalid: its records are dropped");
                     done.extend_from_slice(call_positions);
                 }
                 Err(CallError {

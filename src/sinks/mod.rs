@@ -31,6 +31,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use tokio::sync::Notify;
 
+use crate::retry::Backoff;
+
 pub use kinesis::KinesisSink;
 pub use log::LogSink;
 
@@ -229,10 +231,14 @@ pub async fn build(config: &SinkConfig) -> Result<Arc<dyn Sink>, Error> {
 
 /// Most records handed to a sink in one call (PutRecords takes at most 500).
 const BATCH: usize = 500;
-/// Backoff bounds while the sink fails. The cap keeps the delay after an
-/// outage short; one failing request every few seconds costs nothing.
-const BACKOFF_MIN: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Pauses while the sink fails, retried for as long as it takes. The cap
+/// keeps the delay after an outage short; one failing request every few
+/// seconds costs nothing.
+const BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(200),
+    cap: Duration::from_secs(10),
+    attempts: u32::MAX,
+};
 
 /// A queued record and its place in the order of pushes.
 struct Queued {
@@ -379,19 +385,12 @@ fn remove_sent(queue: &mut VecDeque<Queued>, sent: &[u64]) {
     }
 }
 
-/// A delay in [backoff/2, backoff], so that agents restarted together do not
-/// retry in step.
-fn jittered(backoff: Duration) -> Duration {
-    let half = backoff / 2;
-    half + half.mul_f64(fastrand::f64())
-}
-
 async fn drain(buffer: MetricBuffer, sink: Arc<dyn Sink>) {
     let shared = &buffer.shared;
     if let Err(e) = sink.healthcheck().await {
-        tracing::warn!(error = %crate::agent::error_chain(&e), "metric sink healthcheck failed; metrics wait in the buffer until the sink works");
+        tracing::warn!(error = %crate::error::chain(&e), "metric sink healthcheck failed; metrics wait in the buffer until the sink works");
     }
-    let mut backoff = BACKOFF_MIN;
+    let mut retry = BACKOFF.start(None);
     let mut failing = false;
     loop {
         let (seqs, batch): (Vec<u64>, Vec<MetricRecord>) = {
@@ -414,7 +413,7 @@ async fn drain(buffer: MetricBuffer, sink: Arc<dyn Sink>) {
                     tracing::info!("metric sink works again");
                 }
                 failing = false;
-                backoff = BACKOFF_MIN;
+                retry.reset();
             }
             Err(SendError { error, mut done }) => {
                 done.sort_unstable();
@@ -427,12 +426,9 @@ async fn drain(buffer: MetricBuffer, sink: Arc<dyn Sink>) {
                     queue.items.len()
                 };
                 let flushing = shared.flushing.load(Ordering::Relaxed);
-                let pause = if flushing {
-                    BACKOFF_MIN
-                } else {
-                    jittered(backoff)
-                };
-                let error = crate::agent::error_chain(&error);
+                let backoff = retry.next_delay().unwrap_or(BACKOFF.cap);
+                let pause = if flushing { BACKOFF.first } else { backoff };
+                let error = crate::error::chain(&error);
                 // The first failure of a run goes to Sentry; repeats only to
                 // the log, and the quick retries of a flush at exit to debug.
                 if failing && flushing {
@@ -447,7 +443,6 @@ async fn drain(buffer: MetricBuffer, sink: Arc<dyn Sink>) {
                     () = tokio::time::sleep(pause) => {}
                     () = shared.hurry.notified() => {}
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
     }
@@ -568,14 +563,6 @@ mod tests {
             let mut queue = queued(queue);
             remove_sent(&mut queue, sent);
             assert_eq!(seqs(&queue), *left, "sent {sent:?}");
-        }
-    }
-
-    #[test]
-    fn jitter_stays_within_half_and_whole_backoff() {
-        for _ in 0..100 {
-            let pause = jittered(Duration::from_secs(2));
-            assert!(pause >= Duration::from_secs(1) && pause <= Duration::from_secs(2));
         }
     }
 
