@@ -24,7 +24,7 @@ use crate::fault;
 use crate::meta;
 use crate::signals;
 use crate::sinks;
-use crate::squelch as squelches_core;
+use crate::squelch;
 use crate::telemetry;
 
 /// cimaa: a monitoring agent that needs no central server.
@@ -186,7 +186,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
                 reason,
                 permanent,
                 expires,
-            } => squelch(&config, &regex, &reason, permanent, expires.as_deref()).await,
+            } => add_squelch(&config, &regex, &reason, permanent, expires.as_deref()).await,
             Command::Unsquelch { regex } => unsquelch(&config, &regex).await,
             Command::Squelches { json } => squelches(&config, json).await,
             Command::MetaCheck {
@@ -439,7 +439,7 @@ async fn agents(config: &Config, json: bool) -> Result<ExitStatus, CliError> {
     Ok(ExitStatus::Success)
 }
 
-async fn squelch(
+async fn add_squelch(
     config: &Config,
     regex: &str,
     reason: &str,
@@ -447,16 +447,16 @@ async fn squelch(
     expires: Option<&str>,
 ) -> Result<ExitStatus, CliError> {
     let expires_in = expires
-        .map(squelches_core::parse_duration)
+        .map(squelch::parse_duration)
         .transpose()
         .map_err(CliError::usage)?;
-    let user = squelches_core::user(
+    let user = squelch::user(
         crate::host::is_root(),
         std::env::var(env::SUDO_USER).ok().as_deref(),
         crate::host::user_name().as_deref(),
     );
     let now = chrono::Utc::now().timestamp();
-    let record = squelches_core::new_squelch(regex, reason, &user, permanent, expires_in, now)
+    let record = squelch::new_squelch(regex, reason, &user, permanent, expires_in, now)
         .map_err(CliError::usage)?;
     let db = open_db(config).await?;
     db.squelch(&record).await.map_err(CliError::failure)?;

@@ -9,7 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::db::Fault;
+use serde::{Deserialize, Serialize};
+
 use crate::severity::Severity;
 
 /// A fault as a check reports it, before retries and escalation.
@@ -33,6 +34,46 @@ impl RawFault {
             message: message.into(),
             escalates: false,
         }
+    }
+}
+
+/// One stored fault of one agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    /// Full fault name: check name, plus `#NAME` for a named fault.
+    pub name: String,
+    pub severity: Severity,
+    pub message: String,
+    /// First seen in the current run of failures (epoch seconds).
+    pub since: i64,
+    /// When the record last changed (epoch seconds).
+    pub updated: i64,
+    /// An alert has been delivered for this fault with this message.
+    pub triggered: bool,
+    /// Whether an ERROR of this kind escalates to CRITICAL after retries.
+    pub escalates: bool,
+    /// The check's failure counter when the fault was recorded.
+    pub attempts: u32,
+}
+
+/// A fault together with the agent that reported it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentFault {
+    pub agent: String,
+    pub fault: Fault,
+}
+
+impl Fault {
+    /// True when `other` would store the same record: only `since` and
+    /// `updated` may differ. A record that is the same keeps its `updated`,
+    /// so backends rewrite only what changed.
+    #[must_use]
+    pub fn same_record(&self, other: &Fault) -> bool {
+        self.severity == other.severity
+            && self.message == other.message
+            && self.triggered == other.triggered
+            && self.escalates == other.escalates
+            && self.attempts == other.attempts
     }
 }
 
@@ -122,12 +163,7 @@ pub fn records(
         if let Some(old) = previous.get(&fault.name) {
             fault.since = old.since;
             fault.triggered = old.triggered && old.message == fault.message;
-            let unchanged = old.severity == fault.severity
-                && old.message == fault.message
-                && old.triggered == fault.triggered
-                && old.escalates == fault.escalates
-                && old.attempts == fault.attempts;
-            if unchanged {
+            if old.same_record(&fault) {
                 fault.updated = old.updated;
             }
         }

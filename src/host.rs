@@ -22,16 +22,27 @@ pub fn fqdn() -> String {
 
 /// True when running as root.
 #[must_use]
-#[expect(unsafe_code, reason = "geteuid has no preconditions and cannot fail")]
 pub fn is_root() -> bool {
-    // SAFETY: geteuid takes no arguments and always succeeds.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
-/// The current user's login name, from the environment (`USER`, `LOGNAME`).
+/// The current user's login name: the password database's entry for the
+/// effective uid, else the environment (`USER`, `LOGNAME`).
+///
+/// The password database comes first because a service manager or cron
+/// starts the agent (and the CLI in scripts) with neither variable set,
+/// and a squelch must still name who set it (SPEC §1). The environment is
+/// the fallback for a uid with no entry (a container's arbitrary uid).
 #[must_use]
 pub fn user_name() -> Option<String> {
-    ["USER", "LOGNAME"]
-        .iter()
-        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+    let from_passwd = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|user| user.name)
+        .filter(|name| !name.is_empty());
+    from_passwd.or_else(|| {
+        ["USER", "LOGNAME"]
+            .iter()
+            .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+    })
 }

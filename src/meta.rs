@@ -7,10 +7,19 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::db::{AgentFault, Heartbeat, Squelch};
+use crate::fault::AgentFault;
 use crate::severity::Severity;
+use crate::squelch::Squelch;
+
+/// An agent's heartbeat: the one fleet record the meta-check judges.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub name: String,
+    /// Last heartbeat (epoch seconds).
+    pub updated: i64,
+}
 
 /// `-w`, `-e`, `-s` and what they are measured in.
 #[derive(Clone, Copy, Debug)]
@@ -128,7 +137,7 @@ pub fn percent_encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Fault;
+    use crate::fault::Fault;
 
     const LIMITS: Limits = Limits {
         warn_intervals: 2.0,

@@ -13,6 +13,8 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
@@ -118,9 +120,9 @@ impl GroupGuard {
 
     async fn terminate(mut self) {
         if let Some(pgid) = self.pgid.take() {
-            signal_group(pgid, libc::SIGTERM);
+            signal_group(pgid, Signal::SIGTERM);
             tokio::time::sleep(KILL_GRACE).await;
-            signal_group(pgid, libc::SIGKILL);
+            signal_group(pgid, Signal::SIGKILL);
         }
     }
 }
@@ -128,18 +130,15 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(pgid) = self.pgid.take() {
-            signal_group(pgid, libc::SIGKILL);
+            signal_group(pgid, Signal::SIGKILL);
         }
     }
 }
 
-#[expect(unsafe_code, reason = "killpg is a plain libc call")]
-fn signal_group(pgid: i32, signal: libc::c_int) {
-    // SAFETY: killpg has no memory-safety preconditions; a group that is
-    // already gone only yields ESRCH, which we ignore.
-    unsafe {
-        libc::killpg(pgid, signal);
-    }
+/// Signals a whole process group. A group that is already gone only yields
+/// ESRCH, which is what we want then, so the result is ignored.
+fn signal_group(pgid: i32, signal: Signal) {
+    let _ = killpg(Pid::from_raw(pgid), signal);
 }
 
 #[cfg(test)]

@@ -4,9 +4,30 @@
 //! `--expires` durations and matching fault names. Storage is the `Db`'s;
 //! the agent reads the active regexes once per tick and uses `Matcher`.
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
-use crate::db::Squelch;
+use serde::{Deserialize, Serialize};
+
+/// A squelch: a regex searched anywhere in fault names; matching faults do not page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Squelch {
+    pub regex: String,
+    pub reason: String,
+    pub user: String,
+    /// When it was set (epoch seconds).
+    pub time: i64,
+    pub permanent: bool,
+    /// When it stops matching (epoch seconds), if ever.
+    pub expires: Option<i64>,
+}
+
+impl Squelch {
+    /// True while the squelch is in force at `now`.
+    #[must_use]
+    pub fn active(&self, now: i64) -> bool {
+        self.expires.is_none_or(|expires| now < expires)
+    }
+}
 
 /// Why a squelch was refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -19,25 +40,20 @@ pub enum Error {
     Duration(String),
 }
 
-/// Parses `90s`, `30m`, `2h`, `1d` into seconds.
+/// Parses a squelch's lifetime (`90s`, `30m`, `2h`, `1d`; also what
+/// humantime reads, such as `1h30m`, `1.5h` or `2weeks`) into whole seconds.
 ///
 /// # Errors
-/// When the text is not a positive whole number followed by one of `s m h d`.
+/// When humantime cannot read it, or it is shorter than one second or not a
+/// whole number of seconds (`1500ms`).
 pub fn parse_duration(text: &str) -> Result<i64, Error> {
     let bad = || Error::Duration(text.to_string());
-    let text = text.trim();
-    let unit_at = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (number, unit) = text.split_at(unit_at);
-    let number: i64 = number.parse().map_err(|_| bad())?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    match number.checked_mul(scale) {
-        Some(seconds) if seconds > 0 => Ok(seconds),
+    let duration = humantime::parse_duration(text.trim()).map_err(|_| bad())?;
+    if duration.subsec_nanos() != 0 {
+        return Err(bad());
+    }
+    match i64::try_from(duration.as_secs()) {
+        Ok(seconds) if seconds > 0 => Ok(seconds),
         _ => Err(bad()),
     }
 }
@@ -88,42 +104,52 @@ pub fn user(is_root: bool, sudo_user: Option<&str>, current: Option<&str>) -> St
 }
 
 /// Compiled squelch regexes, searched anywhere in a fault name.
+///
+/// One `RegexSet`, so a fault name is scanned once however many squelches
+/// there are. Each pattern also compiles alone (to find invalid ones), and
+/// those single regexes are kept for the rare set that passes the regex
+/// crate's size limit: silently dropping every squelch would page people.
 #[derive(Debug, Default)]
 pub struct Matcher {
-    regexes: Vec<Regex>,
+    set: Option<RegexSet>,
+    each: Vec<Regex>,
 }
 
 impl Matcher {
     /// Compiles the regexes; invalid ones (written by another tool) are skipped and returned.
     #[must_use]
     pub fn new(patterns: &[String]) -> (Matcher, Vec<String>) {
-        let mut regexes = Vec::new();
+        let mut each = Vec::new();
         let mut invalid = Vec::new();
         for pattern in patterns {
             match Regex::new(pattern) {
-                Ok(regex) => regexes.push(regex),
+                Ok(regex) => each.push(regex),
                 Err(_) => invalid.push(pattern.clone()),
             }
         }
-        (Matcher { regexes }, invalid)
+        let set = RegexSet::new(each.iter().map(Regex::as_str)).ok();
+        (Matcher { set, each }, invalid)
     }
 
     /// True when any squelch matches anywhere in `name`.
     #[must_use]
     pub fn matches(&self, name: &str) -> bool {
-        self.regexes.iter().any(|r| r.is_match(name))
+        match &self.set {
+            Some(set) => set.is_match(name),
+            None => self.each.iter().any(|r| r.is_match(name)),
+        }
     }
 
     /// Squelches in the set.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.regexes.len()
+        self.each.len()
     }
 
     /// True when nothing is squelched.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.regexes.is_empty()
+        self.each.is_empty()
     }
 }
 
@@ -141,9 +167,12 @@ mod tests {
             ("0m", None),
             ("5", None),
             ("m", None),
-            ("5w", None),
+            ("1h30m", Some(5400)),
+            ("2weeks", Some(1_209_600)),
+            ("5x", None),
             ("-5m", None),
-            ("1.5h", None),
+            ("1.5h", Some(5400)),
+            ("1500ms", None),
         ];
         for (text, want) in cases {
             assert_eq!(parse_duration(text).ok(), want, "{text}");

@@ -133,7 +133,12 @@ fn squelch_records_user_reason_permanence_and_expiry() {
     let web = &list[0];
     assert_eq!(web["regex"], "^//web");
     assert_eq!(web["reason"], "kernel upgrade");
-    assert_eq!(web["user"], if is_root { "ann" } else { "bob" });
+    let expected = if is_root {
+        "ann".to_string()
+    } else {
+        login_name()
+    };
+    assert_eq!(web["user"], expected.as_str());
     assert_eq!(web["permanent"], true);
     assert_eq!(web["expires"], Value::Null);
     let time = web["time"].as_i64().unwrap();
@@ -148,6 +153,35 @@ fn squelch_records_user_reason_permanence_and_expiry() {
         keys,
         ["expires", "permanent", "reason", "regex", "time", "user"]
     );
+}
+
+/// The effective user's name in the password database, as `id -un` says.
+fn login_name() -> String {
+    let output = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+// See: #19. A systemd unit or cron job sets neither `USER` nor `LOGNAME`.
+#[test]
+fn squelch_without_user_variables_records_the_login_name_of_the_effective_uid() {
+    let env = Env::new();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cimaa"))
+        .args(["-c"])
+        .arg(env.config())
+        .args(["squelch", "^//web", "reboot"])
+        .env_remove("SUDO_USER")
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .output()
+        .unwrap();
+    crate::util::assert_success(&output);
+    let list: Value = serde_json::from_slice(&env.cimaa(&["squelches", "--json"]).stdout).unwrap();
+    let user = list[0]["user"].as_str().unwrap();
+    assert_ne!(user, "unknown");
+    assert_eq!(user, login_name());
 }
 
 #[test]
@@ -165,10 +199,10 @@ fn unsquelch_of_an_unknown_regex_fails_clearly() {
 #[test]
 fn squelch_rejects_a_bad_duration() {
     let env = Env::new();
-    let output = env.cimaa(&["squelch", "x", "why", "--expires", "5 weeks"]);
+    let output = env.cimaa(&["squelch", "x", "why", "--expires", "5 fortnights"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr(&output).contains("invalid duration `5 weeks`"),
+        stderr(&output).contains("invalid duration `5 fortnights`"),
         "{}",
         stderr(&output)
     );

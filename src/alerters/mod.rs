@@ -52,6 +52,9 @@ pub enum Error {
     /// A remote service failed or could not be reached; retrying may help.
     #[error("alert delivery failed: {0}")]
     Http(String),
+    /// The alerter (any kind) did not finish within its share of `alert_timeout`.
+    #[error("alert delivery failed: timed out")]
+    TimedOut,
     /// The receiver refused the event as invalid: resending it cannot help.
     #[error("alert refused as invalid: {0}")]
     Refused(String),
@@ -306,7 +309,7 @@ impl Alerters {
             };
             let outcome = match tokio::time::timeout_at(hop_deadline, send).await {
                 Ok(outcome) => outcome,
-                Err(_) => Err(Error::Http("timed out".into())),
+                Err(_) => Err(Error::TimedOut),
             };
             match outcome {
                 Ok(()) => {

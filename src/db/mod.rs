@@ -13,68 +13,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::severity::Severity;
-
+pub use crate::fault::{AgentFault, Fault};
+pub use crate::meta::Heartbeat;
+pub use crate::squelch::Squelch;
 pub use dynamodb::{DynamoDb, DynamoDbConfig, RequestStats};
 pub use memory::MemoryDb;
 pub use sqlite::SqliteDb;
-
-/// One stored fault of one agent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Fault {
-    /// Full fault name: check name, plus `#NAME` for a named fault.
-    pub name: String,
-    pub severity: Severity,
-    pub message: String,
-    /// First seen in the current run of failures (epoch seconds).
-    pub since: i64,
-    /// When the record last changed (epoch seconds).
-    pub updated: i64,
-    /// An alert has been delivered for this fault with this message.
-    pub triggered: bool,
-    /// Whether an ERROR of this kind escalates to CRITICAL after retries.
-    pub escalates: bool,
-    /// The check's failure counter when the fault was recorded.
-    pub attempts: u32,
-}
-
-/// A fault together with the agent that reported it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AgentFault {
-    pub agent: String,
-    pub fault: Fault,
-}
-
-/// An agent's heartbeat.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Heartbeat {
-    pub name: String,
-    /// Last heartbeat (epoch seconds).
-    pub updated: i64,
-}
-
-/// A squelch: a regex searched anywhere in fault names; matching faults do not page.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Squelch {
-    pub regex: String,
-    pub reason: String,
-    pub user: String,
-    /// When it was set (epoch seconds).
-    pub time: i64,
-    pub permanent: bool,
-    /// When it stops matching (epoch seconds), if ever.
-    pub expires: Option<i64>,
-}
-
-impl Squelch {
-    /// True while the squelch is in force at `now`.
-    #[must_use]
-    pub fn active(&self, now: i64) -> bool {
-        self.expires.is_none_or(|expires| now < expires)
-    }
-}
 
 /// Database failures.
 #[derive(Debug, thiserror::Error)]
@@ -266,19 +212,11 @@ pub(crate) fn merge_with_stored(stored: &[Fault], new: &[Fault]) -> Vec<Fault> {
             let mut fault = fault.clone();
             if let Some(old) = stored.iter().find(|old| old.name == fault.name) {
                 fault.since = old.since.min(fault.since);
-                if same_record(old, &fault) {
+                if old.same_record(&fault) {
                     fault.updated = old.updated;
                 }
             }
             fault
         })
         .collect()
-}
-
-fn same_record(a: &Fault, b: &Fault) -> bool {
-    a.severity == b.severity
-        && a.message == b.message
-        && a.triggered == b.triggered
-        && a.escalates == b.escalates
-        && a.attempts == b.attempts
 }
