@@ -379,6 +379,26 @@ mod tests {
     }
 
     #[test]
+    fn heartbeats_and_markers_are_no_agent_faults() {
+        let disk = fault("disk");
+        assert_eq!(
+            agent_fault_from_item(&fault_item("web1", &disk)).unwrap(),
+            Some(AgentFault {
+                agent: "web1".into(),
+                fault: disk.clone(),
+            })
+        );
+        assert_eq!(
+            agent_fault_from_item(&heartbeat_item("web1", 100)).unwrap(),
+            None
+        );
+        assert_eq!(
+            agent_fault_from_item(&marker_item("web1", &disk)).unwrap(),
+            None
+        );
+    }
+
+    #[test]
     fn escalates_is_read_from_a_bool_or_a_number() {
         let cases = [
             (None, true),

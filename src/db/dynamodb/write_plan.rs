@@ -211,7 +211,12 @@ mod tests {
     fn a_new_alerts_fault_puts_the_marker() {
         let alerts = fault("web1#alerts", "down");
 
-        let writes = plan_writes("web1", &Written::default(), &[alerts.clone()], 100);
+        let writes = plan_writes(
+            "web1",
+            &Written::default(),
+            std::slice::from_ref(&alerts),
+            100,
+        );
 
         assert_eq!(writes.len(), 3);
         assert_eq!(writes[2], Write::Put(marker_item("web1", &alerts)));
