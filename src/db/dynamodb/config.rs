@@ -1,0 +1,87 @@
+//! The `database: {type: dynamodb}` options: region, table prefix, endpoint,
+//! the table names they give and their validation (pure).
+
+use serde::Deserialize;
+
+/// `database: {type: dynamodb}` options.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamoDbConfig {
+    /// AWS region (e.g. `us-east-1`); default: the standard chain
+    /// (`AWS_REGION`, the profile, instance metadata).
+    pub region: Option<String>,
+    /// Table name prefix: the tables are `PREFIX.faults` and
+    /// `PREFIX.squelches` (a prefix ending in `.` gets no second one).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Another endpoint, e.g. a local DynamoDB-compatible server for tests;
+    /// default: AWS's endpoint for the region.
+    pub endpoint_url: Option<String>,
+}
+
+fn default_prefix() -> String {
+    "cimaa".to_owned()
+}
+
+impl DynamoDbConfig {
+    /// The name of table `kind` (`faults` or `squelches`), as zc.cimaa names it.
+    #[must_use]
+    pub fn table(&self, kind: &str) -> String {
+        if self.prefix.ends_with('.') {
+            format!("{}{kind}", self.prefix)
+        } else {
+            format!("{}.{kind}", self.prefix)
+        }
+    }
+
+    /// Problems of the options, one sentence each (pure).
+    #[must_use]
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        // DynamoDB table names: 3-255 characters of `a-z A-Z 0-9 _ - .`.
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if self.prefix.is_empty() || !self.prefix.chars().all(allowed) {
+            problems.push(format!(
+                "database.prefix: `{}` must be letters, digits, `_`, `-` or `.`",
+                self.prefix
+            ));
+        } else if self.table("squelches").len() > 255 {
+            problems.push("database.prefix: too long for a DynamoDB table name".to_owned());
+        }
+        if let Some(region) = &self.region
+            && region.trim().is_empty()
+        {
+            problems.push("database.region: must not be empty".to_owned());
+        }
+        if let Some(url) = &self.endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            problems.push(format!(
+                "database.endpoint_url: `{url}` must start with `http://` or `https://`"
+            ));
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_follow_zc_cimaa() {
+        let mut config = DynamoDbConfig {
+            region: Some("us-east-1".into()),
+            prefix: "cimaa".into(),
+            endpoint_url: None,
+        };
+        assert_eq!(config.table("faults"), "cimaa.faults");
+        config.prefix = "prod.".into();
+        assert_eq!(config.table("squelches"), "prod.squelches");
+        config.prefix = "bad prefix".into();
+        assert_eq!(
+            config.problems(),
+            ["database.prefix: `bad prefix` must be letters, digits, `_`, `-` or `.`"]
+        );
+    }
+}

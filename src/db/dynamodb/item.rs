@@ -1,0 +1,464 @@
+//! Items ↔ records: the faults-table and squelches-table layout, and the
+//! conversion of faults, alert markers, heartbeats and squelches to and from
+//! DynamoDB items (pure).
+//!
+//! # Layout (compatible with zc.cimaa, so a fleet can migrate host by host)
+//! - `PREFIX.faults`: hash key `agent`, range key `name`; global secondary
+//!   index `updated` on (`agent`, `updated` Number) projecting name, since and
+//!   updated. A fault item holds `severity` (integer Number), `message` (left
+//!   out when empty), `since` and `updated` (integer Numbers), `triggered`
+//!   (`"y"`, left out when false) and the attributes zc.cimaa ignores:
+//!   `escalates` (BOOL) and `attempts` (Number).
+//! - Heartbeats are items of agent `_` with name = the agent and `updated`.
+//! - Markers of failing alerts are items of agent `_alerts` with name = the
+//!   agent and the attributes of its `AGENT#alerts` fault, so the meta-check
+//!   finds them with one query instead of a scan of the fleet. zc.cimaa never
+//!   reads that key.
+//! - `PREFIX.squelches`: hash key `regex`, with `reason`, `user`, `time`,
+//!   `permanent` (`"p"`, left out when false) and `expires` (Number, optional).
+//!
+//! Reading is lenient with what zc.cimaa wrote: times may be fractional
+//! Numbers (truncated), `escalates` may be a Number (0 = false) or missing
+//! (true), `message` may be missing (empty) and `attempts` missing (0).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::db::{AgentFault, Error, Fault, Heartbeat, Squelch};
+use crate::severity::Severity;
+
+/// One DynamoDB item.
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// `agent` of heartbeat items (zc.cimaa's key).
+pub(super) const HEARTBEAT_AGENT: &str = "_";
+/// `agent` of the markers of agents whose alerts fail.
+pub(super) const ALERTS_AGENT: &str = "_alerts";
+/// The global secondary index on (`agent`, `updated`).
+pub(super) const UPDATED_INDEX: &str = "updated";
+/// Attributes the `updated` index projects besides its keys (zc.cimaa's list).
+pub(super) const UPDATED_INDEX_INCLUDES: [&str; 3] = ["name", "since", "updated"];
+
+/// Agent names the layout reserves for its own items.
+#[must_use]
+pub(crate) fn is_reserved_agent(name: &str) -> bool {
+    name == HEARTBEAT_AGENT || name == ALERTS_AGENT
+}
+
+/// A String attribute.
+pub(super) fn string(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+/// A Number attribute.
+pub(super) fn number(value: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// The key of a faults-table item.
+pub(super) fn fault_key(agent: &str, name: &str) -> Item {
+    HashMap::from([
+        ("agent".to_owned(), string(agent)),
+        ("name".to_owned(), string(name)),
+    ])
+}
+
+/// The key of a squelches-table item.
+pub(super) fn squelch_key(regex: &str) -> Item {
+    HashMap::from([("regex".to_owned(), string(regex))])
+}
+
+/// A fault item in zc.cimaa's layout plus `escalates` and `attempts`.
+pub(super) fn fault_item(agent: &str, fault: &Fault) -> Item {
+    let mut item = fault_key(agent, &fault.name);
+    item.insert("severity".to_owned(), number(fault.severity.0));
+    if !fault.message.is_empty() {
+        item.insert("message".to_owned(), string(&fault.message));
+    }
+    item.insert("since".to_owned(), number(fault.since));
+    item.insert("updated".to_owned(), number(fault.updated));
+    if fault.triggered {
+        item.insert("triggered".to_owned(), string("y"));
+    }
+    item.insert(
+        "escalates".to_owned(),
+        AttributeValue::Bool(fault.escalates),
+    );
+    item.insert("attempts".to_owned(), number(fault.attempts));
+    item
+}
+
+/// The marker of an agent whose alerts fail: its `AGENT#alerts` fault under
+/// agent `_alerts`, name = the agent.
+pub(super) fn marker_item(agent: &str, fault: &Fault) -> Item {
+    let mut item = fault_item(ALERTS_AGENT, fault);
+    item.insert("name".to_owned(), string(agent));
+    item
+}
+
+/// The heartbeat of `agent` at `now`.
+pub(super) fn heartbeat_item(agent: &str, now: i64) -> Item {
+    let mut item = fault_key(HEARTBEAT_AGENT, agent);
+    item.insert("updated".to_owned(), number(now));
+    item
+}
+
+/// A squelch item in zc.cimaa's layout.
+pub(super) fn squelch_item(squelch: &Squelch) -> Item {
+    let mut item = squelch_key(&squelch.regex);
+    for (key, value) in [("reason", &squelch.reason), ("user", &squelch.user)] {
+        if !value.is_empty() {
+            item.insert(key.to_owned(), string(value));
+        }
+    }
+    item.insert("time".to_owned(), number(squelch.time));
+    if squelch.permanent {
+        item.insert("permanent".to_owned(), string("p"));
+    }
+    if let Some(expires) = squelch.expires {
+        item.insert("expires".to_owned(), number(expires));
+    }
+    item
+}
+
+/// Describes an item for error messages: its key attributes.
+fn describe_item(item: &Item) -> String {
+    ["agent", "name", "regex"]
+        .iter()
+        .filter_map(|key| match item.get(*key) {
+            Some(AttributeValue::S(value)) => Some(format!("{key}=`{value}`")),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn corrupt(item: &Item, detail: &str) -> Error {
+    Error::Corrupt(format!("dynamodb item {}: {detail}", describe_item(item)))
+}
+
+fn text(item: &Item, key: &str) -> Result<Option<String>, Error> {
+    match item.get(key) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::S(value)) => Ok(Some(value.clone())),
+        Some(_) => Err(corrupt(item, &format!("`{key}` is not a string"))),
+    }
+}
+
+/// A String attribute that must be there.
+pub(super) fn required_text(item: &Item, key: &str) -> Result<String, Error> {
+    text(item, key)?.ok_or_else(|| corrupt(item, &format!("`{key}` is missing")))
+}
+
+/// A Number attribute as whole units: zc.cimaa wrote `time.time()` floats,
+/// so fractions are truncated.
+pub(super) fn whole_number(item: &Item, key: &str) -> Result<Option<i64>, Error> {
+    let bad = || corrupt(item, &format!("`{key}` is not a number"));
+    match item.get(key) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::N(value)) => parse_whole(value).map(Some).ok_or_else(bad),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// Parses a DynamoDB Number, truncating any fraction (pure).
+fn parse_whole(value: &str) -> Option<i64> {
+    let value = value.trim();
+    if let Ok(whole) = value.parse::<i64>() {
+        return Some(whole);
+    }
+    let float = value.parse::<f64>().ok()?;
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "truncating is the point; the range is checked first"
+    )]
+    let whole = (float.is_finite() && float.abs() < 9.0e18).then(|| float.trunc() as i64);
+    whole
+}
+
+/// `escalates`: a BOOL (cimaa), a Number (zc.cimaa: 0 = false) or missing (true).
+fn escalates(item: &Item) -> Result<bool, Error> {
+    match item.get("escalates") {
+        None | Some(AttributeValue::Null(_)) => Ok(true),
+        Some(AttributeValue::Bool(value)) => Ok(*value),
+        Some(AttributeValue::N(value)) => value
+            .trim()
+            .parse::<f64>()
+            .map(|number| number != 0.0)
+            .map_err(|_| corrupt(item, "`escalates` is not a number")),
+        Some(_) => Err(corrupt(item, "`escalates` is not a boolean")),
+    }
+}
+
+/// `triggered`: zc.cimaa's `"y"`; also accepts a BOOL.
+fn triggered(item: &Item) -> bool {
+    match item.get("triggered") {
+        Some(AttributeValue::S(value)) => !value.is_empty(),
+        Some(AttributeValue::Bool(value)) => *value,
+        _ => false,
+    }
+}
+
+/// Reads a fault item: its agent and the fault.
+pub(super) fn fault_from_item(item: &Item) -> Result<(String, Fault), Error> {
+    let agent = required_text(item, "agent")?;
+    let name = required_text(item, "name")?;
+    let severity =
+        whole_number(item, "severity")?.ok_or_else(|| corrupt(item, "`severity` is missing"))?;
+    let updated = whole_number(item, "updated")?;
+    // Early zc.cimaa items have no `since`: the fault is as old as its record.
+    let since = whole_number(item, "since")?.or(updated).unwrap_or(0);
+    let attempts = match whole_number(item, "attempts")? {
+        None => 0,
+        Some(attempts) => {
+            u32::try_from(attempts).map_err(|_| corrupt(item, "`attempts` is out of range"))?
+        }
+    };
+    let fault = Fault {
+        name,
+        severity: Severity(severity),
+        // DynamoDB used to refuse empty strings, so zc.cimaa left it out.
+        message: text(item, "message")?.unwrap_or_default(),
+        since,
+        updated: updated.unwrap_or(since),
+        triggered: triggered(item),
+        escalates: escalates(item)?,
+        attempts,
+    };
+    Ok((agent, fault))
+}
+
+/// Reads an item of the faults table as an agent's fault; `None` for the
+/// heartbeats and markers that share the table.
+pub(super) fn agent_fault_from_item(item: &Item) -> Result<Option<AgentFault>, Error> {
+    if is_reserved_agent(&required_text(item, "agent")?) {
+        return Ok(None);
+    }
+    let (agent, fault) = fault_from_item(item)?;
+    Ok(Some(AgentFault { agent, fault }))
+}
+
+/// Reads an alert marker: the agent and its `AGENT#alerts` fault.
+pub(super) fn marker_from_item(item: &Item) -> Result<AgentFault, Error> {
+    let (_, mut fault) = fault_from_item(item)?;
+    let agent = fault.name;
+    fault.name = format!("{agent}#alerts");
+    Ok(AgentFault { agent, fault })
+}
+
+/// Reads a heartbeat item.
+pub(super) fn heartbeat_from_item(item: &Item) -> Result<Heartbeat, Error> {
+    Ok(Heartbeat {
+        name: required_text(item, "name")?,
+        updated: whole_number(item, "updated")?
+            .ok_or_else(|| corrupt(item, "`updated` is missing"))?,
+    })
+}
+
+/// Reads a squelch item.
+pub(super) fn squelch_from_item(item: &Item) -> Result<Squelch, Error> {
+    Ok(Squelch {
+        regex: required_text(item, "regex")?,
+        reason: text(item, "reason")?.unwrap_or_default(),
+        user: text(item, "user")?.unwrap_or_default(),
+        time: whole_number(item, "time")?.unwrap_or(0),
+        // zc.cimaa: `"p"` or empty; Python's `bool()` of the string.
+        permanent: match item.get("permanent") {
+            Some(AttributeValue::S(value)) => !value.is_empty(),
+            Some(AttributeValue::Bool(value)) => *value,
+            _ => false,
+        },
+        expires: whole_number(item, "expires")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(name: &str) -> Fault {
+        Fault {
+            name: name.to_owned(),
+            severity: Severity::ERROR,
+            message: format!("{name} is failing"),
+            since: 100,
+            updated: 100,
+            triggered: false,
+            escalates: true,
+            attempts: 1,
+        }
+    }
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect()
+    }
+
+    fn n(value: &str) -> AttributeValue {
+        AttributeValue::N(value.to_owned())
+    }
+
+    fn s(value: &str) -> AttributeValue {
+        AttributeValue::S(value.to_owned())
+    }
+
+    #[test]
+    fn fault_items_have_the_zc_cimaa_layout() {
+        let written = fault_item(
+            "web1",
+            &Fault {
+                triggered: true,
+                escalates: false,
+                attempts: 3,
+                severity: Severity::CRITICAL,
+                ..fault("disk")
+            },
+        );
+        assert_eq!(
+            written,
+            item(&[
+                ("agent", s("web1")),
+                ("name", s("disk")),
+                ("severity", n("50")),
+                ("message", s("disk is failing")),
+                ("since", n("100")),
+                ("updated", n("100")),
+                ("triggered", s("y")),
+                ("escalates", AttributeValue::Bool(false)),
+                ("attempts", n("3")),
+            ])
+        );
+        let quiet = fault_item(
+            "web1",
+            &Fault {
+                message: String::new(),
+                ..fault("disk")
+            },
+        );
+        assert!(!quiet.contains_key("message"));
+        assert!(!quiet.contains_key("triggered"));
+    }
+
+    #[test]
+    fn items_zc_cimaa_wrote_are_read() {
+        let python = item(&[
+            ("agent", s("web1")),
+            ("name", s("//web1/app/down")),
+            ("severity", n("50")),
+            ("since", n("1417000000.25")),
+            ("updated", n("1417000060.9")),
+            ("triggered", s("y")),
+            ("escalates", n("0")),
+        ]);
+        let (agent, read) = fault_from_item(&python).unwrap();
+        assert_eq!(agent, "web1");
+        assert_eq!(
+            read,
+            Fault {
+                name: "//web1/app/down".into(),
+                severity: Severity::CRITICAL,
+                message: String::new(),
+                since: 1_417_000_000,
+                updated: 1_417_000_060,
+                triggered: true,
+                escalates: false,
+                attempts: 0,
+            }
+        );
+        let oldest = item(&[
+            ("agent", s("web1")),
+            ("name", s("x")),
+            ("severity", n("40")),
+            ("updated", n("5.5")),
+        ]);
+        let (_, read) = fault_from_item(&oldest).unwrap();
+        assert_eq!((read.since, read.updated, read.escalates), (5, 5, true));
+    }
+
+    #[test]
+    fn heartbeats_and_markers_are_no_agent_faults() {
+        let disk = fault("disk");
+        assert_eq!(
+            agent_fault_from_item(&fault_item("web1", &disk)).unwrap(),
+            Some(AgentFault {
+                agent: "web1".into(),
+                fault: disk.clone(),
+            })
+        );
+        assert_eq!(
+            agent_fault_from_item(&heartbeat_item("web1", 100)).unwrap(),
+            None
+        );
+        assert_eq!(
+            agent_fault_from_item(&marker_item("web1", &disk)).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn escalates_is_read_from_a_bool_or_a_number() {
+        let cases = [
+            (None, true),
+            (Some(AttributeValue::Bool(true)), true),
+            (Some(AttributeValue::Bool(false)), false),
+            (Some(n("0")), false),
+            (Some(n("1")), true),
+            (Some(n("0.0")), false),
+        ];
+        for (value, want) in cases {
+            let mut stored = fault_item("web1", &fault("x"));
+            stored.remove("escalates");
+            if let Some(value) = value.clone() {
+                stored.insert("escalates".into(), value);
+            }
+            assert_eq!(escalates(&stored).unwrap(), want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn squelch_items_round_trip_and_read_zc_cimaa_ones() {
+        let squelch = Squelch {
+            regex: "web1".into(),
+            reason: "deploy".into(),
+            user: "alice".into(),
+            time: 100,
+            permanent: true,
+            expires: Some(200),
+        };
+        let written = squelch_item(&squelch);
+        assert_eq!(written.get("permanent"), Some(&s("p")));
+        assert_eq!(squelch_from_item(&written).unwrap(), squelch);
+
+        let python = item(&[
+            ("regex", s("db")),
+            ("reason", s("r")),
+            ("user", s("bob")),
+            ("time", n("1417000000.5")),
+            ("permanent", s("")),
+        ]);
+        let read = squelch_from_item(&python).unwrap();
+        assert_eq!(
+            (read.time, read.permanent, read.expires),
+            (1_417_000_000, false, None)
+        );
+    }
+
+    #[test]
+    fn numbers_are_truncated_to_whole_units() {
+        let cases = [
+            ("42", Some(42)),
+            ("-7", Some(-7)),
+            ("1417000000.999", Some(1_417_000_000)),
+            ("-1.5", Some(-1)),
+            ("1e3", Some(1000)),
+            ("abc", None),
+            ("1e300", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_whole(text), want, "{text}");
+        }
+    }
+}

@@ -1,0 +1,1029 @@
+//! The `dynamodb` backend: one shared database for a whole fleet (SPEC §6).
+//!
+//! Owns the `Db` calls on the two tables, their retries and time bounds, and
+//! `setup-db`'s tables. The `since`/`updated` rules come from
+//! `merge_with_stored`, shared with the other backends. Its parts:
+//! - `config`: the `database:` options and the table names they give;
+//! - `api`: the narrow seam over the SDK client and the request counts;
+//! - `item`: the table layout (compatible with zc.cimaa, so a fleet can
+//!   migrate host by host) and the conversion of items to and from records;
+//! - `write_plan`: what `set_faults` writes, which in steady state is one
+//!   write request (the heartbeat) per tick.
+//!
+//! # Failures and time bounds
+//! Every request goes through `Api`, a narrow seam over the SDK client that
+//! tests replace with an in-memory fake. The SDK's own retries are off; this
+//! module retries throttling, 5xx answers and transport failures with capped,
+//! jittered exponential backoff ("full jitter") and a bounded number of
+//! attempts, resends `UnprocessedItems`, and bounds every `Db` call by
+//! `CALL_BUDGET`, so a database outage costs a tick seconds, not minutes.
+
+mod api;
+mod config;
+mod item;
+mod write_plan;
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb as sdk;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+pub use self::api::RequestStats;
+use self::api::{
+    Api, ApiError, ApiFailure, Counters, Query, SdkApi, TableKind, TableState, Write, client_config,
+};
+pub use self::config::DynamoDbConfig;
+pub(crate) use self::item::is_reserved_agent;
+use self::item::{
+    ALERTS_AGENT, HEARTBEAT_AGENT, Item, UPDATED_INDEX, agent_fault_from_item, fault_from_item,
+    fault_key, heartbeat_from_item, heartbeat_item, marker_from_item, required_text,
+    squelch_from_item, squelch_item, squelch_key,
+};
+use self::write_plan::{WriteCache, Written, plan_writes};
+use super::{AgentFault, Capacity, Db, Error, Fault, Heartbeat, Squelch, merge_with_stored};
+use crate::retry::Backoff;
+
+/// Time for one `Db` call, retries and pages included. The agent awaits its
+/// database calls inside a tick, so this is what an outage can cost a tick.
+const CALL_BUDGET: Duration = Duration::from_secs(10);
+/// Time `setup-db` waits for new tables to become ACTIVE.
+const SETUP_BUDGET: Duration = Duration::from_mins(5);
+/// Pause between two looks at a table that is being created.
+const SETUP_POLL: Duration = Duration::from_millis(500);
+
+/// Retries of every request: at most 5 attempts, pausing 25-50 ms,
+/// 50-100 ms, 100-200 ms and 200-400 ms between them, well within `CALL_BUDGET`.
+const RETRIES: Backoff = Backoff {
+    first: Duration::from_millis(50),
+    cap: Duration::from_secs(1),
+    attempts: 5,
+};
+
+/// A handle on the two DynamoDB tables of one prefix.
+pub struct DynamoDb {
+    api: Box<dyn Api>,
+    faults_table: String,
+    squelches_table: String,
+    /// Per agent, what this process last wrote; see `write_plan`.
+    written: WriteCache,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for DynamoDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoDb")
+            .field("faults_table", &self.faults_table)
+            .field("squelches_table", &self.squelches_table)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a read finds its items: a Query of the faults table or a Scan.
+#[derive(Clone, Copy, Debug)]
+enum Read<'a> {
+    Query(Query<'a>),
+    /// Every item of this table.
+    Scan(&'a str),
+}
+
+/// Runs one `Db` call within `budget`; `call` gets the deadline, so its
+/// retries stop before the call is cut off.
+async fn bounded<T, F, Fut>(operation: &'static str, budget: Duration, call: F) -> Result<T, Error>
+where
+    F: FnOnce(Instant) -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let deadline = Instant::now() + budget;
+    tokio::time::timeout_at(deadline, call(deadline))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Timeout {
+                operation,
+                seconds: budget.as_secs(),
+            })
+        })
+}
+
+impl DynamoDb {
+    /// A handle whose credentials and region come from the standard AWS
+    /// chain (environment, profile, instance role); `region` overrides the
+    /// chain's region. Sends no request.
+    ///
+    /// # Errors
+    /// `Error::NoRegion` when neither the configuration nor the chain names a region.
+    pub async fn open(config: &DynamoDbConfig) -> Result<DynamoDb, Error> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &config.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        let shared = loader.load().await;
+        if shared.region().is_none() {
+            return Err(Error::NoRegion);
+        }
+        let sdk_config = client_config(
+            sdk::config::Builder::from(&shared),
+            config.endpoint_url.as_deref(),
+        );
+        Ok(DynamoDb::with_client(
+            config,
+            sdk::Client::from_conf(sdk_config),
+        ))
+    }
+
+    /// A handle with fixed credentials that reads nothing from the
+    /// environment: for tests and benchmarks against a local server.
+    ///
+    /// # Errors
+    /// `Error::NoRegion` when the configuration has no `region`.
+    pub fn with_static_credentials(
+        config: &DynamoDbConfig,
+        access_key_id: &str,
+        secret_access_key: &str,
+    ) -> Result<DynamoDb, Error> {
+        let region = config.region.clone().ok_or(Error::NoRegion)?;
+        let builder = sdk::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region))
+            .credentials_provider(Credentials::new(
+                access_key_id,
+                secret_access_key,
+                None,
+                None,
+                "cimaa-static",
+            ));
+        let sdk_config = client_config(builder, config.endpoint_url.as_deref());
+        Ok(DynamoDb::with_client(
+            config,
+            sdk::Client::from_conf(sdk_config),
+        ))
+    }
+
+    fn with_client(config: &DynamoDbConfig, client: sdk::Client) -> DynamoDb {
+        let counters = Arc::new(Counters::default());
+        let api = SdkApi::new(client, Arc::clone(&counters));
+        DynamoDb::with_api(config, Box::new(api), counters)
+    }
+
+    fn with_api(config: &DynamoDbConfig, api: Box<dyn Api>, counters: Arc<Counters>) -> DynamoDb {
+        DynamoDb {
+            api,
+            faults_table: config.table("faults"),
+            squelches_table: config.table("squelches"),
+            written: WriteCache::default(),
+            counters,
+        }
+    }
+
+    /// Requests sent so far (every attempt counted), for benchmarks and tests.
+    #[must_use]
+    pub fn stats(&self) -> RequestStats {
+        self.counters.snapshot()
+    }
+
+    /// Runs `call` again after retryable failures, with backoff, until it
+    /// succeeds, fails for good, runs out of attempts or would pass `deadline`.
+    async fn retrying<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        table: &str,
+        deadline: Instant,
+        mut call: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let mut retry = RETRIES.start(Some(deadline));
+        loop {
+            let error = match call().await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            let attempt = retry.attempt();
+            if error.failure.retryable()
+                && let Some(delay) = retry.next_delay()
+            {
+                debug!(operation, table, attempt, error = %error.detail, "dynamodb request failed; retrying");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return Err(match error.failure {
+                ApiFailure::TableMissing => Error::TableMissing {
+                    table: table.to_owned(),
+                },
+                ApiFailure::Throttled => Error::Throttled {
+                    operation,
+                    table: table.to_owned(),
+                    attempts: attempt,
+                },
+                _ => Error::DynamoDb {
+                    operation,
+                    table: table.to_owned(),
+                    attempts: attempt,
+                    detail: error.detail,
+                },
+            });
+        }
+    }
+
+    /// Every item `read` finds, page after page.
+    async fn read_all(&self, read: Read<'_>, deadline: Instant) -> Result<Vec<Item>, Error> {
+        let (operation, table) = match read {
+            Read::Query(_) => ("Query", self.faults_table.as_str()),
+            Read::Scan(table) => ("Scan", table),
+        };
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .retrying(operation, table, deadline, || match read {
+                    Read::Query(query) => self.api.query(table, query, start.clone()),
+                    Read::Scan(_) => self.api.scan(table, start.clone()),
+                })
+                .await?;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// One reading `Db` call within `CALL_BUDGET`: the records `convert`
+    /// makes of the items `read` finds (`None` skips an item), in `order`.
+    async fn read_sorted<T>(
+        &self,
+        operation: &'static str,
+        read: Read<'_>,
+        convert: impl Fn(&Item) -> Result<Option<T>, Error>,
+        order: impl Fn(&T, &T) -> Ordering,
+    ) -> Result<Vec<T>, Error> {
+        bounded(operation, CALL_BUDGET, |deadline| async move {
+            let mut records = Vec::new();
+            for item in &self.read_all(read, deadline).await? {
+                records.extend(convert(item)?);
+            }
+            records.sort_by(order);
+            Ok(records)
+        })
+        .await
+    }
+
+    /// The stored faults and alert marker of one agent.
+    async fn read_agent(&self, agent: &str, deadline: Instant) -> Result<Written, Error> {
+        let faults = self
+            .read_all(Read::Query(Query::Agent(agent)), deadline)
+            .await?
+            .iter()
+            .map(|item| fault_from_item(item).map(|(_, fault)| (fault.name.clone(), fault)))
+            .collect::<Result<_, _>>()?;
+        let table = self.faults_table.as_str();
+        let marker = self
+            .retrying("GetItem", table, deadline, || {
+                self.api.get(table, fault_key(ALERTS_AGENT, agent))
+            })
+            .await?
+            .map(|item| marker_from_item(&item).map(|marker| marker.fault))
+            .transpose()?;
+        Ok(Written { faults, marker })
+    }
+
+    /// Creates a missing table (a racing creator is fine) or checks the
+    /// keys and indexes of an existing one; false while it is not ACTIVE.
+    async fn ensure_table(
+        &self,
+        table: &str,
+        kind: TableKind,
+        capacity: Option<Capacity>,
+        deadline: Instant,
+    ) -> Result<bool, Error> {
+        let state = self
+            .retrying("DescribeTable", table, deadline, || {
+                self.api.describe(table)
+            })
+            .await?;
+        match state {
+            TableState::Missing => {
+                self.retrying("CreateTable", table, deadline, || async move {
+                    match self.api.create(table, kind, capacity).await {
+                        // Another `setup-db` is creating it right now.
+                        Err(error) if error.failure == ApiFailure::TableExists => Ok(()),
+                        created => created,
+                    }
+                })
+                .await?;
+                Ok(false)
+            }
+            TableState::Busy(why) => {
+                debug!(table, state = %why, "waiting for the table");
+                Ok(false)
+            }
+            TableState::Active { keys, indexes } => {
+                let (want_keys, want_index): (&[&str], Option<&str>) = match kind {
+                    TableKind::Faults => (&["agent", "name"], Some(UPDATED_INDEX)),
+                    TableKind::Squelches => (&["regex"], None),
+                };
+                if keys != want_keys {
+                    return Err(Error::TableMismatch {
+                        table: table.to_owned(),
+                        detail: format!(
+                            "its keys are `{}`, expected `{}`",
+                            keys.join(", "),
+                            want_keys.join(", ")
+                        ),
+                    });
+                }
+                if let Some(index) = want_index
+                    && !indexes.iter().any(|name| name == index)
+                {
+                    return Err(Error::TableMismatch {
+                        table: table.to_owned(),
+                        detail: format!("it has no global secondary index `{index}`"),
+                    });
+                }
+                Ok(true)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Db for DynamoDb {
+    async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, Error> {
+        bounded("get_faults", CALL_BUDGET, |deadline| async move {
+            let stored = self.read_agent(agent, deadline).await?;
+            let faults = stored.faults.values().cloned().collect();
+            // The agent reads its faults at startup: its first `set_faults`
+            // then needs no second read.
+            self.written.put(agent, stored);
+            Ok(faults)
+        })
+        .await
+    }
+
+    async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), Error> {
+        // Taken out for the whole call: a failure (or a timeout dropping this
+        // future) leaves no record, so the next call reads what is stored.
+        let cached = self.written.take(agent);
+        bounded("set_faults", CALL_BUDGET, |deadline| async move {
+            let before = match cached {
+                Some(written) => written,
+                None => self.read_agent(agent, deadline).await?,
+            };
+            let stored: Vec<Fault> = before.faults.values().cloned().collect();
+            let merged = merge_with_stored(&stored, faults);
+            let writes = plan_writes(agent, &before, &merged, now);
+            debug!(agent, writes = writes.len(), "writing faults");
+            self.write_all(writes, deadline).await?;
+            self.written.put(agent, Written::of(agent, merged));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), Error> {
+        let table = self.faults_table.as_str();
+        bounded("heartbeat", CALL_BUDGET, |deadline| {
+            self.retrying("PutItem", table, deadline, || {
+                self.api.put(table, heartbeat_item(agent, now))
+            })
+        })
+        .await
+    }
+
+    async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, Error> {
+        let read = match agent {
+            Some(agent) => Read::Query(Query::Agent(agent)),
+            None => Read::Scan(&self.faults_table),
+        };
+        self.read_sorted("list_faults", read, agent_fault_from_item, |a, b| {
+            (&a.agent, &a.fault.name).cmp(&(&b.agent, &b.fault.name))
+        })
+        .await
+    }
+
+    async fn agents(&self) -> Result<Vec<Heartbeat>, Error> {
+        let read = Read::Query(Query::Agent(HEARTBEAT_AGENT));
+        self.read_sorted(
+            "agents",
+            read,
+            |item| heartbeat_from_item(item).map(Some),
+            |a, b| a.name.cmp(&b.name),
+        )
+        .await
+    }
+
+    async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, Error> {
+        let before = now.saturating_sub(age);
+        let read = Read::Query(Query::StaleHeartbeats { before });
+        self.read_sorted(
+            "old_agents",
+            read,
+            |item| heartbeat_from_item(item).map(Some),
+            |a, b| a.name.cmp(&b.name),
+        )
+        .await
+    }
+
+    async fn get_squelch_details(&self) -> Result<Vec<Squelch>, Error> {
+        let read = Read::Scan(&self.squelches_table);
+        self.read_sorted(
+            "get_squelch_details",
+            read,
+            |item| squelch_from_item(item).map(Some),
+            |a, b| a.regex.cmp(&b.regex),
+        )
+        .await
+    }
+
+    async fn squelch(&self, squelch: &Squelch) -> Result<(), Error> {
+        let table = self.squelches_table.as_str();
+        bounded("squelch", CALL_BUDGET, |deadline| {
+            self.retrying("PutItem", table, deadline, || {
+                self.api.put(table, squelch_item(squelch))
+            })
+        })
+        .await
+    }
+
+    async fn unsquelch(&self, regex: &str) -> Result<bool, Error> {
+        let table = self.squelches_table.as_str();
+        bounded("unsquelch", CALL_BUDGET, |deadline| {
+            self.retrying("DeleteItem", table, deadline, || {
+                self.api.delete(table, squelch_key(regex))
+            })
+        })
+        .await
+    }
+
+    async fn alert_failures(&self) -> Result<Vec<AgentFault>, Error> {
+        let read = Read::Query(Query::Agent(ALERTS_AGENT));
+        self.read_sorted(
+            "alert_failures",
+            read,
+            |item| marker_from_item(item).map(Some),
+            |a, b| a.agent.cmp(&b.agent),
+        )
+        .await
+    }
+
+    async fn remove_agent(&self, agent: &str) -> Result<(), Error> {
+        self.written.forget(agent);
+        bounded("remove_agent", CALL_BUDGET, |deadline| async move {
+            let mut writes = vec![
+                Write::Delete(fault_key(HEARTBEAT_AGENT, agent)),
+                Write::Delete(fault_key(ALERTS_AGENT, agent)),
+            ];
+            let read = Read::Query(Query::Agent(agent));
+            for item in self.read_all(read, deadline).await? {
+                let name = required_text(&item, "name")?;
+                writes.push(Write::Delete(fault_key(agent, &name)));
+            }
+            self.write_all(writes, deadline).await
+        })
+        .await
+    }
+
+    async fn setup(&self, capacity: Option<Capacity>) -> Result<(), Error> {
+        bounded("setup", SETUP_BUDGET, |deadline| async move {
+            let tables = [
+                (self.faults_table.as_str(), TableKind::Faults),
+                (self.squelches_table.as_str(), TableKind::Squelches),
+            ];
+            loop {
+                let mut ready = true;
+                for (table, kind) in tables {
+                    ready &= self.ensure_table(table, kind, capacity, deadline).await?;
+                }
+                if ready {
+                    return Ok(());
+                }
+                if Instant::now() + SETUP_POLL >= deadline {
+                    warn!("dynamodb tables are still not ACTIVE");
+                }
+                tokio::time::sleep(SETUP_POLL).await;
+            }
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::{Mutex, MutexGuard};
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    use super::api::Page;
+    use super::item::whole_number;
+    use super::*;
+    use crate::severity::Severity;
+
+    /// An in-memory stand-in for DynamoDB behind the seam, recording calls
+    /// and failing on demand.
+    #[derive(Default)]
+    struct Fake {
+        state: Mutex<FakeState>,
+    }
+
+    #[derive(Default)]
+    struct FakeState {
+        /// Table → key values (`[agent, name]` or `[regex]`) → item.
+        tables: HashMap<String, BTreeMap<Vec<String>, Item>>,
+        /// Operation names, in call order.
+        calls: Vec<&'static str>,
+        /// Sizes of the BatchWriteItem calls.
+        batches: Vec<usize>,
+        /// The next calls fail like this, one failure per call.
+        failures: VecDeque<ApiFailure>,
+        /// The next BatchWriteItem leaves this many of its writes unprocessed.
+        unprocessed: usize,
+        /// The BatchWriteItem that finds this many batches done is rejected.
+        fail_batch: Option<usize>,
+    }
+
+    fn item_key(item: &Item) -> Vec<String> {
+        let names: &[&str] = if item.contains_key("regex") {
+            &["regex"]
+        } else {
+            &["agent", "name"]
+        };
+        names
+            .iter()
+            .map(|name| match item.get(*name) {
+                Some(AttributeValue::S(value)) => value.clone(),
+                other => panic!("bad key attribute {name}: {other:?}"),
+            })
+            .collect()
+    }
+
+    fn text_of(item: &Item, key: &str) -> Option<String> {
+        match item.get(key) {
+            Some(AttributeValue::S(value)) => Some(value.clone()),
+            _ => None,
+        }
+    }
+
+    impl Fake {
+        fn state(&self) -> MutexGuard<'_, FakeState> {
+            self.state.lock().unwrap()
+        }
+
+        /// Records the call and returns the failure queued for it, if any.
+        fn call(&self, operation: &'static str) -> Result<(), ApiError> {
+            let mut state = self.state();
+            state.calls.push(operation);
+            match state.failures.pop_front() {
+                Some(failure) => Err(ApiError {
+                    failure,
+                    detail: format!("{failure:?}"),
+                }),
+                None => Ok(()),
+            }
+        }
+
+        fn items(&self, table: &str) -> Vec<Item> {
+            self.state()
+                .tables
+                .get(table)
+                .map(|items| items.values().cloned().collect())
+                .unwrap_or_default()
+        }
+
+        fn calls(&self) -> Vec<&'static str> {
+            std::mem::take(&mut self.state().calls)
+        }
+    }
+
+    #[async_trait]
+    impl Api for Arc<Fake> {
+        async fn get(&self, table: &str, key: Item) -> Result<Option<Item>, ApiError> {
+            self.call("GetItem")?;
+            Ok(self
+                .state()
+                .tables
+                .get(table)
+                .and_then(|items| items.get(&item_key(&key)).cloned()))
+        }
+
+        async fn put(&self, table: &str, item: Item) -> Result<(), ApiError> {
+            self.call("PutItem")?;
+            self.state()
+                .tables
+                .entry(table.to_owned())
+                .or_default()
+                .insert(item_key(&item), item);
+            Ok(())
+        }
+
+        async fn delete(&self, table: &str, key: Item) -> Result<bool, ApiError> {
+            self.call("DeleteItem")?;
+            Ok(self
+                .state()
+                .tables
+                .entry(table.to_owned())
+                .or_default()
+                .remove(&item_key(&key))
+                .is_some())
+        }
+
+        async fn query(
+            &self,
+            table: &str,
+            query: Query<'_>,
+            start: Option<Item>,
+        ) -> Result<Page, ApiError> {
+            self.call("Query")?;
+            assert!(start.is_none(), "the fake answers in one page");
+            let items = self.items(table).into_iter().filter(|item| match query {
+                Query::Agent(agent) => text_of(item, "agent").as_deref() == Some(agent),
+                Query::StaleHeartbeats { before } => {
+                    text_of(item, "agent").as_deref() == Some(HEARTBEAT_AGENT)
+                        && whole_number(item, "updated").unwrap().unwrap() < before
+                }
+            });
+            Ok(Page {
+                items: items.collect(),
+                next: None,
+            })
+        }
+
+        async fn scan(&self, table: &str, start: Option<Item>) -> Result<Page, ApiError> {
+            self.call("Scan")?;
+            assert!(start.is_none(), "the fake answers in one page");
+            Ok(Page {
+                items: self.items(table),
+                next: None,
+            })
+        }
+
+        async fn batch_write(
+            &self,
+            table: &str,
+            writes: Vec<Write>,
+        ) -> Result<Vec<Write>, ApiError> {
+            self.call("BatchWriteItem")?;
+            // BatchWriteItem takes at most 25 requests.
+            assert!(writes.len() <= 25, "{} writes", writes.len());
+            let mut state = self.state();
+            if state.fail_batch == Some(state.batches.len()) {
+                state.fail_batch = None;
+                return Err(ApiError {
+                    failure: ApiFailure::Rejected,
+                    detail: "rejected".into(),
+                });
+            }
+            state.batches.push(writes.len());
+            let keep = writes.len().saturating_sub(state.unprocessed);
+            state.unprocessed = 0;
+            let mut writes = writes;
+            let unprocessed = writes.split_off(keep);
+            let items = state.tables.entry(table.to_owned()).or_default();
+            for write in writes {
+                match write {
+                    Write::Put(item) => items.insert(item_key(&item), item),
+                    Write::Delete(key) => items.remove(&item_key(&key)),
+                };
+            }
+            Ok(unprocessed)
+        }
+
+        async fn describe(&self, table: &str) -> Result<TableState, ApiError> {
+            self.call("DescribeTable")?;
+            let state = self.state();
+            Ok(match state.tables.get(table) {
+                None => TableState::Missing,
+                Some(_) if table.ends_with("faults") => TableState::Active {
+                    keys: vec!["agent".into(), "name".into()],
+                    indexes: vec![UPDATED_INDEX.into()],
+                },
+                Some(_) => TableState::Active {
+                    keys: vec!["regex".into()],
+                    indexes: vec![],
+                },
+            })
+        }
+
+        async fn create(
+            &self,
+            table: &str,
+            _kind: TableKind,
+            _capacity: Option<Capacity>,
+        ) -> Result<(), ApiError> {
+            self.call("CreateTable")?;
+            self.state().tables.entry(table.to_owned()).or_default();
+            Ok(())
+        }
+    }
+
+    fn config() -> DynamoDbConfig {
+        DynamoDbConfig {
+            region: Some("us-east-1".into()),
+            prefix: "cimaa".into(),
+            endpoint_url: None,
+        }
+    }
+
+    fn fake_db() -> (DynamoDb, Arc<Fake>) {
+        let fake = Arc::new(Fake::default());
+        let db = DynamoDb::with_api(
+            &config(),
+            Box::new(Arc::clone(&fake)),
+            Arc::new(Counters::default()),
+        );
+        (db, fake)
+    }
+
+    fn fault(name: &str) -> Fault {
+        Fault {
+            name: name.to_owned(),
+            severity: Severity::ERROR,
+            message: format!("{name} is failing"),
+            since: 100,
+            updated: 100,
+            triggered: false,
+            escalates: true,
+            attempts: 1,
+        }
+    }
+
+    fn faults(count: usize) -> Vec<Fault> {
+        (0..count).map(|i| fault(&format!("check{i:03}"))).collect()
+    }
+
+    fn n(value: &str) -> AttributeValue {
+        AttributeValue::N(value.to_owned())
+    }
+
+    #[tokio::test]
+    async fn the_first_call_reads_the_stored_state_then_writes_every_item() {
+        let (db, fake) = fake_db();
+
+        db.set_faults("web1", &faults(3), 100).await.unwrap();
+
+        assert_eq!(fake.calls(), ["Query", "GetItem", "BatchWriteItem"]);
+        assert_eq!(fake.state().batches, [4]);
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_fault_set_costs_one_write_of_the_heartbeat() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &faults(100), 100).await.unwrap();
+        fake.calls();
+        fake.state().batches.clear();
+
+        // Seen again by later check runs: same record, later times.
+        let again: Vec<Fault> = faults(100)
+            .into_iter()
+            .map(|f| Fault {
+                since: 160,
+                updated: 160,
+                ..f
+            })
+            .collect();
+        db.set_faults("web1", &again, 160).await.unwrap();
+
+        assert_eq!(fake.calls(), ["BatchWriteItem"]);
+        assert_eq!(fake.state().batches, [1]);
+        let heartbeat = fake
+            .items("cimaa.faults")
+            .into_iter()
+            .find(|item| text_of(item, "agent").as_deref() == Some(HEARTBEAT_AGENT))
+            .unwrap();
+        assert_eq!(heartbeat.get("updated"), Some(&n("160")));
+    }
+
+    #[tokio::test]
+    async fn get_faults_at_startup_spares_the_first_set_faults_its_read() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &faults(2), 100).await.unwrap();
+        let restarted = DynamoDb::with_api(
+            &config(),
+            Box::new(Arc::clone(&fake)),
+            Arc::new(Counters::default()),
+        );
+        fake.calls();
+
+        let stored = restarted.get_faults("web1").await.unwrap();
+        restarted.set_faults("web1", &stored, 160).await.unwrap();
+
+        assert_eq!(fake.calls(), ["Query", "GetItem", "BatchWriteItem"]);
+        assert_eq!(fake.state().batches.last(), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn only_changed_and_removed_faults_are_written() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &faults(3), 100).await.unwrap();
+        fake.state().batches.clear();
+        let mut next = faults(2);
+        next[1].message = "worse".into();
+
+        db.set_faults("web1", &next, 160).await.unwrap();
+
+        // Heartbeat, the changed fault, the removed fault.
+        assert_eq!(fake.state().batches, [3]);
+        let mut stored = db.get_faults("web1").await.unwrap();
+        stored.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            stored
+                .iter()
+                .map(|f| f.message.as_str())
+                .collect::<Vec<_>>(),
+            ["check000 is failing", "worse"]
+        );
+        assert_eq!(stored[1].updated, 100, "`updated` is the caller's");
+        assert_eq!(stored[1].since, 100, "`since` is kept");
+    }
+
+    #[tokio::test]
+    async fn writes_go_in_batches_of_at_most_25() {
+        let (db, fake) = fake_db();
+
+        db.set_faults("web1", &faults(60), 100).await.unwrap();
+
+        assert_eq!(fake.state().batches, [25, 25, 11]);
+        assert_eq!(fake.items("cimaa.faults").len(), 61);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unprocessed_items_are_resent() {
+        let (db, fake) = fake_db();
+        fake.state().unprocessed = 3;
+
+        db.set_faults("web1", &faults(10), 100).await.unwrap();
+
+        assert_eq!(fake.state().batches, [11, 3]);
+        assert_eq!(fake.items("cimaa.faults").len(), 11);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_and_unavailability_are_retried() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &faults(1), 100).await.unwrap();
+        fake.calls();
+        fake.state().failures = VecDeque::from([
+            ApiFailure::Throttled,
+            ApiFailure::Unavailable,
+            ApiFailure::Throttled,
+        ]);
+
+        db.set_faults("web1", &faults(1), 160).await.unwrap();
+
+        assert_eq!(fake.calls(), ["BatchWriteItem"; 4]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lasting_throttling_fails_after_bounded_attempts_and_forgets_the_cache() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &faults(2), 100).await.unwrap();
+        fake.calls();
+        fake.state().failures = VecDeque::from([ApiFailure::Throttled; 10]);
+
+        let error = db.set_faults("web1", &faults(3), 160).await.unwrap_err();
+
+        assert!(
+            matches!(error, Error::Throttled { attempts: 5, .. }),
+            "{error:?}"
+        );
+        assert_eq!(fake.calls(), ["BatchWriteItem"; 5]);
+
+        // Recovered: the next call reads what is stored and writes what is missing.
+        fake.state().failures.clear();
+        fake.state().batches.clear();
+        db.set_faults("web1", &faults(3), 220).await.unwrap();
+        assert_eq!(fake.calls(), ["Query", "GetItem", "BatchWriteItem"]);
+        assert_eq!(fake.state().batches, [2]);
+        assert_eq!(db.get_faults("web1").await.unwrap().len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_in_the_middle_of_the_batches_rewrites_the_rest_next_time() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &[], 100).await.unwrap();
+        fake.state().batches.clear();
+        fake.state().fail_batch = Some(1);
+
+        db.set_faults("web1", &faults(40), 160).await.unwrap_err();
+        assert_eq!(
+            fake.items("cimaa.faults").len(),
+            25,
+            "only the first batch landed"
+        );
+
+        db.set_faults("web1", &faults(40), 220).await.unwrap();
+        assert_eq!(fake.items("cimaa.faults").len(), 41);
+        // Heartbeat + 40 faults failed at the second batch of 16; then the
+        // heartbeat + the 16 faults still missing.
+        assert_eq!(fake.state().batches, [25, 17]);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_request_is_not_retried() {
+        let (db, fake) = fake_db();
+        fake.state().failures = VecDeque::from([ApiFailure::Rejected]);
+
+        let error = db.heartbeat("web1", 100).await.unwrap_err();
+
+        assert!(
+            matches!(error, Error::DynamoDb { attempts: 1, .. }),
+            "{error:?}"
+        );
+        assert_eq!(fake.calls(), ["PutItem"]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_table_says_to_run_setup_db() {
+        let (db, fake) = fake_db();
+        fake.state().failures = VecDeque::from([ApiFailure::TableMissing]);
+
+        let error = db.agents().await.unwrap_err();
+
+        assert_eq!(
+            error.to_string(),
+            "dynamodb table `cimaa.faults` does not exist (create it with `cimaa setup-db`)"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_alert_marker_follows_the_agents_alerts_fault() {
+        let (db, fake) = fake_db();
+        let alerts = Fault {
+            severity: Severity::CRITICAL,
+            message: "Failed to send alert information (1/1)".into(),
+            escalates: false,
+            attempts: 0,
+            ..fault("web1#alerts")
+        };
+
+        db.set_faults("web1", &[fault("disk"), alerts.clone()], 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            db.alert_failures().await.unwrap(),
+            vec![AgentFault {
+                agent: "web1".into(),
+                fault: alerts.clone(),
+            }]
+        );
+        fake.state().batches.clear();
+
+        // Unchanged: no marker write.
+        db.set_faults("web1", &[fault("disk"), alerts], 160)
+            .await
+            .unwrap();
+        assert_eq!(fake.state().batches, [1]);
+
+        // Gone: the fault and the marker are deleted.
+        db.set_faults("web1", &[fault("disk")], 220).await.unwrap();
+        assert_eq!(fake.state().batches, [1, 3]);
+        assert_eq!(db.alert_failures().await.unwrap(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn remove_agent_deletes_faults_heartbeat_and_marker() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &[fault("disk"), fault("web1#alerts")], 100)
+            .await
+            .unwrap();
+        db.set_faults("web2", &[fault("disk")], 100).await.unwrap();
+
+        db.remove_agent("web1").await.unwrap();
+
+        let left: Vec<Vec<String>> = fake.items("cimaa.faults").iter().map(item_key).collect();
+        assert_eq!(
+            left,
+            [
+                vec!["_".to_owned(), "web2".to_owned()],
+                vec!["web2".to_owned(), "disk".to_owned()],
+            ]
+        );
+        // And a later set_faults of that agent starts from the stored state.
+        fake.calls();
+        db.set_faults("web1", &[], 160).await.unwrap();
+        assert_eq!(fake.calls(), ["Query", "GetItem", "BatchWriteItem"]);
+    }
+
+    #[tokio::test]
+    async fn setup_creates_missing_tables_and_is_idempotent() {
+        let (db, fake) = fake_db();
+
+        db.setup(None).await.unwrap();
+        let first = fake.calls();
+        db.setup(None).await.unwrap();
+
+        assert_eq!(
+            first.iter().filter(|call| **call == "CreateTable").count(),
+            2
+        );
+        assert_eq!(fake.calls(), ["DescribeTable", "DescribeTable"]);
+    }
+}
