@@ -8,6 +8,7 @@ mod coordination;
 mod db_contract;
 mod dynamodb;
 mod fake_http;
+mod layering;
 mod probes;
 mod servers;
 mod sinks;

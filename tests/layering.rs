@@ -1,0 +1,243 @@
+//! The crate's import layering (STYLE §8, `src/lib.rs`'s layout doc), held
+//! by a scan of the sources.
+//!
+//! Layers, top to bottom: Face → Agent → Checks and Backends → Core → Base.
+//! A file may use its own layer and the layers below; no backend folder uses
+//! another; no two top-level modules use each other, directly or through
+//! others. Test code (`#[cfg(test)]` items) is left out: a unit test may
+//! build whatever it needs. The scan reads `crate::MODULE` paths, which is
+//! how every file in `src/` names another module.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The layers, lowest first; every top-level module of `src/` is in one.
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "Base",
+        &[
+            "error", "env", "host", "process", "retry", "limits", "clock",
+        ],
+    ),
+    (
+        "Core",
+        &[
+            "fault",
+            "thresholds",
+            "perfdata",
+            "severity",
+            "squelch",
+            "meta",
+        ],
+    ),
+    (
+        "Checks and backends",
+        &["checks", "db", "alerters", "sinks"],
+    ),
+    ("Agent", &["agent", "config", "scheduler", "signals"]),
+    ("Face", &["cli", "telemetry", "main", "lib"]),
+];
+
+/// Backend folders, which never use one another.
+const BACKENDS: &[&str] = &["checks", "db", "alerters", "sinks"];
+
+fn rank(module: &str) -> Option<usize> {
+    LAYERS
+        .iter()
+        .position(|(_, modules)| modules.contains(&module))
+}
+
+fn layer_name(module: &str) -> &'static str {
+    rank(module).map_or("no layer", |r| LAYERS[r].0)
+}
+
+/// The top-level module a file of `src/` belongs to.
+fn module_of(path: &Path) -> String {
+    let relative = path.strip_prefix("src").unwrap_or(path);
+    let first = relative
+        .components()
+        .next()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    first.strip_suffix(".rs").unwrap_or(&first).to_string()
+}
+
+/// The text without `//` comments and without items under `#[cfg(test)]`.
+fn without_tests(text: &str) -> String {
+    let text: String = text
+        .lines()
+        .map(|line| line.find("//").map_or(line, |at| &line[..at]))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        let brace = after.find('{');
+        let semicolon = after.find(';');
+        match (brace, semicolon) {
+            (Some(b), Some(s)) if s < b => rest = &after[s + 1..],
+            (Some(b), _) => {
+                let mut depth = 0usize;
+                let mut end = after.len();
+                for (i, c) in after[b..].char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                end = b + i + 1;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                rest = &after[end..];
+            }
+            (None, Some(s)) => rest = &after[s + 1..],
+            (None, None) => rest = "",
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The top-level modules a text names as `crate::MODULE`.
+fn used_modules(text: &str) -> BTreeSet<String> {
+    text.match_indices("crate::")
+        .filter(|(at, _)| {
+            // `cimaa::crate::` never occurs; skip identifiers ending in `crate`.
+            !text[..*at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
+        .map(|(at, _)| {
+            text[at + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Module → the modules it uses, and every rule a `use` breaks.
+fn scan() -> (BTreeMap<String, BTreeSet<String>>, Vec<String>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    files.sort();
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut broken = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(root).unwrap().to_path_buf();
+        let me = module_of(&relative);
+        let text = std::fs::read_to_string(&file).unwrap();
+        let Some(my_rank) = rank(&me) else {
+            broken.push(format!(
+                "{}: module `{me}` has no layer",
+                relative.display()
+            ));
+            continue;
+        };
+        for other in used_modules(&without_tests(&text)) {
+            if other == me {
+                continue;
+            }
+            let Some(other_rank) = rank(&other) else {
+                broken.push(format!(
+                    "{}: uses `{other}`, which has no layer",
+                    relative.display()
+                ));
+                continue;
+            };
+            if other_rank > my_rank {
+                broken.push(format!(
+                    "{} ({}) uses `{other}` ({}), a higher layer",
+                    relative.display(),
+                    layer_name(&me),
+                    layer_name(&other)
+                ));
+            }
+            if BACKENDS.contains(&me.as_str()) && BACKENDS.contains(&other.as_str()) {
+                broken.push(format!(
+                    "{} uses `{other}`: backend folders do not use one another",
+                    relative.display()
+                ));
+            }
+            graph.entry(me.clone()).or_default().insert(other);
+        }
+    }
+    (graph, broken)
+}
+
+/// Whether `to` is reachable from `from`.
+fn reaches(graph: &BTreeMap<String, BTreeSet<String>>, from: &str, to: &str) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![from.to_string()];
+    while let Some(module) = stack.pop() {
+        for next in graph.get(&module).into_iter().flatten() {
+            if next == to {
+                return true;
+            }
+            if seen.insert(next.clone()) {
+                stack.push(next.clone());
+            }
+        }
+    }
+    false
+}
+
+#[test]
+fn no_module_uses_a_higher_layer_or_another_backend() {
+    let (_, broken) = scan();
+    assert!(broken.is_empty(), "layering broken:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn no_two_modules_use_each_other() {
+    let (graph, _) = scan();
+    let cycles: Vec<String> = graph
+        .iter()
+        .flat_map(|(module, uses)| {
+            uses.iter()
+                .filter(|other| reaches(&graph, other, module))
+                .map(move |other| format!("{module} -> {other} -> ... -> {module}"))
+        })
+        .collect();
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+#[test]
+fn the_scan_sees_uses_and_skips_test_code() {
+    let text = "use crate::db::Fault;\n// crate::agent\n#[cfg(test)]\nmod tests {\n    use crate::cli;\n    fn f() { {} }\n}\nfn g() -> crate::severity::Severity { todo!() }\n";
+    let used: Vec<String> = used_modules(&without_tests(text)).into_iter().collect();
+    assert_eq!(used, ["db", "severity"]);
+}
+
+#[test]
+fn every_module_in_lib_rs_has_a_layer() {
+    let lib =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    let unplaced: Vec<&str> = lib
+        .lines()
+        .filter_map(|line| line.trim().strip_suffix(';'))
+        .filter_map(|line| line.rsplit_once("mod ").map(|(_, name)| name))
+        .filter(|name| rank(name).is_none())
+        .collect();
+    assert!(unplaced.is_empty(), "modules with no layer: {unplaced:?}");
+}
