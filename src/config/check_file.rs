@@ -24,18 +24,32 @@ use crate::thresholds::Thresholds;
 /// One check entry as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+///
+/// The four kind keys come first (`checks::KindOptions` validates them);
+/// the field order is the order serde lists them in an unknown-field error.
 struct RawCheck {
+    /// A plugin command line, run with `/bin/sh -c`.
     command: Option<String>,
+    /// The HTTP probe's options.
     http: Option<RawHttp>,
+    /// A TCP probe's `HOST:PORT`.
     tcp: Option<String>,
+    /// A socket probe's `unix:PATH` or `tcp://HOST:PORT`.
     socket: Option<String>,
+    /// Ticks between runs (default 1).
     interval: Option<u64>,
+    /// Retries after a failure before escalating (default 3).
     retry: Option<u32>,
+    /// Ticks between runs while failing (default 1).
     retry_interval: Option<u64>,
+    /// Seconds; overrides `agent.timeout`.
     #[serde(rename = "timeout")]
     timeout_secs: Option<f64>,
+    /// Parse Nagios perfdata into metrics (default true).
     nagios_performance: Option<bool>,
+    /// Threshold lines over the check's metrics.
     thresholds: Option<ThresholdLines>,
+    /// Named alerter for this check's alerts.
     alerter: Option<String>,
 }
 
@@ -115,7 +129,7 @@ fn checks_of_file(scope: &Scope, path: &Path, text: &str) -> Vec<CheckDef> {
             } else {
                 format!("//{agent}/{stem}/{key}")
             };
-            match entry.and_then(|raw| build_check(&name, path, raw, scope)) {
+            match entry.and_then(|raw| raw.validate(&name, path, scope)) {
                 Ok(check) => check,
                 Err(detail) => CheckDef::broken(
                     name,
@@ -127,61 +141,69 @@ fn checks_of_file(scope: &Scope, path: &Path, text: &str) -> Vec<CheckDef> {
         .collect()
 }
 
-fn build_check(name: &str, path: &Path, raw: RawCheck, scope: &Scope) -> Result<CheckDef, String> {
-    if let Some(alerter) = &raw.alerter
-        && !scope.alerters.contains(alerter)
-    {
-        return Err(format!(
-            "no alerter named `{alerter}` (known: {})",
-            scope
-                .alerters
-                .iter()
-                .map(|a| format!("`{a}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let kind = KindOptions {
-        command: raw.command,
-        http: raw.http,
-        tcp: raw.tcp,
-        socket: raw.socket,
-    }
-    .validate()?;
-    let interval = raw.interval.unwrap_or(1);
-    let retry_interval = raw.retry_interval.unwrap_or(1);
-    if interval == 0 {
-        return Err("`interval` must be at least 1".into());
-    }
-    if retry_interval == 0 {
-        return Err("`retry_interval` must be at least 1".into());
-    }
-    let timeout = raw
-        .timeout_secs
-        .map(|secs| positive_seconds("timeout", secs))
-        .transpose()?;
-    let nagios_performance = raw.nagios_performance.unwrap_or(true);
-    let thresholds = match raw.thresholds {
-        None => Thresholds::default(),
-        Some(ThresholdLines(lines)) => {
-            if !nagios_performance && matches!(kind, CheckKind::Command(_)) {
-                return Err("`thresholds` need metrics, but `nagios_performance` is false".into());
-            }
-            Thresholds::parse(&lines).map_err(|e| format!("thresholds: {e}"))?
+impl RawCheck {
+    /// Validates one entry into the check named `name`. Pure.
+    ///
+    /// # Errors
+    /// The first problem: a bad entry is one broken check with one message.
+    fn validate(self, name: &str, path: &Path, scope: &Scope) -> Result<CheckDef, String> {
+        if let Some(alerter) = &self.alerter
+            && !scope.alerters.contains(alerter)
+        {
+            return Err(format!(
+                "no alerter named `{alerter}` (known: {})",
+                scope
+                    .alerters
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
-    };
-    Ok(CheckDef {
-        name: name.to_string(),
-        file: path.to_path_buf(),
-        kind,
-        interval,
-        retry: raw.retry.unwrap_or(3),
-        retry_interval,
-        timeout,
-        nagios_performance,
-        thresholds,
-        alerter: raw.alerter,
-    })
+        let kind = KindOptions {
+            command: self.command,
+            http: self.http,
+            tcp: self.tcp,
+            socket: self.socket,
+        }
+        .validate()?;
+        let interval = self.interval.unwrap_or(1);
+        let retry_interval = self.retry_interval.unwrap_or(1);
+        if interval == 0 {
+            return Err("`interval` must be at least 1".into());
+        }
+        if retry_interval == 0 {
+            return Err("`retry_interval` must be at least 1".into());
+        }
+        let timeout = self
+            .timeout_secs
+            .map(|secs| positive_seconds("timeout", secs))
+            .transpose()?;
+        let nagios_performance = self.nagios_performance.unwrap_or(true);
+        let thresholds = match self.thresholds {
+            None => Thresholds::default(),
+            Some(ThresholdLines(lines)) => {
+                if !nagios_performance && matches!(kind, CheckKind::Command(_)) {
+                    return Err(
+                        "`thresholds` need metrics, but `nagios_performance` is false".into(),
+                    );
+                }
+                Thresholds::parse(&lines).map_err(|e| format!("thresholds: {e}"))?
+            }
+        };
+        Ok(CheckDef {
+            name: name.to_string(),
+            file: path.to_path_buf(),
+            kind,
+            interval,
+            retry: self.retry.unwrap_or(3),
+            retry_interval,
+            timeout,
+            nagios_performance,
+            thresholds,
+            alerter: self.alerter,
+        })
+    }
 }
 
 /// A YAML mapping read in document order.

@@ -16,7 +16,8 @@ use super::Config;
 use super::env_subst::substitute_env;
 use super::sections::SectionTypes;
 
-// `agent` lists and loads check files through this path.
+// `agent` lists and loads check files through `config::load`; re-exported
+// here so that it compiles unchanged while it is reworked separately.
 pub(crate) use super::check_file::{check_files, load_check_files};
 
 /// Agent configuration problems; each names the file.
@@ -77,7 +78,9 @@ pub fn load_agent_config(path: &Path) -> Result<Config, Error> {
     let types: SectionTypes = from_yaml(&text).map_err(|e| invalid(vec![e]))?;
     let raw = from_yaml_seed(types.seed(), &text).map_err(|e| invalid(vec![e]))?;
     let base = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
-    raw.validate(absolute, &base).map_err(invalid)
+    let max_concurrency = std::env::var(crate::env::MAX_CONCURRENCY).ok();
+    raw.validate(absolute, &base, max_concurrency)
+        .map_err(invalid)
 }
 
 /// Reads YAML `text` into `T`.

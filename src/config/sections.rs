@@ -29,20 +29,29 @@ use crate::sinks::{KinesisConfig, LogConfig, SinkConfig};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAgent {
+    /// Agent name (default: the host's FQDN).
     name: Option<String>,
+    /// Folder of check files, relative to the configuration's folder.
     #[serde(default = "default_directory")]
     directory: PathBuf,
+    /// Seconds per tick.
     #[serde(rename = "base_interval", default = "default_base_interval_secs")]
     base_interval_secs: f64,
+    /// Default check timeout in seconds (default: 70% of a tick).
     #[serde(rename = "timeout")]
     timeout_secs: Option<f64>,
+    /// Bound on each tick's alert deliveries in seconds (default: 20% of a tick).
     #[serde(rename = "alert_timeout")]
     alert_timeout_secs: Option<f64>,
+    /// Level or tracing filter directives.
     #[serde(default = "default_logging")]
     logging: String,
+    /// `text` (default) or `json`.
     #[serde(default)]
     log_format: LogFormat,
+    /// Where errors are reported.
     sentry_dsn: Option<String>,
+    /// Checks in flight at once (default `DEFAULT_MAX_CONCURRENCY`).
     max_concurrency: Option<usize>,
 }
 
@@ -296,16 +305,22 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipType<A> {
 
 impl RawConfig {
     /// Validates the file's sections into a `Config`, resolving relative
-    /// paths against `base`. Pure but for the host name (the default
-    /// `agent.name`).
+    /// paths against `base`; `max_concurrency_env` is the value of
+    /// `CIMAA_MAX_CONCURRENCY`, which overrides `agent.max_concurrency`.
+    /// Pure but for the host name (the default `agent.name`).
     ///
     /// # Errors
-    /// Every problem found, each naming its key, in file order.
-    pub(super) fn validate(self, path: PathBuf, base: &Path) -> Result<Config, Vec<String>> {
+    /// Every problem found, each naming its key: `agent`, then the
+    /// alerters, `database` and `metrics`.
+    pub(super) fn validate(
+        self,
+        path: PathBuf,
+        base: &Path,
+        max_concurrency_env: Option<String>,
+    ) -> Result<Config, Vec<String>> {
         let Some(agent) = self.agent else {
             return Err(vec!["missing section `agent`".into()]);
         };
-        let max_concurrency_env = std::env::var(crate::env::MAX_CONCURRENCY).ok();
         let (agent, mut problems) = agent.validate(base, max_concurrency_env);
         let Some(alerter) = self.alerter else {
             problems.push(
@@ -350,8 +365,8 @@ impl RawConfig {
 
 impl RawAgent {
     /// Validates the `agent:` section, with defaults applied and its
-    /// directory resolved against `base`. `max_concurrency_env` is
-    /// `CIMAA_MAX_CONCURRENCY`, which overrides the file.
+    /// directory resolved against `base` (`max_concurrency_env`: see
+    /// `RawConfig::validate`).
     ///
     /// Returns the section even when it has problems, so that the other
     /// sections are still checked against it; the problems are listed in
