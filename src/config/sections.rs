@@ -560,3 +560,87 @@ fn resolve_metrics(metrics: SinkConfig, base: &Path) -> SinkConfig {
         other @ SinkConfig::Kinesis(_) => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(fallback: Option<&str>) -> AlerterConfig {
+        AlerterConfig::File(FileConfig {
+            path: PathBuf::from("-"),
+            fallback: fallback.map(str::to_string),
+        })
+    }
+
+    fn alerters(default: AlerterConfig, named: &[(&str, AlerterConfig)]) -> AlerterSections {
+        AlerterSections {
+            default,
+            named: named
+                .iter()
+                .map(|(name, config)| ((*name).to_string(), config.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn alerter_sections_report_every_fallback_problem() {
+        let cases = [
+            (
+                alerters(file(Some("pager")), &[("pager", file(None))]),
+                vec![],
+            ),
+            (
+                alerters(file(Some("nobody")), &[]),
+                vec!["alerter.fallback: no alerter named `nobody`"],
+            ),
+            (
+                alerters(
+                    file(None),
+                    &[("a", file(Some("b"))), ("b", file(Some("a")))],
+                ),
+                vec![
+                    "alerters.a.fallback: `a` leads back to `a` (a cycle)",
+                    "alerters.b.fallback: `b` leads back to `b` (a cycle)",
+                ],
+            ),
+            (
+                alerters(file(None), &[("default", file(None))]),
+                vec!["alerters.default: the name is reserved for the `alerter` section"],
+            ),
+        ];
+        for (sections, want) in cases {
+            assert_eq!(sections.validate(), want);
+        }
+    }
+
+    fn agent(max_concurrency: Option<usize>) -> RawAgent {
+        RawAgent {
+            name: Some("web1".into()),
+            directory: default_directory(),
+            base_interval_secs: default_base_interval_secs(),
+            timeout_secs: None,
+            alert_timeout_secs: None,
+            logging: default_logging(),
+            log_format: LogFormat::Text,
+            sentry_dsn: None,
+            max_concurrency,
+        }
+    }
+
+    #[test]
+    fn the_environment_overrides_max_concurrency() {
+        let base = Path::new("/etc/cimaa");
+        let (config, problems) = agent(Some(8)).validate(base, None);
+        assert_eq!((config.max_concurrency, problems.len()), (8, 0));
+        let (config, problems) = agent(Some(8)).validate(base, Some(" 32 ".into()));
+        assert_eq!((config.max_concurrency, problems.len()), (32, 0));
+        let (config, problems) = agent(None).validate(base, Some("many".into()));
+        assert_eq!(config.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+        assert_eq!(
+            problems,
+            ["environment variable `CIMAA_MAX_CONCURRENCY`: `many` is not a positive integer"]
+        );
+        assert_eq!(config.directory, Path::new("/etc/cimaa/checks.d"));
+        assert_eq!(config.timeout, Duration::from_secs(42));
+    }
+}
