@@ -1,6 +1,10 @@
-//! Running one check and turning what it did into raw faults and metrics.
+//! Checks: what a check is and running one into raw faults and metrics.
 //!
-//! Owns the check-run result types and `run()`, which dispatches on the
+//! Owns `CheckDef` and `CheckKind` (a check as the agent schedules it), the
+//! choice of a check's kind from its entry (`KindOptions::validate`; each
+//! kind's own options, their serde and validation live in that kind's file,
+//! while `config` reads the YAML and the options every kind shares), the
+//! check-run result types and `run()`, which dispatches on the
 //! check's kind: command plugins (`command`, with `json` for plugin JSON)
 //! and the in-process probes `tcp`, `http` and `socket`. `run` also takes the
 //! check's slot of the agent's `max_concurrency` (an HTTP probe first queues
@@ -18,14 +22,154 @@ pub mod tcp;
 
 use std::fmt::Display;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{CheckDef, CheckKind};
 use crate::fault::RawFault;
 use crate::severity::Severity;
+use crate::thresholds::Thresholds;
+
+/// One check, as the agent schedules and runs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckDef {
+    /// Full name: `//AGENT/STEM/KEY`, or the key itself when it starts with `//`.
+    pub name: String,
+    /// The check file it came from.
+    pub file: PathBuf,
+    pub kind: CheckKind,
+    /// Runs on ticks where `tick % interval == 0`.
+    pub interval: u64,
+    /// Retries after a failure before escalating.
+    pub retry: u32,
+    /// While failing, runs every `retry_interval` ticks after the last failure.
+    pub retry_interval: u64,
+    /// Overrides the agent's check timeout.
+    pub timeout: Option<Duration>,
+    /// Parse Nagios perfdata into metrics.
+    pub nagios_performance: bool,
+    pub thresholds: Thresholds,
+    /// Named alerter for this check's alerts (`None`: the default).
+    pub alerter: Option<String>,
+}
+
+/// What a check does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CheckKind {
+    /// A plugin run with `/bin/sh -c`.
+    Command(String),
+    /// An HTTP probe (boxed: it is much larger than the other kinds).
+    Http(Box<http::HttpCheck>),
+    /// A TCP connect probe.
+    Tcp(tcp::Target),
+    /// A socket that returns plugin JSON.
+    Socket(socket::Target),
+    /// A configuration problem, reported as a CRITICAL fault on every run.
+    Broken(String),
+}
+
+impl CheckDef {
+    /// A check that only reports its configuration error.
+    #[must_use]
+    pub fn broken(name: String, file: &Path, message: String) -> CheckDef {
+        CheckDef {
+            name,
+            file: file.to_path_buf(),
+            kind: CheckKind::Broken(message),
+            interval: 1,
+            retry: 0,
+            retry_interval: 1,
+            timeout: None,
+            nagios_performance: false,
+            thresholds: Thresholds::default(),
+            alerter: None,
+        }
+    }
+}
+
+/// The kind keys of one check entry as written; exactly one must be set.
+///
+/// Not a serde struct of its own: the entry denies unknown fields, which
+/// serde cannot combine with `flatten`, so `config` reads the four keys
+/// beside the shared ones and hands them over here.
+pub(crate) struct KindOptions {
+    /// `command:` a plugin command line.
+    pub command: Option<String>,
+    /// `http:` the HTTP probe's options.
+    pub http: Option<http::RawHttp>,
+    /// `tcp:` `HOST:PORT`.
+    pub tcp: Option<String>,
+    /// `socket:` `unix:PATH` or `tcp://HOST:PORT`.
+    pub socket: Option<String>,
+}
+
+impl KindOptions {
+    /// The check's kind, with its options validated. Pure.
+    ///
+    /// # Errors
+    /// When not exactly one kind is given, or the given one's options are bad.
+    pub(crate) fn validate(self) -> Result<CheckKind, String> {
+        let kinds = [
+            ("command", self.command.is_some()),
+            ("http", self.http.is_some()),
+            ("tcp", self.tcp.is_some()),
+            ("socket", self.socket.is_some()),
+        ];
+        let given: Vec<&str> = kinds
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| *k)
+            .collect();
+        Ok(
+            match (
+                given.as_slice(),
+                self.command,
+                self.http,
+                self.tcp,
+                self.socket,
+            ) {
+                ([_], Some(command), ..) => CheckKind::Command(command),
+                ([_], None, Some(http), ..) => CheckKind::Http(Box::new(http.validate()?)),
+                ([_], None, None, Some(tcp), _) => {
+                    CheckKind::Tcp(tcp::Target::parse(&tcp).map_err(|e| format!("tcp: {e}"))?)
+                }
+                ([_], None, None, None, Some(socket)) => CheckKind::Socket(
+                    socket::Target::parse(&socket).map_err(|e| format!("socket: {e}"))?,
+                ),
+                ([], ..) => {
+                    return Err(
+                        "a check needs exactly one of `command`, `http`, `tcp`, `socket`; found none"
+                            .into(),
+                    );
+                }
+                (several, ..) => {
+                    return Err(format!(
+                        "a check needs exactly one of `command`, `http`, `tcp`, `socket`; found {}",
+                        several
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            },
+        )
+    }
+}
+
+/// A timeout option in seconds as a `Duration`.
+///
+/// # Errors
+/// When `secs` is not positive or too large; the message names `key`.
+pub(crate) fn positive_seconds(key: &str, secs: f64) -> Result<Duration, String> {
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if secs > 0.0 => Ok(d),
+        _ => Err(format!(
+            "`{key}` must be a positive number of seconds, got `{secs}`"
+        )),
+    }
+}
 
 /// A metric as a check reports it.
 #[derive(Clone, Debug, PartialEq)]

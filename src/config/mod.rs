@@ -1,22 +1,37 @@
 //! Configuration: the agent file (SPEC §2) and the check files (SPEC §3).
 //!
-//! `load.rs` reads YAML (the only user of `serde_yaml`) into raw serde structs
-//! with file/key/line errors; this module holds the validated types the rest
-//! of the agent uses. A bad agent configuration is an error (exit 2); a bad
-//! check file becomes a check that reports a CRITICAL fault, never a dead agent.
+//! This module holds the validated agent configuration the rest of the agent
+//! uses (`Config`, `AgentConfig`, `Scope`); the work is split by concern:
+//!
+//! - `load`: reading YAML (the only user of `serde_yaml`) with file, key,
+//!   line and column in every error, and the error type;
+//! - `env_subst`: `${VAR}` substitution before the YAML is read;
+//! - `sections`: the agent file's sections as written and their validation;
+//! - `check_file`: check files, the check directory and parallel loading.
+//!
+//! A check's own options (HTTP, TCP, socket, command) and `CheckDef` belong
+//! to `checks`; this module only reads the YAML they come in. A bad agent
+//! configuration is an error (exit 2); a bad check file becomes a check that
+//! reports a CRITICAL fault, never a dead agent.
 
+mod check_file;
+mod env_subst;
 pub(crate) mod load;
+mod sections;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::alerters::AlerterConfig;
 use crate::db::DbConfig;
 use crate::sinks::SinkConfig;
-use crate::thresholds::Thresholds;
 
-pub use load::{load_agent_config, load_check_dir, load_check_file, startup_sentry};
+pub use check_file::{load_check_dir, load_check_file};
+// `CheckDef` and `CheckKind` belong to `checks`; re-exported for the
+// callers that reach them through the configuration.
+pub use crate::checks::{CheckDef, CheckKind};
+pub use load::{load_agent_config, startup_sentry};
 
 /// A validated agent configuration.
 #[derive(Clone, Debug)]
@@ -98,61 +113,4 @@ pub struct AgentConfig {
     pub sentry_dsn: Option<String>,
     /// Checks in flight at once.
     pub max_concurrency: usize,
-}
-
-/// One check, as the agent schedules and runs it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CheckDef {
-    /// Full name: `//AGENT/STEM/KEY`, or the key itself when it starts with `//`.
-    pub name: String,
-    /// The check file it came from.
-    pub file: PathBuf,
-    pub kind: CheckKind,
-    /// Runs on ticks where `tick % interval == 0`.
-    pub interval: u64,
-    /// Retries after a failure before escalating.
-    pub retry: u32,
-    /// While failing, runs every `retry_interval` ticks after the last failure.
-    pub retry_interval: u64,
-    /// Overrides the agent's check timeout.
-    pub timeout: Option<Duration>,
-    /// Parse Nagios perfdata into metrics.
-    pub nagios_performance: bool,
-    pub thresholds: Thresholds,
-    /// Named alerter for this check's alerts (`None`: the default).
-    pub alerter: Option<String>,
-}
-
-/// What a check does.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CheckKind {
-    /// A plugin run with `/bin/sh -c`.
-    Command(String),
-    /// An HTTP probe (boxed: it is much larger than the other kinds).
-    Http(Box<crate::checks::http::HttpCheck>),
-    /// A TCP connect probe.
-    Tcp(crate::checks::tcp::Target),
-    /// A socket that returns plugin JSON.
-    Socket(crate::checks::socket::Target),
-    /// A configuration problem, reported as a CRITICAL fault on every run.
-    Broken(String),
-}
-
-impl CheckDef {
-    /// A check that only reports its configuration error.
-    #[must_use]
-    pub fn broken(name: String, file: &Path, message: String) -> CheckDef {
-        CheckDef {
-            name,
-            file: file.to_path_buf(),
-            kind: CheckKind::Broken(message),
-            interval: 1,
-            retry: 0,
-            retry_interval: 1,
-            timeout: None,
-            nagios_performance: false,
-            thresholds: Thresholds::default(),
-            alerter: None,
-        }
-    }
 }

@@ -387,58 +387,60 @@ impl Sink for KinesisSink {
     }
 }
 
-/// Problems of a `kinesis` section, each naming its key. Pure.
-pub(crate) fn validate(config: &KinesisConfig) -> Vec<String> {
-    let mut problems = Vec::new();
-    let stream = &config.stream;
-    if stream.is_empty()
-        || stream.len() > 128
-        || !stream
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
-        problems.push(format!(
+impl KinesisConfig {
+    /// Problems of a `kinesis` section, each naming its key. Pure.
+    pub(crate) fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let stream = &self.stream;
+        if stream.is_empty()
+            || stream.len() > 128
+            || !stream
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            problems.push(format!(
             "metrics.stream: `{stream}` is not a Kinesis stream name (1 to 128 of `A-Z a-z 0-9 _ . -`)"
         ));
-    }
-    if let Some(region) = &config.region
-        && (region.is_empty()
-            || !region
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
-    {
-        problems.push(format!(
-            "metrics.region: `{region}` is not an AWS region (like `us-east-1`)"
-        ));
-    }
-    if let Some(url) = &config.endpoint_url {
-        let host = url
-            .strip_prefix("http://")
-            .or_else(|| url.strip_prefix("https://"));
-        if host.is_none_or(str::is_empty) {
+        }
+        if let Some(region) = &self.region
+            && (region.is_empty()
+                || !region
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+        {
             problems.push(format!(
-                "metrics.endpoint_url: `{url}` is not an `http://` or `https://` URL"
+                "metrics.region: `{region}` is not an AWS region (like `us-east-1`)"
             ));
         }
-    }
-    if let Some(key) = &config.partition_key {
-        let chars = key.chars().count();
-        if chars == 0 || chars > MAX_PARTITION_KEY_CHARS {
-            problems.push(format!(
+        if let Some(url) = &self.endpoint_url {
+            let host = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"));
+            if host.is_none_or(str::is_empty) {
+                problems.push(format!(
+                    "metrics.endpoint_url: `{url}` is not an `http://` or `https://` URL"
+                ));
+            }
+        }
+        if let Some(key) = &self.partition_key {
+            let chars = key.chars().count();
+            if chars == 0 || chars > MAX_PARTITION_KEY_CHARS {
+                problems.push(format!(
                 "metrics.partition_key: must be 1 to {MAX_PARTITION_KEY_CHARS} characters, got {chars}"
             ));
+            }
         }
+        if let Some(key) = &self.explicit_hash_key
+            && (key.is_empty()
+                || !key.chars().all(|c| c.is_ascii_digit())
+                || key.parse::<u128>().is_err())
+        {
+            problems.push(format!(
+                "metrics.explicit_hash_key: `{key}` is not a decimal number from 0 to 2^128 - 1"
+            ));
+        }
+        problems
     }
-    if let Some(key) = &config.explicit_hash_key
-        && (key.is_empty()
-            || !key.chars().all(|c| c.is_ascii_digit())
-            || key.parse::<u128>().is_err())
-    {
-        problems.push(format!(
-            "metrics.explicit_hash_key: `{key}` is not a decimal number from 0 to 2^128 - 1"
-        ));
-    }
-    problems
 }
 
 #[cfg(test)]
@@ -739,7 +741,7 @@ mod tests {
     #[test]
     fn kinesis_sections_are_validated() {
         let ok = config();
-        assert!(validate(&ok).is_empty());
+        assert!(ok.validate().is_empty());
         let cases: Vec<(KinesisConfig, &str)> = vec![
             (
                 KinesisConfig {
@@ -785,7 +787,7 @@ mod tests {
             ),
         ];
         for (config, want) in cases {
-            let problems = validate(&config);
+            let problems = config.validate();
             assert_eq!(problems.len(), 1, "{problems:?}");
             assert!(problems[0].starts_with(want), "{}", problems[0]);
         }
@@ -794,7 +796,7 @@ mod tests {
             endpoint_url: Some("http://127.0.0.1:4567".into()),
             ..config()
         };
-        assert!(validate(&largest).is_empty());
+        assert!(largest.validate().is_empty());
     }
 
     #[test]

@@ -167,7 +167,7 @@ impl SinkConfig {
             problems.push("metrics.buffer_size: must be at least 1".to_string());
         }
         if let SinkConfig::Kinesis(kinesis) = self {
-            problems.extend(kinesis::validate(kinesis));
+            problems.extend(kinesis.validate());
         }
         problems
     }

@@ -1,7 +1,8 @@
 //! HTTP probes: `http: {url, method, status, contains, ...}` (SPEC §4).
 //!
-//! Owns the validated `http:` options (`HttpCheck`; `config::load` reads the
-//! YAML into them), the agent's shared clients (`Clients`) and one probe run.
+//! Owns the agent's shared clients (`Clients`) and one probe run; the
+//! `http:` options, their serde and their validation are in `options`
+//! (`config` reads the YAML into `RawHttp` and validates it into `HttpCheck`).
 //!
 //! Connections: one reqwest client per agent (two when some check says
 //! `tls_verify: false`, because certificate checking is a client setting),
@@ -26,17 +27,21 @@
 //! describe the final response either way.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{CONNECTION, HeaderName, HeaderValue, LOCATION};
+use reqwest::header::{CONNECTION, HeaderValue, LOCATION};
 use reqwest::{Client, Response, Url};
 use tokio::sync::Semaphore;
 
 use super::{CheckOutput, RawFault, RawMetric};
 use crate::severity::Severity;
+
+mod options;
+
+pub(crate) use options::RawHttp;
+pub use options::{HttpCheck, Method, StatusSpec};
 
 /// Probes in flight to one host at once: a few keep-alive connections each.
 pub const CONNECTIONS_PER_HOST: usize = 16;
@@ -49,142 +54,6 @@ pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
 /// A redirect's own body is read (to reuse its connection) up to this much.
 const REDIRECT_BODY_LIMIT: u64 = 64 * 1024;
 const SECONDS_PER_DAY: f64 = 86_400.0;
-
-/// `method:` GET (default) or HEAD, in any case.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Method {
-    #[default]
-    Get,
-    Head,
-}
-
-impl Method {
-    fn as_reqwest(self) -> reqwest::Method {
-        match self {
-            Method::Get => reqwest::Method::GET,
-            Method::Head => reqwest::Method::HEAD,
-        }
-    }
-}
-
-/// `status:` accepted codes, as inclusive ranges (a single code is `c..=c`).
-///
-/// No ranges means the default, 200-399: most checks keep it, and an empty
-/// `Vec` costs no allocation per check.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StatusSpec(Vec<(u16, u16)>);
-
-/// The ranges of the default `status`.
-const DEFAULT_STATUS: &[(u16, u16)] = &[(200, 399)];
-
-impl StatusSpec {
-    /// Builds a spec from its items, each a code or a range.
-    ///
-    /// # Errors
-    /// When there are no items.
-    pub fn new(items: Vec<(u16, u16)>) -> Result<StatusSpec, String> {
-        if items.is_empty() {
-            return Err("needs at least one status code".into());
-        }
-        Ok(StatusSpec(items))
-    }
-
-    /// Parses one item: `200` or `200-399`.
-    ///
-    /// # Errors
-    /// When it is neither, a code is outside 100-599 or a range is reversed.
-    pub fn item(text: &str) -> Result<(u16, u16), String> {
-        let code = |part: &str| -> Result<u16, String> {
-            match part.trim().parse::<u16>() {
-                Ok(code @ 100..=599) => Ok(code),
-                _ => Err(format!(
-                    "`{text}` is not a status code (100-599) or a range like `200-399`"
-                )),
-            }
-        };
-        match text.split_once('-') {
-            None => code(text).map(|c| (c, c)),
-            Some((low, high)) => {
-                let (low, high) = (code(low)?, code(high)?);
-                if low > high {
-                    return Err(format!("the range `{text}` is reversed"));
-                }
-                Ok((low, high))
-            }
-        }
-    }
-
-    fn ranges(&self) -> &[(u16, u16)] {
-        if self.0.is_empty() {
-            DEFAULT_STATUS
-        } else {
-            &self.0
-        }
-    }
-
-    #[must_use]
-    pub fn matches(&self, status: u16) -> bool {
-        self.ranges()
-            .iter()
-            .any(|&(low, high)| (low..=high).contains(&status))
-    }
-}
-
-impl fmt::Display for StatusSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, &(low, high)) in self.ranges().iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            if low == high {
-                write!(f, "{low}")?;
-            } else {
-                write!(f, "{low}-{high}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A validated `http:` check.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HttpCheck {
-    pub url: Url,
-    pub method: Method,
-    pub status: StatusSpec,
-    /// Text the body (the part read) must contain.
-    pub contains: Option<String>,
-    /// Request headers (a `Host` header here is sent as given). A list,
-    /// not a `HeaderMap`, which is large even when empty.
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    /// `http.timeout`: overrides the check's and the agent's timeout.
-    pub timeout: Option<Duration>,
-    pub follow_redirects: bool,
-    pub tls_verify: bool,
-    /// WARNING when the certificate expires within this many days.
-    pub cert_expiry_days: Option<u32>,
-    /// Body bytes read at most.
-    pub body_limit: u64,
-}
-
-impl HttpCheck {
-    /// An HTTP check of `url` with every option at its default.
-    #[must_use]
-    pub fn new(url: Url) -> HttpCheck {
-        HttpCheck {
-            url,
-            method: Method::Get,
-            status: StatusSpec::default(),
-            contains: None,
-            headers: Vec::new(),
-            timeout: None,
-            follow_redirects: false,
-            tls_verify: true,
-            cert_expiry_days: None,
-            body_limit: DEFAULT_BODY_LIMIT,
-        }
-    }
-}
 
 /// The key of a host's connection limit: `scheme://host:port`.
 pub(crate) fn host_key(url: &Url) -> String {
@@ -655,32 +524,6 @@ impl<'a> Search<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_items_parse_and_print() {
-        let spec = StatusSpec::new(vec![
-            StatusSpec::item("200").unwrap(),
-            StatusSpec::item("300-399").unwrap(),
-        ])
-        .unwrap();
-        assert_eq!(spec.to_string(), "200, 300-399");
-        assert!(spec.matches(200) && spec.matches(301) && !spec.matches(204));
-        assert_eq!(StatusSpec::default().to_string(), "200-399");
-        let bad = [
-            (
-                "2xx",
-                "`2xx` is not a status code (100-599) or a range like `200-399`",
-            ),
-            (
-                "600",
-                "`600` is not a status code (100-599) or a range like `200-399`",
-            ),
-            ("399-200", "the range `399-200` is reversed"),
-        ];
-        for (text, want) in bad {
-            assert_eq!(StatusSpec::item(text).unwrap_err(), want);
-        }
-    }
 
     fn seen(status: u16, found: bool, certificate: Option<Result<i64, String>>) -> Seen {
         Seen {

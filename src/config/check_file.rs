@@ -1,0 +1,572 @@
+//! Check files (SPEC §3): parsing one into `CheckDef`s, listing a check
+//! directory and loading many files in parallel.
+//!
+//! A check file never fails to load: a file that does not parse becomes
+//! one broken check, and a bad entry becomes a broken check of its own while
+//! the other entries still load. This module reads the options every check
+//! shares (`interval`, `retry`, `thresholds`, ...) and the alerter routing,
+//! and hands the kind keys to `checks::KindOptions`, where each kind
+//! validates its own options. The YAML is read through `load`.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use super::Scope;
+use super::load::{from_yaml, from_yaml_seed};
+use crate::checks::http::RawHttp;
+use crate::checks::{CheckDef, CheckKind, KindOptions, positive_seconds};
+use crate::thresholds::Thresholds;
+
+/// One check entry as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+///
+/// The four kind keys come first (`checks::KindOptions` validates them);
+/// the field order is the order serde lists them in an unknown-field error.
+struct RawCheck {
+    /// A plugin command line, run with `/bin/sh -c`.
+    command: Option<String>,
+    /// The HTTP probe's options.
+    http: Option<RawHttp>,
+    /// A TCP probe's `HOST:PORT`.
+    tcp: Option<String>,
+    /// A socket probe's `unix:PATH` or `tcp://HOST:PORT`.
+    socket: Option<String>,
+    /// Ticks between runs (default 1).
+    interval: Option<u64>,
+    /// Retries after a failure before escalating (default 3).
+    retry: Option<u32>,
+    /// Ticks between runs while failing (default 1).
+    retry_interval: Option<u64>,
+    /// Seconds; overrides `agent.timeout`.
+    #[serde(rename = "timeout")]
+    timeout_secs: Option<f64>,
+    /// Parse Nagios perfdata into metrics (default true).
+    nagios_performance: Option<bool>,
+    /// Threshold lines over the check's metrics.
+    thresholds: Option<ThresholdLines>,
+    /// Named alerter for this check's alerts.
+    alerter: Option<String>,
+}
+
+/// `thresholds:` as a multi-line string or a list of lines.
+struct ThresholdLines(Vec<String>);
+
+impl<'de> Deserialize<'de> for ThresholdLines {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LinesVisitor;
+        impl<'de> Visitor<'de> for LinesVisitor {
+            type Value = ThresholdLines;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a multi-line string or a list of threshold lines")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ThresholdLines, E> {
+                Ok(ThresholdLines(text.lines().map(str::to_string).collect()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ThresholdLines, A::Error> {
+                let mut lines = Vec::new();
+                while let Some(line) = seq.next_element::<String>()? {
+                    lines.push(line);
+                }
+                Ok(ThresholdLines(lines))
+            }
+        }
+        deserializer.deserialize_any(LinesVisitor)
+    }
+}
+
+/// The checks of one file: fine ones and the ones that only report their error.
+fn checks_of_file(scope: &Scope, path: &Path, text: &str) -> Vec<CheckDef> {
+    let agent = &scope.agent;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let display = path.display();
+    // Fast path: the whole file at once.
+    let entries: Result<Vec<(String, RawCheck)>, _> =
+        from_yaml::<Option<OrderedMap<RawCheck>>>(text)
+            .map(|map| map.map(|m| m.0).unwrap_or_default());
+    let raw = match entries {
+        Ok(entries) => entries
+            .into_iter()
+            .map(|(k, v)| (k, Ok(v)))
+            .collect::<Vec<_>>(),
+        Err(whole) => match from_yaml::<Option<OrderedMap<IgnoredAny>>>(text) {
+            // Not even a mapping of keys: the file cannot be parsed.
+            Err(e) => {
+                return vec![CheckDef::broken(
+                    format!("//{agent}/{stem}/"),
+                    path,
+                    format!("error parsing {display}: {e}"),
+                )];
+            }
+            // Some entry is bad: isolate each one, so the others still run.
+            Ok(keys) => keys
+                .map(|m| m.0)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(key, _)| {
+                    let one = OneEntry { key: key.clone() };
+                    let result = from_yaml_seed(one, text);
+                    let result = result.and_then(|v| v.ok_or_else(|| whole.clone()));
+                    (key, result)
+                })
+                .collect(),
+        },
+    };
+    raw.into_iter()
+        .map(|(key, entry)| {
+            let name = if key.starts_with("//") {
+                key.clone()
+            } else {
+                format!("//{agent}/{stem}/{key}")
+            };
+            match entry.and_then(|raw| raw.validate(&name, path, scope)) {
+                Ok(check) => check,
+                Err(detail) => CheckDef::broken(
+                    name,
+                    path,
+                    format!("error loading check {display} [{key}]: {detail}"),
+                ),
+            }
+        })
+        .collect()
+}
+
+impl RawCheck {
+    /// Validates one entry into the check named `name`. Pure.
+    ///
+    /// # Errors
+    /// The first problem: a bad entry is one broken check with one message.
+    fn validate(self, name: &str, path: &Path, scope: &Scope) -> Result<CheckDef, String> {
+        if let Some(alerter) = &self.alerter
+            && !scope.alerters.contains(alerter)
+        {
+            return Err(format!(
+                "no alerter named `{alerter}` (known: {})",
+                scope
+                    .alerters
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let kind = KindOptions {
+            command: self.command,
+            http: self.http,
+            tcp: self.tcp,
+            socket: self.socket,
+        }
+        .validate()?;
+        let interval = self.interval.unwrap_or(1);
+        let retry_interval = self.retry_interval.unwrap_or(1);
+        if interval == 0 {
+            return Err("`interval` must be at least 1".into());
+        }
+        if retry_interval == 0 {
+            return Err("`retry_interval` must be at least 1".into());
+        }
+        let timeout = self
+            .timeout_secs
+            .map(|secs| positive_seconds("timeout", secs))
+            .transpose()?;
+        let nagios_performance = self.nagios_performance.unwrap_or(true);
+        let thresholds = match self.thresholds {
+            None => Thresholds::default(),
+            Some(ThresholdLines(lines)) => {
+                if !nagios_performance && matches!(kind, CheckKind::Command(_)) {
+                    return Err(
+                        "`thresholds` need metrics, but `nagios_performance` is false".into(),
+                    );
+                }
+                Thresholds::parse(&lines).map_err(|e| format!("thresholds: {e}"))?
+            }
+        };
+        Ok(CheckDef {
+            name: name.to_string(),
+            file: path.to_path_buf(),
+            kind,
+            interval,
+            retry: self.retry.unwrap_or(3),
+            retry_interval,
+            timeout,
+            nagios_performance,
+            thresholds,
+            alerter: self.alerter,
+        })
+    }
+}
+
+/// A YAML mapping read in document order.
+struct OrderedMap<V>(Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = OrderedMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping of check names to checks")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedMap<V>, A::Error> {
+                let mut entries: Vec<(String, V)> = Vec::new();
+                // A set, not a scan of `entries`: a file of 1,000 checks
+                // would otherwise compare half a million key pairs.
+                let mut seen = HashSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value = map.next_value()?;
+                    if !seen.insert(key.clone()) {
+                        return Err(de::Error::custom(format_args!("duplicate check `{key}`")));
+                    }
+                    entries.push((key, value));
+                }
+                Ok(OrderedMap(entries))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Deserializes one entry of a check file and skips the others.
+struct OneEntry {
+    key: String,
+}
+
+impl<'de> DeserializeSeed<'de> for OneEntry {
+    type Value = Option<RawCheck>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OneEntry {
+    type Value = Option<RawCheck>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping of check names to checks")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.key && found.is_none() {
+                found = Some(map.next_value::<RawCheck>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Loads one check file; never fails: problems become broken checks.
+#[must_use]
+pub fn load_check_file(scope: &Scope, path: &Path) -> Vec<CheckDef> {
+    let agent = &scope.agent;
+    match std::fs::read_to_string(path) {
+        Ok(text) => checks_of_file(scope, path, &text),
+        Err(e) => {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            vec![CheckDef::broken(
+                format!("//{agent}/{stem}/"),
+                path,
+                format!("error parsing {}: {e}", path.display()),
+            )]
+        }
+    }
+}
+
+/// The `*.yaml`/`*.yml` files of a check directory, sorted.
+///
+/// # Errors
+/// When the directory cannot be listed.
+pub fn check_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(directory)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+                && !path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                && path.is_file()
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Files per thread at least before `load_check_files` uses more threads.
+const FILES_PER_THREAD: usize = 8;
+
+/// Loads check files (each as `load_check_file`), in their order, on as
+/// many threads as there are cores when there are many files: loading
+/// 50,000 checks is mostly YAML parsing.
+#[must_use]
+pub fn load_check_files(scope: &Scope, paths: &[&Path]) -> Vec<Vec<CheckDef>> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads = cores.min(paths.len() / FILES_PER_THREAD).max(1);
+    let load = |part: &[&Path]| -> Vec<Vec<CheckDef>> {
+        part.iter()
+            .map(|path| load_check_file(scope, path))
+            .collect()
+    };
+    if threads == 1 {
+        return load(paths);
+    }
+    let chunk = paths.len().div_ceil(threads);
+    std::thread::scope(|threads| {
+        let workers: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| threads.spawn(move || load(part)))
+            .collect();
+        workers
+            .into_iter()
+            // A panic while parsing is a bug: raise it here.
+            .flat_map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// Loads every check file of a directory.
+///
+/// # Errors
+/// When the directory cannot be listed.
+pub fn load_check_dir(scope: &Scope, directory: &Path) -> std::io::Result<Vec<CheckDef>> {
+    let files = check_files(directory)?;
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    Ok(load_check_files(scope, &paths)
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::http::{HttpCheck, Method};
+    use reqwest::Url;
+    use std::time::Duration;
+
+    fn load(text: &str) -> Vec<CheckDef> {
+        checks_of_file(&Scope::new("web1"), Path::new("/c/app.yaml"), text)
+    }
+
+    #[test]
+    fn relative_and_absolute_check_names() {
+        let checks = load("disk:\n  command: echo ok\n//meta:\n  command: echo ok\n");
+        let names: Vec<_> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["//web1/app/disk", "//meta"]);
+    }
+
+    #[test]
+    fn a_bad_entry_is_isolated_and_the_others_still_load() {
+        let checks = load("good:\n  command: echo ok\nbad:\n  command: echo ok\n  intervl: 5\n");
+        assert_eq!(checks[0].kind, CheckKind::Command("echo ok".into()));
+        assert_eq!(
+            checks[1].kind,
+            CheckKind::Broken(
+                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter` at line 5 column 3".into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_one_broken_check() {
+        let checks = load("good:\n  command: [unclosed\n");
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].name, "//web1/app/");
+        assert!(
+            matches!(&checks[0].kind, CheckKind::Broken(m) if m.starts_with("error parsing /c/app.yaml: ")),
+            "{:?}",
+            checks[0].kind
+        );
+    }
+
+    #[test]
+    fn semantic_problems_of_an_entry_are_reported() {
+        let cases = [
+            ("x:\n  interval: 2\n", "found none"),
+            ("x:\n  command: a\n  tcp: b\n", "found `command`, `tcp`"),
+            (
+                "x:\n  command: a\n  nagios_performance: false\n  thresholds: a warning > 1\n",
+                "`nagios_performance` is false",
+            ),
+            (
+                "x:\n  command: a\n  nagios_performance: maybe\n",
+                "nagios_performance: invalid type",
+            ),
+            (
+                "x:\n  command: a\n  thresholds: a warnin > 1\n",
+                "thresholds: line 1",
+            ),
+            (
+                "x:\n  command: a\n  interval: 0\n",
+                "`interval` must be at least 1",
+            ),
+        ];
+        for (text, want) in cases {
+            let checks = load(text);
+            match &checks[0].kind {
+                CheckKind::Broken(message) => assert!(message.contains(want), "{text}: {message}"),
+                other => panic!("{text}: expected a broken check, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn thresholds_may_be_a_list() {
+        let checks =
+            load("x:\n  command: a\n  thresholds:\n    - a warning > 1\n    - b ? error < 2\n");
+        assert!(matches!(checks[0].kind, CheckKind::Command(_)));
+        assert!(!checks[0].thresholds.is_empty());
+    }
+
+    #[test]
+    fn http_options_load_with_their_defaults() {
+        let checks = load(
+            "a:\n  http: {url: \"http://127.0.0.1:8080/health\"}\nb:\n  http:\n    url: https://example.com/\n    method: HEAD\n    status: [200, 300-399]\n    headers: {Host: example.org, X-Probe: cimaa}\n    timeout: 2.5\n    follow_redirects: true\n    tls_verify: false\n    cert_expiry_days: 14\n    body_limit: 64 KiB\n  timeout: 9\n",
+        );
+        let CheckKind::Http(a) = &checks[0].kind else {
+            panic!("{:?}", checks[0].kind)
+        };
+        assert_eq!(
+            **a,
+            HttpCheck::new(Url::parse("http://127.0.0.1:8080/health").unwrap())
+        );
+        let CheckKind::Http(b) = &checks[1].kind else {
+            panic!("{:?}", checks[1].kind)
+        };
+        assert_eq!(b.method, Method::Head);
+        assert_eq!(b.status.to_string(), "200, 300-399");
+        assert_eq!(b.headers[0].0, "host");
+        assert_eq!(b.headers[0].1, "example.org");
+        assert_eq!(b.timeout, Some(Duration::from_millis(2500)));
+        assert!(b.follow_redirects && !b.tls_verify);
+        assert_eq!((b.cert_expiry_days, b.body_limit), (Some(14), 65_536));
+        assert_eq!(checks[1].timeout, Some(Duration::from_secs(9)));
+    }
+
+    #[test]
+    fn status_ranges_may_be_written_plainly() {
+        for (status, shown) in [
+            ("200", "200"),
+            ("200-399", "200-399"),
+            ("'204, 301-302'", "204, 301-302"),
+        ] {
+            let checks = load(&format!(
+                "a:\n  http: {{url: 'http://h/', status: {status}}}\n"
+            ));
+            let CheckKind::Http(http) = &checks[0].kind else {
+                panic!("{status}: {:?}", checks[0].kind)
+            };
+            assert_eq!(http.status.to_string(), shown);
+        }
+    }
+
+    #[test]
+    fn tcp_and_socket_targets_load() {
+        let checks = load(
+            "a:\n  tcp: 127.0.0.1:5432\nb:\n  socket: unix:/run/app.sock\nc:\n  socket: tcp://localhost:9000\n",
+        );
+        let kinds: Vec<String> = checks
+            .iter()
+            .map(|c| match &c.kind {
+                CheckKind::Tcp(t) => format!("tcp {t}"),
+                CheckKind::Socket(s) => format!("socket {s}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "tcp 127.0.0.1:5432",
+                "socket unix:/run/app.sock",
+                "socket tcp://localhost:9000"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_probe_options_are_load_errors_with_key_and_line() {
+        let cases = [
+            (
+                "x:\n  http:\n    url: http://h/\n    urll: http://h/\n",
+                "error loading check /c/app.yaml [x]: x.http: unknown field `urll`, expected one of `url`, `method`, `status`, `contains`, `headers`, `timeout`, `follow_redirects`, `tls_verify`, `cert_expiry_days`, `body_limit` at line 4 column 5",
+            ),
+            (
+                "x:\n  http:\n    url: http://h/\n    method: POST\n",
+                "error loading check /c/app.yaml [x]: x.http.method: unknown method `POST` (use GET or HEAD) at line 4 column 13",
+            ),
+            (
+                "x:\n  http:\n    url: http://h/\n    status: 2xx\n",
+                "error loading check /c/app.yaml [x]: x.http.status: `2xx` is not a status code (100-599) or a range like `200-399` at line 4 column 13",
+            ),
+            (
+                "x:\n  http:\n    url: http://h/\n    status: [200, 500-400]\n",
+                "error loading check /c/app.yaml [x]: x.http.status[1]: the range `500-400` is reversed at line 4 column 19",
+            ),
+            (
+                "x:\n  http: {url: 'not a url'}\n",
+                "error loading check /c/app.yaml [x]: http.url: `not a url` is not a valid URL: relative URL without a base",
+            ),
+            (
+                "x:\n  http: {url: 'ftp://h/'}\n",
+                "error loading check /c/app.yaml [x]: http.url: `ftp://h/` must start with http:// or https://",
+            ),
+            (
+                "x:\n  http: {url: 'http://h/', method: HEAD, contains: ok}\n",
+                "error loading check /c/app.yaml [x]: http.contains: a HEAD response has no body to search; use `method: GET`",
+            ),
+            (
+                "x:\n  http: {url: 'http://h/', cert_expiry_days: 10}\n",
+                "error loading check /c/app.yaml [x]: http.cert_expiry_days: `http://h/` is not an https URL",
+            ),
+            (
+                "x:\n  http: {url: 'http://h/', body_limit: 2 parsecs}\n",
+                "error loading check /c/app.yaml [x]: x.http.body_limit: unknown unit `parsecs` in `2 parsecs` (use B, KiB, MiB, GiB, kB, MB or GB) at line 2 column 40",
+            ),
+            (
+                "x:\n  http: {url: 'http://h/', headers: {'bad header': x}}\n",
+                "error loading check /c/app.yaml [x]: http.headers: `bad header` is not a valid header name",
+            ),
+            (
+                "x:\n  http: {url: 'http://h/', timeout: 0}\n",
+                "error loading check /c/app.yaml [x]: `http.timeout` must be a positive number of seconds, got `0`",
+            ),
+            (
+                "x:\n  tcp: localhost\n",
+                "error loading check /c/app.yaml [x]: tcp: `localhost` is not HOST:PORT: no port",
+            ),
+            (
+                "x:\n  socket: /run/app.sock\n",
+                "error loading check /c/app.yaml [x]: socket: `/run/app.sock` is not `unix:PATH` or `tcp://HOST:PORT`",
+            ),
+            (
+                "x:\n  http: {url: 'http://h/'}\n  tcp: h:1\n",
+                "error loading check /c/app.yaml [x]: a check needs exactly one of `command`, `http`, `tcp`, `socket`; found `http`, `tcp`",
+            ),
+        ];
+        for (text, want) in cases {
+            match &load(text)[0].kind {
+                CheckKind::Broken(message) => assert_eq!(message, want, "{text}"),
+                other => panic!("{text}: expected a broken check, got {other:?}"),
+            }
+        }
+    }
+}

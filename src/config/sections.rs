@@ -1,0 +1,646 @@
+//! The agent file's sections (SPEC §2): `agent`, `database`, `alerter`,
+//! `alerters` and `metrics`, as written and validated.
+//!
+//! Backend sections keep the flat `type:` shape of SPEC §2: a first pass
+//! (`SectionTypes`) reads only the `type` values, then the second pass
+//! deserializes the whole document with seeds that know which backend struct
+//! each section is, so errors inside a backend section keep their position
+//! (an internally tagged enum would buffer the section and report line 1
+//! column 1). `load` runs both passes over the YAML; this module then
+//! validates the sections (pure: every problem is collected) into `Config`,
+//! resolving relative paths against the configuration's folder.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use super::{AgentConfig, Config, LogFormat};
+use crate::alerters::{
+    self, AlerterConfig, CommandConfig, FileConfig, PagerDutyConfig, SlackConfig,
+};
+use crate::db::{DbConfig, DynamoDbConfig, MemoryConfig, SqliteConfig};
+use crate::sinks::{KinesisConfig, LogConfig, SinkConfig};
+
+/// The `agent:` section as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    /// Agent name (default: the host's FQDN).
+    name: Option<String>,
+    /// Folder of check files, relative to the configuration's folder.
+    #[serde(default = "default_directory")]
+    directory: PathBuf,
+    /// Seconds per tick.
+    #[serde(rename = "base_interval", default = "default_base_interval_secs")]
+    base_interval_secs: f64,
+    /// Default check timeout in seconds (default: 70% of a tick).
+    #[serde(rename = "timeout")]
+    timeout_secs: Option<f64>,
+    /// Bound on each tick's alert deliveries in seconds (default: 20% of a tick).
+    #[serde(rename = "alert_timeout")]
+    alert_timeout_secs: Option<f64>,
+    /// Level or tracing filter directives.
+    #[serde(default = "default_logging")]
+    logging: String,
+    /// `text` (default) or `json`.
+    #[serde(default)]
+    log_format: LogFormat,
+    /// Where errors are reported.
+    sentry_dsn: Option<String>,
+    /// Checks in flight at once (default `DEFAULT_MAX_CONCURRENCY`).
+    max_concurrency: Option<usize>,
+}
+
+fn default_directory() -> PathBuf {
+    PathBuf::from("/etc/cimaa/checks.d")
+}
+fn default_base_interval_secs() -> f64 {
+    60.0
+}
+fn default_logging() -> String {
+    "info".into()
+}
+/// Checks and probes in flight at once unless configured.
+const DEFAULT_MAX_CONCURRENCY: usize = 256;
+
+/// One section read for its `type:` only (the first pass).
+#[derive(Deserialize, Default)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// The first pass over the file: the `type:` of each backend section, which
+/// tells the second pass which struct each section is.
+#[derive(Deserialize)]
+pub(super) struct SectionTypes {
+    database: Option<TypeOnly>,
+    alerter: Option<TypeOnly>,
+    alerters: Option<BTreeMap<String, TypeOnly>>,
+    metrics: Option<TypeOnly>,
+}
+
+impl SectionTypes {
+    /// The second pass: reads the whole file with these section types.
+    pub(super) fn seed(self) -> ConfigSeed {
+        ConfigSeed {
+            database: self.database.unwrap_or_default().kind,
+            alerter: self.alerter.unwrap_or_default().kind,
+            alerters: self
+                .alerters
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, section)| (name, section.kind))
+                .collect(),
+            metrics: self.metrics.unwrap_or_default().kind,
+        }
+    }
+}
+
+/// The whole file, before validation.
+pub(super) struct RawConfig {
+    agent: Option<RawAgent>,
+    database: Option<DbConfig>,
+    alerter: Option<AlerterConfig>,
+    alerters: BTreeMap<String, AlerterConfig>,
+    metrics: Option<SinkConfig>,
+}
+
+const TOP_KEYS: &[&str] = &["agent", "database", "alerter", "alerters", "metrics"];
+
+/// Reads the whole file, each backend section as the struct its `type` names.
+pub(super) struct ConfigSeed {
+    database: Option<String>,
+    alerter: Option<String>,
+    alerters: BTreeMap<String, Option<String>>,
+    metrics: Option<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for ConfigSeed {
+    type Value = RawConfig;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawConfig, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ConfigSeed {
+    type Value = RawConfig;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping with `agent`, `database`, `alerter`, `alerters` and `metrics`")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawConfig, A::Error> {
+        let mut raw = RawConfig {
+            agent: None,
+            database: None,
+            alerter: None,
+            alerters: BTreeMap::new(),
+            metrics: None,
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "agent" => raw.agent = Some(map.next_value()?),
+                "database" => {
+                    raw.database = Some(
+                        map.next_value_seed(Section::<DbConfig>::new(self.database.as_deref()))?,
+                    );
+                }
+                "alerter" => {
+                    raw.alerter =
+                        Some(map.next_value_seed(Section::<AlerterConfig>::new(
+                            self.alerter.as_deref(),
+                        ))?);
+                }
+                "alerters" => {
+                    raw.alerters = map.next_value_seed(NamedAlerters {
+                        types: &self.alerters,
+                    })?;
+                }
+                "metrics" => {
+                    raw.metrics = Some(
+                        map.next_value_seed(Section::<SinkConfig>::new(self.metrics.as_deref()))?,
+                    );
+                }
+                other => return Err(de::Error::unknown_field(other, TOP_KEYS)),
+            }
+        }
+        Ok(raw)
+    }
+}
+
+/// `alerters:`: a map of names to alerter sections, each with its own `type`.
+struct NamedAlerters<'a> {
+    types: &'a BTreeMap<String, Option<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for NamedAlerters<'_> {
+    type Value = BTreeMap<String, AlerterConfig>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NamedAlerters<'_> {
+    type Value = BTreeMap<String, AlerterConfig>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping of alerter names to alerter sections")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut named = BTreeMap::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let kind = self.types.get(&name).and_then(Option::as_deref);
+            let config = map.next_value_seed(Section::<AlerterConfig>::new(kind))?;
+            named.insert(name, config);
+        }
+        Ok(named)
+    }
+}
+
+/// A backend enum whose variant is chosen by the section's `type:`.
+trait Backend: Sized {
+    const TYPES: &'static [&'static str];
+    /// Deserializes the section (with `type` already skipped) as variant `kind`.
+    fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error>;
+}
+
+impl Backend for DbConfig {
+    const TYPES: &'static [&'static str] = &["sqlite", "memory", "dynamodb"];
+    fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
+        match kind {
+            "sqlite" => SqliteConfig::deserialize(d).map(DbConfig::Sqlite),
+            "memory" => MemoryConfig::deserialize(d).map(|_| DbConfig::Memory),
+            "dynamodb" => DynamoDbConfig::deserialize(d).map(DbConfig::DynamoDb),
+            other => Err(de::Error::unknown_variant(other, Self::TYPES)),
+        }
+    }
+}
+
+impl Backend for AlerterConfig {
+    const TYPES: &'static [&'static str] = AlerterConfig::TYPES;
+    fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
+        match kind {
+            "pagerduty" => PagerDutyConfig::deserialize(d).map(AlerterConfig::PagerDuty),
+            "slack" => SlackConfig::deserialize(d).map(AlerterConfig::Slack),
+            "file" => FileConfig::deserialize(d).map(AlerterConfig::File),
+            "command" => CommandConfig::deserialize(d).map(AlerterConfig::Command),
+            other => Err(de::Error::unknown_variant(other, Self::TYPES)),
+        }
+    }
+}
+
+impl Backend for SinkConfig {
+    const TYPES: &'static [&'static str] = SinkConfig::TYPES;
+    fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
+        match kind {
+            "log" => LogConfig::deserialize(d).map(SinkConfig::Log),
+            "kinesis" => KinesisConfig::deserialize(d).map(SinkConfig::Kinesis),
+            other => Err(de::Error::unknown_variant(other, Self::TYPES)),
+        }
+    }
+}
+
+struct Section<'a, T> {
+    kind: Option<&'a str>,
+    _marker: std::marker::PhantomData<T>,
+}
+
+impl<'a, T> Section<'a, T> {
+    fn new(kind: Option<&'a str>) -> Self {
+        Section {
+            kind,
+            _marker: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<'de, T: Backend> DeserializeSeed<'de> for Section<'_, T> {
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Backend> Visitor<'de> for Section<'_, T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a mapping with `type` (one of {})", T::TYPES.join(", "))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        let Some(kind) = self.kind else {
+            return Err(de::Error::missing_field("type"));
+        };
+        T::from_section(kind, de::value::MapAccessDeserializer::new(SkipType(map)))
+    }
+}
+
+/// A map with its `type` entry hidden, so backend structs can deny unknown fields.
+struct SkipType<A>(A);
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipType<A> {
+    type Error = A::Error;
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        loop {
+            let Some(key) = self.0.next_key::<String>()? else {
+                return Ok(None);
+            };
+            if key == "type" {
+                self.0.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            return seed
+                .deserialize(de::value::StringDeserializer::<A::Error>::new(key))
+                .map(Some);
+        }
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.0.next_value_seed(seed)
+    }
+}
+
+impl RawConfig {
+    /// Validates the file's sections into a `Config`, resolving relative
+    /// paths against `base`; `max_concurrency_env` is the value of
+    /// `CIMAA_MAX_CONCURRENCY`, which overrides `agent.max_concurrency`.
+    /// Pure but for the host name (the default `agent.name`).
+    ///
+    /// # Errors
+    /// Every problem found, each naming its key: `agent`, then the
+    /// alerters, `database` and `metrics`.
+    pub(super) fn validate(
+        self,
+        path: PathBuf,
+        base: &Path,
+        max_concurrency_env: Option<String>,
+    ) -> Result<Config, Vec<String>> {
+        let Some(agent) = self.agent else {
+            return Err(vec!["missing section `agent`".into()]);
+        };
+        let (agent, mut problems) = agent.validate(base, max_concurrency_env);
+        let Some(alerter) = self.alerter else {
+            problems.push(
+                "missing section `alerter` (an agent that cannot page is not monitoring)".into(),
+            );
+            return Err(problems);
+        };
+        let alerters = AlerterSections {
+            default: resolve_alerter(alerter, base),
+            named: self
+                .alerters
+                .into_iter()
+                .map(|(name, config)| (name, resolve_alerter(config, base)))
+                .collect(),
+        };
+        problems.extend(alerters.validate());
+        let database = resolve_database(self.database.unwrap_or_default(), base);
+        problems.extend(
+            DatabaseSection {
+                config: &database,
+                agent: &agent.name,
+            }
+            .validate(),
+        );
+        let metrics = self.metrics.map(|metrics| resolve_metrics(metrics, base));
+        if let Some(metrics) = &metrics {
+            problems.extend(metrics.validate());
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Config {
+            path,
+            agent,
+            database,
+            alerter: alerters.default,
+            alerters: alerters.named,
+            metrics,
+        })
+    }
+}
+
+impl RawAgent {
+    /// Validates the `agent:` section, with defaults applied and its
+    /// directory resolved against `base` (`max_concurrency_env`: see
+    /// `RawConfig::validate`).
+    ///
+    /// Returns the section even when it has problems, so that the other
+    /// sections are still checked against it; the problems are listed in
+    /// the order of the file's keys.
+    fn validate(
+        self,
+        base: &Path,
+        max_concurrency_env: Option<String>,
+    ) -> (AgentConfig, Vec<String>) {
+        let mut problems = Vec::new();
+        let base_interval = self.base_interval_secs;
+        if !(base_interval.is_finite() && base_interval > 0.0) {
+            problems.push(format!(
+                "agent.base_interval: must be a positive number of seconds, got `{base_interval}`"
+            ));
+        }
+        let mut seconds = |key: &str, value: Option<f64>, share: f64| -> Duration {
+            let secs = value.unwrap_or(base_interval * share);
+            match Duration::try_from_secs_f64(secs) {
+                Ok(d) if secs > 0.0 => d,
+                _ => {
+                    problems.push(format!(
+                        "agent.{key}: must be a positive number of seconds, got `{secs}`"
+                    ));
+                    Duration::from_secs(1)
+                }
+            }
+        };
+        let timeout = seconds("timeout", self.timeout_secs, 0.7);
+        let alert_timeout = seconds("alert_timeout", self.alert_timeout_secs, 0.2);
+        let max_concurrency = match max_concurrency_env {
+            Some(value) => value.trim().parse::<usize>().unwrap_or_else(|_| {
+                problems.push(format!(
+                    "environment variable `{}`: `{value}` is not a positive integer",
+                    crate::env::MAX_CONCURRENCY
+                ));
+                DEFAULT_MAX_CONCURRENCY
+            }),
+            None => self.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY),
+        };
+        if max_concurrency == 0 {
+            problems.push("agent.max_concurrency: must be at least 1".into());
+        }
+        let name = match self.name {
+            Some(name) if name.trim().is_empty() => {
+                problems.push("agent.name: must not be empty".into());
+                name
+            }
+            Some(name) => name,
+            None => crate::host::fqdn(),
+        };
+        if let Some(dsn) = &self.sentry_dsn
+            && let Err(e) = dsn.parse::<sentry::types::Dsn>()
+        {
+            problems.push(format!("agent.sentry_dsn: invalid DSN `{dsn}`: {e}"));
+        }
+        let agent = AgentConfig {
+            name,
+            directory: base.join(self.directory),
+            base_interval,
+            timeout,
+            alert_timeout,
+            logging: self.logging,
+            log_format: self.log_format,
+            sentry_dsn: self.sentry_dsn,
+            max_concurrency,
+        };
+        (agent, problems)
+    }
+}
+
+/// Resolves relative paths of an alerter section against the config's folder.
+fn resolve_alerter(config: AlerterConfig, base: &Path) -> AlerterConfig {
+    match config {
+        AlerterConfig::File(mut file) => {
+            if file.path.as_os_str() != "-" {
+                file.path = base.join(&file.path);
+            }
+            AlerterConfig::File(file)
+        }
+        other => other,
+    }
+}
+
+/// The `alerter:` section and the `alerters:` map, checked together
+/// because fallbacks refer across them.
+struct AlerterSections {
+    default: AlerterConfig,
+    named: BTreeMap<String, AlerterConfig>,
+}
+
+impl AlerterSections {
+    /// Problems of the alerter sections: Slack without a destination,
+    /// unknown or circular fallbacks, a named alerter called `default`. Pure.
+    fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.named.contains_key(alerters::DEFAULT) {
+            problems.push(format!(
+                "alerters.{}: the name is reserved for the `alerter` section",
+                alerters::DEFAULT
+            ));
+        }
+        let all: Vec<(String, String, &AlerterConfig)> = std::iter::once((
+            "alerter".to_string(),
+            alerters::DEFAULT.to_string(),
+            &self.default,
+        ))
+        .chain(
+            self.named
+                .iter()
+                .map(|(name, c)| (format!("alerters.{name}"), name.clone(), c)),
+        )
+        .collect();
+        let lookup = |name: &str| all.iter().find(|(_, n, _)| n == name).map(|(_, _, c)| *c);
+        for (key, name, config) in &all {
+            if let AlerterConfig::Slack(slack) = config {
+                match (&slack.token, &slack.webhook_url) {
+                    (None, None) => problems.push(format!(
+                        "{key}: slack needs `token` (with `channel`) or `webhook_url`"
+                    )),
+                    (Some(_), Some(_)) => problems.push(format!(
+                        "{key}: give either `token` or `webhook_url`, not both"
+                    )),
+                    _ => {}
+                }
+            }
+            let mut seen = vec![name.clone()];
+            let mut next = config.fallback();
+            while let Some(fallback) = next {
+                let Some(target) = lookup(fallback) else {
+                    problems.push(format!("{key}.fallback: no alerter named `{fallback}`"));
+                    break;
+                };
+                if seen.iter().any(|s| s == fallback) {
+                    problems.push(format!(
+                        "{key}.fallback: `{fallback}` leads back to `{name}` (a cycle)"
+                    ));
+                    break;
+                }
+                seen.push(fallback.to_string());
+                next = target.fallback();
+            }
+        }
+        problems
+    }
+}
+
+/// Resolves the `database:` section's paths against the config's folder.
+fn resolve_database(database: DbConfig, base: &Path) -> DbConfig {
+    match database {
+        DbConfig::Sqlite(mut sqlite) => {
+            sqlite.path = base.join(&sqlite.path);
+            DbConfig::Sqlite(sqlite)
+        }
+        other => other,
+    }
+}
+
+/// The `database:` section and the agent name its table layout must allow.
+struct DatabaseSection<'a> {
+    config: &'a DbConfig,
+    agent: &'a str,
+}
+
+impl DatabaseSection<'_> {
+    /// Problems of the `database:` section. Pure.
+    fn validate(&self) -> Vec<String> {
+        let DbConfig::DynamoDb(dynamodb) = self.config else {
+            return Vec::new();
+        };
+        // `problems` is the dynamodb backend's own validation step (its
+        // name belongs to `db`).
+        let mut problems = dynamodb.problems();
+        if crate::db::dynamodb::is_reserved_agent(self.agent) {
+            problems.push(format!(
+                "agent.name: `{}` is reserved by the dynamodb table layout",
+                self.agent
+            ));
+        }
+        problems
+    }
+}
+
+/// Resolves the `metrics:` section's paths against the config's folder.
+fn resolve_metrics(metrics: SinkConfig, base: &Path) -> SinkConfig {
+    match metrics {
+        SinkConfig::Log(mut log) => {
+            log.path = log.path.map(|p| base.join(p));
+            SinkConfig::Log(log)
+        }
+        other @ SinkConfig::Kinesis(_) => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(fallback: Option<&str>) -> AlerterConfig {
+        AlerterConfig::File(FileConfig {
+            path: PathBuf::from("-"),
+            fallback: fallback.map(str::to_string),
+        })
+    }
+
+    fn alerters(default: AlerterConfig, named: &[(&str, AlerterConfig)]) -> AlerterSections {
+        AlerterSections {
+            default,
+            named: named
+                .iter()
+                .map(|(name, config)| ((*name).to_string(), config.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn alerter_sections_report_every_fallback_problem() {
+        let cases = [
+            (
+                alerters(file(Some("pager")), &[("pager", file(None))]),
+                vec![],
+            ),
+            (
+                alerters(file(Some("nobody")), &[]),
+                vec!["alerter.fallback: no alerter named `nobody`"],
+            ),
+            (
+                alerters(
+                    file(None),
+                    &[("a", file(Some("b"))), ("b", file(Some("a")))],
+                ),
+                vec![
+                    "alerters.a.fallback: `a` leads back to `a` (a cycle)",
+                    "alerters.b.fallback: `b` leads back to `b` (a cycle)",
+                ],
+            ),
+            (
+                alerters(file(None), &[("default", file(None))]),
+                vec!["alerters.default: the name is reserved for the `alerter` section"],
+            ),
+        ];
+        for (sections, want) in cases {
+            assert_eq!(sections.validate(), want);
+        }
+    }
+
+    fn agent(max_concurrency: Option<usize>) -> RawAgent {
+        RawAgent {
+            name: Some("web1".into()),
+            directory: default_directory(),
+            base_interval_secs: default_base_interval_secs(),
+            timeout_secs: None,
+            alert_timeout_secs: None,
+            logging: default_logging(),
+            log_format: LogFormat::Text,
+            sentry_dsn: None,
+            max_concurrency,
+        }
+    }
+
+    #[test]
+    fn the_environment_overrides_max_concurrency() {
+        let base = Path::new("/etc/cimaa");
+        let (config, problems) = agent(Some(8)).validate(base, None);
+        assert_eq!((config.max_concurrency, problems.len()), (8, 0));
+        let (config, problems) = agent(Some(8)).validate(base, Some(" 32 ".into()));
+        assert_eq!((config.max_concurrency, problems.len()), (32, 0));
+        let (config, problems) = agent(None).validate(base, Some("many".into()));
+        assert_eq!(config.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+        assert_eq!(
+            problems,
+            ["environment variable `CIMAA_MAX_CONCURRENCY`: `many` is not a positive integer"]
+        );
+        assert_eq!(config.directory, Path::new("/etc/cimaa/checks.d"));
+        assert_eq!(config.timeout, Duration::from_secs(42));
+    }
+}
