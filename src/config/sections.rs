@@ -539,7 +539,7 @@ impl DatabaseSection<'_> {
         };
         // `problems` is the dynamodb backend's own validation step (its
         // name belongs to `db`).
-        let mut problems = dynamodb.problems();
+        let mut problems = dynamodb.validate();
         if crate::db::dynamodb::is_reserved_agent(self.agent) {
             problems.push(format!(
                 "agent.name: `{}` is reserved by the dynamodb table layout",

@@ -36,7 +36,7 @@ impl DynamoDbConfig {
 
     /// Problems of the options, one sentence each (pure).
     #[must_use]
-    pub fn problems(&self) -> Vec<String> {
+    pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
         // DynamoDB table names: 3-255 characters of `a-z A-Z 0-9 _ - .`.
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
@@ -80,7 +80,7 @@ mod tests {
         assert_eq!(config.table("squelches"), "prod.squelches");
         config.prefix = "bad prefix".into();
         assert_eq!(
-            config.problems(),
+            config.validate(),
             ["database.prefix: `bad prefix` must be letters, digits, `_`, `-` or `.`"]
         );
     }
