@@ -86,7 +86,11 @@ fn yaml_blocks(file: &Path, markdown: &str) -> Vec<Block> {
             blocks.push(block);
         }
     }
-    assert!(open.is_none(), "{}: a fenced block is never closed", file.display());
+    assert!(
+        open.is_none(),
+        "{}: a fenced block is never closed",
+        file.display()
+    );
     blocks
 }
 
