@@ -4,7 +4,7 @@
 #   cargo build --release --bin cimaa --example kinesis_sink_bench
 #   bench/kinesis.sh                       # REPS=5 METRICS=100000 SHARDS=4 RSS_REPS=3
 #
-# 1. Throughput: REPS runs of `examples/kinesis_sink_bench.rs throughput` against one in-memory
+# 1. Throughput: REPS runs of `bench/kinesis_sink_bench.rs throughput` against one in-memory
 #    kinesalite (tests/services/kinesalite.js, 127.0.0.1 only): METRICS records pushed at once
 #    into the agent's MetricBuffer, timed until the buffer is empty (the real KinesisSink:
 #    PutRecords of 500, one call in flight, as in the agent), then read back and counted. Also

@@ -155,6 +155,23 @@ fn every_shipped_example_validates() {
     crate::util::assert_success(&checks);
 }
 
+/// The network probes ship outside the example's check directory (they aim at
+/// services a bare machine lacks), so they are validated here on their own.
+#[test]
+fn the_shipped_probe_examples_load_as_check_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let env = Env::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(root.join("examples/probes")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        env.write_check(&name, &std::fs::read_to_string(&path).unwrap());
+        files += 1;
+    }
+    assert!(files > 0);
+    crate::util::assert_success(&env.cimaa(&["validate"]));
+}
+
 #[test]
 fn the_shipped_meta_checks_load_as_check_files() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

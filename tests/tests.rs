@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod coordination;
 mod db_contract;
+mod docs;
 mod dynamodb;
 mod fake_http;
 mod layering;

@@ -1,6 +1,7 @@
 //! Benchmark driver for `bench/kinesis.sh`: how many metrics per second the
 //! `kinesis` sink sustains through the agent's own `MetricBuffer` into one
-//! local Kinesis (kinesalite).
+//! local Kinesis (kinesalite). Built as an example with an explicit path
+//! (Cargo.toml): `cargo build --release --example kinesis_sink_bench`.
 //!
 //! ```sh
 //! kinesis_sink_bench throughput ENDPOINT [METRICS] [SHARDS] [SERVER_PID]

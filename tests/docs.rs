@@ -1,0 +1,317 @@
+//! The YAML examples of README.md and docs/*.md stay valid, as `config.rs`
+//! keeps examples/ valid: every fenced `yaml` block is validated by the real
+//! binary (`cimaa validate`). The convention (CONTRIBUTING.md, "Docs and
+//! their YAML blocks"): a block whose top-level keys are all agent sections
+//! is an agent configuration, any other block a check file, and a block
+//! marked `yaml fragment` is not validated. See: #19
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::util::{Env, stderr, stdout};
+
+/// Top-level keys of the agent configuration; a block made only of these is
+/// an agent configuration.
+const AGENT_SECTIONS: [&str; 5] = ["agent", "database", "alerter", "alerters", "metrics"];
+
+/// Added to an agent-configuration block that does not show them: `agent`
+/// and `alerter` are required, and the docs often show one section at a time.
+const DEFAULT_SECTIONS: [(&str, &str); 2] = [
+    ("agent", "agent:\n  name: docs\n  directory: checks.d\n"),
+    ("alerter", "alerter:\n  type: file\n  path: alerts.jsonl\n"),
+];
+
+/// The error an agent configuration may give on the test machine: its check
+/// directory (`/etc/cimaa/checks.d`) belongs to a real host.
+const MISSING_DIRECTORY: &str = "error: cannot read check directory";
+
+/// One fenced YAML block.
+struct Block {
+    /// The Markdown file, relative to the repository, and the fence's line.
+    file: PathBuf,
+    line: usize,
+    /// Marked `yaml fragment`: shown, not validated.
+    fragment: bool,
+    /// The info string after `yaml`, when it is not a known marker.
+    unknown_marker: Option<String>,
+    text: String,
+}
+
+impl fmt::Display for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// The fenced blocks of `markdown` whose info string starts with `yaml`.
+fn yaml_blocks(file: &Path, markdown: &str) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    // (fence, block being collected: None for a block of another language)
+    let mut open: Option<(String, Option<Block>)> = None;
+    let mut closing = false;
+    for (index, line) in markdown.lines().enumerate() {
+        let trimmed = line.trim_start();
+        match &mut open {
+            None => {
+                let Some(fence_len) = fence(trimmed) else {
+                    continue;
+                };
+                let (fence, info) = trimmed.split_at(fence_len);
+                let mut words = info.split_whitespace();
+                let block = (words.next() == Some("yaml")).then(|| {
+                    let marker: Vec<&str> = words.collect();
+                    Block {
+                        file: file.to_path_buf(),
+                        line: index + 1,
+                        fragment: marker == ["fragment"],
+                        unknown_marker: (!marker.is_empty() && marker != ["fragment"])
+                            .then(|| marker.join(" ")),
+                        text: String::new(),
+                    }
+                });
+                open = Some((fence.to_string(), block));
+            }
+            Some((fence, block)) => {
+                if trimmed.trim_end() == fence.as_str() {
+                    closing = true;
+                } else if let Some(block) = block {
+                    block.text.push_str(line);
+                    block.text.push('\n');
+                }
+            }
+        }
+        if std::mem::take(&mut closing)
+            && let Some((_, Some(block))) = open.take()
+        {
+            blocks.push(block);
+        }
+    }
+    assert!(
+        open.is_none(),
+        "{}: a fenced block is never closed",
+        file.display()
+    );
+    blocks
+}
+
+/// The length of the fence a line opens with (three or more backticks).
+fn fence(line: &str) -> Option<usize> {
+    let len = line.len() - line.trim_start_matches('`').len();
+    (len >= 3).then_some(len)
+}
+
+/// The keys of the block's top-level mapping.
+fn top_level_keys(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with([' ', '\t', '#', '-']) && !l.trim().is_empty())
+        .filter_map(|l| l.split_once(':').map(|(key, _)| key.trim()))
+        .map(|key| key.trim_matches(['"', '\'']).to_string())
+        .collect()
+}
+
+/// `${NAME}`s used in the text, for dummy values.
+fn variables(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        rest = &rest[start + 2..];
+        if let Some(end) = rest.find('}') {
+            names.push(rest[..end].to_string());
+            rest = &rest[end..];
+        }
+    }
+    names
+}
+
+#[derive(Debug, PartialEq)]
+enum Kind {
+    AgentConfig,
+    CheckFile,
+}
+
+fn kind(text: &str) -> Kind {
+    let keys = top_level_keys(text);
+    if !keys.is_empty() && keys.iter().all(|k| AGENT_SECTIONS.contains(&k.as_str())) {
+        Kind::AgentConfig
+    } else {
+        Kind::CheckFile
+    }
+}
+
+/// Validates one block with the real binary; `Err` says what is wrong.
+fn validate(block: &Block) -> Result<(), String> {
+    if let Some(marker) = &block.unknown_marker {
+        return Err(format!(
+            "unknown marker `yaml {marker}` (only `yaml fragment` is known)"
+        ));
+    }
+    match kind(&block.text) {
+        Kind::AgentConfig => validate_agent_config(&block.text),
+        Kind::CheckFile => validate_check_file(&block.text),
+    }
+}
+
+fn validate_agent_config(text: &str) -> Result<(), String> {
+    let env = Env::bare();
+    std::fs::create_dir_all(env.path("checks.d")).unwrap();
+    let keys = top_level_keys(text);
+    let mut config = text.to_string();
+    for (section, default) in DEFAULT_SECTIONS {
+        if !keys.iter().any(|k| k == section) {
+            config.push_str(default);
+        }
+    }
+    env.write("agent.yaml", &config);
+    let vars: Vec<(String, String)> = variables(text)
+        .into_iter()
+        .map(|name| {
+            let value = if name.ends_with("URL") {
+                "http://127.0.0.1:9/dummy"
+            } else {
+                "dummy"
+            };
+            (name, value.to_string())
+        })
+        .collect();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = env.cimaa_with_env(&["validate"], &vars);
+    let err = stderr(&output);
+    let only_missing_directory = err
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .all(|l| l.starts_with(MISSING_DIRECTORY));
+    if output.status.success() || (output.status.code() == Some(2) && only_missing_directory) {
+        Ok(())
+    } else {
+        Err(format!("as an agent configuration: {err}"))
+    }
+}
+
+fn validate_check_file(text: &str) -> Result<(), String> {
+    let env = Env::new();
+    env.write_check("docs.yaml", text);
+    let output = env.cimaa(&["validate"]);
+    if output.status.success() && stdout(&output).starts_with("ok:") {
+        Ok(())
+    } else {
+        Err(format!(
+            "as a check file: {}{}",
+            stdout(&output),
+            stderr(&output)
+        ))
+    }
+}
+
+/// README.md and every docs/*.md, relative to the repository.
+fn markdown_files(root: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .map(|p| p.strip_prefix(root).unwrap().to_path_buf())
+        .collect();
+    files.sort();
+    files.insert(0, PathBuf::from("README.md"));
+    files
+}
+
+#[test]
+fn every_yaml_block_of_the_readme_and_docs_is_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = markdown_files(root);
+    assert!(files.len() > 1, "no docs/*.md found");
+    let mut checked = (0, 0);
+    let mut failures = Vec::new();
+    for file in &files {
+        let markdown = std::fs::read_to_string(root.join(file)).unwrap();
+        for block in yaml_blocks(file, &markdown) {
+            if block.fragment {
+                continue;
+            }
+            match kind(&block.text) {
+                Kind::AgentConfig => checked.0 += 1,
+                Kind::CheckFile => checked.1 += 1,
+            }
+            if let Err(e) = validate(&block) {
+                failures.push(format!("{block}: {e}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} YAML block(s) of the docs are not valid:\n\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // Guards the extraction itself: the docs show both kinds.
+    assert!(
+        checked.0 > 0 && checked.1 > 0,
+        "validated {} agent configuration(s) and {} check file(s)",
+        checked.0,
+        checked.1
+    );
+}
+
+const SAMPLE: &str = "\
+# Sample
+
+```yaml
+agent:
+  base_intervl: 5
+```
+
+```sh
+echo not yaml
+```
+
+```yaml
+disk:
+  comand: check_disk
+```
+
+```yaml fragment
+  timeout: 10
+```
+
+```yaml
+metrics:
+  type: log
+```
+
+```yaml
+disk:
+  command: check_disk -w 20%
+```
+
+```yaml excerpt
+x: 1
+```
+";
+
+#[test]
+fn blocks_are_found_classified_and_broken_ones_fail() {
+    let blocks = yaml_blocks(Path::new("SAMPLE.md"), SAMPLE);
+    let summary: Vec<(usize, bool, Option<Kind>, bool)> = blocks
+        .iter()
+        .map(|b| {
+            let kind = (!b.fragment).then(|| kind(&b.text));
+            let valid = !b.fragment && validate(b).is_ok();
+            (b.line, b.fragment, kind, valid)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (3, false, Some(Kind::AgentConfig), false), // typo in `agent`
+            (12, false, Some(Kind::CheckFile), false),  // typo in a check
+            (17, true, None, false),                    // fragment: skipped
+            (21, false, Some(Kind::AgentConfig), true), // one section, alerter added
+            (26, false, Some(Kind::CheckFile), true),
+            (31, false, Some(Kind::CheckFile), false), // unknown marker
+        ]
+    );
+    let err = validate(&blocks[0]).unwrap_err();
+    assert!(err.contains("unknown field `base_intervl`"), "{err}");
+    let err = validate(&blocks[1]).unwrap_err();
+    assert!(err.contains("comand"), "{err}");
+}
