@@ -5,28 +5,53 @@
 //! shared database. There is no central server.
 //!
 //! # Layout
+//! Five layers, top to bottom. A file uses only its own layer and the layers
+//! below; no backend folder uses another; no two modules use each other.
+//! `tests/layering.rs` holds this by scanning the `crate::` paths of `src/`.
+//!
+//! Face (the process and its user):
+//! - `main.rs`: sync main: Sentry guard, tracing, runtime, `cli::run`, exit code.
 //! - `cli`: clap types and one function per subcommand (SPEC §1).
-//! - `error`: exit codes and error rendering.
-//! - `env`: names of environment variables.
-//! - `telemetry`: tracing-subscriber setup.
+//! - `telemetry`: tracing-subscriber and Sentry setup.
+//!
+//! Agent (the daemon and its configuration):
+//! - `agent/`: `mod.rs` runs the ticks; `check_dir.rs` scans and caches the
+//!   check directory (under `spawn_blocking`); `runner.rs` runs due checks
+//!   (slots, spreading, panics → `checker` faults); `alerts.rs` plans and
+//!   delivers alerts and keeps `AGENT#alerts`; `clock.rs` is the one source
+//!   of epoch seconds (the wall clock, or tokio's clock in tests).
+//! - `config/`: `load.rs` (the only `serde_yaml` user, errors with file:line),
+//!   `env_subst.rs` (`${VAR}`), `sections.rs` (agent, database, alerter and
+//!   metrics sections and their validation), `check_file.rs` (check files).
+//! - `scheduler`: pure tick arithmetic, the due rule, taking turns between targets.
 //! - `signals`: signal-hook thread → `Control` messages.
-//! - `config`: agent and check files (`load.rs` is the only `serde_yaml` user).
-//! - `agent`: the daemon loop: scan, run, escalate, alert, store, publish.
-//! - `scheduler`: pure tick arithmetic and the due rule.
-//! - `checks`: running one check (command plugins, plugin JSON, and the in-process
-//!   `tcp`, `http` and `socket` probes) into raw faults and metrics.
-//! - `limits`: raising the open-file limit; the concurrency it allows.
-//! - `process`: child processes in their own group, capped output, group kill on timeout.
-//! - `perfdata`: pure Nagios output splitter and perfdata parser.
-//! - `thresholds`: pure threshold language (`METRIC [?] LEVEL OP VALUE ...`).
-//! - `fault`: pure failure counter, escalation, fault records and the alert plan.
+//!
+//! Checks and backends (each kind owns its options, parsing and validation):
+//! - `checks/`: `CheckDef`, `CheckKind` and running one check into raw faults
+//!   and metrics: `command` (plugins), `json` (plugin JSON), `http/`, `tcp`,
+//!   `socket` probes.
+//! - `db/`: the `Db` trait (SPEC §6) and its backends `memory`, `sqlite`,
+//!   `dynamodb/` (`config`, `api` seam, `item` layout, `write_plan`).
+//! - `alerters/`: the `Alerter` trait, routing and fallbacks; `pagerduty`,
+//!   `slack`, `file`, `command`, and the shared `http` client.
+//! - `sinks/`: metric records, the `Sink` trait, the bounded buffer; `log`, `kinesis`.
+//!
+//! Core (pure: no I/O, no clock reads, no async):
+//! - `fault`: `Fault`, `AgentFault`, `RawFault`; failure counter, escalation,
+//!   fault records and the alert plan.
+//! - `thresholds`: the threshold language (`METRIC [?] LEVEL OP VALUE ...`).
+//! - `perfdata`: Nagios output splitter and perfdata parser.
 //! - `severity`: the integer severity scale (20/30/40/50) and its names.
-//! - `squelch`: pure squelch validation, durations and matching.
-//! - `meta`: pure meta-check (stale agents, old squelches, peers' alert failures).
-//! - `host`: the host's FQDN (default agent name).
-//! - `db`: the `Db` trait, its records and backends (`memory`, `sqlite`, `dynamodb`).
-//! - `alerters`: the `Alerter` trait and backends (`file`, `command`).
-//! - `sinks`: metric records, the `Sink` trait, the bounded buffer, the `log` and `kinesis` sinks.
+//! - `squelch`: `Squelch`; validation, durations and matching (`RegexSet`).
+//! - `meta`: `Heartbeat`; the meta-check over fleet state.
+//!
+//! Base:
+//! - `error`: exit codes, the terminal rendering and the one error chain.
+//! - `env`: names of environment variables.
+//! - `host`: FQDN, root or not, the login name.
+//! - `process`: child processes in their own group, capped output, group kill.
+//! - `retry`: the one capped, jittered exponential backoff with a deadline.
+//! - `limits`: raising the open-file limit; the concurrency it allows.
 
 pub mod agent;
 pub mod alerters;
