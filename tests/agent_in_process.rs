@@ -715,19 +715,28 @@ async fn a_refused_alert_is_not_resent_until_its_message_changes() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_failed_resolve_is_retried_on_the_next_run() {
+async fn a_failed_resolve_is_retried_on_the_next_tick_without_a_run() {
     let setup = Setup::new("", 0.0);
     let plugin = setup.plugin("p", &fault_json("critical", "down"));
-    let name = setup.probe(&plugin, "");
-    setup.once().await;
+    // Due on ticks 5 and 10 (from START) while passing, every tick while failing.
+    let name = setup.probe(&plugin, "  interval: 5\n");
+    let agent = setup.start();
+    setup.at(330.0).await;
+    assert_eq!(setup.alerter.delivered(), [event("trigger", &name, "down")]);
     plugin.answer(PASSING);
     setup.alerter.set(|a| a.failures = 1);
-    setup.once().await;
-    assert_eq!(setup.alerter.delivered(), [event("trigger", &name, "down")]);
-    setup.once().await;
+    setup.at(390.0).await;
+    assert!(setup.fault(&format!("{AGENT}#alerts")).await.is_some());
+    setup.at(450.0).await;
+    assert_eq!(plugin.runs().len(), 2, "the check did not run on tick 7");
     assert_eq!(
         setup.alerter.delivered(),
         [event("trigger", &name, "down"), event("resolve", &name, "")]
     );
+    assert!(setup.fault(&format!("{AGENT}#alerts")).await.is_none());
+    // The placeholder kept for the undelivered resolve goes with the
+    // check's next run.
+    setup.at(630.0).await;
     assert!(setup.faults().await.is_empty());
+    agent.stop().await;
 }
