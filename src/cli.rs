@@ -256,10 +256,12 @@ async fn run_agent(
     // the tick loop, and waking a parked main thread costs a futex call and
     // a context switch each time (a fifth of the CPU of a 50,000-probe tick).
     let config = config.clone();
-    tokio::spawn(async move { agent::run(&config, backends, mode, controls).await })
-        .await
-        .map_err(CliError::failure)?
-        .map_err(CliError::failure)?;
+    tokio::spawn(async move {
+        agent::run(&config, backends, agent::Clock::system(), mode, controls).await
+    })
+    .await
+    .map_err(CliError::failure)?
+    .map_err(CliError::failure)?;
     Ok(ExitStatus::Success)
 }
 

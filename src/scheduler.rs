@@ -3,7 +3,15 @@
 //! Ticks count base intervals since the epoch, so every agent with the same
 //! base interval ticks on the same boundaries and a check with `interval: 5`
 //! runs five minutes apart "on the hour". The agent loop owns the clock and
-//! the sleeping; this module only computes.
+//! the sleeping; this module only computes: which tick it is, which checks
+//! are due, where a crowded tick's probes start, and in which order a tick's
+//! checks take their turns.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::checks;
+use crate::config::{CheckDef, CheckKind};
 
 /// The tick in progress at `now` (epoch seconds).
 #[must_use]
@@ -91,9 +99,67 @@ fn fraction(name: &str) -> f64 {
     value
 }
 
+/// The checks in an order that takes turns between targets: the first
+/// check of every target, then the second of every target, and so on
+/// (targets in order of first appearance; checks without a shared target
+/// each count as their own).
+pub(crate) fn take_turns(checks: Vec<Arc<CheckDef>>) -> Vec<Arc<CheckDef>> {
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut queues: Vec<VecDeque<Arc<CheckDef>>> = Vec::new();
+    let total = checks.len();
+    for check in checks {
+        let fresh = queues.len();
+        let queue =
+            checks::target_key(&check).map_or(fresh, |key| *index.entry(key).or_insert(fresh));
+        if queue == fresh {
+            queues.push(VecDeque::new());
+        }
+        queues[queue].push_back(check);
+    }
+    let mut ordered = Vec::with_capacity(total);
+    while ordered.len() < total {
+        for queue in &mut queues {
+            ordered.extend(queue.pop_front());
+        }
+        queues.retain(|q| !q.is_empty());
+    }
+    ordered
+}
+
+/// Whether a check is an in-process probe (spread in crowded ticks).
+pub(crate) fn is_probe(check: &CheckDef) -> bool {
+    matches!(
+        check.kind,
+        CheckKind::Http(_) | CheckKind::Tcp(_) | CheckKind::Socket(_)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::http::HttpCheck;
+    use std::path::Path;
+
+    fn probe(name: &str, url: &str) -> Arc<CheckDef> {
+        let mut check = CheckDef::broken(name.into(), Path::new("/c/web.yaml"), String::new());
+        check.kind = CheckKind::Http(Box::new(HttpCheck::new(url.parse().unwrap())));
+        Arc::new(check)
+    }
+
+    #[test]
+    fn a_tick_takes_turns_between_targets() {
+        let checks = vec![
+            probe("a1", "http://a/1"),
+            probe("a2", "http://a/2"),
+            probe("a3", "http://a:80/3"),
+            probe("b1", "http://b/1"),
+            Arc::new(CheckDef::broken("x".into(), Path::new("/c"), String::new())),
+            probe("b2", "https://b/2"),
+        ];
+        let order: Vec<String> = take_turns(checks).iter().map(|c| c.name.clone()).collect();
+        assert_eq!(order, ["a1", "b1", "x", "b2", "a2", "a3"]);
+        assert!(is_probe(&probe("p", "http://a/")));
+    }
 
     /// One step of the original zc.cimaa scheduling table (schedule.rst).
     enum Step {

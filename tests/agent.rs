@@ -1,85 +1,13 @@
-//! Scenarios that drive the real binary: `cimaa agent --once` run
-//! repeatedly as separate processes must behave like one long-running agent.
+//! Scenarios that drive the real binary (`cimaa agent --once`): what needs a
+//! process: command plugins (exit codes, stderr, perfdata, timeouts that kill
+//! the process group, `CIMAA_CONFIG`) and check files read from disk with
+//! real modification times. Scheduling, retries, escalation, squelches and
+//! alert failures run in process on a paused clock (`agent_in_process`).
 
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::util::{AGENT, Env, check_name, event, events, read_json_lines, stderr};
-
-/// A check whose plugin passes while `marker` exists, else fails with exit 2.
-fn file_check(env: &Env, retry: u32) -> String {
-    let marker = env.path("marker");
-    let plugin = env.script(
-        "filecheck.sh",
-        &format!("if [ -e '{}' ]; then echo 'OK - present'; exit 0; fi\necho \"CRITICAL - marker missing\"; exit 2", marker.display()),
-    );
-    env.write_check(
-        "app.yaml",
-        &format!(
-            "marker:\n  command: {}\n  retry: {retry}\n",
-            plugin.display()
-        ),
-    );
-    check_name("app", "marker")
-}
-
-#[test]
-fn a_failing_plugin_retries_then_alerts_once_and_resolves_when_it_passes() {
-    let env = Env::new();
-    let name = file_check(&env, 3);
-    for n in 1..=3 {
-        env.once();
-        let fault = env.fault(&name).unwrap();
-        assert_eq!(fault["severity"], 40);
-        assert_eq!(
-            fault["message"],
-            format!("CRITICAL - marker missing ({n} of 4)")
-        );
-        assert!(env.alerts().is_empty(), "soft errors must not page");
-    }
-    env.once();
-    env.once();
-    assert_eq!(env.fault(&name).unwrap()["severity"], 50);
-    assert_eq!(
-        events(&env.alerts()),
-        [event("trigger", &name, "CRITICAL - marker missing")]
-    );
-    fs::write(env.path("marker"), "").unwrap();
-    env.once();
-    assert!(env.fault(&name).is_none());
-    assert_eq!(
-        events(&env.alerts()),
-        [
-            event("trigger", &name, "CRITICAL - marker missing"),
-            event("resolve", &name, "")
-        ]
-    );
-}
-
-#[test]
-fn a_restarted_agent_keeps_the_failure_counter_and_since() {
-    let env = Env::new();
-    let name = file_check(&env, 3);
-    env.once();
-    let first = env.fault(&name).unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
-    env.once();
-    let second = env.fault(&name).unwrap();
-    assert_eq!(second["attempts"], 2);
-    assert_eq!(second["since"], first["since"]);
-    assert!(second["message"].as_str().unwrap().ends_with("(2 of 4)"));
-}
-
-#[test]
-fn retry_zero_alerts_on_the_first_failure() {
-    let env = Env::new();
-    let name = file_check(&env, 0);
-    env.once();
-    assert_eq!(
-        events(&env.alerts()),
-        [event("trigger", &name, "CRITICAL - marker missing")]
-    );
-}
+use crate::util::{AGENT, Env, check_name, read_json_lines};
 
 fn single_check(env: &Env, body: &str) -> String {
     let plugin = env.script("plugin.sh", body);
@@ -203,114 +131,6 @@ fn invalid_plugin_json_is_a_json_error_that_escalates() {
 }
 
 #[test]
-fn a_critical_json_fault_pages_at_once_under_its_name() {
-    let env = Env::new();
-    let name = single_check(
-        &env,
-        r#"echo '{"faults": [{"name": "db", "severity": "critical", "message": "db down"}]}'"#,
-    );
-    env.once();
-    env.once();
-    assert_eq!(
-        events(&env.alerts()),
-        [event("trigger", &format!("{name}#db"), "db down")]
-    );
-}
-
-#[test]
-fn a_changed_message_of_a_critical_fault_pages_again() {
-    let env = Env::new();
-    let plugin = env.script(
-        "plugin.sh",
-        &format!("cat '{}'", env.path("json").display()),
-    );
-    env.write_check(
-        "app.yaml",
-        &format!("probe:\n  command: {}\n", plugin.display()),
-    );
-    let name = format!("{}#db", check_name("app", "probe"));
-    for message in ["first", "first", "second"] {
-        env.write(
-            "json",
-            &format!(r#"{{"faults": [{{"name": "db", "severity": 50, "message": "{message}"}}]}}"#),
-        );
-        env.once();
-    }
-    assert_eq!(
-        events(&env.alerts()),
-        [
-            event("trigger", &name, "first"),
-            event("trigger", &name, "second")
-        ]
-    );
-}
-
-/// A command alerter that fails its first `failures` calls.
-fn flaky_alerter(failures: u32) -> Env {
-    let env = Env::new();
-    let calls = env.path("calls");
-    let sent = env.path("sent");
-    let alerter = format!(
-        "alerter:\n  type: command\n  command: 'n=$(cat {calls} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {calls}; [ $n -gt {failures} ] && echo \"$CIMAA_ACTION $CIMAA_NAME $CIMAA_MESSAGE\" >> {sent}'\n",
-        calls = calls.display(),
-        sent = sent.display(),
-    );
-    env.configure(&alerter, "");
-    env
-}
-
-#[test]
-fn a_failing_alerter_is_reported_and_retried_until_it_delivers() {
-    let env = flaky_alerter(2);
-    let name = file_check(&env, 0);
-    let alerts_fault = format!("{AGENT}#alerts");
-    for _ in 0..2 {
-        env.once();
-        let fault = env.fault(&alerts_fault).unwrap();
-        assert_eq!(fault["severity"], 50);
-        assert_eq!(fault["message"], "Failed to send alert information (1/1)");
-        assert!(!env.path("sent").exists());
-    }
-    env.once();
-    assert!(
-        env.fault(&alerts_fault).is_none(),
-        "AGENT#alerts clears once alerts get through"
-    );
-    assert_eq!(
-        fs::read_to_string(env.path("sent")).unwrap(),
-        format!("trigger {name} CRITICAL - marker missing\n")
-    );
-    assert_eq!(env.fault(&name).unwrap()["triggered"], true);
-}
-
-#[test]
-fn the_agent_never_pages_about_its_own_alert_failures() {
-    let env = flaky_alerter(100);
-    file_check(&env, 0);
-    for _ in 0..3 {
-        env.once();
-    }
-    // Only the check's trigger was attempted, never one for AGENT#alerts.
-    assert_eq!(fs::read_to_string(env.path("calls")).unwrap().trim(), "3");
-}
-
-#[test]
-fn a_slow_alerter_is_cut_off_by_alert_timeout() {
-    let env = Env::with_alerter(
-        "alerter:\n  type: command\n  command: sleep 30\n",
-        "  alert_timeout: 0.5\n",
-    );
-    file_check(&env, 0);
-    let started = Instant::now();
-    env.once();
-    assert!(started.elapsed() < Duration::from_secs(10));
-    assert_eq!(
-        env.fault(&format!("{AGENT}#alerts")).unwrap()["message"],
-        "Failed to send alert information (1/1)"
-    );
-}
-
-#[test]
 fn a_check_file_that_does_not_parse_becomes_a_critical_fault() {
     let env = Env::new();
     env.write_check("broken.yaml", "disk:\n  command: [unclosed\n");
@@ -365,60 +185,6 @@ fn a_check_file_being_written_is_held_back_until_it_settles() {
 }
 
 #[test]
-fn thresholds_turn_metrics_into_faults_and_clear_is_sticky() {
-    let env = Env::with_alerter(
-        "alerter:\n  type: file\n  path: alerts.jsonl\nmetrics:\n  type: log\n  path: metrics.jsonl\n",
-        "",
-    );
-    let plugin = env.script(
-        "speed.sh",
-        &format!(
-            "echo \"OK - speed $(cat '{}') | speed=$(cat '{}')rpm\"",
-            env.path("speed").display(),
-            env.path("speed").display()
-        ),
-    );
-    env.write_check(
-        "app.yaml",
-        &format!(
-            "fan:\n  command: {}\n  retry: 5\n  thresholds: |\n    speed warning > 50 error > 70 critical > 110 clear < 60\n    temp ? warning > 1\n",
-            plugin.display()
-        ),
-    );
-    let speed = format!("{}#speed", check_name("app", "fan"));
-    let cases = [
-        ("55", Some((30, "55 > 50"))),
-        ("99", Some((40, "99 > 70 (1 of 6)"))),
-        ("65", Some((40, "65 not clear < 60 (2 of 6)"))),
-        ("120", Some((50, "120 > 110"))),
-        ("59", Some((30, "59 > 50"))),
-        ("40", None),
-    ];
-    for (value, want) in cases {
-        env.write("speed", value);
-        env.once();
-        let got = env.fault(&speed).map(|f| {
-            (
-                f["severity"].as_i64().unwrap(),
-                f["message"].as_str().unwrap().to_string(),
-            )
-        });
-        assert_eq!(got, want.map(|(s, m)| (s, m.to_string())), "speed {value}");
-        assert!(
-            env.fault(&format!("{}#temp", check_name("app", "fan")))
-                .is_none(),
-            "temp is optional"
-        );
-    }
-    let metrics = read_json_lines(&env.path("metrics.jsonl"));
-    assert_eq!(metrics.len(), 6);
-    assert_eq!(metrics[1]["name"], speed);
-    assert_eq!(metrics[1]["value"], 99.0);
-    assert_eq!(metrics[1]["units"], "rpm");
-    assert!(metrics[1]["timestamp"].as_str().unwrap().ends_with('Z'));
-}
-
-#[test]
 fn multi_line_perfdata_becomes_metrics() {
     let env = Env::with_alerter(
         "alerter:\n  type: file\n  path: alerts.jsonl\nmetrics:\n  type: log\n  path: metrics.jsonl\n",
@@ -453,72 +219,6 @@ fn multi_line_perfdata_becomes_metrics() {
             ("/boot".to_string(), 68.0, "MB".to_string()),
             ("/home".to_string(), 69357.0, "MB".to_string()),
             ("var log".to_string(), -1.5, String::new()),
-        ]
-    );
-}
-
-#[test]
-fn count_runs_aligned_ticks_and_an_interval_five_check_twice_in_ten() {
-    let env = Env::bare();
-    std::fs::create_dir_all(env.path("checks.d")).unwrap();
-    env.write(
-        "agent.yaml",
-        &format!("agent:\n  name: {AGENT}\n  directory: checks.d\n  base_interval: 0.3\ndatabase:\n  type: sqlite\n  path: cimaa.db\nalerter:\n  type: file\n  path: alerts.jsonl\n"),
-    );
-    let runs = env.path("runs");
-    env.write_check(
-        "app.yaml",
-        &format!(
-            "every5:\n  command: echo run >> '{}'; echo OK\n  interval: 5\n",
-            runs.display()
-        ),
-    );
-    let output = env.cimaa(&["agent", "--count", "10"]);
-    crate::util::assert_success(&output);
-    let log = stderr(&output);
-    // The tick numbers that ran, from the `tick done tick=N` log lines.
-    let ticks: Vec<i64> = log
-        .lines()
-        .filter(|line| line.contains("tick done"))
-        .filter_map(|line| {
-            line.split("tick=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
-    assert_eq!(ticks.len(), 10, "{log}");
-    let due = ticks.iter().filter(|tick| *tick % 5 == 0).count();
-    let count = fs::read_to_string(&runs)
-        .unwrap_or_default()
-        .lines()
-        .count();
-    assert_eq!(count, due, "runs on ticks divisible by 5: {log}");
-    // Ten consecutive ticks hold exactly two multiples of five; a tick that
-    // overran on a loaded machine skips ahead (and is logged), so only then
-    // may the span be longer.
-    if ticks.last().unwrap() - ticks.first().unwrap() == 9 {
-        assert_eq!(count, 2);
-    } else {
-        assert!(log.contains("tick overran"), "{log}");
-    }
-}
-
-#[test]
-fn removing_a_check_resolves_its_alert_and_drops_its_faults() {
-    let env = Env::new();
-    let name = file_check(&env, 0);
-    env.once();
-    fs::remove_file(env.path("checks.d/app.yaml")).unwrap();
-    env.once();
-    assert!(env.faults().is_empty());
-    assert_eq!(
-        events(&env.alerts()),
-        [
-            event("trigger", &name, "CRITICAL - marker missing"),
-            event("resolve", &name, "")
         ]
     );
 }

@@ -1,6 +1,7 @@
 //! One test binary (Cargo.toml: autotests = false), as ripgrep does.
 
 mod agent;
+mod agent_in_process;
 mod alerters;
 mod cli;
 mod config;

@@ -1,0 +1,516 @@
+//! The daemon: ticks, runs due checks, keeps fault state, alerts, stores.
+//!
+//! Owns the tick loop (`run`, `ticks`, `tick`), the per-check state (failure
+//! counter, last failure), the current fault set and the record of alerts
+//! that may be open. Pure decisions live in `scheduler` (when), `fault` (what
+//! state, which alerts); this module and its parts do the I/O around them:
+//! `check_dir` scans the check directory, `runner` runs due checks
+//! concurrently (bounded by a semaphore and each check's timeout), `alerts`
+//! delivers alerts within `alert_timeout`; the tick writes the database and
+//! feeds the metric buffer (whose drops become the WARNING `AGENT#metrics`).
+//! State is loaded from the database on start, so separate `--once`
+//! processes behave like one long-running agent.
+//!
+//! Time: sleeps, intervals and timeouts are tokio's; every epoch second the
+//! agent reads comes from the `Clock` given to `run`, so a test on a paused
+//! tokio clock drives the whole loop.
+
+mod alerts;
+mod check_dir;
+mod clock;
+mod runner;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tracing::{debug, error, info, warn};
+
+pub use clock::Clock;
+
+use crate::alerters::Alerters;
+use crate::checks::{self, CheckOutput, Probes};
+use crate::config::{CheckDef, Config};
+use crate::db::{Db, Fault};
+use crate::fault;
+use crate::limits;
+use crate::scheduler;
+use crate::severity::Severity;
+use crate::signals::Control;
+use crate::sinks::{MetricBuffer, MetricRecord, Sink};
+use crate::squelch::Matcher;
+use check_dir::CheckDirectory;
+
+/// How long a normal exit waits for queued metrics.
+const METRICS_FLUSH: Duration = Duration::from_secs(5);
+/// On a signal, metrics and deregistration share SPEC §9's 10 s budget.
+const SIGNAL_METRICS_FLUSH: Duration = Duration::from_secs(2);
+const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many ticks to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Until shut down.
+    Forever,
+    /// This many aligned ticks, then exit.
+    Count(u64),
+    /// One tick now, every check due, then exit.
+    Once,
+}
+
+/// The backends an agent talks to; tests inject fakes.
+pub struct Backends {
+    pub db: Arc<dyn Db>,
+    pub alerters: Arc<Alerters>,
+    pub sink: Option<(Arc<dyn Sink>, usize)>,
+}
+
+/// Failures that stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach the database at startup")]
+    Database(#[source] crate::db::Error),
+}
+
+/// Per-check scheduling and escalation state.
+#[derive(Clone, Debug, Default)]
+struct CheckState {
+    counter: u32,
+    last_failure: Option<i64>,
+}
+
+#[expect(clippy::cast_possible_truncation, reason = "epoch seconds fit in i64")]
+fn whole(seconds: f64) -> i64 {
+    seconds.floor() as i64
+}
+
+/// The running agent's state.
+struct Agent<'a> {
+    config: &'a Config,
+    /// The one source of epoch seconds.
+    clock: Clock,
+    db: Arc<dyn Db>,
+    alerters: Arc<Alerters>,
+    metrics: Option<MetricBuffer>,
+    /// `MetricBuffer::dropped` at the previous tick.
+    dropped_seen: u64,
+    /// Metrics dropped since `AGENT#metrics` appeared.
+    dropped_in_fault: u64,
+    directory: CheckDirectory,
+    /// Each check's alerter route; kept for vanished checks until their alerts are resolved.
+    routes: HashMap<String, Option<String>>,
+    states: HashMap<String, CheckState>,
+    faults: BTreeMap<String, Fault>,
+    /// Faults whose alert may be open at the receiver.
+    opened: BTreeSet<String>,
+    /// Resolves that failed and are retried next tick.
+    retry_resolves: BTreeSet<String>,
+    /// Last squelches read (kept when the database cannot be read).
+    squelches: Matcher,
+    /// One permit per check or probe in flight.
+    semaphore: Arc<Semaphore>,
+    /// Checks in flight at once (`max_concurrency`, within the open-file limit).
+    concurrency: usize,
+    /// HTTP clients and per-host limits shared by every probe.
+    probes: Arc<Probes>,
+}
+
+/// Which checks a tick runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Due {
+    /// Those whose schedule says so.
+    Scheduled,
+    /// Every check (`--once`).
+    All,
+    /// None: a rescan (SIGHUP) that only applies added and removed checks.
+    Nothing,
+}
+
+/// Runs the agent until `mode` says stop or a `Control::Shutdown` arrives.
+///
+/// `clock` gives every epoch second the agent reads (`Clock::system()` in
+/// production). `controls` carries signals (see `signals`); tests send their own. On
+/// shutdown the agent stops at once (running plugin groups are killed) and
+/// removes its heartbeat and faults from the database; after `--once` or
+/// `--count` it never deregisters.
+///
+/// # Errors
+/// When the database cannot be reached at startup.
+pub async fn run(
+    config: &Config,
+    backends: Backends,
+    clock: Clock,
+    mode: Mode,
+    mut controls: mpsc::UnboundedReceiver<Control>,
+) -> Result<(), Error> {
+    let name = config.agent.name.clone();
+    let concurrency = concurrency(config);
+    let now = clock.now();
+    backends
+        .db
+        .heartbeat(&name, whole(now))
+        .await
+        .map_err(Error::Database)?;
+    let previous = backends
+        .db
+        .get_faults(&name)
+        .await
+        .map_err(Error::Database)?;
+    let (metrics, drain) = match backends.sink {
+        Some((sink, size)) => {
+            let (buffer, task) = MetricBuffer::spawn(sink, size);
+            (Some(buffer), Some(task))
+        }
+        None => (None, None),
+    };
+    let mut agent = Agent {
+        config,
+        clock,
+        db: backends.db,
+        alerters: backends.alerters,
+        metrics,
+        dropped_seen: 0,
+        dropped_in_fault: 0,
+        directory: CheckDirectory::new(config.scope(), &config.agent.directory),
+        routes: HashMap::new(),
+        states: HashMap::new(),
+        faults: BTreeMap::new(),
+        opened: BTreeSet::new(),
+        retry_resolves: BTreeSet::new(),
+        squelches: Matcher::default(),
+        semaphore: Arc::new(Semaphore::new(concurrency)),
+        concurrency,
+        probes: Arc::new(Probes::new()),
+    };
+    agent.restore(previous);
+    info!(agent = %name, directory = %config.agent.directory.display(), "agent started");
+
+    let (stop_sender, stop) = watch::channel(false);
+    let reload = Arc::new(Notify::new());
+    let reload_sender = reload.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(control) = controls.recv().await {
+            match control {
+                Control::Shutdown => {
+                    let _ = stop_sender.send(true);
+                    return;
+                }
+                Control::Reload => reload_sender.notify_one(),
+            }
+        }
+        // No more signals can come; keep the sender so `stop` never fires.
+        std::future::pending::<()>().await;
+    });
+    let signalled = agent.ticks(mode, stop, &reload).await;
+    forward.abort();
+    let flush = if signalled {
+        SIGNAL_METRICS_FLUSH
+    } else {
+        METRICS_FLUSH
+    };
+    if let Some(buffer) = &agent.metrics
+        && !buffer.flush(flush).await
+    {
+        warn!(waiting = buffer.len(), "metrics still queued at exit");
+    }
+    if let Some(task) = drain {
+        task.abort();
+    }
+    if signalled {
+        info!(agent = %name, "shutting down: removing this agent from the database");
+        let removal = agent.db.remove_agent(&name);
+        match tokio::time::timeout(DEREGISTER_TIMEOUT, removal).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(error = %e, "cannot remove this agent from the database"),
+            Err(_) => error!("removing this agent from the database timed out"),
+        }
+    }
+    Ok(())
+}
+
+/// `max_concurrency`, lowered to what the open-file limit (raised to its
+/// hard limit first) allows.
+fn concurrency(config: &Config) -> usize {
+    match limits::raise_open_files() {
+        Ok(open_files) => {
+            let fits = limits::fitting_concurrency(config.agent.max_concurrency, open_files);
+            if fits < config.agent.max_concurrency {
+                warn!(
+                    max_concurrency = config.agent.max_concurrency,
+                    open_files,
+                    using = fits,
+                    "max_concurrency does not fit the open-file limit; lowering it"
+                );
+            }
+            debug!(open_files, "raised the open-file limit");
+            fits
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot raise the open-file limit");
+            config.agent.max_concurrency
+        }
+    }
+}
+
+impl Agent<'_> {
+    /// Seeds counters, open alerts and the fault set from stored faults.
+    fn restore(&mut self, previous: Vec<Fault>) {
+        let base = self.config.agent.base_interval;
+        for fault in previous {
+            let check = fault::check_of(&fault.name).to_string();
+            let state = self.states.entry(check).or_default();
+            state.counter = state.counter.max(fault.attempts);
+            if fault.severity >= Severity::ERROR {
+                #[expect(
+                    clippy::cast_precision_loss,
+                    reason = "epoch seconds are far below 2^52"
+                )]
+                let tick = scheduler::tick_at(fault.updated as f64, base);
+                state.last_failure = Some(state.last_failure.map_or(tick, |t| t.max(tick)));
+            }
+            if fault.triggered {
+                self.opened.insert(fault.name.clone());
+            }
+            self.faults.insert(fault.name.clone(), fault);
+        }
+    }
+
+    /// Runs ticks until `mode` is done (false) or `stop` fires (true).
+    async fn ticks(
+        &mut self,
+        mode: Mode,
+        mut stop: watch::Receiver<bool>,
+        reload: &Notify,
+    ) -> bool {
+        let base = self.config.agent.base_interval;
+        if mode == Mode::Once {
+            let tick = scheduler::tick_at(self.clock.now(), base);
+            return tokio::select! {
+                () = self.tick(tick, Due::All) => false,
+                _ = stop.wait_for(|stopped| *stopped) => true,
+            };
+        }
+        let mut done = 0u64;
+        let mut next = scheduler::tick_at(self.clock.now(), base) + 1;
+        loop {
+            let wait = (scheduler::tick_start(next, base) - self.clock.now()).max(0.0);
+            let reloading = tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs_f64(wait)) => false,
+                _ = stop.wait_for(|stopped| *stopped) => return true,
+                () = reload.notified() => true,
+            };
+            if reloading {
+                info!("SIGHUP: rescanning the check directory");
+                let current = scheduler::tick_at(self.clock.now(), base);
+                tokio::select! {
+                    () = self.tick(current, Due::Nothing) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return true,
+                }
+                continue;
+            }
+            tokio::select! {
+                () = self.tick(next, Due::Scheduled) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return true,
+            }
+            done += 1;
+            if let Mode::Count(count) = mode
+                && done >= count
+            {
+                return false;
+            }
+            let current = scheduler::tick_at(self.clock.now(), base);
+            if current > next {
+                warn!(
+                    tick = next,
+                    skipped = current - next,
+                    "tick overran its interval; skipping to the next boundary"
+                );
+                next = current + 1;
+            } else {
+                next += 1;
+            }
+        }
+    }
+
+    /// One tick: scan, run due checks, update faults, alert, store, publish.
+    async fn tick(&mut self, tick: i64, due_rule: Due) {
+        let started = self.clock.now();
+        let checks = self.directory.scan(self.clock.system_time()).await;
+        let rescan_only = due_rule == Due::Nothing;
+        let due: Vec<Arc<CheckDef>> = checks
+            .iter()
+            .filter(|check| match due_rule {
+                Due::All => true,
+                Due::Nothing => false,
+                Due::Scheduled => {
+                    let state = self.states.get(&check.name);
+                    scheduler::is_due(
+                        tick,
+                        check.interval,
+                        check.retry_interval,
+                        state.and_then(|s| s.last_failure),
+                    )
+                }
+            })
+            .cloned()
+            .collect();
+        // `--once` runs everything at once (SPEC §2); a scheduled tick with
+        // more probes than slots spreads them (see `scheduler::spread_offset`).
+        let probes = due.iter().filter(|c| scheduler::is_probe(c)).count();
+        let spread = due_rule == Due::Scheduled && probes > self.concurrency;
+        if spread {
+            debug!(
+                tick,
+                probes, "spreading this tick's probes over the interval"
+            );
+        }
+        debug!(tick, checks = checks.len(), due = due.len(), "tick");
+        let mut ran = HashSet::new();
+        let mut metrics = Vec::new();
+        self.run_checks(
+            due,
+            spread.then_some(started),
+            &mut |agent, check, output| {
+                let now = whole(agent.clock.now());
+                agent.record(&check, output, tick, now, &mut metrics);
+                ran.insert(check.name.clone());
+            },
+        )
+        .await;
+        let now = whole(self.clock.now());
+        let alive: HashSet<String> = checks.iter().map(|c| c.name.clone()).collect();
+        for check in &checks {
+            self.routes
+                .insert(check.name.clone(), check.alerter.clone());
+        }
+        let own = format!("{}#", self.config.agent.name);
+        self.faults
+            .retain(|name, _| name.starts_with(&own) || alive.contains(fault::check_of(name)));
+        self.states.retain(|name, _| alive.contains(name));
+
+        self.refresh_squelches(now).await;
+        self.alert(&ran, &alive, now).await;
+        let (opened, retrying) = (&self.opened, &self.retry_resolves);
+        self.routes.retain(|check, _| {
+            alive.contains(check)
+                || opened
+                    .iter()
+                    .chain(retrying)
+                    .any(|name| fault::check_of(name) == check)
+        });
+
+        if let Some(buffer) = &self.metrics {
+            buffer.push(metrics);
+        }
+        if !rescan_only {
+            self.record_metric_drops(now);
+        }
+
+        let faults: Vec<Fault> = self.faults.values().cloned().collect();
+        if let Err(e) = self
+            .db
+            .set_faults(&self.config.agent.name, &faults, now)
+            .await
+        {
+            error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
+        }
+        let took = self.clock.now() - started;
+        info!(
+            tick,
+            checks = checks.len(),
+            ran = ran.len(),
+            faults = faults.len(),
+            took_secs = took,
+            "tick done"
+        );
+    }
+
+    /// Folds one check's output into the fault set and the metrics.
+    fn record(
+        &mut self,
+        check: &CheckDef,
+        mut output: CheckOutput,
+        tick: i64,
+        now: i64,
+        metrics: &mut Vec<MetricRecord>,
+    ) {
+        let faults = &self.faults;
+        let was_failing = |metric: &str| {
+            faults
+                .get(&fault::full_name(&check.name, Some(metric)))
+                .is_some_and(|f| f.severity >= Severity::ERROR)
+        };
+        checks::apply_thresholds(check, &mut output, &was_failing);
+        if self.metrics.is_some() {
+            let run_time: DateTime<Utc> = DateTime::from_timestamp(now, 0).unwrap_or_default();
+            metrics.extend(output.metrics.iter().map(|m| MetricRecord {
+                timestamp: m.timestamp.unwrap_or(run_time),
+                name: fault::full_name(&check.name, Some(&m.name)),
+                value: m.value,
+                units: m.units.clone(),
+            }));
+        }
+        for fault in &output.faults {
+            if fault.severity >= Severity::ERROR {
+                info!(check = %check.name, severity = %fault.severity, fault = fault.name.as_deref().unwrap_or(""), detail = %fault.message, "check fault");
+            }
+        }
+        let state = self.states.entry(check.name.clone()).or_default();
+        let failing = fault::is_failing(&output.faults);
+        let (counter, escalated) = fault::escalate(check.retry, state.counter, output.faults);
+        state.counter = counter;
+        state.last_failure = failing.then_some(tick);
+        let records = fault::records(&check.name, escalated, counter, &self.faults, now);
+        // The check's faults are its name and the names after `NAME#`, which
+        // sort together (`$` follows `#`): no scan of every fault per check.
+        let previous: Vec<String> = self
+            .faults
+            .range(format!("{}#", check.name)..format!("{}$", check.name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.faults.remove(&check.name);
+        for name in previous {
+            self.faults.remove(&name);
+        }
+        for record in records {
+            self.faults.insert(record.name.clone(), record);
+        }
+    }
+
+    /// Records the WARNING `AGENT#metrics` while the metric buffer dropped
+    /// records since the previous tick; clears it after a tick without drops.
+    /// Like every `AGENT#...` fault it is stored, never alerted by this agent.
+    fn record_metric_drops(&mut self, now: i64) {
+        // Without a sink nothing drops, and a fault restored from a run
+        // that had one clears.
+        let total = self.metrics.as_ref().map_or(0, MetricBuffer::dropped);
+        let new = total.saturating_sub(self.dropped_seen);
+        self.dropped_seen = total;
+        let name = format!("{}#metrics", self.config.agent.name);
+        if new == 0 {
+            self.dropped_in_fault = 0;
+            self.faults.remove(&name);
+            return;
+        }
+        self.dropped_in_fault += new;
+        let since = self.faults.get(&name).map_or(now, |f| f.since);
+        self.faults.insert(
+            name.clone(),
+            Fault {
+                name,
+                severity: Severity::WARNING,
+                message: format!(
+                    "Dropped {} metrics because the buffer was full",
+                    self.dropped_in_fault
+                ),
+                since,
+                updated: now,
+                triggered: false,
+                escalates: false,
+                attempts: 0,
+            },
+        );
+    }
+}
