@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::checks;
-use crate::config::{CheckDef, CheckKind};
+use crate::checks::{CheckDef, CheckKind};
 
 /// The tick in progress at `now` (epoch seconds).
 #[must_use]

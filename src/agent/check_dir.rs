@@ -2,7 +2,7 @@
 //!
 //! Owns the cache of check files (modification time, length and the checks
 //! each file defined) and the rule that a file caught mid-write keeps its
-//! previous checks until it settles. Parsing itself is `config::load`'s; the
+//! previous checks until it settles. Parsing itself is `config`'s; the
 //! agent's tick only awaits `CheckDirectory::scan`, which runs the file reads
 //! and parsing (on `load`'s scoped threads) under `spawn_blocking`, so a slow
 //! disk or a directory of thousands of files never stalls the async workers.
@@ -14,7 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{debug, error, warn};
 
-use crate::config::{CheckDef, CheckKind, Scope, load};
+use crate::checks::{CheckDef, CheckKind};
+use crate::config::{self, Scope};
 
 /// How long a check file must be unchanged before its parse error is reported.
 const SETTLE: Duration = Duration::from_secs(3);
@@ -87,7 +88,7 @@ impl Scanner {
     /// within `SETTLE` keeps its previous checks (or none) until the next
     /// scan, so a file caught mid-write never pages.
     fn scan(&mut self, now: SystemTime) -> Vec<Arc<CheckDef>> {
-        let paths = match load::check_files(&self.directory) {
+        let paths = match config::check_files(&self.directory) {
             Ok(paths) => paths,
             Err(e) => {
                 warn!(directory = %self.directory.display(), error = %e, "cannot read the check directory");
@@ -123,7 +124,7 @@ impl Scanner {
             .map(|(path, _, _)| path.as_path())
             .collect();
         let mut parsed: HashMap<PathBuf, Vec<CheckDef>> =
-            load::load_check_files(&self.scope, &changed)
+            config::load_check_files(&self.scope, &changed)
                 .into_iter()
                 .zip(&changed)
                 .map(|(checks, path)| (path.to_path_buf(), checks))

@@ -31,8 +31,9 @@ use tracing::{debug, error, info, warn};
 pub use clock::Clock;
 
 use crate::alerters::Alerters;
+use crate::checks::CheckDef;
 use crate::checks::{self, CheckOutput, Probes};
-use crate::config::{CheckDef, Config};
+use crate::config::Config;
 use crate::db::{Db, Fault};
 use crate::fault;
 use crate::limits;

@@ -17,8 +17,8 @@ use tokio::task::JoinSet;
 use tracing::{Instrument as _, error};
 
 use super::Agent;
+use crate::checks::CheckDef;
 use crate::checks::{self, CheckOutput, RunContext};
-use crate::config::CheckDef;
 use crate::fault::RawFault;
 use crate::scheduler;
 use crate::severity::Severity;

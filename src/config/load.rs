@@ -18,7 +18,6 @@ use super::sections::SectionTypes;
 
 // `agent` lists and loads check files through `config::load`; re-exported
 // here so that it compiles unchanged while it is reworked separately.
-pub(crate) use super::check_file::{check_files, load_check_files};
 
 /// Agent configuration problems; each names the file.
 #[derive(Debug, thiserror::Error)]

@@ -27,10 +27,7 @@ use crate::alerters::AlerterConfig;
 use crate::db::DbConfig;
 use crate::sinks::SinkConfig;
 
-pub use check_file::{load_check_dir, load_check_file};
-// `CheckDef` and `CheckKind` belong to `checks`; re-exported for the
-// callers that reach them through the configuration.
-pub use crate::checks::{CheckDef, CheckKind};
+pub use check_file::{check_files, load_check_dir, load_check_file, load_check_files};
 pub use load::{load_agent_config, startup_sentry};
 
 /// A validated agent configuration.
