@@ -1,19 +1,19 @@
 //! Environment variable names cimaa reads or sets, in one place.
 
 /// Default configuration path when `-c` is not given; also set for command plugins.
-pub const CONFIG: &str = "CIMAA_CONFIG";
+pub(crate) const CONFIG: &str = "CIMAA_CONFIG";
 /// Overrides `agent.max_concurrency`.
-pub const MAX_CONCURRENCY: &str = "CIMAA_MAX_CONCURRENCY";
+pub(crate) const MAX_CONCURRENCY: &str = "CIMAA_MAX_CONCURRENCY";
 /// Overrides `agent.logging`.
-pub const RUST_LOG: &str = "RUST_LOG";
+pub(crate) const RUST_LOG: &str = "RUST_LOG";
 /// Who ran `sudo`, for squelch records.
-pub const SUDO_USER: &str = "SUDO_USER";
+pub(crate) const SUDO_USER: &str = "SUDO_USER";
 /// Set for command alerters: `trigger` or `resolve`.
-pub const ALERT_ACTION: &str = "CIMAA_ACTION";
+pub(crate) const ALERT_ACTION: &str = "CIMAA_ACTION";
 /// Set for command alerters: the full fault name.
-pub const ALERT_NAME: &str = "CIMAA_NAME";
+pub(crate) const ALERT_NAME: &str = "CIMAA_NAME";
 /// Set for command alerters: the fault message (empty on resolve).
-pub const ALERT_MESSAGE: &str = "CIMAA_MESSAGE";
+pub(crate) const ALERT_MESSAGE: &str = "CIMAA_MESSAGE";
 /// Tests: endpoint of a local DynamoDB-compatible server (scripts/test.sh
 /// starts dynalite and sets it); the dynamodb tests skip without it, or
 /// fail when `CI` is set.
@@ -22,11 +22,11 @@ pub const TEST_DYNAMODB_ENDPOINT: &str = "CIMAA_TEST_DYNAMODB_ENDPOINT";
 pub const CI: &str = "CI";
 
 /// Where the configuration lives when neither `-c` nor `CIMAA_CONFIG` says.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/cimaa/agent.yaml";
+pub(crate) const DEFAULT_CONFIG_PATH: &str = "/etc/cimaa/agent.yaml";
 
 /// Fault injection for tests of the crash path: a check whose full name
 /// equals this variable's value panics inside the agent instead of running.
-pub const PANIC_CHECK: &str = "CIMAA_PANIC_CHECK";
+pub(crate) const PANIC_CHECK: &str = "CIMAA_PANIC_CHECK";
 
 /// Tests only: endpoint of a local Kinesis (kinesalite) that `scripts/test.sh`
 /// starts; Kinesis integration tests need it, and fail without it under `CI`.

@@ -72,14 +72,14 @@ pub fn render(error: &(dyn std::error::Error + 'static)) -> String {
 /// already ends with is skipped: several libraries (the AWS SDK, hyper)
 /// repeat their source in their own message.
 #[must_use]
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     push_causes(&mut text, error.source());
     text
 }
 
 /// Appends `: cause` for each cause in turn, skipping repeats (see `chain`).
-pub fn push_causes(text: &mut String, source: Option<&(dyn std::error::Error + 'static)>) {
+pub(crate) fn push_causes(text: &mut String, source: Option<&(dyn std::error::Error + 'static)>) {
     for cause in causes(source) {
         let cause_text = cause.to_string();
         if !text.ends_with(&cause_text) {
@@ -90,7 +90,7 @@ pub fn push_causes(text: &mut String, source: Option<&(dyn std::error::Error + '
 }
 
 /// The causes from `first` down, for callers that pick among them.
-pub fn causes<'a>(
+pub(crate) fn causes<'a>(
     first: Option<&'a (dyn std::error::Error + 'static)>,
 ) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
     std::iter::successors(first, |cause| cause.source())

@@ -15,7 +15,7 @@ use crate::severity::Severity;
 
 /// A fault as a check reports it, before retries and escalation.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RawFault {
+pub(crate) struct RawFault {
     /// `None` for the check's own fault; else appended as `#name`.
     pub name: Option<String>,
     pub severity: Severity,
@@ -27,7 +27,7 @@ pub struct RawFault {
 impl RawFault {
     /// A non-escalating ERROR about the monitor itself (`monitor-*`, `json-error` is not one).
     #[must_use]
-    pub fn monitor(name: &str, message: impl Into<String>) -> RawFault {
+    pub(crate) fn monitor(name: &str, message: impl Into<String>) -> RawFault {
         RawFault {
             name: Some(format!("monitor-{name}")),
             severity: Severity::ERROR,
@@ -84,7 +84,11 @@ impl Fault {
 /// `retry + 1`) and, past `retry`, turns escalating ERRORs into CRITICALs,
 /// else appends ` (N of M)` to them; a run with neither resets it to 0.
 #[must_use]
-pub fn escalate(retry: u32, counter: u32, mut faults: Vec<RawFault>) -> (u32, Vec<RawFault>) {
+pub(crate) fn escalate(
+    retry: u32,
+    counter: u32,
+    mut faults: Vec<RawFault>,
+) -> (u32, Vec<RawFault>) {
     let any_critical = faults.iter().any(|f| f.severity.is_critical());
     let any_error = faults.iter().any(|f| f.severity.is_error());
     let mut counter = counter;
@@ -115,13 +119,13 @@ pub fn escalate(retry: u32, counter: u32, mut faults: Vec<RawFault>) -> (u32, Ve
 
 /// True when a run's faults make the check "failing" for the retry schedule.
 #[must_use]
-pub fn is_failing(faults: &[RawFault]) -> bool {
+pub(crate) fn is_failing(faults: &[RawFault]) -> bool {
     faults.iter().any(|f| f.severity >= Severity::ERROR)
 }
 
 /// The full name of a check's fault.
 #[must_use]
-pub fn full_name(check: &str, fault: Option<&str>) -> String {
+pub(crate) fn full_name(check: &str, fault: Option<&str>) -> String {
     match fault {
         Some(name) => format!("{check}#{name}"),
         None => check.to_string(),
@@ -130,7 +134,7 @@ pub fn full_name(check: &str, fault: Option<&str>) -> String {
 
 /// The check a fault belongs to: its name up to the first `#`.
 #[must_use]
-pub fn check_of(fault: &str) -> &str {
+pub(crate) fn check_of(fault: &str) -> &str {
     fault.split_once('#').map_or(fault, |(check, _)| check)
 }
 
@@ -140,7 +144,7 @@ pub fn check_of(fault: &str) -> &str {
 /// carries over only while the message is unchanged (a new message is a new
 /// alert); `updated` changes only when the record does.
 #[must_use]
-pub fn records(
+pub(crate) fn records(
     check: &str,
     faults: Vec<RawFault>,
     counter: u32,
@@ -181,13 +185,13 @@ pub fn records(
 
 /// An alert to deliver.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Action {
+pub(crate) enum Action {
     Trigger { name: String, message: String },
     Resolve { name: String },
 }
 
 /// Facts about this tick that the plan needs.
-pub struct Tick<'a> {
+pub(crate) struct Tick<'a> {
     /// This agent's name: its own `AGENT#...` faults are never alerted here.
     pub agent: &'a str,
     /// Checks that ran this tick.
@@ -204,7 +208,7 @@ pub struct Tick<'a> {
 
 /// Decides this tick's alerts; clears `triggered` on squelched faults.
 #[must_use]
-pub fn plan(faults: &mut BTreeMap<String, Fault>, tick: &Tick<'_>) -> Vec<Action> {
+pub(crate) fn plan(faults: &mut BTreeMap<String, Fault>, tick: &Tick<'_>) -> Vec<Action> {
     let own = format!("{}#", tick.agent);
     let mut actions = Vec::new();
     let mut wanted_open = HashSet::new();

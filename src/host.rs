@@ -3,7 +3,7 @@
 
 /// The host's fully qualified name, else its plain hostname, else `localhost`.
 #[must_use]
-pub fn fqdn() -> String {
+pub(crate) fn fqdn() -> String {
     let Ok(host) = dns_lookup::get_hostname() else {
         return "localhost".into();
     };
@@ -34,7 +34,7 @@ pub fn is_root() -> bool {
 /// and a squelch must still name who set it (SPEC §1). The environment is
 /// the fallback for a uid with no entry (a container's arbitrary uid).
 #[must_use]
-pub fn user_name() -> Option<String> {
+pub(crate) fn user_name() -> Option<String> {
     let from_passwd = nix::unistd::User::from_uid(nix::unistd::geteuid())
         .ok()
         .flatten()

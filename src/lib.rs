@@ -53,25 +53,28 @@
 //! - `retry`: the one capped, jittered exponential backoff with a deadline.
 //! - `limits`: raising the open-file limit; the concurrency it allows.
 
+// Public: what `main.rs` and `tests/` use. Everything else is internal, and
+// the `unreachable_pub` lint keeps `pub` for what is reachable from here.
 pub mod agent;
 pub mod alerters;
-pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod env;
 pub mod error;
-pub mod fault;
 pub mod host;
-pub mod limits;
-pub mod meta;
-pub mod perfdata;
-pub(crate) mod process;
-pub(crate) mod retry;
 pub mod scheduler;
 pub mod severity;
 pub mod signals;
 pub mod sinks;
-pub mod squelch;
-pub mod telemetry;
-pub mod thresholds;
+
+mod checks;
+mod fault;
+mod limits;
+mod meta;
+mod perfdata;
+mod process;
+mod retry;
+mod squelch;
+mod telemetry;
+mod thresholds;

@@ -14,14 +14,14 @@ const RESERVE: u64 = 64;
 ///
 /// # Errors
 /// When the limit cannot be read or set.
-pub fn raise_open_files() -> std::io::Result<u64> {
+pub(crate) fn raise_open_files() -> std::io::Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX)
 }
 
 /// The concurrency that fits `open_files`: a check in flight may hold two
 /// descriptors (a socket, or a plugin's two pipes), plus `RESERVE`.
 #[must_use]
-pub fn fitting_concurrency(wanted: usize, open_files: u64) -> usize {
+pub(crate) fn fitting_concurrency(wanted: usize, open_files: u64) -> usize {
     let fits = usize::try_from(open_files.saturating_sub(RESERVE) / 2).unwrap_or(usize::MAX);
     wanted.min(fits).max(1)
 }

@@ -23,7 +23,7 @@ pub struct Heartbeat {
 
 /// `-w`, `-e`, `-s` and what they are measured in.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Base intervals after which an agent is a WARNING.
     pub warn_intervals: f64,
     /// Base intervals after which an agent is an ERROR.
@@ -40,14 +40,14 @@ impl Limits {
         clippy::cast_possible_truncation,
         reason = "whole seconds of sane intervals"
     )]
-    pub fn warn_secs(&self) -> i64 {
+    pub(crate) fn warn_secs(&self) -> i64 {
         (self.warn_intervals * self.base_interval).ceil() as i64
     }
 }
 
 /// One fault of the meta-check's output.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct MetaFault {
+pub(crate) struct MetaFault {
     pub name: String,
     pub severity: Severity,
     pub message: String,
@@ -59,7 +59,7 @@ pub struct MetaFault {
     clippy::cast_precision_loss,
     reason = "ages in seconds are far below 2^52"
 )]
-pub fn faults(
+pub(crate) fn faults(
     own_agent: &str,
     stale: &[Heartbeat],
     squelches: &[Squelch],
@@ -122,7 +122,7 @@ pub fn faults(
 /// Percent-encodes all but `A-Z a-z 0-9 _ . - ~ /` (Python's `quote`), so a
 /// regex becomes a stable, readable fault name.
 #[must_use]
-pub fn percent_encode(text: &str) -> String {
+pub(crate) fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"_.-~/".contains(&byte) {

@@ -15,7 +15,7 @@
 
 /// One metric read from perfdata.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PerfValue {
+pub(crate) struct PerfValue {
     /// The label, with quoting removed (`'/var log'` gives `/var log`).
     pub label: String,
     /// The value, always finite.
@@ -26,7 +26,7 @@ pub struct PerfValue {
 
 /// Plugin stdout split into what people read and what machines read.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ParsedOutput {
+pub(crate) struct ParsedOutput {
     /// Status line and long text, perfdata removed, lines right-trimmed and
     /// the whole trimmed. Empty when the plugin printed only perfdata.
     pub text: String,
@@ -41,7 +41,7 @@ pub struct ParsedOutput {
 /// `|`: its text before the `|` is still long text, and everything after it up
 /// to the end of the output is perfdata part 2.
 #[must_use]
-pub fn parse_output(stdout: &str) -> ParsedOutput {
+pub(crate) fn parse_output(stdout: &str) -> ParsedOutput {
     let mut lines = stdout.lines();
     let mut text_lines: Vec<&str> = Vec::new();
     let mut perf = String::new();
@@ -88,7 +88,7 @@ pub fn parse_output(stdout: &str) -> ParsedOutput {
 /// Items that do not parse, and items whose value is `U` ("could not be
 /// determined"), are skipped.
 #[must_use]
-pub fn parse_perfdata(perf: &str) -> Vec<PerfValue> {
+pub(crate) fn parse_perfdata(perf: &str) -> Vec<PerfValue> {
     let mut metrics = Vec::new();
     let mut rest = perf;
     loop {

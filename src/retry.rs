@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 /// How a failed call is retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     /// Upper bound of the first pause.
     pub first: Duration,
     /// No pause is longer than this.
@@ -30,7 +30,7 @@ impl Backoff {
     /// The pause after failed attempt `attempt` (1 for the first), given a
     /// `random` number in [0, 1). Pure, so tests can pin the jitter.
     #[must_use]
-    pub fn delay_with(&self, attempt: u32, random: f64) -> Duration {
+    pub(crate) fn delay_with(&self, attempt: u32, random: f64) -> Duration {
         let doubling = 2u32.saturating_pow(attempt.saturating_sub(1).min(31));
         let bound = self.first.saturating_mul(doubling).min(self.cap);
         let half = bound / 2;
@@ -39,13 +39,13 @@ impl Backoff {
 
     /// The pause after failed attempt `attempt`, with fresh jitter.
     #[must_use]
-    pub fn delay(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
         self.delay_with(attempt, fastrand::f64())
     }
 
     /// Starts counting attempts of one call that must be done by `deadline`.
     #[must_use]
-    pub fn start(self, deadline: Option<Instant>) -> Retry {
+    pub(crate) fn start(self, deadline: Option<Instant>) -> Retry {
         Retry {
             backoff: self,
             attempt: 1,
@@ -56,7 +56,7 @@ impl Backoff {
 
 /// The retry state of one call.
 #[derive(Clone, Debug)]
-pub struct Retry {
+pub(crate) struct Retry {
     backoff: Backoff,
     attempt: u32,
     deadline: Option<Instant>,
@@ -65,14 +65,14 @@ pub struct Retry {
 impl Retry {
     /// The attempt under way (1 for the first).
     #[must_use]
-    pub fn attempt(&self) -> u32 {
+    pub(crate) fn attempt(&self) -> u32 {
         self.attempt
     }
 
     /// After a failed attempt: the pause before the next one, or `None` when
     /// the attempts are used up or the pause would end past the deadline.
     /// Counts the next attempt.
-    pub fn next_delay(&mut self) -> Option<Duration> {
+    pub(crate) fn next_delay(&mut self) -> Option<Duration> {
         if self.attempt >= self.backoff.attempts {
             return None;
         }
@@ -88,7 +88,7 @@ impl Retry {
     }
 
     /// After a success: the next failure starts from the first pause again.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.attempt = 1;
     }
 }

@@ -27,7 +27,7 @@ pub fn tick_at(now: f64, base_interval: f64) -> i64 {
 
 /// Epoch seconds at which `tick` starts.
 #[must_use]
-pub fn tick_start(tick: i64, base_interval: f64) -> f64 {
+pub(crate) fn tick_start(tick: i64, base_interval: f64) -> f64 {
     #[expect(
         clippy::cast_precision_loss,
         reason = "tick numbers are far below 2^52"
@@ -45,7 +45,12 @@ pub fn tick_start(tick: i64, base_interval: f64) -> f64 {
 /// least `retry_interval` since" rather than "a multiple of it" means a tick
 /// lost to an overrun delays a retry by one tick instead of a whole cycle.
 #[must_use]
-pub fn is_due(tick: i64, interval: u64, retry_interval: u64, last_failure: Option<i64>) -> bool {
+pub(crate) fn is_due(
+    tick: i64,
+    interval: u64,
+    retry_interval: u64,
+    last_failure: Option<i64>,
+) -> bool {
     let interval = i64::try_from(interval.max(1)).unwrap_or(i64::MAX);
     let retry_interval = i64::try_from(retry_interval.max(1)).unwrap_or(i64::MAX);
     match last_failure {
@@ -72,7 +77,7 @@ const SPREAD_FINISH_BY: f64 = 0.9;
 /// interval, shortened so that the probe's `timeout` still ends before 90%
 /// of the interval; a probe whose timeout leaves no room starts at once.
 #[must_use]
-pub fn spread_offset(name: &str, base_interval: f64, timeout: f64) -> f64 {
+pub(crate) fn spread_offset(name: &str, base_interval: f64, timeout: f64) -> f64 {
     let window = (base_interval * SPREAD_SHARE)
         .min(base_interval * SPREAD_FINISH_BY - timeout)
         .max(0.0);

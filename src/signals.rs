@@ -22,7 +22,7 @@ const IMPATIENT_EXIT: i32 = 130;
 ///
 /// # Errors
 /// When the signal handlers cannot be registered.
-pub fn listen() -> std::io::Result<mpsc::UnboundedReceiver<Control>> {
+pub(crate) fn listen() -> std::io::Result<mpsc::UnboundedReceiver<Control>> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let (sender, receiver) = mpsc::unbounded_channel();
     std::thread::Builder::new()

@@ -31,7 +31,7 @@ impl Squelch {
 
 /// Why a squelch was refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("invalid squelch regex `{regex}`: {detail}")]
     Regex { regex: String, detail: String },
     #[error("a squelch needs a reason, so the next person knows why alerts are silent")]
@@ -46,7 +46,7 @@ pub enum Error {
 /// # Errors
 /// When humantime cannot read it, or it is shorter than one second or not a
 /// whole number of seconds (`1500ms`).
-pub fn parse_duration(text: &str) -> Result<i64, Error> {
+pub(crate) fn parse_duration(text: &str) -> Result<i64, Error> {
     let bad = || Error::Duration(text.to_string());
     let duration = humantime::parse_duration(text.trim()).map_err(|_| bad())?;
     if duration.subsec_nanos() != 0 {
@@ -62,7 +62,7 @@ pub fn parse_duration(text: &str) -> Result<i64, Error> {
 ///
 /// # Errors
 /// An invalid regex or an empty reason.
-pub fn new_squelch(
+pub(crate) fn new_squelch(
     regex: &str,
     reason: &str,
     user: &str,
@@ -96,7 +96,7 @@ pub fn new_squelch(
 /// Who set a squelch: `$SUDO_USER` when running as root and it is set, else
 /// the current user.
 #[must_use]
-pub fn user(is_root: bool, sudo_user: Option<&str>, current: Option<&str>) -> String {
+pub(crate) fn user(is_root: bool, sudo_user: Option<&str>, current: Option<&str>) -> String {
     match (is_root, sudo_user) {
         (true, Some(sudo)) if !sudo.is_empty() => sudo.to_string(),
         _ => current.unwrap_or("unknown").to_string(),
@@ -110,7 +110,7 @@ pub fn user(is_root: bool, sudo_user: Option<&str>, current: Option<&str>) -> St
 /// those single regexes are kept for the rare set that passes the regex
 /// crate's size limit: silently dropping every squelch would page people.
 #[derive(Debug, Default)]
-pub struct Matcher {
+pub(crate) struct Matcher {
     set: Option<RegexSet>,
     each: Vec<Regex>,
 }
@@ -118,7 +118,7 @@ pub struct Matcher {
 impl Matcher {
     /// Compiles the regexes; invalid ones (written by another tool) are skipped and returned.
     #[must_use]
-    pub fn new(patterns: &[String]) -> (Matcher, Vec<String>) {
+    pub(crate) fn new(patterns: &[String]) -> (Matcher, Vec<String>) {
         let mut each = Vec::new();
         let mut invalid = Vec::new();
         for pattern in patterns {
@@ -133,7 +133,7 @@ impl Matcher {
 
     /// True when any squelch matches anywhere in `name`.
     #[must_use]
-    pub fn matches(&self, name: &str) -> bool {
+    pub(crate) fn matches(&self, name: &str) -> bool {
         match &self.set {
             Some(set) => set.is_match(name),
             None => self.each.iter().any(|r| r.is_match(name)),
@@ -142,14 +142,8 @@ impl Matcher {
 
     /// Squelches in the set.
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.each.len()
-    }
-
-    /// True when nothing is squelched.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.each.is_empty()
     }
 }
 

@@ -23,18 +23,9 @@ use crate::env;
 const SENTRY_FLUSH: Duration = Duration::from_secs(2);
 
 /// Keeps Sentry alive; dropping it flushes queued events.
-pub struct Telemetry {
-    sentry: Option<sentry::ClientInitGuard>,
-}
-
-impl Telemetry {
-    /// True when events go to Sentry.
-    #[must_use]
-    pub fn sentry_enabled(&self) -> bool {
-        self.sentry
-            .as_ref()
-            .is_some_and(sentry::ClientInitGuard::is_enabled)
-    }
+pub(crate) struct Telemetry {
+    /// Held only for its `Drop`, which flushes queued events.
+    _sentry: Option<sentry::ClientInitGuard>,
 }
 
 /// Starts a Sentry client for `dsn` with the agent's name as a tag.
@@ -54,7 +45,7 @@ fn start_sentry(dsn: &str, agent: &str) -> Option<sentry::ClientInitGuard> {
 
 /// Installs logging (and Sentry when `sentry_dsn` is given).
 #[must_use]
-pub fn init(
+pub(crate) fn init(
     directives: &str,
     format: LogFormat,
     sentry_dsn: Option<&str>,
@@ -87,12 +78,12 @@ pub fn init(
         .with(logs)
         .with(reports)
         .try_init();
-    Telemetry { sentry }
+    Telemetry { _sentry: sentry }
 }
 
 /// Reports an error that stops the agent before it starts, to the DSN of a
 /// configuration that could not be loaded, and waits for the report.
-pub fn report_startup_error(dsn: &str, agent: &str, message: &str) {
+pub(crate) fn report_startup_error(dsn: &str, agent: &str, message: &str) {
     if let Some(guard) = start_sentry(dsn, agent) {
         sentry::capture_message(message, sentry::Level::Error);
         drop(guard);

@@ -18,14 +18,14 @@ use crate::severity::Severity;
 
 /// The parsed threshold rules of one check, in the order they were written.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Thresholds {
+pub(crate) struct Thresholds {
     rules: Vec<Rule>,
 }
 
 /// A threshold line that does not parse.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("line {line} `{text}`: {detail}")]
-pub struct ThresholdError {
+pub(crate) struct ThresholdError {
     /// 1-based index of the line among the lines given.
     pub line: usize,
     /// The line, trimmed.
@@ -79,7 +79,7 @@ impl Thresholds {
     ///
     /// Returns the first line that does not parse, or that repeats a metric
     /// of an earlier line (its faults would share one name).
-    pub fn parse<S: AsRef<str>>(lines: &[S]) -> Result<Thresholds, ThresholdError> {
+    pub(crate) fn parse<S: AsRef<str>>(lines: &[S]) -> Result<Thresholds, ThresholdError> {
         let mut rules: Vec<(usize, Rule)> = Vec::new();
         for (index, line) in lines.iter().enumerate() {
             let number = index + 1;
@@ -107,17 +107,14 @@ impl Thresholds {
     }
 
     /// Splits a multi-line string into lines and parses them (line numbers count every line).
-    ///
-    /// # Errors
-    ///
-    /// As [`Thresholds::parse`].
-    pub fn parse_text(text: &str) -> Result<Thresholds, ThresholdError> {
+    #[cfg(test)]
+    fn parse_text(text: &str) -> Result<Thresholds, ThresholdError> {
         Self::parse(&text.lines().collect::<Vec<_>>())
     }
 
     /// True when there are no rules.
     #[must_use]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
 
@@ -127,7 +124,7 @@ impl Thresholds {
     /// Returns at most one fault per rule, in rule order, each named after its
     /// metric (the caller makes it `CHECK#metric`).
     #[must_use]
-    pub fn evaluate(
+    pub(crate) fn evaluate(
         &self,
         value: &dyn Fn(&str) -> Option<f64>,
         was_failing: &dyn Fn(&str) -> bool,
@@ -346,7 +343,7 @@ fn parse_number(token: &str) -> Option<f64> {
 /// Very large and very small magnitudes use an exponent (`1e20`), as
 /// Python's `repr` does, so a message never carries dozens of digits.
 #[must_use]
-pub fn format_value(v: f64) -> String {
+pub(crate) fn format_value(v: f64) -> String {
     if v == 0.0 {
         // Also turns `-0` into `0`.
         return "0".to_string();

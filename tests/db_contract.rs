@@ -166,7 +166,7 @@ fn by_name(mut faults: Vec<Fault>) -> Vec<Fault> {
 mod scenarios {
     use super::*;
 
-    pub async fn set_then_get_returns_the_faults(db: &dyn Db) {
+    pub(super) async fn set_then_get_returns_the_faults(db: &dyn Db) {
         let faults = vec![fault("disk"), fault("load")];
 
         db.set_faults("web1", &faults, 100).await.unwrap();
@@ -174,11 +174,11 @@ mod scenarios {
         assert_eq!(by_name(db.get_faults("web1").await.unwrap()), faults);
     }
 
-    pub async fn get_faults_of_an_unknown_agent_is_empty(db: &dyn Db) {
+    pub(super) async fn get_faults_of_an_unknown_agent_is_empty(db: &dyn Db) {
         assert_eq!(db.get_faults("nobody").await.unwrap(), vec![]);
     }
 
-    pub async fn set_faults_replaces_the_agents_fault_set(db: &dyn Db) {
+    pub(super) async fn set_faults_replaces_the_agents_fault_set(db: &dyn Db) {
         db.set_faults("web1", &[fault("disk"), fault("load")], 100)
             .await
             .unwrap();
@@ -193,7 +193,7 @@ mod scenarios {
         );
     }
 
-    pub async fn since_is_kept_when_a_fault_is_stored_again(db: &dyn Db) {
+    pub(super) async fn since_is_kept_when_a_fault_is_stored_again(db: &dyn Db) {
         let first = fault("disk");
         db.set_faults("web1", std::slice::from_ref(&first), 100)
             .await
@@ -208,7 +208,7 @@ mod scenarios {
         assert_eq!(stored[0].since, 100);
     }
 
-    pub async fn updated_is_kept_when_the_record_is_unchanged(db: &dyn Db) {
+    pub(super) async fn updated_is_kept_when_the_record_is_unchanged(db: &dyn Db) {
         let first = fault("disk");
         db.set_faults("web1", std::slice::from_ref(&first), 100)
             .await
@@ -221,7 +221,7 @@ mod scenarios {
         assert_eq!(db.get_faults("web1").await.unwrap(), vec![first]);
     }
 
-    pub async fn updated_changes_when_the_message_changes(db: &dyn Db) {
+    pub(super) async fn updated_changes_when_the_message_changes(db: &dyn Db) {
         let first = fault("disk");
         db.set_faults("web1", std::slice::from_ref(&first), 100)
             .await
@@ -242,13 +242,13 @@ mod scenarios {
         assert_eq!(db.get_faults("web1").await.unwrap(), vec![want]);
     }
 
-    pub async fn set_faults_writes_the_heartbeat(db: &dyn Db) {
+    pub(super) async fn set_faults_writes_the_heartbeat(db: &dyn Db) {
         db.set_faults("web1", &[fault("disk")], 160).await.unwrap();
 
         assert_eq!(db.agents().await.unwrap(), vec![heartbeat("web1", 160)]);
     }
 
-    pub async fn heartbeat_alone_does_not_touch_faults(db: &dyn Db) {
+    pub(super) async fn heartbeat_alone_does_not_touch_faults(db: &dyn Db) {
         db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
 
         db.heartbeat("web1", 160).await.unwrap();
@@ -257,7 +257,7 @@ mod scenarios {
         assert_eq!(db.agents().await.unwrap(), vec![heartbeat("web1", 160)]);
     }
 
-    pub async fn faults_of_two_agents_are_independent(db: &dyn Db) {
+    pub(super) async fn faults_of_two_agents_are_independent(db: &dyn Db) {
         db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
         db.set_faults("web2", &[fault("disk"), fault("load")], 100)
             .await
@@ -272,7 +272,9 @@ mod scenarios {
         );
     }
 
-    pub async fn list_faults_without_agent_returns_every_agent_by_agent_and_name(db: &dyn Db) {
+    pub(super) async fn list_faults_without_agent_returns_every_agent_by_agent_and_name(
+        db: &dyn Db,
+    ) {
         db.set_faults("web2", &[fault("load"), fault("disk")], 100)
             .await
             .unwrap();
@@ -290,7 +292,7 @@ mod scenarios {
         );
     }
 
-    pub async fn list_faults_with_agent_returns_only_that_agent(db: &dyn Db) {
+    pub(super) async fn list_faults_with_agent_returns_only_that_agent(db: &dyn Db) {
         db.set_faults("web1", &[fault("memory")], 100)
             .await
             .unwrap();
@@ -307,7 +309,7 @@ mod scenarios {
         );
     }
 
-    pub async fn old_agents_returns_only_stale_heartbeats_with_their_updated(db: &dyn Db) {
+    pub(super) async fn old_agents_returns_only_stale_heartbeats_with_their_updated(db: &dyn Db) {
         db.heartbeat("web1", 100).await.unwrap();
         db.heartbeat("web2", 500).await.unwrap();
         db.set_faults("web3", &[fault("disk")], 200).await.unwrap();
@@ -318,13 +320,13 @@ mod scenarios {
         assert_eq!(old, vec![heartbeat("web1", 100), heartbeat("web3", 200)]);
     }
 
-    pub async fn old_agents_leaves_out_a_heartbeat_exactly_age_old(db: &dyn Db) {
+    pub(super) async fn old_agents_leaves_out_a_heartbeat_exactly_age_old(db: &dyn Db) {
         db.heartbeat("web1", 300).await.unwrap();
 
         assert_eq!(db.old_agents(300, 600).await.unwrap(), vec![]);
     }
 
-    pub async fn remove_agent_removes_heartbeat_and_faults_of_that_agent_only(db: &dyn Db) {
+    pub(super) async fn remove_agent_removes_heartbeat_and_faults_of_that_agent_only(db: &dyn Db) {
         db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
         db.set_faults("web2", &[fault("load")], 100).await.unwrap();
 
@@ -338,7 +340,7 @@ mod scenarios {
         );
     }
 
-    pub async fn squelch_details_round_trip_every_field(db: &dyn Db) {
+    pub(super) async fn squelch_details_round_trip_every_field(db: &dyn Db) {
         let forever = Squelch {
             regex: "^db[0-9]+#disk".to_owned(),
             reason: "migrating: new disks on Monday".to_owned(),
@@ -365,7 +367,7 @@ mod scenarios {
         );
     }
 
-    pub async fn get_squelches_leaves_out_expired_squelches(db: &dyn Db) {
+    pub(super) async fn get_squelches_leaves_out_expired_squelches(db: &dyn Db) {
         for (regex, expires) in [
             ("expired", Some(200)),
             ("later", Some(500)),
@@ -385,7 +387,7 @@ mod scenarios {
         assert_eq!(active, vec!["later", "never"]);
     }
 
-    pub async fn squelch_with_the_same_regex_replaces_it(db: &dyn Db) {
+    pub(super) async fn squelch_with_the_same_regex_replaces_it(db: &dyn Db) {
         db.squelch(&squelch("web1")).await.unwrap();
         let replacement = Squelch {
             reason: "still deploying".to_owned(),
@@ -401,7 +403,7 @@ mod scenarios {
         assert_eq!(db.get_squelch_details().await.unwrap(), vec![replacement]);
     }
 
-    pub async fn unsquelch_reports_whether_a_squelch_was_removed(db: &dyn Db) {
+    pub(super) async fn unsquelch_reports_whether_a_squelch_was_removed(db: &dyn Db) {
         db.squelch(&squelch("web1")).await.unwrap();
 
         assert!(db.unsquelch("web1").await.unwrap());
@@ -409,7 +411,7 @@ mod scenarios {
         assert_eq!(db.get_squelch_details().await.unwrap(), vec![]);
     }
 
-    pub async fn booleans_and_attempts_round_trip(db: &dyn Db) {
+    pub(super) async fn booleans_and_attempts_round_trip(db: &dyn Db) {
         let faults = vec![
             Fault {
                 triggered: true,
@@ -442,7 +444,7 @@ mod scenarios {
         assert_eq!(by_name(db.get_faults("web1").await.unwrap()), faults);
     }
 
-    pub async fn severities_round_trip_including_unnamed_levels(db: &dyn Db) {
+    pub(super) async fn severities_round_trip_including_unnamed_levels(db: &dyn Db) {
         let faults: Vec<Fault> = [
             Severity::INFO,
             Severity::WARNING,
@@ -463,7 +465,7 @@ mod scenarios {
         assert_eq!(by_name(db.get_faults("web1").await.unwrap()), faults);
     }
 
-    pub async fn alert_failures_lists_every_agents_alerts_fault(db: &dyn Db) {
+    pub(super) async fn alert_failures_lists_every_agents_alerts_fault(db: &dyn Db) {
         let failing = |agent: &str| Fault {
             severity: Severity::CRITICAL,
             message: "Failed to send alert information (2/3)".to_owned(),
@@ -490,7 +492,9 @@ mod scenarios {
         );
     }
 
-    pub async fn alert_failures_forget_an_agent_whose_alerts_recovered_or_that_left(db: &dyn Db) {
+    pub(super) async fn alert_failures_forget_an_agent_whose_alerts_recovered_or_that_left(
+        db: &dyn Db,
+    ) {
         db.set_faults("web1", &[fault("web1#alerts")], 100)
             .await
             .unwrap();
@@ -508,7 +512,7 @@ mod scenarios {
         );
     }
 
-    pub async fn setup_is_idempotent_and_keeps_the_data(db: &dyn Db) {
+    pub(super) async fn setup_is_idempotent_and_keeps_the_data(db: &dyn Db) {
         db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
         db.squelch(&squelch("web1")).await.unwrap();
 
@@ -524,7 +528,7 @@ mod scenarios {
 
     /// More than one page of DynamoDB results (1 MB): listings follow
     /// `LastEvaluatedKey` to the end.
-    pub async fn long_listings_come_back_whole(db: &dyn Db) {
+    pub(super) async fn long_listings_come_back_whole(db: &dyn Db) {
         let long = "x".repeat(4000);
         let faults: Vec<Fault> = (0..300)
             .map(|i| Fault {
@@ -539,7 +543,7 @@ mod scenarios {
         assert_eq!(db.list_faults(Some("web1")).await.unwrap().len(), 300);
     }
 
-    pub async fn empty_message_round_trips(db: &dyn Db) {
+    pub(super) async fn empty_message_round_trips(db: &dyn Db) {
         let silent = Fault {
             message: String::new(),
             ..fault("disk")

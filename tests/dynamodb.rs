@@ -50,7 +50,7 @@ fn in_ci() -> bool {
 
 /// The endpoint of the test server; `None` skips, but under `CI` a missing
 /// endpoint fails the test.
-pub fn endpoint() -> Option<String> {
+pub(crate) fn endpoint() -> Option<String> {
     match std::env::var(env::TEST_DYNAMODB_ENDPOINT) {
         Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
         _ if in_ci() => panic!(
@@ -69,7 +69,7 @@ pub fn endpoint() -> Option<String> {
 }
 
 /// A table prefix no other test (or earlier run on the same server) uses.
-pub fn unique_prefix() -> String {
+pub(crate) fn unique_prefix() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -96,7 +96,7 @@ fn open(endpoint: &str, prefix: &str) -> DynamoDb {
 }
 
 /// A handle on fresh, empty tables (created here), or `None` to skip.
-pub async fn test_db() -> Option<DynamoDb> {
+pub(crate) async fn test_db() -> Option<DynamoDb> {
     let endpoint = endpoint()?;
     let db = open(&endpoint, &unique_prefix());
     db.setup(None).await.expect("create the test tables");

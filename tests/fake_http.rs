@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// One recorded request.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -19,14 +19,14 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
     }
@@ -34,7 +34,7 @@ impl Request {
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -42,7 +42,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn new(status: u16, body: &str) -> Reply {
+    pub(crate) fn new(status: u16, body: &str) -> Reply {
         Reply {
             status,
             headers: Vec::new(),
@@ -51,12 +51,12 @@ impl Reply {
         }
     }
 
-    pub fn header(mut self, name: &str, value: &str) -> Reply {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Reply {
         self.headers.push((name.into(), value.into()));
         self
     }
 
-    pub fn delayed(mut self, delay: Duration) -> Reply {
+    pub(crate) fn delayed(mut self, delay: Duration) -> Reply {
         self.delay = delay;
         self
     }
@@ -69,14 +69,14 @@ struct State {
 }
 
 /// The server; it runs until the test process ends.
-pub struct FakeHttp {
+pub(crate) struct FakeHttp {
     pub port: u16,
     state: Arc<Mutex<State>>,
 }
 
 impl FakeHttp {
     /// Starts a server answering `otherwise` unless a scripted reply is queued.
-    pub fn start(otherwise: Reply) -> FakeHttp {
+    pub(crate) fn start(otherwise: Reply) -> FakeHttp {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State {
@@ -95,17 +95,17 @@ impl FakeHttp {
     }
 
     /// The URL of `path` on this server.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// Queues replies for the next requests, in order.
-    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+    pub(crate) fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.state.lock().unwrap().script.extend(replies);
     }
 
     /// Requests received so far.
-    pub fn requests(&self) -> Vec<Request> {
+    pub(crate) fn requests(&self) -> Vec<Request> {
         self.state.lock().unwrap().requests.clone()
     }
 }

@@ -20,11 +20,11 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// Bytes of `/huge`'s body; its last bytes are `THE-END`.
-pub const HUGE: usize = 3 * 1024 * 1024;
+pub(crate) const HUGE: usize = 3 * 1024 * 1024;
 
 /// What an HTTP server saw.
 #[derive(Default)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub connections: AtomicUsize,
     pub requests: AtomicUsize,
     /// Requests that asked to close the connection.
@@ -32,7 +32,7 @@ pub struct Counts {
 }
 
 /// An HTTP or HTTPS server on 127.0.0.1.
-pub struct HttpServer {
+pub(crate) struct HttpServer {
     pub port: u16,
     pub counts: Arc<Counts>,
     _runtime: Runtime,
@@ -40,12 +40,12 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// A plain HTTP server.
-    pub fn start() -> HttpServer {
+    pub(crate) fn start() -> HttpServer {
         HttpServer::serve(None)
     }
 
     /// An HTTPS server with this certificate chain.
-    pub fn start_tls(certificate: &ServerCertificate) -> HttpServer {
+    pub(crate) fn start_tls(certificate: &ServerCertificate) -> HttpServer {
         let config = ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(
@@ -89,15 +89,15 @@ impl HttpServer {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    pub fn https_url(&self, path: &str) -> String {
+    pub(crate) fn https_url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.port)
     }
 
-    pub fn count(&self, which: fn(&Counts) -> &AtomicUsize) -> usize {
+    pub(crate) fn count(&self, which: fn(&Counts) -> &AtomicUsize) -> usize {
         which(&self.counts).load(Ordering::SeqCst)
     }
 }
@@ -181,7 +181,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, counts: &C
 }
 
 /// A server certificate for 127.0.0.1 and the CA that signed it.
-pub struct ServerCertificate {
+pub(crate) struct ServerCertificate {
     pub der: CertificateDer<'static>,
     pub key: Vec<u8>,
     /// The CA certificate in PEM, for `SSL_CERT_FILE`.
@@ -190,7 +190,7 @@ pub struct ServerCertificate {
 
 /// A CA and a server certificate for 127.0.0.1 that expires `days` from now
 /// (negative: expired), valid since 30 days before.
-pub fn certificate(days: i64) -> ServerCertificate {
+pub(crate) fn certificate(days: i64) -> ServerCertificate {
     let now = OffsetDateTime::now_utc();
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -218,14 +218,14 @@ pub fn certificate(days: i64) -> ServerCertificate {
 }
 
 /// A unix (or TCP) socket server that sends `reply` to every client and closes.
-pub struct SocketServer {
+pub(crate) struct SocketServer {
     pub path: PathBuf,
     pub port: u16,
     _runtime: Runtime,
 }
 
 impl SocketServer {
-    pub fn start(directory: &Path, reply: Vec<u8>) -> SocketServer {
+    pub(crate) fn start(directory: &Path, reply: Vec<u8>) -> SocketServer {
         let runtime = Runtime::new().unwrap();
         let path = directory.join("monitor.sock");
         let _guard = runtime.enter();
@@ -259,7 +259,7 @@ impl SocketServer {
 }
 
 /// A TCP port whose accept queue is full, so connecting to it hangs.
-pub struct Stalled {
+pub(crate) struct Stalled {
     pub port: u16,
     // Sockets drop before their runtime.
     _held: Vec<TcpStream>,
@@ -268,7 +268,7 @@ pub struct Stalled {
 }
 
 impl Stalled {
-    pub fn start() -> Stalled {
+    pub(crate) fn start() -> Stalled {
         let runtime = Runtime::new().unwrap();
         let (listener, port, held) = runtime.block_on(async {
             let socket = TcpSocket::new_v4().unwrap();

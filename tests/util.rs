@@ -10,21 +10,21 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 /// The name every test agent uses.
-pub const AGENT: &str = "test-agent";
+pub(crate) const AGENT: &str = "test-agent";
 
 /// A throwaway agent setup.
-pub struct Env {
+pub(crate) struct Env {
     dir: TempDir,
 }
 
 impl Env {
     /// An agent with `SQLite`, a file alerter and `extra_agent` lines under `agent:`.
-    pub fn new() -> Env {
+    pub(crate) fn new() -> Env {
         Env::with_alerter("alerter:\n  type: file\n  path: alerts.jsonl\n", "")
     }
 
     /// An agent with the given `alerter:` section and extra `agent:` lines.
-    pub fn with_alerter(alerter: &str, extra_agent: &str) -> Env {
+    pub(crate) fn with_alerter(alerter: &str, extra_agent: &str) -> Env {
         let env = Env::bare();
         fs::create_dir_all(env.path("checks.d")).unwrap();
         env.configure(alerter, extra_agent);
@@ -32,7 +32,7 @@ impl Env {
     }
 
     /// Rewrites agent.yaml with this `alerter:` section and extra `agent:` lines.
-    pub fn configure(&self, alerter: &str, extra_agent: &str) {
+    pub(crate) fn configure(&self, alerter: &str, extra_agent: &str) {
         let base = if extra_agent.contains("base_interval:") {
             ""
         } else {
@@ -45,22 +45,22 @@ impl Env {
     }
 
     /// An empty temp dir.
-    pub fn bare() -> Env {
+    pub(crate) fn bare() -> Env {
         Env {
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    pub fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.path("agent.yaml")
     }
 
     /// Writes a file relative to the temp dir.
-    pub fn write(&self, name: &str, text: &str) {
+    pub(crate) fn write(&self, name: &str, text: &str) {
         let path = self.path(name);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).unwrap();
@@ -70,14 +70,14 @@ impl Env {
 
     /// Writes a check file, dated a minute ago so the agent does not hold
     /// it back as "being written".
-    pub fn write_check(&self, name: &str, text: &str) {
+    pub(crate) fn write_check(&self, name: &str, text: &str) {
         let path = self.path(&format!("checks.d/{name}"));
         fs::write(&path, text).unwrap();
         age(&path);
     }
 
     /// Writes an executable script.
-    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+    pub(crate) fn script(&self, name: &str, body: &str) -> PathBuf {
         let path = self.path(name);
         fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         let mut permissions = fs::metadata(&path).unwrap().permissions();
@@ -87,12 +87,12 @@ impl Env {
     }
 
     /// Runs `cimaa -c agent.yaml ARGS`.
-    pub fn cimaa(&self, args: &[&str]) -> Output {
+    pub(crate) fn cimaa(&self, args: &[&str]) -> Output {
         self.cimaa_with_env::<&str>(args, &[])
     }
 
     /// Runs `cimaa -c agent.yaml ARGS` with extra environment variables.
-    pub fn cimaa_with_env<V: AsRef<std::ffi::OsStr>>(
+    pub(crate) fn cimaa_with_env<V: AsRef<std::ffi::OsStr>>(
         &self,
         args: &[&str],
         vars: &[(&str, V)],
@@ -110,19 +110,19 @@ impl Env {
     }
 
     /// One `cimaa agent --once`, which must succeed.
-    pub fn once(&self) -> Output {
+    pub(crate) fn once(&self) -> Output {
         let output = self.cimaa(&["agent", "--once"]);
         assert_success(&output);
         output
     }
 
     /// The alert events written so far.
-    pub fn alerts(&self) -> Vec<Value> {
+    pub(crate) fn alerts(&self) -> Vec<Value> {
         read_json_lines(&self.path("alerts.jsonl"))
     }
 
     /// `cimaa faults --json`.
-    pub fn faults(&self) -> Vec<Value> {
+    pub(crate) fn faults(&self) -> Vec<Value> {
         let output = self.cimaa(&["faults", "--json"]);
         assert_success(&output);
         match serde_json::from_slice(&output.stdout).unwrap() {
@@ -132,19 +132,19 @@ impl Env {
     }
 
     /// The stored fault with this name, if any.
-    pub fn fault(&self, name: &str) -> Option<Value> {
+    pub(crate) fn fault(&self, name: &str) -> Option<Value> {
         self.faults().into_iter().find(|f| f["name"] == name)
     }
 }
 
 /// Dates a file a minute back.
-pub fn age(path: &Path) {
+pub(crate) fn age(path: &Path) {
     let file = fs::File::options().write(true).open(path).unwrap();
     file.set_modified(SystemTime::now() - Duration::from_mins(1))
         .unwrap();
 }
 
-pub fn read_json_lines(path: &Path) -> Vec<Value> {
+pub(crate) fn read_json_lines(path: &Path) -> Vec<Value> {
     let Ok(text) = fs::read_to_string(path) else {
         return Vec::new();
     };
@@ -154,15 +154,15 @@ pub fn read_json_lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-pub fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-pub fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-pub fn assert_success(output: &Output) {
+pub(crate) fn assert_success(output: &Output) {
     assert!(
         output.status.success(),
         "cimaa failed with {}\nstdout:\n{}\nstderr:\n{}",
@@ -173,7 +173,7 @@ pub fn assert_success(output: &Output) {
 }
 
 /// A compact view of alert events: `(action, name, message)`.
-pub fn events(alerts: &[Value]) -> Vec<(String, String, String)> {
+pub(crate) fn events(alerts: &[Value]) -> Vec<(String, String, String)> {
     alerts
         .iter()
         .map(|a| {
@@ -187,11 +187,11 @@ pub fn events(alerts: &[Value]) -> Vec<(String, String, String)> {
 }
 
 /// `(action, name, message)` with owned strings, for expectations.
-pub fn event(action: &str, name: &str, message: &str) -> (String, String, String) {
+pub(crate) fn event(action: &str, name: &str, message: &str) -> (String, String, String) {
     (action.into(), name.into(), message.into())
 }
 
 /// The full name of a check in file `stem` with key `key`.
-pub fn check_name(stem: &str, key: &str) -> String {
+pub(crate) fn check_name(stem: &str, key: &str) -> String {
     format!("//{AGENT}/{stem}/{key}")
 }

@@ -13,14 +13,14 @@ use crate::{env, process};
 const STDERR_CAP: usize = 4096;
 
 /// Runs a command for each alert event.
-pub struct CommandAlerter {
+pub(crate) struct CommandAlerter {
     command: String,
     context: Context,
 }
 
 impl CommandAlerter {
     #[must_use]
-    pub fn new(config: &CommandConfig, context: &Context) -> Self {
+    pub(crate) fn new(config: &CommandConfig, context: &Context) -> Self {
         CommandAlerter {
             command: config.command.clone(),
             context: context.clone(),

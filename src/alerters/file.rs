@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::{Alerter, Context, Error, FileConfig};
 
 /// Appends alert events as JSON lines.
-pub struct FileAlerter {
+pub(crate) struct FileAlerter {
     path: PathBuf,
     agent: String,
 }
@@ -29,7 +29,7 @@ struct Event<'a> {
 
 impl FileAlerter {
     #[must_use]
-    pub fn new(config: &FileConfig, context: &Context) -> Self {
+    pub(crate) fn new(config: &FileConfig, context: &Context) -> Self {
         FileAlerter {
             path: config.path.clone(),
             agent: context.agent.clone(),

@@ -15,7 +15,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// # Errors
 /// When the TLS backend cannot be initialised.
-pub fn client() -> Result<reqwest::Client, Error> {
+pub(crate) fn client() -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .user_agent(concat!("cimaa/", env!("CARGO_PKG_VERSION")))
@@ -25,7 +25,7 @@ pub fn client() -> Result<reqwest::Client, Error> {
 
 /// A reqwest error described without its URL.
 #[must_use]
-pub fn describe(error: &reqwest::Error) -> String {
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -42,7 +42,7 @@ pub fn describe(error: &reqwest::Error) -> String {
 
 /// At most `limit` characters of a response body, for error messages.
 #[must_use]
-pub fn excerpt(body: &str, limit: usize) -> String {
+pub(crate) fn excerpt(body: &str, limit: usize) -> String {
     let body = body.trim();
     match body.char_indices().nth(limit) {
         Some((cut, _)) => format!("{} ...", &body[..cut]),

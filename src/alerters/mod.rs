@@ -20,10 +20,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-pub use command::CommandAlerter;
-pub use file::FileAlerter;
-pub use pagerduty::PagerDutyAlerter;
-pub use slack::SlackAlerter;
+pub(crate) use command::CommandAlerter;
+pub(crate) use file::FileAlerter;
+pub(crate) use pagerduty::PagerDutyAlerter;
+pub(crate) use slack::SlackAlerter;
 
 /// Delivers alerts. Errors (and timeouts, applied by the caller) are failures.
 #[async_trait]
@@ -183,7 +183,7 @@ pub struct Context {
 }
 
 /// The name of the `alerter:` section among the named alerters.
-pub const DEFAULT: &str = "default";
+pub(crate) const DEFAULT: &str = "default";
 
 /// Builds one alerter; `http` gives the shared HTTP client, made on first
 /// use so that an agent without remote alerters never builds one (it costs
@@ -191,7 +191,7 @@ pub const DEFAULT: &str = "default";
 ///
 /// # Errors
 /// When the HTTP client cannot be built.
-pub fn build(
+pub(crate) fn build(
     config: &AlerterConfig,
     context: &Context,
     http: &mut dyn FnMut() -> Result<reqwest::Client, Error>,
@@ -337,7 +337,7 @@ pub enum Event<'a> {
 
 /// `//host/stem/key#fault` → `host stem key#fault`, the name people read.
 #[must_use]
-pub fn friendly_name(name: &str) -> String {
+pub(crate) fn friendly_name(name: &str) -> String {
     let trimmed = name.trim_start_matches('/');
     trimmed
         .split('/')

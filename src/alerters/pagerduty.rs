@@ -23,7 +23,7 @@ const DEDUP_CHARS: usize = 255;
 const DEDUP_PREFIX_CHARS: usize = 190;
 
 /// Sends events to PagerDuty.
-pub struct PagerDutyAlerter {
+pub(crate) struct PagerDutyAlerter {
     client: reqwest::Client,
     url: String,
     routing_key: String,
@@ -59,7 +59,11 @@ struct Details<'a> {
 impl PagerDutyAlerter {
     /// Builds the alerter with the agent's shared HTTP client.
     #[must_use]
-    pub fn new(config: &PagerDutyConfig, context: &Context, client: reqwest::Client) -> Self {
+    pub(crate) fn new(
+        config: &PagerDutyConfig,
+        context: &Context,
+        client: reqwest::Client,
+    ) -> Self {
         PagerDutyAlerter {
             client,
             url: config.url.clone(),
@@ -116,7 +120,7 @@ fn refusal(body: &str) -> String {
 /// The dedup key: the fault name, or for names over 255 characters its
 /// first 190 characters, `#` and the SHA-256 of the whole name in hex.
 #[must_use]
-pub fn dedup_key(name: &str) -> String {
+pub(crate) fn dedup_key(name: &str) -> String {
     if name.chars().count() <= DEDUP_CHARS {
         return name.to_string();
     }
@@ -133,7 +137,7 @@ pub fn dedup_key(name: &str) -> String {
 
 /// `friendly: message` within 1024 characters, keeping the start and the end.
 #[must_use]
-pub fn summary(name: &str, message: &str) -> String {
+pub(crate) fn summary(name: &str, message: &str) -> String {
     let full = if message.is_empty() {
         friendly_name(name)
     } else {

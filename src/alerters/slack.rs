@@ -32,7 +32,7 @@ enum Target {
 }
 
 /// Posts alerts to Slack.
-pub struct SlackAlerter {
+pub(crate) struct SlackAlerter {
     client: reqwest::Client,
     target: Target,
     mention: Option<String>,
@@ -50,7 +50,7 @@ struct Message<'a> {
 impl SlackAlerter {
     /// Builds the alerter with the agent's shared HTTP client.
     #[must_use]
-    pub fn new(config: &SlackConfig, client: reqwest::Client) -> Self {
+    pub(crate) fn new(config: &SlackConfig, client: reqwest::Client) -> Self {
         let target = match &config.webhook_url {
             Some(url) => Target::Webhook { url: url.clone() },
             None => Target::Api {

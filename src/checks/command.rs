@@ -18,7 +18,7 @@ use crate::{env, perfdata, process};
 const MESSAGE_CHARS: usize = 200;
 
 /// Runs a plugin and interprets its output.
-pub async fn run(
+pub(crate) async fn run(
     command: &str,
     cwd: Option<&Path>,
     nagios_performance: bool,
@@ -74,7 +74,7 @@ pub async fn run(
 /// else runs as written. Running plugins without the shell was the faster
 /// alternative, but SPEC §4 promises `/bin/sh -c`.
 #[must_use]
-pub fn shell_line(command: &str) -> Cow<'_, str> {
+pub(crate) fn shell_line(command: &str) -> Cow<'_, str> {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_/.,:=+%@- \t".contains(c);
     let trimmed = command.trim();
     let program = trimmed.split_whitespace().next().unwrap_or_default();
@@ -87,7 +87,7 @@ pub fn shell_line(command: &str) -> Cow<'_, str> {
 
 /// Turns a finished plugin's exit status and output into faults and metrics.
 #[must_use]
-pub fn interpret(
+pub(crate) fn interpret(
     status: ExitStatus,
     stdout: &str,
     stderr: &str,

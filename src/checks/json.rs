@@ -15,7 +15,7 @@ use crate::severity::Severity;
 ///
 /// # Errors
 /// A one-line description of the first problem found.
-pub fn parse(text: &str) -> Result<(Vec<RawFault>, Vec<RawMetric>), String> {
+pub(crate) fn parse(text: &str) -> Result<(Vec<RawFault>, Vec<RawMetric>), String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let Value::Object(top) = value else {
         return Err("expected a JSON object".into());
@@ -151,7 +151,7 @@ fn metric(item: &Value) -> Result<RawMetric, String> {
 /// A check's output from plugin JSON: its faults and metrics, or one
 /// escalating ERROR `json-error` saying what is wrong (SPEC §4).
 #[must_use]
-pub fn output(text: &str) -> CheckOutput {
+pub(crate) fn output(text: &str) -> CheckOutput {
     match parse(text) {
         Ok((faults, metrics)) => CheckOutput {
             faults,

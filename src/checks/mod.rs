@@ -15,10 +15,10 @@
 //! this run's metrics into this run's faults.
 
 pub(crate) mod command;
-pub mod http;
+pub(crate) mod http;
 pub(crate) mod json;
-pub mod socket;
-pub mod tcp;
+pub(crate) mod socket;
+pub(crate) mod tcp;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -33,7 +33,7 @@ use crate::thresholds::Thresholds;
 
 /// One check, as the agent schedules and runs it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CheckDef {
+pub(crate) struct CheckDef {
     /// Full name: `//AGENT/STEM/KEY`, or the key itself when it starts with `//`.
     pub name: String,
     /// The check file it came from.
@@ -56,7 +56,7 @@ pub struct CheckDef {
 
 /// What a check does.
 #[derive(Clone, Debug, PartialEq)]
-pub enum CheckKind {
+pub(crate) enum CheckKind {
     /// A plugin run with `/bin/sh -c`.
     Command(String),
     /// An HTTP probe (boxed: it is much larger than the other kinds).
@@ -72,7 +72,7 @@ pub enum CheckKind {
 impl CheckDef {
     /// A check that only reports its configuration error.
     #[must_use]
-    pub fn broken(name: String, file: &Path, message: String) -> CheckDef {
+    pub(crate) fn broken(name: String, file: &Path, message: String) -> CheckDef {
         CheckDef {
             name,
             file: file.to_path_buf(),
@@ -173,7 +173,7 @@ pub(crate) fn positive_seconds(key: &str, secs: f64) -> Result<Duration, String>
 
 /// A metric as a check reports it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RawMetric {
+pub(crate) struct RawMetric {
     pub name: String,
     pub value: f64,
     pub units: String,
@@ -183,7 +183,7 @@ pub struct RawMetric {
 
 /// What the process did, kept for `cimaa check`.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct RawRun {
+pub(crate) struct RawRun {
     pub status: String,
     pub stdout: String,
     pub stderr: String,
@@ -191,7 +191,7 @@ pub struct RawRun {
 
 /// Everything one run of a check produced.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct CheckOutput {
+pub(crate) struct CheckOutput {
     pub faults: Vec<RawFault>,
     pub metrics: Vec<RawMetric>,
     pub raw: Option<RawRun>,
@@ -199,7 +199,7 @@ pub struct CheckOutput {
 
 /// What a check run needs from the agent.
 #[derive(Clone, Copy, Debug)]
-pub struct RunContext<'a> {
+pub(crate) struct RunContext<'a> {
     /// Absolute agent configuration path, passed as `CIMAA_CONFIG`.
     pub config_path: &'a Path,
     /// The agent's default check timeout.
@@ -211,18 +211,18 @@ pub struct RunContext<'a> {
 /// What probes share across checks and ticks: the HTTP clients (built on
 /// first use) and the per-host connection limits.
 #[derive(Debug, Default)]
-pub struct Probes {
+pub(crate) struct Probes {
     pub http: http::Clients,
 }
 
 impl Probes {
     #[must_use]
-    pub fn new() -> Probes {
+    pub(crate) fn new() -> Probes {
         Probes::default()
     }
 
     /// Starts a tick of these checks (counts HTTP probes per host).
-    pub fn begin_tick<'a>(&self, checks: impl Iterator<Item = &'a CheckDef>) {
+    pub(crate) fn begin_tick<'a>(&self, checks: impl Iterator<Item = &'a CheckDef>) {
         self.http
             .begin_tick(checks.filter_map(|check| match &check.kind {
                 CheckKind::Http(http) => Some(http.as_ref()),
@@ -232,11 +232,11 @@ impl Probes {
 }
 
 /// Output kept per stream of a command plugin.
-pub const OUTPUT_CAP: usize = 64 * 1024;
+pub(crate) const OUTPUT_CAP: usize = 64 * 1024;
 
 /// The timeout of one run: `http.timeout`, else the check's, else `default`.
 #[must_use]
-pub fn timeout_of(check: &CheckDef, default: Duration) -> Duration {
+pub(crate) fn timeout_of(check: &CheckDef, default: Duration) -> Duration {
     match &check.kind {
         CheckKind::Http(http) => http.timeout.or(check.timeout).unwrap_or(default),
         _ => check.timeout.unwrap_or(default),
@@ -247,7 +247,7 @@ pub fn timeout_of(check: &CheckDef, default: Duration) -> Duration {
 /// `scheme://host:port`, a TCP probe's address. The agent takes turns
 /// between targets when it starts a tick's checks.
 #[must_use]
-pub fn target_key(check: &CheckDef) -> Option<String> {
+pub(crate) fn target_key(check: &CheckDef) -> Option<String> {
     match &check.kind {
         CheckKind::Http(http) => Some(http::host_key(&http.url)),
         CheckKind::Tcp(target) => Some(target.to_string()),
@@ -261,7 +261,7 @@ pub fn target_key(check: &CheckDef) -> Option<String> {
 /// # Panics
 /// Only on purpose: when `CIMAA_PANIC_CHECK` names this check (fault
 /// injection that tests the agent's crash handling).
-pub async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutput {
+pub(crate) async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutput {
     let injected =
         std::env::var_os(crate::env::PANIC_CHECK).is_some_and(|name| name == check.name.as_str());
     assert!(
@@ -333,7 +333,7 @@ async fn bounded<E: Display>(
 ///
 /// `was_failing(metric)` tells whether the metric's stored fault is ERROR or
 /// CRITICAL, which keeps a `clear` threshold sticky across runs and restarts.
-pub fn apply_thresholds(
+pub(crate) fn apply_thresholds(
     check: &CheckDef,
     output: &mut CheckOutput,
     was_failing: &dyn Fn(&str) -> bool,

@@ -14,11 +14,11 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::{CheckOutput, json, tcp};
 
 /// Most bytes a socket may send; one more is an error.
-pub const OUTPUT_LIMIT: u64 = 1024 * 1024;
+pub(crate) const OUTPUT_LIMIT: u64 = 1024 * 1024;
 
 /// Where a socket check connects.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// `unix:PATH`
     Unix(PathBuf),
     /// `tcp://HOST:PORT`
@@ -30,7 +30,7 @@ impl Target {
     ///
     /// # Errors
     /// A sentence saying what is wrong with `text`.
-    pub fn parse(text: &str) -> Result<Target, String> {
+    pub(crate) fn parse(text: &str) -> Result<Target, String> {
         let text = text.trim();
         if let Some(path) = text.strip_prefix("unix:") {
             if path.is_empty() {
@@ -56,7 +56,7 @@ impl fmt::Display for Target {
 
 /// Why a socket probe failed; the message names the target.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error(transparent)]
     Tcp(#[from] tcp::Error),
     #[error("{target}: cannot connect: {source}")]
@@ -79,7 +79,7 @@ pub enum Error {
 ///
 /// # Errors
 /// When the socket cannot be reached or read, or sends more than 1 MiB.
-pub async fn probe(target: &Target) -> Result<CheckOutput, Error> {
+pub(crate) async fn probe(target: &Target) -> Result<CheckOutput, Error> {
     let output = match target {
         Target::Unix(path) => {
             let stream = tokio::net::UnixStream::connect(path)
@@ -115,7 +115,7 @@ async fn read_capped(stream: impl AsyncRead + Unpin, target: &Target) -> Result<
 
 /// Plugin JSON, or one escalating `json-error` saying what is wrong.
 #[must_use]
-pub fn interpret(text: &str) -> CheckOutput {
+pub(crate) fn interpret(text: &str) -> CheckOutput {
     json::output(text)
 }
 

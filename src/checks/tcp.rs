@@ -18,7 +18,7 @@ use super::{CheckOutput, RawMetric};
 
 /// `HOST:PORT`, with IPv6 addresses in brackets (`[::1]:22`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     pub host: String,
     pub port: u16,
 }
@@ -28,7 +28,7 @@ impl Target {
     ///
     /// # Errors
     /// A sentence saying what is wrong with `text`.
-    pub fn parse(text: &str) -> Result<Target, String> {
+    pub(crate) fn parse(text: &str) -> Result<Target, String> {
         let text = text.trim();
         let bad = |why: &str| format!("`{text}` is not HOST:PORT: {why}");
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
@@ -73,7 +73,7 @@ impl fmt::Display for Target {
 
 /// Why a connection could not be made; the message names the target.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("{target}: cannot resolve host: {source}")]
     Resolve {
         target: String,
@@ -100,7 +100,7 @@ pub enum Error {
 ///
 /// # Errors
 /// Resolution failed, or no address accepted (the last address's reason).
-pub async fn connect(target: &Target) -> Result<TcpStream, Error> {
+pub(crate) async fn connect(target: &Target) -> Result<TcpStream, Error> {
     let resolved = tokio::net::lookup_host((target.host.as_str(), target.port)).await;
     connect_to(target, resolved).await
 }
@@ -146,7 +146,7 @@ async fn connect_to(
 ///
 /// # Errors
 /// See [`connect`].
-pub async fn probe(target: &Target) -> Result<CheckOutput, Error> {
+pub(crate) async fn probe(target: &Target) -> Result<CheckOutput, Error> {
     let started = Instant::now();
     let stream = connect(target).await?;
     let connect_time = started.elapsed().as_secs_f64();

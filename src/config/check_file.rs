@@ -268,7 +268,7 @@ impl<'de> Visitor<'de> for OneEntry {
 
 /// Loads one check file; never fails: problems become broken checks.
 #[must_use]
-pub fn load_check_file(scope: &Scope, path: &Path) -> Vec<CheckDef> {
+pub(crate) fn load_check_file(scope: &Scope, path: &Path) -> Vec<CheckDef> {
     let agent = &scope.agent;
     match std::fs::read_to_string(path) {
         Ok(text) => checks_of_file(scope, path, &text),
@@ -290,7 +290,7 @@ pub fn load_check_file(scope: &Scope, path: &Path) -> Vec<CheckDef> {
 ///
 /// # Errors
 /// When the directory cannot be listed.
-pub fn check_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn check_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(directory)?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
@@ -314,7 +314,7 @@ const FILES_PER_THREAD: usize = 8;
 /// many threads as there are cores when there are many files: loading
 /// 50,000 checks is mostly YAML parsing.
 #[must_use]
-pub fn load_check_files(scope: &Scope, paths: &[&Path]) -> Vec<Vec<CheckDef>> {
+pub(crate) fn load_check_files(scope: &Scope, paths: &[&Path]) -> Vec<Vec<CheckDef>> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let threads = cores.min(paths.len() / FILES_PER_THREAD).max(1);
     let load = |part: &[&Path]| -> Vec<Vec<CheckDef>> {
@@ -347,7 +347,7 @@ pub fn load_check_files(scope: &Scope, paths: &[&Path]) -> Vec<Vec<CheckDef>> {
 ///
 /// # Errors
 /// When the directory cannot be listed.
-pub fn load_check_dir(scope: &Scope, directory: &Path) -> std::io::Result<Vec<CheckDef>> {
+pub(crate) fn load_check_dir(scope: &Scope, directory: &Path) -> std::io::Result<Vec<CheckDef>> {
     let files = check_files(directory)?;
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     Ok(load_check_files(scope, &paths)

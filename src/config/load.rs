@@ -40,7 +40,7 @@ pub enum Error {
 /// the file parses as YAML and names a valid DSN: startup errors are still
 /// reported there (SPEC §9).
 #[must_use]
-pub fn startup_sentry(path: &Path) -> Option<(String, String)> {
+pub(crate) fn startup_sentry(path: &Path) -> Option<(String, String)> {
     #[derive(Deserialize)]
     struct Lenient {
         agent: Option<LenientAgent>,

@@ -27,8 +27,9 @@ use crate::alerters::AlerterConfig;
 use crate::db::DbConfig;
 use crate::sinks::SinkConfig;
 
-pub use check_file::{check_files, load_check_dir, load_check_file, load_check_files};
-pub use load::{load_agent_config, startup_sentry};
+pub(crate) use check_file::{check_files, load_check_dir, load_check_file, load_check_files};
+pub use load::load_agent_config;
+pub(crate) use load::startup_sentry;
 
 /// A validated agent configuration.
 #[derive(Clone, Debug)]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 pub use crate::fault::{AgentFault, Fault};
 pub use crate::meta::Heartbeat;
 pub use crate::squelch::Squelch;
-pub use dynamodb::{DynamoDb, DynamoDbConfig, RequestStats};
+pub use dynamodb::{DynamoDb, DynamoDbConfig};
 pub use memory::MemoryDb;
 pub use sqlite::SqliteDb;
 
@@ -176,7 +176,7 @@ pub struct SqliteConfig {
 /// `database: {type: memory}` takes no options.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MemoryConfig {}
+pub(crate) struct MemoryConfig {}
 
 pub(crate) fn default_sqlite_path() -> PathBuf {
     PathBuf::from("/var/lib/cimaa/cimaa.db")
@@ -195,7 +195,7 @@ impl Default for DbConfig {
 /// # Errors
 /// When the backend cannot be opened (e.g. the `SQLite` file's folder is
 /// missing, or no AWS region is configured).
-pub async fn build(config: &DbConfig) -> Result<Arc<dyn Db>, Error> {
+pub(crate) async fn build(config: &DbConfig) -> Result<Arc<dyn Db>, Error> {
     match config {
         DbConfig::Sqlite(sqlite) => Ok(Arc::new(SqliteDb::open(&sqlite.path).await?)),
         DbConfig::Memory => Ok(Arc::new(MemoryDb::default())),

@@ -184,7 +184,7 @@ impl Api for aws_sdk_kinesis::Client {
 }
 
 /// Writes metrics into a Kinesis data stream.
-pub struct KinesisSink {
+pub(crate) struct KinesisSink {
     api: Arc<dyn Api>,
     stream: String,
     partition_key: Option<String>,
@@ -197,7 +197,7 @@ impl KinesisSink {
     ///
     /// # Errors
     /// When no region is configured or found in the environment.
-    pub async fn build(config: &KinesisConfig) -> Result<KinesisSink, Error> {
+    pub(crate) async fn build(config: &KinesisConfig) -> Result<KinesisSink, Error> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::disabled())
             .timeout_config(

@@ -8,13 +8,13 @@ use async_trait::async_trait;
 use super::{Error, LogConfig, MetricRecord, SendError, Sink};
 
 /// Writes metrics as JSON lines.
-pub struct LogSink {
+pub(crate) struct LogSink {
     path: Option<PathBuf>,
 }
 
 impl LogSink {
     #[must_use]
-    pub fn new(config: &LogConfig) -> Self {
+    pub(crate) fn new(config: &LogConfig) -> Self {
         LogSink {
             path: config.path.clone(),
         }

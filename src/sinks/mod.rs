@@ -33,8 +33,8 @@ use tokio::sync::Notify;
 
 use crate::retry::Backoff;
 
-pub use kinesis::KinesisSink;
-pub use log::LogSink;
+pub(crate) use kinesis::KinesisSink;
+pub(crate) use log::LogSink;
 
 /// One metric sample, as sinks receive and write it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -53,7 +53,7 @@ fn iso8601<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, 
 }
 
 /// An error from inside the AWS SDK, kept whole for the `Caused by` chain.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why records were not written.
 #[derive(Debug, thiserror::Error)]

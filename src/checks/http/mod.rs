@@ -41,16 +41,16 @@ use crate::severity::Severity;
 mod options;
 
 pub(crate) use options::RawHttp;
-pub use options::{HttpCheck, Method, StatusSpec};
+pub(crate) use options::{HttpCheck, Method};
 
 /// Probes in flight to one host at once: a few keep-alive connections each.
-pub const CONNECTIONS_PER_HOST: usize = 16;
+pub(crate) const CONNECTIONS_PER_HOST: usize = 16;
 /// Idle keep-alive connections are closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Redirects followed before the probe gives up.
-pub const MAX_REDIRECTS: usize = 10;
+pub(crate) const MAX_REDIRECTS: usize = 10;
 /// Default `body_limit`.
-pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
+pub(crate) const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
 /// A redirect's own body is read (to reuse its connection) up to this much.
 const REDIRECT_BODY_LIMIT: u64 = 64 * 1024;
 const SECONDS_PER_DAY: f64 = 86_400.0;
@@ -96,20 +96,15 @@ impl Host {
 
 /// The agent's HTTP clients and per-host limits, shared by every probe.
 #[derive(Debug, Default)]
-pub struct Clients {
+pub(crate) struct Clients {
     verified: OnceLock<Result<Client, String>>,
     unverified: OnceLock<Result<Client, String>>,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
 }
 
 impl Clients {
-    #[must_use]
-    pub fn new() -> Clients {
-        Clients::default()
-    }
-
     /// Starts a tick: counts the probes of every host among `checks`.
-    pub fn begin_tick<'a>(&self, checks: impl Iterator<Item = &'a HttpCheck>) {
+    pub(crate) fn begin_tick<'a>(&self, checks: impl Iterator<Item = &'a HttpCheck>) {
         let mut counts: HashMap<String, usize> = HashMap::new();
         for check in checks {
             *counts.entry(host_key(&check.url)).or_default() += 1;
@@ -163,7 +158,7 @@ fn build_client(tls_verify: bool) -> Result<Client, String> {
 
 /// Why a probe failed by itself; the message names the URL.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
     #[error("{url}: {detail}")]

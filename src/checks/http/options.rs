@@ -23,7 +23,7 @@ use crate::checks::positive_seconds;
 
 /// `method:` GET (default) or HEAD, in any case.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Method {
+pub(crate) enum Method {
     #[default]
     Get,
     Head,
@@ -43,7 +43,7 @@ impl Method {
 /// No ranges means the default, 200-399: most checks keep it, and an empty
 /// `Vec` costs no allocation per check.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StatusSpec(Vec<(u16, u16)>);
+pub(crate) struct StatusSpec(Vec<(u16, u16)>);
 
 /// The ranges of the default `status`.
 const DEFAULT_STATUS: &[(u16, u16)] = &[(200, 399)];
@@ -53,7 +53,7 @@ impl StatusSpec {
     ///
     /// # Errors
     /// When there are no items.
-    pub fn new(items: Vec<(u16, u16)>) -> Result<StatusSpec, String> {
+    pub(crate) fn new(items: Vec<(u16, u16)>) -> Result<StatusSpec, String> {
         if items.is_empty() {
             return Err("needs at least one status code".into());
         }
@@ -64,7 +64,7 @@ impl StatusSpec {
     ///
     /// # Errors
     /// When it is neither, a code is outside 100-599 or a range is reversed.
-    pub fn item(text: &str) -> Result<(u16, u16), String> {
+    pub(crate) fn item(text: &str) -> Result<(u16, u16), String> {
         let code = |part: &str| -> Result<u16, String> {
             match part.trim().parse::<u16>() {
                 Ok(code @ 100..=599) => Ok(code),
@@ -94,7 +94,7 @@ impl StatusSpec {
     }
 
     #[must_use]
-    pub fn matches(&self, status: u16) -> bool {
+    pub(crate) fn matches(&self, status: u16) -> bool {
         self.ranges()
             .iter()
             .any(|&(low, high)| (low..=high).contains(&status))
@@ -119,7 +119,7 @@ impl fmt::Display for StatusSpec {
 
 /// A validated `http:` check.
 #[derive(Clone, Debug, PartialEq)]
-pub struct HttpCheck {
+pub(crate) struct HttpCheck {
     pub url: Url,
     pub method: Method,
     pub status: StatusSpec,
@@ -141,7 +141,8 @@ pub struct HttpCheck {
 impl HttpCheck {
     /// An HTTP check of `url` with every option at its default.
     #[must_use]
-    pub fn new(url: Url) -> HttpCheck {
+    #[cfg(test)]
+    pub(crate) fn new(url: Url) -> HttpCheck {
         HttpCheck {
             url,
             method: Method::Get,

@@ -33,7 +33,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-pub use self::api::RequestStats;
+pub(crate) use self::api::RequestStats;
 use self::api::{
     Api, ApiError, ApiFailure, Counters, Query, SdkApi, TableKind, TableState, Write, client_config,
 };
