@@ -38,11 +38,52 @@ pub(crate) fn user_name() -> Option<String> {
     let from_passwd = nix::unistd::User::from_uid(nix::unistd::geteuid())
         .ok()
         .flatten()
-        .map(|user| user.name)
-        .filter(|name| !name.is_empty());
-    from_passwd.or_else(|| {
+        .map(|user| user.name);
+    login_name(from_passwd, |var| std::env::var(var).ok())
+}
+
+/// The rule of `user_name`, given the password database's answer and a way
+/// to read the environment.
+fn login_name(from_passwd: Option<String>, var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    from_passwd.filter(|name| !name.is_empty()).or_else(|| {
         ["USER", "LOGNAME"]
-            .iter()
-            .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+            .into_iter()
+            .find_map(|name| var(name).filter(|value| !value.is_empty()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The password database's answer, the environment, the expected name.
+    type Case = (
+        Option<&'static str>,
+        &'static [(&'static str, &'static str)],
+        Option<&'static str>,
+    );
+
+    #[test]
+    fn the_login_name_prefers_the_password_database_then_user_then_logname() {
+        let cases: [Case; 6] = [
+            (
+                Some("ann"),
+                &[("USER", "bob"), ("LOGNAME", "cat")],
+                Some("ann"),
+            ),
+            (Some("ann"), &[], Some("ann")),
+            (None, &[("USER", "bob"), ("LOGNAME", "cat")], Some("bob")),
+            (None, &[("USER", ""), ("LOGNAME", "cat")], Some("cat")),
+            (Some(""), &[("LOGNAME", "cat")], Some("cat")),
+            (None, &[], None),
+        ];
+        for (passwd, vars, want) in cases {
+            let got = login_name(passwd.map(str::to_string), |name| {
+                vars.iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_string())
+            });
+            assert_eq!(got.as_deref(), want, "passwd {passwd:?}, env {vars:?}");
+        }
+    }
 }

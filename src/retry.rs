@@ -1,9 +1,10 @@
 //! The one retry policy: capped, jittered exponential backoff with a deadline.
 //!
 //! Used wherever cimaa retries a remote call on its own: DynamoDB requests
-//! and batch resends, the metric buffer's resends to a sink (Kinesis), and
-//! the alerters' waits. Alert deliveries themselves are retried on the next
-//! tick (SPEC §5), not here.
+//! and batch resends, and the metric buffer's resends to a sink (Kinesis).
+//! Alert deliveries are not retried here: SPEC §5 retries a failed alert on
+//! the next tick, and within a tick the only wait is Slack's `Retry-After`,
+//! which the receiver sets.
 //!
 //! The delay after the n-th failure is drawn uniformly from
 //! `[bound/2, bound]`, where `bound = first * 2^(n-1)`, capped at `cap`

@@ -15,9 +15,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "Base",
-        &[
-            "error", "env", "host", "process", "retry", "limits", "clock",
-        ],
+        &["error", "env", "host", "process", "retry", "limits"],
     ),
     (
         "Core",
@@ -104,24 +102,57 @@ fn without_tests(text: &str) -> String {
     out
 }
 
-/// The top-level modules a text names as `crate::MODULE`.
+/// The top-level modules a text names as `crate::MODULE`, including each
+/// module of a group (`use crate::{env, process::Output};`).
 fn used_modules(text: &str) -> BTreeSet<String> {
-    text.match_indices("crate::")
-        .filter(|(at, _)| {
-            // `cimaa::crate::` never occurs; skip identifiers ending in `crate`.
-            !text[..*at]
-                .chars()
-                .next_back()
-                .is_some_and(|c| c.is_alphanumeric() || c == '_')
-        })
-        .map(|(at, _)| {
-            text[at + "crate::".len()..]
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect::<String>()
-        })
-        .filter(|name| !name.is_empty())
+    let mut used = BTreeSet::new();
+    for (at, _) in text.match_indices("crate::") {
+        // Skip identifiers that merely end in `crate` (`my_crate::`).
+        let glued = text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_');
+        if glued {
+            continue;
+        }
+        let rest = &text[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            used.extend(group_heads(group));
+        } else {
+            used.insert(identifier(rest));
+        }
+    }
+    used.remove("");
+    used
+}
+
+/// The leading identifier of `text`.
+fn identifier(text: &str) -> String {
+    text.chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
         .collect()
+}
+
+/// The first path segment of each item of a `{...}` group, given the text
+/// after its opening brace; nested groups belong to their item.
+fn group_heads(group: &str) -> Vec<String> {
+    let mut heads = Vec::new();
+    let mut depth = 0usize;
+    let mut item_start = true;
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => item_start = true,
+            c if item_start && !c.is_whitespace() => {
+                heads.push(identifier(&group[i..]));
+                item_start = false;
+            }
+            _ => {}
+        }
+    }
+    heads
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -227,6 +258,13 @@ fn the_scan_sees_uses_and_skips_test_code() {
     let text = "use crate::db::Fault;\n// crate::agent\n#[cfg(test)]\nmod tests {\n    use crate::cli;\n    fn f() { {} }\n}\nfn g() -> crate::severity::Severity { todo!() }\n";
     let used: Vec<String> = used_modules(&without_tests(text)).into_iter().collect();
     assert_eq!(used, ["db", "severity"]);
+}
+
+#[test]
+fn the_scan_sees_every_module_of_a_grouped_use() {
+    let text = "use crate::{env, process::{self, Output},\n    agent::Mode};\nuse my_crate::cli;\n";
+    let used: Vec<String> = used_modules(text).into_iter().collect();
+    assert_eq!(used, ["agent", "env", "process"]);
 }
 
 #[test]

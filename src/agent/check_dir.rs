@@ -4,8 +4,9 @@
 //! each file defined) and the rule that a file caught mid-write keeps its
 //! previous checks until it settles. Parsing itself is `config`'s; the
 //! agent's tick only awaits `CheckDirectory::scan`, which runs the file reads
-//! and parsing (on `load`'s scoped threads) under `spawn_blocking`, so a slow
-//! disk or a directory of thousands of files never stalls the async workers.
+//! and parsing (on `config::load_check_files`'s scoped threads) under
+//! `spawn_blocking`, so a slow disk or a directory of thousands of files
+//! never stalls the async workers.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -16,9 +16,6 @@ use super::Config;
 use super::env_subst::substitute_env;
 use super::sections::SectionTypes;
 
-// `agent` lists and loads check files through `config::load`; re-exported
-// here so that it compiles unchanged while it is reworked separately.
-
 /// Agent configuration problems; each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

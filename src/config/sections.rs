@@ -537,8 +537,8 @@ impl DatabaseSection<'_> {
         let DbConfig::DynamoDb(dynamodb) = self.config else {
             return Vec::new();
         };
-        // `problems` is the dynamodb backend's own validation step (its
-        // name belongs to `db`).
+        // The backend validates its own options; the reserved agent name
+        // is a rule across sections, so it is checked here.
         let mut problems = dynamodb.validate();
         if crate::db::dynamodb::is_reserved_agent(self.agent) {
             problems.push(format!(

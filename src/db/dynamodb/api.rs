@@ -185,8 +185,9 @@ impl Counters {
         clippy::cast_sign_loss,
         reason = "consumed units are small and never negative"
     )]
-    fn units(&self, units: Option<f64>) {
-        if let Some(units) = units {
+    /// Adds the write units a call reports it consumed.
+    fn consumed(&self, consumed: Option<&sdk::types::ConsumedCapacity>) {
+        if let Some(units) = consumed.and_then(sdk::types::ConsumedCapacity::capacity_units) {
             self.write_millis
                 .fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
         }
@@ -351,11 +352,7 @@ impl Api for SdkApi {
             .send()
             .await
             .map_err(|e| classify(&e))?;
-        self.counters.units(
-            output
-                .consumed_capacity()
-                .and_then(sdk::types::ConsumedCapacity::capacity_units),
-        );
+        self.counters.consumed(output.consumed_capacity());
         Ok(())
     }
 
@@ -371,11 +368,7 @@ impl Api for SdkApi {
             .send()
             .await
             .map_err(|e| classify(&e))?;
-        self.counters.units(
-            output
-                .consumed_capacity()
-                .and_then(sdk::types::ConsumedCapacity::capacity_units),
-        );
+        self.counters.consumed(output.consumed_capacity());
         Ok(output.attributes.is_some_and(|old| !old.is_empty()))
     }
 
@@ -446,7 +439,7 @@ impl Api for SdkApi {
             .await
             .map_err(|e| classify(&e))?;
         for consumed in output.consumed_capacity() {
-            self.counters.units(consumed.capacity_units());
+            self.counters.consumed(Some(consumed));
         }
         Ok(output
             .unprocessed_items

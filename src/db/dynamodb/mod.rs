@@ -13,9 +13,9 @@
 //! # Failures and time bounds
 //! Every request goes through `Api`, a narrow seam over the SDK client that
 //! tests replace with an in-memory fake. The SDK's own retries are off; this
-//! module retries throttling, 5xx answers and transport failures with capped,
-//! jittered exponential backoff ("full jitter") and a bounded number of
-//! attempts, resends `UnprocessedItems`, and bounds every `Db` call by
+//! module retries throttling, 5xx answers and transport failures with the
+//! crate's one backoff (`retry`: capped, jittered, exponential) and a bounded
+//! number of attempts, resends `UnprocessedItems`, and bounds every `Db` call by
 //! `CALL_BUDGET`, so a database outage costs a tick seconds, not minutes.
 
 mod api;
