@@ -287,7 +287,7 @@ impl MetricBuffer {
             hurry: Notify::new(),
         });
         let buffer = MetricBuffer { shared };
-        let task = tokio::spawn(drain(buffer.clone(), sink));
+        let task = tokio::spawn(supervise(buffer.clone(), sink));
         (buffer, task)
     }
 
@@ -382,6 +382,36 @@ fn remove_sent(queue: &mut VecDeque<Queued>, sent: &[u64]) {
     }
     for item in kept.into_iter().rev() {
         queue.push_front(item);
+    }
+}
+
+/// Pause before a drain task that panicked starts again.
+const RESTART_PAUSE: Duration = Duration::from_secs(1);
+
+/// Runs the drain task and starts it again after a panic: a bug in a sink
+/// must not stop metrics for the rest of the agent's life, and no task may
+/// die silently. The batch in flight is still queued (records leave the
+/// queue only once written), so it is sent again. Aborting this task aborts
+/// the drain task with it.
+async fn supervise(buffer: MetricBuffer, sink: Arc<dyn Sink>) {
+    loop {
+        let mut task = AbortOnDrop(tokio::spawn(drain(buffer.clone(), Arc::clone(&sink))));
+        match (&mut task.0).await {
+            Err(error) if error.is_panic() => {
+                tracing::error!(error = %error, restart_in = ?RESTART_PAUSE, "metric sink task panicked; starting it again");
+                tokio::time::sleep(RESTART_PAUSE).await;
+            }
+            Ok(()) | Err(_) => return,
+        }
+    }
+}
+
+/// A task handle that aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -495,6 +525,34 @@ mod tests {
         assert!(buffer.flush(Duration::from_secs(5)).await);
         let got = lock(&sink.0).clone();
         assert_eq!(got, (0..10).map(record).collect::<Vec<_>>());
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sink_that_panics_is_started_again_and_loses_nothing() {
+        struct PanicsOnce {
+            calls: AtomicU64,
+            written: Mutex<Vec<MetricRecord>>,
+        }
+        #[async_trait]
+        impl Sink for PanicsOnce {
+            async fn send(&self, batch: &[MetricRecord]) -> Result<(), SendError> {
+                assert!(
+                    self.calls.fetch_add(1, Ordering::Relaxed) > 0,
+                    "a bug in the sink"
+                );
+                lock(&self.written).extend_from_slice(batch);
+                Ok(())
+            }
+        }
+        let sink = Arc::new(PanicsOnce {
+            calls: AtomicU64::new(0),
+            written: Mutex::new(Vec::new()),
+        });
+        let (buffer, task) = MetricBuffer::spawn(sink.clone(), 100);
+        buffer.push((0..4).map(record));
+        assert!(buffer.flush(Duration::from_mins(1)).await);
+        assert_eq!(*lock(&sink.written), (0..4).map(record).collect::<Vec<_>>());
         task.abort();
     }
 
