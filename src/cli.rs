@@ -4,7 +4,6 @@
 //! `/etc/cimaa/agent.yaml`). Data goes to stdout through `Printer`; logs and
 //! errors go to stderr.
 
-use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -355,24 +354,93 @@ async fn validate(config: &Config, healthchecks: bool) -> Result<ExitStatus, Cli
             eprintln!("{message}");
         }
     }
-    if healthchecks {
-        let db = open_db(config).await?;
-        db.agents().await.map_err(CliError::failure)?;
-        if let Some(metrics) = &config.metrics {
-            let sink = sinks::build(metrics).await.map_err(CliError::failure)?;
-            sink.healthcheck().await.map_err(CliError::failure)?;
-        }
+    if problems == 0 {
+        Printer::line(&format!(
+            "ok: {} check(s) in {}",
+            checks.len(),
+            config.agent.directory.display()
+        ));
     }
+    let failed = if healthchecks {
+        run_healthchecks(config).await
+    } else {
+        0
+    };
     if problems > 0 {
         eprintln!("{problems} problem(s) in {} check(s)", checks.len());
         return Ok(ExitStatus::Usage);
     }
-    Printer::line(&format!(
-        "ok: {} check(s) in {}",
-        checks.len(),
-        config.agent.directory.display()
-    ));
+    if failed > 0 {
+        eprintln!("{failed} healthcheck(s) failed");
+        return Ok(ExitStatus::Failure);
+    }
     Ok(ExitStatus::Success)
+}
+
+/// Reaches the database, every alerter and the metric sink without writing
+/// or sending anything; prints `ok: WHAT: ...` for each that works and a
+/// line naming what failed for each that does not. Returns the failures.
+async fn run_healthchecks(config: &Config) -> usize {
+    let mut failed = 0;
+    let mut report = |what: &str, outcome: Result<String, String>| match outcome {
+        Ok(detail) => Printer::line(&format!("ok: {what}: {detail}")),
+        Err(why) => {
+            failed += 1;
+            eprintln!("{what}: {why}");
+        }
+    };
+    let (what, done) = match &config.database {
+        db::DbConfig::Sqlite(sqlite) => (
+            format!("database (sqlite `{}`)", sqlite.path.display()),
+            "writable",
+        ),
+        db::DbConfig::Memory => ("database (memory)".to_string(), "usable"),
+        db::DbConfig::DynamoDb(_) => ("database (dynamodb)".to_string(), "both tables ACTIVE"),
+    };
+    let outcome = match db::build(&config.database).await {
+        Ok(db) => db.healthcheck().await,
+        Err(e) => Err(e),
+    };
+    report(
+        &what,
+        outcome
+            .map(|()| done.to_string())
+            .map_err(|e| crate::error::chain(&e)),
+    );
+    let mut client: Option<reqwest::Client> = None;
+    let mut shared = || -> Result<reqwest::Client, alerters::Error> {
+        if let Some(client) = &client {
+            return Ok(client.clone());
+        }
+        let made = alerters::http::client()?;
+        client = Some(made.clone());
+        Ok(made)
+    };
+    let all = std::iter::once((alerters::DEFAULT, &config.alerter))
+        .chain(config.alerters.iter().map(|(n, c)| (n.as_str(), c)));
+    for (name, alerter) in all {
+        let kind = match alerter {
+            alerters::AlerterConfig::File(_) => "file",
+            alerters::AlerterConfig::Command(_) => "command",
+            alerters::AlerterConfig::PagerDuty(_) => "pagerduty",
+            alerters::AlerterConfig::Slack(_) => "slack",
+        };
+        let outcome = alerters::healthcheck(alerter, &mut shared).await;
+        report(&format!("alerter `{name}` ({kind})"), outcome);
+    }
+    if let Some(metrics) = &config.metrics {
+        let outcome = match sinks::build(metrics).await {
+            Ok(sink) => sink.healthcheck().await,
+            Err(e) => Err(e),
+        };
+        report(
+            "metric sink",
+            outcome
+                .map(|()| "reachable".to_string())
+                .map_err(|e| crate::error::chain(&e)),
+        );
+    }
+    failed
 }
 
 #[derive(Serialize)]
@@ -422,7 +490,11 @@ async fn faults(config: &Config, agent: Option<&str>, json: bool) -> Result<Exit
             ]
         })
         .collect();
-    print_table(["AGENT", "NAME", "SEVERITY", "SINCE", "MESSAGE"], &rows);
+    print_table(
+        ["AGENT", "NAME", "SEVERITY", "SINCE", "MESSAGE"],
+        [32, 80, 8, 8, 120],
+        &rows,
+    );
     Ok(ExitStatus::Success)
 }
 
@@ -438,7 +510,7 @@ async fn agents(config: &Config, json: bool) -> Result<ExitStatus, CliError> {
         .iter()
         .map(|a| [a.name.clone(), relative(now - a.updated)])
         .collect();
-    print_table(["AGENT", "HEARTBEAT"], &rows);
+    print_table(["AGENT", "HEARTBEAT"], [64, 10], &rows);
     Ok(ExitStatus::Success)
 }
 
@@ -526,7 +598,11 @@ async fn squelches(config: &Config, json: bool) -> Result<ExitStatus, CliError> 
             ]
         })
         .collect();
-    print_table(["REGEX", "USER", "SET", "KIND", "REASON"], &rows);
+    print_table(
+        ["REGEX", "USER", "SET", "KIND", "REASON"],
+        [60, 24, 8, 20, 80],
+        &rows,
+    );
     Ok(ExitStatus::Success)
 }
 
@@ -573,20 +649,25 @@ fn relative(age: i64) -> String {
     }
 }
 
-fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(str::len);
+/// Prints rows under a header, each column as wide as its widest cell up to
+/// its entry in `max`: a longer cell (a 100 KB regex, a 70,000-character
+/// name) is cut and ends with `…`; `--json` prints it whole.
+fn print_table<const N: usize>(header: [&str; N], max: [usize; N], rows: &[[String; N]]) {
+    let mut widths = header.map(|h| h.chars().count());
     for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+        for ((width, cell), max) in widths.iter_mut().zip(row).zip(max) {
+            *width = (*width).max(cell.chars().count().min(max));
         }
     }
     let format_row = |cells: Vec<&str>| {
         let mut line = String::new();
-        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == N {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:<width$}  ");
+        for (i, ((cell, width), max)) in cells.iter().zip(widths).zip(max).enumerate() {
+            let cell = truncate(cell, max);
+            line.push_str(&cell);
+            if i + 1 < N {
+                // Padding by hand: `{:<width$}` panics on widths over 65,535.
+                let pad = width.saturating_sub(cell.chars().count()) + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
             }
         }
         line.trim_end().to_string()
@@ -594,6 +675,19 @@ fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
     Printer::line(&format_row(header.to_vec()));
     for row in rows {
         Printer::line(&format_row(row.iter().map(String::as_str).collect()));
+    }
+}
+
+/// `cell` within `max` characters: cut to `max - 1` and `…` when longer;
+/// line breaks become spaces so a row stays one line.
+fn truncate(cell: &str, max: usize) -> String {
+    let flat = |text: &str| text.replace(['\n', '\r'], " ");
+    match cell.char_indices().nth(max) {
+        None => flat(cell),
+        Some(_) => {
+            let keep: String = cell.chars().take(max.saturating_sub(1)).collect();
+            format!("{}…", flat(&keep))
+        }
     }
 }
 
@@ -613,5 +707,15 @@ mod tests {
         for (age, want) in cases {
             assert_eq!(relative(age), want);
         }
+    }
+
+    // See: #18
+    #[test]
+    fn long_cells_are_cut_with_an_ellipsis() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abcd", 4), "abcd");
+        assert_eq!(truncate("ééééé", 3), "éé…");
+        assert_eq!(truncate("a\nb", 5), "a b");
+        assert_eq!(truncate(&"x".repeat(70_000), 80).chars().count(), 80);
     }
 }

@@ -1,10 +1,16 @@
 //! Squelches: regex silences set by people (SPEC §1, §5), pure parts.
 //!
-//! Owns validating a new squelch (regex compiles, reason given), parsing
-//! `--expires` durations and matching fault names. Storage is the `Db`'s;
-//! the agent reads the active regexes once per tick and uses `Matcher`.
+//! Owns validating a new squelch (regex compiles within the limits, does not
+//! match every name, reason given), parsing `--expires` durations and
+//! matching fault names. Storage is the `Db`'s; the agent reads the active
+//! regexes once per tick and uses `Matcher`.
+//!
+//! Regexes come from the shared database, which other agents and tools
+//! write (SPEC §17): each one is compiled with a size limit, so a hostile
+//! or mistaken one costs bounded memory and time, and is rejected (and
+//! reported) rather than compiled.
 
-use regex::{Regex, RegexSet};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use serde::{Deserialize, Serialize};
 
@@ -29,11 +35,43 @@ impl Squelch {
     }
 }
 
+/// Longest squelch regex accepted, in characters: a fault name is at most a
+/// few hundred characters, so a longer pattern is a mistake or an attack.
+pub(crate) const MAX_REGEX_CHARS: usize = 1024;
+
+/// Memory one compiled squelch regex may take (the regex crate's default is
+/// 10 MiB; a 1 MB pattern under it made agents use hundreds of MB).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Memory the compiled set of every squelch may take; past it the agent
+/// matches with the single regexes instead.
+const SET_SIZE_LIMIT: usize = 8 << 20;
+
+/// Cache of the lazy DFA of one regex or of the set.
+const DFA_SIZE_LIMIT: usize = 2 << 20;
+
+/// Characters of a rejected regex quoted in messages and logs.
+const QUOTED_CHARS: usize = 80;
+
 /// Why a squelch was refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Error {
     #[error("invalid squelch regex `{regex}`: {detail}")]
     Regex { regex: String, detail: String },
+    #[error(
+        "squelch regex is {chars} characters long; the limit is {MAX_REGEX_CHARS} (`{excerpt}`)"
+    )]
+    TooLong { chars: usize, excerpt: String },
+    #[error(
+        "squelch regex `{regex}` is too large once compiled (limit {REGEX_SIZE_LIMIT} bytes); use a simpler pattern"
+    )]
+    TooLarge { regex: String },
+    #[error(
+        "squelch regex `{0}` matches the empty string, so it matches every fault name and would silence every alert; to silence all checks on purpose, use `^//`"
+    )]
+    MatchesEverything(String),
+    #[error("`--permanent` and `--expires` contradict each other: a permanent squelch never expires")]
+    PermanentExpires,
     #[error("a squelch needs a reason, so the next person knows why alerts are silent")]
     NoReason,
     #[error("invalid duration `{0}`: use a number and a unit, e.g. `90s`, `30m`, `2h`, `1d`")]
@@ -70,16 +108,13 @@ pub(crate) fn new_squelch(
     expires_in: Option<i64>,
     now: i64,
 ) -> Result<Squelch, Error> {
-    Regex::new(regex).map_err(|e| Error::Regex {
-        regex: regex.to_string(),
-        detail: e
-            .to_string()
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-    })?;
+    if permanent && expires_in.is_some() {
+        return Err(Error::PermanentExpires);
+    }
+    let compiled = compile(regex)?;
+    if compiled.is_match("") {
+        return Err(Error::MatchesEverything(regex.to_string()));
+    }
     if reason.trim().is_empty() {
         return Err(Error::NoReason);
     }
@@ -91,6 +126,48 @@ pub(crate) fn new_squelch(
         permanent,
         expires: expires_in.map(|seconds| now.saturating_add(seconds)),
     })
+}
+
+/// Compiles one squelch regex within the length and size limits.
+///
+/// # Errors
+/// `TooLong`, `TooLarge` or `Regex` (invalid syntax).
+pub(crate) fn compile(regex: &str) -> Result<Regex, Error> {
+    let chars = regex.chars().count();
+    if chars > MAX_REGEX_CHARS {
+        return Err(Error::TooLong {
+            chars,
+            excerpt: excerpt(regex),
+        });
+    }
+    RegexBuilder::new(regex)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(DFA_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(_) => Error::TooLarge {
+                regex: excerpt(regex),
+            },
+            other => Error::Regex {
+                regex: excerpt(regex),
+                detail: other
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            },
+        })
+}
+
+/// The start of a long regex, for messages: `abc... (N characters)`.
+#[must_use]
+pub(crate) fn excerpt(regex: &str) -> String {
+    match regex.char_indices().nth(QUOTED_CHARS) {
+        Some((cut, _)) => format!("{}... ({} characters)", &regex[..cut], regex.chars().count()),
+        None => regex.to_string(),
+    }
 }
 
 /// Who set a squelch: `$SUDO_USER` when running as root and it is set, else
@@ -106,29 +183,55 @@ pub(crate) fn user(is_root: bool, sudo_user: Option<&str>, current: Option<&str>
 /// Compiled squelch regexes, searched anywhere in a fault name.
 ///
 /// One `RegexSet`, so a fault name is scanned once however many squelches
-/// there are. Each pattern also compiles alone (to find invalid ones), and
-/// those single regexes are kept for the rare set that passes the regex
-/// crate's size limit: silently dropping every squelch would page people.
+/// there are. Each pattern also compiles alone (to find invalid and
+/// oversized ones), and those single regexes are kept for the rare set that
+/// passes its size limit: silently dropping every squelch would page people.
 #[derive(Debug, Default)]
 pub(crate) struct Matcher {
+    /// The patterns read, in order: an unchanged list is not compiled again.
+    patterns: Vec<String>,
     set: Option<RegexSet>,
     each: Vec<Regex>,
+    /// Patterns ignored, each with why.
+    rejected: Vec<(String, Error)>,
 }
 
 impl Matcher {
-    /// Compiles the regexes; invalid ones (written by another tool) are skipped and returned.
+    /// Compiles the regexes; invalid and oversized ones (written by another
+    /// tool) are skipped and listed in `rejected`.
     #[must_use]
-    pub(crate) fn new(patterns: &[String]) -> (Matcher, Vec<String>) {
+    pub(crate) fn new(patterns: &[String]) -> Matcher {
         let mut each = Vec::new();
-        let mut invalid = Vec::new();
+        let mut rejected = Vec::new();
         for pattern in patterns {
-            match Regex::new(pattern) {
+            match compile(pattern) {
                 Ok(regex) => each.push(regex),
-                Err(_) => invalid.push(pattern.clone()),
+                Err(why) => rejected.push((pattern.clone(), why)),
             }
         }
-        let set = RegexSet::new(each.iter().map(Regex::as_str)).ok();
-        (Matcher { set, each }, invalid)
+        let set = RegexSetBuilder::new(each.iter().map(Regex::as_str))
+            .size_limit(SET_SIZE_LIMIT)
+            .dfa_size_limit(DFA_SIZE_LIMIT)
+            .build()
+            .ok();
+        Matcher {
+            patterns: patterns.to_vec(),
+            set,
+            each,
+            rejected,
+        }
+    }
+
+    /// True when this matcher was built from exactly `patterns`.
+    #[must_use]
+    pub(crate) fn is_built_from(&self, patterns: &[String]) -> bool {
+        self.patterns == patterns
+    }
+
+    /// The patterns ignored, each with why.
+    #[must_use]
+    pub(crate) fn rejected(&self) -> &[(String, Error)] {
+        &self.rejected
     }
 
     /// True when any squelch matches anywhere in `name`.
@@ -175,8 +278,9 @@ mod tests {
 
     #[test]
     fn squelches_match_anywhere_in_the_name() {
-        let (matcher, invalid) = Matcher::new(&["web[12]/app".into(), "^//db".into(), "(".into()]);
-        assert_eq!(invalid, ["("]);
+        let matcher = Matcher::new(&["web[12]/app".into(), "^//db".into(), "(".into()]);
+        let rejected: Vec<&str> = matcher.rejected().iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(rejected, ["("]);
         let cases = [
             ("//web1/app/disk", true),
             ("//web3/app/disk", false),
@@ -200,6 +304,61 @@ mod tests {
         );
         let squelch = new_squelch("x", "deploy", "ann", false, Some(60), 1000).unwrap();
         assert_eq!((squelch.time, squelch.expires), (1000, Some(1060)));
+    }
+
+    // See: #18
+    #[test]
+    fn a_long_regex_is_refused_with_the_limit() {
+        let long = "a".repeat(MAX_REGEX_CHARS + 1);
+        let error = new_squelch(&long, "r", "u", false, None, 0).unwrap_err();
+        assert!(matches!(error, Error::TooLong { chars: 1025, .. }));
+        let text = error.to_string();
+        assert!(text.contains("the limit is 1024"), "{text}");
+        assert!(text.len() < 300, "the message quotes an excerpt: {text}");
+        assert!(new_squelch(&"a".repeat(MAX_REGEX_CHARS), "r", "u", false, None, 0).is_ok());
+    }
+
+    // See: #18
+    #[test]
+    fn a_short_regex_that_compiles_huge_is_refused() {
+        // 1000 repetitions of 1000 repetitions of a Unicode class.
+        let error = new_squelch(r"\w{1000}{1000}", "r", "u", false, None, 0).unwrap_err();
+        assert!(matches!(error, Error::TooLarge { .. }), "{error}");
+    }
+
+    // See: #18
+    #[test]
+    fn a_regex_matching_every_name_is_refused() {
+        for regex in ["", ".*", "x?", "|"] {
+            let error = new_squelch(regex, "r", "u", false, None, 0).unwrap_err();
+            assert_eq!(error, Error::MatchesEverything(regex.into()), "{regex}");
+            assert!(error.to_string().contains("silence every alert"));
+        }
+        assert!(new_squelch("^//", "r", "u", false, None, 0).is_ok());
+    }
+
+    // See: #18
+    #[test]
+    fn permanent_with_expires_is_refused() {
+        assert_eq!(
+            new_squelch("x", "r", "u", true, Some(60), 0),
+            Err(Error::PermanentExpires)
+        );
+        assert!(new_squelch("x", "r", "u", true, None, 0).is_ok());
+    }
+
+    // See: #18
+    #[test]
+    fn oversized_stored_regexes_are_rejected_and_the_rest_still_match() {
+        let huge = format!("({})", "x|".repeat(500_000));
+        let matcher = Matcher::new(&[huge.clone(), r"\w{1000}{1000}".into(), "web1".into()]);
+        let rejected: Vec<&str> = matcher.rejected().iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(rejected, [huge.as_str(), r"\w{1000}{1000}"]);
+        assert!(matches!(matcher.rejected()[0].1, Error::TooLong { .. }));
+        assert!(matches!(matcher.rejected()[1].1, Error::TooLarge { .. }));
+        assert_eq!(matcher.len(), 1);
+        assert!(matcher.matches("//web1/app/disk"));
+        assert!(!matcher.matches("//web2/app/disk"));
     }
 
     #[test]

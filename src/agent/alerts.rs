@@ -4,7 +4,8 @@
 //! `fault::plan` makes (triggers and resolves, concurrently, all within one
 //! `alert_timeout`, each along its check's alerter chain), what a delivery's
 //! outcome does to the fault set (triggered flags, open alerts, resolves to
-//! retry) and the CRITICAL `AGENT#alerts` fault that counts failures. How an
+//! retry), the CRITICAL `AGENT#alerts` fault that counts failures and the
+//! WARNING `AGENT#squelches` for stored squelches that are ignored. How an
 //! alert reaches a receiver is the alerters' business.
 
 use std::collections::HashSet;
@@ -17,7 +18,7 @@ use crate::alerters::Event;
 use crate::db::Fault;
 use crate::fault::{self, Action};
 use crate::severity::Severity;
-use crate::squelch::Matcher;
+use crate::squelch::{self, Matcher};
 
 /// Why one alert was not delivered.
 struct DeliveryFailure {
@@ -29,19 +30,59 @@ struct DeliveryFailure {
 
 impl Agent<'_> {
     /// Reads the squelches once per tick; keeps the last set when that fails.
+    ///
+    /// An unchanged list is not compiled again. A regex that is invalid or
+    /// too large (SPEC §17) is ignored: logged once when it appears, and
+    /// reported as the WARNING `AGENT#squelches` while it is stored.
     pub(super) async fn refresh_squelches(&mut self, now: i64) {
         match self.db.get_squelches(now).await {
             Ok(regexes) => {
-                let (matcher, invalid) = Matcher::new(&regexes);
-                for regex in invalid {
-                    warn!(regex = %regex, "ignoring a stored squelch that is not a valid regex");
+                if !self.squelches.is_built_from(&regexes) {
+                    let matcher = Matcher::new(&regexes);
+                    let known = self.squelches.rejected();
+                    for (regex, why) in matcher.rejected() {
+                        if !known.iter().any(|(seen, _)| seen == regex) {
+                            warn!(regex = %squelch::excerpt(regex), error = %why, "ignoring a stored squelch");
+                        }
+                    }
+                    self.squelches = matcher;
                 }
-                self.squelches = matcher;
             }
             Err(e) => {
                 warn!(error = %e, kept = self.squelches.len(), "cannot read squelches; using the last known set");
             }
         }
+        self.record_rejected_squelches(now);
+    }
+
+    /// Records the WARNING `AGENT#squelches` while a stored squelch is
+    /// ignored; like every `AGENT#...` fault it is stored, never alerted by
+    /// this agent.
+    fn record_rejected_squelches(&mut self, now: i64) {
+        let name = format!("{}#squelches", self.config.agent.name);
+        let rejected = self.squelches.rejected();
+        let Some((_, first)) = rejected.first() else {
+            self.faults.remove(&name);
+            return;
+        };
+        let message = match rejected.len() {
+            1 => format!("Ignoring a stored squelch: {first}"),
+            n => format!("Ignoring {n} stored squelches; the first: {first}"),
+        };
+        let since = self.faults.get(&name).map_or(now, |f| f.since);
+        self.faults.insert(
+            name.clone(),
+            Fault {
+                name,
+                severity: Severity::WARNING,
+                message,
+                since,
+                updated: now,
+                triggered: false,
+                escalates: false,
+                attempts: 0,
+            },
+        );
     }
 
     /// Plans and delivers this tick's alerts; records `AGENT#alerts`.

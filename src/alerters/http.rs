@@ -49,3 +49,52 @@ pub(crate) fn excerpt(body: &str, limit: usize) -> String {
         None => body.to_string(),
     }
 }
+
+/// Checks that the host of `url` is reachable, step by step, without
+/// sending it an event: DNS, a TCP connection and, for `https`, a TLS
+/// handshake (made by a `HEAD /` request, whose answer, whatever its
+/// status, proves the handshake). Says which step failed; names the host
+/// and port, never the whole URL (a webhook URL is a secret).
+///
+/// # Errors
+/// What failed, as one lower-case sentence.
+pub(crate) async fn reachable(client: &reqwest::Client, url: &str) -> Result<String, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| "the URL has no host".to_string())?
+        .to_string();
+    let port = parsed
+        .port_or_known_default()
+        .ok_or_else(|| format!("no port for scheme `{}`", parsed.scheme()))?;
+    let place = format!("{host}:{port}");
+    // `lookup_host` wants a bare IPv6 address, without the URL's brackets.
+    let bare = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let addresses: Vec<std::net::SocketAddr> =
+        tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((bare, port)))
+            .await
+            .map_err(|_| format!("cannot resolve `{host}`: timed out"))?
+            .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+            .collect();
+    let Some(first) = addresses.first() else {
+        return Err(format!("cannot resolve `{host}`: no address"));
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(first))
+        .await
+        .map_err(|_| format!("cannot connect to `{place}`: timed out"))?
+        .map_err(|e| format!("cannot connect to `{place}`: {e}"))?;
+    if parsed.scheme() != "https" {
+        return Ok(format!("reached `{place}` (DNS, TCP)"));
+    }
+    let mut origin = parsed.clone();
+    origin.set_path("/");
+    origin.set_query(None);
+    origin.set_fragment(None);
+    let _ = origin.set_username("");
+    let _ = origin.set_password(None);
+    tokio::time::timeout(CONNECT_TIMEOUT * 2, client.head(origin).send())
+        .await
+        .map_err(|_| format!("TLS handshake with `{place}` timed out"))?
+        .map_err(|e| format!("TLS handshake with `{place}` failed: {}", describe(&e)))?;
+    Ok(format!("reached `{place}` (DNS, TCP, TLS)"))
+}

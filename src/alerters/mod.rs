@@ -204,6 +204,83 @@ pub(crate) fn build(
     })
 }
 
+/// Checks what can be checked of an alerter without sending an alert
+/// (`validate --healthchecks`): a file alerter's path is writable, a command
+/// alerter's program is found and executable, a remote alerter's host is
+/// reachable (DNS, TCP, TLS) and a Slack token is accepted by `auth.test`.
+/// `http` gives the shared HTTP client, as for `build`.
+///
+/// # Errors
+/// What failed, as one lower-case sentence naming the path, program or host.
+pub(crate) async fn healthcheck(
+    config: &AlerterConfig,
+    http: &mut dyn FnMut() -> Result<reqwest::Client, Error>,
+) -> Result<String, String> {
+    let client = |http: &mut dyn FnMut() -> Result<reqwest::Client, Error>| {
+        http().map_err(|e| format!("cannot build the HTTP client: {e}"))
+    };
+    match config {
+        AlerterConfig::File(file) => file::healthcheck(&file.path),
+        AlerterConfig::Command(command) => command_healthcheck(
+            &command.command,
+            std::env::var_os("PATH").unwrap_or_default().as_os_str(),
+        ),
+        AlerterConfig::PagerDuty(pd) => http::reachable(&client(http)?, &pd.url).await,
+        AlerterConfig::Slack(config) => slack::healthcheck(config, &client(http)?).await,
+    }
+}
+
+/// Words that the shell runs itself: nothing to find on `PATH`.
+const SHELL_WORDS: &[&str] = &[
+    "!", "{", "(", "if", "for", "while", "until", "case", ".", ":", "cd", "eval", "exit", "export",
+    "set", "trap", "true", "false", "test", "[", "echo", "printf", "read", "command",
+];
+
+/// Checks that the program a command alerter's line starts with (after
+/// `VAR=value` assignments and `exec`) is found (on `search_path` unless it
+/// contains a `/`) and executable.
+fn command_healthcheck(line: &str, search_path: &std::ffi::OsStr) -> Result<String, String> {
+    let mut words = line
+        .split_whitespace()
+        .skip_while(|word| is_assignment(word))
+        .skip_while(|word| *word == "exec");
+    let Some(program) = words.next() else {
+        return Err("the command is empty".into());
+    };
+    if SHELL_WORDS.contains(&program) {
+        return Ok(format!("`{program}` is run by the shell"));
+    }
+    let executable = |path: &std::path::Path| {
+        path.is_file() && nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
+    };
+    if program.contains('/') {
+        let path = std::path::Path::new(program);
+        if !path.exists() {
+            return Err(format!("program `{program}` does not exist"));
+        }
+        if !executable(path) {
+            return Err(format!("program `{program}` is not an executable file"));
+        }
+        return Ok(format!("`{program}` is executable"));
+    }
+    match std::env::split_paths(search_path)
+        .map(|folder| folder.join(program))
+        .find(|candidate| executable(candidate))
+    {
+        Some(found) => Ok(format!("`{program}` found at `{}`", found.display())),
+        None => Err(format!("program `{program}` not found on `PATH`")),
+    }
+}
+
+/// `NAME=value`, which the shell reads as a variable for the command.
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
 /// The default alerter and the named ones, each with its fallback.
 pub struct Alerters {
     entries: BTreeMap<String, (Arc<dyn Alerter>, Option<String>)>,
@@ -362,6 +439,30 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(friendly_name(name), want, "{name}");
         }
+    }
+
+    // See: #18
+    #[test]
+    fn a_command_alerter_needs_its_program() {
+        let path = std::ffi::OsStr::new("/usr/bin:/bin");
+        assert!(command_healthcheck("sh -c 'exit 0'", path).is_ok());
+        assert!(command_healthcheck("LANG=C exec sh x", path).is_ok());
+        assert!(command_healthcheck("echo $CIMAA_NAME >> /tmp/x", path).is_ok());
+        assert_eq!(
+            command_healthcheck("no-such-notifier --page", path),
+            Err("program `no-such-notifier` not found on `PATH`".into())
+        );
+        assert_eq!(
+            command_healthcheck("/nonexistent/notify", path),
+            Err("program `/nonexistent/notify` does not exist".into())
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("notify");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        let line = format!("{} --page", plain.display());
+        let error = command_healthcheck(&line, path).unwrap_err();
+        assert!(error.ends_with("is not an executable file"), "{error}");
+        assert!(command_healthcheck("  ", path).is_err());
     }
 
     struct Fails;

@@ -127,6 +127,54 @@ impl SlackAlerter {
     }
 }
 
+/// Checks the Slack configuration without posting: the endpoint is
+/// reachable and, with a bot token, `auth.test` (a read-only call next to
+/// chat.postMessage) accepts the token.
+///
+/// # Errors
+/// What failed, as one lower-case sentence.
+pub(crate) async fn healthcheck(
+    config: &SlackConfig,
+    client: &reqwest::Client,
+) -> Result<String, String> {
+    if let Some(webhook) = &config.webhook_url {
+        return super::http::reachable(client, webhook).await;
+    }
+    let reached = super::http::reachable(client, &config.url).await?;
+    let token = config.token.as_deref().unwrap_or_default();
+    let url = auth_test_url(&config.url)?;
+    let response = client
+        .post(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("Slack auth.test failed: {}", describe(&e)))?;
+    let status = response.status().as_u16();
+    let reply = response.text().await.unwrap_or_default();
+    if status != 200 {
+        return Err(format!(
+            "Slack auth.test answered HTTP {status}: {}",
+            excerpt(&reply, 200)
+        ));
+    }
+    match api_reply(&reply) {
+        Ok(()) => Ok(format!("{reached}; token accepted by auth.test")),
+        Err(Error::Http(why)) => Err(format!("token refused by auth.test: {why}")),
+        Err(other) => Err(other.to_string()),
+    }
+}
+
+/// `auth.test` beside the configured chat.postMessage URL.
+fn auth_test_url(post_url: &str) -> Result<reqwest::Url, String> {
+    let mut url = reqwest::Url::parse(post_url).map_err(|e| format!("invalid URL: {e}"))?;
+    let path = url.path();
+    let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
+    let path = format!("{folder}/auth.test");
+    url.set_path(&path);
+    url.set_query(None);
+    Ok(url)
+}
+
 fn body(message: &Message<'_>) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(message).map_err(|e| Error::Http(e.to_string()))
 }
@@ -177,5 +225,14 @@ mod tests {
             "alert delivery failed: Slack: channel_not_found"
         );
         assert!(api_reply("<html>").is_err());
+    }
+
+    // See: #18
+    #[test]
+    fn auth_test_sits_beside_post_message() {
+        let url = auth_test_url("https://slack.com/api/chat.postMessage").unwrap();
+        assert_eq!(url.as_str(), "https://slack.com/api/auth.test");
+        let url = auth_test_url("http://127.0.0.1:9/chat.postMessage?x=1").unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9/auth.test");
     }
 }

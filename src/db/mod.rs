@@ -151,6 +151,12 @@ pub trait Db: Send + Sync {
     async fn setup(&self, _capacity: Option<Capacity>) -> Result<(), Error> {
         Ok(())
     }
+
+    /// Checks, without changing anything, that the agent could write here
+    /// (`validate --healthchecks`). By default a read: enough for `memory`.
+    async fn healthcheck(&self) -> Result<(), Error> {
+        self.agents().await.map(drop)
+    }
 }
 
 /// `database:` section of the agent configuration.

@@ -445,4 +445,17 @@ impl Db for SqliteDb {
         })
         .await
     }
+
+    async fn healthcheck(&self) -> Result<(), Error> {
+        self.run(|connection| Ok(take_write_lock(connection)?))
+            .await
+    }
+}
+
+/// Takes the write lock and lets it go, writing nothing (`BEGIN IMMEDIATE;
+/// ROLLBACK`): fails on a read-only file or folder, or a lock held too long.
+fn take_write_lock(connection: &mut Connection) -> rusqlite::Result<()> {
+    connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)?
+        .rollback()
 }

@@ -511,6 +511,38 @@ impl Db for DynamoDb {
         })
         .await
     }
+
+    async fn healthcheck(&self) -> Result<(), Error> {
+        bounded("healthcheck", CALL_BUDGET, |deadline| async move {
+            for table in [&self.faults_table, &self.squelches_table] {
+                self.describe_active(table, deadline).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl DynamoDb {
+    /// DescribeTable, for `validate --healthchecks`: the table exists and is
+    /// ACTIVE. Unlike `ensure_table` it never creates one.
+    async fn describe_active(&self, table: &str, deadline: Instant) -> Result<(), Error> {
+        let state = self
+            .retrying("DescribeTable", table, deadline, || {
+                self.api.describe(table)
+            })
+            .await?;
+        match state {
+            TableState::Missing => Err(Error::TableMissing {
+                table: table.to_owned(),
+            }),
+            TableState::Busy(why) => Err(Error::TableMismatch {
+                table: table.to_owned(),
+                detail: format!("it is `{why}`, not `ACTIVE`"),
+            }),
+            TableState::Active { .. } => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
