@@ -1058,4 +1058,19 @@ mod tests {
         );
         assert_eq!(fake.calls(), ["DescribeTable", "DescribeTable"]);
     }
+
+    // See: #18
+    #[tokio::test]
+    async fn the_healthcheck_describes_both_tables_and_creates_none() {
+        let (db, fake) = fake_db();
+
+        let error = db.healthcheck().await.unwrap_err();
+        assert!(matches!(error, Error::TableMissing { .. }), "{error:?}");
+        assert_eq!(fake.calls(), ["DescribeTable"]);
+
+        db.setup(None).await.unwrap();
+        fake.calls();
+        db.healthcheck().await.unwrap();
+        assert_eq!(fake.calls(), ["DescribeTable", "DescribeTable"]);
+    }
 }
