@@ -544,7 +544,8 @@ async fn unsquelch(config: &Config, regex: &str) -> Result<ExitStatus, CliError>
         Ok(ExitStatus::Success)
     } else {
         Err(CliError::failure(format!(
-            "no squelch `{regex}` (see `cimaa squelches` for the exact regexes)"
+            "no squelch `{}` (see `cimaa squelches --json` for the exact regexes)",
+            squelch::excerpt(regex)
         )))
     }
 }
@@ -682,13 +683,11 @@ fn print_table<const N: usize>(header: [&str; N], max: [usize; N], rows: &[[Stri
 /// line breaks become spaces so a row stays one line.
 fn truncate(cell: &str, max: usize) -> String {
     let flat = |text: &str| text.replace(['\n', '\r'], " ");
-    match cell.char_indices().nth(max) {
-        None => flat(cell),
-        Some(_) => {
-            let keep: String = cell.chars().take(max.saturating_sub(1)).collect();
-            format!("{}…", flat(&keep))
-        }
+    if cell.char_indices().nth(max).is_none() {
+        return flat(cell);
     }
+    let keep: String = cell.chars().take(max.saturating_sub(1)).collect();
+    format!("{}…", flat(&keep))
 }
 
 #[cfg(test)]

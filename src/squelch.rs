@@ -70,7 +70,9 @@ pub(crate) enum Error {
         "squelch regex `{0}` matches the empty string, so it matches every fault name and would silence every alert; to silence all checks on purpose, use `^//`"
     )]
     MatchesEverything(String),
-    #[error("`--permanent` and `--expires` contradict each other: a permanent squelch never expires")]
+    #[error(
+        "`--permanent` and `--expires` contradict each other: a permanent squelch never expires"
+    )]
     PermanentExpires,
     #[error("a squelch needs a reason, so the next person knows why alerts are silent")]
     NoReason,
@@ -165,7 +167,11 @@ pub(crate) fn compile(regex: &str) -> Result<Regex, Error> {
 #[must_use]
 pub(crate) fn excerpt(regex: &str) -> String {
     match regex.char_indices().nth(QUOTED_CHARS) {
-        Some((cut, _)) => format!("{}... ({} characters)", &regex[..cut], regex.chars().count()),
+        Some((cut, _)) => format!(
+            "{}... ({} characters)",
+            &regex[..cut],
+            regex.chars().count()
+        ),
         None => regex.to_string(),
     }
 }

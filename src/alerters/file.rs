@@ -107,7 +107,13 @@ pub(crate) fn healthcheck(path: &Path) -> Result<String, String> {
     let folder = path
         .ancestors()
         .skip(1)
-        .map(|f| if f.as_os_str().is_empty() { Path::new(".") } else { f })
+        .map(|f| {
+            if f.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                f
+            }
+        })
         .find(|f| f.exists())
         .unwrap_or(Path::new("/"));
     if !folder.is_dir() {

@@ -69,7 +69,10 @@ pub(crate) async fn reachable(client: &reqwest::Client, url: &str) -> Result<Str
         .ok_or_else(|| format!("no port for scheme `{}`", parsed.scheme()))?;
     let place = format!("{host}:{port}");
     // `lookup_host` wants a bare IPv6 address, without the URL's brackets.
-    let bare = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let addresses: Vec<std::net::SocketAddr> =
         tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((bare, port)))
             .await
