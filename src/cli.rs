@@ -407,26 +407,8 @@ async fn run_healthchecks(config: &Config) -> usize {
             .map(|()| done.to_string())
             .map_err(|e| crate::error::chain(&e)),
     );
-    let mut client: Option<reqwest::Client> = None;
-    let mut shared = || -> Result<reqwest::Client, alerters::Error> {
-        if let Some(client) = &client {
-            return Ok(client.clone());
-        }
-        let made = alerters::http::client()?;
-        client = Some(made.clone());
-        Ok(made)
-    };
-    let all = std::iter::once((alerters::DEFAULT, &config.alerter))
-        .chain(config.alerters.iter().map(|(n, c)| (n.as_str(), c)));
-    for (name, alerter) in all {
-        let kind = match alerter {
-            alerters::AlerterConfig::File(_) => "file",
-            alerters::AlerterConfig::Command(_) => "command",
-            alerters::AlerterConfig::PagerDuty(_) => "pagerduty",
-            alerters::AlerterConfig::Slack(_) => "slack",
-        };
-        let outcome = alerters::healthcheck(alerter, &mut shared).await;
-        report(&format!("alerter `{name}` ({kind})"), outcome);
+    for (what, outcome) in alerters::healthchecks(&config.alerter, &config.alerters).await {
+        report(&what, outcome);
     }
     if let Some(metrics) = &config.metrics {
         let outcome = match sinks::build(metrics).await {

@@ -2,8 +2,9 @@
 //!
 //! Owns the `Alerter` trait (`trigger`, `resolve`), its error type, the
 //! alerter configuration enum, and `Alerters`: the default alerter plus the
-//! named ones, with per-check routing and `fallback` chains. One file per
-//! backend. The agent decides *when* to alert and bounds every delivery by
+//! named ones, with per-check routing and `fallback` chains, and
+//! `healthcheck`, which tests a configured alerter without sending an alert
+//! (`validate --healthchecks`). One file per backend. The agent decides *when* to alert and bounds every delivery by
 //! `alert_timeout`; alerters only deliver.
 
 pub(crate) mod command;
@@ -88,6 +89,17 @@ pub enum AlerterConfig {
 impl AlerterConfig {
     /// The `type:` values the configuration accepts.
     pub const TYPES: &'static [&'static str] = &["pagerduty", "slack", "file", "command"];
+
+    /// Its `type:` value.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AlerterConfig::File(_) => "file",
+            AlerterConfig::Command(_) => "command",
+            AlerterConfig::PagerDuty(_) => "pagerduty",
+            AlerterConfig::Slack(_) => "slack",
+        }
+    }
 
     /// The alerter used for the same event when this one fails.
     #[must_use]
@@ -204,6 +216,35 @@ pub(crate) fn build(
     })
 }
 
+/// The shared HTTP client, built on the first call only.
+fn lazy_client() -> impl FnMut() -> Result<reqwest::Client, Error> {
+    let mut client: Option<reqwest::Client> = None;
+    move || {
+        if let Some(client) = &client {
+            return Ok(client.clone());
+        }
+        let made = http::client()?;
+        client = Some(made.clone());
+        Ok(made)
+    }
+}
+
+/// `healthcheck` of the default alerter and of every named one, in order,
+/// each labelled `alerter `NAME` (TYPE)`.
+pub(crate) async fn healthchecks(
+    default: &AlerterConfig,
+    named: &BTreeMap<String, AlerterConfig>,
+) -> Vec<(String, Result<String, String>)> {
+    let mut shared = lazy_client();
+    let mut outcomes = Vec::new();
+    let all = std::iter::once((DEFAULT, default)).chain(named.iter().map(|(n, c)| (n.as_str(), c)));
+    for (name, config) in all {
+        let outcome = healthcheck(config, &mut shared).await;
+        outcomes.push((format!("alerter `{name}` ({})", config.kind()), outcome));
+    }
+    outcomes
+}
+
 /// Checks what can be checked of an alerter without sending an alert
 /// (`validate --healthchecks`): a file alerter's path is writable, a command
 /// alerter's program is found and executable, a remote alerter's host is
@@ -212,7 +253,7 @@ pub(crate) fn build(
 ///
 /// # Errors
 /// What failed, as one lower-case sentence naming the path, program or host.
-pub(crate) async fn healthcheck(
+async fn healthcheck(
     config: &AlerterConfig,
     http: &mut dyn FnMut() -> Result<reqwest::Client, Error>,
 ) -> Result<String, String> {
@@ -305,15 +346,7 @@ impl Alerters {
         named: &BTreeMap<String, AlerterConfig>,
         context: &Context,
     ) -> Result<Alerters, Error> {
-        let mut client: Option<reqwest::Client> = None;
-        let mut shared = || -> Result<reqwest::Client, Error> {
-            if let Some(client) = &client {
-                return Ok(client.clone());
-            }
-            let made = http::client()?;
-            client = Some(made.clone());
-            Ok(made)
-        };
+        let mut shared = lazy_client();
         let mut entries = BTreeMap::new();
         let all =
             std::iter::once((DEFAULT, default)).chain(named.iter().map(|(n, c)| (n.as_str(), c)));
