@@ -18,7 +18,7 @@ use crate::alerters::Event;
 use crate::db::Fault;
 use crate::fault::{self, Action};
 use crate::severity::Severity;
-use crate::squelch::{self, Matcher};
+use crate::squelch::Matcher;
 
 /// Why one alert was not delivered.
 struct DeliveryFailure {
@@ -42,7 +42,8 @@ impl Agent<'_> {
                     let known = self.squelches.rejected();
                     for (regex, why) in matcher.rejected() {
                         if !known.iter().any(|(seen, _)| seen == regex) {
-                            warn!(regex = %squelch::excerpt(regex), error = %why, "ignoring a stored squelch");
+                            // `why` quotes the start of the regex, never all of it.
+                            warn!(error = %why, "ignoring a stored squelch");
                         }
                     }
                     self.squelches = matcher;
