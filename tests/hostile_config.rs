@@ -42,7 +42,9 @@ fn a_base_interval_over_a_day_is_refused() {
     let (code, _, err) = validate(&with_agent("  base_interval: 86401\n"), &[]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("agent.base_interval: must be between 0.1 and 86400 seconds (a day), got `86401`"),
+        err.contains(
+            "agent.base_interval: must be between 0.1 and 86400 seconds (a day), got `86401`"
+        ),
         "{err}"
     );
 }
@@ -172,7 +174,13 @@ fn sections_of_the_wrong_shape_are_described_without_internal_type_names() {
         let (code, _, err) = validate(text, &[]);
         assert_eq!(code, 2, "{text}: {err}");
         assert!(err.contains(want), "{text}: {err}");
-        for internal in ["struct", "TypeOnly", "SectionTypes", "RawAgent", "RawConfig"] {
+        for internal in [
+            "struct",
+            "TypeOnly",
+            "SectionTypes",
+            "RawAgent",
+            "RawConfig",
+        ] {
             assert!(!err.contains(internal), "{text}: {err}");
         }
     }
@@ -316,19 +324,24 @@ fn an_empty_variable_is_an_empty_value_not_a_missing_key() {
 // See: #18
 #[test]
 fn a_variable_is_read_as_the_type_of_its_key() {
-    let text = with_agent("  base_interval: ${BI}\n  max_concurrency: ${MC}\n  log_format: ${FORMAT}\n");
+    let text =
+        with_agent("  base_interval: ${BI}\n  max_concurrency: ${MC}\n  log_format: ${FORMAT}\n");
     let (code, _, err) = validate(&text, &[("BI", "5"), ("MC", "8"), ("FORMAT", "json")]);
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = validate(&text, &[("BI", "0.01"), ("MC", "8"), ("FORMAT", "json")]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("agent.base_interval: must be between 0.1 and 86400 seconds (a day), got `0.01`"),
+        err.contains(
+            "agent.base_interval: must be between 0.1 and 86400 seconds (a day), got `0.01`"
+        ),
         "{err}"
     );
     let (code, _, err) = validate(&text, &[("BI", "5 # no"), ("MC", "8"), ("FORMAT", "json")]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("agent.base_interval: invalid type: string \"5 # no\", expected f64 at line 4 column 18"),
+        err.contains(
+            "agent.base_interval: invalid type: string \"5 # no\", expected f64 at line 4 column 18"
+        ),
         "{err}"
     );
 }

@@ -222,7 +222,7 @@ fn text_visitor<V>(target: V, lookup: Lookup<'_>) -> SubstVisitor<'_, V> {
     }
 }
 
-impl<'a, V> SubstVisitor<'a, V> {
+impl<V> SubstVisitor<'_, V> {
     /// The substituted text of a scalar handed to the target visitor.
     fn visit_text<'de, E: de::Error>(self, text: String) -> Result<V::Value, E>
     where
@@ -239,7 +239,10 @@ impl<'a, V> SubstVisitor<'a, V> {
 /// number or bool position: an integer, a float (`.inf` and `.nan` included,
 /// which validation then refuses), `true`/`false`, else the string itself
 /// (which the visitor then refuses with "invalid type: string ...").
-fn visit_plain<'de, V: Visitor<'de>, E: de::Error>(visitor: V, text: String) -> Result<V::Value, E> {
+fn visit_plain<'de, V: Visitor<'de>, E: de::Error>(
+    visitor: V,
+    text: String,
+) -> Result<V::Value, E> {
     let trimmed = text.trim();
     if let Ok(n) = trimmed.parse::<u64>() {
         return visitor.visit_u64(n);

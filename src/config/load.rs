@@ -183,3 +183,144 @@ pub(super) fn from_yaml_seed<'de, S: DeserializeSeed<'de>>(
     seed.deserialize(serde_yaml::Deserializer::from_str(text))
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::LogFormat;
+
+    /// Every kind of value the agent configuration has.
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Sample {
+        text: String,
+        number: f64,
+        count: usize,
+        flag: bool,
+        maybe: Option<String>,
+        list: Vec<String>,
+        map: BTreeMap<String, String>,
+        format: LogFormat,
+    }
+
+    const NASTY: &[&str] = &[
+        "xoxb-abc #def",
+        "a\nmetrics:\n  type: log",
+        "k: v",
+        "\"q",
+        "'q",
+        "{x",
+        "[x",
+        "*a",
+        "&a",
+        "!t",
+        "",
+        " padded ",
+        "${NESTED}",
+    ];
+
+    fn sample(value: &str) -> Result<Sample, String> {
+        let lookup = |var: &str| match var {
+            "V" => Some(value.to_string()),
+            "N" => Some("2.5".into()),
+            "C" => Some(" 7 ".into()),
+            "B" => Some("true".into()),
+            "F" => Some("json".into()),
+            _ => None,
+        };
+        // In a flow collection YAML ends a plain scalar at `{` and `}`, so
+        // `${V}` is quoted there, as it must be in a real file.
+        let text = "text: ${V}\nnumber: ${N}\ncount: ${C}\nflag: ${B}\nmaybe: ${V}\n\
+                    list: [\"${V}\", '${V}']\nmap: {\"${V}\": \"${V}\"}\nformat: ${F} # ${UNSET}\n";
+        from_agent_yaml(text, &lookup)
+    }
+
+    // See: #18
+    #[test]
+    fn a_variable_is_exactly_one_value_of_its_keys_type() {
+        for value in NASTY {
+            let got = sample(value).unwrap_or_else(|e| panic!("{value:?}: {e}"));
+            let want = Sample {
+                text: (*value).to_string(),
+                number: 2.5,
+                count: 7,
+                flag: true,
+                maybe: Some((*value).to_string()),
+                list: vec![(*value).to_string(); 2],
+                // Keys are names: not substituted.
+                map: BTreeMap::from([("${V}".to_string(), (*value).to_string())]),
+                format: LogFormat::Json,
+            };
+            assert_eq!(got, want, "{value:?}");
+        }
+    }
+
+    // See: #18
+    #[test]
+    fn an_unset_variable_is_an_error_at_its_key_and_line() {
+        let lookup = |_: &str| None;
+        let got = from_agent_yaml::<BTreeMap<String, String>>("a: x\nb: y${UNSET}\n", &lookup);
+        assert_eq!(
+            got.unwrap_err(),
+            "b: environment variable `UNSET` is not set at line 2 column 4"
+        );
+    }
+
+    // See: #18
+    #[test]
+    fn a_variable_that_is_not_a_number_is_refused_as_one() {
+        let lookup = |_: &str| Some("5 # seconds".to_string());
+        let got = from_agent_yaml::<BTreeMap<String, f64>>("a: ${X}\n", &lookup);
+        assert_eq!(
+            got.unwrap_err(),
+            "a: invalid type: string \"5 # seconds\", expected f64 at line 1 column 4"
+        );
+    }
+
+    // See: #18
+    #[test]
+    fn a_byte_order_mark_is_dropped() {
+        let lookup = |_: &str| None;
+        let got = from_agent_yaml::<BTreeMap<String, u64>>("\u{feff}a: 1\n", &lookup);
+        assert_eq!(got, Ok(BTreeMap::from([("a".to_string(), 1)])));
+    }
+
+    // See: #18
+    #[test]
+    fn long_quoted_values_are_cut_to_an_excerpt() {
+        let long = "9".repeat(300);
+        let cases = [
+            (
+                "short `value` kept".to_string(),
+                "short `value` kept".to_string(),
+            ),
+            (
+                format!("a: invalid type: floating point `{long}`, expected usize at line 1"),
+                format!(
+                    "a: invalid type: floating point `{}…`, expected usize at line 1",
+                    "9".repeat(32)
+                ),
+            ),
+            (
+                format!("a: invalid type: string \"{long}\", expected f64 at line 1"),
+                format!(
+                    "a: invalid type: string \"{}…\", expected f64 at line 1",
+                    "9".repeat(32)
+                ),
+            ),
+            (
+                "unbalanced ` tick".to_string(),
+                "unbalanced ` tick".to_string(),
+            ),
+        ];
+        for (message, want) in cases {
+            assert_eq!(shorten_quoted(&message), want);
+        }
+        assert_eq!(
+            excerpt("é".repeat(41).as_str()),
+            format!("{}…", "é".repeat(32))
+        );
+    }
+}

@@ -373,10 +373,7 @@ impl RawConfig {
         };
         problems.extend(alerters.validate());
         let database = resolve_database(self.database.unwrap_or_default(), base);
-        problems.extend(
-            DatabaseSection { config: &database }
-            .validate(),
-        );
+        problems.extend(DatabaseSection { config: &database }.validate());
         let metrics = self.metrics.map(|metrics| resolve_metrics(metrics, base));
         if let Some(metrics) = &metrics {
             problems.extend(metrics.validate());
@@ -731,5 +728,93 @@ mod tests {
         );
         assert_eq!(config.directory, Path::new("/etc/cimaa/checks.d"));
         assert_eq!(config.timeout, Duration::from_secs(42));
+    }
+
+    // See: #18
+    #[test]
+    fn durations_are_bounded_and_finite() {
+        let ok = [0.1, 1.0, 60.0, 86_400.0];
+        for secs in ok {
+            assert_eq!(bounded_seconds(secs), Ok(Duration::from_secs_f64(secs)));
+        }
+        let refused = [
+            (
+                1e-300,
+                "must be between 0.1 and 86400 seconds (a day), got `1e-300`",
+            ),
+            (
+                0.09,
+                "must be between 0.1 and 86400 seconds (a day), got `0.09`",
+            ),
+            (
+                86_400.5,
+                "must be between 0.1 and 86400 seconds (a day), got `86400.5`",
+            ),
+            (
+                1e300,
+                "must be between 0.1 and 86400 seconds (a day), got `1e300`",
+            ),
+            (0.0, "must be a positive number of seconds, got `0`"),
+            (-1.0, "must be a positive number of seconds, got `-1`"),
+            (f64::NAN, "must be a positive number of seconds, got `NaN`"),
+            (
+                f64::INFINITY,
+                "must be a positive number of seconds, got `inf`",
+            ),
+        ];
+        for (secs, want) in refused {
+            assert_eq!(bounded_seconds(secs), Err(want.to_string()), "{secs}");
+        }
+    }
+
+    // See: #18
+    #[test]
+    fn a_bad_base_interval_leaves_the_default_timeouts_alone() {
+        let mut raw = agent(None);
+        raw.base_interval_secs = 1e-300;
+        let (config, problems, warnings) = raw.validate(Path::new("/"), None);
+        assert_eq!(
+            problems,
+            ["agent.base_interval: must be between 0.1 and 86400 seconds (a day), got `1e-300`"]
+        );
+        assert!(warnings.is_empty());
+        assert_eq!(config.timeout, Duration::from_secs(42));
+    }
+
+    // See: #18
+    #[test]
+    fn timeouts_longer_than_a_tick_are_warnings() {
+        let mut raw = agent(None);
+        raw.base_interval_secs = 10.0;
+        raw.timeout_secs = Some(10.0);
+        raw.alert_timeout_secs = Some(12.5);
+        let (_, problems, warnings) = raw.validate(Path::new("/"), None);
+        assert!(problems.is_empty());
+        assert_eq!(
+            warnings,
+            [
+                "agent.alert_timeout: `12.5` seconds is longer than agent.base_interval (`10`), so a tick can run into the next"
+            ]
+        );
+    }
+
+    // See: #18
+    #[test]
+    fn reserved_agent_names_and_an_empty_dsn() {
+        for name in ["_", "_alerts"] {
+            let mut raw = agent(None);
+            raw.name = Some(name.into());
+            let (_, problems, _) = raw.validate(Path::new("/"), None);
+            assert_eq!(
+                problems,
+                [format!(
+                    "agent.name: `{name}` is reserved by the database layout"
+                )]
+            );
+        }
+        let mut raw = agent(None);
+        raw.sentry_dsn = Some(String::new());
+        let (config, problems, _) = raw.validate(Path::new("/"), None);
+        assert_eq!((config.sentry_dsn, problems.len()), (None, 0));
     }
 }
