@@ -447,8 +447,9 @@ impl RawAgent {
         let max_concurrency = match max_concurrency_env {
             Some(value) => value.trim().parse::<usize>().unwrap_or_else(|_| {
                 problems.push(format!(
-                    "environment variable `{}`: `{value}` is not a positive integer",
-                    crate::env::MAX_CONCURRENCY
+                    "environment variable `{}`: `{}` is not a positive integer",
+                    crate::env::MAX_CONCURRENCY,
+                    super::load::excerpt(&value)
                 ));
                 DEFAULT_MAX_CONCURRENCY
             }),
