@@ -347,6 +347,10 @@ async fn validate(config: &Config, healthchecks: bool) -> Result<ExitStatus, Cli
             config.agent.directory.display()
         ))
     })?;
+    // Allowed but probably not meant: said, and no reason to fail.
+    for warning in &config.warnings {
+        eprintln!("warning: {}: {warning}", config.path.display());
+    }
     let mut problems = 0;
     for check in &checks {
         if let CheckKind::Broken(message) = &check.kind {

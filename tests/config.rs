@@ -70,7 +70,7 @@ fn an_unset_environment_variable_is_named() {
     assert_eq!(code, 2);
     assert_eq!(
         err.trim(),
-        "error: DIR/agent.yaml: environment variable `CIMAA_TEST_SURELY_UNSET` is not set (used at line 2 column 9)"
+        "error: DIR/agent.yaml: agent.name: environment variable `CIMAA_TEST_SURELY_UNSET` is not set at line 2 column 9"
     );
 }
 

@@ -11,6 +11,7 @@ mod docs;
 mod dynamodb;
 mod fake_http;
 mod hostile_cli;
+mod hostile_config;
 mod layering;
 mod probes;
 mod servers;

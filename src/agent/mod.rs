@@ -187,6 +187,9 @@ pub async fn run(
     };
     agent.restore(previous);
     info!(agent = %name, directory = %config.agent.directory.display(), "agent started");
+    for warning in &config.warnings {
+        warn!(config = %config.path.display(), warning = %warning, "configuration warning");
+    }
 
     let (stop_sender, stop) = watch::channel(false);
     let reload = Arc::new(Notify::new());

@@ -158,17 +158,36 @@ impl KindOptions {
     }
 }
 
-/// A timeout option in seconds as a `Duration`.
+/// Shortest duration option (a tick, a timeout) in seconds: shorter ones
+/// make the agent spin rather than wait (#18).
+pub(crate) const MIN_SECONDS: f64 = 0.1;
+/// Longest duration option in seconds: a day.
+pub(crate) const MAX_SECONDS: f64 = 86_400.0;
+
+/// A timeout option in seconds as a `Duration`, between `MIN_SECONDS` and
+/// `MAX_SECONDS`.
 ///
 /// # Errors
-/// When `secs` is not positive or too large; the message names `key`.
+/// When `secs` is not a positive number (NaN and infinities included) or
+/// is out of bounds; the message names `key`.
 pub(crate) fn positive_seconds(key: &str, secs: f64) -> Result<Duration, String> {
-    match Duration::try_from_secs_f64(secs) {
-        Ok(d) if secs > 0.0 => Ok(d),
-        _ => Err(format!(
-            "`{key}` must be a positive number of seconds, got `{secs}`"
-        )),
+    // A huge or tiny value is shown in exponent form, not as 300 digits.
+    let shown = if secs != 0.0 && secs.is_finite() && !(1e-6..1e15).contains(&secs.abs()) {
+        format!("{secs:e}")
+    } else {
+        format!("{secs}")
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!(
+            "`{key}` must be a positive number of seconds, got `{shown}`"
+        ));
     }
+    if !(MIN_SECONDS..=MAX_SECONDS).contains(&secs) {
+        return Err(format!(
+            "`{key}` must be between {MIN_SECONDS} and {MAX_SECONDS} seconds (a day), got `{shown}`"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// A metric as a check reports it.

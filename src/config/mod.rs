@@ -5,7 +5,7 @@
 //!
 //! - `load`: reading YAML (the only user of `serde_yaml`) with file, key,
 //!   line and column in every error, and the error type;
-//! - `env_subst`: `${VAR}` substitution before the YAML is read;
+//! - `env_subst`: `${VAR}` substitution inside the scalar values YAML reads;
 //! - `sections`: the agent file's sections as written and their validation;
 //! - `check_file`: check files, the check directory and parallel loading.
 //!
@@ -42,6 +42,9 @@ pub struct Config {
     /// Further alerters by name (`alerters:`), for routing and fallbacks.
     pub alerters: BTreeMap<String, AlerterConfig>,
     pub metrics: Option<SinkConfig>,
+    /// Things that are allowed but probably not meant (a `timeout` longer
+    /// than a tick): `cimaa validate` prints them, the agent logs them.
+    pub warnings: Vec<String>,
 }
 
 /// What loading a check file needs from the agent configuration.

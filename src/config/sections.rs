@@ -27,7 +27,7 @@ use crate::sinks::{KinesisConfig, LogConfig, SinkConfig};
 
 /// The `agent:` section as written.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a mapping of agent options")]
 struct RawAgent {
     /// Agent name (default: the host's FQDN).
     name: Option<String>,
@@ -43,8 +43,9 @@ struct RawAgent {
     /// Bound on each tick's alert deliveries in seconds (default: 20% of a tick).
     #[serde(rename = "alert_timeout")]
     alert_timeout_secs: Option<f64>,
-    /// Level or tracing filter directives.
-    #[serde(default = "default_logging")]
+    /// Level or tracing filter directives, checked as the log filter will
+    /// read them (here, so that an error has its line).
+    #[serde(default = "default_logging", deserialize_with = "filter_directives")]
     logging: String,
     /// `text` (default) or `json`.
     #[serde(default)]
@@ -67,8 +68,32 @@ fn default_logging() -> String {
 /// Checks and probes in flight at once unless configured.
 const DEFAULT_MAX_CONCURRENCY: usize = 256;
 
+/// `logging:`, refused unless tracing-subscriber's `EnvFilter` reads it:
+/// the log filter would otherwise fall back to `info` without a word. The
+/// check runs in the visitor, while serde_yaml still knows the line.
+fn filter_directives<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    struct Directives;
+    impl Visitor<'_> for Directives {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a level or tracing filter directives")
+        }
+        fn visit_str<E: de::Error>(self, directives: &str) -> Result<String, E> {
+            match tracing_subscriber::EnvFilter::try_new(directives) {
+                Ok(_) => Ok(directives.to_string()),
+                Err(e) => Err(E::custom(format!(
+                    "`{}` is not a level or tracing filter directives: {e}",
+                    super::load::excerpt(directives)
+                ))),
+            }
+        }
+    }
+    deserializer.deserialize_str(Directives)
+}
+
 /// One section read for its `type:` only (the first pass).
 #[derive(Deserialize, Default)]
+#[serde(expecting = "a mapping with `type`")]
 struct TypeOnly {
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -77,6 +102,7 @@ struct TypeOnly {
 /// The first pass over the file: the `type:` of each backend section, which
 /// tells the second pass which struct each section is.
 #[derive(Deserialize)]
+#[serde(expecting = "a mapping with `agent`, `database`, `alerter`, `alerters` and `metrics`")]
 pub(super) struct SectionTypes {
     database: Option<TypeOnly>,
     alerter: Option<TypeOnly>,
@@ -110,7 +136,17 @@ pub(super) struct RawConfig {
     metrics: Option<SinkConfig>,
 }
 
-const TOP_KEYS: &[&str] = &["agent", "database", "alerter", "alerters", "metrics"];
+/// A top-level key, read as an identifier so that an unknown one is
+/// refused where it is read and the message has its line.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum TopKey {
+    Agent,
+    Database,
+    Alerter,
+    Alerters,
+    Metrics,
+}
 
 /// Reads the whole file, each backend section as the struct its `type` names.
 pub(super) struct ConfigSeed {
@@ -140,31 +176,30 @@ impl<'de> Visitor<'de> for ConfigSeed {
             alerters: BTreeMap::new(),
             metrics: None,
         };
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "agent" => raw.agent = Some(map.next_value()?),
-                "database" => {
+        while let Some(key) = map.next_key::<TopKey>()? {
+            match key {
+                TopKey::Agent => raw.agent = Some(map.next_value()?),
+                TopKey::Database => {
                     raw.database = Some(
                         map.next_value_seed(Section::<DbConfig>::new(self.database.as_deref()))?,
                     );
                 }
-                "alerter" => {
+                TopKey::Alerter => {
                     raw.alerter =
                         Some(map.next_value_seed(Section::<AlerterConfig>::new(
                             self.alerter.as_deref(),
                         ))?);
                 }
-                "alerters" => {
+                TopKey::Alerters => {
                     raw.alerters = map.next_value_seed(NamedAlerters {
                         types: &self.alerters,
                     })?;
                 }
-                "metrics" => {
+                TopKey::Metrics => {
                     raw.metrics = Some(
                         map.next_value_seed(Section::<SinkConfig>::new(self.metrics.as_deref()))?,
                     );
                 }
-                other => return Err(de::Error::unknown_field(other, TOP_KEYS)),
             }
         }
         Ok(raw)
@@ -321,7 +356,7 @@ impl RawConfig {
         let Some(agent) = self.agent else {
             return Err(vec!["missing section `agent`".into()]);
         };
-        let (agent, mut problems) = agent.validate(base, max_concurrency_env);
+        let (agent, mut problems, warnings) = agent.validate(base, max_concurrency_env);
         let Some(alerter) = self.alerter else {
             problems.push(
                 "missing section `alerter` (an agent that cannot page is not monitoring)".into(),
@@ -338,13 +373,7 @@ impl RawConfig {
         };
         problems.extend(alerters.validate());
         let database = resolve_database(self.database.unwrap_or_default(), base);
-        problems.extend(
-            DatabaseSection {
-                config: &database,
-                agent: &agent.name,
-            }
-            .validate(),
-        );
+        problems.extend(DatabaseSection { config: &database }.validate());
         let metrics = self.metrics.map(|metrics| resolve_metrics(metrics, base));
         if let Some(metrics) = &metrics {
             problems.extend(metrics.validate());
@@ -359,6 +388,7 @@ impl RawConfig {
             alerter: alerters.default,
             alerters: alerters.named,
             metrics,
+            warnings,
         })
     }
 }
@@ -370,28 +400,45 @@ impl RawAgent {
     ///
     /// Returns the section even when it has problems, so that the other
     /// sections are still checked against it; the problems are listed in
-    /// the order of the file's keys.
+    /// the order of the file's keys, then the warnings (allowed, but
+    /// probably not meant).
     fn validate(
         self,
         base: &Path,
         max_concurrency_env: Option<String>,
-    ) -> (AgentConfig, Vec<String>) {
+    ) -> (AgentConfig, Vec<String>, Vec<String>) {
         let mut problems = Vec::new();
-        let base_interval = self.base_interval_secs;
-        if !(base_interval.is_finite() && base_interval > 0.0) {
-            problems.push(format!(
-                "agent.base_interval: must be a positive number of seconds, got `{base_interval}`"
-            ));
-        }
+        let mut warnings = Vec::new();
+        let base_interval = match bounded_seconds(self.base_interval_secs) {
+            Ok(_) => self.base_interval_secs,
+            Err(why) => {
+                problems.push(format!("agent.base_interval: {why}"));
+                // The timeouts' defaults are shares of a tick; with the tick
+                // refused, take the default tick so that they are not
+                // reported too (they are not in the file).
+                default_base_interval_secs()
+            }
+        };
         let mut seconds = |key: &str, value: Option<f64>, share: f64| -> Duration {
-            let secs = value.unwrap_or(base_interval * share);
-            match Duration::try_from_secs_f64(secs) {
-                Ok(d) if secs > 0.0 => d,
-                _ => {
-                    problems.push(format!(
-                        "agent.{key}: must be a positive number of seconds, got `{secs}`"
-                    ));
-                    Duration::from_secs(1)
+            let Some(secs) = value else {
+                // A share of a valid tick: between 0.02 s and a day.
+                return Duration::from_secs_f64(base_interval * share);
+            };
+            match bounded_seconds(secs) {
+                Ok(duration) => {
+                    if secs > base_interval {
+                        warnings.push(format!(
+                            "agent.{key}: `{}` seconds is longer than agent.base_interval \
+                             (`{}`), so a tick can run into the next",
+                            seconds_text(secs),
+                            seconds_text(base_interval)
+                        ));
+                    }
+                    duration
+                }
+                Err(why) => {
+                    problems.push(format!("agent.{key}: {why}"));
+                    Duration::from_secs_f64(base_interval * share)
                 }
             }
         };
@@ -400,8 +447,9 @@ impl RawAgent {
         let max_concurrency = match max_concurrency_env {
             Some(value) => value.trim().parse::<usize>().unwrap_or_else(|_| {
                 problems.push(format!(
-                    "environment variable `{}`: `{value}` is not a positive integer",
-                    crate::env::MAX_CONCURRENCY
+                    "environment variable `{}`: `{}` is not a positive integer",
+                    crate::env::MAX_CONCURRENCY,
+                    super::load::excerpt(&value)
                 ));
                 DEFAULT_MAX_CONCURRENCY
             }),
@@ -418,10 +466,25 @@ impl RawAgent {
             Some(name) => name,
             None => crate::host::fqdn(),
         };
-        if let Some(dsn) = &self.sentry_dsn
+        // The names the database keeps its own rows under (heartbeats,
+        // alert claims): refused whatever the database, since a
+        // configuration moves between backends and peers share the table.
+        if crate::db::dynamodb::is_reserved_agent(&name) {
+            problems.push(format!(
+                "agent.name: `{}` is reserved by the database layout",
+                super::load::excerpt(&name)
+            ));
+        }
+        // An empty DSN (`sentry_dsn: ${SENTRY_DSN}` with the variable set
+        // to nothing) means no Sentry, as an absent key does.
+        let sentry_dsn = self.sentry_dsn.filter(|dsn| !dsn.is_empty());
+        if let Some(dsn) = &sentry_dsn
             && let Err(e) = dsn.parse::<sentry::types::Dsn>()
         {
-            problems.push(format!("agent.sentry_dsn: invalid DSN `{dsn}`: {e}"));
+            problems.push(format!(
+                "agent.sentry_dsn: invalid DSN `{}`: {e}",
+                super::load::excerpt(dsn)
+            ));
         }
         let agent = AgentConfig {
             name,
@@ -431,10 +494,42 @@ impl RawAgent {
             alert_timeout,
             logging: self.logging,
             log_format: self.log_format,
-            sentry_dsn: self.sentry_dsn,
+            sentry_dsn,
             max_concurrency,
         };
-        (agent, problems)
+        (agent, problems, warnings)
+    }
+}
+
+/// `secs` as a duration option, if within the bounds every duration
+/// option shares (`checks::MIN_SECONDS` to `MAX_SECONDS`).
+///
+/// # Errors
+/// Why not, as the end of a sentence that starts with the key.
+fn bounded_seconds(secs: f64) -> Result<Duration, String> {
+    use crate::checks::{MAX_SECONDS, MIN_SECONDS};
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!(
+            "must be a positive number of seconds, got `{}`",
+            seconds_text(secs)
+        ));
+    }
+    if !(MIN_SECONDS..=MAX_SECONDS).contains(&secs) {
+        return Err(format!(
+            "must be between {MIN_SECONDS} and {MAX_SECONDS} seconds (a day), got `{}`",
+            seconds_text(secs)
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A number of seconds as a user wrote it, in exponent form when it is huge
+/// or tiny (`1e300` rather than 301 digits).
+fn seconds_text(secs: f64) -> String {
+    if secs != 0.0 && secs.is_finite() && !(1e-6..1e15).contains(&secs.abs()) {
+        format!("{secs:e}")
+    } else {
+        format!("{secs}")
     }
 }
 
@@ -525,10 +620,9 @@ fn resolve_database(database: DbConfig, base: &Path) -> DbConfig {
     }
 }
 
-/// The `database:` section and the agent name its table layout must allow.
+/// The `database:` section.
 struct DatabaseSection<'a> {
     config: &'a DbConfig,
-    agent: &'a str,
 }
 
 impl DatabaseSection<'_> {
@@ -537,16 +631,9 @@ impl DatabaseSection<'_> {
         let DbConfig::DynamoDb(dynamodb) = self.config else {
             return Vec::new();
         };
-        // The backend validates its own options; the reserved agent name
-        // is a rule across sections, so it is checked here.
-        let mut problems = dynamodb.validate();
-        if crate::db::dynamodb::is_reserved_agent(self.agent) {
-            problems.push(format!(
-                "agent.name: `{}` is reserved by the dynamodb table layout",
-                self.agent
-            ));
-        }
-        problems
+        // The backend validates its own options; the reserved agent names
+        // are refused with the `agent` section, for every backend.
+        dynamodb.validate()
     }
 }
 
@@ -630,11 +717,11 @@ mod tests {
     #[test]
     fn the_environment_overrides_max_concurrency() {
         let base = Path::new("/etc/cimaa");
-        let (config, problems) = agent(Some(8)).validate(base, None);
+        let (config, problems, _) = agent(Some(8)).validate(base, None);
         assert_eq!((config.max_concurrency, problems.len()), (8, 0));
-        let (config, problems) = agent(Some(8)).validate(base, Some(" 32 ".into()));
+        let (config, problems, _) = agent(Some(8)).validate(base, Some(" 32 ".into()));
         assert_eq!((config.max_concurrency, problems.len()), (32, 0));
-        let (config, problems) = agent(None).validate(base, Some("many".into()));
+        let (config, problems, _) = agent(None).validate(base, Some("many".into()));
         assert_eq!(config.max_concurrency, DEFAULT_MAX_CONCURRENCY);
         assert_eq!(
             problems,
@@ -642,5 +729,93 @@ mod tests {
         );
         assert_eq!(config.directory, Path::new("/etc/cimaa/checks.d"));
         assert_eq!(config.timeout, Duration::from_secs(42));
+    }
+
+    // See: #18
+    #[test]
+    fn durations_are_bounded_and_finite() {
+        let ok = [0.1, 1.0, 60.0, 86_400.0];
+        for secs in ok {
+            assert_eq!(bounded_seconds(secs), Ok(Duration::from_secs_f64(secs)));
+        }
+        let refused = [
+            (
+                1e-300,
+                "must be between 0.1 and 86400 seconds (a day), got `1e-300`",
+            ),
+            (
+                0.09,
+                "must be between 0.1 and 86400 seconds (a day), got `0.09`",
+            ),
+            (
+                86_400.5,
+                "must be between 0.1 and 86400 seconds (a day), got `86400.5`",
+            ),
+            (
+                1e300,
+                "must be between 0.1 and 86400 seconds (a day), got `1e300`",
+            ),
+            (0.0, "must be a positive number of seconds, got `0`"),
+            (-1.0, "must be a positive number of seconds, got `-1`"),
+            (f64::NAN, "must be a positive number of seconds, got `NaN`"),
+            (
+                f64::INFINITY,
+                "must be a positive number of seconds, got `inf`",
+            ),
+        ];
+        for (secs, want) in refused {
+            assert_eq!(bounded_seconds(secs), Err(want.to_string()), "{secs}");
+        }
+    }
+
+    // See: #18
+    #[test]
+    fn a_bad_base_interval_leaves_the_default_timeouts_alone() {
+        let mut raw = agent(None);
+        raw.base_interval_secs = 1e-300;
+        let (config, problems, warnings) = raw.validate(Path::new("/"), None);
+        assert_eq!(
+            problems,
+            ["agent.base_interval: must be between 0.1 and 86400 seconds (a day), got `1e-300`"]
+        );
+        assert!(warnings.is_empty());
+        assert_eq!(config.timeout, Duration::from_secs(42));
+    }
+
+    // See: #18
+    #[test]
+    fn timeouts_longer_than_a_tick_are_warnings() {
+        let mut raw = agent(None);
+        raw.base_interval_secs = 10.0;
+        raw.timeout_secs = Some(10.0);
+        raw.alert_timeout_secs = Some(12.5);
+        let (_, problems, warnings) = raw.validate(Path::new("/"), None);
+        assert!(problems.is_empty());
+        assert_eq!(
+            warnings,
+            [
+                "agent.alert_timeout: `12.5` seconds is longer than agent.base_interval (`10`), so a tick can run into the next"
+            ]
+        );
+    }
+
+    // See: #18
+    #[test]
+    fn reserved_agent_names_and_an_empty_dsn() {
+        for name in ["_", "_alerts"] {
+            let mut raw = agent(None);
+            raw.name = Some(name.into());
+            let (_, problems, _) = raw.validate(Path::new("/"), None);
+            assert_eq!(
+                problems,
+                [format!(
+                    "agent.name: `{name}` is reserved by the database layout"
+                )]
+            );
+        }
+        let mut raw = agent(None);
+        raw.sentry_dsn = Some(String::new());
+        let (config, problems, _) = raw.validate(Path::new("/"), None);
+        assert_eq!((config.sentry_dsn, problems.len()), (None, 0));
     }
 }
