@@ -153,35 +153,91 @@ fn checks_of_file(scope: &Scope, path: &Path, text: &str) -> Vec<CheckDef> {
         .collect()
 }
 
-/// Longest error detail quoted whole, in bytes.
-const DETAIL_MAX: usize = 300;
-/// What a longer detail keeps of its start, in bytes at most.
-const DETAIL_HEAD: usize = 160;
-/// Longest location suffix (` at line L column C, while ...`) kept whole.
+/// Longest quoted value (`"..."` or `` `...` ``) an error detail keeps whole, in bytes.
+const QUOTE_MAX: usize = 80;
+/// What a longer quoted value keeps of its start, in bytes at most.
+const QUOTE_KEEP: usize = 40;
+/// Longest error detail kept whole once its quotes are short, in bytes.
+const DETAIL_MAX: usize = 600;
+/// Longest location suffix (` at line L column C`) kept after a cut.
 const LOCATION_MAX: usize = 120;
 
-/// An error detail as the user should read it: serde's words for what was
-/// written made plain, and a long one (a 5 MB scalar quoted by
-/// `invalid type: string "..."`) cut to its start and its location, so a
-/// broken file never puts its content (secrets included) into a fault.
+/// An error detail quoting at most a short excerpt of what the file says.
+///
+/// serde quotes the value it did not expect whole (`invalid type: string
+/// "..."`): with a 5 MB scalar that is the whole file, secrets included, in
+/// a fault that is stored, logged and sent to PagerDuty. Each long quoted
+/// value keeps its start and says how much was cut; should the detail still
+/// be long, it keeps its start and its location.
 fn excerpt(detail: &str) -> String {
-    let detail = detail.replace("invalid type: unit value", "invalid type: an empty value");
-    if detail.len() <= DETAIL_MAX {
-        return detail;
+    let short = shorten_quotes(detail);
+    if short.len() <= DETAIL_MAX {
+        return short;
     }
-    let location = detail
+    let location = short
         .rfind(" at line ")
-        .filter(|at| detail.len() - at <= LOCATION_MAX)
-        .map_or("", |at| &detail[at..]);
-    let mut cut = DETAIL_HEAD;
-    while !detail.is_char_boundary(cut) {
+        .filter(|at| short.len() - at <= LOCATION_MAX)
+        .map_or("", |at| &short[at..]);
+    let mut cut = DETAIL_MAX - LOCATION_MAX;
+    while !short.is_char_boundary(cut) {
         cut -= 1;
     }
     format!(
         "{} ... [{} bytes cut]{location}",
-        &detail[..cut],
-        detail.len() - cut - location.len()
+        &short[..cut],
+        short.len() - cut - location.len()
     )
+}
+
+/// `text` with every quoted value longer than `QUOTE_MAX` bytes cut to its
+/// first `QUOTE_KEEP` bytes and `... [N bytes cut]`.
+fn shorten_quotes(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len().min(DETAIL_MAX));
+    let mut rest = text;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = &rest[open..=open];
+        out.push_str(&rest[..=open]);
+        let body = &rest[open + 1..];
+        let Some(close) = closing_quote(body, quote) else {
+            rest = body;
+            break;
+        };
+        let inner = &body[..close];
+        if inner.len() > QUOTE_MAX {
+            let mut cut = QUOTE_KEEP;
+            while !inner.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.push_str(&inner[..cut]);
+            let _ = write!(out, "... [{} bytes cut]", inner.len() - cut);
+        } else {
+            out.push_str(inner);
+        }
+        out.push_str(quote);
+        rest = &body[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where a quoted value that starts `body` ends: the next backquote, or the
+/// next double quote not escaped with a backslash (serde quotes strings as
+/// Rust's `Debug` does).
+fn closing_quote(body: &str, quote: &str) -> Option<usize> {
+    if quote == "`" {
+        return body.find('`');
+    }
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 impl RawCheck {
@@ -620,12 +676,34 @@ mod tests {
         };
         assert!(message.len() < 400, "{} bytes", message.len());
         assert!(!message.contains("hunter2"), "{message}");
+        let start = format!("\"{}... [", "a".repeat(40));
         assert!(
-            message.starts_with("error parsing /c/app.yaml: invalid type: string \"aaa"),
+            message.starts_with("error parsing /c/app.yaml: invalid type: string ")
+                && message.contains(&start)
+                && message.contains(" bytes cut]\", expected a mapping of check names to checks"),
             "{message}"
         );
-        assert!(message.contains(" bytes cut]"), "{message}");
-        assert!(message.ends_with(" at line 1 column 1"), "{message}");
+    }
+
+    // See: #18
+    #[test]
+    fn long_quoted_values_are_cut_and_the_rest_of_the_detail_kept() {
+        let long = "é".repeat(100);
+        let cases = [
+            ("unknown field `x`, expected `a`".to_string(), "unknown field `x`, expected `a`".to_string()),
+            (
+                format!("invalid type: string \"{long}\\\"{long}\", expected a check at line 2 column 3"),
+                format!("invalid type: string \"{}... [362 bytes cut]\", expected a check at line 2 column 3", "é".repeat(20)),
+            ),
+            (
+                format!("unknown field `{long}`"),
+                format!("unknown field `{}... [160 bytes cut]`", "é".repeat(20)),
+            ),
+            ("an open quote \"never closed".to_string(), "an open quote \"never closed".to_string()),
+        ];
+        for (detail, want) in cases {
+            assert_eq!(excerpt(&detail), want);
+        }
     }
 
     // See: #18
@@ -646,10 +724,6 @@ mod tests {
             (
                 "x: 5\n",
                 "error loading check /c/app.yaml [x]: x: invalid type: integer `5`, expected a check (a mapping with one of `command`, `http`, `tcp` or `socket`) at line 1 column 4",
-            ),
-            (
-                "x:\n",
-                "error loading check /c/app.yaml [x]: x: invalid type: an empty value, expected a check (a mapping with one of `command`, `http`, `tcp` or `socket`) at line 1 column 3",
             ),
             (
                 "x:\n  http: http://h/\n",
