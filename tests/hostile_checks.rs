@@ -49,7 +49,10 @@ fn two_files_with_one_stem_fail_validate_naming_both() {
 fn two_files_with_one_stem_run_neither_and_page_once() {
     let env = Env::new();
     env.write_check("good.yaml", "a:\n  command: echo OK\n");
-    env.write_check("good.yml", "a:\n  command: echo 'CRIT'; exit 2\n  retry: 0\n");
+    env.write_check(
+        "good.yml",
+        "a:\n  command: echo 'CRIT'; exit 2\n  retry: 0\n",
+    );
     for _ in 0..3 {
         env.once();
     }
@@ -86,8 +89,14 @@ fn a_dangling_symlink_a_loop_and_a_directory_are_critical_faults() {
     env.once();
     let want = [
         ("gone", "a dangling symlink to `/nowhere/gone.yaml`"),
-        ("loop1", "a symlink loop (too many levels of symbolic links)"),
-        ("loop2", "a symlink loop (too many levels of symbolic links)"),
+        (
+            "loop1",
+            "a symlink loop (too many levels of symbolic links)",
+        ),
+        (
+            "loop2",
+            "a symlink loop (too many levels of symbolic links)",
+        ),
         ("folder", "a directory, not a check file"),
     ];
     for (stem, detail) in want {
@@ -160,12 +169,9 @@ fn a_plugin_json_severity_outside_the_levels_is_a_json_error() {
     let fault = env.fault(&format!("{check}#json-error")).unwrap();
     assert_eq!(fault["severity"], 40);
     assert!(
-        fault["message"]
-            .as_str()
-            .unwrap()
-            .starts_with(
-                "faults[0]: `severity` must be 20, 30, 40 or an integer of at least 50, got `-5`"
-            ),
+        fault["message"].as_str().unwrap().starts_with(
+            "faults[0]: `severity` must be 20, 30, 40 or an integer of at least 50, got `-5`"
+        ),
         "{fault}"
     );
 }

@@ -170,76 +170,89 @@ impl Scanner {
             .collect();
         let mut checks: Vec<Arc<CheckDef>> = clashes.into_iter().map(Arc::new).collect();
         for (path, stamp) in stamped {
-            let Some(loaded) = parsed.remove(&path) else {
-                if let Some(cached) = self.files.get(&path) {
-                    checks.extend(cached.checks.iter().cloned());
-                }
-                continue;
-            };
-            // A dangling link has no target to date: its own time counts.
-            let modified = stamp.map_or_else(
-                || {
-                    std::fs::symlink_metadata(&path)
-                        .and_then(|m| m.modified())
-                        .unwrap_or(SystemTime::UNIX_EPOCH)
-                },
-                |s| s.modified,
-            );
-            let fresh =
-                now.duration_since(modified).is_ok_and(|age| age < SETTLE) || modified > now;
-            let definitions = match loaded {
-                Loaded::Gone => {
-                    self.files.remove(&path);
-                    continue;
-                }
-                Loaded::Unreadable(broken) => {
-                    if let Some(previous) = self.files.get(&path) {
-                        checks.extend(
-                            previous
-                                .checks
-                                .iter()
-                                .filter(|c| c.name != broken.name)
-                                .cloned(),
-                        );
+            match parsed.remove(&path) {
+                Some(loaded) => self.take(path, stamp, loaded, now, &mut checks),
+                None => {
+                    if let Some(cached) = self.files.get(&path) {
+                        checks.extend(cached.checks.iter().cloned());
                     }
-                    if fresh {
-                        debug!(file = %path.display(), "check file changed just now and cannot be read; waiting for the next scan");
-                    } else {
-                        checks.push(Arc::new(broken));
-                    }
-                    continue;
                 }
-                Loaded::Read(definitions) => definitions,
-            };
-            // Not `into_iter().map(Arc::new).collect()`: that reuses the
-            // definitions' allocation (in-place collect) and so keeps a
-            // definition's size per check alive for a pointer's worth.
-            let mut loaded = Vec::with_capacity(definitions.len());
-            loaded.extend(definitions.into_iter().map(Arc::new));
-            let broken = loaded
-                .iter()
-                .any(|c| matches!(c.kind, CheckKind::Broken(_)));
-            if broken && fresh {
-                debug!(file = %path.display(), "check file changed just now and does not load; waiting for the next scan");
-                if let Some(previous) = self.files.get(&path) {
-                    checks.extend(previous.checks.iter().cloned());
-                }
-                continue;
-            }
-            checks.extend(loaded.iter().cloned());
-            // Read though it could not be stat'ed (it appeared meanwhile):
-            // not cached, so the next scan reads it again.
-            if let Some(stamp) = stamp {
-                self.files.insert(
-                    path,
-                    CachedFile {
-                        stamp,
-                        checks: loaded,
-                    },
-                );
             }
         }
         checks
+    }
+
+    /// Takes what reading one changed file gave into the cache and adds the
+    /// checks it runs now to `checks`.
+    fn take(
+        &mut self,
+        path: PathBuf,
+        stamp: Option<Stamp>,
+        loaded: Loaded,
+        now: SystemTime,
+        checks: &mut Vec<Arc<CheckDef>>,
+    ) {
+        // A dangling link has no target to date: its own time counts.
+        let modified = stamp.map_or_else(
+            || {
+                std::fs::symlink_metadata(&path)
+                    .and_then(|m| m.modified())
+                    .unwrap_or(SystemTime::UNIX_EPOCH)
+            },
+            |s| s.modified,
+        );
+        let fresh = now.duration_since(modified).is_ok_and(|age| age < SETTLE) || modified > now;
+        let definitions = match loaded {
+            Loaded::Gone => {
+                self.files.remove(&path);
+                return;
+            }
+            Loaded::Unreadable(broken) => {
+                if let Some(previous) = self.files.get(&path) {
+                    checks.extend(
+                        previous
+                            .checks
+                            .iter()
+                            .filter(|c| c.name != broken.name)
+                            .cloned(),
+                    );
+                }
+                if fresh {
+                    debug!(file = %path.display(), "check file changed just now and cannot be read; waiting for the next scan");
+                } else {
+                    checks.push(Arc::new(broken));
+                }
+                return;
+            }
+            Loaded::Read(definitions) => definitions,
+        };
+        // Not `into_iter().map(Arc::new).collect()`: that reuses the
+        // definitions' allocation (in-place collect) and so keeps a
+        // definition's size per check alive for a pointer's worth.
+        let mut loaded = Vec::with_capacity(definitions.len());
+        loaded.extend(definitions.into_iter().map(Arc::new));
+        let broken = loaded
+            .iter()
+            .any(|c| matches!(c.kind, CheckKind::Broken(_)));
+        if broken && fresh {
+            debug!(file = %path.display(), "check file changed just now and does not load; waiting for the next scan");
+            if let Some(previous) = self.files.get(&path) {
+                checks.extend(previous.checks.iter().cloned());
+            }
+            return;
+        }
+        checks.extend(loaded.iter().cloned());
+        // Read though it could not be stat'ed (it appeared meanwhile): not
+        // cached, so the next scan reads it again.
+        if let Some(stamp) = stamp {
+            self.files.insert(
+                path,
+                CachedFile {
+                    stamp,
+                    checks: loaded,
+                },
+            );
+        }
     }
 }
 
@@ -257,7 +270,7 @@ mod tests {
             directory: dir.path().to_path_buf(),
             files: HashMap::new(),
         };
-        (dir, scanner, SystemTime::now() + Duration::from_secs(60))
+        (dir, scanner, SystemTime::now() + Duration::from_mins(1))
     }
 
     /// `(name, broken message or "")` of each check, sorted.
@@ -304,7 +317,10 @@ mod tests {
         assert_eq!(got.len(), 2, "{got:?}");
         for (name, message) in got {
             assert!(name == "//web1/a/" || name == "//web1/b/", "{name}");
-            assert!(message.ends_with(": a symlink loop (too many levels of symbolic links)"), "{message}");
+            assert!(
+                message.ends_with(": a symlink loop (too many levels of symbolic links)"),
+                "{message}"
+            );
         }
     }
 
@@ -316,7 +332,11 @@ mod tests {
         let got = summary(&scanner.scan(now));
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].0, "//web1/x/");
-        assert!(got[0].1.ends_with(": a directory, not a check file"), "{}", got[0].1);
+        assert!(
+            got[0].1.ends_with(": a directory, not a check file"),
+            "{}",
+            got[0].1
+        );
     }
 
     // See: #18
@@ -373,8 +393,8 @@ mod tests {
         std::fs::write(dir.path().join("good.yaml"), "a:\n  command: echo a\n").unwrap();
         std::fs::write(dir.path().join("good.yml"), "a:\n  command: echo b\n").unwrap();
         std::fs::write(dir.path().join("other.yaml"), "b:\n  command: echo c\n").unwrap();
-        let yaml = dir.path().join("good.yaml");
-        let yml = dir.path().join("good.yml");
+        let first = dir.path().join("good.yaml");
+        let second = dir.path().join("good.yml");
         for _ in 0..2 {
             assert_eq!(
                 summary(&scanner.scan(now)),
@@ -383,8 +403,8 @@ mod tests {
                         "//web1/good/".to_string(),
                         format!(
                             "check files `{}` and `{}` have the same stem `good`: neither runs until one is renamed or removed",
-                            yaml.display(),
-                            yml.display()
+                            first.display(),
+                            second.display()
                         )
                     ),
                     ("//web1/other/b".to_string(), String::new()),

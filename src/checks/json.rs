@@ -61,12 +61,9 @@ fn fault(item: &Value) -> Result<RawFault, String> {
     let item = object(item)?;
     let severity = match item.get("severity") {
         None => return Err("missing key `severity`".into()),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .and_then(severity_number)
-            .ok_or_else(|| {
-                format!("`severity` must be 20, 30, 40 or an integer of at least 50, got `{n}`")
-            })?,
+        Some(Value::Number(n)) => n.as_i64().and_then(severity_number).ok_or_else(|| {
+            format!("`severity` must be 20, 30, 40 or an integer of at least 50, got `{n}`")
+        })?,
         Some(Value::String(name)) => Severity::from_name(name).ok_or_else(|| {
             format!("unknown severity `{name}` (use info, warning, error or critical)")
         })?,
@@ -262,7 +259,11 @@ mod tests {
         }
         for good in [20, 30, 40, 50, 60, i64::MAX] {
             let text = format!(r#"{{"faults": [{{"severity": {good}, "message": "m"}}]}}"#);
-            assert_eq!(parse(&text).unwrap().0[0].severity, Severity(good), "{good}");
+            assert_eq!(
+                parse(&text).unwrap().0[0].severity,
+                Severity(good),
+                "{good}"
+            );
         }
     }
 

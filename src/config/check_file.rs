@@ -113,7 +113,7 @@ fn checks_of_file(scope: &Scope, path: &Path, text: &str) -> Vec<CheckDef> {
                 return vec![CheckDef::broken(
                     format!("//{agent}/{stem}/"),
                     path,
-                    format!("error parsing {display}: {}", excerpt(&e.to_string())),
+                    format!("error parsing {display}: {}", excerpt(&e)),
                 )];
             }
             // Some entry is bad: isolate each one, so the others still run.
@@ -690,16 +690,27 @@ mod tests {
     fn long_quoted_values_are_cut_and_the_rest_of_the_detail_kept() {
         let long = "é".repeat(100);
         let cases = [
-            ("unknown field `x`, expected `a`".to_string(), "unknown field `x`, expected `a`".to_string()),
             (
-                format!("invalid type: string \"{long}\\\"{long}\", expected a check at line 2 column 3"),
-                format!("invalid type: string \"{}... [362 bytes cut]\", expected a check at line 2 column 3", "é".repeat(20)),
+                "unknown field `x`, expected `a`".to_string(),
+                "unknown field `x`, expected `a`".to_string(),
+            ),
+            (
+                format!(
+                    "invalid type: string \"{long}\\\"{long}\", expected a check at line 2 column 3"
+                ),
+                format!(
+                    "invalid type: string \"{}... [362 bytes cut]\", expected a check at line 2 column 3",
+                    "é".repeat(20)
+                ),
             ),
             (
                 format!("unknown field `{long}`"),
                 format!("unknown field `{}... [160 bytes cut]`", "é".repeat(20)),
             ),
-            ("an open quote \"never closed".to_string(), "an open quote \"never closed".to_string()),
+            (
+                "an open quote \"never closed".to_string(),
+                "an open quote \"never closed".to_string(),
+            ),
         ];
         for (detail, want) in cases {
             assert_eq!(excerpt(&detail), want);
@@ -714,7 +725,10 @@ mod tests {
             panic!("expected a broken check")
         };
         assert!(message.len() < 400, "{} bytes", message.len());
-        assert!(message.starts_with("error loading check /c/app.yaml [x]: "), "{message}");
+        assert!(
+            message.starts_with("error loading check /c/app.yaml [x]: "),
+            "{message}"
+        );
     }
 
     // See: #18
@@ -733,7 +747,10 @@ mod tests {
         for (text, want) in cases {
             match &load(text)[0].kind {
                 CheckKind::Broken(message) => {
-                    assert!(!message.contains("Raw") && !message.contains("struct"), "{message}");
+                    assert!(
+                        !message.contains("Raw") && !message.contains("struct"),
+                        "{message}"
+                    );
                     assert_eq!(message, want, "{text}");
                 }
                 other => panic!("{text}: expected a broken check, got {other:?}"),
@@ -754,7 +771,10 @@ mod tests {
             panic!("{:?}", checks[0].kind)
         };
         assert!(message.contains("good.yaml` and `"), "{message}");
-        assert!(message.contains("good.yml` have the same stem `good`"), "{message}");
+        assert!(
+            message.contains("good.yml` have the same stem `good`"),
+            "{message}"
+        );
     }
 
     #[test]
