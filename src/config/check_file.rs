@@ -8,10 +8,12 @@
 //! `CHECK_FILE_CAP`) is one broken check too, and so are two files with the
 //! same stem (`good.yaml` beside `good.yml`), which would give their checks
 //! the same names: neither file's checks run. Error details quote at most a
-//! short excerpt of what the file says (`excerpt`), never the whole file. This module reads the options every check
-//! shares (`interval`, `retry`, `thresholds`, ...) and the alerter routing,
-//! and hands the kind keys to `checks::KindOptions`, where each kind
-//! validates its own options. The YAML is read through `load`.
+//! short excerpt of what the file says (`excerpt`), never the whole file.
+//!
+//! This module reads the options every check shares (`interval`, `retry`,
+//! `thresholds`, ...) and the alerter routing, and hands the kind keys to
+//! `checks::KindOptions`, where each kind validates its own options. The
+//! YAML is read through `load`.
 
 use std::collections::HashSet;
 use std::fmt;
