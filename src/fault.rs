@@ -6,12 +6,55 @@
 //! `triggered` flag from the previous record. `plan` decides which alerts to
 //! send this tick. No I/O, no clock: `now` and the tick's facts come in as
 //! arguments, so every transition is a table-driven unit test.
+//!
+//! Every message is capped here (`cap_message`, SPEC §17: untrusted inputs
+//! cost bounded memory): plugin output, probe errors, plugin JSON and check
+//! file errors all become records through `escalate` and `records`, so a
+//! 5 MB message is never stored, logged, alerted or sent anywhere.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::severity::Severity;
+
+/// Longest fault message stored, logged or alerted, in bytes (marker included).
+pub(crate) const MESSAGE_CAP: usize = 4096;
+
+/// Room kept below `MESSAGE_CAP` in a raw message for what escalation
+/// appends (` (N of M)`, at most 27 bytes), so the count survives a cut.
+const ESCALATION_ROOM: usize = 32;
+
+/// `message` cut to at most `cap` bytes on a char boundary, ending with
+/// ` ... [truncated, N bytes]` (N: the original length) when it was longer.
+#[must_use]
+pub(crate) fn cap_message(message: String, cap: usize) -> String {
+    if message.len() <= cap {
+        return message;
+    }
+    let marker = format!(" ... [truncated, {} bytes]", message.len());
+    let mut cut = cap.saturating_sub(marker.len());
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut capped = message;
+    capped.truncate(cut);
+    capped.push_str(&marker);
+    capped
+}
+
+/// Caps the messages of one run's raw faults, leaving room for escalation's
+/// ` (N of M)`. The agent calls it on every check's output before anything
+/// is logged; `escalate` and `records` apply the cap again, so no path
+/// around it exists.
+pub(crate) fn cap_raw(faults: &mut [RawFault]) {
+    for fault in faults {
+        if fault.message.len() > MESSAGE_CAP - ESCALATION_ROOM {
+            let message = std::mem::take(&mut fault.message);
+            fault.message = cap_message(message, MESSAGE_CAP - ESCALATION_ROOM);
+        }
+    }
+}
 
 /// A fault as a check reports it, before retries and escalation.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,6 +132,7 @@ pub(crate) fn escalate(
     counter: u32,
     mut faults: Vec<RawFault>,
 ) -> (u32, Vec<RawFault>) {
+    cap_raw(&mut faults);
     let any_critical = faults.iter().any(|f| f.severity.is_critical());
     let any_error = faults.iter().any(|f| f.severity.is_error());
     let mut counter = counter;
@@ -157,7 +201,7 @@ pub(crate) fn records(
         let mut fault = Fault {
             name,
             severity: raw.severity,
-            message: raw.message,
+            message: cap_message(raw.message, MESSAGE_CAP),
             since: now,
             updated: now,
             triggered: false,
@@ -392,6 +436,50 @@ mod tests {
                 ("//a/b/c#y", 200, 200, false)
             ]
         );
+    }
+
+    // See: #18
+    #[test]
+    fn a_huge_message_is_capped_with_a_marker_on_a_char_boundary() {
+        // A 5 MB message of 3-byte characters: the cut never splits one.
+        let huge = "€".repeat(5_000_000 / 3);
+        let total = huge.len();
+        let got = cap_message(huge, MESSAGE_CAP);
+        let marker = format!(" ... [truncated, {total} bytes]");
+        assert!(got.len() <= MESSAGE_CAP, "{}", got.len());
+        assert!(got.ends_with(&marker), "{}", &got[got.len() - 40..]);
+        assert!(got.len() > MESSAGE_CAP - 3 - marker.len());
+        assert_eq!(cap_message("short".into(), MESSAGE_CAP), "short");
+    }
+
+    // See: #18
+    #[test]
+    fn records_cap_messages_and_escalation_keeps_its_count() {
+        let faults = vec![RawFault {
+            name: None,
+            severity: Severity::ERROR,
+            message: "x".repeat(5_000_000),
+            escalates: true,
+        }];
+        let (counter, escalated) = escalate(3, 0, faults);
+        let got = records("//a/b/c", escalated, counter, &BTreeMap::new(), 1);
+        assert!(got[0].message.len() <= MESSAGE_CAP);
+        assert!(
+            got[0]
+                .message
+                .ends_with(" ... [truncated, 5000000 bytes] (1 of 4)"),
+            "{}",
+            &got[0].message[got[0].message.len() - 60..]
+        );
+        // Whatever reaches `records` without `escalate` is capped too.
+        let direct = vec![RawFault {
+            name: None,
+            severity: Severity::CRITICAL,
+            message: "y".repeat(10_000),
+            escalates: true,
+        }];
+        let got = records("//a/b/c", direct, 0, &BTreeMap::new(), 1);
+        assert_eq!(got[0].message.len(), MESSAGE_CAP);
     }
 
     struct Facts {

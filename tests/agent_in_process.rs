@@ -538,6 +538,41 @@ async fn a_check_file_dropped_in_alerts_and_its_removal_resolves() {
     agent.stop().await;
 }
 
+// See: #18
+#[tokio::test(start_paused = true)]
+async fn a_check_file_that_becomes_a_dangling_symlink_keeps_its_checks_and_open_alert() {
+    let setup = Setup::new("", 0.0);
+    let plugin = setup.plugin("p", &fault_json("critical", "down"));
+    let name = setup.probe(&plugin, "  retry: 0\n");
+    let agent = setup.start();
+    setup.at(90.0).await;
+    assert_eq!(setup.alerter.delivered(), [event("trigger", &name, "down")]);
+    let path = setup.dir.path().join("checks.d/app.yaml");
+    setup.remove_check("app.yaml");
+    std::os::unix::fs::symlink("/nowhere/app.yaml", &path).unwrap();
+    setup.at(150.0).await;
+    // The check still runs from its last good version: no resolve, and the
+    // file's own CRITICAL says why it cannot be read.
+    let file_fault = format!("//{AGENT}/app/");
+    let message = format!(
+        "error parsing {}: a dangling symlink to `/nowhere/app.yaml`",
+        path.display()
+    );
+    assert_eq!(
+        setup.alerter.delivered(),
+        [
+            event("trigger", &name, "down"),
+            event("trigger", &file_fault, &message)
+        ]
+    );
+    assert_eq!(plugin.runs().len(), 2);
+    assert_eq!(
+        setup.fault(&name).await.map(|f| f.severity),
+        Some(Severity::CRITICAL)
+    );
+    agent.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn removing_a_check_between_runs_resolves_its_alert_and_drops_its_faults() {
     let setup = Setup::new("", 0.0);

@@ -12,6 +12,7 @@ mod dynamodb;
 mod fake_http;
 mod hostile_cli;
 mod hostile_config;
+mod hostile_checks;
 mod layering;
 mod probes;
 mod servers;

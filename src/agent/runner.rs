@@ -5,6 +5,8 @@
 //! or each probe's place in a spread tick), and `Tagged`, the task set that
 //! tells which check (or alert) each finished task worked on. A check's task
 //! that panics becomes its ERROR fault `checker`; nothing escapes a task.
+//! Every output's fault messages are capped (`fault::cap_raw`) before the
+//! tick logs or records them.
 //! What a check does is `checks::run`'s; folding its output into the fault
 //! set is the tick's (`agent::Agent::record`).
 
@@ -19,7 +21,7 @@ use tracing::{Instrument as _, error};
 use super::Agent;
 use crate::checks::CheckDef;
 use crate::checks::{self, CheckOutput, RunContext};
-use crate::fault::RawFault;
+use crate::fault::{self, RawFault};
 use crate::scheduler;
 use crate::severity::Severity;
 
@@ -68,7 +70,10 @@ impl Agent<'_> {
             tokio::select! {
                 biased;
                 Some((check, output)) = running.next(), if !running.is_empty() => {
-                    let output = output.unwrap_or_else(|detail| checker_fault(&check, detail));
+                    let mut output = output.unwrap_or_else(|detail| checker_fault(&check, detail));
+                    // Before anything logs or stores them: a plugin's 5 MB
+                    // message stays 4 KiB everywhere (SPEC §17).
+                    fault::cap_raw(&mut output.faults);
                     done(self, check, output);
                 }
                 slot = slot, if !pending.is_empty() => {

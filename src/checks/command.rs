@@ -28,7 +28,8 @@ pub(crate) async fn run(
     let config = config_path.to_string_lossy();
     let vars = [(env::CONFIG, config.as_ref())];
     let line = shell_line(command);
-    match process::run(&line, &vars, cwd, timeout, OUTPUT_CAP).await {
+    // One byte over the cap tells a cut-off output from one that fits.
+    match process::run(&line, &vars, cwd, timeout, OUTPUT_CAP + 1).await {
         Err(error) => CheckOutput {
             faults: vec![RawFault::monitor(
                 "status",
@@ -36,7 +37,10 @@ pub(crate) async fn run(
             )],
             ..CheckOutput::default()
         },
-        Ok(output) => {
+        Ok(mut output) => {
+            let cut_off = output.stdout.len() > OUTPUT_CAP;
+            output.stdout.truncate(OUTPUT_CAP);
+            output.stderr.truncate(OUTPUT_CAP);
             let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
             let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
             let mut result = match output.status {
@@ -50,6 +54,7 @@ pub(crate) async fn run(
                     )],
                     ..CheckOutput::default()
                 },
+                Some(status) if cut_off && is_json(status, &stdout) => json::truncated(OUTPUT_CAP),
                 Some(status) => interpret(status, &stdout, &stderr, nagios_performance),
             };
             result.raw = Some(RawRun {
@@ -93,7 +98,7 @@ pub(crate) fn interpret(
     stderr: &str,
     nagios_performance: bool,
 ) -> CheckOutput {
-    if status.code() == Some(0) && stdout.trim_start().starts_with('{') {
+    if is_json(status, stdout) {
         return json::output(stdout);
     }
     let mut faults = Vec::new();
@@ -153,6 +158,12 @@ pub(crate) fn interpret(
         metrics,
         raw: None,
     }
+}
+
+/// Whether a finished plugin's output is plugin JSON (SPEC §4): exit 0 and
+/// stdout starting with `{`.
+fn is_json(status: ExitStatus, stdout: &str) -> bool {
+    status.code() == Some(0) && stdout.trim_start().starts_with('{')
 }
 
 /// First 200 characters, then ` ...`.

@@ -61,10 +61,9 @@ fn fault(item: &Value) -> Result<RawFault, String> {
     let item = object(item)?;
     let severity = match item.get("severity") {
         None => return Err("missing key `severity`".into()),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .map(Severity)
-            .ok_or_else(|| format!("`severity` must be an integer, got `{n}`"))?,
+        Some(Value::Number(n)) => n.as_i64().and_then(severity_number).ok_or_else(|| {
+            format!("`severity` must be 20, 30, 40 or an integer of at least 50, got `{n}`")
+        })?,
         Some(Value::String(name)) => Severity::from_name(name).ok_or_else(|| {
             format!("unknown severity `{name}` (use info, warning, error or critical)")
         })?,
@@ -102,6 +101,16 @@ fn fault(item: &Value) -> Result<RawFault, String> {
         message,
         escalates,
     })
+}
+
+/// An integer severity as plugin JSON may give it (SPEC §4): one of the
+/// named levels 20, 30, 40, or anything from 50 up (all critical). Other
+/// numbers (negative, 0, Python's DEBUG 10, 35) name no level a fault can
+/// have, so they are a plugin bug, reported as `json-error`, not stored.
+fn severity_number(n: i64) -> Option<Severity> {
+    let severity = Severity(n);
+    let named = [Severity::INFO, Severity::WARNING, Severity::ERROR];
+    (named.contains(&severity) || severity.is_critical()).then_some(severity)
 }
 
 fn metric(item: &Value) -> Result<RawMetric, String> {
@@ -158,15 +167,29 @@ pub(crate) fn output(text: &str) -> CheckOutput {
             metrics,
             raw: None,
         },
-        Err(message) => CheckOutput {
-            faults: vec![RawFault {
-                name: Some("json-error".into()),
-                severity: Severity::ERROR,
-                message,
-                escalates: true,
-            }],
-            ..CheckOutput::default()
-        },
+        Err(message) => json_error(message),
+    }
+}
+
+/// Plugin JSON cut off at the output cap: `serde_json` would only say
+/// `EOF while parsing`, which hides that the plugin printed too much.
+#[must_use]
+pub(crate) fn truncated(cap: usize) -> CheckOutput {
+    json_error(format!(
+        "plugin JSON was truncated at {cap} bytes (the output cap); print less"
+    ))
+}
+
+/// The one escalating ERROR `json-error` for anything wrong with plugin JSON.
+fn json_error(message: String) -> CheckOutput {
+    CheckOutput {
+        faults: vec![RawFault {
+            name: Some("json-error".into()),
+            severity: Severity::ERROR,
+            message,
+            escalates: true,
+        }],
+        ..CheckOutput::default()
     }
 }
 
@@ -219,6 +242,29 @@ mod tests {
         assert_eq!(faults[0].name, None);
         assert_eq!(faults[1].severity, Severity::WARNING);
         assert!(!faults[1].escalates);
+    }
+
+    // See: #18
+    #[test]
+    fn severities_outside_the_named_levels_are_json_errors() {
+        for bad in ["-5", "0", "10", "35", "49"] {
+            let text = format!(r#"{{"faults": [{{"severity": {bad}, "message": "m"}}]}}"#);
+            assert_eq!(
+                parse(&text).unwrap_err(),
+                format!(
+                    "faults[0]: `severity` must be 20, 30, 40 or an integer of at least 50, got `{bad}`"
+                ),
+                "{bad}"
+            );
+        }
+        for good in [20, 30, 40, 50, 60, i64::MAX] {
+            let text = format!(r#"{{"faults": [{{"severity": {good}, "message": "m"}}]}}"#);
+            assert_eq!(
+                parse(&text).unwrap().0[0].severity,
+                Severity(good),
+                "{good}"
+            );
+        }
     }
 
     #[test]

@@ -3,10 +3,17 @@
 //!
 //! A check file never fails to load: a file that does not parse becomes
 //! one broken check, and a bad entry becomes a broken check of its own while
-//! the other entries still load. This module reads the options every check
-//! shares (`interval`, `retry`, `thresholds`, ...) and the alerter routing,
-//! and hands the kind keys to `checks::KindOptions`, where each kind
-//! validates its own options. The YAML is read through `load`.
+//! the other entries still load. A file that cannot be read (a dangling
+//! symlink, a symlink loop, a directory named `x.yaml`, a FIFO, a file over
+//! `CHECK_FILE_CAP`) is one broken check too, and so are two files with the
+//! same stem (`good.yaml` beside `good.yml`), which would give their checks
+//! the same names: neither file's checks run. Error details quote at most a
+//! short excerpt of what the file says (`excerpt`), never the whole file.
+//!
+//! This module reads the options every check shares (`interval`, `retry`,
+//! `thresholds`, ...) and the alerter routing, and hands the kind keys to
+//! `checks::KindOptions`, where each kind validates its own options. The
+//! YAML is read through `load`.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -23,7 +30,10 @@ use crate::thresholds::Thresholds;
 
 /// One check entry as written.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a check (a mapping with one of `command`, `http`, `tcp` or `socket`)"
+)]
 ///
 /// The four kind keys come first (`checks::KindOptions` validates them);
 /// the field order is the order serde lists them in an unknown-field error.
@@ -105,7 +115,7 @@ fn checks_of_file(scope: &Scope, path: &Path, text: &str) -> Vec<CheckDef> {
                 return vec![CheckDef::broken(
                     format!("//{agent}/{stem}/"),
                     path,
-                    format!("error parsing {display}: {e}"),
+                    format!("error parsing {display}: {}", excerpt(&e)),
                 )];
             }
             // Some entry is bad: isolate each one, so the others still run.
@@ -134,11 +144,102 @@ fn checks_of_file(scope: &Scope, path: &Path, text: &str) -> Vec<CheckDef> {
                 Err(detail) => CheckDef::broken(
                     name,
                     path,
-                    format!("error loading check {display} [{key}]: {detail}"),
+                    format!(
+                        "error loading check {display} [{}]: {}",
+                        excerpt(&key),
+                        excerpt(&detail)
+                    ),
                 ),
             }
         })
         .collect()
+}
+
+/// Longest quoted value (`"..."` or `` `...` ``) an error detail keeps whole, in bytes.
+const QUOTE_MAX: usize = 80;
+/// What a longer quoted value keeps of its start, in bytes at most.
+const QUOTE_KEEP: usize = 40;
+/// Longest error detail kept whole once its quotes are short, in bytes.
+const DETAIL_MAX: usize = 600;
+/// Longest location suffix (` at line L column C`) kept after a cut.
+const LOCATION_MAX: usize = 120;
+
+/// An error detail quoting at most a short excerpt of what the file says.
+///
+/// serde quotes the value it did not expect whole (`invalid type: string
+/// "..."`): with a 5 MB scalar that is the whole file, secrets included, in
+/// a fault that is stored, logged and sent to PagerDuty. Each long quoted
+/// value keeps its start and says how much was cut; should the detail still
+/// be long, it keeps its start and its location.
+fn excerpt(detail: &str) -> String {
+    let short = shorten_quotes(detail);
+    if short.len() <= DETAIL_MAX {
+        return short;
+    }
+    let location = short
+        .rfind(" at line ")
+        .filter(|at| short.len() - at <= LOCATION_MAX)
+        .map_or("", |at| &short[at..]);
+    let mut cut = DETAIL_MAX - LOCATION_MAX;
+    while !short.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{} ... [{} bytes cut]{location}",
+        &short[..cut],
+        short.len() - cut - location.len()
+    )
+}
+
+/// `text` with every quoted value longer than `QUOTE_MAX` bytes cut to its
+/// first `QUOTE_KEEP` bytes and `... [N bytes cut]`.
+fn shorten_quotes(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len().min(DETAIL_MAX));
+    let mut rest = text;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = &rest[open..=open];
+        out.push_str(&rest[..=open]);
+        let body = &rest[open + 1..];
+        let Some(close) = closing_quote(body, quote) else {
+            rest = body;
+            break;
+        };
+        let inner = &body[..close];
+        if inner.len() > QUOTE_MAX {
+            let mut cut = QUOTE_KEEP;
+            while !inner.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.push_str(&inner[..cut]);
+            let _ = write!(out, "... [{} bytes cut]", inner.len() - cut);
+        } else {
+            out.push_str(inner);
+        }
+        out.push_str(quote);
+        rest = &body[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where a quoted value that starts `body` ends: the next backquote, or the
+/// next double quote not escaped with a backslash (serde quotes strings as
+/// Rust's `Debug` does).
+fn closing_quote(body: &str, quote: &str) -> Option<usize> {
+    if quote == "`" {
+        return body.find('`');
+    }
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 impl RawCheck {
@@ -266,27 +367,115 @@ impl<'de> Visitor<'de> for OneEntry {
     }
 }
 
+/// Largest check file read, in bytes: a bigger one is a broken check (a
+/// deployment's checks fit in far less; a runaway file must not cost the
+/// agent its memory, SPEC §17).
+const CHECK_FILE_CAP: u64 = 16 * 1024 * 1024;
+
+/// What reading one listed check file gave.
+#[derive(Debug)]
+pub(crate) enum Loaded {
+    /// The file was read: its checks, broken ones included.
+    Read(Vec<CheckDef>),
+    /// The file cannot be read (a dangling symlink, a symlink loop, not a
+    /// regular file, too big, no permission): its broken check
+    /// `//AGENT/STEM/`. The agent keeps the file's last good checks.
+    Unreadable(CheckDef),
+    /// The file was removed between listing and reading: as if never listed.
+    Gone,
+}
+
 /// Loads one check file; never fails: problems become broken checks.
 #[must_use]
 pub(crate) fn load_check_file(scope: &Scope, path: &Path) -> Vec<CheckDef> {
-    let agent = &scope.agent;
-    match std::fs::read_to_string(path) {
-        Ok(text) => checks_of_file(scope, path, &text),
-        Err(e) => {
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            vec![CheckDef::broken(
-                format!("//{agent}/{stem}/"),
-                path,
-                format!("error parsing {}: {e}", path.display()),
-            )]
-        }
+    match read_check_file(scope, path) {
+        Loaded::Read(checks) => checks,
+        Loaded::Unreadable(broken) => vec![broken],
+        Loaded::Gone => Vec::new(),
     }
 }
 
-/// The `*.yaml`/`*.yml` files of a check directory, sorted.
+/// Reads and parses one check file, telling an unreadable file from a
+/// broken one.
+#[must_use]
+pub(crate) fn read_check_file(scope: &Scope, path: &Path) -> Loaded {
+    let broken = |detail: String| {
+        CheckDef::broken(
+            placeholder(scope, path),
+            path,
+            format!("error parsing {}: {detail}", path.display()),
+        )
+    };
+    match read_text(path) {
+        Ok(Ok(text)) => Loaded::Read(checks_of_file(scope, path, &text)),
+        // Bytes that are not UTF-8 are what the file says, like bad YAML.
+        Ok(Err(e)) => Loaded::Read(vec![broken(format!("not UTF-8 text: {e}"))]),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.symlink_metadata().is_err() => {
+            Loaded::Gone
+        }
+        Err(e) => Loaded::Unreadable(broken(why_unreadable(path, &e))),
+    }
+}
+
+/// The name of the check that reports a file-level problem: `//AGENT/STEM/`.
+fn placeholder(scope: &Scope, path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("//{}/{stem}/", scope.agent)
+}
+
+/// The file's text, if it is a regular file of at most `CHECK_FILE_CAP`
+/// bytes. Checked before opening: reading a FIFO would block the scan,
+/// and a device such as `/dev/zero` would never end.
+fn read_text(path: &Path) -> std::io::Result<Result<String, std::string::FromUtf8Error>> {
+    use std::io::{Error, Read as _};
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        return Err(Error::other("a directory, not a check file"));
+    }
+    if !meta.is_file() {
+        return Err(Error::other(
+            "not a regular file (a FIFO, socket or device)",
+        ));
+    }
+    let too_big = |len: u64| {
+        Error::other(format!(
+            "{len} bytes, more than the {} MiB a check file may have",
+            CHECK_FILE_CAP / 1024 / 1024
+        ))
+    };
+    if meta.len() > CHECK_FILE_CAP {
+        return Err(too_big(meta.len()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(CHECK_FILE_CAP + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > CHECK_FILE_CAP {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(String::from_utf8(bytes))
+}
+
+/// Why a listed file cannot be read, in the user's words.
+fn why_unreadable(path: &Path, error: &std::io::Error) -> String {
+    if error.raw_os_error() == Some(libc::ELOOP) {
+        return "a symlink loop (too many levels of symbolic links)".into();
+    }
+    if error.kind() == std::io::ErrorKind::NotFound
+        && let Ok(target) = std::fs::read_link(path)
+    {
+        return format!("a dangling symlink to `{}`", target.display());
+    }
+    error.to_string()
+}
+
+/// The `*.yaml`/`*.yml` entries of a check directory, sorted: files, and
+/// whatever else bears such a name (a dangling symlink, a directory), which
+/// loads as a broken check rather than vanishing silently. Hidden files
+/// (editor swap files, `.x.yaml`) are skipped.
 ///
 /// # Errors
 /// When the directory cannot be listed.
@@ -300,26 +489,70 @@ pub(crate) fn check_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
                 && !path
                     .file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                && path.is_file()
         })
         .collect();
     files.sort();
     Ok(files)
 }
 
+/// Splits out check files whose stems clash (`good.yaml` beside
+/// `good.yml`). SPEC §3 makes the stem unique on the host: both files would
+/// name their checks `//AGENT/good/KEY`, and running either would let a
+/// rename decide which one pages. So neither runs, and each clash is one
+/// broken check `//AGENT/STEM/` naming the files.
+///
+/// Returns the files that may load, in order, and the clashes.
+#[must_use]
+pub(crate) fn split_stem_clashes(
+    scope: &Scope,
+    paths: Vec<PathBuf>,
+) -> (Vec<PathBuf>, Vec<CheckDef>) {
+    let mut by_stem: std::collections::BTreeMap<String, Vec<PathBuf>> =
+        std::collections::BTreeMap::new();
+    for path in paths {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        by_stem.entry(stem).or_default().push(path);
+    }
+    let mut kept = Vec::new();
+    let mut clashes = Vec::new();
+    for (stem, mut files) in by_stem {
+        if files.len() == 1 {
+            kept.append(&mut files);
+            continue;
+        }
+        let names = files
+            .iter()
+            .map(|f| format!("`{}`", f.display()))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        clashes.push(CheckDef::broken(
+            placeholder(scope, &files[0]),
+            &files[0],
+            format!(
+                "check files {names} have the same stem `{stem}`: neither runs until one is renamed or removed"
+            ),
+        ));
+    }
+    kept.sort();
+    (kept, clashes)
+}
+
 /// Files per thread at least before `load_check_files` uses more threads.
 const FILES_PER_THREAD: usize = 8;
 
-/// Loads check files (each as `load_check_file`), in their order, on as
+/// Loads check files (each as `read_check_file`), in their order, on as
 /// many threads as there are cores when there are many files: loading
 /// 50,000 checks is mostly YAML parsing.
 #[must_use]
-pub(crate) fn load_check_files(scope: &Scope, paths: &[&Path]) -> Vec<Vec<CheckDef>> {
+pub(crate) fn load_check_files(scope: &Scope, paths: &[&Path]) -> Vec<Loaded> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let threads = cores.min(paths.len() / FILES_PER_THREAD).max(1);
-    let load = |part: &[&Path]| -> Vec<Vec<CheckDef>> {
+    let load = |part: &[&Path]| -> Vec<Loaded> {
         part.iter()
-            .map(|path| load_check_file(scope, path))
+            .map(|path| read_check_file(scope, path))
             .collect()
     };
     if threads == 1 {
@@ -343,17 +576,22 @@ pub(crate) fn load_check_files(scope: &Scope, paths: &[&Path]) -> Vec<Vec<CheckD
     })
 }
 
-/// Loads every check file of a directory.
+/// Loads every check file of a directory; stem clashes and unreadable
+/// files are broken checks (so `cimaa validate` reports them).
 ///
 /// # Errors
 /// When the directory cannot be listed.
 pub(crate) fn load_check_dir(scope: &Scope, directory: &Path) -> std::io::Result<Vec<CheckDef>> {
-    let files = check_files(directory)?;
+    let (files, mut checks) = split_stem_clashes(scope, check_files(directory)?);
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-    Ok(load_check_files(scope, &paths)
-        .into_iter()
-        .flatten()
-        .collect())
+    for loaded in load_check_files(scope, &paths) {
+        match loaded {
+            Loaded::Read(read) => checks.extend(read),
+            Loaded::Unreadable(broken) => checks.push(broken),
+            Loaded::Gone => {}
+        }
+    }
+    Ok(checks)
 }
 
 #[cfg(test)]
@@ -427,6 +665,118 @@ mod tests {
                 other => panic!("{text}: expected a broken check, got {other:?}"),
             }
         }
+    }
+
+    // See: #18
+    #[test]
+    fn a_huge_broken_file_is_quoted_as_a_short_excerpt() {
+        // One 5 MB scalar: serde quotes the value it did not expect whole.
+        let text = format!("{} --password hunter2\n", "a".repeat(5_000_000));
+        let checks = load(&text);
+        let CheckKind::Broken(message) = &checks[0].kind else {
+            panic!("{:?}", checks[0].name)
+        };
+        assert!(message.len() < 400, "{} bytes", message.len());
+        assert!(!message.contains("hunter2"), "{message}");
+        let start = format!("\"{}... [", "a".repeat(40));
+        assert!(
+            message.starts_with("error parsing /c/app.yaml: invalid type: string ")
+                && message.contains(&start)
+                && message.contains(" bytes cut]\", expected a mapping of check names to checks"),
+            "{message}"
+        );
+    }
+
+    // See: #18
+    #[test]
+    fn long_quoted_values_are_cut_and_the_rest_of_the_detail_kept() {
+        let long = "é".repeat(100);
+        let cases = [
+            (
+                "unknown field `x`, expected `a`".to_string(),
+                "unknown field `x`, expected `a`".to_string(),
+            ),
+            (
+                format!(
+                    "invalid type: string \"{long}\\\"{long}\", expected a check at line 2 column 3"
+                ),
+                format!(
+                    "invalid type: string \"{}... [362 bytes cut]\", expected a check at line 2 column 3",
+                    "é".repeat(20)
+                ),
+            ),
+            (
+                format!("unknown field `{long}`"),
+                format!("unknown field `{}... [160 bytes cut]`", "é".repeat(20)),
+            ),
+            (
+                "an open quote \"never closed".to_string(),
+                "an open quote \"never closed".to_string(),
+            ),
+        ];
+        for (detail, want) in cases {
+            assert_eq!(excerpt(&detail), want);
+        }
+    }
+
+    // See: #18
+    #[test]
+    fn a_huge_bad_entry_is_quoted_as_a_short_excerpt() {
+        let text = format!("x:\n  command: a\n  retry: {}\n", "9".repeat(1_000_000));
+        let CheckKind::Broken(message) = &load(&text)[0].kind else {
+            panic!("expected a broken check")
+        };
+        assert!(message.len() < 400, "{} bytes", message.len());
+        assert!(
+            message.starts_with("error loading check /c/app.yaml [x]: "),
+            "{message}"
+        );
+    }
+
+    // See: #18
+    #[test]
+    fn messages_name_what_the_user_wrote_not_internal_types() {
+        let cases = [
+            (
+                "x: 5\n",
+                "error loading check /c/app.yaml [x]: x: invalid type: integer `5`, expected a check (a mapping with one of `command`, `http`, `tcp` or `socket`) at line 1 column 4",
+            ),
+            (
+                "x:\n  http: http://h/\n",
+                "error loading check /c/app.yaml [x]: x.http: invalid type: string \"http://h/\", expected the `http` options (a mapping with `url`) at line 2 column 9",
+            ),
+        ];
+        for (text, want) in cases {
+            match &load(text)[0].kind {
+                CheckKind::Broken(message) => {
+                    assert!(
+                        !message.contains("Raw") && !message.contains("struct"),
+                        "{message}"
+                    );
+                    assert_eq!(message, want, "{text}");
+                }
+                other => panic!("{text}: expected a broken check, got {other:?}"),
+            }
+        }
+    }
+
+    // See: #18
+    #[test]
+    fn a_stem_clash_is_one_broken_check_for_validate() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("good.yaml"), "a:\n  command: echo a\n").unwrap();
+        std::fs::write(dir.path().join("good.yml"), "a:\n  command: echo b\n").unwrap();
+        let checks = load_check_dir(&Scope::new("web1"), dir.path()).unwrap();
+        assert_eq!(checks.len(), 1, "{checks:?}");
+        assert_eq!(checks[0].name, "//web1/good/");
+        let CheckKind::Broken(message) = &checks[0].kind else {
+            panic!("{:?}", checks[0].kind)
+        };
+        assert!(message.contains("good.yaml` and `"), "{message}");
+        assert!(
+            message.contains("good.yml` have the same stem `good`"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -160,7 +160,10 @@ impl HttpCheck {
 
 /// The `http:` options as written (SPEC §4 "Network checks").
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "the `http` options (a mapping with `url`)"
+)]
 pub(crate) struct RawHttp {
     /// The URL probed (http or https).
     url: String,
