@@ -391,6 +391,7 @@ struct FaultJson<'a> {
 async fn faults(config: &Config, agent: Option<&str>, json: bool) -> Result<ExitStatus, CliError> {
     let db = open_db(config).await?;
     let faults = db.list_faults(agent).await.map_err(CliError::failure)?;
+    warn_skipped(db.as_ref());
     if json {
         let items: Vec<FaultJson> = faults
             .iter()
@@ -429,6 +430,7 @@ async fn faults(config: &Config, agent: Option<&str>, json: bool) -> Result<Exit
 async fn agents(config: &Config, json: bool) -> Result<ExitStatus, CliError> {
     let db = open_db(config).await?;
     let agents = db.agents().await.map_err(CliError::failure)?;
+    warn_skipped(db.as_ref());
     if json {
         Printer::line(&serde_json::to_string_pretty(&agents).map_err(CliError::failure)?);
         return Ok(ExitStatus::Success);
@@ -491,6 +493,7 @@ async fn squelches(config: &Config, json: bool) -> Result<ExitStatus, CliError> 
     let db = open_db(config).await?;
     let now = chrono::Utc::now().timestamp();
     let mut list = db.get_squelch_details().await.map_err(CliError::failure)?;
+    warn_skipped(db.as_ref());
     list.retain(|s| s.active(now));
     if json {
         let items: Vec<SquelchJson> = list
@@ -544,6 +547,7 @@ async fn meta_check(config: &Config, limits: meta::Limits) -> Result<ExitStatus,
         .map_err(CliError::failure)?;
     let squelches = db.get_squelch_details().await.map_err(CliError::failure)?;
     let failures = db.alert_failures().await.map_err(CliError::failure)?;
+    warn_skipped(db.as_ref());
     let faults = meta::faults(
         &config.agent.name,
         &stale,
@@ -554,6 +558,14 @@ async fn meta_check(config: &Config, limits: meta::Limits) -> Result<ExitStatus,
     );
     Printer::line(&serde_json::to_string(&MetaOutput { faults }).map_err(CliError::failure)?);
     Ok(ExitStatus::Success)
+}
+
+/// Names on stderr the malformed rows the reads skipped (the good rows
+/// are printed as usual).
+fn warn_skipped(db: &dyn Db) {
+    for row in db.skipped_rows() {
+        eprintln!("warning: skipped a malformed database row: {row}");
+    }
 }
 
 async fn setup_db(config: &Config, capacity: Option<db::Capacity>) -> Result<ExitStatus, CliError> {

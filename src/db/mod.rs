@@ -108,13 +108,23 @@ impl fmt::Display for SkippedRow {
 /// Longest key a `SkippedRow` quotes: a 70,000-character name is a key too.
 const SKIPPED_KEY_CHARS: usize = 200;
 
-/// Cuts a key read from a malformed row to `SKIPPED_KEY_CHARS`, with a marker.
+/// Cuts a key read from a malformed row to `SKIPPED_KEY_CHARS`, with a
+/// marker, and escapes its control characters: it is logged and printed.
 #[must_use]
 pub(crate) fn short_key(key: &str) -> String {
-    match key.char_indices().nth(SKIPPED_KEY_CHARS) {
-        Some((end, _)) => format!("{}…", &key[..end]),
-        None => key.to_owned(),
+    let mut short = String::new();
+    for (count, c) in key.chars().enumerate() {
+        if count == SKIPPED_KEY_CHARS {
+            short.push('…');
+            break;
+        }
+        if c.is_control() {
+            short.extend(c.escape_default());
+        } else {
+            short.push(c);
+        }
     }
+    short
 }
 
 /// What the latest read of each kind skipped, so that a malformed row is

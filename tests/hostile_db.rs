@@ -1,0 +1,381 @@
+//! The shared database under hostile contents and faults (issue #18): rows
+//! other agents (or people) wrote malformed, a database file deleted under a
+//! running agent, a lock held by another process. Against the real binary
+//! and a `SQLite` file the test writes into with plain SQL.
+
+use std::fs::{self, File};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cimaa::db::{Db, Fault, SqliteDb};
+use cimaa::severity::Severity;
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::util::{AGENT, Env, assert_success, check_name, stderr, stdout};
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn fault(name: &str) -> Fault {
+    Fault {
+        name: name.to_owned(),
+        severity: Severity::ERROR,
+        message: format!("{name} is failing"),
+        since: 100,
+        updated: 100,
+        triggered: false,
+        escalates: true,
+        attempts: 1,
+    }
+}
+
+/// The env's database file, its schema created by a first `--once`.
+fn database(env: &Env) -> Connection {
+    env.once();
+    Connection::open(env.path("cimaa.db")).unwrap()
+}
+
+/// Stores a well-formed fault of a peer through the backend.
+fn store_peer_fault(env: &Env, agent: &str, name: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let db = SqliteDb::open(&env.path("cimaa.db")).await.unwrap();
+        db.set_faults(agent, &[fault(name)], now()).await.unwrap();
+    });
+}
+
+/// Inserts a fault row of `agent` with `severity` and `attempts` as SQL.
+fn insert_fault(db: &Connection, agent: &str, name: &str, severity: &str, attempts: &str) {
+    db.execute_batch(&format!(
+        "INSERT INTO faults (agent, name, severity, message, since, updated, triggered, escalates, attempts)
+         VALUES ('{agent}', {name}, {severity}, 'm', 100, 100, 0, 1, {attempts})"
+    ))
+    .unwrap();
+}
+
+fn json(output: &std::process::Output) -> Vec<Value> {
+    match serde_json::from_slice(&output.stdout).unwrap() {
+        Value::Array(items) => items,
+        other => panic!("not an array: {other}"),
+    }
+}
+
+// See: #18
+#[test]
+fn faults_prints_the_good_rows_and_warns_about_each_malformed_one() {
+    let env = Env::new();
+    let db = database(&env);
+    store_peer_fault(&env, "web1", "disk");
+    insert_fault(&db, "web2", "'text-severity'", "'high'", "0");
+    insert_fault(&db, "web2", "'real-severity'", "40.5", "0");
+    insert_fault(&db, "web2", "x'00ff'", "40", "0");
+    insert_fault(&db, "web2", "'huge-attempts'", "40", "9223372036854775807");
+
+    let output = env.cimaa(&["faults", "--json"]);
+
+    assert_success(&output);
+    let names: Vec<String> = json(&output)
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["disk"]);
+    let warnings = stderr(&output);
+    for key in [
+        "web2/text-severity",
+        "web2/real-severity",
+        "web2/x'00ff'",
+        "web2/huge-attempts",
+    ] {
+        assert!(
+            warnings.contains(&format!("table `faults` key `{key}`")),
+            "{key} in {warnings}"
+        );
+    }
+    // The table output too.
+    let table = env.cimaa(&["faults"]);
+    assert_success(&table);
+    assert!(stdout(&table).contains("disk"));
+}
+
+// See: #18
+#[test]
+fn squelches_prints_the_good_rows_and_warns_about_a_malformed_one() {
+    let env = Env::new();
+    let db = database(&env);
+    assert_success(&env.cimaa(&["squelch", "web1", "deploying"]));
+    db.execute_batch(&format!(
+        "INSERT INTO squelches VALUES (x'2e2a', 'blob regex', 'ops', {}, 1, NULL);
+         INSERT INTO squelches VALUES ('text-time', 'r', 'ops', 'yesterday', 1, NULL);",
+        now()
+    ))
+    .unwrap();
+
+    let output = env.cimaa(&["squelches", "--json"]);
+
+    assert_success(&output);
+    let regexes: Vec<String> = json(&output)
+        .iter()
+        .map(|s| s["regex"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(regexes, ["web1"]);
+    let warnings = stderr(&output);
+    assert!(
+        warnings.contains("table `squelches` key `x'2e2a'`"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("table `squelches` key `text-time`: column `time` holds text"),
+        "{warnings}"
+    );
+}
+
+// See: #18
+#[test]
+fn meta_check_and_agents_report_the_good_rows_despite_malformed_ones() {
+    let env = Env::new();
+    let db = database(&env);
+    db.execute_batch(
+        "INSERT INTO heartbeats VALUES ('old-peer', 100);
+         INSERT INTO heartbeats VALUES ('bad-peer', 'soon');
+         INSERT INTO squelches VALUES ('sq', 'r', 'ops', 'noon', 0, NULL);",
+    )
+    .unwrap();
+
+    let meta = env.cimaa(&["meta-check"]);
+    let agents = env.cimaa(&["agents", "--json"]);
+
+    assert_success(&meta);
+    assert!(stdout(&meta).contains("old-peer"), "{}", stdout(&meta));
+    assert!(
+        stderr(&meta).contains("table `heartbeats` key `bad-peer`"),
+        "{}",
+        stderr(&meta)
+    );
+    assert_success(&agents);
+    let names: Vec<String> = json(&agents)
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["old-peer", AGENT]);
+}
+
+// See: #18
+#[test]
+fn an_agent_starts_despite_a_malformed_row_among_its_own_faults_and_reports_it() {
+    let env = Env::new();
+    let db = database(&env);
+    insert_fault(&db, AGENT, "'app/broken'", "'high'", "0");
+
+    let first = env.cimaa(&["agent", "--once"]);
+
+    assert_success(&first);
+    let database_fault = format!("{AGENT}#database");
+    let stored = env.fault(&database_fault).expect("AGENT#database stored");
+    assert_eq!(stored["severity"], 30);
+    assert!(
+        stored["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("table `faults` key `{AGENT}/app/broken`")),
+        "{stored}"
+    );
+    // The agent's own set replaced the row: the next run finds none.
+    env.once();
+    assert_eq!(env.fault(&database_fault), None);
+    assert!(env.alerts().is_empty(), "AGENT# faults are never alerted");
+}
+
+// See: #18
+#[test]
+fn a_malformed_squelch_leaves_the_other_squelches_in_force() {
+    let env = Env::new();
+    let db = database(&env);
+    env.write_check(
+        "app.yaml",
+        "down:\n  command: echo 'CRITICAL - down'; exit 2\n  retry: 0\n",
+    );
+    assert_success(&env.cimaa(&["squelch", "app/", "deploying"]));
+    db.execute_batch("INSERT INTO squelches VALUES (x'00', 'r', 'ops', 1, 1, NULL);")
+        .unwrap();
+
+    env.once();
+
+    assert!(env.alerts().is_empty(), "{:?}", env.alerts());
+    let stored = env.fault(&format!("{AGENT}#database")).unwrap();
+    assert!(
+        stored["message"]
+            .as_str()
+            .unwrap()
+            .contains("table `squelches` key `x'00'`"),
+        "{stored}"
+    );
+    assert_eq!(env.fault(&check_name("app", "down")).unwrap()["triggered"], false);
+}
+
+// See: #18
+#[test]
+fn a_dropped_squelches_table_is_created_again() {
+    let env = Env::new();
+    let db = database(&env);
+    db.execute_batch("DROP TABLE squelches;").unwrap();
+
+    let output = env.cimaa(&["squelches", "--json"]);
+
+    assert_success(&output);
+    assert!(json(&output).is_empty());
+    env.once();
+    assert_success(&env.cimaa(&["squelch", "web1", "deploying"]));
+}
+
+/// A long-running agent process; killed when dropped.
+struct Running {
+    child: Child,
+}
+
+impl Running {
+    fn start(env: &Env) -> Running {
+        let child = Command::new(env!("CARGO_BIN_EXE_cimaa"))
+            .args(["-c", &env.config().display().to_string(), "agent"])
+            .current_dir(env.path("."))
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(File::create(env.path("agent.log")).unwrap())
+            .spawn()
+            .unwrap();
+        Running { child }
+    }
+
+    fn terminate(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    }
+
+    /// Waits for the exit; how long it took.
+    fn wait(&mut self, limit: Duration) -> Duration {
+        let started = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(started.elapsed() < limit, "agent did not exit within {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        started.elapsed()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn agent_names(env: &Env) -> Vec<String> {
+    let output = env.cimaa(&["agents", "--json"]);
+    assert_success(&output);
+    json(&output)
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// An agent at base_interval 1 whose one check appends the time it ran to `runs`.
+fn ticking_agent() -> Env {
+    let env = Env::with_alerter(
+        "alerter:\n  type: file\n  path: alerts.jsonl\n",
+        "  base_interval: 1\n",
+    );
+    let runs = env.path("runs").display().to_string();
+    env.write_check(
+        "app.yaml",
+        &format!("ran:\n  command: date +%s.%N >> {runs}; echo 'CRITICAL - down'; exit 2\n"),
+    );
+    env
+}
+
+/// When the check ran, in epoch seconds.
+fn runs(env: &Env) -> Vec<f64> {
+    fs::read_to_string(env.path("runs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.parse().ok())
+        .collect()
+}
+
+// See: #18
+#[test]
+fn a_deleted_database_file_is_created_again_with_the_agents_state() {
+    let env = ticking_agent();
+    let mut agent = Running::start(&env);
+    let name = check_name("app", "ran");
+    wait_for("the first write", Duration::from_secs(10), || {
+        env.path("cimaa.db").exists() && agent_names(&env) == [AGENT]
+    });
+
+    for file in ["cimaa.db", "cimaa.db-wal", "cimaa.db-shm"] {
+        let _ = fs::remove_file(env.path(file));
+    }
+
+    wait_for("the state in a new file", Duration::from_secs(10), || {
+        env.path("cimaa.db").exists()
+            && agent_names(&env) == [AGENT]
+            && env.fault(&name).is_some()
+    });
+    agent.terminate();
+    agent.wait(Duration::from_secs(10));
+    let log = fs::read_to_string(env.path("agent.log")).unwrap();
+    assert!(log.contains("deleted or replaced"), "{log}");
+}
+
+// See: #18
+#[test]
+fn a_locked_database_does_not_stall_the_ticks() {
+    let env = ticking_agent();
+    let mut agent = Running::start(&env);
+    wait_for("two runs", Duration::from_secs(10), || runs(&env).len() >= 2);
+
+    let lock = Connection::open(env.path("cimaa.db")).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    let locked_at = runs(&env).len();
+    std::thread::sleep(Duration::from_secs(5));
+    let during: Vec<f64> = runs(&env)[locked_at..].to_vec();
+    lock.execute_batch("COMMIT;").unwrap();
+
+    // Five seconds at base_interval 1 are four or five ticks; a tick that
+    // waited for the lock would leave a gap of seconds.
+    assert!(during.len() >= 4, "runs while locked: {during:?}");
+    let gaps: Vec<f64> = during.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.iter().all(|gap| *gap < 1.6), "gaps: {gaps:?}");
+    agent.terminate();
+    agent.wait(Duration::from_secs(10));
+}
+
+// See: #18
+#[test]
+fn sigterm_under_a_held_lock_deregisters_once_it_is_released_within_10_s() {
+    let env = ticking_agent();
+    let mut agent = Running::start(&env);
+    wait_for("the first write", Duration::from_secs(10), || {
+        agent_names(&env) == [AGENT]
+    });
+
+    let lock = Connection::open(env.path("cimaa.db")).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    // Let a tick's write get stuck behind the lock first.
+    std::thread::sleep(Duration::from_millis(1500));
+    agent.terminate();
+    std::thread::sleep(Duration::from_secs(3));
+    lock.execute_batch("COMMIT;").unwrap();
+
+    let took = agent.wait(Duration::from_secs(10));
+    assert!(took < Duration::from_secs(8), "exit took {took:?}");
+    assert!(agent_names(&env).is_empty(), "the heartbeat was left behind");
+}
