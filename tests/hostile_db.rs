@@ -5,12 +5,19 @@
 
 use std::fs::{self, File};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cimaa::db::{Db, Fault, SqliteDb};
+use async_trait::async_trait;
+use cimaa::agent::{self, Backends, Clock, Mode};
+use cimaa::alerters::{self, Alerters};
+use cimaa::config::load_agent_config;
+use cimaa::db::{AgentFault, Db, Error as DbError, Fault, Heartbeat, MemoryDb, SqliteDb, Squelch};
 use cimaa::severity::Severity;
 use rusqlite::Connection;
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use crate::util::{AGENT, Env, assert_success, check_name, stderr, stdout};
 
@@ -378,4 +385,134 @@ fn sigterm_under_a_held_lock_deregisters_once_it_is_released_within_10_s() {
     let took = agent.wait(Duration::from_secs(10));
     assert!(took < Duration::from_secs(8), "exit took {took:?}");
     assert!(agent_names(&env).is_empty(), "the heartbeat was left behind");
+}
+
+/// A memory database whose first `set_faults` takes `SLOW_WRITE`; records
+/// each write's `now` and whether two were ever in flight at once.
+#[derive(Default)]
+struct SlowDb {
+    inner: MemoryDb,
+    writes: Mutex<Vec<i64>>,
+    in_flight: AtomicU32,
+    overlapped: AtomicBool,
+}
+
+/// Counts a write out of flight when dropped.
+struct InFlight<'a>(&'a AtomicU32);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+const SLOW_WRITE: Duration = Duration::from_secs(150);
+
+#[async_trait]
+impl Db for SlowDb {
+    async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, DbError> {
+        self.inner.get_faults(agent).await
+    }
+
+    async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), DbError> {
+        if self.in_flight.fetch_add(1, Ordering::SeqCst) > 0 {
+            self.overlapped.store(true, Ordering::SeqCst);
+        }
+        // Also when the call is given up (dropped) while sleeping.
+        let _in_flight = InFlight(&self.in_flight);
+        let first = {
+            let mut writes = self.writes.lock().unwrap();
+            writes.push(now);
+            writes.len() == 1
+        };
+        if first {
+            tokio::time::sleep(SLOW_WRITE).await;
+        }
+        self.inner.set_faults(agent, faults, now).await
+    }
+
+    async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), DbError> {
+        self.inner.heartbeat(agent, now).await
+    }
+
+    async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, DbError> {
+        self.inner.list_faults(agent).await
+    }
+
+    async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {
+        self.inner.agents().await
+    }
+
+    async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
+        self.inner.old_agents(age, now).await
+    }
+
+    async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {
+        self.inner.get_squelch_details().await
+    }
+
+    async fn squelch(&self, squelch: &Squelch) -> Result<(), DbError> {
+        self.inner.squelch(squelch).await
+    }
+
+    async fn unsquelch(&self, regex: &str) -> Result<bool, DbError> {
+        self.inner.unsquelch(regex).await
+    }
+
+    async fn remove_agent(&self, agent: &str) -> Result<(), DbError> {
+        self.inner.remove_agent(agent).await
+    }
+}
+
+// See: #18
+#[tokio::test(start_paused = true)]
+async fn a_hanging_write_delays_no_tick_and_is_given_up_within_half_an_interval() {
+    // 2100-01-01T00:00:00Z, a tick boundary; later than any file's mtime.
+    const START: f64 = 4_102_444_800.0;
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("checks.d")).unwrap();
+    let path = dir.path().join("agent.yaml");
+    fs::write(
+        &path,
+        format!(
+            "agent:\n  name: {AGENT}\n  directory: checks.d\n  base_interval: 60\ndatabase:\n  type: memory\nalerter:\n  type: file\n  path: alerts.jsonl\n"
+        ),
+    )
+    .unwrap();
+    let config = load_agent_config(&path).unwrap();
+    let db = Arc::new(SlowDb::default());
+    let backends = Backends {
+        db: db.clone(),
+        alerters: Arc::new(
+            Alerters::build(
+                &config.alerter,
+                &config.alerters,
+                &alerters::Context {
+                    agent: AGENT.to_owned(),
+                    alert_timeout: config.agent.alert_timeout,
+                },
+            )
+            .unwrap(),
+        ),
+        sink: None,
+    };
+    let (_controls, receiver) = mpsc::unbounded_channel();
+
+    agent::run(&config, backends, Clock::tokio_from(START), Mode::Count(5), receiver)
+        .await
+        .unwrap();
+
+    // Ticks at 60..300 s, each on time though the first write hangs: it is
+    // given up after 30 s, so no two writes overlap and the next carries
+    // the full state.
+    #[expect(clippy::cast_possible_truncation, reason = "a whole epoch second")]
+    let start = START as i64;
+    let writes: Vec<i64> = db.writes.lock().unwrap().iter().map(|now| now - start).collect();
+    assert_eq!(writes, [60, 120, 180, 240, 300]);
+    assert_eq!(
+        db.agents().await.unwrap()[0].updated - start,
+        300,
+        "the last state is written before the run ends"
+    );
+    assert!(!db.overlapped.load(Ordering::SeqCst), "two writes were in flight at once");
 }
