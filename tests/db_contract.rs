@@ -721,7 +721,11 @@ mod malformed_rows {
             db.skipped_rows(),
             [
                 skipped("faults", "web2/load", "column `severity` holds text"),
-                skipped("faults", "web2/mem", "column `severity` holds a real number"),
+                skipped(
+                    "faults",
+                    "web2/mem",
+                    "column `severity` holds a real number"
+                ),
                 skipped(
                     "faults",
                     "web2/net",
@@ -742,7 +746,11 @@ mod malformed_rows {
         assert_eq!(db.get_faults("web1").await.unwrap(), []);
         assert_eq!(
             db.skipped_rows(),
-            [skipped("faults", "web1/x'00'", "column `name` holds a blob")]
+            [skipped(
+                "faults",
+                "web1/x'00'",
+                "column `name` holds a blob"
+            )]
         );
         db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
         db.set_faults("web1", &[fault("disk")], 160).await.unwrap();

@@ -917,11 +917,36 @@ async fn malformed_items_are_skipped_and_named_and_the_agents_own_are_replaced()
     db.set_faults("web1", std::slice::from_ref(&good), 100)
         .await
         .unwrap();
-    put(&client, &faults, fault_with("web2", "load", "severity", s("high"))).await;
-    put(&client, &faults, fault_with("web2", "net", "attempts", n("9223372036854775807"))).await;
-    put(&client, &faults, fault_with("web1", "mem", "since", s("noon"))).await;
-    put(&client, &squelches, item(&[("regex", s("web1")), ("time", n("100"))])).await;
-    put(&client, &squelches, item(&[("regex", s("web2")), ("time", s("noon"))])).await;
+    put(
+        &client,
+        &faults,
+        fault_with("web2", "load", "severity", s("high")),
+    )
+    .await;
+    put(
+        &client,
+        &faults,
+        fault_with("web2", "net", "attempts", n("9223372036854775807")),
+    )
+    .await;
+    put(
+        &client,
+        &faults,
+        fault_with("web1", "mem", "since", s("noon")),
+    )
+    .await;
+    put(
+        &client,
+        &squelches,
+        item(&[("regex", s("web1")), ("time", n("100"))]),
+    )
+    .await;
+    put(
+        &client,
+        &squelches,
+        item(&[("regex", s("web2")), ("time", s("noon"))]),
+    )
+    .await;
 
     let listed = db.list_faults(None).await.unwrap();
     let regexes = db.get_squelches(200).await.unwrap();
@@ -949,7 +974,10 @@ async fn malformed_items_are_skipped_and_named_and_the_agents_own_are_replaced()
 
     // The agent's own malformed item goes with its next write.
     let own = open(&endpoint, &prefix);
-    assert_eq!(own.get_faults("web1").await.unwrap(), [good.clone()]);
+    assert_eq!(
+        own.get_faults("web1").await.unwrap(),
+        std::slice::from_ref(&good)
+    );
     assert_eq!(own.skipped_rows().len(), 1);
     own.set_faults("web1", std::slice::from_ref(&good), 160)
         .await
@@ -969,8 +997,18 @@ fn faults_and_squelches_commands_print_the_good_items_and_warn_about_malformed_o
     let client = raw_client(&endpoint);
     runtime.block_on(async {
         let faults = format!("{prefix}.faults");
-        put(&client, &faults, fault_with("web2", "disk", "message", s("full"))).await;
-        put(&client, &faults, fault_with("web2", "load", "severity", s("high"))).await;
+        put(
+            &client,
+            &faults,
+            fault_with("web2", "disk", "message", s("full")),
+        )
+        .await;
+        put(
+            &client,
+            &faults,
+            fault_with("web2", "load", "severity", s("high")),
+        )
+        .await;
     });
 
     let output = cimaa(&env, &["faults", "--json"]);

@@ -218,7 +218,10 @@ fn a_malformed_squelch_leaves_the_other_squelches_in_force() {
             .contains("table `squelches` key `x'00'`"),
         "{stored}"
     );
-    assert_eq!(env.fault(&check_name("app", "down")).unwrap()["triggered"], false);
+    assert_eq!(
+        env.fault(&check_name("app", "down")).unwrap()["triggered"],
+        false
+    );
 }
 
 // See: #18
@@ -263,7 +266,10 @@ impl Running {
     fn wait(&mut self, limit: Duration) -> Duration {
         let started = Instant::now();
         while self.child.try_wait().unwrap().is_none() {
-            assert!(started.elapsed() < limit, "agent did not exit within {limit:?}");
+            assert!(
+                started.elapsed() < limit,
+                "agent did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         started.elapsed()
@@ -332,9 +338,7 @@ fn a_deleted_database_file_is_created_again_with_the_agents_state() {
     }
 
     wait_for("the state in a new file", Duration::from_secs(10), || {
-        env.path("cimaa.db").exists()
-            && agent_names(&env) == [AGENT]
-            && env.fault(&name).is_some()
+        env.path("cimaa.db").exists() && agent_names(&env) == [AGENT] && env.fault(&name).is_some()
     });
     agent.terminate();
     agent.wait(Duration::from_secs(10));
@@ -347,7 +351,9 @@ fn a_deleted_database_file_is_created_again_with_the_agents_state() {
 fn a_locked_database_does_not_stall_the_ticks() {
     let env = ticking_agent();
     let mut agent = Running::start(&env);
-    wait_for("two runs", Duration::from_secs(10), || runs(&env).len() >= 2);
+    wait_for("two runs", Duration::from_secs(10), || {
+        runs(&env).len() >= 2
+    });
 
     let lock = Connection::open(env.path("cimaa.db")).unwrap();
     lock.execute_batch("BEGIN EXCLUSIVE;").unwrap();
@@ -384,7 +390,10 @@ fn sigterm_under_a_held_lock_deregisters_once_it_is_released_within_10_s() {
 
     let took = agent.wait(Duration::from_secs(10));
     assert!(took < Duration::from_secs(8), "exit took {took:?}");
-    assert!(agent_names(&env).is_empty(), "the heartbeat was left behind");
+    assert!(
+        agent_names(&env).is_empty(),
+        "the heartbeat was left behind"
+    );
 }
 
 /// A memory database whose first `set_faults` takes `SLOW_WRITE`; records
@@ -498,21 +507,36 @@ async fn a_hanging_write_delays_no_tick_and_is_given_up_within_half_an_interval(
     };
     let (_controls, receiver) = mpsc::unbounded_channel();
 
-    agent::run(&config, backends, Clock::tokio_from(START), Mode::Count(5), receiver)
-        .await
-        .unwrap();
+    agent::run(
+        &config,
+        backends,
+        Clock::tokio_from(START),
+        Mode::Count(5),
+        receiver,
+    )
+    .await
+    .unwrap();
 
     // Ticks at 60..300 s, each on time though the first write hangs: it is
     // given up after 30 s, so no two writes overlap and the next carries
     // the full state.
     #[expect(clippy::cast_possible_truncation, reason = "a whole epoch second")]
     let start = START as i64;
-    let writes: Vec<i64> = db.writes.lock().unwrap().iter().map(|now| now - start).collect();
+    let writes: Vec<i64> = db
+        .writes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|now| now - start)
+        .collect();
     assert_eq!(writes, [60, 120, 180, 240, 300]);
     assert_eq!(
         db.agents().await.unwrap()[0].updated - start,
         300,
         "the last state is written before the run ends"
     );
-    assert!(!db.overlapped.load(Ordering::SeqCst), "two writes were in flight at once");
+    assert!(
+        !db.overlapped.load(Ordering::SeqCst),
+        "two writes were in flight at once"
+    );
 }

@@ -308,10 +308,7 @@ impl Writer {
         }
     }
 
-    fn start(
-        db: Arc<dyn Db>,
-        agent: String,
-    ) -> (watch::Sender<Option<Snapshot>>, JoinHandle<()>) {
+    fn start(db: Arc<dyn Db>, agent: String) -> (watch::Sender<Option<Snapshot>>, JoinHandle<()>) {
         let (state, mut receiver) = watch::channel(None::<Snapshot>);
         let task = tokio::spawn(async move {
             // Ends when the sender is gone and the last state is written.
@@ -389,11 +386,13 @@ impl Db for Bounded {
     }
 
     async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), DbError> {
-        self.call("heartbeat", self.inner.heartbeat(agent, now)).await
+        self.call("heartbeat", self.inner.heartbeat(agent, now))
+            .await
     }
 
     async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, DbError> {
-        self.call("list_faults", self.inner.list_faults(agent)).await
+        self.call("list_faults", self.inner.list_faults(agent))
+            .await
     }
 
     async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {

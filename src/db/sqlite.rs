@@ -448,12 +448,15 @@ fn own_faults_read(agent: &str) -> String {
     format!("faults of {agent}")
 }
 
+/// A malformed row: its row id (to delete it) and what is wrong with it.
+type Malformed = (i64, SkippedRow);
+
 /// The stored faults of one agent, ordered by name, and the row ids of its
 /// malformed rows with what is wrong with them.
 fn select_faults(
     connection: &Connection,
     agent: &str,
-) -> rusqlite::Result<(Vec<Fault>, Vec<(i64, SkippedRow)>)> {
+) -> rusqlite::Result<(Vec<Fault>, Vec<Malformed>)> {
     let mut statement = connection.prepare_cached(SELECT_FAULTS)?;
     let mut bad = Vec::new();
     let mut skipped = Vec::new();

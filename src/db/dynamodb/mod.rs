@@ -475,9 +475,13 @@ impl Db for DynamoDb {
             None => Read::Scan(&self.faults_table),
         };
         let read_key = agent.map_or_else(|| "faults".to_owned(), own_faults_read);
-        self.read_sorted("list_faults", read, &read_key, agent_fault_from_item, |a, b| {
-            (&a.agent, &a.fault.name).cmp(&(&b.agent, &b.fault.name))
-        })
+        self.read_sorted(
+            "list_faults",
+            read,
+            &read_key,
+            agent_fault_from_item,
+            |a, b| (&a.agent, &a.fault.name).cmp(&(&b.agent, &b.fault.name)),
+        )
         .await
     }
 
