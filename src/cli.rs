@@ -547,8 +547,7 @@ async fn meta_check(config: &Config, limits: meta::Limits) -> Result<ExitStatus,
         .map_err(CliError::failure)?;
     let squelches = db.get_squelch_details().await.map_err(CliError::failure)?;
     let failures = db.alert_failures().await.map_err(CliError::failure)?;
-    warn_skipped(db.as_ref());
-    let faults = meta::faults(
+    let mut faults = meta::faults(
         &config.agent.name,
         &stale,
         &squelches,
@@ -556,6 +555,15 @@ async fn meta_check(config: &Config, limits: meta::Limits) -> Result<ExitStatus,
         limits,
         now,
     );
+    // A fault rather than stderr: a plugin's stderr is an ERROR (#18).
+    let skipped = db.skipped_rows();
+    if !skipped.is_empty() {
+        faults.push(meta::MetaFault {
+            name: "database".to_owned(),
+            severity: crate::severity::Severity::WARNING,
+            message: db::skipped_message(&skipped),
+        });
+    }
     Printer::line(&serde_json::to_string(&MetaOutput { faults }).map_err(CliError::failure)?);
     Ok(ExitStatus::Success)
 }

@@ -154,12 +154,20 @@ fn meta_check_and_agents_report_the_good_rows_despite_malformed_ones() {
     let agents = env.cimaa(&["agents", "--json"]);
 
     assert_success(&meta);
-    assert!(stdout(&meta).contains("old-peer"), "{}", stdout(&meta));
+    // A WARNING in its plugin JSON, not stderr: as a check, stderr would be
+    // the ERROR `monitor-stderr`.
+    assert_eq!(stderr(&meta), "");
+    let report: Value = serde_json::from_slice(&meta.stdout).unwrap();
+    let faults = report["faults"].as_array().unwrap();
+    assert!(faults.iter().any(|f| f["name"] == "old-peer"), "{report}");
+    let database = faults.iter().find(|f| f["name"] == "database").unwrap();
+    assert_eq!(database["severity"], 30, "{report}");
+    let message = database["message"].as_str().unwrap();
     assert!(
-        stderr(&meta).contains("table `heartbeats` key `bad-peer`"),
-        "{}",
-        stderr(&meta)
+        message.contains("table `heartbeats` key `bad-peer`"),
+        "{message}"
     );
+    assert!(message.contains("table `squelches` key `sq`"), "{message}");
     assert_success(&agents);
     let names: Vec<String> = json(&agents)
         .iter()

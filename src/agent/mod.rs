@@ -21,7 +21,6 @@ mod clock;
 mod runner;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,8 +57,6 @@ const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(7);
 const DEREGISTER_PAUSE: Duration = Duration::from_millis(200);
 /// The most a database call may take, whatever the base interval.
 const DB_CALL_MAX: Duration = Duration::from_secs(10);
-/// Malformed rows `AGENT#database` names one by one; it counts the rest.
-const SKIPPED_LISTED: usize = 5;
 
 /// How many ticks to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -441,21 +438,6 @@ impl Db for Bounded {
     }
 }
 
-/// The message of `AGENT#database`: the skipped rows, the first few by name.
-fn skipped_message(rows: &[SkippedRow]) -> String {
-    let mut message = format!("Skipped {} malformed database row(s): ", rows.len());
-    let listed: Vec<String> = rows
-        .iter()
-        .take(SKIPPED_LISTED)
-        .map(ToString::to_string)
-        .collect();
-    message.push_str(&listed.join("; "));
-    if rows.len() > SKIPPED_LISTED {
-        let _ = write!(message, "; and {} more", rows.len() - SKIPPED_LISTED);
-    }
-    message
-}
-
 /// `max_concurrency`, lowered to what the open-file limit (raised to its
 /// hard limit first) allows.
 fn concurrency(config: &Config) -> usize {
@@ -715,7 +697,7 @@ impl Agent<'_> {
             }
             return;
         }
-        let message = skipped_message(&rows);
+        let message = crate::db::skipped_message(&rows);
         let previous = self.faults.get(&name);
         if previous.is_none_or(|fault| fault.message != message) {
             warn!(rows = %message, "skipping malformed database rows");

@@ -10,7 +10,7 @@ pub(crate) mod memory;
 pub(crate) mod sqlite;
 
 use std::collections::BTreeMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -125,6 +125,29 @@ pub(crate) fn short_key(key: &str) -> String {
         }
     }
     short
+}
+
+/// Malformed rows a message names one by one; it counts the rest.
+const SKIPPED_LISTED: usize = 5;
+
+/// Describes skipped rows in one line, the first few by table and key: the
+/// message of `AGENT#database` and of the meta-check's `database` fault.
+#[must_use]
+pub(crate) fn skipped_message(rows: &[SkippedRow]) -> String {
+    let listed: Vec<String> = rows
+        .iter()
+        .take(SKIPPED_LISTED)
+        .map(ToString::to_string)
+        .collect();
+    let mut message = format!(
+        "Skipped {} malformed database row(s): {}",
+        rows.len(),
+        listed.join("; ")
+    );
+    if rows.len() > SKIPPED_LISTED {
+        let _ = write!(message, "; and {} more", rows.len() - SKIPPED_LISTED);
+    }
+    message
 }
 
 /// What the latest read of each kind skipped, so that a malformed row is

@@ -153,6 +153,16 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
         .map(|metadata| (metadata.dev(), metadata.ino()))
 }
 
+/// Whether the file at `path` is no longer the one `opened` names: deleted,
+/// or replaced. A `stat` that fails for another reason (a permission
+/// changed) says nothing, so it does not count.
+fn replaced(path: &Path, opened: Option<(u64, u64)>) -> bool {
+    match std::fs::metadata(path) {
+        Ok(metadata) => Some((metadata.dev(), metadata.ino())) != opened,
+        Err(error) => error.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
 /// `BUSY_TIMEOUT` in ms.
 #[expect(clippy::cast_possible_truncation, reason = "5 s in ms fits")]
 const BUSY_TIMEOUT_MS: u64 = BUSY_TIMEOUT.as_millis() as u64;
@@ -231,8 +241,7 @@ impl Handle {
     /// The connection, opened again when the file at `path` is not the one
     /// it opened (deleted, or replaced); blocks.
     fn current(&mut self, path: &Path, busy_ms: u64) -> Result<&mut Connection, Error> {
-        let now = identity(path);
-        if self.connection.is_some() && now != self.identity {
+        if self.connection.is_some() && replaced(path, self.identity) {
             warn!(
                 path = %path.display(),
                 "the sqlite database file was deleted or replaced; opening it again and writing the full state"
