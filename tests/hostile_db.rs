@@ -371,10 +371,11 @@ fn a_locked_database_does_not_stall_the_ticks() {
     lock.execute_batch("COMMIT;").unwrap();
 
     // Five seconds at base_interval 1 are four or five ticks; a tick that
-    // waited for the lock would leave a gap of seconds.
-    assert!(during.len() >= 4, "runs while locked: {during:?}");
+    // waited for the lock (5 s before #18) would leave a gap of seconds.
+    // The bounds leave room for a loaded machine.
+    assert!(during.len() >= 3, "runs while locked: {during:?}");
     let gaps: Vec<f64> = during.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(gaps.iter().all(|gap| *gap < 1.6), "gaps: {gaps:?}");
+    assert!(gaps.iter().all(|gap| *gap < 3.0), "gaps: {gaps:?}");
     agent.terminate();
     agent.wait(Duration::from_secs(10));
 }
