@@ -403,7 +403,10 @@ fn sigterm_under_a_held_lock_deregisters_once_it_is_released_within_10_s() {
     agent.wait(Duration::from_secs(10));
     let took = terminated.elapsed();
     assert!(took < Duration::from_secs(10), "exit took {took:?}");
-    assert!(agent_names(&env).is_empty(), "the heartbeat was left behind");
+    assert!(
+        agent_names(&env).is_empty(),
+        "the heartbeat was left behind"
+    );
 }
 
 /// A memory database whose first `set_faults` takes `SLOW_WRITE`; records

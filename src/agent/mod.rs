@@ -753,3 +753,86 @@ impl Agent<'_> {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::db::MemoryDb;
+
+    /// A memory database whose writes wait for `gate` and record their `now`.
+    #[derive(Default)]
+    struct GatedDb {
+        inner: MemoryDb,
+        gate: Notify,
+        writes: Mutex<Vec<i64>>,
+    }
+
+    #[async_trait]
+    impl Db for GatedDb {
+        async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, DbError> {
+            self.inner.get_faults(agent).await
+        }
+
+        async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), DbError> {
+            self.writes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(now);
+            self.gate.notified().await;
+            self.inner.set_faults(agent, faults, now).await
+        }
+
+        async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), DbError> {
+            self.inner.heartbeat(agent, now).await
+        }
+
+        async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, DbError> {
+            self.inner.list_faults(agent).await
+        }
+
+        async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {
+            self.inner.agents().await
+        }
+
+        async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
+            self.inner.old_agents(age, now).await
+        }
+
+        async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {
+            self.inner.get_squelch_details().await
+        }
+
+        async fn squelch(&self, squelch: &Squelch) -> Result<(), DbError> {
+            self.inner.squelch(squelch).await
+        }
+
+        async fn unsquelch(&self, regex: &str) -> Result<bool, DbError> {
+            self.inner.unsquelch(regex).await
+        }
+
+        async fn remove_agent(&self, agent: &str) -> Result<(), DbError> {
+            self.inner.remove_agent(agent).await
+        }
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn a_write_in_flight_is_not_doubled_and_the_next_carries_the_newest_state() {
+        let db = Arc::new(GatedDb::default());
+        let mut writer = Writer::spawn(db.clone(), "web1");
+
+        writer.write(Vec::new(), 60);
+        tokio::task::yield_now().await;
+        writer.write(Vec::new(), 120);
+        writer.write(Vec::new(), 180);
+        db.gate.notify_one();
+        tokio::task::yield_now().await;
+        db.gate.notify_one();
+        writer.finish(Duration::from_secs(5)).await;
+
+        assert_eq!(*db.writes.lock().unwrap(), [60, 180]);
+        assert_eq!(db.inner.agents().await.unwrap()[0].updated, 180);
+    }
+}
