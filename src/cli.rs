@@ -445,6 +445,7 @@ struct FaultJson<'a> {
 async fn faults(config: &Config, agent: Option<&str>, json: bool) -> Result<ExitStatus, CliError> {
     let db = open_db(config).await?;
     let faults = db.list_faults(agent).await.map_err(CliError::failure)?;
+    warn_skipped(db.as_ref());
     if json {
         let items: Vec<FaultJson> = faults
             .iter()
@@ -487,6 +488,7 @@ async fn faults(config: &Config, agent: Option<&str>, json: bool) -> Result<Exit
 async fn agents(config: &Config, json: bool) -> Result<ExitStatus, CliError> {
     let db = open_db(config).await?;
     let agents = db.agents().await.map_err(CliError::failure)?;
+    warn_skipped(db.as_ref());
     if json {
         Printer::line(&serde_json::to_string_pretty(&agents).map_err(CliError::failure)?);
         return Ok(ExitStatus::Success);
@@ -550,6 +552,7 @@ async fn squelches(config: &Config, json: bool) -> Result<ExitStatus, CliError> 
     let db = open_db(config).await?;
     let now = chrono::Utc::now().timestamp();
     let mut list = db.get_squelch_details().await.map_err(CliError::failure)?;
+    warn_skipped(db.as_ref());
     list.retain(|s| s.active(now));
     if json {
         let items: Vec<SquelchJson> = list
@@ -607,7 +610,7 @@ async fn meta_check(config: &Config, limits: meta::Limits) -> Result<ExitStatus,
         .map_err(CliError::failure)?;
     let squelches = db.get_squelch_details().await.map_err(CliError::failure)?;
     let failures = db.alert_failures().await.map_err(CliError::failure)?;
-    let faults = meta::faults(
+    let mut faults = meta::faults(
         &config.agent.name,
         &stale,
         &squelches,
@@ -615,8 +618,25 @@ async fn meta_check(config: &Config, limits: meta::Limits) -> Result<ExitStatus,
         limits,
         now,
     );
+    // A fault rather than stderr: a plugin's stderr is an ERROR (#18).
+    let skipped = db.skipped_rows();
+    if !skipped.is_empty() {
+        faults.push(meta::MetaFault {
+            name: "database".to_owned(),
+            severity: crate::severity::Severity::WARNING,
+            message: db::skipped_message(&skipped),
+        });
+    }
     Printer::line(&serde_json::to_string(&MetaOutput { faults }).map_err(CliError::failure)?);
     Ok(ExitStatus::Success)
+}
+
+/// Names on stderr the malformed rows the reads skipped (the good rows
+/// are printed as usual).
+fn warn_skipped(db: &dyn Db) {
+    for row in db.skipped_rows() {
+        eprintln!("warning: skipped a malformed database row: {row}");
+    }
 }
 
 async fn setup_db(config: &Config, capacity: Option<db::Capacity>) -> Result<ExitStatus, CliError> {

@@ -677,3 +677,140 @@ mod sqlite_file {
         }
     }
 }
+
+/// Rows other agents (or people) wrote malformed (SPEC §17), where the
+/// backend lets a test write them: plain SQL into the `sqlite` file. The
+/// `dynamodb` cases are in `tests/dynamodb.rs`, which writes raw items.
+mod malformed_rows {
+    use super::*;
+
+    use cimaa::db::SkippedRow;
+    use rusqlite::Connection;
+
+    async fn open(dir: &TempDir) -> (SqliteDb, Connection) {
+        let path = dir.path().join("cimaa.db");
+        let db = SqliteDb::open(&path).await.unwrap();
+        (db, Connection::open(&path).unwrap())
+    }
+
+    fn skipped(table: &str, key: &str, problem: &str) -> SkippedRow {
+        SkippedRow {
+            table: table.to_owned(),
+            key: key.to_owned(),
+            problem: problem.to_owned(),
+        }
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn a_malformed_fault_row_is_skipped_and_named_and_the_others_still_count() {
+        let dir = TempDir::new().unwrap();
+        let (db, sql) = open(&dir).await;
+        db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
+        sql.execute_batch(
+            "INSERT INTO faults VALUES ('web2', 'load', 'high', 'm', 1, 1, 0, 1, 0);
+             INSERT INTO faults VALUES ('web2', 'mem', 40.5, 'm', 1, 1, 0, 1, 0);
+             INSERT INTO faults VALUES ('web2', 'net', 40, 'm', 1, 1, 0, 1, 9223372036854775807);",
+        )
+        .unwrap();
+
+        let faults = db.list_faults(None).await.unwrap();
+
+        assert_eq!(faults, [agent_fault("web1", fault("disk"))]);
+        assert_eq!(
+            db.skipped_rows(),
+            [
+                skipped("faults", "web2/load", "column `severity` holds text"),
+                skipped(
+                    "faults",
+                    "web2/mem",
+                    "column `severity` holds a real number"
+                ),
+                skipped(
+                    "faults",
+                    "web2/net",
+                    "column `attempts` holds an integer out of range"
+                ),
+            ]
+        );
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn set_faults_replaces_the_agents_malformed_rows_and_the_report_clears() {
+        let dir = TempDir::new().unwrap();
+        let (db, sql) = open(&dir).await;
+        sql.execute_batch("INSERT INTO faults VALUES ('web1', x'00', 40, 'm', 1, 1, 0, 1, 0);")
+            .unwrap();
+
+        assert_eq!(db.get_faults("web1").await.unwrap(), []);
+        assert_eq!(
+            db.skipped_rows(),
+            [skipped(
+                "faults",
+                "web1/x'00'",
+                "column `name` holds a blob"
+            )]
+        );
+        db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
+        db.set_faults("web1", &[fault("disk")], 160).await.unwrap();
+
+        assert_eq!(db.get_faults("web1").await.unwrap(), [fault("disk")]);
+        assert_eq!(db.skipped_rows(), []);
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn a_malformed_squelch_row_leaves_the_others_in_force() {
+        let dir = TempDir::new().unwrap();
+        let (db, sql) = open(&dir).await;
+        db.squelch(&squelch("web1")).await.unwrap();
+        sql.execute_batch(
+            "INSERT INTO squelches VALUES ('web2', 'r', 'ops', 'noon', 1, NULL);
+             INSERT INTO squelches VALUES (x'2e', 'r', 'ops', 1, 1, NULL);",
+        )
+        .unwrap();
+
+        assert_eq!(db.get_squelches(200).await.unwrap(), ["web1"]);
+        assert_eq!(
+            db.skipped_rows(),
+            [
+                skipped("squelches", "web2", "column `time` holds text"),
+                skipped("squelches", "x'2e'", "column `regex` holds a blob"),
+            ]
+        );
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn a_dropped_table_is_created_again() {
+        let dir = TempDir::new().unwrap();
+        let (db, sql) = open(&dir).await;
+        sql.execute_batch("DROP TABLE squelches; DROP TABLE heartbeats;")
+            .unwrap();
+
+        assert_eq!(db.get_squelch_details().await.unwrap(), []);
+        db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
+        db.squelch(&squelch("web1")).await.unwrap();
+        assert_eq!(db.agents().await.unwrap(), [heartbeat("web1", 100)]);
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn a_deleted_file_is_opened_again_and_gets_the_full_state() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("cimaa.db");
+        let db = SqliteDb::open(&path).await.unwrap();
+        db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+
+        // The same state again: unchanged rows are written too.
+        db.set_faults("web1", &[fault("disk")], 160).await.unwrap();
+
+        let peer = SqliteDb::open(&path).await.unwrap();
+        assert_eq!(peer.get_faults("web1").await.unwrap(), [fault("disk")]);
+        assert_eq!(peer.agents().await.unwrap(), [heartbeat("web1", 160)]);
+    }
+}

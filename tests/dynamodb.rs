@@ -879,3 +879,151 @@ async fn steady_state_costs_one_write_per_tick() {
     }
     eprintln!("\n{report}");
 }
+
+/// A fault item of `agent` with one attribute replaced.
+fn fault_with(agent: &str, name: &str, key: &str, value: AttributeValue) -> Item {
+    let mut fault = item(&[
+        ("agent", s(agent)),
+        ("name", s(name)),
+        ("severity", n("40")),
+        ("message", s("m")),
+        ("since", n("100")),
+        ("updated", n("100")),
+    ]);
+    fault.insert(key.to_owned(), value);
+    fault
+}
+
+// See: #18
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_items_are_skipped_and_named_and_the_agents_own_are_replaced() {
+    let Some(endpoint) = endpoint() else { return };
+    let prefix = unique_prefix();
+    let db = open(&endpoint, &prefix);
+    db.setup(None).await.unwrap();
+    let client = raw_client(&endpoint);
+    let faults = format!("{prefix}.faults");
+    let squelches = format!("{prefix}.squelches");
+    let good = Fault {
+        name: "disk".to_owned(),
+        severity: Severity::ERROR,
+        message: "full".to_owned(),
+        since: 100,
+        updated: 100,
+        triggered: false,
+        escalates: true,
+        attempts: 0,
+    };
+    db.set_faults("web1", std::slice::from_ref(&good), 100)
+        .await
+        .unwrap();
+    put(
+        &client,
+        &faults,
+        fault_with("web2", "load", "severity", s("high")),
+    )
+    .await;
+    put(
+        &client,
+        &faults,
+        fault_with("web2", "net", "attempts", n("9223372036854775807")),
+    )
+    .await;
+    put(
+        &client,
+        &faults,
+        fault_with("web1", "mem", "since", s("noon")),
+    )
+    .await;
+    put(
+        &client,
+        &squelches,
+        item(&[("regex", s("web1")), ("time", n("100"))]),
+    )
+    .await;
+    put(
+        &client,
+        &squelches,
+        item(&[("regex", s("web2")), ("time", s("noon"))]),
+    )
+    .await;
+
+    let listed = db.list_faults(None).await.unwrap();
+    let regexes = db.get_squelches(200).await.unwrap();
+
+    let names: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|f| (f.agent.as_str(), f.fault.name.as_str()))
+        .collect();
+    assert_eq!(names, [("web1", "disk")]);
+    assert_eq!(regexes, ["web1"]);
+    let keys: Vec<(String, String)> = db
+        .skipped_rows()
+        .into_iter()
+        .map(|row| (row.table, row.key))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (faults.clone(), "web1/mem".to_owned()),
+            (faults.clone(), "web2/load".to_owned()),
+            (faults.clone(), "web2/net".to_owned()),
+            (squelches, "web2".to_owned()),
+        ]
+    );
+
+    // The agent's own malformed item goes with its next write.
+    let own = open(&endpoint, &prefix);
+    assert_eq!(
+        own.get_faults("web1").await.unwrap(),
+        std::slice::from_ref(&good)
+    );
+    assert_eq!(own.skipped_rows().len(), 1);
+    own.set_faults("web1", std::slice::from_ref(&good), 160)
+        .await
+        .unwrap();
+    assert_eq!(own.skipped_rows(), []);
+    assert!(!scan(&client, &faults).await.contains_key("web1 mem"));
+}
+
+// See: #18
+#[test]
+fn faults_and_squelches_commands_print_the_good_items_and_warn_about_malformed_ones() {
+    let Some(endpoint) = endpoint() else { return };
+    let prefix = unique_prefix();
+    let env = dynamodb_agent(&endpoint, &prefix, 60.0);
+    assert_success(&cimaa(&env, &["setup-db"]));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = raw_client(&endpoint);
+    runtime.block_on(async {
+        let faults = format!("{prefix}.faults");
+        put(
+            &client,
+            &faults,
+            fault_with("web2", "disk", "message", s("full")),
+        )
+        .await;
+        put(
+            &client,
+            &faults,
+            fault_with("web2", "load", "severity", s("high")),
+        )
+        .await;
+    });
+
+    let output = cimaa(&env, &["faults", "--json"]);
+
+    assert_success(&output);
+    let names: Vec<String> = json(&output)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["disk"]);
+    assert!(
+        stderr(&output).contains(&format!("table `{prefix}.faults` key `web2/load`")),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -24,8 +24,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 pub use clock::Clock;
@@ -34,7 +36,7 @@ use crate::alerters::Alerters;
 use crate::checks::CheckDef;
 use crate::checks::{self, CheckOutput, Probes};
 use crate::config::Config;
-use crate::db::{Db, Fault};
+use crate::db::{AgentFault, Db, Error as DbError, Fault, Heartbeat, SkippedRow, Squelch};
 use crate::fault;
 use crate::limits;
 use crate::scheduler;
@@ -46,9 +48,15 @@ use check_dir::CheckDirectory;
 
 /// How long a normal exit waits for queued metrics.
 const METRICS_FLUSH: Duration = Duration::from_secs(5);
+/// How long a normal exit waits for the last database write.
+const WRITE_FLUSH: Duration = Duration::from_secs(10);
 /// On a signal, metrics and deregistration share SPEC §9's 10 s budget.
 const SIGNAL_METRICS_FLUSH: Duration = Duration::from_secs(2);
-const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
+const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(7);
+/// Pause between two attempts to deregister.
+const DEREGISTER_PAUSE: Duration = Duration::from_millis(200);
+/// The most a database call may take, whatever the base interval.
+const DB_CALL_MAX: Duration = Duration::from_secs(10);
 
 /// How many ticks to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +100,10 @@ struct Agent<'a> {
     config: &'a Config,
     /// The one source of epoch seconds.
     clock: Clock,
+    /// Every call bounded by the tick's budget (see `Bounded`).
     db: Arc<dyn Db>,
+    /// Writes the tick's state off its critical path.
+    writer: Writer,
     alerters: Arc<Alerters>,
     metrics: Option<MetricBuffer>,
     /// `MetricBuffer::dropped` at the previous tick.
@@ -159,6 +170,13 @@ pub async fn run(
         .get_faults(&name)
         .await
         .map_err(Error::Database)?;
+    // From here on no call waits longer than the tick can spare (SPEC §6).
+    let budget = db_budget(config.agent.base_interval);
+    backends.db.limit_waits(budget);
+    let db: Arc<dyn Db> = Arc::new(Bounded {
+        inner: backends.db,
+        budget,
+    });
     let (metrics, drain) = match backends.sink {
         Some((sink, size)) => {
             let (buffer, task) = MetricBuffer::spawn(sink, size);
@@ -169,7 +187,8 @@ pub async fn run(
     let mut agent = Agent {
         config,
         clock,
-        db: backends.db,
+        writer: Writer::spawn(Arc::clone(&db), &name),
+        db,
         alerters: backends.alerters,
         metrics,
         dropped_seen: 0,
@@ -222,16 +241,204 @@ pub async fn run(
     if let Some(task) = drain {
         task.abort();
     }
+    let Agent { db, writer, .. } = agent;
     if signalled {
+        // SPEC §9: the write in flight is cancelled, the removal follows.
+        writer.cancel();
         info!(agent = %name, "shutting down: removing this agent from the database");
-        let removal = agent.db.remove_agent(&name);
-        match tokio::time::timeout(DEREGISTER_TIMEOUT, removal).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => error!(error = %e, "cannot remove this agent from the database"),
-            Err(_) => error!("removing this agent from the database timed out"),
-        }
+        deregister(db.as_ref(), &name).await;
+    } else {
+        writer.finish(WRITE_FLUSH).await;
     }
     Ok(())
+}
+
+/// How long one database call may take: half a base interval, so that the
+/// squelch read and the alerts after it stay within the tick (SPEC §6).
+fn db_budget(base_interval: f64) -> Duration {
+    Duration::try_from_secs_f64(base_interval / 2.0)
+        .unwrap_or(DB_CALL_MAX)
+        .min(DB_CALL_MAX)
+}
+
+/// Removes the agent from the database, trying again (a lock held by
+/// another process, a blip) until `DEREGISTER_TIMEOUT` runs out.
+async fn deregister(db: &dyn Db, name: &str) {
+    let deadline = tokio::time::Instant::now() + DEREGISTER_TIMEOUT;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let error = match tokio::time::timeout_at(deadline, db.remove_agent(name)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        if tokio::time::Instant::now() + DEREGISTER_PAUSE >= deadline {
+            error!(error = %error, attempts, "cannot remove this agent from the database");
+            return;
+        }
+        debug!(error = %error, attempts, "cannot remove this agent from the database yet; trying again");
+        tokio::time::sleep(DEREGISTER_PAUSE).await;
+    }
+}
+
+/// The fault set and time of one write.
+type Snapshot = (Vec<Fault>, i64);
+
+/// Writes each tick's fault set off the tick's critical path.
+///
+/// The tick hands over its newest state and goes on. A write still in flight
+/// when the next tick hands over is not doubled: the task writes once more,
+/// with the newest state, when it is done (a `watch` keeps only that).
+struct Writer {
+    db: Arc<dyn Db>,
+    agent: String,
+    state: watch::Sender<Option<Snapshot>>,
+    task: JoinHandle<()>,
+}
+
+impl Writer {
+    fn spawn(db: Arc<dyn Db>, agent: &str) -> Writer {
+        let (state, task) = Writer::start(Arc::clone(&db), agent.to_owned());
+        Writer {
+            db,
+            agent: agent.to_owned(),
+            state,
+            task,
+        }
+    }
+
+    fn start(db: Arc<dyn Db>, agent: String) -> (watch::Sender<Option<Snapshot>>, JoinHandle<()>) {
+        let (state, mut receiver) = watch::channel(None::<Snapshot>);
+        let task = tokio::spawn(async move {
+            // Ends when the sender is gone and the last state is written.
+            while receiver.changed().await.is_ok() {
+                let Some((faults, now)) = receiver.borrow_and_update().clone() else {
+                    continue;
+                };
+                if let Err(e) = db.set_faults(&agent, &faults, now).await {
+                    error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
+                }
+            }
+        });
+        (state, task)
+    }
+
+    /// Hands the newest state over; starts the task again if it died.
+    fn write(&mut self, faults: Vec<Fault>, now: i64) {
+        if self.task.is_finished() {
+            error!("the database writer stopped; starting it again");
+            (self.state, self.task) = Writer::start(Arc::clone(&self.db), self.agent.clone());
+        }
+        self.state.send_replace(Some((faults, now)));
+    }
+
+    /// Waits up to `wait` for the last state to be written.
+    async fn finish(self, wait: Duration) {
+        let Writer { state, task, .. } = self;
+        drop(state);
+        match tokio::time::timeout(wait, task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(error = %e, "the database writer failed"),
+            Err(_) => error!("the last database write did not finish in time"),
+        }
+    }
+
+    /// Cancels the write in flight, if any.
+    fn cancel(self) {
+        self.task.abort();
+    }
+}
+
+/// A `Db` whose every call gives up after `budget`: a stuck database costs
+/// the tick that much, never more (SPEC §6).
+struct Bounded {
+    inner: Arc<dyn Db>,
+    budget: Duration,
+}
+
+impl Bounded {
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, DbError>>,
+    ) -> Result<T, DbError> {
+        tokio::time::timeout(self.budget, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(DbError::Timeout {
+                    operation,
+                    millis: u64::try_from(self.budget.as_millis()).unwrap_or(u64::MAX),
+                })
+            })
+    }
+}
+
+#[async_trait]
+impl Db for Bounded {
+    async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, DbError> {
+        self.call("get_faults", self.inner.get_faults(agent)).await
+    }
+
+    async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), DbError> {
+        self.call("set_faults", self.inner.set_faults(agent, faults, now))
+            .await
+    }
+
+    async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), DbError> {
+        self.call("heartbeat", self.inner.heartbeat(agent, now))
+            .await
+    }
+
+    async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, DbError> {
+        self.call("list_faults", self.inner.list_faults(agent))
+            .await
+    }
+
+    async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {
+        self.call("agents", self.inner.agents()).await
+    }
+
+    async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
+        self.call("old_agents", self.inner.old_agents(age, now))
+            .await
+    }
+
+    async fn get_squelches(&self, now: i64) -> Result<Vec<String>, DbError> {
+        self.call("get_squelches", self.inner.get_squelches(now))
+            .await
+    }
+
+    async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {
+        self.call("get_squelch_details", self.inner.get_squelch_details())
+            .await
+    }
+
+    async fn squelch(&self, squelch: &Squelch) -> Result<(), DbError> {
+        self.call("squelch", self.inner.squelch(squelch)).await
+    }
+
+    async fn unsquelch(&self, regex: &str) -> Result<bool, DbError> {
+        self.call("unsquelch", self.inner.unsquelch(regex)).await
+    }
+
+    async fn alert_failures(&self) -> Result<Vec<AgentFault>, DbError> {
+        self.call("alert_failures", self.inner.alert_failures())
+            .await
+    }
+
+    async fn remove_agent(&self, agent: &str) -> Result<(), DbError> {
+        self.call("remove_agent", self.inner.remove_agent(agent))
+            .await
+    }
+
+    fn skipped_rows(&self) -> Vec<SkippedRow> {
+        self.inner.skipped_rows()
+    }
+
+    fn limit_waits(&self, budget: Duration) {
+        self.inner.limit_waits(budget);
+    }
 }
 
 /// `max_concurrency`, lowered to what the open-file limit (raised to its
@@ -412,20 +619,17 @@ impl Agent<'_> {
             self.record_metric_drops(now);
         }
 
+        self.record_skipped_rows(now);
+
         let faults: Vec<Fault> = self.faults.values().cloned().collect();
-        if let Err(e) = self
-            .db
-            .set_faults(&self.config.agent.name, &faults, now)
-            .await
-        {
-            error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
-        }
+        let stored = faults.len();
+        self.writer.write(faults, now);
         let took = self.clock.now() - started;
         info!(
             tick,
             checks = checks.len(),
             ran = ran.len(),
-            faults = faults.len(),
+            faults = stored,
             took_secs = took,
             "tick done"
         );
@@ -483,6 +687,40 @@ impl Agent<'_> {
         }
     }
 
+    /// Records the WARNING `AGENT#database` while the latest reads skipped
+    /// malformed rows (SPEC §17), naming their tables and keys; clears it when
+    /// none are left. Like every `AGENT#...` fault it is stored, never alerted
+    /// by this agent.
+    fn record_skipped_rows(&mut self, now: i64) {
+        let name = format!("{}#database", self.config.agent.name);
+        let rows = self.db.skipped_rows();
+        if rows.is_empty() {
+            if self.faults.remove(&name).is_some() {
+                info!("no malformed database rows any more");
+            }
+            return;
+        }
+        let message = crate::db::skipped_message(&rows);
+        let previous = self.faults.get(&name);
+        if previous.is_none_or(|fault| fault.message != message) {
+            warn!(rows = %message, "skipping malformed database rows");
+        }
+        let since = previous.map_or(now, |f| f.since);
+        self.faults.insert(
+            name.clone(),
+            Fault {
+                name,
+                severity: Severity::WARNING,
+                message,
+                since,
+                updated: now,
+                triggered: false,
+                escalates: false,
+                attempts: 0,
+            },
+        );
+    }
+
     /// Records the WARNING `AGENT#metrics` while the metric buffer dropped
     /// records since the previous tick; clears it after a tick without drops.
     /// Like every `AGENT#...` fault it is stored, never alerted by this agent.
@@ -516,5 +754,88 @@ impl Agent<'_> {
                 attempts: 0,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::db::MemoryDb;
+
+    /// A memory database whose writes wait for `gate` and record their `now`.
+    #[derive(Default)]
+    struct GatedDb {
+        inner: MemoryDb,
+        gate: Notify,
+        writes: Mutex<Vec<i64>>,
+    }
+
+    #[async_trait]
+    impl Db for GatedDb {
+        async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, DbError> {
+            self.inner.get_faults(agent).await
+        }
+
+        async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), DbError> {
+            self.writes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(now);
+            self.gate.notified().await;
+            self.inner.set_faults(agent, faults, now).await
+        }
+
+        async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), DbError> {
+            self.inner.heartbeat(agent, now).await
+        }
+
+        async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, DbError> {
+            self.inner.list_faults(agent).await
+        }
+
+        async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {
+            self.inner.agents().await
+        }
+
+        async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
+            self.inner.old_agents(age, now).await
+        }
+
+        async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {
+            self.inner.get_squelch_details().await
+        }
+
+        async fn squelch(&self, squelch: &Squelch) -> Result<(), DbError> {
+            self.inner.squelch(squelch).await
+        }
+
+        async fn unsquelch(&self, regex: &str) -> Result<bool, DbError> {
+            self.inner.unsquelch(regex).await
+        }
+
+        async fn remove_agent(&self, agent: &str) -> Result<(), DbError> {
+            self.inner.remove_agent(agent).await
+        }
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn a_write_in_flight_is_not_doubled_and_the_next_carries_the_newest_state() {
+        let db = Arc::new(GatedDb::default());
+        let mut writer = Writer::spawn(db.clone(), "web1");
+
+        writer.write(Vec::new(), 60);
+        tokio::task::yield_now().await;
+        writer.write(Vec::new(), 120);
+        writer.write(Vec::new(), 180);
+        db.gate.notify_one();
+        tokio::task::yield_now().await;
+        db.gate.notify_one();
+        writer.finish(Duration::from_secs(5)).await;
+
+        assert_eq!(*db.writes.lock().unwrap(), [60, 180]);
+        assert_eq!(db.inner.agents().await.unwrap()[0].updated, 180);
     }
 }

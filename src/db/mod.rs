@@ -9,8 +9,11 @@ pub(crate) mod dynamodb;
 pub(crate) mod memory;
 pub(crate) mod sqlite;
 
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -41,8 +44,8 @@ pub enum Error {
     Sqlite(#[from] rusqlite::Error),
     #[error("database task failed: {0}")]
     Task(String),
-    #[error("stored record is invalid: {0}")]
-    Corrupt(String),
+    #[error("stored record `{key}` is invalid: {detail}")]
+    Corrupt { key: String, detail: String },
     #[error("no AWS region: set `region` in the `database` section, or `AWS_REGION`")]
     NoRegion,
     #[error("dynamodb table `{table}` does not exist (create it with `cimaa setup-db`)")]
@@ -72,11 +75,112 @@ pub enum Error {
         items: usize,
         attempts: u32,
     },
-    #[error("database call `{operation}` did not finish within {seconds} s")]
+    #[error("database call `{operation}` did not finish within {millis} ms")]
     Timeout {
         operation: &'static str,
-        seconds: u64,
+        millis: u64,
     },
+}
+
+/// A stored row a read skipped because it does not fit the layout (a text
+/// severity, a blob name, a NULL, an out-of-range number): written by a peer,
+/// by zc.cimaa or by hand, it must not hide every other row (SPEC §17).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SkippedRow {
+    /// The table (`faults`, `heartbeats`, `squelches`).
+    pub table: String,
+    /// The row's key as far as it can be read, e.g. `web1/disk`.
+    pub key: String,
+    /// What is wrong with it, e.g. ``column `severity` holds text``.
+    pub problem: String,
+}
+
+impl fmt::Display for SkippedRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "table `{}` key `{}`: {}",
+            self.table, self.key, self.problem
+        )
+    }
+}
+
+/// Longest key a `SkippedRow` quotes: a 70,000-character name is a key too.
+const SKIPPED_KEY_CHARS: usize = 200;
+
+/// Cuts a key read from a malformed row to `SKIPPED_KEY_CHARS`, with a
+/// marker, and escapes its control characters: it is logged and printed.
+#[must_use]
+pub(crate) fn short_key(key: &str) -> String {
+    let mut short = String::new();
+    for (count, c) in key.chars().enumerate() {
+        if count == SKIPPED_KEY_CHARS {
+            short.push('…');
+            break;
+        }
+        if c.is_control() {
+            short.extend(c.escape_default());
+        } else {
+            short.push(c);
+        }
+    }
+    short
+}
+
+/// Malformed rows a message names one by one; it counts the rest.
+const SKIPPED_LISTED: usize = 5;
+
+/// Describes skipped rows in one line, the first few by table and key: the
+/// message of `AGENT#database` and of the meta-check's `database` fault.
+#[must_use]
+pub(crate) fn skipped_message(rows: &[SkippedRow]) -> String {
+    let listed: Vec<String> = rows
+        .iter()
+        .take(SKIPPED_LISTED)
+        .map(ToString::to_string)
+        .collect();
+    let mut message = format!(
+        "Skipped {} malformed database row(s): {}",
+        rows.len(),
+        listed.join("; ")
+    );
+    if rows.len() > SKIPPED_LISTED {
+        let _ = write!(message, "; and {} more", rows.len() - SKIPPED_LISTED);
+    }
+    message
+}
+
+/// What the latest read of each kind skipped, so that a malformed row is
+/// reported while it is there and forgotten once a read no longer finds it.
+///
+/// Keyed by the read (`faults`, `faults of web1`, `squelches`, ...): a read
+/// replaces only its own entry, so a narrow read never clears what a wider
+/// one found.
+#[derive(Debug, Default)]
+pub(crate) struct SkipLog {
+    reads: Mutex<BTreeMap<String, Vec<SkippedRow>>>,
+}
+
+impl SkipLog {
+    /// Records what the read `read` skipped (nothing clears its entry).
+    pub(crate) fn record(&self, read: &str, rows: Vec<SkippedRow>) {
+        // One map operation under the lock, so a poisoned lock is taken over.
+        let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+        if rows.is_empty() {
+            reads.remove(read);
+        } else {
+            reads.insert(read.to_owned(), rows);
+        }
+    }
+
+    /// Every row the latest reads skipped, sorted, each once.
+    pub(crate) fn rows(&self) -> Vec<SkippedRow> {
+        let reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rows: Vec<SkippedRow> = reads.values().flatten().cloned().collect();
+        rows.sort();
+        rows.dedup();
+        rows
+    }
 }
 
 /// Provisioned throughput for `setup-db` (on-demand billing without it).
@@ -157,6 +261,17 @@ pub trait Db: Send + Sync {
     async fn healthcheck(&self) -> Result<(), Error> {
         self.agents().await.map(drop)
     }
+    /// The malformed rows the latest reads skipped (each read kind replaces
+    /// what it found before), for `AGENT#database` and the CLI's warnings.
+    /// A backend that cannot hold a malformed row has none.
+    fn skipped_rows(&self) -> Vec<SkippedRow> {
+        Vec::new()
+    }
+
+    /// Bounds how long one call may wait for a lock or on retries, so that a
+    /// stuck database costs a tick at most `budget` (SPEC §6). Backends whose
+    /// calls never wait ignore it.
+    fn limit_waits(&self, _budget: Duration) {}
 }
 
 /// `database:` section of the agent configuration.

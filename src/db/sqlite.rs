@@ -16,14 +16,22 @@
 //! never stalls the runtime that schedules checks.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::fmt::Write as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, ErrorCode, Row, TransactionBehavior, params};
+use rusqlite::types::{FromSql, ValueRef};
+use rusqlite::{Connection, ErrorCode, Row, Statement, TransactionBehavior, params};
+use tracing::warn;
 
-use super::{AgentFault, Db, Error, Fault, Heartbeat, Squelch, merge_with_stored};
+use super::{
+    AgentFault, Db, Error, Fault, Heartbeat, SkipLog, SkippedRow, Squelch, merge_with_stored,
+    short_key,
+};
 use crate::severity::Severity;
 
 /// How long a write waits for another agent's transaction on the same file.
@@ -71,9 +79,10 @@ CREATE TABLE IF NOT EXISTS squelches (
 );
 ";
 
-/// One agent's faults; columns in the order `fault_from_row` reads them.
+/// One agent's faults: the row id, then the columns in the order
+/// `fault_from_row` reads them.
 const SELECT_FAULTS: &str = "
-SELECT name, severity, message, since, updated, triggered, escalates, attempts
+SELECT rowid, name, severity, message, since, updated, triggered, escalates, attempts
 FROM faults WHERE agent = ?1 ORDER BY name
 ";
 
@@ -119,8 +128,44 @@ ON CONFLICT (regex) DO UPDATE SET
 /// sharing a file each open their own handle and the file's locks order them.
 #[derive(Debug)]
 pub struct SqliteDb {
-    connection: Arc<Mutex<Connection>>,
+    path: PathBuf,
+    handle: Arc<Mutex<Handle>>,
+    /// The longest a call waits for another connection's lock, in ms.
+    busy_ms: Arc<AtomicU64>,
+    skipped: Arc<SkipLog>,
 }
+
+/// The open connection and the identity of the file it opened.
+#[derive(Debug)]
+struct Handle {
+    /// `None` after a reopen failed: the next call tries again.
+    connection: Option<Connection>,
+    /// Device and inode of the file when it was opened.
+    identity: Option<(u64, u64)>,
+    /// The busy timeout set on `connection`, in ms.
+    busy_ms: u64,
+}
+
+/// Device and inode of the file at `path`; `None` when it is gone.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|metadata| (metadata.dev(), metadata.ino()))
+}
+
+/// Whether the file at `path` is no longer the one `opened` names: deleted,
+/// or replaced. A `stat` that fails for another reason (a permission
+/// changed) says nothing, so it does not count.
+fn replaced(path: &Path, opened: Option<(u64, u64)>) -> bool {
+    match std::fs::metadata(path) {
+        Ok(metadata) => Some((metadata.dev(), metadata.ino())) != opened,
+        Err(error) => error.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+/// `BUSY_TIMEOUT` in ms.
+#[expect(clippy::cast_possible_truncation, reason = "5 s in ms fits")]
+const BUSY_TIMEOUT_MS: u64 = BUSY_TIMEOUT.as_millis() as u64;
 
 impl SqliteDb {
     /// Opens (or creates) the database file at `path`, creating its folder and
@@ -131,37 +176,109 @@ impl SqliteDb {
     /// when the file cannot be opened, switched to WAL or given its schema, and
     /// `Error::Task` when the blocking task dies.
     pub async fn open(path: &Path) -> Result<SqliteDb, Error> {
-        let path = path.to_owned();
-        let connection = tokio::task::spawn_blocking(move || open_blocking(&path))
-            .await
-            .map_err(|err| Error::Task(err.to_string()))??;
+        let owned = path.to_owned();
+        let (connection, identity) = tokio::task::spawn_blocking(move || {
+            let connection = open_blocking(&owned, BUSY_TIMEOUT)?;
+            Ok::<_, Error>((connection, identity(&owned)))
+        })
+        .await
+        .map_err(|err| Error::Task(err.to_string()))??;
         Ok(SqliteDb {
-            connection: Arc::new(Mutex::new(connection)),
+            path: path.to_owned(),
+            handle: Arc::new(Mutex::new(Handle {
+                connection: Some(connection),
+                identity,
+                busy_ms: BUSY_TIMEOUT_MS,
+            })),
+            busy_ms: Arc::new(AtomicU64::new(BUSY_TIMEOUT_MS)),
+            skipped: Arc::new(SkipLog::default()),
         })
     }
 
     /// Runs `work` with the connection on the blocking pool.
+    ///
+    /// First makes sure the connection still writes into the file at `path`:
+    /// a file deleted (or replaced) under a running agent would otherwise take
+    /// every later write while peers see an empty database. One `stat` per
+    /// call finds that. A table dropped by hand is created again and `work`
+    /// runs once more.
     async fn run<T, F>(&self, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+        F: Fn(&mut Connection) -> Result<T, Error> + Send + 'static,
     {
-        let connection = Arc::clone(&self.connection);
+        let handle = Arc::clone(&self.handle);
+        let path = self.path.clone();
+        let busy_ms = self.busy_ms.load(Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             // A panic while the lock was held leaves the connection usable: an
             // open `Transaction` rolls back when it is dropped during the
             // unwind. So a poisoned lock is taken over rather than turned into
             // an error every later call would repeat.
-            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut connection)
+            let mut handle = handle.lock().unwrap_or_else(PoisonError::into_inner);
+            let connection = handle.current(&path, busy_ms)?;
+            match work(connection) {
+                Err(error) if missing_table(&error) => {
+                    warn!(path = %path.display(), error = %error, "a table of the sqlite database is missing; creating it again");
+                    connection.execute_batch(SCHEMA)?;
+                    work(connection)
+                }
+                done => done,
+            }
         })
         .await
         .map_err(|err| Error::Task(err.to_string()))?
     }
+
+    /// Records what the read `read` skipped.
+    fn skipping(&self, read: String) -> impl Fn(Vec<SkippedRow>) + Send + 'static {
+        let log = Arc::clone(&self.skipped);
+        move |rows| log.record(&read, rows)
+    }
+}
+
+impl Handle {
+    /// The connection, opened again when the file at `path` is not the one
+    /// it opened (deleted, or replaced); blocks.
+    fn current(&mut self, path: &Path, busy_ms: u64) -> Result<&mut Connection, Error> {
+        if self.connection.is_some() && replaced(path, self.identity) {
+            warn!(
+                path = %path.display(),
+                "the sqlite database file was deleted or replaced; opening it again and writing the full state"
+            );
+            // Closed before the new open: closing the last connection of the
+            // old file removes the `-wal` file by name, which is the new
+            // file's by then.
+            self.connection = None;
+        }
+        if self.connection.is_none() {
+            let connection = open_blocking(path, Duration::from_millis(busy_ms))?;
+            self.identity = identity(path);
+            self.busy_ms = busy_ms;
+            self.connection = Some(connection);
+        }
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(Error::Task("sqlite connection vanished".to_owned()));
+        };
+        if self.busy_ms != busy_ms {
+            connection.busy_timeout(Duration::from_millis(busy_ms))?;
+            self.busy_ms = busy_ms;
+        }
+        Ok(connection)
+    }
+}
+
+/// Whether `error` says a table is missing (dropped by hand).
+fn missing_table(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Sqlite(rusqlite::Error::SqliteFailure(_, Some(message)))
+            if message.starts_with("no such table")
+    )
 }
 
 /// Creates the folder, opens the file and sets it up; blocks.
-fn open_blocking(path: &Path) -> Result<Connection, Error> {
+fn open_blocking(path: &Path, busy: Duration) -> Result<Connection, Error> {
     // `parent()` of a bare file name is `""`: the current folder, which exists.
     if let Some(folder) = path
         .parent()
@@ -176,7 +293,7 @@ fn open_blocking(path: &Path) -> Result<Connection, Error> {
         let connection = Connection::open(path)?;
         // Set before anything else, so that switching to WAL and creating the
         // schema wait for an agent that opens the same new file right now.
-        connection.busy_timeout(BUSY_TIMEOUT)?;
+        connection.busy_timeout(busy)?;
         enable_wal(&connection)?;
         create_schema(&connection)?;
         Ok(connection)
@@ -234,47 +351,156 @@ fn enable_wal(connection: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// One column as `T`, or what is wrong with it (for a `SkippedRow`).
+fn column<T: FromSql>(row: &Row<'_>, index: usize) -> Result<T, String> {
+    row.get(index).map_err(|_| {
+        let name = row.as_ref().column_name(index).unwrap_or("?");
+        let holds = match row.get_ref(index) {
+            Ok(ValueRef::Null) => "NULL",
+            // Integers fail only when out of range (e.g. `attempts` 2^63-1).
+            Ok(ValueRef::Integer(_)) => "an integer out of range",
+            Ok(ValueRef::Real(_)) => "a real number",
+            Ok(ValueRef::Text(text)) if std::str::from_utf8(text).is_err() => {
+                "text that is not UTF-8"
+            }
+            Ok(ValueRef::Text(_)) => "text",
+            Ok(ValueRef::Blob(_)) => "a blob",
+            Err(_) => "nothing readable",
+        };
+        format!("column `{name}` holds {holds}")
+    })
+}
+
+/// A key column as text, whatever it holds: it names a skipped row.
+fn key_text(row: &Row<'_>, index: usize) -> String {
+    let text = match row.get_ref(index) {
+        Ok(ValueRef::Text(text)) => String::from_utf8_lossy(text).into_owned(),
+        Ok(ValueRef::Integer(value)) => value.to_string(),
+        Ok(ValueRef::Real(value)) => value.to_string(),
+        Ok(ValueRef::Blob(bytes)) => {
+            let mut hex = String::from("x'");
+            for byte in bytes.iter().take(32) {
+                let _ = write!(hex, "{byte:02x}");
+            }
+            if bytes.len() > 32 {
+                hex.push('…');
+            }
+            hex.push('\'');
+            hex
+        }
+        Ok(ValueRef::Null) | Err(_) => "NULL".to_owned(),
+    };
+    short_key(&text)
+}
+
+/// Reads the rows of `statement` one by one: a row `convert` refuses is
+/// left out and described in `skipped` (`key` names it), so one malformed
+/// row never hides the others. Failures of the query itself are errors.
+fn read_rows<T, P: rusqlite::Params>(
+    statement: &mut Statement<'_>,
+    params: P,
+    table: &str,
+    key: impl Fn(&Row<'_>) -> String,
+    mut convert: impl FnMut(&Row<'_>) -> Result<T, String>,
+    skipped: &mut Vec<SkippedRow>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut rows = statement.query(params)?;
+    let mut records = Vec::new();
+    while let Some(row) = rows.next()? {
+        match convert(row) {
+            Ok(record) => records.push(record),
+            Err(problem) => skipped.push(SkippedRow {
+                table: table.to_owned(),
+                key: key(row),
+                problem,
+            }),
+        }
+    }
+    Ok(records)
+}
+
 /// Reads the fault columns of `SELECT_FAULTS` starting at column `first`.
-fn fault_from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Fault> {
+fn fault_from_row(row: &Row<'_>, first: usize) -> Result<Fault, String> {
     Ok(Fault {
-        name: row.get(first)?,
-        severity: Severity(row.get(first + 1)?),
-        message: row.get(first + 2)?,
-        since: row.get(first + 3)?,
-        updated: row.get(first + 4)?,
-        triggered: row.get(first + 5)?,
-        escalates: row.get(first + 6)?,
+        name: column(row, first)?,
+        severity: Severity(column(row, first + 1)?),
+        message: column(row, first + 2)?,
+        since: column(row, first + 3)?,
+        updated: column(row, first + 4)?,
+        triggered: column(row, first + 5)?,
+        escalates: column(row, first + 6)?,
         // Out-of-range values fail as `IntegralValueOutOfRange` rather than wrap.
-        attempts: row.get(first + 7)?,
+        attempts: column(row, first + 7)?,
     })
 }
 
-fn heartbeat_from_row(row: &Row<'_>) -> rusqlite::Result<Heartbeat> {
+fn heartbeat_from_row(row: &Row<'_>) -> Result<Heartbeat, String> {
     Ok(Heartbeat {
-        name: row.get(0)?,
-        updated: row.get(1)?,
+        name: column(row, 0)?,
+        updated: column(row, 1)?,
     })
 }
 
-/// The stored faults of one agent, ordered by name.
-fn select_faults(connection: &Connection, agent: &str) -> rusqlite::Result<Vec<Fault>> {
-    let mut statement = connection.prepare_cached(SELECT_FAULTS)?;
-    statement
-        .query_map([agent], |row| fault_from_row(row, 0))?
-        .collect()
+fn squelch_from_row(row: &Row<'_>) -> Result<Squelch, String> {
+    Ok(Squelch {
+        regex: column(row, 0)?,
+        reason: column(row, 1)?,
+        user: column(row, 2)?,
+        time: column(row, 3)?,
+        permanent: column(row, 4)?,
+        expires: column(row, 5)?,
+    })
 }
 
-/// `set_faults` in one IMMEDIATE transaction; blocks.
+/// The `SkipLog` entry of the reads of one agent's faults.
+fn own_faults_read(agent: &str) -> String {
+    format!("faults of {agent}")
+}
+
+/// A malformed row: its row id (to delete it) and what is wrong with it.
+type Malformed = (i64, SkippedRow);
+
+/// The stored faults of one agent, ordered by name, and the row ids of its
+/// malformed rows with what is wrong with them.
+fn select_faults(
+    connection: &Connection,
+    agent: &str,
+) -> rusqlite::Result<(Vec<Fault>, Vec<Malformed>)> {
+    let mut statement = connection.prepare_cached(SELECT_FAULTS)?;
+    let mut bad = Vec::new();
+    let mut skipped = Vec::new();
+    let faults = read_rows(
+        &mut statement,
+        [agent],
+        "faults",
+        |row| format!("{}/{}", short_key(agent), key_text(row, 1)),
+        |row| {
+            fault_from_row(row, 1).inspect_err(|_| {
+                bad.push(row.get::<_, i64>(0).unwrap_or_default());
+            })
+        },
+        &mut skipped,
+    )?;
+    Ok((faults, bad.into_iter().zip(skipped).collect()))
+}
+
+/// `set_faults` in one IMMEDIATE transaction; blocks. The agent's malformed
+/// rows go too: `set_faults` replaces the whole set. Returns them.
 fn set_faults_blocking(
     connection: &mut Connection,
     agent: &str,
     faults: &[Fault],
     now: i64,
-) -> Result<(), Error> {
+) -> Result<Vec<SkippedRow>, Error> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let stored = select_faults(&transaction, agent)?;
+    let (stored, malformed) = select_faults(&transaction, agent)?;
     let merged = merge_with_stored(&stored, faults);
 
+    let mut delete_row = transaction.prepare_cached("DELETE FROM faults WHERE rowid = ?1")?;
+    for (rowid, row) in &malformed {
+        warn!(row = %row, "replacing a malformed row of this agent's faults");
+        delete_row.execute([rowid])?;
+    }
     let kept: HashSet<&str> = merged.iter().map(|fault| fault.name.as_str()).collect();
     let mut delete =
         transaction.prepare_cached("DELETE FROM faults WHERE agent = ?1 AND name = ?2")?;
@@ -309,25 +535,55 @@ fn set_faults_blocking(
     }
     transaction.execute(UPSERT_HEARTBEAT, params![agent, now])?;
 
+    drop(delete_row);
     drop(delete);
     drop(upsert);
     transaction.commit()?;
-    Ok(())
+    Ok(malformed.into_iter().map(|(_, row)| row).collect())
+}
+
+/// Reads heartbeats with `sql` (agent, updated), skipping malformed rows.
+fn select_heartbeats(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    skipped: &mut Vec<SkippedRow>,
+) -> rusqlite::Result<Vec<Heartbeat>> {
+    let mut statement = connection.prepare_cached(sql)?;
+    read_rows(
+        &mut statement,
+        params,
+        "heartbeats",
+        |row| key_text(row, 0),
+        heartbeat_from_row,
+        skipped,
+    )
 }
 
 #[async_trait]
 impl Db for SqliteDb {
     async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, Error> {
+        let record = self.skipping(own_faults_read(agent));
         let agent = agent.to_owned();
-        self.run(move |connection| Ok(select_faults(connection, &agent)?))
-            .await
+        self.run(move |connection| {
+            let (faults, malformed) = select_faults(connection, &agent)?;
+            record(malformed.into_iter().map(|(_, row)| row).collect());
+            Ok(faults)
+        })
+        .await
     }
 
     async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), Error> {
+        let record = self.skipping(own_faults_read(agent));
         let agent = agent.to_owned();
         let faults = faults.to_vec();
-        self.run(move |connection| set_faults_blocking(connection, &agent, &faults, now))
-            .await
+        self.run(move |connection| {
+            // What this write replaced is reported once more; the next
+            // write finds none and clears it.
+            record(set_faults_blocking(connection, &agent, &faults, now)?);
+            Ok(())
+        })
+        .await
     }
 
     async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), Error> {
@@ -340,66 +596,84 @@ impl Db for SqliteDb {
     }
 
     async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, Error> {
+        let record = self.skipping(agent.map_or_else(|| "faults".to_owned(), own_faults_read));
         let agent = agent.map(str::to_owned);
         self.run(move |connection| {
             let mut statement = connection.prepare_cached(LIST_FAULTS)?;
-            let faults = statement
-                .query_map([agent], |row| {
+            let mut skipped = Vec::new();
+            let faults = read_rows(
+                &mut statement,
+                [&agent],
+                "faults",
+                |row| format!("{}/{}", key_text(row, 0), key_text(row, 1)),
+                |row| {
                     Ok(AgentFault {
-                        agent: row.get(0)?,
+                        agent: column(row, 0)?,
                         fault: fault_from_row(row, 1)?,
                     })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+                },
+                &mut skipped,
+            )?;
+            record(skipped);
             Ok(faults)
         })
         .await
     }
 
     async fn agents(&self) -> Result<Vec<Heartbeat>, Error> {
-        self.run(|connection| {
-            let mut statement = connection
-                .prepare_cached("SELECT agent, updated FROM heartbeats ORDER BY agent")?;
-            let agents = statement
-                .query_map([], heartbeat_from_row)?
-                .collect::<rusqlite::Result<_>>()?;
+        let record = self.skipping("heartbeats".to_owned());
+        self.run(move |connection| {
+            let mut skipped = Vec::new();
+            let agents = select_heartbeats(
+                connection,
+                "SELECT agent, updated FROM heartbeats ORDER BY agent",
+                [],
+                &mut skipped,
+            )?;
+            record(skipped);
             Ok(agents)
         })
         .await
     }
 
     async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, Error> {
+        let record = self.skipping("stale heartbeats".to_owned());
         let cutoff = now.saturating_sub(age);
         self.run(move |connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT agent, updated FROM heartbeats WHERE updated < ?1 ORDER BY agent",
+            let mut skipped = Vec::new();
+            // Text and blobs sort after every number, so a malformed
+            // `updated` would never look stale: the second range reads them
+            // too (to report them), and both ranges use the index.
+            let agents = select_heartbeats(
+                connection,
+                "SELECT agent, updated FROM heartbeats
+                 WHERE updated < ?1 OR updated >= '' ORDER BY agent",
+                [cutoff],
+                &mut skipped,
             )?;
-            let agents = statement
-                .query_map([cutoff], heartbeat_from_row)?
-                .collect::<rusqlite::Result<_>>()?;
+            record(skipped);
             Ok(agents)
         })
         .await
     }
 
     async fn get_squelch_details(&self) -> Result<Vec<Squelch>, Error> {
-        self.run(|connection| {
+        let record = self.skipping("squelches".to_owned());
+        self.run(move |connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT regex, reason, user, time, permanent, expires
                  FROM squelches ORDER BY regex",
             )?;
-            let squelches = statement
-                .query_map([], |row| {
-                    Ok(Squelch {
-                        regex: row.get(0)?,
-                        reason: row.get(1)?,
-                        user: row.get(2)?,
-                        time: row.get(3)?,
-                        permanent: row.get(4)?,
-                        expires: row.get(5)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let mut skipped = Vec::new();
+            let squelches = read_rows(
+                &mut statement,
+                [],
+                "squelches",
+                |row| key_text(row, 0),
+                squelch_from_row,
+                &mut skipped,
+            )?;
+            record(skipped);
             Ok(squelches)
         })
         .await
@@ -427,7 +701,7 @@ impl Db for SqliteDb {
     async fn unsquelch(&self, regex: &str) -> Result<bool, Error> {
         let regex = regex.to_owned();
         self.run(move |connection| {
-            let deleted = connection.execute("DELETE FROM squelches WHERE regex = ?1", [regex])?;
+            let deleted = connection.execute("DELETE FROM squelches WHERE regex = ?1", [&regex])?;
             Ok(deleted > 0)
         })
         .await
@@ -446,6 +720,15 @@ impl Db for SqliteDb {
         .await
     }
 
+    fn skipped_rows(&self) -> Vec<SkippedRow> {
+        self.skipped.rows()
+    }
+
+    fn limit_waits(&self, budget: Duration) {
+        let ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+        self.busy_ms
+            .store(ms.clamp(1, BUSY_TIMEOUT_MS), Ordering::Relaxed);
+    }
     async fn healthcheck(&self) -> Result<(), Error> {
         self.run(|connection| Ok(take_write_lock(connection)?))
             .await

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::db::{AgentFault, Error, Fault, Heartbeat, Squelch};
+use crate::db::{AgentFault, Error, Fault, Heartbeat, Squelch, short_key};
 use crate::severity::Severity;
 
 /// One DynamoDB item.
@@ -122,20 +122,24 @@ pub(super) fn squelch_item(squelch: &Squelch) -> Item {
     item
 }
 
-/// Describes an item for error messages: its key attributes.
-fn describe_item(item: &Item) -> String {
-    ["agent", "name", "regex"]
+/// An item's key for messages: `agent/name` or the regex (cut when long).
+pub(super) fn describe_item(item: &Item) -> String {
+    let key = ["agent", "name", "regex"]
         .iter()
         .filter_map(|key| match item.get(*key) {
-            Some(AttributeValue::S(value)) => Some(format!("{key}=`{value}`")),
+            Some(AttributeValue::S(value)) => Some(value.as_str()),
             _ => None,
         })
         .collect::<Vec<_>>()
-        .join(" ")
+        .join("/");
+    short_key(&key)
 }
 
 fn corrupt(item: &Item, detail: &str) -> Error {
-    Error::Corrupt(format!("dynamodb item {}: {detail}", describe_item(item)))
+    Error::Corrupt {
+        key: describe_item(item),
+        detail: detail.to_owned(),
+    }
 }
 
 fn text(item: &Item, key: &str) -> Result<Option<String>, Error> {

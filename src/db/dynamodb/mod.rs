@@ -25,11 +25,13 @@ mod write_plan;
 
 use std::cmp::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::{self, AtomicU64};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb as sdk;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::AttributeValue;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -45,12 +47,18 @@ use self::item::{
     squelch_from_item, squelch_item, squelch_key,
 };
 use self::write_plan::{WriteCache, Written, plan_writes};
-use super::{AgentFault, Capacity, Db, Error, Fault, Heartbeat, Squelch, merge_with_stored};
+use super::{
+    AgentFault, Capacity, Db, Error, Fault, Heartbeat, SkipLog, SkippedRow, Squelch,
+    merge_with_stored,
+};
 use crate::retry::Backoff;
 
 /// Time for one `Db` call, retries and pages included. The agent awaits its
 /// database calls inside a tick, so this is what an outage can cost a tick.
 const CALL_BUDGET: Duration = Duration::from_secs(10);
+/// `CALL_BUDGET` in ms.
+#[expect(clippy::cast_possible_truncation, reason = "10 s in ms fits")]
+const CALL_BUDGET_MS: u64 = CALL_BUDGET.as_millis() as u64;
 /// Time `setup-db` waits for new tables to become ACTIVE.
 const SETUP_BUDGET: Duration = Duration::from_mins(5);
 /// Pause between two looks at a table that is being created.
@@ -72,6 +80,10 @@ pub struct DynamoDb {
     /// Per agent, what this process last wrote; see `write_plan`.
     written: WriteCache,
     counters: Arc<Counters>,
+    /// What the latest reads skipped as malformed.
+    skipped: SkipLog,
+    /// The longest one call may take, in ms (`CALL_BUDGET` or less).
+    budget_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for DynamoDb {
@@ -91,6 +103,11 @@ enum Read<'a> {
     Scan(&'a str),
 }
 
+/// The `SkipLog` entry of the reads of one agent's faults.
+fn own_faults_read(agent: &str) -> String {
+    format!("faults of {agent}")
+}
+
 /// Runs one `Db` call within `budget`; `call` gets the deadline, so its
 /// retries stop before the call is cut off.
 async fn bounded<T, F, Fut>(operation: &'static str, budget: Duration, call: F) -> Result<T, Error>
@@ -104,7 +121,7 @@ where
         .unwrap_or_else(|_| {
             Err(Error::Timeout {
                 operation,
-                seconds: budget.as_secs(),
+                millis: u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
             })
         })
 }
@@ -176,6 +193,8 @@ impl DynamoDb {
             squelches_table: config.table("squelches"),
             written: WriteCache::default(),
             counters,
+            skipped: SkipLog::default(),
+            budget_ms: AtomicU64::new(CALL_BUDGET_MS),
         }
     }
 
@@ -254,43 +273,95 @@ impl DynamoDb {
         }
     }
 
-    /// One reading `Db` call within `CALL_BUDGET`: the records `convert`
-    /// makes of the items `read` finds (`None` skips an item), in `order`.
+    /// The time one call may take: `CALL_BUDGET`, or less after `limit_waits`.
+    fn budget(&self) -> Duration {
+        Duration::from_millis(self.budget_ms.load(atomic::Ordering::Relaxed))
+    }
+
+    /// A skipped row of `table` for the item `convert` refused with `error`;
+    /// any other error stays an error.
+    fn skip(table: &str, error: Error) -> Result<SkippedRow, Error> {
+        match error {
+            Error::Corrupt { key, detail } => Ok(SkippedRow {
+                table: table.to_owned(),
+                key,
+                problem: detail,
+            }),
+            error => Err(error),
+        }
+    }
+
+    /// One reading `Db` call within the call budget: the records `convert`
+    /// makes of the items `read` finds (`None` leaves an item out), in
+    /// `order`. An item `convert` finds malformed is skipped and recorded
+    /// under `read_key`; the others still count.
     async fn read_sorted<T>(
         &self,
         operation: &'static str,
         read: Read<'_>,
+        read_key: &str,
         convert: impl Fn(&Item) -> Result<Option<T>, Error>,
         order: impl Fn(&T, &T) -> Ordering,
     ) -> Result<Vec<T>, Error> {
-        bounded(operation, CALL_BUDGET, |deadline| async move {
+        let table = match read {
+            Read::Query(_) => self.faults_table.as_str(),
+            Read::Scan(table) => table,
+        };
+        bounded(operation, self.budget(), |deadline| async move {
             let mut records = Vec::new();
+            let mut skipped = Vec::new();
             for item in &self.read_all(read, deadline).await? {
-                records.extend(convert(item)?);
+                match convert(item) {
+                    Ok(record) => records.extend(record),
+                    Err(error) => skipped.push(Self::skip(table, error)?),
+                }
             }
+            self.skipped.record(read_key, skipped);
             records.sort_by(order);
             Ok(records)
         })
         .await
     }
 
-    /// The stored faults and alert marker of one agent.
+    /// The stored faults and alert marker of one agent; its malformed items
+    /// are recorded as skipped and kept in `Written` to be replaced.
     async fn read_agent(&self, agent: &str, deadline: Instant) -> Result<Written, Error> {
-        let faults = self
+        let table = self.faults_table.as_str();
+        let mut written = Written::default();
+        let mut skipped = Vec::new();
+        for item in self
             .read_all(Read::Query(Query::Agent(agent)), deadline)
             .await?
-            .iter()
-            .map(|item| fault_from_item(item).map(|(_, fault)| (fault.name.clone(), fault)))
-            .collect::<Result<_, _>>()?;
-        let table = self.faults_table.as_str();
+        {
+            match fault_from_item(&item) {
+                Ok((_, fault)) => {
+                    written.faults.insert(fault.name.clone(), fault);
+                }
+                Err(error) => {
+                    // The range key is always a String: the item can be deleted.
+                    if let Some(AttributeValue::S(name)) = item.get("name") {
+                        written.malformed.insert(name.clone());
+                    }
+                    skipped.push(Self::skip(table, error)?);
+                }
+            }
+        }
         let marker = self
             .retrying("GetItem", table, deadline, || {
                 self.api.get(table, fault_key(ALERTS_AGENT, agent))
             })
-            .await?
-            .map(|item| marker_from_item(&item).map(|marker| marker.fault))
-            .transpose()?;
-        Ok(Written { faults, marker })
+            .await?;
+        if let Some(item) = marker {
+            match marker_from_item(&item) {
+                Ok(marker) => written.marker = Some(marker.fault),
+                Err(error) => {
+                    written.marker_malformed = true;
+                    skipped.push(Self::skip(table, error)?);
+                }
+            }
+        }
+        self.skipped.record(&own_faults_read(agent), skipped);
+        Ok(written)
     }
 
     /// Creates a missing table (a racing creator is fine) or checks the
@@ -355,7 +426,7 @@ impl DynamoDb {
 #[async_trait]
 impl Db for DynamoDb {
     async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, Error> {
-        bounded("get_faults", CALL_BUDGET, |deadline| async move {
+        bounded("get_faults", self.budget(), |deadline| async move {
             let stored = self.read_agent(agent, deadline).await?;
             let faults = stored.faults.values().cloned().collect();
             // The agent reads its faults at startup: its first `set_faults`
@@ -370,7 +441,7 @@ impl Db for DynamoDb {
         // Taken out for the whole call: a failure (or a timeout dropping this
         // future) leaves no record, so the next call reads what is stored.
         let cached = self.written.take(agent);
-        bounded("set_faults", CALL_BUDGET, |deadline| async move {
+        bounded("set_faults", self.budget(), |deadline| async move {
             let before = match cached {
                 Some(written) => written,
                 None => self.read_agent(agent, deadline).await?,
@@ -381,6 +452,8 @@ impl Db for DynamoDb {
             debug!(agent, writes = writes.len(), "writing faults");
             self.write_all(writes, deadline).await?;
             self.written.put(agent, Written::of(agent, merged));
+            // Its malformed items, if any, were just replaced.
+            self.skipped.record(&own_faults_read(agent), Vec::new());
             Ok(())
         })
         .await
@@ -388,7 +461,7 @@ impl Db for DynamoDb {
 
     async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), Error> {
         let table = self.faults_table.as_str();
-        bounded("heartbeat", CALL_BUDGET, |deadline| {
+        bounded("heartbeat", self.budget(), |deadline| {
             self.retrying("PutItem", table, deadline, || {
                 self.api.put(table, heartbeat_item(agent, now))
             })
@@ -401,9 +474,14 @@ impl Db for DynamoDb {
             Some(agent) => Read::Query(Query::Agent(agent)),
             None => Read::Scan(&self.faults_table),
         };
-        self.read_sorted("list_faults", read, agent_fault_from_item, |a, b| {
-            (&a.agent, &a.fault.name).cmp(&(&b.agent, &b.fault.name))
-        })
+        let read_key = agent.map_or_else(|| "faults".to_owned(), own_faults_read);
+        self.read_sorted(
+            "list_faults",
+            read,
+            &read_key,
+            agent_fault_from_item,
+            |a, b| (&a.agent, &a.fault.name).cmp(&(&b.agent, &b.fault.name)),
+        )
         .await
     }
 
@@ -412,6 +490,7 @@ impl Db for DynamoDb {
         self.read_sorted(
             "agents",
             read,
+            "heartbeats",
             |item| heartbeat_from_item(item).map(Some),
             |a, b| a.name.cmp(&b.name),
         )
@@ -424,6 +503,7 @@ impl Db for DynamoDb {
         self.read_sorted(
             "old_agents",
             read,
+            "stale heartbeats",
             |item| heartbeat_from_item(item).map(Some),
             |a, b| a.name.cmp(&b.name),
         )
@@ -435,6 +515,7 @@ impl Db for DynamoDb {
         self.read_sorted(
             "get_squelch_details",
             read,
+            "squelches",
             |item| squelch_from_item(item).map(Some),
             |a, b| a.regex.cmp(&b.regex),
         )
@@ -443,7 +524,7 @@ impl Db for DynamoDb {
 
     async fn squelch(&self, squelch: &Squelch) -> Result<(), Error> {
         let table = self.squelches_table.as_str();
-        bounded("squelch", CALL_BUDGET, |deadline| {
+        bounded("squelch", self.budget(), |deadline| {
             self.retrying("PutItem", table, deadline, || {
                 self.api.put(table, squelch_item(squelch))
             })
@@ -453,7 +534,7 @@ impl Db for DynamoDb {
 
     async fn unsquelch(&self, regex: &str) -> Result<bool, Error> {
         let table = self.squelches_table.as_str();
-        bounded("unsquelch", CALL_BUDGET, |deadline| {
+        bounded("unsquelch", self.budget(), |deadline| {
             self.retrying("DeleteItem", table, deadline, || {
                 self.api.delete(table, squelch_key(regex))
             })
@@ -466,6 +547,7 @@ impl Db for DynamoDb {
         self.read_sorted(
             "alert_failures",
             read,
+            "alert markers",
             |item| marker_from_item(item).map(Some),
             |a, b| a.agent.cmp(&b.agent),
         )
@@ -474,7 +556,7 @@ impl Db for DynamoDb {
 
     async fn remove_agent(&self, agent: &str) -> Result<(), Error> {
         self.written.forget(agent);
-        bounded("remove_agent", CALL_BUDGET, |deadline| async move {
+        bounded("remove_agent", self.budget(), |deadline| async move {
             let mut writes = vec![
                 Write::Delete(fault_key(HEARTBEAT_AGENT, agent)),
                 Write::Delete(fault_key(ALERTS_AGENT, agent)),
@@ -487,6 +569,16 @@ impl Db for DynamoDb {
             self.write_all(writes, deadline).await
         })
         .await
+    }
+
+    fn skipped_rows(&self) -> Vec<SkippedRow> {
+        self.skipped.rows()
+    }
+
+    fn limit_waits(&self, budget: Duration) {
+        let ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+        self.budget_ms
+            .store(ms.clamp(1, CALL_BUDGET_MS), atomic::Ordering::Relaxed);
     }
 
     async fn setup(&self, capacity: Option<Capacity>) -> Result<(), Error> {

@@ -12,7 +12,7 @@
 //! work. In steady state a tick therefore costs one write request (the
 //! heartbeat) and one scan of the small squelch table.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::time::Instant;
@@ -33,6 +33,11 @@ pub(super) struct Written {
     pub faults: BTreeMap<String, Fault>,
     /// The stored alert marker (the `AGENT#alerts` fault), if any.
     pub marker: Option<Fault>,
+    /// Names of the agent's stored items that are malformed: replaced or
+    /// deleted by the next write.
+    pub malformed: BTreeSet<String>,
+    /// The stored marker is malformed: the next write replaces or deletes it.
+    pub marker_malformed: bool,
 }
 
 impl Written {
@@ -46,6 +51,8 @@ impl Written {
                 .into_iter()
                 .map(|fault| (fault.name.clone(), fault))
                 .collect(),
+            malformed: BTreeSet::new(),
+            marker_malformed: false,
         }
     }
 }
@@ -96,12 +103,15 @@ pub(super) fn plan_writes(agent: &str, before: &Written, after: &[Fault], now: i
         before
             .faults
             .keys()
+            .chain(&before.malformed)
             .filter(|name| !kept.contains(name.as_str()))
             .map(|name| Write::Delete(fault_key(agent, name))),
     );
+    // A malformed item whose name is kept is not in `before.faults`, so the
+    // puts above already rewrite it.
     let alerts = format!("{agent}#alerts");
     let marker = after.iter().find(|fault| fault.name == alerts);
-    if marker != before.marker.as_ref() {
+    if before.marker_malformed || marker != before.marker.as_ref() {
         writes.push(match marker {
             Some(fault) => Write::Put(marker_item(agent, fault)),
             None => Write::Delete(fault_key(ALERTS_AGENT, agent)),
