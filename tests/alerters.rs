@@ -397,3 +397,30 @@ fn the_meta_fault_from_two_agents_has_one_dedup_key() {
     assert_eq!(bodies[0]["payload"]["source"], "meta1");
     assert_eq!(bodies[1]["payload"]["source"], "meta2");
 }
+
+// See: #18
+#[test]
+fn a_command_alerter_past_alert_timeout_leaves_no_process_even_ignoring_term() {
+    let env = Env::with_alerter(
+        "alerter:\n  type: command\n  command: \"trap '' TERM; sleep 307.1805 & echo $! > pid; wait\"\n",
+        "  alert_timeout: 1\n",
+    );
+    env.write_check("app.yaml", "x:\n  command: echo 'bad'; exit 2\n  retry: 0\n");
+    let output = env.cimaa(&["agent", "--once"]);
+    let pid: i32 = std::fs::read_to_string(env.path("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Running, not a zombie (one that init may not have reaped yet).
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'));
+    if alive {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!alive, "the alerter's `sleep` outlived its timeout");
+}

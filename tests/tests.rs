@@ -10,6 +10,7 @@ mod db_contract;
 mod docs;
 mod dynamodb;
 mod fake_http;
+mod hostile_processes;
 mod layering;
 mod probes;
 mod servers;
