@@ -30,9 +30,10 @@
 //! A process that is not a subreaper (the test binaries) gets the group kill
 //! only: its orphans go to init, out of reach.
 //!
-//! If the future is dropped half-way (agent shutdown, an outer timeout) a
-//! guard kills the group, because tokio's `kill_on_drop` would only reach
-//! `sh`; the next sweep finds that run's other leftovers.
+//! If the future is dropped half-way (agent shutdown, an outer timeout such
+//! as `alert_timeout`'s, even during the grace after SIGTERM) a guard kills
+//! the group and makes one pass of the sweep, because tokio's `kill_on_drop`
+//! would only reach `sh`; the next sweep finds whatever that pass missed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -290,8 +291,16 @@ impl Drop for Run {
             if let Some(pgid) = self.pgid {
                 signal_group(pgid, Signal::SIGKILL);
             }
-            // Any other leftover carries a run id no longer live: the next
-            // sweep kills it.
+            // One pass, since `drop` cannot wait: what survives it, or is
+            // adopted later, carries a run id no longer live, which the next
+            // sweep kills; the zombies it leaves, the next sweep reaps.
+            if adopts_orphans() {
+                let table = scan();
+                let doomed = registry().judge(&table, self.id, self.pgid);
+                for pid in doomed {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
             self.end();
         }
     }
