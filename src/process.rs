@@ -18,14 +18,15 @@
 //! when first seen; it is killed, with its descendants, as soon as its run
 //! (or every run it may belong to) has ended, and reaped. A subreaper owns
 //! all its children: `main` spawns nothing but through this module, so any
-//! child the registry does not list as a live shell is such a leftover. The
-//! kernel here has no `/proc/PID/task/TID/children`, hence the walk of
-//! /proc/*/stat (its cost is in BENCHMARKS.md).
+//! child the registry does not list as a live shell is such a leftover.
+//! Kernels without `CONFIG_PROC_CHILDREN` (this one) have no
+//! `/proc/PID/task/TID/children`, hence the walk of every /proc/PID/stat.
 //!
 //! tokio's process driver reaps its own children by pid (a pidfd here), never
 //! with `waitpid(-1)`; the sweep likewise reaps only the zombies it judged,
-//! by pid, under the registry lock that `spawn` also holds, so it never takes
-//! the status of a shell between its fork and its registration.
+//! by pid, while no spawn is in progress (`SPAWNING`), so it never takes the
+//! status of a shell between its fork and its registration. Runs that end
+//! together share one sweep (`SWEEPER`): a walk of /proc costs milliseconds.
 //!
 //! A process that is not a subreaper (the test binaries) gets the group kill
 //! only: its orphans go to init, out of reach.
@@ -38,7 +39,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::prctl;
@@ -60,6 +61,10 @@ const SWEEP_LIMIT: Duration = Duration::from_secs(2);
 
 /// Longest pause between two passes of a sweep.
 const SWEEP_PAUSE: Duration = Duration::from_millis(20);
+
+/// How long a sweep waits for other runs to end, so that one walk of /proc
+/// serves them all (a walk costs about 4 ms with 110 processes here).
+const SWEEP_GATHER: Duration = Duration::from_millis(10);
 
 /// What a finished (or killed) command left behind.
 #[derive(Debug)]
@@ -179,15 +184,29 @@ struct Registry {
     shells: BTreeMap<i32, u64>,
     /// Runs in progress (run → process group), until their sweep is done.
     live: BTreeMap<u64, i32>,
+    /// Ended runs waiting for a sweep.
+    pending: BTreeSet<u64>,
     /// Adopted processes with no readable run id (pid → `next_run` when
     /// first seen): only a run older than that can own them.
     first_seen: BTreeMap<i32, u64>,
 }
 
+/// Taken by the one sweep in progress; a run waiting for it finds, once it
+/// has it, that the previous sweep took care of it, or sweeps for every run
+/// then waiting.
+static SWEEPER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Held shared by every spawn until its shell is registered, and exclusive
+/// by a sweep deciding which zombies to reap: a shell between its fork and
+/// its registration is never taken for a leftover. Always taken before
+/// `REGISTRY`.
+static SPAWNING: RwLock<()> = RwLock::new(());
+
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     next_run: 1,
     shells: BTreeMap::new(),
     live: BTreeMap::new(),
+    pending: BTreeSet::new(),
     first_seen: BTreeMap::new(),
 });
 
@@ -215,15 +234,17 @@ struct Run {
 impl Run {
     /// Spawns `cmd` as a new run, registered before anything can reap it.
     fn spawn(cmd: &mut Command) -> std::io::Result<(tokio::process::Child, Run)> {
-        let mut registry = registry();
-        let id = registry.next_run;
-        registry.next_run += 1;
+        let _spawning = SPAWNING.read().unwrap_or_else(PoisonError::into_inner);
+        let id = {
+            let mut registry = registry();
+            registry.next_run += 1;
+            registry.next_run - 1
+        };
         cmd.env(env::RUN_ID, format!("{}.{id}", std::process::id()));
-        // Spawned under the lock: a sweep must not see the new shell as an
-        // unknown child (and reap it) before it is registered.
         let child = cmd.spawn()?;
         let pgid = child.id().and_then(|pid| i32::try_from(pid).ok());
         if let Some(pid) = pgid {
+            let mut registry = registry();
             registry.shells.insert(pid, id);
             registry.live.insert(id, pid);
         }
@@ -267,7 +288,17 @@ impl Run {
             signal_group(pgid, Signal::SIGKILL);
         }
         if adopts_orphans() {
-            sweep(self.id, self.pgid).await;
+            registry().pending.insert(self.id);
+            let _turn = SWEEPER.lock().await;
+            if registry().pending.contains(&self.id) {
+                tokio::time::sleep(SWEEP_GATHER).await;
+                let batch = registry().take_pending();
+                sweep(&batch).await;
+                let mut registry = registry();
+                for id in batch.keys() {
+                    registry.live.remove(id);
+                }
+            }
         }
         self.end();
     }
@@ -282,6 +313,7 @@ impl Run {
             }
         }
         registry.live.remove(&self.id);
+        registry.pending.remove(&self.id);
     }
 }
 
@@ -296,7 +328,8 @@ impl Drop for Run {
             // sweep kills; the zombies it leaves, the next sweep reaps.
             if adopts_orphans() {
                 let table = scan();
-                let doomed = registry().judge(&table, self.id, self.pgid);
+                let batch = self.pgid.map(|pgid| (self.id, pgid)).into_iter().collect();
+                let doomed = judge(&table, &batch);
                 for pid in doomed {
                     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                 }
@@ -312,14 +345,15 @@ fn signal_group(pgid: i32, signal: Signal) {
     let _ = killpg(Pid::from_raw(pgid), signal);
 }
 
-/// Kills run `run`'s leftovers outside its shell (and stale ones of ended
-/// runs) until none is alive, reaping adopted zombies on the way.
-async fn sweep(run: u64, pgid: Option<i32>) {
+/// Kills the leftovers of the ended runs in `batch` (run → group), and
+/// stale ones of runs already gone, until none is alive, reaping adopted
+/// zombies on the way.
+async fn sweep(batch: &BTreeMap<u64, i32>) {
     let started = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
         let table = scan();
-        let doomed = registry().judge(&table, run, pgid);
+        let doomed = judge(&table, batch);
         if doomed.is_empty() {
             return;
         }
@@ -338,20 +372,35 @@ async fn sweep(run: u64, pgid: Option<i32>) {
     }
 }
 
-/// Whose an adopted process is, as far as run `run` is concerned.
+/// `Registry::judge` with no spawn in progress.
+fn judge(table: &[Proc], batch: &BTreeMap<u64, i32>) -> Vec<i32> {
+    let _no_spawn = SPAWNING.write().unwrap_or_else(PoisonError::into_inner);
+    registry().judge(table, batch)
+}
+
+/// Whose an adopted process is, as far as a sweep is concerned.
 #[derive(Debug, PartialEq)]
 enum Owner {
-    /// Run `run`'s, or a run's that has ended: kill it.
+    /// A run's of the sweep's batch, or a run's that has ended: kill it.
     Doomed,
     /// Maybe another live run's: leave it to that run's sweep.
     Other,
 }
 
 impl Registry {
+    /// The ended runs waiting for a sweep (run → group), no longer waiting.
+    fn take_pending(&mut self) -> BTreeMap<u64, i32> {
+        let pending = std::mem::take(&mut self.pending);
+        pending
+            .into_iter()
+            .filter_map(|id| self.live.get(&id).map(|pgid| (id, *pgid)))
+            .collect()
+    }
+
     /// Reaps this process's adopted zombies and returns the live processes
-    /// to kill for run `run` (with group `pgid`): its group, its adopted
-    /// leftovers, stale ones, and all their descendants.
-    fn judge(&mut self, table: &[Proc], run: u64, pgid: Option<i32>) -> Vec<i32> {
+    /// to kill for the ended runs of `batch` (run → group): their groups,
+    /// their adopted leftovers, stale ones, and all their descendants.
+    fn judge(&mut self, table: &[Proc], batch: &BTreeMap<u64, i32>) -> Vec<i32> {
         let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
         let mut doomed = Vec::new();
         let mut adopted = BTreeSet::new();
@@ -359,8 +408,8 @@ impl Registry {
             if p.ppid == me && !self.shells.contains_key(&p.pid) {
                 adopted.insert(p.pid);
                 if p.zombie {
-                    // Under the lock: no shell can be between fork and
-                    // registration, so this pid is a leftover, ours to reap.
+                    // No spawn is in progress (see `SPAWNING`), so this is
+                    // no shell before its registration but a leftover.
                     if let Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) =
                         waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG))
                     {
@@ -368,10 +417,10 @@ impl Registry {
                     }
                     continue;
                 }
-                if self.owner(p, me, run) == Owner::Doomed {
+                if self.owner(p, me, batch) == Owner::Doomed {
                     doomed.push(p.pid);
                 }
-            } else if !p.zombie && pgid == Some(p.pgrp) {
+            } else if !p.zombie && batch.values().any(|pgid| *pgid == p.pgrp) {
                 doomed.push(p.pid);
             }
         }
@@ -379,20 +428,24 @@ impl Registry {
         with_descendants(table, doomed)
     }
 
-    fn owner(&mut self, p: &Proc, me: i32, run: u64) -> Owner {
+    fn owner(&mut self, p: &Proc, me: i32, batch: &BTreeMap<u64, i32>) -> Owner {
         if let Some((&group_run, _)) = self.live.iter().find(|(_, pgid)| **pgid == p.pgrp) {
-            return if group_run == run {
+            return if batch.contains_key(&group_run) {
                 Owner::Doomed
             } else {
                 Owner::Other
             };
         }
         match run_id_of(p.pid, me) {
-            Some(id) if id != run && self.live.contains_key(&id) => Owner::Other,
+            Some(id) if !batch.contains_key(&id) && self.live.contains_key(&id) => Owner::Other,
             Some(_) => Owner::Doomed,
             None => {
                 let horizon = *self.first_seen.entry(p.pid).or_insert(self.next_run);
-                if self.live.range(..horizon).any(|(id, _)| *id != run) {
+                if self
+                    .live
+                    .range(..horizon)
+                    .any(|(id, _)| !batch.contains_key(id))
+                {
                     Owner::Other
                 } else {
                     Owner::Doomed

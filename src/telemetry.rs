@@ -17,8 +17,8 @@ use std::fmt::{self as text, Write as _};
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use tracing_subscriber::EnvFilter;
 use tracing::field::{Field, Visit};
+use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
@@ -201,7 +201,10 @@ mod tests {
     #[test]
     fn control_characters_are_escaped_and_the_rest_kept() {
         assert_eq!(escaped("a\nb\r\tc"), "a\\nb\\r\\tc");
-        assert_eq!(escaped("\u{1b}[31mred\u{7f}\u{9b}"), "\\u{1b}[31mred\\u{7f}\\u{9b}");
+        assert_eq!(
+            escaped("\u{1b}[31mred\u{7f}\u{9b}"),
+            "\\u{1b}[31mred\\u{7f}\\u{9b}"
+        );
         assert_eq!(escaped("plain é ü 🦀 \\n"), "plain é ü 🦀 \\n");
     }
 }

@@ -425,7 +425,10 @@ fn a_command_alerter_past_alert_timeout_leaves_no_process_even_ignoring_term() {
         "alerter:\n  type: command\n  command: \"trap '' TERM; (setsid sleep 307.1806 >/dev/null 2>&1 & echo $! > pid2); sleep 307.1805 & echo $! > pid; wait\"\n",
         "  alert_timeout: 1\n",
     );
-    env.write_check("app.yaml", "x:\n  command: echo 'bad'; exit 2\n  retry: 0\n");
+    env.write_check(
+        "app.yaml",
+        "x:\n  command: echo 'bad'; exit 2\n  retry: 0\n",
+    );
     let output = env.cimaa(&["agent", "--once"]);
     let pid = |name: &str| -> i32 {
         std::fs::read_to_string(env.path(name))

@@ -91,7 +91,10 @@ fn a_plugins_background_children_die_with_each_run_of_the_daemon() {
             list.display()
         ),
     );
-    env.write_check("app.yaml", &format!("x:\n  command: {}\n", script.display()));
+    env.write_check(
+        "app.yaml",
+        &format!("x:\n  command: {}\n", script.display()),
+    );
     let agent = start_agent(&env);
     let agent_pid = agent.id();
     let started = Instant::now();
@@ -132,5 +135,8 @@ fn a_timed_out_plugins_grandchild_in_a_new_session_is_killed() {
     assert_success(&output);
     assert_eq!(pids(&list).len(), 1);
     assert_eq!(left, Vec::<i32>::new());
-    assert!(env.fault(&crate::util::check_name("app", "x#monitor-timeout")).is_some());
+    assert!(
+        env.fault(&crate::util::check_name("app", "x#monitor-timeout"))
+            .is_some()
+    );
 }
