@@ -125,15 +125,12 @@ pub(crate) async fn run(
             }
         })
         .await;
-        let status = match waited {
-            Ok(status) => {
-                run.shell_reaped();
-                Some(status?)
-            }
-            Err(_) => {
-                run.terminate(&mut child).await;
-                None
-            }
+        let status = if let Ok(status) = waited {
+            run.shell_reaped();
+            Some(status?)
+        } else {
+            run.terminate(&mut child).await;
+            None
         };
         run.finish().await;
         if status.is_some() && !read_all {
@@ -307,10 +304,10 @@ impl Run {
     fn end(&mut self) {
         self.finished = true;
         let mut registry = registry();
-        if let Some(shell) = self.shell.take() {
-            if registry.shells.get(&shell) == Some(&self.id) {
-                registry.shells.remove(&shell);
-            }
+        if let Some(shell) = self.shell.take()
+            && registry.shells.get(&shell) == Some(&self.id)
+        {
+            registry.shells.remove(&shell);
         }
         registry.live.remove(&self.id);
         registry.pending.remove(&self.id);
@@ -518,14 +515,14 @@ fn parse_stat(pid: i32, stat: &str) -> Option<Proc> {
     let rest = stat.get(stat.rfind(')')? + 1..)?;
     let mut fields = rest.split_ascii_whitespace();
     let state = fields.next()?;
-    let ppid = fields.next()?.parse().ok()?;
+    let parent = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
     if state == "X" {
         return None;
     }
     Some(Proc {
         pid,
-        ppid,
+        ppid: parent,
         pgrp,
         zombie: state == "Z",
     })
