@@ -399,6 +399,12 @@ impl Registry {
     /// their adopted leftovers, stale ones, and all their descendants.
     fn judge(&mut self, table: &[Proc], batch: &BTreeMap<u64, i32>) -> Vec<i32> {
         let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+        // A batch's group id, unless a live run's shell has reused the pid.
+        let groups: BTreeSet<i32> = batch
+            .values()
+            .copied()
+            .filter(|pgid| !self.in_live_group(*pgid, batch))
+            .collect();
         let mut doomed = Vec::new();
         let mut adopted = BTreeSet::new();
         for p in table {
@@ -417,7 +423,7 @@ impl Registry {
                 if self.owner(p, me, batch) == Owner::Doomed {
                     doomed.push(p.pid);
                 }
-            } else if !p.zombie && batch.values().any(|pgid| *pgid == p.pgrp) {
+            } else if !p.zombie && groups.contains(&p.pgrp) {
                 doomed.push(p.pid);
             }
         }
@@ -425,13 +431,19 @@ impl Registry {
         with_descendants(table, doomed)
     }
 
+    /// Whether `pgid` is the group of a live run outside `batch`.
+    fn in_live_group(&self, pgid: i32, batch: &BTreeMap<u64, i32>) -> bool {
+        self.live
+            .iter()
+            .any(|(id, group)| *group == pgid && !batch.contains_key(id))
+    }
+
     fn owner(&mut self, p: &Proc, me: i32, batch: &BTreeMap<u64, i32>) -> Owner {
-        if let Some((&group_run, _)) = self.live.iter().find(|(_, pgid)| **pgid == p.pgrp) {
-            return if batch.contains_key(&group_run) {
-                Owner::Doomed
-            } else {
-                Owner::Other
-            };
+        if self.in_live_group(p.pgrp, batch) {
+            return Owner::Other;
+        }
+        if batch.values().any(|pgid| *pgid == p.pgrp) {
+            return Owner::Doomed;
         }
         match run_id_of(p.pid, me) {
             Some(id) if !batch.contains_key(&id) && self.live.contains_key(&id) => Owner::Other,
