@@ -6,6 +6,9 @@ pub(crate) const CONFIG: &str = "CIMAA_CONFIG";
 pub(crate) const MAX_CONCURRENCY: &str = "CIMAA_MAX_CONCURRENCY";
 /// Overrides `agent.logging`.
 pub(crate) const RUST_LOG: &str = "RUST_LOG";
+/// Set for plugins and alerter commands: `AGENT_PID.RUN`, which run started
+/// them, so that a leftover that left the process group is still known.
+pub(crate) const RUN_ID: &str = "CIMAA_RUN_ID";
 /// Who ran `sudo`, for squelch records.
 pub(crate) const SUDO_USER: &str = "SUDO_USER";
 /// Set for command alerters: `trigger` or `resolve`.

@@ -1,25 +1,70 @@
-//! Child processes in their own process group, killed as a group.
+//! Child processes in their own process group, killed as a group, with no
+//! leftovers.
 //!
 //! Owns spawning `/bin/sh -c COMMAND` with stdin from /dev/null, capturing
 //! stdout/stderr up to a cap (the excess is read and dropped, so a chatty
 //! plugin never blocks on a full pipe and never grows our memory), and the
 //! timeout: on expiry the whole group gets SIGTERM, then SIGKILL after a short
-//! grace. A guard kills the group if the future is dropped half-way (agent
-//! shutdown, an outer timeout), because tokio's `kill_on_drop` would only
-//! reach `sh` and leave grandchildren running.
-//! Used by command checks and the command alerter.
+//! grace. Used by command checks and the command alerter.
+//!
+//! No process a run starts outlives it. When the shell exits (or is killed),
+//! the rest of its process group gets SIGKILL. A process that left the group
+//! (`setsid`, `setpgid`) is caught through the child subreaper: `main` makes
+//! the agent one (`PR_SET_CHILD_SUBREAPER`), so an orphan is re-parented to
+//! the agent instead of init, and the sweep at the end of each run walks
+//! /proc for the agent's children that no run spawned itself. Each is
+//! attributed to a run by its process group, else by `CIMAA_RUN_ID` in its
+//! environment (inherited from the shell), else as "started before run N"
+//! when first seen; it is killed, with its descendants, as soon as its run
+//! (or every run it may belong to) has ended, and reaped. A subreaper owns
+//! all its children: `main` spawns nothing but through this module, so any
+//! child the registry does not list as a live shell is such a leftover.
+//! Kernels without `CONFIG_PROC_CHILDREN` (this one) have no
+//! `/proc/PID/task/TID/children`, hence the walk of every /proc/PID/stat.
+//!
+//! tokio's process driver reaps its own children by pid (a pidfd here), never
+//! with `waitpid(-1)`; the sweep likewise reaps only the zombies it judged,
+//! by pid, while no spawn is in progress (`SPAWNING`), so it never takes the
+//! status of a shell between its fork and its registration. Runs that end
+//! together share one sweep (`SWEEPER`): a walk of /proc costs milliseconds.
+//!
+//! A process that is not a subreaper (the test binaries) gets the group kill
+//! only: its orphans go to init, out of reach.
+//!
+//! If the future is dropped half-way (agent shutdown, an outer timeout such
+//! as `alert_timeout`'s, even during the grace after SIGTERM) a guard kills
+//! the group and makes one pass of the sweep, because tokio's `kill_on_drop`
+//! would only reach `sh`; the next sweep finds whatever that pass missed.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::prctl;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
-/// How long a timed-out group gets between SIGTERM and SIGKILL.
+use crate::env;
+
+/// How long a timed-out group gets between SIGTERM and SIGKILL, and how long
+/// the output of an exited command may still take once its group is killed.
 const KILL_GRACE: Duration = Duration::from_millis(500);
+
+/// How long a sweep keeps killing a run's leftovers before it gives up (a
+/// process in uninterruptible sleep, or one we may not signal).
+const SWEEP_LIMIT: Duration = Duration::from_secs(2);
+
+/// Longest pause between two passes of a sweep.
+const SWEEP_PAUSE: Duration = Duration::from_millis(20);
+
+/// How long a sweep waits for other runs to end, so that one walk of /proc
+/// serves them all (a walk costs about 4 ms with 110 processes here).
+const SWEEP_GATHER: Duration = Duration::from_millis(10);
 
 /// What a finished (or killed) command left behind.
 #[derive(Debug)]
@@ -33,7 +78,7 @@ pub(crate) struct Output {
 /// Runs `command` with `/bin/sh -c` in a new process group.
 ///
 /// # Errors
-/// When the shell cannot be started at all.
+/// When the shell cannot be started at all, or waiting for it fails.
 pub(crate) async fn run(
     command: &str,
     env: &[(&str, &str)],
@@ -55,51 +100,70 @@ pub(crate) async fn run(
     for (key, value) in env {
         cmd.env(key, value);
     }
-    let mut child = cmd.spawn()?;
-    // The group id is the child's pid because of `process_group(0)`.
-    let guard = GroupGuard {
-        pgid: child.id().and_then(|id| i32::try_from(id).ok()),
-    };
+    let (mut child, mut run) = Run::spawn(&mut cmd)?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
-    let work = async {
-        let (out, err, status) = tokio::join!(
-            read_capped(stdout, cap),
-            read_capped(stderr, cap),
-            child.wait()
-        );
-        (out, err, status)
-    };
-    if let Ok((stdout, stderr, status)) = tokio::time::timeout(timeout, work).await {
-        guard.disarm();
-        Ok(Output {
-            status: Some(status?),
-            stdout,
-            stderr,
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let status = {
+        // Read while waiting, so a full pipe never blocks the command; the
+        // reading may end later than the shell (a leftover holds the pipe).
+        let reading = async {
+            tokio::join!(
+                read_capped(stdout, cap, &mut out),
+                read_capped(stderr, cap, &mut err)
+            );
+        };
+        tokio::pin!(reading);
+        let mut read_all = false;
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                tokio::select! {
+                    () = &mut reading, if !read_all => read_all = true,
+                    status = child.wait() => break status,
+                }
+            }
         })
-    } else {
-        guard.terminate().await;
-        // Reap the shell so no zombie is left; the group is dead by now.
-        let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
-        Ok(Output {
+        .await;
+        let status = if let Ok(status) = waited {
+            run.shell_reaped();
+            Some(status?)
+        } else {
+            run.terminate(&mut child).await;
+            None
+        };
+        run.finish().await;
+        if status.is_some() && !read_all {
+            // Every writer is dead now, unless one escaped (a setuid
+            // program we may not signal): then keep what was read.
+            let _ = tokio::time::timeout(KILL_GRACE, &mut reading).await;
+        }
+        status
+    };
+    Ok(match status {
+        Some(status) => Output {
+            status: Some(status),
+            stdout: out,
+            stderr: err,
+        },
+        None => Output {
             status: None,
             stdout: Vec::new(),
             stderr: Vec::new(),
-        })
-    }
+        },
+    })
 }
 
-/// Reads a stream to EOF, keeping at most `cap` bytes.
-async fn read_capped<R: AsyncRead + Unpin>(stream: Option<R>, cap: usize) -> Vec<u8> {
+/// Reads a stream to EOF into `kept`, keeping at most `cap` bytes.
+async fn read_capped<R: AsyncRead + Unpin>(stream: Option<R>, cap: usize, kept: &mut Vec<u8>) {
     let Some(mut stream) = stream else {
-        return Vec::new();
+        return;
     };
-    let mut kept = Vec::new();
     // On the heap: an 8 KiB array would make every check's future that large.
     let mut chunk = vec![0u8; 8192];
     loop {
         match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return kept,
+            Ok(0) | Err(_) => return,
             Ok(n) => {
                 let room = cap.saturating_sub(kept.len());
                 kept.extend_from_slice(&chunk[..n.min(room)]);
@@ -108,29 +172,166 @@ async fn read_capped<R: AsyncRead + Unpin>(stream: Option<R>, cap: usize) -> Vec
     }
 }
 
-/// Kills a process group when dropped while armed.
-struct GroupGuard {
-    pgid: Option<i32>,
+/// Runs in progress and the shells tokio still has to reap, shared by every
+/// run of this process.
+struct Registry {
+    /// The id the next run gets; ids only grow.
+    next_run: u64,
+    /// Shells spawned here and not reaped yet (pid → run): tokio's to reap.
+    shells: BTreeMap<i32, u64>,
+    /// Runs in progress (run → process group), until their sweep is done.
+    live: BTreeMap<u64, i32>,
+    /// Ended runs waiting for a sweep.
+    pending: BTreeSet<u64>,
+    /// Adopted processes with no readable run id (pid → `next_run` when
+    /// first seen): only a run older than that can own them.
+    first_seen: BTreeMap<i32, u64>,
 }
 
-impl GroupGuard {
-    fn disarm(mut self) {
-        self.pgid = None;
+/// Taken by the one sweep in progress; a run waiting for it finds, once it
+/// has it, that the previous sweep took care of it, or sweeps for every run
+/// then waiting.
+static SWEEPER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Held shared by every spawn until its shell is registered, and exclusive
+/// by a sweep deciding which zombies to reap: a shell between its fork and
+/// its registration is never taken for a leftover. Always taken before
+/// `REGISTRY`.
+static SPAWNING: RwLock<()> = RwLock::new(());
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    next_run: 1,
+    shells: BTreeMap::new(),
+    live: BTreeMap::new(),
+    pending: BTreeSet::new(),
+    first_seen: BTreeMap::new(),
+});
+
+/// The registry; a panic while holding it leaves plain maps, still usable.
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether orphans come to us (`main` made the process a child subreaper).
+fn adopts_orphans() -> bool {
+    prctl::get_child_subreaper().unwrap_or(false)
+}
+
+/// One run: its id, its process group, and the cleanup owed when dropped.
+struct Run {
+    id: u64,
+    /// The shell's pid, which is also its group's id.
+    pgid: Option<i32>,
+    /// The shell while it is registered (not reaped yet).
+    shell: Option<i32>,
+    /// The group was killed and the run's leftovers swept.
+    finished: bool,
+}
+
+impl Run {
+    /// Spawns `cmd` as a new run, registered before anything can reap it.
+    fn spawn(cmd: &mut Command) -> std::io::Result<(tokio::process::Child, Run)> {
+        let _spawning = SPAWNING.read().unwrap_or_else(PoisonError::into_inner);
+        let id = {
+            let mut registry = registry();
+            registry.next_run += 1;
+            registry.next_run - 1
+        };
+        cmd.env(env::RUN_ID, format!("{}.{id}", std::process::id()));
+        let child = cmd.spawn()?;
+        let pgid = child.id().and_then(|pid| i32::try_from(pid).ok());
+        if let Some(pid) = pgid {
+            let mut registry = registry();
+            registry.shells.insert(pid, id);
+            registry.live.insert(id, pid);
+        }
+        Ok((
+            child,
+            Run {
+                id,
+                pgid,
+                shell: pgid,
+                finished: false,
+            },
+        ))
     }
 
-    async fn terminate(mut self) {
-        if let Some(pgid) = self.pgid.take() {
+    /// tokio has reaped the shell: its pid is no longer ours to protect.
+    fn shell_reaped(&mut self) {
+        if let Some(shell) = self.shell.take() {
+            let mut registry = registry();
+            if registry.shells.get(&shell) == Some(&self.id) {
+                registry.shells.remove(&shell);
+            }
+        }
+    }
+
+    /// SIGTERM to the group, SIGKILL after the grace, then reaps the shell.
+    /// The group stays armed for `Drop` until the SIGKILL is sent.
+    async fn terminate(&mut self, child: &mut tokio::process::Child) {
+        if let Some(pgid) = self.pgid {
             signal_group(pgid, Signal::SIGTERM);
             tokio::time::sleep(KILL_GRACE).await;
             signal_group(pgid, Signal::SIGKILL);
         }
+        if let Ok(Ok(_)) = tokio::time::timeout(KILL_GRACE, child.wait()).await {
+            self.shell_reaped();
+        }
+    }
+
+    /// Kills what is left of the group and sweeps the run's other leftovers.
+    async fn finish(&mut self) {
+        if let Some(pgid) = self.pgid {
+            signal_group(pgid, Signal::SIGKILL);
+        }
+        if adopts_orphans() {
+            registry().pending.insert(self.id);
+            let _turn = SWEEPER.lock().await;
+            if registry().pending.contains(&self.id) {
+                tokio::time::sleep(SWEEP_GATHER).await;
+                let batch = registry().take_pending();
+                sweep(&batch).await;
+                let mut registry = registry();
+                for id in batch.keys() {
+                    registry.live.remove(id);
+                }
+            }
+        }
+        self.end();
+    }
+
+    /// Leaves the registry; the run's leftovers, if any, become stale.
+    fn end(&mut self) {
+        self.finished = true;
+        let mut registry = registry();
+        if let Some(shell) = self.shell.take()
+            && registry.shells.get(&shell) == Some(&self.id)
+        {
+            registry.shells.remove(&shell);
+        }
+        registry.live.remove(&self.id);
+        registry.pending.remove(&self.id);
     }
 }
 
-impl Drop for GroupGuard {
+impl Drop for Run {
     fn drop(&mut self) {
-        if let Some(pgid) = self.pgid.take() {
-            signal_group(pgid, Signal::SIGKILL);
+        if !self.finished {
+            if let Some(pgid) = self.pgid {
+                signal_group(pgid, Signal::SIGKILL);
+            }
+            // One pass, since `drop` cannot wait: what survives it, or is
+            // adopted later, carries a run id no longer live, which the next
+            // sweep kills; the zombies it leaves, the next sweep reaps.
+            if adopts_orphans() {
+                let table = scan();
+                let batch = self.pgid.map(|pgid| (self.id, pgid)).into_iter().collect();
+                let doomed = judge(&table, &batch);
+                for pid in doomed {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
+            self.end();
         }
     }
 }
@@ -141,9 +342,366 @@ fn signal_group(pgid: i32, signal: Signal) {
     let _ = killpg(Pid::from_raw(pgid), signal);
 }
 
+/// Kills the leftovers of the ended runs in `batch` (run → group), and
+/// stale ones of runs already gone, until none is alive, reaping adopted
+/// zombies on the way.
+async fn sweep(batch: &BTreeMap<u64, i32>) {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let table = scan();
+        let doomed = judge(&table, batch);
+        if doomed.is_empty() {
+            return;
+        }
+        for pid in &doomed {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        if started.elapsed() > SWEEP_LIMIT {
+            tracing::warn!(
+                pids = ?doomed,
+                "leftover processes of a plugin or alerter command survive SIGKILL"
+            );
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(SWEEP_PAUSE);
+    }
+}
+
+/// `Registry::judge` with no spawn in progress.
+fn judge(table: &[Proc], batch: &BTreeMap<u64, i32>) -> Vec<i32> {
+    let _no_spawn = SPAWNING.write().unwrap_or_else(PoisonError::into_inner);
+    registry().judge(table, batch)
+}
+
+/// Whose an adopted process is, as far as a sweep is concerned.
+#[derive(Debug, PartialEq)]
+enum Owner {
+    /// A run's of the sweep's batch, or a run's that has ended: kill it.
+    Doomed,
+    /// Maybe another live run's: leave it to that run's sweep.
+    Other,
+}
+
+impl Registry {
+    /// The ended runs waiting for a sweep (run → group), no longer waiting.
+    fn take_pending(&mut self) -> BTreeMap<u64, i32> {
+        let pending = std::mem::take(&mut self.pending);
+        pending
+            .into_iter()
+            .filter_map(|id| self.live.get(&id).map(|pgid| (id, *pgid)))
+            .collect()
+    }
+
+    /// Reaps this process's adopted zombies and returns the live processes
+    /// to kill for the ended runs of `batch` (run → group): their groups,
+    /// their adopted leftovers, stale ones, and all their descendants.
+    fn judge(&mut self, table: &[Proc], batch: &BTreeMap<u64, i32>) -> Vec<i32> {
+        let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+        // A batch's group id, unless a live run's shell has reused the pid.
+        let groups: BTreeSet<i32> = batch
+            .values()
+            .copied()
+            .filter(|pgid| !self.in_live_group(*pgid, batch))
+            .collect();
+        let mut doomed = Vec::new();
+        let mut adopted = BTreeSet::new();
+        for p in table {
+            if p.ppid == me && !self.shells.contains_key(&p.pid) {
+                adopted.insert(p.pid);
+                if p.zombie {
+                    // No spawn is in progress (see `SPAWNING`), so this is
+                    // no shell before its registration but a leftover.
+                    if let Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) =
+                        waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG))
+                    {
+                        self.first_seen.remove(&p.pid);
+                    }
+                    continue;
+                }
+                if self.owner(p, me, batch) == Owner::Doomed {
+                    doomed.push(p.pid);
+                }
+            } else if !p.zombie && groups.contains(&p.pgrp) {
+                doomed.push(p.pid);
+            }
+        }
+        self.first_seen.retain(|pid, _| adopted.contains(pid));
+        with_descendants(table, doomed)
+    }
+
+    /// Whether `pgid` is the group of a live run outside `batch`.
+    fn in_live_group(&self, pgid: i32, batch: &BTreeMap<u64, i32>) -> bool {
+        self.live
+            .iter()
+            .any(|(id, group)| *group == pgid && !batch.contains_key(id))
+    }
+
+    fn owner(&mut self, p: &Proc, me: i32, batch: &BTreeMap<u64, i32>) -> Owner {
+        if self.in_live_group(p.pgrp, batch) {
+            return Owner::Other;
+        }
+        if batch.values().any(|pgid| *pgid == p.pgrp) {
+            return Owner::Doomed;
+        }
+        match run_id_of(p.pid, me) {
+            Some(id) if !batch.contains_key(&id) && self.live.contains_key(&id) => Owner::Other,
+            Some(_) => Owner::Doomed,
+            None => {
+                let horizon = *self.first_seen.entry(p.pid).or_insert(self.next_run);
+                if self
+                    .live
+                    .range(..horizon)
+                    .any(|(id, _)| !batch.contains_key(id))
+                {
+                    Owner::Other
+                } else {
+                    Owner::Doomed
+                }
+            }
+        }
+    }
+}
+
+/// `roots` and every live descendant of them in `table`.
+fn with_descendants(table: &[Proc], roots: Vec<i32>) -> Vec<i32> {
+    if roots.is_empty() {
+        return roots;
+    }
+    let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for p in table.iter().filter(|p| !p.zombie) {
+        children.entry(p.ppid).or_default().push(p.pid);
+    }
+    let mut all: BTreeSet<i32> = roots.iter().copied().collect();
+    let mut todo = roots;
+    while let Some(pid) = todo.pop() {
+        for &child in children.get(&pid).into_iter().flatten() {
+            if all.insert(child) {
+                todo.push(child);
+            }
+        }
+    }
+    all.into_iter().collect()
+}
+
+/// One line of the process table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Proc {
+    pid: i32,
+    ppid: i32,
+    pgrp: i32,
+    zombie: bool,
+}
+
+/// Every process on the host, from /proc/PID/stat (those that vanish while
+/// it is read are left out).
+fn scan() -> Vec<Proc> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut table = Vec::new();
+    let mut path = String::new();
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        path.clear();
+        path.push_str("/proc/");
+        path.push_str(name.to_str().unwrap_or_default());
+        path.push_str("/stat");
+        if let Some(p) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|stat| parse_stat(pid, &stat))
+        {
+            table.push(p);
+        }
+    }
+    table
+}
+
+/// Parses `/proc/PID/stat`: `pid (comm) state ppid pgrp ...`; `comm` may
+/// hold spaces and parentheses, so the fields start after the last `)`.
+fn parse_stat(pid: i32, stat: &str) -> Option<Proc> {
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?;
+    let parent = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    if state == "X" {
+        return None;
+    }
+    Some(Proc {
+        pid,
+        ppid: parent,
+        pgrp,
+        zombie: state == "Z",
+    })
+}
+
+/// The run that started `pid`, from `CIMAA_RUN_ID=ME.RUN` in its environment;
+/// `None` when unreadable, absent, or set by another agent.
+fn run_id_of(pid: i32, me: i32) -> Option<u64> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{}=", env::RUN_ID);
+    let value = environ
+        .split(|b| *b == 0)
+        .find_map(|entry| entry.strip_prefix(prefix.as_bytes()))?;
+    let (agent, run) = std::str::from_utf8(value).ok()?.split_once('.')?;
+    (agent.parse::<i32>().ok()? == me)
+        .then(|| run.parse().ok())
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Makes this test binary a subreaper, as `main` does: no test in `src/`
+    /// spawns a child other than through `run`.
+    fn subreaper() {
+        prctl::set_child_subreaper(true).unwrap();
+    }
+
+    /// Neither running nor a zombie.
+    fn gone(pid: i32) -> bool {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    fn pid_in(text: &[u8]) -> i32 {
+        String::from_utf8_lossy(text).trim().parse().unwrap()
+    }
+
+    async fn sh(command: &str, timeout: Duration) -> Output {
+        run(command, &[], None, timeout, 1000).await.unwrap()
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn a_background_child_is_killed_and_reaped_when_the_shell_exits() {
+        subreaper();
+        let out = sh(
+            "sleep 207.1801 >/dev/null 2>&1 & echo $!; exit 0",
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(out.status.unwrap().success());
+        assert!(gone(pid_in(&out.stdout)));
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn a_grandchild_in_a_new_session_is_killed_and_reaped_when_the_shell_exits() {
+        subreaper();
+        let out = sh(
+            "(setsid sleep 207.1802 >/dev/null 2>&1 & echo $!); echo OK",
+            Duration::from_secs(5),
+        )
+        .await;
+        let pid = pid_in(out.stdout.split(|b| *b == b'\n').next().unwrap());
+        assert!(gone(pid));
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn a_grandchild_in_a_new_session_is_killed_on_timeout() {
+        subreaper();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pid");
+        let out = sh(
+            &format!(
+                "setsid sleep 207.1803 >/dev/null 2>&1 & echo $! > {}; sleep 30",
+                file.display()
+            ),
+            Duration::from_millis(300),
+        )
+        .await;
+        assert!(out.status.is_none());
+        assert!(gone(pid_in(&std::fs::read(file).unwrap())));
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn a_group_ignoring_term_is_killed_when_dropped_during_the_grace() {
+        subreaper();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pid");
+        let command = format!(
+            "trap '' TERM; sleep 207.1804 & echo $! > {}; wait",
+            file.display()
+        );
+        // The outer timeout drops the run half-way through its grace.
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(400),
+            sh(&command, Duration::from_millis(200)),
+        )
+        .await;
+        assert!(dropped.is_err());
+        let pid = pid_in(&std::fs::read(file).unwrap());
+        // Dead; the next run's sweep reaps it.
+        let _ = sh("true", Duration::from_secs(5)).await;
+        assert!(gone(pid));
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn a_leftover_of_a_live_run_outlives_another_run_but_not_its_own() {
+        subreaper();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pid");
+        // The helper is adopted at once (its subshell exits) and must live
+        // while its run does, whatever other runs end meanwhile.
+        let long = format!(
+            "(setsid sleep 207.1805 >/dev/null 2>&1 & echo $! > {0}); sleep 1; kill -0 $(cat {0}) && echo alive",
+            file.display()
+        );
+        let (long, ()) = tokio::join!(sh(&long, Duration::from_secs(5)), async {
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = sh("(setsid sleep 1 >/dev/null 2>&1 &)", Duration::from_secs(5)).await;
+            }
+        });
+        assert_eq!(String::from_utf8_lossy(&long.stdout).trim(), "alive");
+        assert!(gone(pid_in(&std::fs::read(file).unwrap())));
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn a_leftover_with_no_run_id_is_killed_once_every_run_it_may_belong_to_ended() {
+        subreaper();
+        let out = sh(
+            "(env -i setsid sleep 207.1806 >/dev/null 2>&1 & echo $!)",
+            Duration::from_secs(5),
+        )
+        .await;
+        let pid = pid_in(&out.stdout);
+        // Other tests' runs may be live meanwhile; later runs sweep it.
+        for _ in 0..50 {
+            if gone(pid) {
+                break;
+            }
+            let _ = sh("true", Duration::from_secs(5)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(gone(pid));
+    }
+
+    #[test]
+    fn stat_lines_with_odd_command_names_parse() {
+        let stat = "42 (a) b (c) Z 7 42 42 0 -1 4194560";
+        assert_eq!(
+            parse_stat(42, stat),
+            Some(Proc {
+                pid: 42,
+                ppid: 7,
+                pgrp: 42,
+                zombie: true
+            })
+        );
+        assert_eq!(parse_stat(1, "1 (x) X 0 0"), None);
+        assert_eq!(parse_stat(1, "garbage"), None);
+    }
 
     #[tokio::test]
     async fn output_beyond_the_cap_is_dropped() {

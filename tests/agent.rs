@@ -93,12 +93,12 @@ fn a_plugin_past_its_timeout_is_killed_with_its_grandchildren() {
     assert_eq!(fault["message"], "plugin timed out after 1 s");
     assert_eq!(fault["escalates"], false);
     let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
-    // Gone, or a zombie waiting for an init that does not reap: not running.
+    // Gone (the agent reaps it, #18), or a zombie waiting for an init that
+    // does not reap: not running.
     let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let running = state
-        .rsplit(')')
-        .next()
-        .is_some_and(|rest| !rest.trim_start().starts_with('Z'));
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'));
     assert!(!running, "grandchild {pid} survived: {state}");
 }
 

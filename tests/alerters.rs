@@ -397,3 +397,52 @@ fn the_meta_fault_from_two_agents_has_one_dedup_key() {
     assert_eq!(bodies[0]["payload"]["source"], "meta1");
     assert_eq!(bodies[1]["payload"]["source"], "meta2");
 }
+
+/// Whether `pid` is running (not gone, not a zombie init has yet to reap);
+/// a running one is killed, so that a failing test leaks nothing.
+fn still_running(pid: i32) -> bool {
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    });
+    if alive {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    alive
+}
+
+// See: #18
+#[test]
+fn a_command_alerter_past_alert_timeout_leaves_no_process_even_ignoring_term() {
+    let env = Env::with_alerter(
+        "alerter:\n  type: command\n  command: \"trap '' TERM; (setsid sleep 307.1806 >/dev/null 2>&1 & echo $! > pid2); sleep 307.1805 & echo $! > pid; wait\"\n",
+        "  alert_timeout: 1\n",
+    );
+    env.write_check(
+        "app.yaml",
+        "x:\n  command: echo 'bad'; exit 2\n  retry: 0\n",
+    );
+    let output = env.cimaa(&["agent", "--once"]);
+    let pid = |name: &str| -> i32 {
+        std::fs::read_to_string(env.path(name))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let in_group = still_running(pid("pid"));
+    let in_new_session = still_running(pid("pid2"));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!in_group, "the alerter's `sleep` outlived its timeout");
+    assert!(
+        !in_new_session,
+        "the alerter's `setsid sleep` outlived its timeout"
+    );
+}

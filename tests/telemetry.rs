@@ -132,3 +132,25 @@ fn rust_log_overrides_the_configured_level() {
     let loud = env.cimaa_with_env(&["agent", "--once"], &[("RUST_LOG", "debug")]);
     assert!(stderr(&loud).contains("tick done"), "{}", stderr(&loud));
 }
+
+// See: #18
+#[test]
+fn plugin_output_cannot_forge_text_log_lines_or_pass_terminal_escapes() {
+    let env = Env::with_alerter("alerter:\n  type: file\n  path: a.jsonl\n", "");
+    env.write_check(
+        "app.yaml",
+        "x:\n  command: \"printf 'bad\\\\n2026-01-01T00:00:00.000000Z  INFO forged: yes\\\\n\\\\033[31mred'; exit 2\"\n",
+    );
+    let output = env.once();
+    let log = stderr(&output);
+    assert!(log.contains("check fault"), "{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01")),
+        "a forged line: {log}"
+    );
+    assert!(!log.contains('\u{1b}'), "a raw escape: {log:?}");
+    assert!(
+        log.contains(r"bad\n2026-01-01T00:00:00.000000Z  INFO forged: yes\n\u{1b}[31mred"),
+        "{log}"
+    );
+}

@@ -14,6 +14,7 @@ mod hostile_checks;
 mod hostile_cli;
 mod hostile_config;
 mod hostile_db;
+mod hostile_processes;
 mod layering;
 mod probes;
 mod servers;

@@ -2,7 +2,9 @@
 //!
 //! The command gets `CIMAA_ACTION` (`trigger`/`resolve`), `CIMAA_NAME` and
 //! `CIMAA_MESSAGE` in its environment. A non-zero exit or running past
-//! `alert_timeout` is a failure; on timeout its whole process group is killed.
+//! `alert_timeout` is a failure; on timeout its whole process group is killed,
+//! and nothing it started outlives it (see `process`), even when it ignores
+//! SIGTERM or the agent gives up on it first.
 
 use async_trait::async_trait;
 
