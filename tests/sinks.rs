@@ -243,7 +243,7 @@ async fn validate_healthchecks_reaches_the_stream() {
     let output = run(&env, &["validate", "--healthchecks"]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(
-        stderr(&output).contains("error: cannot reach Kinesis stream `cimaa-no-such-stream`"),
+        stderr(&output).contains("metric sink: cannot reach Kinesis stream `cimaa-no-such-stream`"),
         "{}",
         stderr(&output)
     );
