@@ -15,7 +15,7 @@
 //! the ones that write temporary files run fewer.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::Write;
+use std::fmt::Write as _;
 use std::path::Path;
 
 use proptest::prelude::*;
@@ -62,7 +62,7 @@ fn plugin_output_like() -> impl Strategy<Value = String> {
 fn finite_f64() -> impl Strategy<Value = f64> {
     prop_oneof![
         any::<f64>().prop_filter("finite", |v| v.is_finite()),
-        (-1_000_000i64..1_000_000).prop_map(|n| n as f64 / 8.0),
+        (-1_000_000i32..1_000_000).prop_map(|n| f64::from(n) / 8.0),
     ]
 }
 
@@ -172,7 +172,7 @@ impl GenRule {
             line.push_str(" ?");
         }
         for (level, op, value) in &self.levels {
-            line.push_str(&format!(" {level} {op} {}", format_value(*value)));
+            let _ = write!(line, " {level} {op} {}", format_value(*value));
         }
         line
     }
@@ -337,7 +337,8 @@ proptest! {
         let text = format_value(v);
         prop_assert!(text.len() <= 24, "{} is {} long", text, text.len());
         let back: f64 = text.parse().map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
-        prop_assert!(back == v, "{} read back as {}", v, back);
+        // `-0` is written `0`, which reads back equal (not bit for bit).
+        prop_assert!(back.partial_cmp(&v) == Some(std::cmp::Ordering::Equal), "{} read back as {}", v, back);
     }
 }
 
@@ -475,7 +476,7 @@ proptest! {
             prop_assert_eq!(&got.name, &want.name);
             prop_assert_eq!(&got.units, &want.units);
             prop_assert_eq!(got.timestamp, want.timestamp);
-            let close = got.value == want.value
+            let close = got.value.partial_cmp(&want.value) == Some(std::cmp::Ordering::Equal)
                 || (got.value - want.value).abs() <= want.value.abs() * 4.0 * f64::EPSILON;
             prop_assert!(close, "{} read back as {}", want.value, got.value);
         }
@@ -596,16 +597,13 @@ proptest! {
                 .map(|f| f.severity)
                 .max();
             prop_assert_eq!(Some(record.severity), worst);
-            match previous.get(&record.name) {
-                Some(old) => {
-                    prop_assert_eq!(record.since, old.since, "since is kept");
-                    prop_assert_eq!(record.triggered, old.triggered && old.message == record.message);
-                    prop_assert_eq!(record.updated == old.updated, old.same_record(record));
-                }
-                None => {
-                    prop_assert_eq!(record.since, now);
-                    prop_assert!(!record.triggered);
-                }
+            if let Some(old) = previous.get(&record.name) {
+                prop_assert_eq!(record.since, old.since, "since is kept");
+                prop_assert_eq!(record.triggered, old.triggered && old.message == record.message);
+                prop_assert_eq!(record.updated == old.updated, old.same_record(record));
+            } else {
+                prop_assert_eq!(record.since, now);
+                prop_assert!(!record.triggered);
             }
         }
     }
@@ -686,9 +684,7 @@ proptest! {
 /// Writes `text` to `dir/NAME` and returns the path.
 fn write_file(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
-    let mut file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("create {name}: {e}"));
-    file.write_all(text.as_bytes())
-        .unwrap_or_else(|e| panic!("write {name}: {e}"));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {name}: {e}"));
     path
 }
 
@@ -753,12 +749,12 @@ proptest! {
         let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut text = String::new();
         for (key, body) in &entries {
-            text.push_str(&format!("{key}:\n"));
+            let _ = writeln!(text, "{key}:");
             if body.is_empty() {
                 text.push_str("  {}\n");
             }
             for (k, v) in body {
-                text.push_str(&format!("  {k}: {v}\n"));
+                let _ = writeln!(text, "  {k}: {v}");
             }
         }
         let path = write_file(dir.path(), "gen.yaml", &text);
@@ -776,12 +772,13 @@ proptest! {
         let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut text = String::new();
         for (key, command, interval, retry, timeout) in &checks {
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 "{key}:\n  command: {}\n  interval: {interval}\n  retry: {retry}\n",
                 serde_json::Value::from(command.as_str())
-            ));
+            );
             if let Some(timeout) = timeout {
-                text.push_str(&format!("  timeout: {timeout}\n"));
+                let _ = writeln!(text, "  timeout: {timeout}");
             }
         }
         let path = write_file(dir.path(), "ok.yml", &text);
@@ -845,9 +842,9 @@ proptest! {
         let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut text = format!("agent:\n  name: {name}\n  base_interval: {base_interval}\n");
         for (key, value) in &extra {
-            text.push_str(&format!("  {key}: {value}\n"));
+            let _ = writeln!(text, "  {key}: {value}");
         }
-        text.push_str(&format!("database:\n  type: {database}\nalerter:\n  type: file\n  path: \"-\"\n"));
+        let _ = writeln!(text, "database:\n  type: {database}\nalerter:\n  type: file\n  path: \"-\"");
         let path = write_file(dir.path(), "agent.yaml", &text);
         match load_agent_config(&path) {
             Ok(config) => {
