@@ -8,7 +8,13 @@
 //! (`super::`); `checks/mod.rs` here repeats the two it cannot include (the real
 //! `checks/mod.rs` pulls in every probe): if they change shape in cimaa,
 //! this crate stops compiling and says where.
-#![allow(dead_code, unreachable_pub, private_interfaces, clippy::all, clippy::pedantic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    private_interfaces,
+    clippy::all,
+    clippy::pedantic
+)]
 
 #[path = "../../src/severity.rs"]
 pub mod severity;
