@@ -78,3 +78,6 @@ mod retry;
 mod squelch;
 mod telemetry;
 mod thresholds;
+
+#[cfg(test)]
+mod properties;

@@ -155,6 +155,41 @@ fn group_heads(group: &str) -> Vec<String> {
     heads
 }
 
+/// The modules `lib.rs` declares under `#[cfg(test)]` (property tests and
+/// the like): they are test code, like `#[cfg(test)]` items, so they have
+/// no layer and the scan leaves them out. The attribute may stand on the
+/// line before the `mod` or on the same line.
+fn test_only_modules(lib: &str) -> BTreeSet<String> {
+    let mut modules = BTreeSet::new();
+    let mut under_cfg_test = false;
+    for line in lib
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or("").trim())
+    {
+        let (cfg_test, rest) = match line.strip_prefix("#[cfg(test)]") {
+            Some(rest) => (true, rest.trim()),
+            None => (false, line),
+        };
+        under_cfg_test |= cfg_test;
+        if rest.is_empty() {
+            continue;
+        }
+        if let Some(declaration) = rest.strip_suffix(';')
+            && let Some((_, name)) = declaration.rsplit_once("mod ")
+            && under_cfg_test
+        {
+            modules.insert(name.trim().to_string());
+        }
+        // Another attribute keeps the `#[cfg(test)]` for the item below it.
+        under_cfg_test &= rest.starts_with("#[");
+    }
+    modules
+}
+
+fn lib_rs() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap()
+}
+
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -172,11 +207,15 @@ fn scan() -> (BTreeMap<String, BTreeSet<String>>, Vec<String>) {
     let mut files = Vec::new();
     rust_files(&root.join("src"), &mut files);
     files.sort();
+    let test_only = test_only_modules(&lib_rs());
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut broken = Vec::new();
     for file in files {
         let relative = file.strip_prefix(root).unwrap().to_path_buf();
         let me = module_of(&relative);
+        if test_only.contains(&me) {
+            continue;
+        }
         let text = std::fs::read_to_string(&file).unwrap();
         let Some(my_rank) = rank(&me) else {
             broken.push(format!(
@@ -267,15 +306,23 @@ fn the_scan_sees_every_module_of_a_grouped_use() {
     assert_eq!(used, ["agent", "env", "process"]);
 }
 
+// See: #18
+#[test]
+fn the_scan_skips_modules_declared_for_tests_only() {
+    let lib = "mod fault;\n#[cfg(test)]\nmod properties;\n#[cfg(test)] mod inline;\n#[cfg(test)]\n#[allow(dead_code)]\npub(crate) mod helpers;\n#[cfg(test)]\nfn f() {}\nmod after;\npub mod cli; // #[cfg(test)]\n";
+    let skipped: Vec<String> = test_only_modules(lib).into_iter().collect();
+    assert_eq!(skipped, ["helpers", "inline", "properties"]);
+}
+
 #[test]
 fn every_module_in_lib_rs_has_a_layer() {
-    let lib =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    let lib = lib_rs();
+    let test_only = test_only_modules(&lib);
     let unplaced: Vec<&str> = lib
         .lines()
         .filter_map(|line| line.trim().strip_suffix(';'))
         .filter_map(|line| line.rsplit_once("mod ").map(|(_, name)| name))
-        .filter(|name| rank(name).is_none())
+        .filter(|name| rank(name).is_none() && !test_only.contains(*name))
         .collect();
     assert!(unplaced.is_empty(), "modules with no layer: {unplaced:?}");
 }

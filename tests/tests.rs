@@ -19,5 +19,6 @@ mod layering;
 mod probes;
 mod servers;
 mod sinks;
+mod soak;
 mod telemetry;
 mod util;
