@@ -135,12 +135,17 @@ pub(crate) fn escalate(
     cap_raw(&mut faults);
     let any_critical = faults.iter().any(|f| f.severity.is_critical());
     let any_error = faults.iter().any(|f| f.severity.is_error());
-    let mut counter = counter;
+    // Counted in u64: with `retry: 4294967295` the cap `retry + 1` does not
+    // fit a u32, and a saturating add would never pass `retry`, so a check
+    // that went critical would fall back to a soft error. The stored counter
+    // saturates instead, which keeps it past `retry`.
+    let retry = u64::from(retry);
+    let mut counter = u64::from(counter);
     if any_critical {
         counter = retry;
     }
     if any_error {
-        counter = counter.saturating_add(1).min(retry.saturating_add(1));
+        counter = (counter + 1).min(retry + 1);
         for fault in faults
             .iter_mut()
             .filter(|f| f.severity.is_error() && f.escalates)
@@ -148,17 +153,13 @@ pub(crate) fn escalate(
             if counter > retry {
                 fault.severity = Severity::CRITICAL;
             } else {
-                fault.message = format!(
-                    "{} ({counter} of {})",
-                    fault.message,
-                    retry.saturating_add(1)
-                );
+                fault.message = format!("{} ({counter} of {})", fault.message, retry + 1);
             }
         }
     } else if !any_critical {
         counter = 0;
     }
-    (counter, faults)
+    (u32::try_from(counter).unwrap_or(u32::MAX), faults)
 }
 
 /// True when a run's faults make the check "failing" for the retry schedule.
