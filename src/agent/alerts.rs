@@ -70,20 +70,7 @@ impl Agent<'_> {
             1 => format!("Ignoring a stored squelch: {first}"),
             n => format!("Ignoring {n} stored squelches; the first: {first}"),
         };
-        let since = self.faults.get(&name).map_or(now, |f| f.since);
-        self.faults.insert(
-            name.clone(),
-            Fault {
-                name,
-                severity: Severity::WARNING,
-                message,
-                since,
-                updated: now,
-                triggered: false,
-                escalates: false,
-                attempts: 0,
-            },
-        );
+        self.set_agent_fault(name, Severity::WARNING, message, now);
     }
 
     /// Plans and delivers this tick's alerts; records `AGENT#alerts`.
@@ -135,20 +122,7 @@ impl Agent<'_> {
             self.faults.remove(&alerts);
         } else {
             let message = format!("Failed to send alert information ({failures}/{total})");
-            let since = self.faults.get(&alerts).map_or(now, |f| f.since);
-            self.faults.insert(
-                alerts.clone(),
-                Fault {
-                    name: alerts,
-                    severity: Severity::CRITICAL,
-                    message,
-                    since,
-                    updated: now,
-                    triggered: false,
-                    escalates: false,
-                    attempts: 0,
-                },
-            );
+            self.set_agent_fault(alerts, Severity::CRITICAL, message, now);
         }
     }
 

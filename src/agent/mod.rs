@@ -705,20 +705,7 @@ impl Agent<'_> {
         if previous.is_none_or(|fault| fault.message != message) {
             warn!(rows = %message, "skipping malformed database rows");
         }
-        let since = previous.map_or(now, |f| f.since);
-        self.faults.insert(
-            name.clone(),
-            Fault {
-                name,
-                severity: Severity::WARNING,
-                message,
-                since,
-                updated: now,
-                triggered: false,
-                escalates: false,
-                attempts: 0,
-            },
-        );
+        self.set_agent_fault(name, Severity::WARNING, message, now);
     }
 
     /// Records the WARNING `AGENT#metrics` while the metric buffer dropped
@@ -737,16 +724,24 @@ impl Agent<'_> {
             return;
         }
         self.dropped_in_fault += new;
+        let message = format!(
+            "Dropped {} metrics because the buffer was full",
+            self.dropped_in_fault
+        );
+        self.set_agent_fault(name, Severity::WARNING, message, now);
+    }
+
+    /// Stores one of this agent's own `AGENT#...` faults, keeping the `since`
+    /// of its previous record. Such faults are stored for peers' meta-checks
+    /// and never alerted by this agent (SPEC §5).
+    fn set_agent_fault(&mut self, name: String, severity: Severity, message: String, now: i64) {
         let since = self.faults.get(&name).map_or(now, |f| f.since);
         self.faults.insert(
             name.clone(),
             Fault {
                 name,
-                severity: Severity::WARNING,
-                message: format!(
-                    "Dropped {} metrics because the buffer was full",
-                    self.dropped_in_fault
-                ),
+                severity,
+                message,
                 since,
                 updated: now,
                 triggered: false,
