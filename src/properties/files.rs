@@ -179,10 +179,9 @@ proptest! {
 // CRITICAL (critical is sticky until a clean run, SPEC §5). With
 // `retry: 4294967295` (which check files accept) `escalate` caps the
 // counter with `saturating_add`, so it never passes `retry` and the ERROR
-// comes out as `m (4294967295 of 4294967295)`: the CRITICAL drops to
-// ERROR and its alert resolves. Fix in `fault::escalate` (or bound `retry`
-// in the check file): compare with `counter >= retry.saturating_add(1)`
-// computed in u64, or refuse `retry` above a sane limit.
+// came out as `m (4294967295 of 4294967295)`: the CRITICAL dropped to
+// ERROR and its alert resolved. Fixed in `fault::escalate`, which now
+// counts in u64.
 #[test]
 fn a_critical_stays_critical_with_the_largest_retry() {
     let critical = RawFault {
@@ -202,10 +201,9 @@ fn a_critical_stays_critical_with_the_largest_retry() {
 
 // See: #18. `agent.timeout: 1e-300` is a positive number, but
 // `Duration::try_from_secs_f64` rounds it down to zero nanoseconds, so the
-// agent loads with a zero timeout and every check times out at once (found
-// by `generated_agent_files_load_or_say_why`). Fix in `config::sections`
-// (and `checks::positive_seconds`, see the next test): test the Duration,
-// not the float, or bound every duration (item 9 of #18).
+// agent loaded with a zero timeout and every check timed out at once (found
+// by `generated_agent_files_load_or_say_why`). Fixed by bounding every
+// duration to 0.1 s .. one day (item 9 of #18).
 #[test]
 fn a_tiny_agent_timeout_is_refused_not_zero() {
     let dir = tempfile::tempdir().unwrap();
@@ -225,7 +223,7 @@ fn a_tiny_agent_timeout_is_refused_not_zero() {
 }
 
 // See: #18. The same for a check's `timeout: 1e-300`: `positive_seconds`
-// accepts it as `Duration::ZERO`, and the check times out on every run.
+// accepted it as `Duration::ZERO`, and the check timed out on every run.
 #[test]
 fn a_tiny_check_timeout_is_refused_not_zero() {
     let dir = tempfile::tempdir().unwrap();
