@@ -177,8 +177,8 @@ proptest! {
 
 // See: #18. A raw CRITICAL followed by an escalating ERROR must stay
 // CRITICAL (critical is sticky until a clean run, SPEC §5). With
-// `retry: 4294967295` (which check files accept) `escalate` caps the
-// counter with `saturating_add`, so it never passes `retry` and the ERROR
+// `retry: 4294967295` (which check files accept) `escalate` capped the
+// counter with `saturating_add`, so it never passed `retry` and the ERROR
 // came out as `m (4294967295 of 4294967295)`: the CRITICAL dropped to
 // ERROR and its alert resolved. Fixed in `fault::escalate`, which now
 // counts in u64.
