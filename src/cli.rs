@@ -686,9 +686,19 @@ fn print_table<const N: usize>(header: [&str; N], max: [usize; N], rows: &[[Stri
 }
 
 /// `cell` within `max` characters: cut to `max - 1` and `…` when longer;
-/// line breaks become spaces so a row stays one line.
+/// line breaks and tabs become spaces so a row stays one line, and other
+/// control characters (ESC and the like, which a peer's fault message may
+/// carry) become `�`, so nothing in a cell drives the operator's terminal.
 fn truncate(cell: &str, max: usize) -> String {
-    let flat = |text: &str| text.replace(['\n', '\r'], " ");
+    let flat = |text: &str| -> String {
+        text.chars()
+            .map(|c| match c {
+                '\n' | '\r' | '\t' => ' ',
+                c if c.is_control() => '\u{fffd}',
+                c => c,
+            })
+            .collect()
+    };
     if cell.char_indices().nth(max).is_none() {
         return flat(cell);
     }
@@ -699,6 +709,15 @@ fn truncate(cell: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // See: #18. A peer's fault message must not drive the terminal.
+    #[test]
+    fn table_cells_carry_no_terminal_escapes() {
+        assert_eq!(
+            truncate("red \u{1b}[31malert\u{7}\tnow\r\n", 80),
+            "red \u{fffd}[31malert\u{fffd} now  "
+        );
+    }
 
     #[test]
     fn ages_read_as_relative_times() {

@@ -186,6 +186,12 @@ struct Registry {
     /// Adopted processes with no readable run id (pid → `next_run` when
     /// first seen): only a run older than that can own them.
     first_seen: BTreeMap<i32, u64>,
+    /// Leftovers that outlived a whole sweep's SIGKILLs (a process in
+    /// uninterruptible sleep on a dead mount, a setuid helper we may not
+    /// signal). Later sweeps signal them once more but no longer wait for
+    /// them, or every run would wait `SWEEP_LIMIT`; they were warned about
+    /// once. A pid leaves the set when it is gone.
+    unkillable: BTreeSet<i32>,
 }
 
 /// Taken by the one sweep in progress; a run waiting for it finds, once it
@@ -205,6 +211,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     live: BTreeMap::new(),
     pending: BTreeSet::new(),
     first_seen: BTreeMap::new(),
+    unkillable: BTreeSet::new(),
 });
 
 /// The registry; a panic while holding it leaves plain maps, still usable.
@@ -351,17 +358,28 @@ async fn sweep(batch: &BTreeMap<u64, i32>) {
     loop {
         let table = scan();
         let doomed = judge(&table, batch);
-        if doomed.is_empty() {
-            return;
-        }
         for pid in &doomed {
             let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
         }
+        let waiting: Vec<i32> = {
+            let mut registry = registry();
+            registry
+                .unkillable
+                .retain(|pid| table.iter().any(|p| p.pid == *pid && !p.zombie));
+            doomed
+                .into_iter()
+                .filter(|pid| !registry.unkillable.contains(pid))
+                .collect()
+        };
+        if waiting.is_empty() {
+            return;
+        }
         if started.elapsed() > SWEEP_LIMIT {
             tracing::warn!(
-                pids = ?doomed,
-                "leftover processes of a plugin or alerter command survive SIGKILL"
+                pids = ?waiting,
+                "leftover processes of a plugin or alerter command survive SIGKILL; no longer waiting for them"
             );
+            registry().unkillable.extend(waiting);
             return;
         }
         tokio::time::sleep(pause).await;

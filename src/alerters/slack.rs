@@ -143,14 +143,25 @@ pub(crate) async fn healthcheck(
     let reached = super::http::reachable(client, &config.url).await?;
     let token = config.token.as_deref().unwrap_or_default();
     let url = auth_test_url(&config.url)?;
-    let response = client
+    let mut response = client
         .post(url)
         .bearer_auth(token)
+        .timeout(HEALTHCHECK_TIMEOUT)
         .send()
         .await
         .map_err(|e| format!("Slack auth.test failed: {}", describe(&e)))?;
     let status = response.status().as_u16();
-    let reply = response.text().await.unwrap_or_default();
+    // A reply is a small JSON object; read at most `HEALTHCHECK_BODY` of it
+    // (the request's timeout also bounds the time a trickling body takes).
+    let mut body = Vec::new();
+    while body.len() < HEALTHCHECK_BODY {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body.truncate(HEALTHCHECK_BODY);
+    let reply = String::from_utf8_lossy(&body);
     if status != 200 {
         return Err(format!(
             "Slack auth.test answered HTTP {status}: {}",
@@ -163,6 +174,11 @@ pub(crate) async fn healthcheck(
         Err(other) => Err(other.to_string()),
     }
 }
+
+/// The longest `validate --healthchecks` waits for `auth.test`.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of `auth.test`'s reply that is read.
+const HEALTHCHECK_BODY: usize = 64 * 1024;
 
 /// `auth.test` beside the configured chat.postMessage URL.
 fn auth_test_url(post_url: &str) -> Result<reqwest::Url, String> {
