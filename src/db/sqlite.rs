@@ -133,6 +133,12 @@ pub struct SqliteDb {
     /// The longest a call waits for another connection's lock, in ms.
     busy_ms: Arc<AtomicU64>,
     skipped: Arc<SkipLog>,
+    /// Counts `remove_agent` calls done. A write issued before a removal
+    /// but still queued behind the connection's lock when it ran (a write
+    /// the agent gave up on at SIGTERM: its blocking closure cannot be
+    /// cancelled) is dropped, or it would bring the heartbeat back and
+    /// peers would page about an agent that stopped cleanly.
+    removals: Arc<AtomicU64>,
 }
 
 /// The open connection and the identity of the file it opened.
@@ -192,6 +198,7 @@ impl SqliteDb {
             })),
             busy_ms: Arc::new(AtomicU64::new(BUSY_TIMEOUT_MS)),
             skipped: Arc::new(SkipLog::default()),
+            removals: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -577,7 +584,12 @@ impl Db for SqliteDb {
         let record = self.skipping(own_faults_read(agent));
         let agent = agent.to_owned();
         let faults = faults.to_vec();
+        let removals = Arc::clone(&self.removals);
+        let issued = removals.load(Ordering::SeqCst);
         self.run(move |connection| {
+            if removals.load(Ordering::SeqCst) != issued {
+                return Ok(());
+            }
             // What this write replaced is reported once more; the next
             // write finds none and clears it.
             record(set_faults_blocking(connection, &agent, &faults, now)?);
@@ -588,7 +600,12 @@ impl Db for SqliteDb {
 
     async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), Error> {
         let agent = agent.to_owned();
+        let removals = Arc::clone(&self.removals);
+        let issued = removals.load(Ordering::SeqCst);
         self.run(move |connection| {
+            if removals.load(Ordering::SeqCst) != issued {
+                return Ok(());
+            }
             connection.execute(UPSERT_HEARTBEAT, params![agent, now])?;
             Ok(())
         })
@@ -709,12 +726,14 @@ impl Db for SqliteDb {
 
     async fn remove_agent(&self, agent: &str) -> Result<(), Error> {
         let agent = agent.to_owned();
+        let removals = Arc::clone(&self.removals);
         self.run(move |connection| {
             let transaction =
                 connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             transaction.execute("DELETE FROM heartbeats WHERE agent = ?1", [&agent])?;
             transaction.execute("DELETE FROM faults WHERE agent = ?1", [&agent])?;
             transaction.commit()?;
+            removals.fetch_add(1, Ordering::SeqCst);
             Ok(())
         })
         .await
@@ -741,4 +760,51 @@ fn take_write_lock(connection: &mut Connection) -> rusqlite::Result<()> {
     connection
         .transaction_with_behavior(TransactionBehavior::Immediate)?
         .rollback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // See: #18. At SIGTERM the agent gives up on a write stuck behind a
+    // lock, but its blocking closure still runs once the lock is free; if
+    // it ran after the deregistration, the heartbeat would come back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[expect(
+        clippy::await_holding_lock,
+        reason = "the test holds the connection to queue a write behind it"
+    )]
+    async fn a_write_queued_behind_a_removal_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(SqliteDb::open(&dir.path().join("c.db")).await.unwrap());
+        db.heartbeat("web1", 100).await.unwrap();
+        // The write waits for the connection, as behind a held lock.
+        let guard = db.handle.lock().unwrap();
+        let write = tokio::spawn({
+            let db = Arc::clone(&db);
+            async move { db.heartbeat("web1", 200).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A removal is done meanwhile (as `remove_agent` counts it).
+        db.removals.fetch_add(1, Ordering::SeqCst);
+        drop(guard);
+        write.await.unwrap().unwrap();
+        let updated: Vec<i64> = db
+            .agents()
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a.updated)
+            .collect();
+        assert_eq!(updated, [100], "the queued write was dropped");
+        db.heartbeat("web1", 300).await.unwrap();
+        let updated: Vec<i64> = db
+            .agents()
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a.updated)
+            .collect();
+        assert_eq!(updated, [300], "a write issued after the removal lands");
+    }
 }
