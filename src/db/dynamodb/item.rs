@@ -278,10 +278,11 @@ pub(super) fn squelch_from_item(item: &Item) -> Result<Squelch, Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn fault(name: &str) -> Fault {
+    /// An ERROR fault record as the backend's tests store it.
+    pub(in crate::db::dynamodb) fn fault(name: &str) -> Fault {
         Fault {
             name: name.to_owned(),
             severity: Severity::ERROR,

@@ -866,18 +866,7 @@ mod tests {
         (db, fake)
     }
 
-    fn fault(name: &str) -> Fault {
-        Fault {
-            name: name.to_owned(),
-            severity: Severity::ERROR,
-            message: format!("{name} is failing"),
-            since: 100,
-            updated: 100,
-            triggered: false,
-            escalates: true,
-            attempts: 1,
-        }
-    }
+    use super::item::tests::fault;
 
     fn faults(count: usize) -> Vec<Fault> {
         (0..count).map(|i| fault(&format!("check{i:03}"))).collect()
