@@ -363,14 +363,7 @@ impl Bounded {
         operation: &'static str,
         call: impl Future<Output = Result<T, DbError>>,
     ) -> Result<T, DbError> {
-        tokio::time::timeout(self.budget, call)
-            .await
-            .unwrap_or_else(|_| {
-                Err(DbError::Timeout {
-                    operation,
-                    millis: u64::try_from(self.budget.as_millis()).unwrap_or(u64::MAX),
-                })
-            })
+        crate::db::within(operation, self.budget, call).await
     }
 }
 

@@ -311,6 +311,24 @@ impl Default for DbConfig {
     }
 }
 
+/// Runs one database call, giving up with `Error::Timeout` after `budget`:
+/// the one bound both the agent (per tick) and DynamoDB (per call, retries
+/// included) put on a call.
+pub(crate) async fn within<T>(
+    operation: &'static str,
+    budget: Duration,
+    call: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(budget, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Timeout {
+                operation,
+                millis: u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
+            })
+        })
+}
+
 /// Opens the configured backend.
 ///
 /// # Errors

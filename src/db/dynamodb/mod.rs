@@ -116,14 +116,7 @@ where
     Fut: Future<Output = Result<T, Error>>,
 {
     let deadline = Instant::now() + budget;
-    tokio::time::timeout_at(deadline, call(deadline))
-        .await
-        .unwrap_or_else(|_| {
-            Err(Error::Timeout {
-                operation,
-                millis: u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
-            })
-        })
+    super::within(operation, budget, call(deadline)).await
 }
 
 impl DynamoDb {
