@@ -110,7 +110,7 @@ async fn open_dynamodb() -> Option<(Arc<dyn Db>, Guard)> {
 }
 
 /// An ERROR fault first seen and last changed at 100.
-fn fault(name: &str) -> Fault {
+pub(crate) fn fault(name: &str) -> Fault {
     Fault {
         name: name.to_owned(),
         severity: Severity::ERROR,

@@ -14,7 +14,6 @@ use cimaa::agent::{self, Backends, Clock, Mode};
 use cimaa::alerters::{self, Alerters};
 use cimaa::config::load_agent_config;
 use cimaa::db::{AgentFault, Db, Error as DbError, Fault, Heartbeat, MemoryDb, SqliteDb, Squelch};
-use cimaa::severity::Severity;
 use rusqlite::Connection;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -25,18 +24,7 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn fault(name: &str) -> Fault {
-    Fault {
-        name: name.to_owned(),
-        severity: Severity::ERROR,
-        message: format!("{name} is failing"),
-        since: 100,
-        updated: 100,
-        triggered: false,
-        escalates: true,
-        attempts: 1,
-    }
-}
+use crate::db_contract::fault;
 
 /// The env's database file, its schema created by a first `--once`.
 fn database(env: &Env) -> Connection {
