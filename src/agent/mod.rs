@@ -18,6 +18,7 @@
 mod alerts;
 mod check_dir;
 mod clock;
+mod meta_check;
 mod runner;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -31,6 +32,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 pub use clock::Clock;
+pub(crate) use meta_check::meta_faults;
 
 use crate::alerters::Alerters;
 use crate::checks::CheckDef;

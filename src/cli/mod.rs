@@ -1,0 +1,253 @@
+//! The command line (SPEC §1): clap types and one function per subcommand.
+//!
+//! Every subcommand takes `-c/--config` (default `$CIMAA_CONFIG`, else
+//! `/etc/cimaa/agent.yaml`). Data goes to stdout through `Printer`; logs and
+//! errors go to stderr. This file holds the clap types and the dispatch; the
+//! subcommands live by theme: `run` (agent, check), `validate` (validate,
+//! healthchecks), `test_alert`, `inspect` (faults, agents, squelches),
+//! `fleet` (meta-check, forget, setup-db); `table` prints tables.
+
+mod fleet;
+mod inspect;
+mod run;
+mod table;
+mod test_alert;
+mod validate;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::db::{self, Db};
+use crate::env;
+use crate::error::{CliError, ExitStatus};
+use crate::meta;
+use crate::telemetry;
+
+/// cimaa: a monitoring agent that needs no central server.
+#[derive(Debug, Parser)]
+#[command(name = "cimaa", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Agent configuration file.
+    #[arg(short, long, global = true, env = env::CONFIG, default_value = env::DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent loop (default: forever).
+    Agent {
+        /// Run this many ticks, then exit.
+        #[arg(long, conflicts_with = "once")]
+        count: Option<u64>,
+        /// Run one tick now with every check due, then exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Run checks once and print what they report; touches no database or alerter.
+    Check {
+        /// One check file (default: every file of the check directory).
+        file: Option<PathBuf>,
+        /// One check of that file (its key or full name).
+        name: Option<String>,
+    },
+    /// Validate the agent configuration and every check file (or just FILEs).
+    Validate {
+        /// Also reach the database, the alerters and the metric sink.
+        #[arg(long)]
+        healthchecks: bool,
+        /// Validate just these check files (for a deploy pipeline).
+        files: Vec<PathBuf>,
+    },
+    /// Send a test trigger and its resolve through an alerter (default: every one).
+    TestAlert {
+        /// The alerter's name (`default` is the one under `alerter:`).
+        name: Option<String>,
+    },
+    /// Current faults of all agents (or one).
+    Faults {
+        /// Only this agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Known agents and their last heartbeat.
+    Agents {
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Silence alerts of faults whose name matches REGEX (searched anywhere).
+    Squelch {
+        /// Regular expression searched in fault names.
+        regex: String,
+        /// Why: shown to whoever wonders why alerts are silent.
+        reason: String,
+        /// Never reported as forgotten by the meta-check.
+        #[arg(long)]
+        permanent: bool,
+        /// Stop matching after this long: `90s`, `30m`, `2h`, `1d`.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// Remove a squelch.
+    Unsquelch {
+        /// The regex exactly as it was squelched.
+        regex: String,
+    },
+    /// List squelches in force.
+    Squelches {
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the meta-check's plugin JSON: inactive agents, forgotten squelches, failing alerters.
+    MetaCheck {
+        /// Base intervals without a heartbeat before an agent is a WARNING.
+        #[arg(short = 'w', long = "warn", default_value_t = 2.0)]
+        warn: f64,
+        /// Base intervals without a heartbeat before an agent is an ERROR.
+        #[arg(short = 'e', long = "error", default_value_t = 5.0)]
+        error: f64,
+        /// Minutes before a non-permanent squelch is reported.
+        #[arg(short = 's', long = "squelch-age", default_value_t = 60)]
+        squelch_minutes: i64,
+    },
+    /// Resolve the open alerts of a decommissioned agent and remove what it left in the database.
+    Forget {
+        /// The agent's name, as `cimaa agents` shows it.
+        agent: String,
+    },
+    /// Create the database tables (idempotent) and wait until they are usable.
+    SetupDb {
+        /// Provisioned read capacity units per table and index (default: on-demand billing).
+        #[arg(long, requires = "write_capacity", value_parser = clap::value_parser!(i64).range(1..))]
+        read_capacity: Option<i64>,
+        /// Provisioned write capacity units per table and index (default: on-demand billing).
+        #[arg(long, requires = "read_capacity", value_parser = clap::value_parser!(i64).range(1..))]
+        write_capacity: Option<i64>,
+    },
+}
+
+/// Writes data to stdout; a closed pipe (`| head`) is not an error.
+struct Printer;
+
+impl Printer {
+    fn line(text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+    }
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// A user-facing error with its exit status.
+pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
+    let config_path = cli.global.config;
+    let config = match config::load_agent_config(&config_path) {
+        Ok(config) => config,
+        Err(error) => {
+            if matches!(cli.command, Command::Agent { .. })
+                && let Some((dsn, agent)) = config::startup_sentry(&config_path)
+            {
+                telemetry::report_startup_error(&dsn, &agent, &crate::error::render(&error));
+            }
+            return Err(CliError::usage(error));
+        }
+    };
+    // Held until the runtime is gone: dropping it flushes Sentry.
+    let _telemetry = match &cli.command {
+        Command::Agent { .. } => telemetry::init(
+            &config.agent.logging,
+            config.agent.log_format,
+            config.agent.sentry_dsn.as_deref(),
+            &config.agent.name,
+        ),
+        _ => telemetry::init("warn", config.agent.log_format, None, &config.agent.name),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::failure)?;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Agent { count, once } => run::agent(&config, count, once).await,
+            Command::Check { file, name } => {
+                run::check(&config, file.as_deref(), name.as_deref()).await
+            }
+            Command::Validate {
+                healthchecks,
+                files,
+            } => validate::validate(&config, &files, healthchecks).await,
+            Command::TestAlert { name } => test_alert::test_alert(&config, name.as_deref()).await,
+            Command::Faults { agent, json } => {
+                inspect::faults(&config, agent.as_deref(), json).await
+            }
+            Command::Agents { json } => inspect::agents(&config, json).await,
+            Command::Squelch {
+                regex,
+                reason,
+                permanent,
+                expires,
+            } => {
+                inspect::add_squelch(&config, &regex, &reason, permanent, expires.as_deref()).await
+            }
+            Command::Unsquelch { regex } => inspect::unsquelch(&config, &regex).await,
+            Command::Squelches { json } => inspect::squelches(&config, json).await,
+            Command::MetaCheck {
+                warn,
+                error,
+                squelch_minutes,
+            } => {
+                let limits = meta::Limits {
+                    warn_intervals: warn,
+                    error_intervals: error,
+                    squelch_minutes,
+                    base_interval: config.agent.base_interval,
+                };
+                fleet::meta_check(&config, limits).await
+            }
+            Command::Forget { agent } => fleet::forget(&config, &agent).await,
+            Command::SetupDb {
+                read_capacity,
+                write_capacity,
+            } => {
+                let capacity = read_capacity
+                    .zip(write_capacity)
+                    .map(|(read, write)| db::Capacity { read, write });
+                fleet::setup_db(&config, capacity).await
+            }
+        }
+    });
+    // Don't wait for blocking tasks (a stuck stdout write, a slow sqlite call).
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+async fn open_db(config: &Config) -> Result<Arc<dyn Db>, CliError> {
+    db::build(&config.database).await.map_err(CliError::failure)
+}
+
+/// Names on stderr the malformed rows the reads skipped (the good rows
+/// are printed as usual).
+fn warn_skipped(db: &dyn Db) {
+    for row in db.skipped_rows() {
+        eprintln!("warning: skipped a malformed database row: {row}");
+    }
+}
