@@ -97,6 +97,11 @@ pub struct Fault {
     pub escalates: bool,
     /// The check's failure counter when the fault was recorded.
     pub attempts: u32,
+    /// Consecutive runs of the check that reported a broken monitor
+    /// (`monitor-*` or `json-error`), for `monitor_retry` (SPEC §14);
+    /// persisted like `attempts`, 0 when the monitor works.
+    #[serde(default)]
+    pub monitor_runs: u32,
 }
 
 /// A fault together with the agent that reported it.
@@ -117,6 +122,7 @@ impl Fault {
             && self.triggered == other.triggered
             && self.escalates == other.escalates
             && self.attempts == other.attempts
+            && self.monitor_runs == other.monitor_runs
     }
 }
 
@@ -208,6 +214,7 @@ pub(crate) fn records(
             triggered: false,
             escalates: raw.escalates,
             attempts: counter,
+            monitor_runs: 0,
         };
         if let Some(old) = previous.get(&fault.name) {
             fault.since = old.since;
@@ -388,6 +395,7 @@ mod tests {
             triggered,
             escalates: true,
             attempts: 4,
+            monitor_runs: 0,
         }
     }
 

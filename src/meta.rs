@@ -226,6 +226,7 @@ mod tests {
                 triggered: false,
                 escalates: false,
                 attempts: 0,
+                monitor_runs: 0,
             },
         };
         let got = faults(

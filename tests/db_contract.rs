@@ -120,6 +120,7 @@ pub(crate) fn fault(name: &str) -> Fault {
         triggered: false,
         escalates: true,
         attempts: 1,
+        monitor_runs: 0,
     }
 }
 

@@ -800,6 +800,7 @@ async fn steady_state_costs_one_write_per_tick() {
                 triggered: false,
                 escalates: true,
                 attempts: 4,
+                monitor_runs: 0,
             })
             .collect();
         // Startup as the agent does it: read the stored state, write the first tick.
@@ -913,6 +914,7 @@ async fn malformed_items_are_skipped_and_named_and_the_agents_own_are_replaced()
         triggered: false,
         escalates: true,
         attempts: 0,
+        monitor_runs: 0,
     };
     db.set_faults("web1", std::slice::from_ref(&good), 100)
         .await

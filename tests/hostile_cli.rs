@@ -88,6 +88,7 @@ async fn faults_lists_a_70000_character_fault_name() {
         triggered: false,
         escalates: true,
         attempts: 1,
+        monitor_runs: 0,
     };
     open(&env)
         .await

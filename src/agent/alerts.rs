@@ -152,6 +152,7 @@ impl Agent<'_> {
                 triggered: true,
                 escalates: false,
                 attempts: 0,
+                monitor_runs: 0,
             },
         );
     }

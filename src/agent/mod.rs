@@ -742,6 +742,7 @@ impl Agent<'_> {
                 triggered: false,
                 escalates: false,
                 attempts: 0,
+                monitor_runs: 0,
             },
         );
     }

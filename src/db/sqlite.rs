@@ -438,6 +438,7 @@ fn fault_from_row(row: &Row<'_>, first: usize) -> Result<Fault, String> {
         escalates: column(row, first + 6)?,
         // Out-of-range values fail as `IntegralValueOutOfRange` rather than wrap.
         attempts: column(row, first + 7)?,
+        monitor_runs: 0,
     })
 }
 

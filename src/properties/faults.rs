@@ -81,6 +81,7 @@ fn gen_stored(now: i64) -> impl Strategy<Value = Fault> {
                 triggered,
                 escalates,
                 attempts,
+                monitor_runs: 0,
             },
         )
 }
@@ -156,6 +157,7 @@ proptest! {
                     triggered,
                     escalates: true,
                     attempts: 0,
+                    monitor_runs: 0,
                 })
             })
             .collect();

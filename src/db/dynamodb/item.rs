@@ -229,6 +229,7 @@ pub(super) fn fault_from_item(item: &Item) -> Result<(String, Fault), Error> {
         triggered: triggered(item),
         escalates: escalates(item)?,
         attempts,
+        monitor_runs: 0,
     };
     Ok((agent, fault))
 }
@@ -292,6 +293,7 @@ pub(super) mod tests {
             triggered: false,
             escalates: true,
             attempts: 1,
+            monitor_runs: 0,
         }
     }
 
@@ -371,6 +373,7 @@ pub(super) mod tests {
                 triggered: true,
                 escalates: false,
                 attempts: 0,
+                monitor_runs: 0,
             }
         );
         let oldest = item(&[

@@ -178,6 +178,7 @@ mod tests {
             triggered: false,
             escalates: true,
             attempts: 1,
+            monitor_runs: 0,
         }
     }
 
