@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod coordination;
 mod db_contract;
+mod deploy;
 mod docs;
 mod dynamodb;
 mod fake_http;

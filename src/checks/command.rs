@@ -60,7 +60,7 @@ pub(crate) async fn run(
             result.raw = Some(RawRun {
                 status: output
                     .status
-                    .map_or_else(|| "killed after timeout".into(), |s| s.to_string()),
+                    .map_or_else(|| "killed after timeout".into(), describe),
                 stdout,
                 stderr,
             });
@@ -157,6 +157,16 @@ pub(crate) fn interpret(
         faults,
         metrics,
         raw: None,
+    }
+}
+
+/// How a plugin ended, as `cimaa check` prints it: `0`, `2`, `killed by
+/// signal 9` (Rust's own `exit status: 0` repeats the label it follows).
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code.to_string(),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => status.to_string(),
     }
 }
 

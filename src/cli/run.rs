@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{Printer, open_db};
 use crate::agent::{self, Backends, Mode};
 use crate::alerters;
-use crate::checks::{self, CheckDef, RunContext};
+use crate::checks::{self, CheckDef, CheckKind, RunContext};
 use crate::config::{self, Config};
 use crate::error::{CliError, ExitStatus};
 use crate::fault;
@@ -79,11 +79,20 @@ pub(super) async fn check(
         })?,
     };
     if let Some(name) = name {
-        checks.retain(|c| c.name == name || c.name.rsplit('/').next() == Some(name));
-        if checks.is_empty() {
-            return Err(CliError::usage(format!("no check named `{name}`")));
+        let all = std::mem::take(&mut checks);
+        let (named, others): (Vec<CheckDef>, Vec<CheckDef>) = all
+            .into_iter()
+            .partition(|c| c.name == name || c.name.rsplit('/').next() == Some(name));
+        if named.is_empty() {
+            let place = file.unwrap_or(&config.agent.directory);
+            return Err(CliError::usage(no_such_check(name, place, &others)));
         }
+        checks = named;
     }
+    let broken = checks
+        .iter()
+        .filter(|c| matches!(c.kind, CheckKind::Broken(_)))
+        .count();
     // One check at a time: the output stays in order.
     let probes = checks::Probes::new();
     probes.begin_tick(checks.iter());
@@ -128,5 +137,38 @@ pub(super) async fn check(
             ));
         }
     }
+    // Printed in full above; the exit status lets a script (or a deploy
+    // pipeline) tell a configuration error from a failing check.
+    if broken > 0 {
+        eprintln!("{broken} check(s) with a configuration error");
+        return Ok(ExitStatus::Usage);
+    }
     Ok(ExitStatus::Success)
+}
+
+/// Most names `no check named` lists; a directory may hold thousands.
+const NAMES_LISTED: usize = 20;
+
+/// `no check named `NAME` in PLACE`, with the names that are there.
+fn no_such_check(name: &str, place: &Path, checks: &[CheckDef]) -> String {
+    // `//AGENT/STEM/` only reports a file's own error: no name to ask for.
+    let names: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.name.ends_with('/'))
+        .map(|c| format!("`{}`", c.name))
+        .collect();
+    let head = format!("no check named `{name}` in `{}`", place.display());
+    if names.is_empty() {
+        return format!("{head}, which has no check");
+    }
+    let listed = names
+        .iter()
+        .take(NAMES_LISTED)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match names.len().saturating_sub(NAMES_LISTED) {
+        0 => format!("{head}; its checks: {listed}"),
+        more => format!("{head}; its checks: {listed} and {more} more"),
+    }
 }

@@ -1,51 +1,75 @@
 //! `cimaa validate [--healthchecks] [FILE...]`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Printer;
 use crate::alerters;
-use crate::checks::CheckKind;
-use crate::config::{self, Config};
+use crate::checks::{CheckDef, CheckKind};
+use crate::config::{self, Config, program};
 use crate::db;
 use crate::error::{CliError, ExitStatus};
 use crate::sinks;
 
 pub(super) async fn validate(
     config: &Config,
-    _files: &[PathBuf],
+    files: &[PathBuf],
     healthchecks: bool,
 ) -> Result<ExitStatus, CliError> {
-    let checks = config::load_check_dir(&config.scope(), &config.agent.directory).map_err(|e| {
-        CliError::usage(format!(
-            "cannot read check directory `{}`: {e}",
-            config.agent.directory.display()
-        ))
-    })?;
     // Allowed but probably not meant: said, and no reason to fail.
     for warning in &config.warnings {
         eprintln!("warning: {}: {warning}", config.path.display());
     }
-    let mut problems = 0;
+    let (checks, mut problems, place) = if files.is_empty() {
+        let checks =
+            config::load_check_dir(&config.scope(), &config.agent.directory).map_err(|e| {
+                CliError::usage(format!(
+                    "cannot read check directory `{}`: {e}",
+                    config.agent.directory.display()
+                ))
+            })?;
+        (
+            checks,
+            Vec::new(),
+            config.agent.directory.display().to_string(),
+        )
+    } else {
+        let (checks, problems) = load_files(config, files);
+        let place = match files {
+            [one] => one.display().to_string(),
+            _ => format!("{} files", files.len()),
+        };
+        (checks, problems, place)
+    };
+    let path_var = std::env::var_os("PATH");
     for check in &checks {
-        if let CheckKind::Broken(message) = &check.kind {
-            problems += 1;
-            eprintln!("{message}");
+        match &check.kind {
+            CheckKind::Broken(message) => problems.push(message.clone()),
+            CheckKind::Command(command) => {
+                let folder = check.file.parent().unwrap_or(Path::new("/"));
+                if let Err(problem) = program::check(command, folder, path_var.as_deref()) {
+                    problems.push(format!(
+                        "{} [{}]: {problem}",
+                        check.file.display(),
+                        key_of(config, check)
+                    ));
+                }
+            }
+            _ => {}
         }
     }
-    if problems == 0 {
-        Printer::line(&format!(
-            "ok: {} check(s) in {}",
-            checks.len(),
-            config.agent.directory.display()
-        ));
+    for problem in &problems {
+        eprintln!("{problem}");
+    }
+    if problems.is_empty() {
+        Printer::line(&format!("ok: {} check(s) in {place}", checks.len()));
     }
     let failed = if healthchecks {
         run_healthchecks(config).await
     } else {
         0
     };
-    if problems > 0 {
-        eprintln!("{problems} problem(s) in {} check(s)", checks.len());
+    if !problems.is_empty() {
+        eprintln!("{} problem(s) in {} check(s)", problems.len(), checks.len());
         return Ok(ExitStatus::Usage);
     }
     if failed > 0 {
@@ -53,6 +77,61 @@ pub(super) async fn validate(
         return Ok(ExitStatus::Failure);
     }
     Ok(ExitStatus::Success)
+}
+
+/// The checks of the check files a deploy pipeline names, and a problem for
+/// each path that is not a check file (the agent would never read it).
+fn load_files(config: &Config, files: &[PathBuf]) -> (Vec<CheckDef>, Vec<String>) {
+    let scope = config.scope();
+    let mut checks = Vec::new();
+    let mut problems = Vec::new();
+    for file in files {
+        if let Some(why) = ignored_by_the_agent(file) {
+            problems.push(format!("{}: {why}", file.display()));
+            continue;
+        }
+        match std::fs::metadata(file) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                problems.push(format!("{}: no such check file", file.display()));
+            }
+            Err(e) => problems.push(format!("{}: cannot read the check file: {e}", file.display())),
+            Ok(meta) if meta.is_dir() => problems.push(format!(
+                "{}: a directory, not a check file (name the files, or validate without FILE for `agent.directory`)",
+                file.display()
+            )),
+            Ok(meta) if !meta.is_file() => problems.push(format!(
+                "{}: not a regular file (a FIFO, socket or device)",
+                file.display()
+            )),
+            Ok(_) => checks.extend(config::load_check_file(&scope, file)),
+        }
+    }
+    (checks, problems)
+}
+
+/// Why the agent would skip this file in its directory, if it would: a
+/// deploy that drops such a file checks nothing, silently.
+fn ignored_by_the_agent(file: &Path) -> Option<&'static str> {
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    if name.as_ref().is_some_and(|n| n.starts_with('.')) {
+        return Some("a hidden file: the agent skips it in its check directory");
+    }
+    let yaml = file
+        .extension()
+        .is_some_and(|ext| ext == "yaml" || ext == "yml");
+    (!yaml).then_some("not a `*.yaml` or `*.yml` file: the agent does not read it")
+}
+
+/// The key a check has in its file, as `error loading check PATH [KEY]`
+/// shows it: the name without `//AGENT/STEM/`, or the absolute name.
+fn key_of<'a>(config: &Config, check: &'a CheckDef) -> &'a str {
+    let stem = check
+        .file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!("//{}/{stem}/", config.agent.name);
+    check.name.strip_prefix(&prefix).unwrap_or(&check.name)
 }
 
 /// Reaches the database, every alerter and the metric sink without writing

@@ -399,6 +399,10 @@ pub(crate) fn load_check_file(scope: &Scope, path: &Path) -> Vec<CheckDef> {
 /// broken one.
 #[must_use]
 pub(crate) fn read_check_file(scope: &Scope, path: &Path) -> Loaded {
+    // A command runs in its file's folder: the folder of a bare `x.yaml`
+    // is the empty path, where no process starts. See: #22
+    let absolute = std::path::absolute(path);
+    let path = absolute.as_deref().unwrap_or(path);
     let broken = |detail: String| {
         CheckDef::broken(
             placeholder(scope, path),
