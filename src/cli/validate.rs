@@ -1,4 +1,7 @@
-//! `cimaa validate [--healthchecks] [FILE...]`.
+//! `cimaa validate [--healthchecks] [FILE...]`: the agent configuration,
+//! then every check file of the directory or just the FILEs (a deploy
+//! pipeline's gate), each command check's program (`config::program`), and
+//! with `--healthchecks` the database, alerters and metric sink.
 
 use std::path::{Path, PathBuf};
 
