@@ -10,6 +10,7 @@ mod db_contract;
 mod docs;
 mod dynamodb;
 mod fake_http;
+mod feedback;
 mod hostile_checks;
 mod hostile_cli;
 mod hostile_config;

@@ -15,7 +15,7 @@ mod test_alert;
 mod validate;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,9 +41,13 @@ pub struct Cli {
 /// Options every subcommand takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Agent configuration file.
-    #[arg(short, long, global = true, env = env::CONFIG, default_value = env::DEFAULT_CONFIG_PATH)]
-    pub config: PathBuf,
+    /// Agent configuration file [default: /etc/cimaa/agent.yaml]
+    // An `Option`, the default applied in `run`, rather than clap's
+    // `default_value`: a missing default file then gets a message that says
+    // how to point at a configuration, while a missing file that the user
+    // named keeps its plain "cannot read" error.
+    #[arg(short, long, global = true, env = env::CONFIG, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,7 +163,7 @@ impl Printer {
 /// # Errors
 /// A user-facing error with its exit status.
 pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
-    let config_path = cli.global.config;
+    let config_path = config_path(cli.global.config, Path::new(env::DEFAULT_CONFIG_PATH))?;
     let config = match config::load_agent_config(&config_path) {
         Ok(config) => config,
         Err(error) => {
@@ -240,6 +244,28 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
     result
 }
 
+/// The configuration file to read: the one given (`-c` or `CIMAA_CONFIG`),
+/// else `default`.
+///
+/// # Errors
+/// When none was given and `default` does not exist: a new user has not
+/// written one yet, so the message says how to point at one (exit 2).
+fn config_path(given: Option<PathBuf>, default: &Path) -> Result<PathBuf, CliError> {
+    if let Some(path) = given {
+        return Ok(path);
+    }
+    // Only a definite "not there": another failure (a directory without
+    // read permission) is reported by the read, with its cause.
+    if matches!(default.try_exists(), Ok(false)) {
+        return Err(CliError::usage(format!(
+            "no configuration at `{}` (the default): give one with `-c FILE` or `{}=FILE`; `examples/agent.yaml` in the cimaa repository is a start",
+            default.display(),
+            env::CONFIG
+        )));
+    }
+    Ok(default.to_path_buf())
+}
+
 async fn open_db(config: &Config) -> Result<Arc<dyn Db>, CliError> {
     db::build(&config.database).await.map_err(CliError::failure)
 }
@@ -249,5 +275,36 @@ async fn open_db(config: &Config) -> Result<Arc<dyn Db>, CliError> {
 fn warn_skipped(db: &dyn Db) {
     for row in db.skipped_rows() {
         eprintln!("warning: skipped a malformed database row: {row}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // See: #22
+    #[test]
+    fn a_missing_default_configuration_says_how_to_give_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = dir.path().join("agent.yaml");
+        let error = config_path(None, &default).unwrap_err();
+        assert_eq!(error.status, ExitStatus::Usage);
+        assert_eq!(
+            error.error.to_string(),
+            format!(
+                "no configuration at `{}` (the default): give one with `-c FILE` or `CIMAA_CONFIG=FILE`; `examples/agent.yaml` in the cimaa repository is a start",
+                default.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_given_configuration_is_used_as_is_even_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let given = dir.path().join("nope.yaml");
+        let default = dir.path().join("agent.yaml");
+        assert_eq!(config_path(Some(given.clone()), &default).unwrap(), given);
+        std::fs::write(&default, "").unwrap();
+        assert_eq!(config_path(None, &default).unwrap(), default);
     }
 }
