@@ -269,3 +269,62 @@ fn a_missing_config_given_with_c_is_named_without_the_hint() {
     );
     assert!(!text.contains("no configuration at"), "{text}");
 }
+
+// See: #22. clap blamed `--config`, which the user had not typed.
+#[test]
+fn an_empty_cimaa_config_is_named_as_such() {
+    let env = Env::bare();
+    let output = Command::new(env!("CARGO_BIN_EXE_cimaa"))
+        .arg("faults")
+        .current_dir(env.path(""))
+        .env("CIMAA_CONFIG", "")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        "error: `CIMAA_CONFIG` is set but empty: set it to the configuration file, or unset it to use `/etc/cimaa/agent.yaml`\n"
+    );
+}
+
+// See: #22
+#[test]
+fn squelching_a_regex_again_says_what_it_replaces() {
+    let env = Env::new();
+    assert_eq!(
+        stderr(&env.cimaa(&["squelch", "^//db3/", "decommissioning", "--permanent"])),
+        ""
+    );
+    let output = env.cimaa(&["squelch", "^//db3/", "reboot", "--expires", "1h"]);
+    assert_success(&output);
+    assert_eq!(stdout(&output), "matches no current fault\n");
+    let text = stderr(&output);
+    assert!(
+        text.starts_with("note: replaced the squelch `^//db3/` that ")
+            && text.ends_with("s ago (permanent; decommissioning)\n"),
+        "{text}"
+    );
+    let list = json(&env.cimaa(&["squelches", "--json"]));
+    assert_eq!(list[0]["reason"], "reboot");
+}
+
+// See: #22. A fast clock read `0s ago`, which hid the skew.
+#[tokio::test]
+async fn a_heartbeat_ahead_of_this_clock_reads_ahead() {
+    let env = Env::new();
+    let db = cimaa::db::SqliteDb::open(&env.path("cimaa.db"))
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    cimaa::db::Db::heartbeat(&db, "fast-clock", now + 600)
+        .await
+        .unwrap();
+    let output = env.cimaa(&["agents"]);
+    assert_success(&output);
+    let row = stdout(&output).lines().nth(1).unwrap().to_string();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert!(
+        cells == ["fast-clock", "10m", "ahead"] || cells == ["fast-clock", "9m", "ahead"],
+        "{row}"
+    );
+}

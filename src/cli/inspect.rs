@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::table::{print_table, relative, span};
 use super::{Printer, open_db, warn_skipped};
 use crate::config::Config;
-use crate::db::{AgentFault, Db};
+use crate::db::{AgentFault, Db, Squelch};
 use crate::env;
 use crate::error::{CliError, ExitStatus};
 use crate::squelch;
@@ -156,7 +156,23 @@ pub(super) async fn add_squelch(
     let record = squelch::new_squelch(regex, reason, &user, permanent, expires_in, now)
         .map_err(CliError::usage)?;
     let db = open_db(config).await?;
+    // Squelching a regex again replaces its squelch (the way to extend one):
+    // say what it replaces, since it may be a colleague's permanent one.
+    let replaced = db.get_squelch_details().await.ok().and_then(|list| {
+        list.into_iter()
+            .find(|s| s.regex == record.regex && s.active(now))
+    });
     db.squelch(&record).await.map_err(CliError::failure)?;
+    if let Some(old) = replaced {
+        eprintln!(
+            "note: replaced the squelch `{}` that {} set {} ({}; {})",
+            squelch::excerpt(&old.regex),
+            old.user,
+            relative(now - old.time),
+            kind(&old, now),
+            old.reason
+        );
+    }
     // The squelch is stored: failing to count now must not read as "not
     // squelched" (exit 1 would invite a retry), so it is only a warning.
     match db.list_faults(None).await {
@@ -172,6 +188,16 @@ pub(super) async fn add_squelch(
         ),
     }
     Ok(ExitStatus::Success)
+}
+
+/// A squelch's KIND: `permanent`, `expires in 1h59m` or `until removed`
+/// (neither: the meta-check reports it once it is older than `-s`).
+fn kind(squelch: &Squelch, now: i64) -> String {
+    match (squelch.permanent, squelch.expires) {
+        (true, _) => "permanent".to_string(),
+        (false, Some(at)) => format!("expires in {}", span(at - now)),
+        (false, None) => "until removed".to_string(),
+    }
 }
 
 /// SPEC §12's words for how many current faults a new squelch matches.
@@ -233,17 +259,11 @@ pub(super) async fn squelches(config: &Config, json: bool) -> Result<ExitStatus,
     let rows: Vec<[String; 5]> = list
         .iter()
         .map(|s| {
-            let kind = match (s.permanent, s.expires) {
-                (true, _) => "permanent".to_string(),
-                (false, Some(at)) => format!("expires in {}", span(at - now)),
-                // The meta-check reports it once it is older than `-s`.
-                (false, None) => "until removed".to_string(),
-            };
             [
                 s.regex.clone(),
                 s.user.clone(),
                 relative(now - s.time),
-                kind,
+                kind(s, now),
                 s.reason.clone(),
             ]
         })

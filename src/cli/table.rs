@@ -2,14 +2,23 @@
 
 use super::Printer;
 
-/// `42s ago`, `5m ago`, `3h ago`, `2d ago`.
+/// `42s ago`, `5m ago`, `3h ago`, `2d ago`; a time a minute or more in the
+/// future (a peer's clock is fast) reads `5m ahead`, where `0s ago` would
+/// hide the skew; less is jitter between hosts and reads `0s ago`.
 pub(super) fn relative(age: i64) -> String {
-    let age = age.max(0);
-    match age {
-        0..60 => format!("{age}s ago"),
-        60..3600 => format!("{}m ago", age / 60),
-        3600..86_400 => format!("{}h ago", age / 3600),
-        _ => format!("{}d ago", age / 86_400),
+    if age <= -60 {
+        return format!("{} ahead", one_unit(age.saturating_neg()));
+    }
+    format!("{} ago", one_unit(age.max(0)))
+}
+
+/// `42s`, `5m`, `3h`, `2d`: the largest unit, rounded down.
+fn one_unit(seconds: i64) -> String {
+    match seconds {
+        ..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m", seconds / 60),
+        3600..86_400 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86_400),
     }
 }
 
@@ -104,6 +113,8 @@ mod tests {
         let cases = [
             (5, "5s ago"),
             (-3, "0s ago"),
+            (-59, "0s ago"),
+            (-300, "5m ahead"),
             (125, "2m ago"),
             (7200, "2h ago"),
             (200_000, "2d ago"),
