@@ -52,16 +52,35 @@ impl CliError {
     }
 }
 
-/// The error and its chain as the user sees it.
+/// The error and its chain as the user sees it: `error: ` once, then a
+/// `  Caused by: ` line per cause.
+///
+/// As in `chain`, a cause whose text the line above already ends with is
+/// skipped (`cannot send: timed out` then `Caused by: timed out` says it
+/// twice); and a leading `error: ` of the message itself (a library's or a
+/// plugin's text passed on as is) is dropped, so the user never reads
+/// `error: error: ...`.
 #[must_use]
 pub fn render(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = format!("error: {error}");
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let _ = write!(text, "\n  Caused by: {cause}");
-        source = cause.source();
+    let first = error.to_string();
+    let mut text = format!("error: {}", without_prefix(&first));
+    let mut previous = first;
+    for cause in causes(error.source()) {
+        let cause_text = cause.to_string();
+        if !previous.ends_with(&cause_text) {
+            let _ = write!(text, "\n  Caused by: {cause_text}");
+        }
+        previous = cause_text;
     }
     text
+}
+
+/// `message` without a leading `error:` (any case) and the spaces after it.
+fn without_prefix(message: &str) -> &str {
+    match message.get(..6) {
+        Some(head) if head.eq_ignore_ascii_case("error:") => message[6..].trim_start(),
+        _ => message,
+    }
 }
 
 /// An error and its causes on one line, joined by `: `
@@ -134,6 +153,26 @@ mod tests {
     fn a_cause_the_message_already_ends_with_is_not_repeated() {
         let error = layers(&["request failed: timed out", "timed out"]);
         assert_eq!(chain(&error), "request failed: timed out");
+    }
+
+    // See: #22
+    #[test]
+    fn the_terminal_rendering_says_error_once() {
+        let cases: [(&[&'static str], &str); 4] = [
+            (&["error: unclosed group"], "error: unclosed group"),
+            (&["Error: unclosed group"], "error: unclosed group"),
+            (
+                &["cannot send: timed out", "timed out"],
+                "error: cannot send: timed out",
+            ),
+            (
+                &["cannot send", "timed out", "timed out"],
+                "error: cannot send\n  Caused by: timed out",
+            ),
+        ];
+        for (texts, want) in cases {
+            assert_eq!(render(&layers(texts)), want, "{texts:?}");
+        }
     }
 
     #[test]

@@ -152,15 +152,36 @@ pub(crate) fn compile(regex: &str) -> Result<Regex, Error> {
             },
             other => Error::Regex {
                 regex: excerpt(regex),
-                detail: other
-                    .to_string()
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string(),
+                detail: syntax_detail(&other.to_string()),
             },
         })
+}
+
+/// What is wrong in a regex, from the regex crate's report, as the end of
+/// one sentence: `unclosed group at character 1`.
+///
+/// The report spans several lines: a header, the pattern with carets under
+/// the culprit, then `error: WHAT`. Its last line alone kept that `error: `
+/// (so the user read `error: invalid squelch regex ...: error: ...`), and
+/// the pattern and carets do not fit a one-line message; the caret's column
+/// becomes `at character N` instead (only for a one-line pattern with one
+/// culprit: a multi-line report numbers its lines differently).
+fn syntax_detail(report: &str) -> String {
+    let lines: Vec<&str> = report.lines().collect();
+    let last = lines.last().copied().unwrap_or_default().trim();
+    let what = last.strip_prefix("error:").unwrap_or(last).trim();
+    // `regex parse error:`, `    PATTERN`, `    ^^^`, `error: WHAT`.
+    if let [_, _, carets, _] = lines.as_slice()
+        && let [run] = carets.split_whitespace().collect::<Vec<_>>().as_slice()
+        && run.chars().all(|c| c == '^')
+    {
+        // The pattern and its carets are both indented by four spaces.
+        let column = carets.chars().take_while(|&c| c == ' ').count();
+        if let Some(column) = column.checked_sub(3) {
+            return format!("{what} at character {column}");
+        }
+    }
+    what.to_string()
 }
 
 /// The start of a long regex, for messages: `abc... (N characters)`.
@@ -295,6 +316,39 @@ mod tests {
         ];
         for (name, want) in cases {
             assert_eq!(matcher.matches(name), want, "{name}");
+        }
+    }
+
+    // See: #22. The message said `error:` twice.
+    #[test]
+    fn an_invalid_regex_is_named_in_one_sentence_with_where() {
+        let cases = [
+            (
+                "(",
+                "invalid squelch regex `(`: unclosed group at character 1",
+            ),
+            (
+                "web[12/app",
+                "invalid squelch regex `web[12/app`: unclosed character class at character 4",
+            ),
+            (
+                "^//x)",
+                "invalid squelch regex `^//x)`: unopened group at character 5",
+            ),
+            (
+                "é(",
+                "invalid squelch regex `é(`: unclosed group at character 2",
+            ),
+            (
+                r"(?-u:\xFF)",
+                r"invalid squelch regex `(?-u:\xFF)`: pattern can match invalid UTF-8 at character 6",
+            ),
+            // A pattern of several lines: no position.
+            ("a\n(", "invalid squelch regex `a\n(`: unclosed group"),
+        ];
+        for (regex, want) in cases {
+            let error = new_squelch(regex, "r", "u", false, None, 0).unwrap_err();
+            assert_eq!(error.to_string(), want, "{regex}");
         }
     }
 

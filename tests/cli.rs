@@ -89,6 +89,7 @@ fn faults_json_has_the_documented_fields_and_types() {
             "name",
             "severity",
             "since",
+            "squelched",
             "triggered",
             "updated"
         ]

@@ -11,6 +11,7 @@ mod deploy;
 mod docs;
 mod dynamodb;
 mod fake_http;
+mod feedback;
 mod hostile_checks;
 mod hostile_cli;
 mod hostile_config;

@@ -14,8 +14,9 @@ mod table;
 mod test_alert;
 mod validate;
 
+use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,9 +42,15 @@ pub struct Cli {
 /// Options every subcommand takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Agent configuration file.
-    #[arg(short, long, global = true, env = env::CONFIG, default_value = env::DEFAULT_CONFIG_PATH)]
-    pub config: PathBuf,
+    /// Agent configuration file [default: $CIMAA_CONFIG, else /etc/cimaa/agent.yaml]
+    // An `Option`, `CIMAA_CONFIG` and the default applied in `run`, rather
+    // than clap's `env` and `default_value`: a missing default file then gets
+    // a message that says how to point at a configuration (a missing file
+    // the user named keeps its plain "cannot read" error), and an empty
+    // `CIMAA_CONFIG` is named as such (clap blamed `--config`, which the
+    // user had not typed).
+    #[arg(short, long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,7 +166,11 @@ impl Printer {
 /// # Errors
 /// A user-facing error with its exit status.
 pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
-    let config_path = cli.global.config;
+    let config_path = config_path(
+        cli.global.config,
+        std::env::var_os(env::CONFIG),
+        Path::new(env::DEFAULT_CONFIG_PATH),
+    )?;
     let config = match config::load_agent_config(&config_path) {
         Ok(config) => config,
         Err(error) => {
@@ -240,6 +251,45 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
     result
 }
 
+/// The configuration file to read: the one given with `-c`, else the value
+/// of `CIMAA_CONFIG` (`from_env`), else `default`.
+///
+/// # Errors
+/// When `CIMAA_CONFIG` is set but empty (a script's unset variable: falling
+/// back to the default would read another file than meant); when none was
+/// given and `default` does not exist: a new user has not written one yet,
+/// so the message says how to point at one (exit 2).
+fn config_path(
+    given: Option<PathBuf>,
+    from_env: Option<OsString>,
+    default: &Path,
+) -> Result<PathBuf, CliError> {
+    if let Some(path) = given {
+        return Ok(path);
+    }
+    match from_env {
+        Some(value) if value.is_empty() => {
+            return Err(CliError::usage(format!(
+                "`{}` is set but empty: set it to the configuration file, or unset it to use `{}`",
+                env::CONFIG,
+                default.display()
+            )));
+        }
+        Some(value) => return Ok(PathBuf::from(value)),
+        None => {}
+    }
+    // Only a definite "not there": another failure (a directory without
+    // read permission) is reported by the read, with its cause.
+    if matches!(default.try_exists(), Ok(false)) {
+        return Err(CliError::usage(format!(
+            "no configuration at `{}` (the default): give one with `-c FILE` or `{}=FILE`; `examples/agent.yaml` in the cimaa repository is a start",
+            default.display(),
+            env::CONFIG
+        )));
+    }
+    Ok(default.to_path_buf())
+}
+
 async fn open_db(config: &Config) -> Result<Arc<dyn Db>, CliError> {
     db::build(&config.database).await.map_err(CliError::failure)
 }
@@ -249,5 +299,55 @@ async fn open_db(config: &Config) -> Result<Arc<dyn Db>, CliError> {
 fn warn_skipped(db: &dyn Db) {
     for row in db.skipped_rows() {
         eprintln!("warning: skipped a malformed database row: {row}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // See: #22
+    #[test]
+    fn a_missing_default_configuration_says_how_to_give_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = dir.path().join("agent.yaml");
+        let error = config_path(None, None, &default).unwrap_err();
+        assert_eq!(error.status, ExitStatus::Usage);
+        assert_eq!(
+            error.error.to_string(),
+            format!(
+                "no configuration at `{}` (the default): give one with `-c FILE` or `CIMAA_CONFIG=FILE`; `examples/agent.yaml` in the cimaa repository is a start",
+                default.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_given_configuration_is_used_as_is_even_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let given = dir.path().join("nope.yaml");
+        let default = dir.path().join("agent.yaml");
+        let from_env = Some(OsString::from("env.yaml"));
+        assert_eq!(
+            config_path(Some(given.clone()), from_env.clone(), &default).unwrap(),
+            given
+        );
+        assert_eq!(
+            config_path(None, from_env, &default).unwrap(),
+            PathBuf::from("env.yaml")
+        );
+        std::fs::write(&default, "").unwrap();
+        assert_eq!(config_path(None, None, &default).unwrap(), default);
+    }
+
+    // See: #22. clap said `a value is required for '--config <FILE>'`.
+    #[test]
+    fn an_empty_cimaa_config_is_named() {
+        let error = config_path(None, Some(OsString::new()), Path::new("/x.yaml")).unwrap_err();
+        assert_eq!(error.status, ExitStatus::Usage);
+        assert_eq!(
+            error.error.to_string(),
+            "`CIMAA_CONFIG` is set but empty: set it to the configuration file, or unset it to use `/x.yaml`"
+        );
     }
 }

@@ -2,15 +2,43 @@
 
 use super::Printer;
 
-/// `42s ago`, `5m ago`, `3h ago`, `2d ago`.
+/// `42s ago`, `5m ago`, `3h ago`, `2d ago`; a time a minute or more in the
+/// future (a peer's clock is fast) reads `5m ahead`, where `0s ago` would
+/// hide the skew; less is jitter between hosts and reads `0s ago`.
 pub(super) fn relative(age: i64) -> String {
-    let age = age.max(0);
-    match age {
-        0..60 => format!("{age}s ago"),
-        60..3600 => format!("{}m ago", age / 60),
-        3600..86_400 => format!("{}h ago", age / 3600),
-        _ => format!("{}d ago", age / 86_400),
+    if age <= -60 {
+        return format!("{} ahead", one_unit(age.saturating_neg()));
     }
+    format!("{} ago", one_unit(age.max(0)))
+}
+
+/// `42s`, `5m`, `3h`, `2d`: the largest unit, rounded down.
+fn one_unit(seconds: i64) -> String {
+    match seconds {
+        ..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m", seconds / 60),
+        3600..86_400 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86_400),
+    }
+}
+
+/// A length of time in its two largest units, for what lies ahead
+/// (`expires in 1h59m`): `relative`'s one unit would round 1h59m down to
+/// `1h`.
+pub(super) fn span(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    let (days, hours) = (seconds / 86_400, seconds % 86_400 / 3600);
+    let (minutes, rest) = (seconds % 3600 / 60, seconds % 60);
+    let parts = [(days, "d"), (hours, "h"), (minutes, "m"), (rest, "s")];
+    let Some(first) = parts.iter().position(|&(n, _)| n > 0) else {
+        return "0s".to_string();
+    };
+    let mut text = String::new();
+    for (n, unit) in parts[first..].iter().take(2).filter(|&&(n, _)| n > 0) {
+        text.push_str(&n.to_string());
+        text.push_str(unit);
+    }
+    text
 }
 
 /// Prints rows under a header, each column as wide as its widest cell up to
@@ -85,12 +113,31 @@ mod tests {
         let cases = [
             (5, "5s ago"),
             (-3, "0s ago"),
+            (-59, "0s ago"),
+            (-300, "5m ahead"),
             (125, "2m ago"),
             (7200, "2h ago"),
             (200_000, "2d ago"),
         ];
         for (age, want) in cases {
             assert_eq!(relative(age), want);
+        }
+    }
+
+    #[test]
+    fn spans_read_in_their_two_largest_units() {
+        let cases = [
+            (0, "0s"),
+            (-5, "0s"),
+            (45, "45s"),
+            (192, "3m12s"),
+            (3600, "1h"),
+            (7199, "1h59m"),
+            (86_400 + 60, "1d"),
+            (2 * 86_400 + 3 * 3600 + 59, "2d3h"),
+        ];
+        for (seconds, want) in cases {
+            assert_eq!(span(seconds), want, "{seconds}");
         }
     }
 
