@@ -9,6 +9,7 @@ mod coordination;
 mod db_contract;
 mod docs;
 mod dynamodb;
+mod examples;
 mod fake_http;
 mod hostile_checks;
 mod hostile_cli;
