@@ -1,9 +1,14 @@
-//! The YAML examples of README.md and docs/*.md stay valid, as `config.rs`
-//! keeps examples/ valid: every fenced `yaml` block is validated by the real
-//! binary (`cimaa validate`). The convention (CONTRIBUTING.md, "Docs and
-//! their YAML blocks"): a block whose top-level keys are all agent sections
-//! is an agent configuration, any other block a check file, and a block
-//! marked `yaml fragment` is not validated. See: #19
+//! The YAML examples of README.md and docs/*.md stay valid, as
+//! `examples.rs` keeps examples/ valid: every fenced `yaml` block is
+//! validated by the real binary (`cimaa validate`). The convention
+//! (CONTRIBUTING.md, "Docs and their YAML blocks"): a block whose top-level
+//! keys are all agent sections is an agent configuration, any other block a
+//! check file, and a block marked `yaml fragment` is not validated. See: #19
+//!
+//! And the docs stand alone: every relative link of README.md,
+//! CONTRIBUTING.md and docs/*.md leads to a file of the repository (and a
+//! heading of it), none sends the reader outside, and no editing comment is
+//! left in them. See: #22
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -24,6 +29,12 @@ const DEFAULT_SECTIONS: [(&str, &str); 2] = [
 /// The error an agent configuration may give on the test machine: its check
 /// directory (`/etc/cimaa/checks.d`) belongs to a real host.
 const MISSING_DIRECTORY: &str = "error: cannot read check directory";
+
+/// Where the docs' check files find Nagios plugins on a real host (Debian's
+/// monitoring-plugins). The test machine need not have them: a block's
+/// plugins there are replaced by stubs, so `validate` (which reports a
+/// missing program) judges the check file, not the machine.
+const NAGIOS_PLUGINS: &str = "/usr/lib/nagios/plugins/";
 
 /// One fenced YAML block.
 struct Block {
@@ -189,7 +200,8 @@ fn validate_agent_config(text: &str) -> Result<(), String> {
 
 fn validate_check_file(text: &str) -> Result<(), String> {
     let env = Env::new();
-    env.write_check("docs.yaml", text);
+    let text = stub_nagios_plugins(&env, text);
+    env.write_check("docs.yaml", &text);
     let output = env.cimaa(&["validate"]);
     // The plugins a block names (`check_disk`) belong to a real host, as
     // `/etc/cimaa/checks.d` does: their absence is not the block's fault.
@@ -207,6 +219,24 @@ fn validate_check_file(text: &str) -> Result<(), String> {
             stderr(&output)
         ))
     }
+}
+
+/// `text` with each plugin under `NAGIOS_PLUGINS` replaced by an executable
+/// stub of the same name in the test agent's folder.
+fn stub_nagios_plugins(env: &Env, text: &str) -> String {
+    let stubs = env.path("nagios-plugins");
+    std::fs::create_dir_all(&stubs).unwrap();
+    for (at, _) in text.match_indices(NAGIOS_PLUGINS) {
+        let rest = &text[at + NAGIOS_PLUGINS.len()..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || "_-.".contains(*c))
+            .collect();
+        if !name.is_empty() {
+            env.script(&format!("nagios-plugins/{name}"), "echo OK");
+        }
+    }
+    text.replace(NAGIOS_PLUGINS, &format!("{}/", stubs.display()))
 }
 
 /// README.md and every docs/*.md, relative to the repository.
@@ -321,4 +351,154 @@ fn blocks_are_found_classified_and_broken_ones_fail() {
     assert!(err.contains("unknown field `base_intervl`"), "{err}");
     let err = validate(&blocks[1]).unwrap_err();
     assert!(err.contains("comand"), "{err}");
+}
+
+/// The Markdown a user reads: README.md, CONTRIBUTING.md and docs/*.md.
+fn user_docs(root: &Path) -> Vec<PathBuf> {
+    let mut files = markdown_files(root);
+    files.push(PathBuf::from("CONTRIBUTING.md"));
+    files
+}
+
+/// The lines of `markdown` outside fenced blocks, with their numbers.
+fn prose_lines(markdown: &str) -> Vec<(usize, &str)> {
+    let mut fenced = false;
+    let mut lines = Vec::new();
+    for (index, line) in markdown.lines().enumerate() {
+        if fence(line.trim_start()).is_some() {
+            fenced = !fenced;
+        } else if !fenced {
+            lines.push((index + 1, line));
+        }
+    }
+    lines
+}
+
+/// The anchor GitHub gives a heading: lower case, punctuation dropped,
+/// spaces as hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            '-' | '_' => Some(c),
+            c if c.is_alphanumeric() => Some(c.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The anchors of a Markdown file's headings.
+fn anchors(markdown: &str) -> Vec<String> {
+    prose_lines(markdown)
+        .into_iter()
+        .filter(|(_, l)| l.starts_with('#'))
+        .map(|(_, l)| anchor(l.trim_start_matches('#')))
+        .collect()
+}
+
+/// The targets of the inline links `[text](target)` of a line.
+fn link_targets(line: &str) -> Vec<&str> {
+    line.match_indices("](")
+        .filter_map(|(at, _)| {
+            let rest = &line[at + 2..];
+            rest.find(')').map(|end| &rest[..end])
+        })
+        .collect()
+}
+
+/// What is wrong with one link of `file`, if anything.
+fn broken_link(root: &Path, file: &Path, target: &str) -> Option<String> {
+    if target.starts_with("https://") || target.starts_with("http://") {
+        return None;
+    }
+    let (path, fragment) = target.split_once('#').unwrap_or((target, ""));
+    let linked = if path.is_empty() {
+        root.join(file)
+    } else {
+        root.join(file).parent().unwrap().join(path)
+    };
+    let Ok(linked) = linked.canonicalize() else {
+        return Some(format!("`{target}`: no such file in the repository"));
+    };
+    if !linked.starts_with(root.canonicalize().unwrap()) {
+        return Some(format!("`{target}` leads outside the repository"));
+    }
+    if fragment.is_empty() {
+        return None;
+    }
+    let markdown = std::fs::read_to_string(&linked).unwrap_or_default();
+    (!anchors(&markdown).iter().any(|a| a == fragment))
+        .then(|| format!("`{target}`: no heading `#{fragment}` there"))
+}
+
+#[test]
+fn every_link_of_the_docs_leads_to_a_heading_of_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut links = 0;
+    let mut broken = Vec::new();
+    for file in user_docs(root) {
+        let markdown = std::fs::read_to_string(root.join(&file)).unwrap();
+        for (line, text) in prose_lines(&markdown) {
+            for target in link_targets(text) {
+                links += 1;
+                if let Some(why) = broken_link(root, &file, target) {
+                    broken.push(format!("{}:{line}: {why}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(links > 10, "only {links} links found");
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+/// Text that sends a user to files they do not have (the developers'
+/// workspace around the repository), or an editing note left in the source.
+const OUTSIDE_OR_STRAY: [&str; 4] = ["../shared", "/work/", "SPEC.md", "<!--"];
+
+#[test]
+fn the_docs_send_no_reader_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for file in user_docs(root) {
+        let markdown = std::fs::read_to_string(root.join(&file)).unwrap();
+        for (index, line) in markdown.lines().enumerate() {
+            if OUTSIDE_OR_STRAY.iter().any(|text| line.contains(text)) {
+                found.push(format!("{}:{}: {line}", file.display(), index + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the docs must stand alone (no `../shared`, `SPEC.md` or editing comments):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn links_to_missing_files_headings_and_outside_files_are_broken() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = Path::new("README.md");
+    assert_eq!(broken_link(root, readme, "docs/fleet.md"), None);
+    assert_eq!(
+        broken_link(
+            root,
+            readme,
+            "docs/checks.md#network-probes-http-tcp-socket"
+        ),
+        None
+    );
+    assert_eq!(broken_link(root, readme, "#install"), None);
+    for target in [
+        "docs/nosuch.md",
+        "docs/fleet.md#nosuch",
+        "../shared/SPEC.md",
+        "#nosuch",
+    ] {
+        assert!(
+            broken_link(root, readme, target).is_some(),
+            "`{target}` passed"
+        );
+    }
 }

@@ -10,6 +10,7 @@ mod db_contract;
 mod deploy;
 mod docs;
 mod dynamodb;
+mod examples;
 mod fake_http;
 mod feedback;
 mod hostile_checks;
