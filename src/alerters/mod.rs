@@ -141,8 +141,12 @@ pub struct CommandConfig {
 pub struct PagerDutyConfig {
     /// Integration (routing) key of the PagerDuty service.
     pub routing_key: String,
-    /// Complete URL events are POSTed to (EU: `https://events.eu.pagerduty.com/v2/enqueue`).
-    #[serde(default = "default_pagerduty_url")]
+    /// Complete URL events are POSTed to (EU: `https://events.eu.pagerduty.com/v2/enqueue`);
+    /// an absolute http(s) URL.
+    #[serde(
+        default = "default_pagerduty_url",
+        deserialize_with = "crate::http_url::deserialize"
+    )]
     pub url: String,
     /// Alerter to use when this one fails.
     #[serde(default)]
@@ -166,11 +170,18 @@ pub struct SlackConfig {
     /// Prefixed to every message, e.g. `<!channel>` or `<!here>`.
     #[serde(default)]
     pub target: Option<String>,
-    /// An incoming webhook URL instead of `token` + `channel`.
-    #[serde(default)]
+    /// An incoming webhook URL instead of `token` + `channel` (a secret:
+    /// never quoted in errors).
+    #[serde(
+        default,
+        deserialize_with = "crate::http_url::deserialize_secret_option"
+    )]
     pub webhook_url: Option<String>,
-    /// Complete URL of chat.postMessage.
-    #[serde(default = "default_slack_url")]
+    /// Complete URL of chat.postMessage; an absolute http(s) URL.
+    #[serde(
+        default = "default_slack_url",
+        deserialize_with = "crate::http_url::deserialize"
+    )]
     pub url: String,
     /// Alerter to use when this one fails.
     #[serde(default)]
