@@ -191,12 +191,17 @@ fn connection_problem(error: &(dyn Error + 'static)) -> String {
 
 /// A service's refusal: its code and message, with a hint for the codes
 /// that mean the credentials are wrong or lack a permission.
-fn service_error(code: Option<&str>, message: Option<&str>, status: u16, target: &Target) -> String {
+fn service_error(
+    code: Option<&str>,
+    message: Option<&str>,
+    status: u16,
+    target: &Target,
+) -> String {
     let message = message.map(one_line).filter(|m| !m.is_empty());
     let Some(code) = code else {
         return match message {
-            Some(message) => format!("{} answered HTTP {status}: {message}", target),
-            None => format!("{} answered HTTP {status}", target),
+            Some(message) => format!("{target} answered HTTP {status}: {message}"),
+            None => format!("{target} answered HTTP {status}"),
         };
     };
     let hint = match code {
@@ -328,9 +333,8 @@ mod tests {
             ),
             "{text}"
         );
-        let error = credentials_failure(CredentialsError::provider_timed_out(
-            Duration::from_secs(5),
-        ));
+        let error =
+            credentials_failure(CredentialsError::provider_timed_out(Duration::from_secs(5)));
         let text = describe(&error, &target(None));
         assert!(
             text.starts_with(
@@ -344,7 +348,8 @@ mod tests {
     fn a_missing_region_names_both_places_to_set_it() {
         let mut target = target(None);
         target.region = None;
-        let error: Failure = SdkError::construction_failure("Invalid Configuration: Missing Region");
+        let error: Failure =
+            SdkError::construction_failure("Invalid Configuration: Missing Region");
         assert_eq!(
             describe(&error, &target),
             "no AWS region for DynamoDB: set `database.region` or the `AWS_REGION` environment variable"

@@ -26,14 +26,13 @@ use serde::de::{self, Deserializer, Visitor};
 /// the value unless `secret`.
 pub(crate) fn check(text: &str, secret: bool) -> Result<reqwest::Url, String> {
     let shown = if secret {
-        "the value".to_string()
+        "the value (not shown: a webhook URL is a secret)".to_string()
     } else {
         format!("`{text}`")
     };
     let trimmed = text.trim();
-    let not_absolute = || {
-        format!("{shown} is not an absolute URL: it must start with `https://` (or `http://`)")
-    };
+    let not_absolute =
+        || format!("{shown} is not an absolute URL: it must start with `https://` (or `http://`)");
     // `SCHEME://` first: without it the text is a relative URL (`z`,
     // `slack.com/api`), or `localhost:4567` or `https:host`, which parse
     // as something else than what was meant.
@@ -47,7 +46,8 @@ pub(crate) fn check(text: &str, secret: bool) -> Result<reqwest::Url, String> {
     if !scheme_like || !rest.starts_with("//") {
         return Err(not_absolute());
     }
-    let url = reqwest::Url::parse(trimmed).map_err(|e| format!("{shown} is not a valid URL: {e}"))?;
+    let url =
+        reqwest::Url::parse(trimmed).map_err(|e| format!("{shown} is not a valid URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "{shown} is not an http(s) URL (its scheme is `{}`): it must start with `https://` \
@@ -194,7 +194,7 @@ mod tests {
         let why = check("hooks.slack.com/services/T0/B0/SECRET", true).unwrap_err();
         assert_eq!(
             why,
-            "the value is not an absolute URL: it must start with `https://` (or `http://`)"
+            "the value (not shown: a webhook URL is a secret) is not an absolute URL: it must start with `https://` (or `http://`)"
         );
     }
 
