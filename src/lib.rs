@@ -52,6 +52,9 @@
 //! - `process`: child processes in their own group, capped output, group kill.
 //! - `retry`: the one capped, jittered exponential backoff with a deadline.
 //! - `limits`: raising the open-file limit; the concurrency it allows.
+//! - `aws`: AWS SDK errors as one sentence with a hint (DynamoDB, Kinesis).
+//! - `http_url`: the absolute http(s) URL rule of every `url`,
+//!   `webhook_url` and `endpoint_url` option, checked as the file is read.
 
 // Public: what `main.rs` and `tests/` use. Everything else is internal, and
 // the `unreachable_pub` lint keeps `pub` for what is reachable from here.
@@ -68,8 +71,10 @@ pub mod severity;
 pub mod signals;
 pub mod sinks;
 
+mod aws;
 mod checks;
 mod fault;
+mod http_url;
 mod limits;
 mod meta;
 mod perfdata;

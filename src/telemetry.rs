@@ -62,11 +62,20 @@ pub(crate) fn init(
     agent: &str,
 ) -> Telemetry {
     let sentry = sentry_dsn.and_then(|dsn| start_sentry(dsn, agent));
-    let filter = std::env::var(env::RUST_LOG)
+    let chosen = std::env::var(env::RUST_LOG)
         .ok()
-        .and_then(|value| EnvFilter::try_new(value).ok())
-        .or_else(|| EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .filter(|value| EnvFilter::try_new(value).is_ok())
+        .unwrap_or_else(|| directives.to_string());
+    let mut filter = EnvFilter::try_new(&chosen).unwrap_or_else(|_| EnvFilter::new("info"));
+    // aws-config's per-request warnings repeat, as Debug dumps, what the
+    // AWS backends say in one sentence (`aws`): kept out unless asked for.
+    if !chosen.contains("aws_config") {
+        for directive in crate::aws::LOG_DIRECTIVES {
+            if let Ok(directive) = directive.parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     let ansi = std::io::stderr().is_terminal();
     let logs = match format {
         LogFormat::Text => fmt::layer()

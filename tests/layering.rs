@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "Base",
-        &["error", "env", "host", "process", "retry", "limits"],
+        &[
+            "error", "env", "host", "process", "retry", "limits", "aws", "http_url",
+        ],
     ),
     (
         "Core",

@@ -3,6 +3,7 @@
 mod agent;
 mod agent_in_process;
 mod alerters;
+mod aws_errors;
 mod cli;
 mod config;
 mod coordination;
@@ -24,4 +25,6 @@ mod servers;
 mod sinks;
 mod soak;
 mod telemetry;
+mod test_alert;
+mod url_options;
 mod util;

@@ -141,8 +141,12 @@ pub struct CommandConfig {
 pub struct PagerDutyConfig {
     /// Integration (routing) key of the PagerDuty service.
     pub routing_key: String,
-    /// Complete URL events are POSTed to (EU: `https://events.eu.pagerduty.com/v2/enqueue`).
-    #[serde(default = "default_pagerduty_url")]
+    /// Complete URL events are POSTed to (EU: `https://events.eu.pagerduty.com/v2/enqueue`);
+    /// an absolute http(s) URL.
+    #[serde(
+        default = "default_pagerduty_url",
+        deserialize_with = "crate::http_url::deserialize"
+    )]
     pub url: String,
     /// Alerter to use when this one fails.
     #[serde(default)]
@@ -166,11 +170,18 @@ pub struct SlackConfig {
     /// Prefixed to every message, e.g. `<!channel>` or `<!here>`.
     #[serde(default)]
     pub target: Option<String>,
-    /// An incoming webhook URL instead of `token` + `channel`.
-    #[serde(default)]
+    /// An incoming webhook URL instead of `token` + `channel` (a secret:
+    /// never quoted in errors).
+    #[serde(
+        default,
+        deserialize_with = "crate::http_url::deserialize_secret_option"
+    )]
     pub webhook_url: Option<String>,
-    /// Complete URL of chat.postMessage.
-    #[serde(default = "default_slack_url")]
+    /// Complete URL of chat.postMessage; an absolute http(s) URL.
+    #[serde(
+        default = "default_slack_url",
+        deserialize_with = "crate::http_url::deserialize"
+    )]
     pub url: String,
     /// Alerter to use when this one fails.
     #[serde(default)]
@@ -368,6 +379,15 @@ impl Alerters {
         }
     }
 
+    /// The alerter named `name` alone, without its fallback (`test-alert`
+    /// tests each one on its own).
+    #[must_use]
+    pub fn alone(&self, name: &str) -> Option<Arc<dyn Alerter>> {
+        self.entries
+            .get(name)
+            .map(|(alerter, _)| Arc::clone(alerter))
+    }
+
     /// The chain of alerter names starting at `route` (default when `None`).
     #[must_use]
     pub fn chain(&self, route: Option<&str>) -> Vec<String> {
@@ -436,6 +456,49 @@ impl Alerters {
             failures,
         }
     }
+}
+
+/// The fault name of `cimaa test-alert`'s alert through alerter `alerter`
+/// of agent `agent`: one incident per agent and alerter, and a name no
+/// application check is likely to have (`//AGENT/cimaa/test-alert#NAME`).
+#[must_use]
+pub(crate) fn test_alert_name(agent: &str, alerter: &str) -> String {
+    format!("//{agent}/cimaa/test-alert#{alerter}")
+}
+
+/// The step of a test alert that failed.
+#[derive(Debug)]
+pub(crate) enum TestFailure {
+    /// The trigger was not delivered; no resolve was sent.
+    Trigger(Error),
+    /// The trigger was delivered, the resolve was not: the test alert is
+    /// still open.
+    Resolve(Error),
+}
+
+/// Sends a test alert through `alerter` alone: the trigger of `name` with
+/// `message`, then its resolve, each within `timeout` (`alert_timeout`).
+///
+/// No resolve follows a failed trigger: a refused key or token would
+/// refuse it too. A trigger that timed out may still have opened an
+/// incident: the next successful test of the same alerter resolves it,
+/// since the name is the same.
+///
+/// # Errors
+/// The step that failed and why.
+pub(crate) async fn send_test(
+    alerter: &dyn Alerter,
+    name: &str,
+    message: &str,
+    timeout: Duration,
+) -> Result<(), TestFailure> {
+    let bounded = |outcome: Result<Result<(), Error>, tokio::time::error::Elapsed>| {
+        outcome.unwrap_or(Err(Error::TimedOut))
+    };
+    bounded(tokio::time::timeout(timeout, alerter.trigger(name, message)).await)
+        .map_err(TestFailure::Trigger)?;
+    bounded(tokio::time::timeout(timeout, alerter.resolve(name)).await)
+        .map_err(TestFailure::Resolve)
 }
 
 /// An alert event.
@@ -590,6 +653,53 @@ mod tests {
             delivery.failures[0].1.to_string(),
             "alert delivery failed: timed out"
         );
+    }
+
+    /// Records the events it is given.
+    #[derive(Default)]
+    struct Records(std::sync::Mutex<Vec<String>>);
+    #[async_trait]
+    impl Alerter for Records {
+        async fn trigger(&self, name: &str, message: &str) -> Result<(), Error> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("trigger {name}: {message}"));
+            Ok(())
+        }
+        async fn resolve(&self, name: &str) -> Result<(), Error> {
+            self.0.lock().unwrap().push(format!("resolve {name}"));
+            Ok(())
+        }
+    }
+
+    // See: #22
+    #[tokio::test]
+    async fn a_test_alert_triggers_then_resolves_the_same_name() {
+        let alerter = Records::default();
+        let name = test_alert_name("web1", "ops");
+        send_test(&alerter, &name, "test", Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            *alerter.0.lock().unwrap(),
+            [
+                "trigger //web1/cimaa/test-alert#ops: test",
+                "resolve //web1/cimaa/test-alert#ops"
+            ]
+        );
+    }
+
+    // See: #22
+    #[tokio::test(start_paused = true)]
+    async fn a_test_alert_stops_at_a_failed_or_hanging_trigger() {
+        let failure = send_test(&Fails, "x", "m", Duration::from_secs(1)).await;
+        assert!(matches!(failure, Err(TestFailure::Trigger(Error::Http(_)))));
+        let failure = send_test(&Hangs, "x", "m", Duration::from_secs(1)).await;
+        assert!(matches!(
+            failure,
+            Err(TestFailure::Trigger(Error::TimedOut))
+        ));
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,7 +3,8 @@
 //! The dedup key is the fault name, so triggers from several agents for one
 //! `//meta` fault merge into one incident. 202 is success; 400 is a refusal
 //! (not resent until the message changes); 429, 5xx and network errors are
-//! failures the next tick retries.
+//! failures the next tick retries. An error quotes the HTTP status and
+//! PagerDuty's `message` and `errors` (a refused routing key says so there).
 
 use std::fmt::Write as _;
 
@@ -86,11 +87,14 @@ impl PagerDutyAlerter {
         let text = response.text().await.unwrap_or_default();
         match status.as_u16() {
             200..=299 => Ok(()),
-            400 => Err(Error::Refused(format!("PagerDuty: {}", refusal(&text)))),
+            400 => Err(Error::Refused(format!(
+                "PagerDuty: HTTP 400: {}",
+                refusal(&text)
+            ))),
             429 => Err(Error::Http("PagerDuty: rate limited (429)".into())),
             code => Err(Error::Http(format!(
                 "PagerDuty: HTTP {code}: {}",
-                excerpt(&text, 200)
+                explanation(&text)
             ))),
         }
     }
@@ -114,6 +118,18 @@ fn refusal(body: &str) -> String {
         message.to_string()
     } else {
         format!("{message}: {}", errors.join("; "))
+    }
+}
+
+/// What an answer other than 202, 400 or 429 says: PagerDuty's message
+/// and errors when the body is its JSON, else the start of the body.
+fn explanation(body: &str) -> String {
+    let is_pagerduty = serde_json::from_str::<Value>(body)
+        .is_ok_and(|value| value["message"].is_string() || value["errors"].is_array());
+    if is_pagerduty {
+        refusal(body)
+    } else {
+        excerpt(body, 200)
     }
 }
 
@@ -233,5 +249,15 @@ mod tests {
             "Event object is invalid: 'routing_key' is invalid"
         );
         assert_eq!(refusal("nope"), "invalid event: nope");
+    }
+
+    // See: #22
+    #[test]
+    fn other_answers_quote_pagerduty_when_it_explains() {
+        assert_eq!(
+            explanation(r#"{"status":"unrecognized","message":"Invalid routing key","errors":[]}"#),
+            "Invalid routing key"
+        );
+        assert_eq!(explanation("<html>boom</html>"), "<html>boom</html>");
     }
 }

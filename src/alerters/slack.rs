@@ -203,7 +203,26 @@ fn api_reply(reply: &str) -> Result<(), Error> {
         return Ok(());
     }
     let code = value["error"].as_str().unwrap_or("unknown error");
-    Err(Error::Http(format!("Slack: {code}")))
+    match error_hint(code) {
+        Some(hint) => Err(Error::Http(format!("Slack: {code} ({hint})"))),
+        None => Err(Error::Http(format!("Slack: {code}"))),
+    }
+}
+
+/// What to do about chat.postMessage's common error codes (PROTOCOLS §3).
+fn error_hint(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "not_authed" | "invalid_auth" | "token_revoked" | "token_expired" | "account_inactive" => {
+            "check `token`: a bot token, `xoxb-...`, of an installed app"
+        }
+        "missing_scope" => "the bot token needs the `chat:write` scope",
+        "channel_not_found" => "check `channel`: a channel ID (`C...`) or name the bot can see",
+        "not_in_channel" => {
+            "invite the bot to the channel, or give it the `chat:write.public` scope"
+        }
+        "is_archived" => "the channel is archived",
+        _ => return None,
+    })
 }
 
 /// `Retry-After` in seconds (default 1 s).
@@ -238,8 +257,10 @@ mod tests {
         let err = api_reply(r#"{"ok":false,"error":"channel_not_found"}"#).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "alert delivery failed: Slack: channel_not_found"
+            "alert delivery failed: Slack: channel_not_found (check `channel`: a channel ID (`C...`) or name the bot can see)"
         );
+        let err = api_reply(r#"{"ok":false,"error":"fatal_error"}"#).unwrap_err();
+        assert_eq!(err.to_string(), "alert delivery failed: Slack: fatal_error");
         assert!(api_reply("<html>").is_err());
     }
 

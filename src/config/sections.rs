@@ -9,6 +9,12 @@
 //! column 1). `load` runs both passes over the YAML; this module then
 //! validates the sections (pure: every problem is collected) into `Config`,
 //! resolving relative paths against the configuration's folder.
+//!
+//! Two kinds of check happen earlier, while serde_yaml reads the value and
+//! can still name its line: `agent.logging` (`filter_directives` below) and
+//! every `url`, `webhook_url` and `endpoint_url`, which the alerter,
+//! database and sink option structs read through `http_url` (an absolute
+//! http(s) URL with a host, SPEC §16).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -38,13 +38,15 @@ use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_kinesis::error::ProvideErrorMetadata as _;
+use aws_sdk_kinesis::config::http::HttpResponse;
+use aws_sdk_kinesis::error::{ProvideErrorMetadata as _, SdkError};
 use aws_sdk_kinesis::operation::put_records::PutRecordsError;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamStatus};
 use sha2::{Digest, Sha256};
 
 use super::{BoxError, Error, KinesisConfig, MetricRecord, SendError, Sink};
+use crate::aws;
 
 /// PutRecords limits (PROTOCOLS §5).
 const MAX_ENTRIES: usize = 500;
@@ -116,14 +118,45 @@ fn retryable(code: Option<&str>) -> bool {
     !code.is_some_and(|code| INVALID_REQUEST_CODES.contains(&code))
 }
 
+/// `Api` on the AWS SDK client.
+pub(crate) struct SdkApi {
+    client: aws_sdk_kinesis::Client,
+    /// Where the client sends requests, for error messages.
+    target: aws::Target,
+}
+
+impl SdkApi {
+    /// `client`'s calls; `endpoint_url` is the configured endpoint, if any
+    /// (the SDK's configuration does not say).
+    pub(crate) fn new(client: aws_sdk_kinesis::Client, endpoint_url: Option<&str>) -> SdkApi {
+        let target = aws::Target {
+            service: "Kinesis",
+            prefix: "kinesis",
+            section: "metrics",
+            endpoint_url: endpoint_url.map(str::to_string),
+            region: client.config().region().map(ToString::to_string),
+        };
+        SdkApi { client, target }
+    }
+
+    /// An SDK error as one sentence with a hint (`aws::describe`), kept as
+    /// the cause of the sink's error.
+    fn describe<E>(&self, error: &SdkError<E, HttpResponse>) -> BoxError
+    where
+        E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        aws::describe(error, &self.target).into()
+    }
+}
+
 #[async_trait]
-impl Api for aws_sdk_kinesis::Client {
+impl Api for SdkApi {
     async fn put_records(
         &self,
         stream: &str,
         entries: &[Entry],
     ) -> Result<Vec<Option<EntryError>>, CallError> {
-        let mut request = self.put_records().stream_name(stream);
+        let mut request = self.client.put_records().stream_name(stream);
         for entry in entries {
             let built = PutRecordsRequestEntry::builder()
                 .data(Blob::new(entry.data.clone()))
@@ -164,7 +197,7 @@ impl Api for aws_sdk_kinesis::Client {
                 );
                 Err(CallError {
                     retry: !invalid && retryable(error.code()),
-                    source: error.into(),
+                    source: self.describe(&error),
                 })
             }
         }
@@ -172,10 +205,12 @@ impl Api for aws_sdk_kinesis::Client {
 
     async fn stream_status(&self, stream: &str) -> Result<String, BoxError> {
         let output = self
+            .client
             .describe_stream_summary()
             .stream_name(stream)
             .send()
-            .await?;
+            .await
+            .map_err(|e| self.describe(&e))?;
         Ok(output
             .stream_description_summary()
             .map(|summary| summary.stream_status().as_str().to_string())
@@ -218,7 +253,8 @@ impl KinesisSink {
             return Err(Error::KinesisRegion);
         }
         let client = aws_sdk_kinesis::Client::new(&sdk);
-        Ok(KinesisSink::with_api(Arc::new(client), config))
+        let api = SdkApi::new(client, config.endpoint_url.as_deref());
+        Ok(KinesisSink::with_api(Arc::new(api), config))
     }
 
     /// A sink that makes its calls through `api`.
@@ -412,16 +448,7 @@ impl KinesisConfig {
                 "metrics.region: `{region}` is not an AWS region (like `us-east-1`)"
             ));
         }
-        if let Some(url) = &self.endpoint_url {
-            let host = url
-                .strip_prefix("http://")
-                .or_else(|| url.strip_prefix("https://"));
-            if host.is_none_or(str::is_empty) {
-                problems.push(format!(
-                    "metrics.endpoint_url: `{url}` is not an `http://` or `https://` URL"
-                ));
-            }
-        }
+        // `endpoint_url` is checked as the file is read (`http_url`).
         if let Some(key) = &self.partition_key {
             let chars = key.chars().count();
             if chars == 0 || chars > MAX_PARTITION_KEY_CHARS {
@@ -759,13 +786,6 @@ mod tests {
             ),
             (
                 KinesisConfig {
-                    endpoint_url: Some("localhost:4567".into()),
-                    ..config()
-                },
-                "metrics.endpoint_url: `localhost:4567` is not an `http://` or `https://` URL",
-            ),
-            (
-                KinesisConfig {
                     partition_key: Some(String::new()),
                     ..config()
                 },
@@ -868,7 +888,7 @@ mod tests {
                         .unwrap()
                 });
             let client = mock_client!(aws_sdk_kinesis, RuleMode::Sequential, [&rule]);
-            let results = Api::put_records(&client, "metrics", &entries(3))
+            let results = Api::put_records(&SdkApi::new(client, None), "metrics", &entries(3))
                 .await
                 .unwrap();
             assert_eq!(
@@ -893,7 +913,7 @@ mod tests {
                     .unwrap()
             });
             let client = mock_client!(aws_sdk_kinesis, RuleMode::Sequential, [&rule]);
-            let results = Api::put_records(&client, "metrics", &entries(2))
+            let results = Api::put_records(&SdkApi::new(client, None), "metrics", &entries(2))
                 .await
                 .unwrap();
             assert_eq!(results[0], None);
@@ -921,11 +941,12 @@ mod tests {
             let client = mock_client!(aws_sdk_kinesis, RuleMode::Sequential, [&rule], |config| {
                 config.retry_config(RetryConfig::disabled())
             });
-            let first = Api::put_records(&client, "metrics", &entries(1)).await;
+            let api = SdkApi::new(client, None);
+            let first = Api::put_records(&api, "metrics", &entries(1)).await;
             assert!(first.unwrap_err().retry);
-            let second = Api::put_records(&client, "metrics", &entries(1)).await;
+            let second = Api::put_records(&api, "metrics", &entries(1)).await;
             assert!(!second.unwrap_err().retry);
-            let third = Api::put_records(&client, "metrics", &entries(1)).await;
+            let third = Api::put_records(&api, "metrics", &entries(1)).await;
             assert!(third.unwrap_err().retry);
         }
     }

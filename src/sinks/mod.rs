@@ -196,8 +196,9 @@ pub struct KinesisConfig {
     #[serde(default)]
     pub region: Option<String>,
     /// Send requests here instead of the region's Kinesis endpoint (a VPC
-    /// endpoint, a local Kinesis for tests).
-    #[serde(default)]
+    /// endpoint, a local Kinesis for tests). An absolute http(s) URL,
+    /// checked as the file is read (`http_url`).
+    #[serde(default, deserialize_with = "crate::http_url::deserialize_option")]
     pub endpoint_url: Option<String>,
     /// Partition key of every record (default: the record's `name`, so each
     /// metric stays on one shard, in order).

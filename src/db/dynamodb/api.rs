@@ -17,6 +17,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::item::{HEARTBEAT_AGENT, Item, UPDATED_INDEX, UPDATED_INDEX_INCLUDES, number, string};
+use crate::aws;
 use crate::db::Capacity;
 
 /// Time to open a TCP/TLS connection before the attempt fails.
@@ -230,37 +231,55 @@ pub(super) fn client_config(
 pub(super) struct SdkApi {
     client: sdk::Client,
     counters: Arc<Counters>,
+    /// Where the client sends requests, for error messages.
+    target: aws::Target,
 }
 
 impl SdkApi {
-    /// `client`'s requests, counted in `counters`.
-    pub(super) fn new(client: sdk::Client, counters: Arc<Counters>) -> SdkApi {
-        SdkApi { client, counters }
+    /// `client`'s requests, counted in `counters`; `endpoint_url` is the
+    /// configured endpoint, if any (the SDK's configuration does not say).
+    pub(super) fn new(
+        client: sdk::Client,
+        counters: Arc<Counters>,
+        endpoint_url: Option<&str>,
+    ) -> SdkApi {
+        let target = aws::Target {
+            service: "DynamoDB",
+            prefix: "dynamodb",
+            section: "database",
+            endpoint_url: endpoint_url.map(str::to_owned),
+            region: client.config().region().map(ToString::to_string),
+        };
+        SdkApi {
+            client,
+            counters,
+            target,
+        }
     }
-}
 
-/// Classifies an SDK error for retrying.
-fn classify<E>(error: &SdkError<E, sdk::config::http::HttpResponse>) -> ApiError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let failure = match error {
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => ApiFailure::Unavailable,
-        // Connection failures and timeouts; not a missing credential, which
-        // the next attempt would not find either.
-        SdkError::DispatchFailure(dispatch) if dispatch.is_io() || dispatch.is_timeout() => {
-            ApiFailure::Unavailable
+    /// Classifies an SDK error for retrying, described as one sentence
+    /// with a hint (`aws::describe`: missing credentials, an unreachable
+    /// endpoint, the service's code and message).
+    fn classify<E>(&self, error: &SdkError<E, sdk::config::http::HttpResponse>) -> ApiError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let failure = match error {
+            SdkError::TimeoutError(_) | SdkError::ResponseError(_) => ApiFailure::Unavailable,
+            // Connection failures and timeouts; not a missing credential, which
+            // the next attempt would not find either.
+            SdkError::DispatchFailure(dispatch) if dispatch.is_io() || dispatch.is_timeout() => {
+                ApiFailure::Unavailable
+            }
+            SdkError::ServiceError(service) => {
+                ApiFailure::of(error.code(), service.raw().status().as_u16())
+            }
+            _ => ApiFailure::Rejected,
+        };
+        ApiError {
+            failure,
+            detail: aws::describe(error, &self.target),
         }
-        SdkError::ServiceError(service) => {
-            ApiFailure::of(error.code(), service.raw().status().as_u16())
-        }
-        _ => ApiFailure::Rejected,
-    };
-    ApiError {
-        failure,
-        // The SDK's top-level message alone ("service error") says too
-        // little; its `DisplayErrorContext` would append a Debug dump.
-        detail: crate::error::chain(error),
     }
 }
 
@@ -337,7 +356,7 @@ impl Api for SdkApi {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| self.classify(&e))?;
         Ok(output.item)
     }
 
@@ -351,7 +370,7 @@ impl Api for SdkApi {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| self.classify(&e))?;
         self.counters.consumed(output.consumed_capacity());
         Ok(())
     }
@@ -367,7 +386,7 @@ impl Api for SdkApi {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| self.classify(&e))?;
         self.counters.consumed(output.consumed_capacity());
         Ok(output.attributes.is_some_and(|old| !old.is_empty()))
     }
@@ -400,7 +419,7 @@ impl Api for SdkApi {
                 .expression_attribute_values(":agent", string(HEARTBEAT_AGENT))
                 .expression_attribute_values(":before", number(before)),
         };
-        let output = request.send().await.map_err(|e| classify(&e))?;
+        let output = request.send().await.map_err(|e| self.classify(&e))?;
         Ok(Page {
             items: output.items.unwrap_or_default(),
             next: output.last_evaluated_key.filter(|key| !key.is_empty()),
@@ -417,7 +436,7 @@ impl Api for SdkApi {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| self.classify(&e))?;
         Ok(Page {
             items: output.items.unwrap_or_default(),
             next: output.last_evaluated_key.filter(|key| !key.is_empty()),
@@ -437,7 +456,7 @@ impl Api for SdkApi {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| self.classify(&e))?;
         for consumed in output.consumed_capacity() {
             self.counters.consumed(Some(consumed));
         }
@@ -455,7 +474,7 @@ impl Api for SdkApi {
         let output = match self.client.describe_table().table_name(table).send().await {
             Ok(output) => output,
             Err(error) => {
-                let error = classify(&error);
+                let error = self.classify(&error);
                 return match error.failure {
                     ApiFailure::TableMissing => Ok(TableState::Missing),
                     _ => Err(error),
@@ -535,7 +554,7 @@ impl Api for SdkApi {
                     .global_secondary_indexes(index.build().map_err(|e| invalid_request(&e))?)
             }
         };
-        request.send().await.map_err(|e| classify(&e))?;
+        request.send().await.map_err(|e| self.classify(&e))?;
         Ok(())
     }
 }
@@ -596,10 +615,83 @@ mod tests {
                 .credentials_provider(Credentials::new("a", "b", None, None, "test"))
                 .http_client(aws_smithy_mocks::create_mock_http_client())
                 .interceptor(interceptor);
-            SdkApi {
-                client: Client::from_conf(client_config(builder, None)),
-                counters: Arc::new(Counters::default()),
+            SdkApi::new(
+                Client::from_conf(client_config(builder, None)),
+                Arc::new(Counters::default()),
+                None,
+            )
+        }
+
+        /// Credentials that never load, as the default chain on a host
+        /// without any.
+        #[derive(Debug)]
+        struct NoCredentials;
+
+        impl aws_credential_types::provider::ProvideCredentials for NoCredentials {
+            fn provide_credentials<'a>(
+                &'a self,
+            ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+            where
+                Self: 'a,
+            {
+                aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+                    aws_credential_types::provider::error::CredentialsError::not_loaded(
+                        "no credentials found in chain. Attempted:\n  Environment: not set",
+                    ),
+                ))
             }
+        }
+
+        /// A real client (real HTTP) for `endpoint`, with these credentials.
+        fn real_api(
+            endpoint: &str,
+            credentials: impl aws_credential_types::provider::ProvideCredentials + 'static,
+        ) -> SdkApi {
+            let builder = sdk::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(credentials);
+            SdkApi::new(
+                Client::from_conf(client_config(builder, Some(endpoint))),
+                Arc::new(Counters::default()),
+                Some(endpoint),
+            )
+        }
+
+        // See: #22
+        #[tokio::test]
+        async fn missing_credentials_are_one_sentence_with_the_lookup_order() {
+            let api = real_api("http://127.0.0.1:9", NoCredentials);
+
+            let error = api.describe("cimaa.faults").await.unwrap_err();
+
+            assert_eq!(error.failure, ApiFailure::Rejected);
+            assert!(
+                error.detail.starts_with("no AWS credentials found; "),
+                "{}",
+                error.detail
+            );
+            assert!(error.detail.contains("AWS_PROFILE"), "{}", error.detail);
+            assert!(!error.detail.contains('\n'), "{}", error.detail);
+        }
+
+        // See: #22
+        #[tokio::test]
+        async fn a_refused_connection_names_the_endpoint() {
+            let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let endpoint = format!("http://{}", closed.local_addr().unwrap());
+            drop(closed);
+            let api = real_api(&endpoint, Credentials::new("a", "b", None, None, "test"));
+
+            let error = api.describe("cimaa.faults").await.unwrap_err();
+
+            assert_eq!(error.failure, ApiFailure::Unavailable);
+            assert_eq!(
+                error.detail,
+                format!(
+                    "cannot connect to DynamoDB at `{endpoint}`: connection refused; check `database.endpoint_url`"
+                )
+            );
         }
 
         fn put(name: &str) -> Write {

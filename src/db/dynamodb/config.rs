@@ -15,7 +15,9 @@ pub struct DynamoDbConfig {
     #[serde(default = "default_prefix")]
     pub prefix: String,
     /// Another endpoint, e.g. a local DynamoDB-compatible server for tests;
-    /// default: AWS's endpoint for the region.
+    /// default: AWS's endpoint for the region. An absolute http(s) URL,
+    /// checked as the file is read (`http_url`).
+    #[serde(default, deserialize_with = "crate::http_url::deserialize_option")]
     pub endpoint_url: Option<String>,
 }
 
@@ -52,13 +54,6 @@ impl DynamoDbConfig {
             && region.trim().is_empty()
         {
             problems.push("database.region: must not be empty".to_owned());
-        }
-        if let Some(url) = &self.endpoint_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            problems.push(format!(
-                "database.endpoint_url: `{url}` must start with `http://` or `https://`"
-            ));
         }
         problems
     }

@@ -175,7 +175,11 @@ impl DynamoDb {
 
     fn with_client(config: &DynamoDbConfig, client: sdk::Client) -> DynamoDb {
         let counters = Arc::new(Counters::default());
-        let api = SdkApi::new(client, Arc::clone(&counters));
+        let api = SdkApi::new(
+            client,
+            Arc::clone(&counters),
+            config.endpoint_url.as_deref(),
+        );
         DynamoDb::with_api(config, Box::new(api), counters)
     }
 
