@@ -709,9 +709,9 @@ mod malformed_rows {
         let (db, sql) = open(&dir).await;
         db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
         sql.execute_batch(
-            "INSERT INTO faults VALUES ('web2', 'load', 'high', 'm', 1, 1, 0, 1, 0);
-             INSERT INTO faults VALUES ('web2', 'mem', 40.5, 'm', 1, 1, 0, 1, 0);
-             INSERT INTO faults VALUES ('web2', 'net', 40, 'm', 1, 1, 0, 1, 9223372036854775807);",
+            "INSERT INTO faults VALUES ('web2', 'load', 'high', 'm', 1, 1, 0, 1, 0, 0);
+             INSERT INTO faults VALUES ('web2', 'mem', 40.5, 'm', 1, 1, 0, 1, 0, 0);
+             INSERT INTO faults VALUES ('web2', 'net', 40, 'm', 1, 1, 0, 1, 9223372036854775807, 0);",
         )
         .unwrap();
 
@@ -741,7 +741,7 @@ mod malformed_rows {
     async fn set_faults_replaces_the_agents_malformed_rows_and_the_report_clears() {
         let dir = TempDir::new().unwrap();
         let (db, sql) = open(&dir).await;
-        sql.execute_batch("INSERT INTO faults VALUES ('web1', x'00', 40, 'm', 1, 1, 0, 1, 0);")
+        sql.execute_batch("INSERT INTO faults VALUES ('web1', x'00', 40, 'm', 1, 1, 0, 1, 0, 0);")
             .unwrap();
 
         assert_eq!(db.get_faults("web1").await.unwrap(), []);
