@@ -54,6 +54,7 @@ macro_rules! db_contract {
                 squelch_with_the_same_regex_replaces_it,
                 unsquelch_reports_whether_a_squelch_was_removed,
                 booleans_and_attempts_round_trip,
+                monitor_runs_round_trip_and_a_change_is_written,
                 severities_round_trip_including_unnamed_levels,
                 empty_message_round_trips,
                 alert_failures_lists_every_agents_alerts_fault,
@@ -410,6 +411,23 @@ mod scenarios {
         assert!(db.unsquelch("web1").await.unwrap());
         assert!(!db.unsquelch("web1").await.unwrap());
         assert_eq!(db.get_squelch_details().await.unwrap(), vec![]);
+    }
+
+    // See: #22
+    pub(super) async fn monitor_runs_round_trip_and_a_change_is_written(db: &dyn Db) {
+        let runs = |name: &str, monitor_runs| Fault {
+            monitor_runs,
+            ..fault(name)
+        };
+        let first = vec![runs("a", 0), runs("b", 3), runs("c", u32::MAX)];
+        db.set_faults("web1", &first, 100).await.unwrap();
+        assert_eq!(by_name(db.get_faults("web1").await.unwrap()), first);
+
+        let second = vec![runs("a", 0), runs("b", 4), runs("c", u32::MAX)];
+        db.set_faults("web1", &second, 160).await.unwrap();
+        let stored = by_name(db.get_faults("web1").await.unwrap());
+        let counts: Vec<u32> = stored.iter().map(|f| f.monitor_runs).collect();
+        assert_eq!(counts, [0, 4, u32::MAX]);
     }
 
     pub(super) async fn booleans_and_attempts_round_trip(db: &dyn Db) {
