@@ -2,6 +2,9 @@
 
 /// Default configuration path when `-c` is not given; also set for command plugins.
 pub(crate) const CONFIG: &str = "CIMAA_CONFIG";
+/// Set for command plugins: the absolute path of the running `cimaa`
+/// binary, so a plugin can call it without PATH (SPEC §14).
+pub(crate) const BINARY: &str = "CIMAA";
 /// Overrides `agent.max_concurrency`.
 pub(crate) const MAX_CONCURRENCY: &str = "CIMAA_MAX_CONCURRENCY";
 /// Overrides `agent.logging`.

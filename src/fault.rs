@@ -1,7 +1,9 @@
 //! The fault state machine and the alert plan (SPEC §5), pure.
 //!
 //! `escalate` applies a check's failure counter to one run's raw faults
-//! (soft errors with `(N of M)`, escalation to CRITICAL, sticky criticals).
+//! (soft errors with `(N of M)`, escalation to CRITICAL, sticky criticals);
+//! `escalate_run` adds the broken-monitor count (`monitor_retry`, SPEC §14)
+//! on top, so a plugin that stays broken pages in the end.
 //! `records` turns them into stored fault records, keeping `since` and the
 //! `triggered` flag from the previous record. `plan` decides which alerts to
 //! send this tick. No I/O, no clock: `now` and the tick's facts come in as
@@ -56,6 +58,13 @@ pub(crate) fn cap_raw(faults: &mut [RawFault]) {
     }
 }
 
+/// The message prefix of a broken monitor's faults once they page; N is the
+/// check's `monitor_retry` (fixed, so the message stays the same each run).
+#[must_use]
+pub(crate) fn monitor_broken_prefix(monitor_retry: u32) -> String {
+    format!("monitor broken for {monitor_retry} runs: ")
+}
+
 /// A fault as a check reports it, before retries and escalation.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct RawFault {
@@ -77,6 +86,18 @@ impl RawFault {
             message: message.into(),
             escalates: false,
         }
+    }
+
+    /// Whether this fault says the monitor itself is broken (SPEC §14): a
+    /// `monitor-*` or `json-error` fault of ERROR or worse. A plugin's own
+    /// WARNING that happens to be named `monitor-x` is not one.
+    #[must_use]
+    pub(crate) fn is_broken_monitor(&self) -> bool {
+        self.severity >= Severity::ERROR
+            && self
+                .name
+                .as_deref()
+                .is_some_and(|name| name.starts_with("monitor-") || name == "json-error")
     }
 }
 
@@ -168,6 +189,73 @@ pub(crate) fn escalate(
     (u32::try_from(counter).unwrap_or(u32::MAX), faults)
 }
 
+/// One run's faults after both of a check's counters.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Escalated {
+    /// The failure counter (`escalate`).
+    pub counter: u32,
+    /// Consecutive runs with a broken monitor, capped at `monitor_retry`.
+    pub monitor_runs: u32,
+    pub faults: Vec<RawFault>,
+}
+
+/// `escalate`, then the broken-monitor rule (SPEC §14).
+///
+/// A run with a broken-monitor fault (`RawFault::is_broken_monitor`) adds
+/// one to `monitor_runs` (capped at `monitor_retry`, so a lasting fault is
+/// not rewritten every run); a run without one resets it to 0. From the
+/// `monitor_retry`-th such run on, every broken-monitor fault that is not
+/// already CRITICAL becomes CRITICAL, its message (as the check gave it,
+/// without ` (N of M)`) prefixed with `monitor broken for N runs: `, N =
+/// `monitor_retry`. A `json-error` the failure counter already made
+/// CRITICAL keeps its message, so it does not page twice.
+///
+/// The monitor rule comes after the failure counter and does not feed it:
+/// a broken plugin pages about itself without making the check's other
+/// errors skip their retries. `monitor_retry` 0 turns the rule off (the
+/// count stays 0 and broken monitors never page, as before SPEC §14).
+#[must_use]
+pub(crate) fn escalate_run(
+    retry: u32,
+    counter: u32,
+    monitor_retry: u32,
+    monitor_runs: u32,
+    faults: Vec<RawFault>,
+) -> Escalated {
+    let broken_now = faults.iter().any(RawFault::is_broken_monitor);
+    let monitor_runs = if broken_now && monitor_retry > 0 {
+        monitor_runs.saturating_add(1).min(monitor_retry)
+    } else {
+        0
+    };
+    let pages = monitor_retry > 0 && monitor_runs >= monitor_retry;
+    // What each broken-monitor fault said before `escalate` could append
+    // ` (N of M)` to it (a `json-error` escalates).
+    let said: Vec<Option<String>> = if pages {
+        faults
+            .iter()
+            .map(|f| f.is_broken_monitor().then(|| f.message.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (counter, mut faults) = escalate(retry, counter, faults);
+    // `escalate` keeps the faults in order, one for one.
+    for (fault, said) in faults.iter_mut().zip(said) {
+        if let Some(message) = said
+            && !fault.severity.is_critical()
+        {
+            fault.severity = Severity::CRITICAL;
+            fault.message = format!("{}{message}", monitor_broken_prefix(monitor_retry));
+        }
+    }
+    Escalated {
+        counter,
+        monitor_runs,
+        faults,
+    }
+}
+
 /// True when a run's faults make the check "failing" for the retry schedule.
 #[must_use]
 pub(crate) fn is_failing(faults: &[RawFault]) -> bool {
@@ -189,7 +277,7 @@ pub(crate) fn check_of(fault: &str) -> &str {
     fault.split_once('#').map_or(fault, |(check, _)| check)
 }
 
-/// Stored records for one check's run.
+/// Stored records for one check's run; each carries the check's counters.
 ///
 /// `since` carries over from a previous record of the same name; `triggered`
 /// carries over only while the message is unchanged (a new message is a new
@@ -199,6 +287,7 @@ pub(crate) fn records(
     check: &str,
     faults: Vec<RawFault>,
     counter: u32,
+    monitor_runs: u32,
     previous: &BTreeMap<String, Fault>,
     now: i64,
 ) -> Vec<Fault> {
@@ -214,7 +303,7 @@ pub(crate) fn records(
             triggered: false,
             escalates: raw.escalates,
             attempts: counter,
-            monitor_runs: 0,
+            monitor_runs,
         };
         if let Some(old) = previous.get(&fault.name) {
             fault.since = old.since;
@@ -379,6 +468,177 @@ mod tests {
         }
     }
 
+    /// After each run: (counter, monitor runs, each fault's severity and message).
+    type Shown<'a> = (u32, u32, Vec<(i64, &'a str)>);
+    /// What, retry, monitor_retry, the runs, and what each shows.
+    type MonitorCase<'a> = (&'a str, u32, u32, Vec<Vec<RawFault>>, Vec<Shown<'a>>);
+
+    /// Feeds each case's runs through `escalate_run`, from fresh counters.
+    fn check_monitor_cases(cases: Vec<MonitorCase<'_>>) {
+        for (what, retry, monitor_retry, runs, want) in cases {
+            let (mut counter, mut monitor_runs) = (0, 0);
+            let mut got = Vec::new();
+            for run in runs {
+                let out = escalate_run(retry, counter, monitor_retry, monitor_runs, run);
+                (counter, monitor_runs) = (out.counter, out.monitor_runs);
+                let faults: Vec<(i64, String)> = out
+                    .faults
+                    .into_iter()
+                    .map(|f| (f.severity.0, f.message))
+                    .collect();
+                got.push((counter, monitor_runs, faults));
+            }
+            let want: Vec<_> = want
+                .into_iter()
+                .map(|(c, m, f)| {
+                    let f: Vec<(i64, String)> =
+                        f.into_iter().map(|(s, t)| (s, t.to_string())).collect();
+                    (c, m, f)
+                })
+                .collect();
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
+    fn named(name: &str, severity: Severity, escalates: bool) -> RawFault {
+        RawFault {
+            name: Some(name.into()),
+            severity,
+            message: name.into(),
+            escalates,
+        }
+    }
+
+    fn broken() -> Vec<RawFault> {
+        vec![RawFault::monitor("status", "m")]
+    }
+
+    // See: #22
+    #[test]
+    fn broken_monitor_sequences() {
+        let prefixed = "monitor broken for 3 runs: m";
+        check_monitor_cases(vec![
+            (
+                "a broken monitor pages from the monitor_retry-th run on, with a fixed message",
+                3,
+                3,
+                vec![broken(), broken(), broken(), broken()],
+                vec![
+                    (1, 1, vec![(40, "m")]),
+                    (2, 2, vec![(40, "m")]),
+                    (3, 3, vec![(50, prefixed)]),
+                    (4, 3, vec![(50, prefixed)]),
+                ],
+            ),
+            (
+                "a run without a broken monitor starts the count over",
+                3,
+                3,
+                vec![broken(), broken(), Vec::new(), broken()],
+                vec![
+                    (1, 1, vec![(40, "m")]),
+                    (2, 2, vec![(40, "m")]),
+                    (0, 0, vec![]),
+                    (1, 1, vec![(40, "m")]),
+                ],
+            ),
+            (
+                "monitor_retry 0 never pages",
+                3,
+                0,
+                vec![broken(), broken(), broken(), broken(), broken()],
+                vec![
+                    (1, 0, vec![(40, "m")]),
+                    (2, 0, vec![(40, "m")]),
+                    (3, 0, vec![(40, "m")]),
+                    (4, 0, vec![(40, "m")]),
+                    (4, 0, vec![(40, "m")]),
+                ],
+            ),
+            (
+                "monitor_retry 1 pages at once",
+                3,
+                1,
+                vec![broken()],
+                vec![(1, 1, vec![(50, "monitor broken for 1 runs: m")])],
+            ),
+            (
+                "a plugin's own warning named monitor-x is no broken monitor",
+                3,
+                1,
+                vec![vec![named("monitor-x", Severity::WARNING, true)]],
+                vec![(0, 0, vec![(30, "monitor-x")])],
+            ),
+        ]);
+    }
+
+    // See: #22
+    #[test]
+    fn broken_monitors_and_the_failure_counter() {
+        let json = || vec![named("json-error", Severity::ERROR, true)];
+        check_monitor_cases(vec![
+            (
+                "a json-error the retries made critical keeps its message",
+                1,
+                3,
+                vec![json(), json(), json()],
+                vec![
+                    (1, 1, vec![(40, "json-error (1 of 2)")]),
+                    (2, 2, vec![(50, "json-error")]),
+                    (2, 3, vec![(50, "json-error")]),
+                ],
+            ),
+            (
+                "a json-error still soft pages without its (N of M)",
+                5,
+                2,
+                vec![json(), json()],
+                vec![
+                    (1, 1, vec![(40, "json-error (1 of 6)")]),
+                    (2, 2, vec![(50, "monitor broken for 2 runs: json-error")]),
+                ],
+            ),
+            (
+                "the check's other errors keep their retries",
+                5,
+                1,
+                vec![vec![
+                    RawFault::monitor("stderr", "m"),
+                    named("app", Severity::ERROR, true),
+                ]],
+                vec![(
+                    1,
+                    1,
+                    vec![(50, "monitor broken for 1 runs: m"), (40, "app (1 of 6)")],
+                )],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn records_carry_the_monitor_run_count_and_a_change_updates_them() {
+        let mut previous = BTreeMap::new();
+        let first = records(
+            "//a/b/c",
+            vec![RawFault::monitor("status", "m")],
+            1,
+            1,
+            &previous,
+            100,
+        );
+        assert_eq!(first[0].monitor_runs, 1);
+        previous.insert(first[0].name.clone(), first[0].clone());
+        let second = records(
+            "//a/b/c",
+            vec![RawFault::monitor("status", "m")],
+            2,
+            2,
+            &previous,
+            160,
+        );
+        assert_eq!((second[0].monitor_runs, second[0].updated), (2, 160));
+    }
+
     #[test]
     fn retry_zero_alerts_at_once() {
         let (counter, faults) = escalate(0, 0, vec![raw(Severity::ERROR, true)]);
@@ -432,7 +692,7 @@ mod tests {
                 escalates: true,
             },
         ];
-        let got = records("//a/b/c", faults, 4, &previous, 200);
+        let got = records("//a/b/c", faults, 4, 0, &previous, 200);
         let summary: Vec<_> = got
             .iter()
             .map(|f| (f.name.as_str(), f.since, f.updated, f.triggered))
@@ -471,7 +731,7 @@ mod tests {
             escalates: true,
         }];
         let (counter, escalated) = escalate(3, 0, faults);
-        let got = records("//a/b/c", escalated, counter, &BTreeMap::new(), 1);
+        let got = records("//a/b/c", escalated, counter, 0, &BTreeMap::new(), 1);
         assert!(got[0].message.len() <= MESSAGE_CAP);
         assert!(
             got[0]
@@ -487,7 +747,7 @@ mod tests {
             message: "y".repeat(10_000),
             escalates: true,
         }];
-        let got = records("//a/b/c", direct, 0, &BTreeMap::new(), 1);
+        let got = records("//a/b/c", direct, 0, 0, &BTreeMap::new(), 1);
         assert_eq!(got[0].message.len(), MESSAGE_CAP);
     }
 

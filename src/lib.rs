@@ -29,7 +29,8 @@
 //! Checks and backends (each kind owns its options, parsing and validation):
 //! - `checks/`: `CheckDef`, `CheckKind` and running one check into raw faults
 //!   and metrics: `command` (plugins), `json` (plugin JSON), `http/`, `tcp`,
-//!   `socket` probes.
+//!   `socket` probes, and `meta` (the in-process meta-check's options; the
+//!   agent's `runner` runs it, since it reads the database).
 //! - `db/`: the `Db` trait (SPEC §6) and its backends `memory`, `sqlite`,
 //!   `dynamodb/` (`config`, `api` seam, `item` layout, `write_plan`).
 //! - `alerters/`: the `Alerter` trait, routing and fallbacks; `pagerduty`,

@@ -66,6 +66,24 @@ const SWEEP_PAUSE: Duration = Duration::from_millis(20);
 /// serves them all (a walk costs about 4 ms with 110 processes here).
 const SWEEP_GATHER: Duration = Duration::from_millis(10);
 
+/// The absolute path of the running binary, for `CIMAA` in plugins'
+/// environment (SPEC §14): a plugin runs `"$CIMAA" meta-check` whether or
+/// not `cimaa` is on PATH. `None` when the kernel cannot say.
+///
+/// Resolved once, at first use: a binary replaced by an upgrade reads as
+/// `PATH (deleted)` from /proc afterwards, and the path is what a plugin
+/// wants (it then runs the new binary), so that suffix is dropped too.
+#[must_use]
+pub(crate) fn own_binary() -> Option<&'static str> {
+    static PATH: std::sync::LazyLock<Option<String>> = std::sync::LazyLock::new(|| {
+        let path = std::env::current_exe().ok()?;
+        let path = std::path::absolute(path).ok()?;
+        let text = path.to_str()?;
+        Some(text.strip_suffix(" (deleted)").unwrap_or(text).to_owned())
+    });
+    PATH.as_deref()
+}
+
 /// What a finished (or killed) command left behind.
 #[derive(Debug)]
 pub(crate) struct Output {
@@ -742,6 +760,13 @@ mod tests {
             .await
             .unwrap();
         assert!(out.status.is_none());
+    }
+
+    #[test]
+    fn own_binary_is_an_absolute_path_to_an_existing_file() {
+        let path = Path::new(own_binary().unwrap());
+        assert!(path.is_absolute(), "{}", path.display());
+        assert!(path.is_file(), "{}", path.display());
     }
 
     #[tokio::test]

@@ -54,6 +54,7 @@ macro_rules! db_contract {
                 squelch_with_the_same_regex_replaces_it,
                 unsquelch_reports_whether_a_squelch_was_removed,
                 booleans_and_attempts_round_trip,
+                monitor_runs_round_trip_and_a_change_is_written,
                 severities_round_trip_including_unnamed_levels,
                 empty_message_round_trips,
                 alert_failures_lists_every_agents_alerts_fault,
@@ -412,6 +413,23 @@ mod scenarios {
         assert_eq!(db.get_squelch_details().await.unwrap(), vec![]);
     }
 
+    // See: #22
+    pub(super) async fn monitor_runs_round_trip_and_a_change_is_written(db: &dyn Db) {
+        let runs = |name: &str, monitor_runs| Fault {
+            monitor_runs,
+            ..fault(name)
+        };
+        let first = vec![runs("a", 0), runs("b", 3), runs("c", u32::MAX)];
+        db.set_faults("web1", &first, 100).await.unwrap();
+        assert_eq!(by_name(db.get_faults("web1").await.unwrap()), first);
+
+        let second = vec![runs("a", 0), runs("b", 4), runs("c", u32::MAX)];
+        db.set_faults("web1", &second, 160).await.unwrap();
+        let stored = by_name(db.get_faults("web1").await.unwrap());
+        let counts: Vec<u32> = stored.iter().map(|f| f.monitor_runs).collect();
+        assert_eq!(counts, [0, 4, u32::MAX]);
+    }
+
     pub(super) async fn booleans_and_attempts_round_trip(db: &dyn Db) {
         let faults = vec![
             Fault {
@@ -709,9 +727,9 @@ mod malformed_rows {
         let (db, sql) = open(&dir).await;
         db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
         sql.execute_batch(
-            "INSERT INTO faults VALUES ('web2', 'load', 'high', 'm', 1, 1, 0, 1, 0);
-             INSERT INTO faults VALUES ('web2', 'mem', 40.5, 'm', 1, 1, 0, 1, 0);
-             INSERT INTO faults VALUES ('web2', 'net', 40, 'm', 1, 1, 0, 1, 9223372036854775807);",
+            "INSERT INTO faults VALUES ('web2', 'load', 'high', 'm', 1, 1, 0, 1, 0, 0);
+             INSERT INTO faults VALUES ('web2', 'mem', 40.5, 'm', 1, 1, 0, 1, 0, 0);
+             INSERT INTO faults VALUES ('web2', 'net', 40, 'm', 1, 1, 0, 1, 9223372036854775807, 0);",
         )
         .unwrap();
 
@@ -741,7 +759,7 @@ mod malformed_rows {
     async fn set_faults_replaces_the_agents_malformed_rows_and_the_report_clears() {
         let dir = TempDir::new().unwrap();
         let (db, sql) = open(&dir).await;
-        sql.execute_batch("INSERT INTO faults VALUES ('web1', x'00', 40, 'm', 1, 1, 0, 1, 0);")
+        sql.execute_batch("INSERT INTO faults VALUES ('web1', x'00', 40, 'm', 1, 1, 0, 1, 0, 0);")
             .unwrap();
 
         assert_eq!(db.get_faults("web1").await.unwrap(), []);

@@ -33,6 +33,7 @@ use tracing::{debug, error, info, warn};
 
 pub use clock::Clock;
 pub(crate) use meta_check::meta_faults;
+pub(crate) use runner::{Fleet, run_check};
 
 use crate::alerters::Alerters;
 use crate::checks::CheckDef;
@@ -89,6 +90,8 @@ pub enum Error {
 #[derive(Clone, Debug, Default)]
 struct CheckState {
     counter: u32,
+    /// Consecutive runs with a broken monitor (`fault::escalate_run`).
+    monitor_runs: u32,
     last_failure: Option<i64>,
 }
 
@@ -468,6 +471,7 @@ impl Agent<'_> {
             let check = fault::check_of(&fault.name).to_string();
             let state = self.states.entry(check).or_default();
             state.counter = state.counter.max(fault.attempts);
+            state.monitor_runs = state.monitor_runs.max(fault.monitor_runs);
             if fault.severity >= Severity::ERROR {
                 #[expect(
                     clippy::cast_precision_loss,
@@ -655,17 +659,34 @@ impl Agent<'_> {
                 units: m.units.clone(),
             }));
         }
-        for fault in &output.faults {
-            if fault.severity >= Severity::ERROR {
-                info!(check = %check.name, severity = %fault.severity, fault = fault.name.as_deref().unwrap_or(""), detail = %fault.message, "check fault");
-            }
-        }
         let state = self.states.entry(check.name.clone()).or_default();
         let failing = fault::is_failing(&output.faults);
-        let (counter, escalated) = fault::escalate(check.retry, state.counter, output.faults);
-        state.counter = counter;
+        let escalated = fault::escalate_run(
+            check.retry,
+            state.counter,
+            check.monitor_retry,
+            state.monitor_runs,
+            output.faults,
+        );
+        state.counter = escalated.counter;
+        state.monitor_runs = escalated.monitor_runs;
         state.last_failure = failing.then_some(tick);
-        let records = fault::records(&check.name, escalated, counter, &self.faults, now);
+        let records = fault::records(
+            &check.name,
+            escalated.faults,
+            escalated.counter,
+            escalated.monitor_runs,
+            &self.faults,
+            now,
+        );
+        // After escalation: the severity and full name `cimaa faults` shows.
+        for record in &records {
+            if record.severity.is_critical() {
+                warn!(check = %check.name, severity = %record.severity, fault = %record.name, detail = %record.message, "check fault");
+            } else if record.severity >= Severity::ERROR {
+                info!(check = %check.name, severity = %record.severity, fault = %record.name, detail = %record.message, "check fault");
+            }
+        }
         // The check's faults are its name and the names after `NAME#`, which
         // sort together (`$` follows `#`): no scan of every fault per check.
         let previous: Vec<String> = self

@@ -7,8 +7,10 @@
 //! that panics becomes its ERROR fault `checker`; nothing escapes a task.
 //! Every output's fault messages are capped (`fault::cap_raw`) before the
 //! tick logs or records them.
-//! What a check does is `checks::run`'s; folding its output into the fault
-//! set is the tick's (`agent::Agent::record`).
+//! What a check does is `checks::run`'s, except for the `meta:` kind, which
+//! reads the database and so is run here (`run_check`, also what `cimaa
+//! check` calls): a check kind may not use a backend. Folding a check's
+//! output into the fault set is the tick's (`agent::Agent::record`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -18,12 +20,74 @@ use sentry::SentryFutureExt as _;
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, error};
 
-use super::Agent;
-use crate::checks::CheckDef;
-use crate::checks::{self, CheckOutput, RunContext};
+use super::{Agent, Clock, meta_faults, whole};
+use crate::checks::meta::{self as meta_kind, MetaCheck};
+use crate::checks::{self, CheckDef, CheckKind, CheckOutput, RunContext};
+use crate::db::Db;
 use crate::fault::{self, RawFault};
+use crate::meta::Limits;
 use crate::scheduler;
 use crate::severity::Severity;
+
+/// What a `meta:` check reads the fleet with.
+#[derive(Clone, Copy)]
+pub(crate) struct Fleet<'a> {
+    /// The shared database; `None` when the caller has none open (a `meta:`
+    /// check then reports that as its ERROR).
+    pub db: Option<&'a dyn Db>,
+    /// Who is asking: the meta-check never reports its own agent.
+    pub agent: &'a str,
+    /// The agent's base interval, which `warn` and `error` count in.
+    pub base_interval: f64,
+    /// Where `now` comes from (the agent's clock; the wall clock in the CLI).
+    pub clock: Clock,
+}
+
+/// Runs one check once: a `meta:` check over `fleet`, any other through
+/// `checks::run`.
+///
+/// A `meta:` check forks nothing and looks nothing up on PATH: its faults
+/// are what `cimaa meta-check` prints, as plugin JSON would give them
+/// (`//meta#AGENT`, escalating). A database that fails or does not answer
+/// within the check's timeout is the check's own escalating ERROR, naming
+/// the cause, as a probe's failure is.
+pub(crate) async fn run_check(
+    check: &CheckDef,
+    context: &RunContext<'_>,
+    fleet: Fleet<'_>,
+) -> CheckOutput {
+    let (CheckKind::Meta(options), Some(db)) = (&check.kind, fleet.db) else {
+        return checks::run(check, context).await;
+    };
+    let timeout = checks::timeout_of(check, context.default_timeout);
+    let limits = limits(options, fleet.base_interval);
+    let now = whole(fleet.clock.now());
+    let read = async {
+        meta_faults(db, fleet.agent, limits, now)
+            .await
+            .map(|faults| CheckOutput {
+                faults: meta_kind::raw_faults(faults),
+                ..CheckOutput::default()
+            })
+            .map_err(|e| {
+                format!(
+                    "meta-check cannot read the database: {}",
+                    crate::error::chain(&e)
+                )
+            })
+    };
+    checks::bounded(&"meta-check reading the database", timeout, read).await
+}
+
+/// `cimaa meta-check`'s limits for a `meta:` check's options.
+fn limits(options: &MetaCheck, base_interval: f64) -> Limits {
+    Limits {
+        warn_intervals: options.warn_intervals,
+        error_intervals: options.error_intervals,
+        squelch_minutes: options.squelch_minutes,
+        base_interval,
+    }
+}
 
 impl Agent<'_> {
     /// Runs the due checks and hands each output to `done` as it comes.
@@ -54,6 +118,9 @@ impl Agent<'_> {
         };
         let mut running: Tagged<Arc<CheckDef>, CheckOutput> = Tagged::new();
         let config_path = Arc::new(self.config.path.clone());
+        let agent_name: Arc<str> = Arc::from(self.config.agent.name.as_str());
+        let base_interval = self.config.agent.base_interval;
+        let clock = self.clock;
         let sentry_enabled = sentry::Hub::current()
             .client()
             .is_some_and(|c| c.is_enabled());
@@ -82,6 +149,8 @@ impl Agent<'_> {
                     };
                     let probes = self.probes.clone();
                     let config_path = config_path.clone();
+                    let db = Arc::clone(&self.db);
+                    let agent_name = Arc::clone(&agent_name);
                     let task_check = check.clone();
                     let span = tracing::info_span!("check", check = %check.name);
                     let work = async move {
@@ -92,7 +161,13 @@ impl Agent<'_> {
                             default_timeout,
                             probes: &probes,
                         };
-                        checks::run(&task_check, &context).await
+                        let fleet = Fleet {
+                            db: Some(db.as_ref()),
+                            agent: &agent_name,
+                            base_interval,
+                            clock,
+                        };
+                        run_check(&task_check, &context, fleet).await
                     }
                     .instrument(span);
                     if sentry_enabled {
@@ -209,4 +284,168 @@ fn panic_text(error: tokio::task::JoinError) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
     format!("panic: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::checks::Probes;
+    use crate::db::{AgentFault, Error as DbError, Fault, Heartbeat, MemoryDb, Squelch};
+
+    /// A database that fails every call, or never answers the meta-check's.
+    struct Sick {
+        hang: bool,
+    }
+
+    fn sick<T>() -> Result<T, DbError> {
+        Err(DbError::Task("disk on fire".into()))
+    }
+
+    #[async_trait]
+    impl Db for Sick {
+        async fn get_faults(&self, _: &str) -> Result<Vec<Fault>, DbError> {
+            sick()
+        }
+        async fn set_faults(&self, _: &str, _: &[Fault], _: i64) -> Result<(), DbError> {
+            sick()
+        }
+        async fn heartbeat(&self, _: &str, _: i64) -> Result<(), DbError> {
+            sick()
+        }
+        async fn list_faults(&self, _: Option<&str>) -> Result<Vec<AgentFault>, DbError> {
+            sick()
+        }
+        async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {
+            sick()
+        }
+        async fn old_agents(&self, _: i64, _: i64) -> Result<Vec<Heartbeat>, DbError> {
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            sick()
+        }
+        async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {
+            sick()
+        }
+        async fn squelch(&self, _: &Squelch) -> Result<(), DbError> {
+            sick()
+        }
+        async fn unsquelch(&self, _: &str) -> Result<bool, DbError> {
+            sick()
+        }
+        async fn remove_agent(&self, _: &str) -> Result<(), DbError> {
+            sick()
+        }
+    }
+
+    fn meta_check(timeout: Option<Duration>) -> CheckDef {
+        let mut check = CheckDef::broken("//meta".into(), Path::new("/c/meta.yaml"), String::new());
+        check.kind = CheckKind::Meta(MetaCheck::default());
+        check.timeout = timeout;
+        check
+    }
+
+    async fn run_meta(check: &CheckDef, db: &dyn Db) -> Vec<RawFault> {
+        let probes = Probes::new();
+        let context = RunContext {
+            config_path: Path::new("/c/agent.yaml"),
+            default_timeout: Duration::from_secs(42),
+            probes: &probes,
+        };
+        let fleet = Fleet {
+            db: Some(db),
+            agent: "web1",
+            base_interval: 60.0,
+            clock: Clock::system(),
+        };
+        run_check(check, &context, fleet).await.faults
+    }
+
+    fn own_error(message: &str) -> Vec<RawFault> {
+        vec![RawFault {
+            name: None,
+            severity: Severity::ERROR,
+            message: message.into(),
+            escalates: true,
+        }]
+    }
+
+    // See: #22
+    #[tokio::test]
+    async fn a_meta_check_reports_what_meta_check_prints_as_escalating_faults() {
+        let db = MemoryDb::default();
+        let now = whole(Clock::system().now());
+        db.heartbeat("web1", now - 1000).await.unwrap();
+        db.heartbeat("web2", now - 1000).await.unwrap();
+        db.heartbeat("web3", now - 200).await.unwrap();
+
+        let faults = run_meta(&meta_check(None), &db).await;
+
+        let shown: Vec<(Option<&str>, Severity, bool)> = faults
+            .iter()
+            .map(|f| (f.name.as_deref(), f.severity, f.escalates))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (Some("web2"), Severity::ERROR, true),
+                (Some("web3"), Severity::WARNING, true)
+            ]
+        );
+        assert!(
+            faults
+                .iter()
+                .all(|f| f.message.starts_with("Inactive agent")),
+            "{faults:?}"
+        );
+    }
+
+    // See: #22
+    #[tokio::test]
+    async fn a_database_error_is_the_meta_checks_own_error_naming_the_cause() {
+        let faults = run_meta(&meta_check(None), &Sick { hang: false }).await;
+        let cause = crate::error::chain(&DbError::Task("disk on fire".into()));
+        assert!(cause.contains("disk on fire"), "{cause}");
+        assert_eq!(
+            faults,
+            own_error(&format!("meta-check cannot read the database: {cause}"))
+        );
+    }
+
+    // See: #22
+    #[tokio::test(start_paused = true)]
+    async fn a_database_that_does_not_answer_is_bounded_by_the_check_timeout() {
+        let check = meta_check(Some(Duration::from_secs(3)));
+        let faults = run_meta(&check, &Sick { hang: true }).await;
+        assert_eq!(
+            faults,
+            own_error("meta-check reading the database: timed out after 3 s")
+        );
+    }
+
+    // See: #22
+    #[tokio::test]
+    async fn a_meta_check_without_a_database_says_so() {
+        let check = meta_check(None);
+        let probes = Probes::new();
+        let context = RunContext {
+            config_path: Path::new("/c/agent.yaml"),
+            default_timeout: Duration::from_secs(42),
+            probes: &probes,
+        };
+        let fleet = Fleet {
+            db: None,
+            agent: "web1",
+            base_interval: 60.0,
+            clock: Clock::system(),
+        };
+        assert_eq!(
+            run_check(&check, &context, fleet).await.faults,
+            own_error("meta-check: no database to read")
+        );
+    }
 }

@@ -26,7 +26,10 @@ pub(crate) async fn run(
     config_path: &Path,
 ) -> CheckOutput {
     let config = config_path.to_string_lossy();
-    let vars = [(env::CONFIG, config.as_ref())];
+    let mut vars = vec![(env::CONFIG, config.as_ref())];
+    if let Some(binary) = process::own_binary() {
+        vars.push((env::BINARY, binary));
+    }
     let line = shell_line(command);
     // One byte over the cap tells a cut-off output from one that fits.
     match process::run(&line, &vars, cwd, timeout, OUTPUT_CAP + 1).await {
@@ -122,7 +125,18 @@ pub(crate) fn interpret(
         (stdout.trim().to_string(), Vec::new())
     };
     let message = if text.is_empty() {
-        faults.push(RawFault::monitor("no-out", ""));
+        let printed = if stdout.trim().is_empty() {
+            "nothing"
+        } else {
+            "only performance data"
+        };
+        faults.push(RawFault::monitor(
+            "no-out",
+            format!(
+                "plugin printed {printed} on stdout ({})",
+                status_text(status)
+            ),
+        ));
         "(no output)".to_string()
     } else {
         shorten(&text)
@@ -166,7 +180,15 @@ fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => code.to_string(),
         (None, Some(signal)) => format!("killed by signal {signal}"),
-        (None, None) => status.to_string(),
+        (None, None) => "unknown exit status".to_owned(),
+    }
+}
+
+/// How a plugin ended, for messages: `exit status 127`, `killed by signal 9`.
+fn status_text(status: ExitStatus) -> String {
+    match status.code() {
+        Some(code) => format!("exit status {code}"),
+        None => describe(status),
     }
 }
 
@@ -246,14 +268,24 @@ mod tests {
                 exit(0),
                 "",
                 "",
-                vec![fault(Some("monitor-no-out"), Severity::ERROR, "", false)],
+                vec![fault(
+                    Some("monitor-no-out"),
+                    Severity::ERROR,
+                    "plugin printed nothing on stdout (exit status 0)",
+                    false,
+                )],
             ),
             (
                 exit(2),
                 "| a=1",
                 "",
                 vec![
-                    fault(Some("monitor-no-out"), Severity::ERROR, "", false),
+                    fault(
+                        Some("monitor-no-out"),
+                        Severity::ERROR,
+                        "plugin printed only performance data on stdout (exit status 2)",
+                        false,
+                    ),
                     fault(None, Severity::ERROR, "(no output)", true),
                 ],
             ),
@@ -284,6 +316,40 @@ mod tests {
             let got = interpret(status, stdout, stderr, true);
             assert_eq!(got.faults, want, "{status:?} {stdout:?} {stderr:?}");
         }
+    }
+
+    // See: #22: `monitor-no-out` used to have an empty message.
+    #[test]
+    fn a_missing_program_is_three_monitor_faults_that_say_what_happened() {
+        let got = interpret(exit(127), "", "sh: 1: /opt/check_gone: not found\n", true);
+        assert_eq!(
+            got.faults,
+            vec![
+                fault(
+                    Some("monitor-stderr"),
+                    Severity::ERROR,
+                    "sh: 1: /opt/check_gone: not found",
+                    false,
+                ),
+                fault(
+                    Some("monitor-no-out"),
+                    Severity::ERROR,
+                    "plugin printed nothing on stdout (exit status 127)",
+                    false,
+                ),
+                fault(
+                    Some("monitor-status"),
+                    Severity::ERROR,
+                    "exit status 127: (no output)",
+                    false,
+                ),
+            ]
+        );
+        let killed = interpret(ExitStatus::from_raw(9), "", "", true);
+        assert_eq!(
+            killed.faults[0].message,
+            "plugin printed nothing on stdout (killed by signal 9)"
+        );
     }
 
     #[test]

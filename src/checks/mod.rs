@@ -6,7 +6,10 @@
 //! while `config` reads the YAML and the options every kind shares), the
 //! check-run result types and `run()`, which dispatches on the
 //! check's kind: command plugins (`command`, with `json` for plugin JSON)
-//! and the in-process probes `tcp`, `http` and `socket`. `run` also takes the
+//! and the in-process probes `tcp`, `http` and `socket`. The `meta` kind
+//! (the meta-check in-process) owns its options here but reads the
+//! database, which a check kind may not use: `agent::run_check` runs it and
+//! hands every other kind to `run`. `run` also takes the
 //! check's slot of the agent's `max_concurrency` (an HTTP probe first queues
 //! for its host, see `http`) and bounds each probe by its timeout, turning a
 //! probe's own failure into the check's own ERROR. It does not decide
@@ -17,6 +20,7 @@
 pub(crate) mod command;
 pub(crate) mod http;
 pub(crate) mod json;
+pub(crate) mod meta;
 pub(crate) mod socket;
 pub(crate) mod tcp;
 
@@ -52,7 +56,13 @@ pub(crate) struct CheckDef {
     pub thresholds: Thresholds,
     /// Named alerter for this check's alerts (`None`: the default).
     pub alerter: Option<String>,
+    /// Consecutive runs with a broken monitor (`monitor-*`, `json-error`)
+    /// after which those faults become CRITICAL; 0 never (SPEC §14).
+    pub monitor_retry: u32,
 }
+
+/// `monitor_retry` when a check does not say (SPEC §14).
+pub(crate) const DEFAULT_MONITOR_RETRY: u32 = 10;
 
 /// What a check does.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +75,8 @@ pub(crate) enum CheckKind {
     Tcp(tcp::Target),
     /// A socket that returns plugin JSON.
     Socket(socket::Target),
+    /// The meta-check, run inside the agent over its database.
+    Meta(meta::MetaCheck),
     /// A configuration problem, reported as a CRITICAL fault on every run.
     Broken(String),
 }
@@ -84,14 +96,21 @@ impl CheckDef {
             nagios_performance: false,
             thresholds: Thresholds::default(),
             alerter: None,
+            monitor_retry: DEFAULT_MONITOR_RETRY,
         }
+    }
+
+    /// Whether running this check reads the database (a `meta:` check).
+    #[must_use]
+    pub(crate) fn reads_database(&self) -> bool {
+        matches!(self.kind, CheckKind::Meta(_))
     }
 }
 
 /// The kind keys of one check entry as written; exactly one must be set.
 ///
 /// Not a serde struct of its own: the entry denies unknown fields, which
-/// serde cannot combine with `flatten`, so `config` reads the four keys
+/// serde cannot combine with `flatten`, so `config` reads the kind keys
 /// beside the shared ones and hands them over here.
 pub(crate) struct KindOptions {
     /// `command:` a plugin command line.
@@ -102,7 +121,12 @@ pub(crate) struct KindOptions {
     pub tcp: Option<String>,
     /// `socket:` `unix:PATH` or `tcp://HOST:PORT`.
     pub socket: Option<String>,
+    /// `meta:` the meta-check's options (`meta:` alone: the defaults).
+    pub meta: Option<meta::RawMeta>,
 }
+
+/// The kind keys, in the order messages list them.
+const KIND_KEYS: &str = "`command`, `http`, `tcp`, `socket`, `meta`";
 
 impl KindOptions {
     /// The check's kind, with its options validated. Pure.
@@ -115,6 +139,7 @@ impl KindOptions {
             ("http", self.http.is_some()),
             ("tcp", self.tcp.is_some()),
             ("socket", self.socket.is_some()),
+            ("meta", self.meta.is_some()),
         ];
         let given: Vec<&str> = kinds
             .iter()
@@ -128,24 +153,25 @@ impl KindOptions {
                 self.http,
                 self.tcp,
                 self.socket,
+                self.meta,
             ) {
                 ([_], Some(command), ..) => CheckKind::Command(command),
                 ([_], None, Some(http), ..) => CheckKind::Http(Box::new(http.validate()?)),
-                ([_], None, None, Some(tcp), _) => {
+                ([_], None, None, Some(tcp), ..) => {
                     CheckKind::Tcp(tcp::Target::parse(&tcp).map_err(|e| format!("tcp: {e}"))?)
                 }
-                ([_], None, None, None, Some(socket)) => CheckKind::Socket(
+                ([_], None, None, None, Some(socket), _) => CheckKind::Socket(
                     socket::Target::parse(&socket).map_err(|e| format!("socket: {e}"))?,
                 ),
+                ([_], None, None, None, None, Some(meta)) => CheckKind::Meta(meta.validate()?),
                 ([], ..) => {
-                    return Err(
-                        "a check needs exactly one of `command`, `http`, `tcp`, `socket`; found none"
-                            .into(),
-                    );
+                    return Err(format!(
+                        "a check needs exactly one of {KIND_KEYS}; found none"
+                    ));
                 }
                 (several, ..) => {
                     return Err(format!(
-                        "a check needs exactly one of `command`, `http`, `tcp`, `socket`; found {}",
+                        "a check needs exactly one of {KIND_KEYS}; found {}",
                         several
                             .iter()
                             .map(|k| format!("`{k}`"))
@@ -275,7 +301,9 @@ pub(crate) fn target_key(check: &CheckDef) -> Option<String> {
 }
 
 /// Runs a check once. The caller holds its `max_concurrency` slot; an HTTP
-/// probe also waits for a slot of its host (see `http`).
+/// probe also waits for a slot of its host (see `http`). A `meta:` check
+/// given here has no database to read, which is its own ERROR; callers run
+/// checks through `agent::run_check`, which gives it one.
 ///
 /// # Panics
 /// Only on purpose: when `CIMAA_PANIC_CHECK` names this check (fault
@@ -310,6 +338,7 @@ pub(crate) async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutp
         }
         CheckKind::Tcp(target) => bounded(target, timeout, tcp::probe(target)).await,
         CheckKind::Socket(target) => bounded(target, timeout, socket::probe(target)).await,
+        CheckKind::Meta(_) => own_error("meta-check: no database to read".into()),
         CheckKind::Broken(message) => CheckOutput {
             faults: vec![RawFault {
                 name: None,
@@ -324,7 +353,7 @@ pub(crate) async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutp
 
 /// Runs a probe within `timeout`; its own failure (or the timeout) becomes
 /// one escalating ERROR of the check itself, naming the target.
-async fn bounded<E: Display>(
+pub(crate) async fn bounded<E: Display>(
     target: &(dyn Display + Sync),
     timeout: Duration,
     probe: impl Future<Output = Result<CheckOutput, E>>,
@@ -337,6 +366,11 @@ async fn bounded<E: Display>(
             crate::thresholds::format_value(timeout.as_secs_f64())
         ),
     };
+    own_error(message)
+}
+
+/// One escalating ERROR of the check itself (no `#name`).
+fn own_error(message: String) -> CheckOutput {
     CheckOutput {
         faults: vec![RawFault {
             name: None,

@@ -101,8 +101,20 @@ pub(super) async fn check(
         default_timeout: config.agent.timeout,
         probes: &probes,
     };
+    // A `meta:` check reads the database (nothing is written).
+    let db = if checks.iter().any(CheckDef::reads_database) {
+        Some(open_db(config).await?)
+    } else {
+        None
+    };
+    let fleet = agent::Fleet {
+        db: db.as_deref(),
+        agent: &config.agent.name,
+        base_interval: config.agent.base_interval,
+        clock: agent::Clock::system(),
+    };
     for check in &checks {
-        let mut output = checks::run(check, &context).await;
+        let mut output = agent::run_check(check, &context, fleet).await;
         checks::apply_thresholds(check, &mut output, &|_| false);
         Printer::line(&check.name);
         if let Some(raw) = &output.raw {

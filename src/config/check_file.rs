@@ -25,17 +25,18 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use super::Scope;
 use super::load::{from_yaml, from_yaml_seed};
 use crate::checks::http::RawHttp;
-use crate::checks::{CheckDef, CheckKind, KindOptions, positive_seconds};
+use crate::checks::meta::RawMeta;
+use crate::checks::{CheckDef, CheckKind, DEFAULT_MONITOR_RETRY, KindOptions, positive_seconds};
 use crate::thresholds::Thresholds;
 
 /// One check entry as written.
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a check (a mapping with one of `command`, `http`, `tcp` or `socket`)"
+    expecting = "a check (a mapping with one of `command`, `http`, `tcp`, `socket` or `meta`)"
 )]
 ///
-/// The four kind keys come first (`checks::KindOptions` validates them);
+/// The kind keys come first (`checks::KindOptions` validates them);
 /// the field order is the order serde lists them in an unknown-field error.
 struct RawCheck {
     /// A plugin command line, run with `/bin/sh -c`.
@@ -46,6 +47,9 @@ struct RawCheck {
     tcp: Option<String>,
     /// A socket probe's `unix:PATH` or `tcp://HOST:PORT`.
     socket: Option<String>,
+    /// The meta-check's options; `meta:` alone (or `{}`) takes the defaults.
+    #[serde(default, deserialize_with = "crate::checks::meta::present")]
+    meta: Option<RawMeta>,
     /// Ticks between runs (default 1).
     interval: Option<u64>,
     /// Retries after a failure before escalating (default 3).
@@ -61,6 +65,9 @@ struct RawCheck {
     thresholds: Option<ThresholdLines>,
     /// Named alerter for this check's alerts.
     alerter: Option<String>,
+    /// Consecutive runs with a broken monitor before its faults page
+    /// (default 10; 0 never).
+    monitor_retry: Option<u32>,
 }
 
 /// `thresholds:` as a multi-line string or a list of lines.
@@ -266,6 +273,7 @@ impl RawCheck {
             http: self.http,
             tcp: self.tcp,
             socket: self.socket,
+            meta: self.meta,
         }
         .validate()?;
         let interval = self.interval.unwrap_or(1);
@@ -303,6 +311,7 @@ impl RawCheck {
             nagios_performance,
             thresholds,
             alerter: self.alerter,
+            monitor_retry: self.monitor_retry.unwrap_or(DEFAULT_MONITOR_RETRY),
         })
     }
 }
@@ -623,7 +632,7 @@ mod tests {
         assert_eq!(
             checks[1].kind,
             CheckKind::Broken(
-                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter` at line 5 column 3".into()
+                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `meta`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter`, `monitor_retry` at line 5 column 3".into()
             )
         );
     }
@@ -743,7 +752,7 @@ mod tests {
         let cases = [
             (
                 "x: 5\n",
-                "error loading check /c/app.yaml [x]: x: invalid type: integer `5`, expected a check (a mapping with one of `command`, `http`, `tcp` or `socket`) at line 1 column 4",
+                "error loading check /c/app.yaml [x]: x: invalid type: integer `5`, expected a check (a mapping with one of `command`, `http`, `tcp`, `socket` or `meta`) at line 1 column 4",
             ),
             (
                 "x:\n  http: http://h/\n",
@@ -781,6 +790,88 @@ mod tests {
             message.contains("good.yml` have the same stem `good`"),
             "{message}"
         );
+    }
+
+    // See: #22
+    #[test]
+    fn meta_checks_load_with_the_meta_check_defaults() {
+        use crate::checks::meta::MetaCheck;
+        let checks = load(
+            "a:\n  meta:\nb:\n  meta: null\nc:\n  meta: {}\nd:\n  meta: {warn: 1.5, error: 3, squelch: 0}\n",
+        );
+        let kinds: Vec<&CheckKind> = checks.iter().map(|c| &c.kind).collect();
+        let defaults = CheckKind::Meta(MetaCheck::default());
+        let given = CheckKind::Meta(MetaCheck {
+            warn_intervals: 1.5,
+            error_intervals: 3.0,
+            squelch_minutes: 0,
+        });
+        assert_eq!(kinds, [&defaults, &defaults, &defaults, &given]);
+    }
+
+    // See: #22
+    #[test]
+    fn bad_meta_options_are_load_errors_with_key_and_line() {
+        let cases = [
+            (
+                "x:\n  meta: {fold: 5}\n",
+                "error loading check /c/app.yaml [x]: x.meta.fold: not supported by this version of cimaa (remove it: it would be ignored) at line 2 column 16",
+            ),
+            (
+                "x:\n  meta:\n    expiring:\n",
+                "error loading check /c/app.yaml [x]: x.meta.expiring: not supported by this version of cimaa (remove it: it would be ignored) at line 3 column 14",
+            ),
+            (
+                "x:\n  meta:\n    expect: {file: a}\n",
+                "error loading check /c/app.yaml [x]: x.meta.expect: not supported by this version of cimaa (remove it: it would be ignored) at line 3 column 13",
+            ),
+            (
+                "x:\n  meta: {warn: .nan}\n",
+                "error loading check /c/app.yaml [x]: x.meta.warn: `NaN` is not a number of base intervals (0 or more) at line 2 column 16",
+            ),
+            (
+                "x:\n  meta: {warn: two}\n",
+                "error loading check /c/app.yaml [x]: x.meta.warn: invalid type: string \"two\", expected a number of base intervals (0 or more) at line 2 column 16",
+            ),
+            (
+                "x:\n  meta: {squelch: 1.5}\n",
+                "error loading check /c/app.yaml [x]: x.meta.squelch: `1.5` is not a whole number of minutes (0 or more) at line 2 column 19",
+            ),
+            (
+                "x:\n  meta: {squelch: -5}\n",
+                "error loading check /c/app.yaml [x]: x.meta.squelch: `-5` is negative; use a whole number of minutes (0 or more) at line 2 column 19",
+            ),
+            (
+                "x:\n  meta: {warn: 6}\n",
+                "error loading check /c/app.yaml [x]: meta.error: `5` is below `meta.warn` (`6`); a silent agent is a WARNING after `warn` base intervals and an ERROR after `error`",
+            ),
+            (
+                "x:\n  meta: 5\n",
+                "error loading check /c/app.yaml [x]: x.meta: invalid type: integer `5`, expected the `meta` options (a mapping with `warn`, `error`, `squelch`) at line 2 column 9",
+            ),
+            (
+                "x:\n  meta: {}\n  command: echo\n",
+                "error loading check /c/app.yaml [x]: a check needs exactly one of `command`, `http`, `tcp`, `socket`, `meta`; found `command`, `meta`",
+            ),
+            (
+                "x:\n  command: echo\n  monitor_retry: -1\n",
+                "error loading check /c/app.yaml [x]: x.monitor_retry: invalid type: integer `-1`, expected u32 at line 3 column 18",
+            ),
+        ];
+        for (text, want) in cases {
+            match &load(text)[0].kind {
+                CheckKind::Broken(message) => assert_eq!(message, want, "{text}"),
+                other => panic!("{text}: expected a broken check, got {other:?}"),
+            }
+        }
+    }
+
+    // See: #22
+    #[test]
+    fn monitor_retry_defaults_to_ten() {
+        let checks = load("a:\n  command: echo\nb:\n  command: echo\n  monitor_retry: 0\n");
+        let retries: Vec<u32> = checks.iter().map(|c| c.monitor_retry).collect();
+        assert_eq!(retries, [10, 0]);
     }
 
     #[test]
@@ -913,7 +1004,7 @@ mod tests {
             ),
             (
                 "x:\n  http: {url: 'http://h/'}\n  tcp: h:1\n",
-                "error loading check /c/app.yaml [x]: a check needs exactly one of `command`, `http`, `tcp`, `socket`; found `http`, `tcp`",
+                "error loading check /c/app.yaml [x]: a check needs exactly one of `command`, `http`, `tcp`, `socket`, `meta`; found `http`, `tcp`",
             ),
         ];
         for (text, want) in cases {

@@ -44,7 +44,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const WAL_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
 /// The version `SCHEMA` creates, kept in the file's `user_version`.
-const SCHEMA_VERSION: i64 = 1;
+///
+/// 1: the first schema. 2: `faults.monitor_runs` (SPEC §14), added to a
+/// version-1 file by `MIGRATE_MONITOR_RUNS`.
+const SCHEMA_VERSION: i64 = 2;
+
+/// Brings a version-1 file to version 2. An older binary still reads and
+/// writes the file: it names its columns, and the new one has a default.
+const MIGRATE_MONITOR_RUNS: &str =
+    "ALTER TABLE faults ADD COLUMN monitor_runs INTEGER NOT NULL DEFAULT 0";
 
 /// The schema; every statement is idempotent, so agents racing to create it
 /// in a new file do no harm.
@@ -67,6 +75,7 @@ CREATE TABLE IF NOT EXISTS faults (
     triggered INTEGER NOT NULL,
     escalates INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
+    monitor_runs INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (agent, name)
 );
 CREATE TABLE IF NOT EXISTS squelches (
@@ -82,20 +91,23 @@ CREATE TABLE IF NOT EXISTS squelches (
 /// One agent's faults: the row id, then the columns in the order
 /// `fault_from_row` reads them.
 const SELECT_FAULTS: &str = "
-SELECT rowid, name, severity, message, since, updated, triggered, escalates, attempts
+SELECT rowid, name, severity, message, since, updated, triggered, escalates, attempts,
+    monitor_runs
 FROM faults WHERE agent = ?1 ORDER BY name
 ";
 
 /// Every agent's faults, or one's when `?1` is not NULL: one statement (and
 /// one cached plan) for both cases.
 const LIST_FAULTS: &str = "
-SELECT agent, name, severity, message, since, updated, triggered, escalates, attempts
+SELECT agent, name, severity, message, since, updated, triggered, escalates, attempts,
+    monitor_runs
 FROM faults WHERE ?1 IS NULL OR agent = ?1 ORDER BY agent, name
 ";
 
 const UPSERT_FAULT: &str = "
-INSERT INTO faults (agent, name, severity, message, since, updated, triggered, escalates, attempts)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+INSERT INTO faults (agent, name, severity, message, since, updated, triggered, escalates, attempts,
+    monitor_runs)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
 ON CONFLICT (agent, name) DO UPDATE SET
     severity = excluded.severity,
     message = excluded.message,
@@ -103,7 +115,8 @@ ON CONFLICT (agent, name) DO UPDATE SET
     updated = excluded.updated,
     triggered = excluded.triggered,
     escalates = excluded.escalates,
-    attempts = excluded.attempts
+    attempts = excluded.attempts,
+    monitor_runs = excluded.monitor_runs
 ";
 
 const UPSERT_HEARTBEAT: &str = "
@@ -311,20 +324,52 @@ fn open_blocking(path: &Path, busy: Duration) -> Result<Connection, Error> {
     })
 }
 
-/// Creates the tables in a file that lacks them.
+/// Creates the tables in a file that lacks them, and migrates a file of an
+/// older schema version.
 ///
 /// `user_version` (0 in a new file) records the schema version, so an open of
-/// an existing file only reads; a user who may read but not write the file
-/// (`cimaa faults`) can still open it. Agents that find a new file together
-/// all run the idempotent script: IMMEDIATE makes them take turns.
+/// a current file only reads; a user who may read but not write the file
+/// (`cimaa faults`) can still open it. Agents that find a new (or old) file
+/// together all take the write lock in turn (IMMEDIATE) and read the version
+/// again under it, so only the first one migrates. A version-1 file gets
+/// its new column, and keeps its rows: the agent that opens it first after
+/// an upgrade adds it. A newer version than ours is left alone (a newer
+/// binary's file; its additions have defaults).
 fn create_schema(connection: &Connection) -> rusqlite::Result<()> {
-    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if version >= SCHEMA_VERSION {
+    let version = |connection: &Connection| -> rusqlite::Result<i64> {
+        connection.pragma_query_value(None, "user_version", |row| row.get(0))
+    };
+    if version(connection)? >= SCHEMA_VERSION {
         return Ok(());
     }
-    connection.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-    ))
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let migrated = (|| {
+        let found = version(connection)?;
+        if found >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        // Every statement of `SCHEMA` is idempotent: a table of an older
+        // version stays as it is and gets its new columns below.
+        connection.execute_batch(SCHEMA)?;
+        if !has_column(connection, "faults", "monitor_runs")? {
+            connection.execute_batch(MIGRATE_MONITOR_RUNS)?;
+        }
+        connection.pragma_update(None, "user_version", SCHEMA_VERSION)
+    })();
+    match migrated {
+        Ok(()) => connection.execute_batch("COMMIT"),
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(error)
+        }
+    }
+}
+
+/// Whether `table` has a column named `column`.
+fn has_column(connection: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut statement = connection.prepare(&format!("PRAGMA table_info({table})"))?;
+    let mut names = statement.query_map([], |row| row.get::<_, String>(1))?;
+    names.try_fold(false, |found, name| Ok(found || name? == column))
 }
 
 /// Switches the file to WAL mode (it stays so: the mode is kept in the file).
@@ -438,7 +483,7 @@ fn fault_from_row(row: &Row<'_>, first: usize) -> Result<Fault, String> {
         escalates: column(row, first + 6)?,
         // Out-of-range values fail as `IntegralValueOutOfRange` rather than wrap.
         attempts: column(row, first + 7)?,
-        monitor_runs: 0,
+        monitor_runs: column(row, first + 8)?,
     })
 }
 
@@ -539,6 +584,7 @@ fn set_faults_blocking(
             fault.triggered,
             fault.escalates,
             fault.attempts,
+            fault.monitor_runs,
         ])?;
     }
     transaction.execute(UPSERT_HEARTBEAT, params![agent, now])?;
@@ -766,6 +812,84 @@ fn take_write_lock(connection: &mut Connection) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The faults table as version 1 (before `monitor_runs`) created it.
+    const VERSION_1_FAULTS: &str = "
+    CREATE TABLE faults (
+        agent TEXT NOT NULL,
+        name TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        triggered INTEGER NOT NULL,
+        escalates INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        PRIMARY KEY (agent, name)
+    );
+    INSERT INTO faults VALUES ('web1', '//web1/app/x#monitor-status', 40, 'exit status 127: (no output)', 10, 20, 0, 0, 2);
+    PRAGMA user_version = 1;
+    ";
+
+    fn broken_monitor(monitor_runs: u32) -> Fault {
+        Fault {
+            name: "//web1/app/x#monitor-status".into(),
+            severity: Severity::ERROR,
+            message: "exit status 127: (no output)".into(),
+            since: 10,
+            updated: 20,
+            triggered: false,
+            escalates: false,
+            attempts: 2,
+            monitor_runs,
+        }
+    }
+
+    // See: #22
+    #[tokio::test]
+    async fn a_version_1_file_keeps_its_rows_and_gains_monitor_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(VERSION_1_FAULTS)
+            .unwrap();
+
+        let db = SqliteDb::open(&path).await.unwrap();
+        assert_eq!(db.get_faults("web1").await.unwrap(), [broken_monitor(0)]);
+        db.set_faults("web1", &[broken_monitor(7)], 30)
+            .await
+            .unwrap();
+        assert_eq!(db.get_faults("web1").await.unwrap(), [broken_monitor(7)]);
+
+        let sql = Connection::open(&path).unwrap();
+        let version: i64 = sql
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // A binary of version 1 still writes the file: it names its columns.
+        sql.execute(
+            "INSERT INTO faults (agent, name, severity, message, since, updated, triggered, escalates, attempts)
+             VALUES ('web2', 'x', 40, 'm', 1, 1, 0, 1, 0)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(db.get_faults("web2").await.unwrap()[0].monitor_runs, 0);
+    }
+
+    // See: #22
+    #[tokio::test]
+    async fn opening_a_migrated_file_again_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(VERSION_1_FAULTS)
+            .unwrap();
+        drop(SqliteDb::open(&path).await.unwrap());
+        let db = SqliteDb::open(&path).await.unwrap();
+        assert_eq!(db.get_faults("web1").await.unwrap(), [broken_monitor(0)]);
+    }
 
     // See: #18. At SIGTERM the agent gives up on a write stuck behind a
     // lock, but its blocking closure still runs once the lock is free; if

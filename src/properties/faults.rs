@@ -105,7 +105,7 @@ proptest! {
         let now = 2_000;
         let previous: BTreeMap<String, Fault> =
             previous.into_iter().map(|f| (f.name.clone(), f)).collect();
-        let out = records("c", faults.clone(), counter, &previous, now);
+        let out = records("c", faults.clone(), counter, 0, &previous, now);
         prop_assert!(out.len() <= faults.len());
         let names: BTreeSet<&str> = out.iter().map(|f| f.name.as_str()).collect();
         prop_assert_eq!(names.len(), out.len(), "one record per name");

@@ -8,7 +8,8 @@
 //!   updated. A fault item holds `severity` (integer Number), `message` (left
 //!   out when empty), `since` and `updated` (integer Numbers), `triggered`
 //!   (`"y"`, left out when false) and the attributes zc.cimaa ignores:
-//!   `escalates` (BOOL) and `attempts` (Number).
+//!   `escalates` (BOOL), `attempts` (Number) and `monitor_runs` (Number,
+//!   the broken-monitor run count of SPEC §14; left out when 0).
 //! - Heartbeats are items of agent `_` with name = the agent and `updated`.
 //! - Markers of failing alerts are items of agent `_alerts` with name = the
 //!   agent and the attributes of its `AGENT#alerts` fault, so the meta-check
@@ -19,7 +20,8 @@
 //!
 //! Reading is lenient with what zc.cimaa wrote: times may be fractional
 //! Numbers (truncated), `escalates` may be a Number (0 = false) or missing
-//! (true), `message` may be missing (empty) and `attempts` missing (0).
+//! (true), `message` may be missing (empty) and `attempts` and
+//! `monitor_runs` missing (0).
 
 use std::collections::HashMap;
 
@@ -69,7 +71,8 @@ pub(super) fn squelch_key(regex: &str) -> Item {
     HashMap::from([("regex".to_owned(), string(regex))])
 }
 
-/// A fault item in zc.cimaa's layout plus `escalates` and `attempts`.
+/// A fault item in zc.cimaa's layout plus `escalates`, `attempts` and
+/// (when not 0) `monitor_runs`.
 pub(super) fn fault_item(agent: &str, fault: &Fault) -> Item {
     let mut item = fault_key(agent, &fault.name);
     item.insert("severity".to_owned(), number(fault.severity.0));
@@ -86,6 +89,9 @@ pub(super) fn fault_item(agent: &str, fault: &Fault) -> Item {
         AttributeValue::Bool(fault.escalates),
     );
     item.insert("attempts".to_owned(), number(fault.attempts));
+    if fault.monitor_runs > 0 {
+        item.insert("monitor_runs".to_owned(), number(fault.monitor_runs));
+    }
     item
 }
 
@@ -213,12 +219,7 @@ pub(super) fn fault_from_item(item: &Item) -> Result<(String, Fault), Error> {
     let updated = whole_number(item, "updated")?;
     // Early zc.cimaa items have no `since`: the fault is as old as its record.
     let since = whole_number(item, "since")?.or(updated).unwrap_or(0);
-    let attempts = match whole_number(item, "attempts")? {
-        None => 0,
-        Some(attempts) => {
-            u32::try_from(attempts).map_err(|_| corrupt(item, "`attempts` is out of range"))?
-        }
-    };
+    let attempts = count(item, "attempts")?;
     let fault = Fault {
         name,
         severity: Severity(severity),
@@ -229,9 +230,20 @@ pub(super) fn fault_from_item(item: &Item) -> Result<(String, Fault), Error> {
         triggered: triggered(item),
         escalates: escalates(item)?,
         attempts,
-        monitor_runs: 0,
+        monitor_runs: count(item, "monitor_runs")?,
     };
     Ok((agent, fault))
+}
+
+/// A counter attribute: 0 when missing (zc.cimaa, and items written before
+/// the counter existed).
+fn count(item: &Item, key: &str) -> Result<u32, Error> {
+    match whole_number(item, key)? {
+        None => Ok(0),
+        Some(value) => {
+            u32::try_from(value).map_err(|_| corrupt(item, &format!("`{key}` is out of range")))
+        }
+    }
 }
 
 /// Reads an item of the faults table as an agent's fault; `None` for the
@@ -347,6 +359,24 @@ pub(super) mod tests {
         );
         assert!(!quiet.contains_key("message"));
         assert!(!quiet.contains_key("triggered"));
+    }
+
+    // See: #22
+    #[test]
+    fn monitor_runs_round_trip_and_is_left_out_when_zero() {
+        let broken = Fault {
+            monitor_runs: 4,
+            ..fault("x#monitor-status")
+        };
+        let written = fault_item("web1", &broken);
+        assert_eq!(written.get("monitor_runs"), Some(&n("4")));
+        assert_eq!(fault_from_item(&written).unwrap().1, broken);
+        let fine = fault_item("web1", &fault("x"));
+        assert!(!fine.contains_key("monitor_runs"));
+        assert_eq!(fault_from_item(&fine).unwrap().1.monitor_runs, 0);
+        let mut bad = written;
+        bad.insert("monitor_runs".into(), n("-1"));
+        assert!(fault_from_item(&bad).is_err());
     }
 
     #[test]
