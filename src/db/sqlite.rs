@@ -976,4 +976,56 @@ mod tests {
             .collect();
         assert_eq!(updated, [300], "a write issued after the removal lands");
     }
+
+    // See: #22. A start removes the alerts its last stop kept once it wrote
+    // them as faults; if that removal waits behind a lock until after a
+    // SIGTERM kept new ones, it must not delete those.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[expect(
+        clippy::await_holding_lock,
+        reason = "the test holds the connection to queue a removal behind it"
+    )]
+    async fn a_removal_of_kept_alerts_queued_behind_a_stop_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(SqliteDb::open(&dir.path().join("c.db")).await.unwrap());
+        let kept = OpenAlert {
+            fault: Fault {
+                name: "//web1/app/down".into(),
+                severity: Severity::CRITICAL,
+                message: "down".into(),
+                since: 100,
+                updated: 100,
+                triggered: true,
+                escalates: true,
+                attempts: 3,
+                monitor_runs: 0,
+            },
+            alerter: None,
+        };
+        db.stop_agent("web1", std::slice::from_ref(&kept), 100)
+            .await
+            .unwrap();
+        // The removal waits for the connection, as behind a held lock.
+        let guard = db.handle.lock().unwrap();
+        let clear = tokio::spawn({
+            let db = Arc::clone(&db);
+            async move { db.clear_open_alerts("web1").await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A stop is done meanwhile (as `stop_agent` counts it).
+        db.removals.fetch_add(1, Ordering::SeqCst);
+        drop(guard);
+        clear.await.unwrap().unwrap();
+        assert_eq!(
+            db.open_alerts("web1").await.unwrap(),
+            vec![kept],
+            "the queued removal was dropped"
+        );
+        db.clear_open_alerts("web1").await.unwrap();
+        assert_eq!(
+            db.open_alerts("web1").await.unwrap(),
+            vec![],
+            "a removal issued after the stop still removes"
+        );
+    }
 }

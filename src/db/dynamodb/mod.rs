@@ -775,6 +775,8 @@ mod tests {
         calls: Vec<&'static str>,
         /// Sizes of the BatchWriteItem calls.
         batches: Vec<usize>,
+        /// Every write of the BatchWriteItem calls that landed, in order.
+        written: Vec<Write>,
         /// The next calls fail like this, one failure per call.
         failures: VecDeque<ApiFailure>,
         /// The next BatchWriteItem leaves this many of its writes unprocessed.
@@ -915,6 +917,7 @@ mod tests {
                 });
             }
             state.batches.push(writes.len());
+            state.written.extend(writes.iter().cloned());
             let keep = writes.len().saturating_sub(state.unprocessed);
             state.unprocessed = 0;
             let mut writes = writes;
@@ -1208,6 +1211,83 @@ mod tests {
         db.set_faults("web1", &[fault("disk")], 220).await.unwrap();
         assert_eq!(fake.state().batches, [1, 3]);
         assert_eq!(db.alert_failures().await.unwrap(), vec![]);
+    }
+
+    // See: #22
+    #[tokio::test]
+    async fn stop_agent_writes_the_kept_alerts_before_it_deletes_anything() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &[fault("disk"), fault("web1#alerts")], 100)
+            .await
+            .unwrap();
+        fake.state().written.clear();
+        let kept = OpenAlert {
+            fault: Fault {
+                severity: Severity::CRITICAL,
+                triggered: true,
+                ..fault("//web1/app/down")
+            },
+            alerter: Some("ops".into()),
+        };
+
+        db.stop_agent("web1", std::slice::from_ref(&kept), 500)
+            .await
+            .unwrap();
+
+        let written = std::mem::take(&mut fake.state().written);
+        let keys: Vec<(bool, Vec<String>)> = written
+            .iter()
+            .map(|write| match write {
+                Write::Put(item) => (true, item_key(item)),
+                Write::Delete(key) => (false, item_key(key)),
+            })
+            .collect();
+        let key = |agent: &str, name: &str| vec![agent.to_owned(), name.to_owned()];
+        assert_eq!(
+            keys,
+            [
+                (true, key("_open/web1", "//web1/app/down")),
+                (true, key("_stopped", "web1")),
+                (false, key("_", "web1")),
+                (false, key("_alerts", "web1")),
+                (false, key("web1", "disk")),
+                (false, key("web1", "web1#alerts")),
+            ]
+        );
+        assert_eq!(db.open_alerts("web1").await.unwrap(), [kept]);
+    }
+
+    #[tokio::test]
+    async fn stopped_agents_reads_one_heartbeat_per_stopped_agent_not_the_fleet() {
+        let (db, fake) = fake_db();
+        for agent in ["web1", "web2", "web3"] {
+            db.set_faults(agent, &[], 100).await.unwrap();
+        }
+        let kept = OpenAlert {
+            fault: fault("//web1/app/down"),
+            alerter: None,
+        };
+        db.stop_agent("web1", std::slice::from_ref(&kept), 200)
+            .await
+            .unwrap();
+        db.stop_agent("web2", std::slice::from_ref(&kept), 200)
+            .await
+            .unwrap();
+        db.heartbeat("web2", 300).await.unwrap();
+        fake.calls();
+
+        let stopped = db.stopped_agents().await.unwrap();
+
+        assert_eq!(
+            stopped,
+            [StoppedAgent {
+                name: "web1".into(),
+                stopped: 200,
+                open_alerts: 1,
+            }],
+            "web2 started again"
+        );
+        assert_eq!(fake.calls(), ["Query", "GetItem", "GetItem"]);
     }
 
     #[tokio::test]
