@@ -16,6 +16,7 @@ mod hostile_config;
 mod hostile_db;
 mod hostile_processes;
 mod layering;
+mod lifecycle;
 mod probes;
 mod servers;
 mod sinks;
