@@ -468,6 +468,16 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn the_layouts_own_agent_keys_are_reserved() {
+        for name in ["_", "_alerts", "_stopped", "_open/web1", "_open/"] {
+            assert!(is_reserved_agent(name), "{name}");
+        }
+        for name in ["web1", "_open", "_web1", "open/web1", "web1/_open/"] {
+            assert!(!is_reserved_agent(name), "{name}");
+        }
+    }
+
+    #[test]
     fn kept_alerts_and_stop_summaries_round_trip_and_are_no_agent_faults() {
         let alert = OpenAlert {
             fault: Fault {
