@@ -244,19 +244,21 @@ async fn a_still_critical_alert_is_not_triggered_again_by_the_next_start() {
 #[test]
 fn the_kept_alert_of_a_check_removed_while_stopped_is_resolved_at_start() {
     let env = fast_agent();
-    let name = app_check(&env, "");
-    trigger_then_terminate(&env, "alerts.jsonl");
+    // Only the kept alert knows its route once the check is gone.
+    let name = app_check(&env, "  alerter: ops\n");
+    trigger_then_terminate(&env, "ops.jsonl");
 
     fs::remove_file(env.path("checks.d/app.yaml")).unwrap();
     env.once();
 
     assert_eq!(
-        events(&env.alerts()),
+        events(&read_json_lines(&env.path("ops.jsonl"))),
         [
             event("trigger", &name, "CRITICAL - down"),
             event("resolve", &name, "")
         ]
     );
+    assert!(env.alerts().is_empty(), "nothing through `default`");
     assert!(env.faults().is_empty());
 }
 
