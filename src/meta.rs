@@ -1,9 +1,11 @@
-//! The meta-check (SPEC §8), pure: stale agents, forgotten squelches and
-//! peers whose alerts fail, as plugin JSON faults.
+//! The meta-check (SPEC §8, §14), pure: stale agents, forgotten squelches,
+//! peers whose alerts fail and agents stopped with open alerts, as plugin
+//! JSON faults.
 //!
-//! The CLI reads the database (only stale heartbeats, squelches and
-//! `AGENT#alerts` faults, so the cost grows with trouble, not with the
-//! fleet) and hands the records here with `now`.
+//! `agent::meta_faults` reads the database (only stale heartbeats,
+//! squelches, `AGENT#alerts` faults and the summaries of stopped agents, so
+//! the cost grows with trouble, not with the fleet) and hands the records
+//! here with `now`.
 
 use std::fmt::Write as _;
 
@@ -19,6 +21,16 @@ pub struct Heartbeat {
     pub name: String,
     /// Last heartbeat (epoch seconds).
     pub updated: i64,
+}
+
+/// An agent that stopped cleanly and left open alerts (SPEC §14).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoppedAgent {
+    pub name: String,
+    /// When it stopped (epoch seconds).
+    pub stopped: i64,
+    /// How many open alerts it kept.
+    pub open_alerts: usize,
 }
 
 /// `-w`, `-e`, `-s` and what they are measured in.
@@ -84,7 +96,10 @@ pub(crate) fn faults(
             } else {
                 Severity::WARNING
             },
-            message: "Inactive agent".into(),
+            message: format!(
+                "Inactive agent (no heartbeat for {})",
+                duration(now - agent.updated)
+            ),
         });
     }
     let max_age = limits.squelch_minutes.saturating_mul(60);
@@ -117,6 +132,76 @@ pub(crate) fn faults(
         });
     }
     out
+}
+
+/// WARNING `stopped-with-alerts-AGENT` for every agent other than
+/// `own_agent` that stopped cleanly more than `-s` minutes ago (compared in
+/// seconds, so `-s 0` reports it at once) leaving open alerts (SPEC §14):
+/// nothing resolves those until it starts again or is forgotten.
+///
+/// The message names the stop time in UTC rather than an age, so it stays
+/// the same from run to run and the stored fault is not rewritten each time.
+#[must_use]
+pub(crate) fn stopped_faults(
+    own_agent: &str,
+    stopped: &[StoppedAgent],
+    limits: Limits,
+    now: i64,
+) -> Vec<MetaFault> {
+    let max_age = limits.squelch_minutes.saturating_mul(60);
+    let mut stopped: Vec<&StoppedAgent> = stopped
+        .iter()
+        .filter(|agent| agent.name != own_agent)
+        .filter(|agent| max_age <= 0 || now - agent.stopped > max_age)
+        .collect();
+    stopped.sort_by(|a, b| a.name.cmp(&b.name));
+    stopped
+        .into_iter()
+        .map(|agent| MetaFault {
+            name: format!("stopped-with-alerts-{}", agent.name),
+            severity: Severity::WARNING,
+            message: format!(
+                "Stopped at {} with {} open alert{}; start it again or run `cimaa forget {}`",
+                utc(agent.stopped),
+                agent.open_alerts,
+                if agent.open_alerts == 1 { "" } else { "s" },
+                agent.name
+            ),
+        })
+        .collect()
+}
+
+/// Epoch seconds as `2025-01-02 03:04:05 UTC`.
+fn utc(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0).map_or_else(
+        || format!("epoch second {epoch}"),
+        |time| time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
+/// An age in seconds for people, in its two largest units: `45s`,
+/// `3m12s`, `2h5m`, `3d4h` (a zero second unit is left out: `3m`, `2h`).
+/// A negative age (a clock ahead of the observer's) is `0s`.
+#[must_use]
+pub(crate) fn duration(seconds: i64) -> String {
+    const MINUTE: i64 = 60;
+    const HOUR: i64 = 60 * MINUTE;
+    const DAY: i64 = 24 * HOUR;
+    let seconds = seconds.max(0);
+    let (major, major_unit, minor, minor_unit) = if seconds < MINUTE {
+        return format!("{seconds}s");
+    } else if seconds < HOUR {
+        (seconds / MINUTE, "m", seconds % MINUTE, "s")
+    } else if seconds < DAY {
+        (seconds / HOUR, "h", seconds % HOUR / MINUTE, "m")
+    } else {
+        (seconds / DAY, "d", seconds % DAY / HOUR, "h")
+    };
+    if minor == 0 {
+        format!("{major}{major_unit}")
+    } else {
+        format!("{major}{major_unit}{minor}{minor_unit}")
+    }
 }
 
 /// Percent-encodes all but `A-Z a-z 0-9 _ . - ~ /` (Python's `quote`), so a
@@ -180,7 +265,86 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [("a", 40, "Inactive agent"), ("b", 30, "Inactive agent")]
+            [
+                ("a", 40, "Inactive agent (no heartbeat for 5m1s)"),
+                ("b", 30, "Inactive agent (no heartbeat for 2m1s)")
+            ]
+        );
+    }
+
+    #[test]
+    fn durations_show_their_two_largest_units() {
+        let cases = [
+            (-5, "0s"),
+            (0, "0s"),
+            (45, "45s"),
+            (59, "59s"),
+            (60, "1m"),
+            (192, "3m12s"),
+            (3599, "59m59s"),
+            (3600, "1h"),
+            (7500, "2h5m"),
+            (7559, "2h5m"),
+            (86_399, "23h59m"),
+            (86_400, "1d"),
+            (273_600, "3d4h"),
+            (90 * 86_400 + 59, "90d"),
+        ];
+        for (seconds, want) in cases {
+            assert_eq!(duration(seconds), want, "{seconds} s");
+        }
+    }
+
+    fn stopped(name: &str, at: i64, open_alerts: usize) -> StoppedAgent {
+        StoppedAgent {
+            name: name.into(),
+            stopped: at,
+            open_alerts,
+        }
+    }
+
+    #[test]
+    fn agents_stopped_with_open_alerts_warn_after_the_squelch_age() {
+        let now = 10_000;
+        let agents = [
+            stopped("web2", now - 3601, 2),
+            stopped("young", now - 3600, 1),
+            stopped("self", now - 99_999, 1),
+            stopped("db1", now - 7200, 1),
+        ];
+        let got = stopped_faults("self", &agents, LIMITS, now);
+        assert_eq!(
+            got,
+            [
+                MetaFault {
+                    name: "stopped-with-alerts-db1".into(),
+                    severity: Severity::WARNING,
+                    message: "Stopped at 1970-01-01 00:46:40 UTC with 1 open alert; start it again or run `cimaa forget db1`".into(),
+                },
+                MetaFault {
+                    name: "stopped-with-alerts-web2".into(),
+                    severity: Severity::WARNING,
+                    message: "Stopped at 1970-01-01 01:46:39 UTC with 2 open alerts; start it again or run `cimaa forget web2`".into(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn squelch_age_zero_reports_an_agent_stopped_this_second() {
+        let limits = Limits {
+            squelch_minutes: 0,
+            ..LIMITS
+        };
+        let got = stopped_faults("self", &[stopped("web 2", 500, 3)], limits, 500);
+        assert_eq!(
+            got.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            ["stopped-with-alerts-web 2"],
+            "the name is kept as is"
+        );
+        assert_eq!(
+            got[0].message,
+            "Stopped at 1970-01-01 00:08:20 UTC with 3 open alerts; start it again or run `cimaa forget web 2`"
         );
     }
 

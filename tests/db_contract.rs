@@ -18,7 +18,9 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use cimaa::db::{AgentFault, Db, Fault, Heartbeat, MemoryDb, SqliteDb, Squelch};
+use cimaa::db::{
+    AgentFault, Db, Fault, Heartbeat, MemoryDb, OpenAlert, SqliteDb, Squelch, StoppedAgent,
+};
 use cimaa::severity::Severity;
 use tempfile::TempDir;
 
@@ -61,6 +63,14 @@ macro_rules! db_contract {
                 alert_failures_forget_an_agent_whose_alerts_recovered_or_that_left,
                 setup_is_idempotent_and_keeps_the_data,
                 long_listings_come_back_whole,
+                stop_agent_removes_heartbeat_and_faults_and_keeps_the_open_alerts,
+                kept_alerts_are_in_no_listing_of_faults_or_agents,
+                stop_agent_replaces_what_the_agent_kept_before,
+                stop_agent_without_open_alerts_keeps_nothing,
+                an_agent_that_started_again_is_not_stopped_until_it_stops_again,
+                clear_open_alerts_removes_only_that_agents_kept_alerts,
+                open_alerts_of_an_unknown_agent_is_empty,
+                many_kept_alerts_come_back_whole,
             );
         }
     };
@@ -156,6 +166,28 @@ fn agent_fault(agent: &str, fault: Fault) -> AgentFault {
     AgentFault {
         agent: agent.to_owned(),
         fault,
+    }
+}
+
+/// A triggered CRITICAL alert kept at a stop, routed through `alerter`.
+fn open_alert(name: &str, alerter: Option<&str>) -> OpenAlert {
+    OpenAlert {
+        fault: Fault {
+            severity: Severity::CRITICAL,
+            triggered: true,
+            attempts: 4,
+            monitor_runs: 10,
+            ..fault(name)
+        },
+        alerter: alerter.map(str::to_owned),
+    }
+}
+
+fn stopped(name: &str, at: i64, open_alerts: usize) -> StoppedAgent {
+    StoppedAgent {
+        name: name.to_owned(),
+        stopped: at,
+        open_alerts,
     }
 }
 
@@ -573,6 +605,197 @@ mod scenarios {
             .unwrap();
 
         assert_eq!(db.get_faults("web1").await.unwrap(), vec![silent]);
+    }
+
+    // See: #22
+    pub(super) async fn stop_agent_removes_heartbeat_and_faults_and_keeps_the_open_alerts(
+        db: &dyn Db,
+    ) {
+        db.set_faults("web1", &[fault("disk"), fault("web1#alerts")], 100)
+            .await
+            .unwrap();
+        db.set_faults("web2", &[fault("load")], 100).await.unwrap();
+        let kept = vec![
+            open_alert("//web1/app/down", Some("ops")),
+            OpenAlert {
+                fault: Fault {
+                    severity: Severity::INFO,
+                    message: String::new(),
+                    triggered: false,
+                    escalates: false,
+                    attempts: 0,
+                    monitor_runs: 0,
+                    ..fault("//web1/app/cleared")
+                },
+                alerter: None,
+            },
+        ];
+
+        db.stop_agent("web1", &kept, 500).await.unwrap();
+
+        assert_eq!(db.get_faults("web1").await.unwrap(), vec![]);
+        assert_eq!(db.agents().await.unwrap(), vec![heartbeat("web2", 100)]);
+        let mut want = kept.clone();
+        want.sort_by(|a, b| a.fault.name.cmp(&b.fault.name));
+        assert_eq!(db.open_alerts("web1").await.unwrap(), want);
+        assert_eq!(
+            db.stopped_agents().await.unwrap(),
+            vec![stopped("web1", 500, 2)]
+        );
+    }
+
+    pub(super) async fn kept_alerts_are_in_no_listing_of_faults_or_agents(db: &dyn Db) {
+        db.set_faults("web2", &[fault("load")], 100).await.unwrap();
+        db.stop_agent(
+            "web1",
+            &[
+                open_alert("//web1/app/down", None),
+                open_alert("web1#alerts", None),
+            ],
+            100,
+        )
+        .await
+        .unwrap();
+
+        assert_eq!(
+            db.list_faults(None).await.unwrap(),
+            vec![agent_fault("web2", fault("load"))]
+        );
+        assert_eq!(db.list_faults(Some("web1")).await.unwrap(), vec![]);
+        assert_eq!(db.agents().await.unwrap(), vec![heartbeat("web2", 100)]);
+        assert_eq!(
+            db.old_agents(10, 1000).await.unwrap(),
+            vec![heartbeat("web2", 100)]
+        );
+        assert_eq!(db.alert_failures().await.unwrap(), vec![]);
+    }
+
+    pub(super) async fn stop_agent_replaces_what_the_agent_kept_before(db: &dyn Db) {
+        db.stop_agent(
+            "web1",
+            &[open_alert("//web1/a", None), open_alert("//web1/b", None)],
+            100,
+        )
+        .await
+        .unwrap();
+        db.set_faults("web1", &[fault("disk")], 200).await.unwrap();
+
+        db.stop_agent("web1", &[open_alert("//web1/c", Some("ops"))], 300)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            db.open_alerts("web1").await.unwrap(),
+            vec![open_alert("//web1/c", Some("ops"))]
+        );
+        assert_eq!(
+            db.stopped_agents().await.unwrap(),
+            vec![stopped("web1", 300, 1)]
+        );
+        assert_eq!(db.get_faults("web1").await.unwrap(), vec![]);
+    }
+
+    pub(super) async fn stop_agent_without_open_alerts_keeps_nothing(db: &dyn Db) {
+        db.stop_agent("web1", &[open_alert("//web1/a", None)], 100)
+            .await
+            .unwrap();
+        db.set_faults("web1", &[fault("disk")], 200).await.unwrap();
+
+        db.stop_agent("web1", &[], 300).await.unwrap();
+
+        assert_eq!(db.open_alerts("web1").await.unwrap(), vec![]);
+        assert_eq!(db.stopped_agents().await.unwrap(), vec![]);
+        assert_eq!(db.agents().await.unwrap(), vec![]);
+        assert_eq!(db.list_faults(None).await.unwrap(), vec![]);
+    }
+
+    pub(super) async fn an_agent_that_started_again_is_not_stopped_until_it_stops_again(
+        db: &dyn Db,
+    ) {
+        db.stop_agent("web1", &[open_alert("//web1/a", None)], 100)
+            .await
+            .unwrap();
+        db.stop_agent("web2", &[open_alert("//web2/a", None)], 100)
+            .await
+            .unwrap();
+
+        db.heartbeat("web1", 200).await.unwrap();
+
+        assert_eq!(
+            db.stopped_agents().await.unwrap(),
+            vec![stopped("web2", 100, 1)],
+            "web1 runs again"
+        );
+        assert_eq!(
+            db.open_alerts("web1").await.unwrap(),
+            vec![open_alert("//web1/a", None)],
+            "its start still reads what it kept"
+        );
+        db.stop_agent("web1", &[open_alert("//web1/b", None)], 300)
+            .await
+            .unwrap();
+        assert_eq!(
+            db.stopped_agents().await.unwrap(),
+            vec![stopped("web1", 300, 1), stopped("web2", 100, 1)]
+        );
+    }
+
+    pub(super) async fn clear_open_alerts_removes_only_that_agents_kept_alerts(db: &dyn Db) {
+        // `web10` starts with `web1`: no prefix of a name stands for it.
+        for agent in ["web1", "web10"] {
+            db.stop_agent(agent, &[open_alert(&format!("//{agent}/a"), None)], 100)
+                .await
+                .unwrap();
+        }
+        db.set_faults("web1", &[fault("//web1/a")], 200)
+            .await
+            .unwrap();
+
+        db.clear_open_alerts("web1").await.unwrap();
+
+        assert_eq!(db.open_alerts("web1").await.unwrap(), vec![]);
+        assert_eq!(
+            db.open_alerts("web10").await.unwrap(),
+            vec![open_alert("//web10/a", None)]
+        );
+        assert_eq!(
+            db.stopped_agents().await.unwrap(),
+            vec![stopped("web10", 100, 1)]
+        );
+        assert_eq!(
+            db.get_faults("web1").await.unwrap(),
+            vec![fault("//web1/a")],
+            "the faults and heartbeat stay"
+        );
+        assert_eq!(db.agents().await.unwrap(), vec![heartbeat("web1", 200)]);
+    }
+
+    pub(super) async fn open_alerts_of_an_unknown_agent_is_empty(db: &dyn Db) {
+        assert_eq!(db.open_alerts("nobody").await.unwrap(), vec![]);
+        db.clear_open_alerts("nobody").await.unwrap();
+        assert_eq!(db.stopped_agents().await.unwrap(), vec![]);
+    }
+
+    /// More kept alerts than one DynamoDB batch (25) or item would hold.
+    pub(super) async fn many_kept_alerts_come_back_whole(db: &dyn Db) {
+        let long = "x".repeat(4000);
+        let kept: Vec<OpenAlert> = (0..120)
+            .map(|i| {
+                let mut alert = open_alert(&format!("//web1/app/check{i:03}"), None);
+                alert.fault.message.clone_from(&long);
+                alert
+            })
+            .collect();
+
+        db.stop_agent("web1", &kept, 100).await.unwrap();
+
+        assert_eq!(db.open_alerts("web1").await.unwrap(), kept);
+        assert_eq!(
+            db.stopped_agents().await.unwrap(),
+            vec![stopped("web1", 100, 120)]
+        );
+        db.stop_agent("web1", &[], 200).await.unwrap();
+        assert_eq!(db.open_alerts("web1").await.unwrap(), vec![]);
     }
 }
 

@@ -772,6 +772,73 @@ async fn an_agent_rides_out_a_dynamodb_outage() {
     );
 }
 
+// ---------------------------------------------------------------- clean stop
+
+/// A SIGTERM keeps the open alert under the reserved keys `_open/AGENT` and
+/// `_stopped` (nothing else of the agent stays), `faults` and `agents` do
+/// not show them, and the next start resolves the alert and removes them.
+/// See: #22
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_stop_keeps_open_alerts_under_reserved_keys_until_the_next_start() {
+    let Some(endpoint) = endpoint() else { return };
+    let prefix = unique_prefix();
+    let env = dynamodb_agent(&endpoint, &prefix, 1.0);
+    assert_success(&cimaa(&env, &["setup-db"]));
+    env.write_check(
+        "app.yaml",
+        "down:\n  command: test -f ../fixed && echo OK || { echo 'CRITICAL - down'; exit 2; }\n  retry: 0\n",
+    );
+    let down = check_name("app", "down");
+    let mut agent = command(&env)
+        .arg("agent")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the trigger", Duration::from_secs(20), async || {
+        !env.alerts().is_empty()
+    })
+    .await;
+    let pid = agent.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(agent.wait().unwrap().success());
+
+    let client = raw_client(&endpoint);
+    let faults = format!("{prefix}.faults");
+    let keys: Vec<String> = scan(&client, &faults).await.into_keys().collect();
+    assert_eq!(
+        keys,
+        [format!("_open/{AGENT} {down}"), format!("_stopped {AGENT}")]
+    );
+    assert_eq!(
+        json(&cimaa(&env, &["faults", "--json"])),
+        Value::Array(vec![])
+    );
+    assert_eq!(
+        json(&cimaa(&env, &["agents", "--json"])),
+        Value::Array(vec![])
+    );
+
+    env.write("fixed", "");
+    assert_success(&cimaa(&env, &["agent", "--once"]));
+
+    assert_eq!(
+        events(&env.alerts()),
+        [
+            event("trigger", &down, "CRITICAL - down"),
+            event("resolve", &down, "")
+        ]
+    );
+    let keys: Vec<String> = scan(&client, &faults).await.into_keys().collect();
+    assert_eq!(keys, [format!("_ {AGENT}")], "only the heartbeat is left");
+}
+
 // ---------------------------------------------------------------- cost of a tick
 
 /// Requests and write units per tick in steady state, for 0, 10 and 100

@@ -20,6 +20,7 @@ mod hostile_config;
 mod hostile_db;
 mod hostile_processes;
 mod layering;
+mod lifecycle;
 mod monitor;
 mod probes;
 mod servers;

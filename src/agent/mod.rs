@@ -9,7 +9,9 @@
 //! delivers alerts within `alert_timeout`; the tick writes the database and
 //! feeds the metric buffer (whose drops become the WARNING `AGENT#metrics`).
 //! State is loaded from the database on start, so separate `--once`
-//! processes behave like one long-running agent.
+//! processes behave like one long-running agent. A clean stop (SIGTERM)
+//! deregisters but keeps the alerts still open (SPEC §14); the next start
+//! restores them with the stored faults, so it resolves those that cleared.
 //!
 //! Time: sleeps, intervals and timeouts are tokio's; every epoch second the
 //! agent reads comes from the `Clock` given to `run`, so a test on a paused
@@ -23,6 +25,7 @@ mod runner;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,7 +42,10 @@ use crate::alerters::Alerters;
 use crate::checks::CheckDef;
 use crate::checks::{self, CheckOutput, Probes};
 use crate::config::Config;
-use crate::db::{AgentFault, Db, Error as DbError, Fault, Heartbeat, SkippedRow, Squelch};
+use crate::db::{
+    AgentFault, Db, Error as DbError, Fault, Heartbeat, OpenAlert, SkippedRow, Squelch,
+    StoppedAgent,
+};
 use crate::fault;
 use crate::limits;
 use crate::scheduler;
@@ -150,8 +156,9 @@ enum Due {
 /// `clock` gives every epoch second the agent reads (`Clock::system()` in
 /// production). `controls` carries signals (see `signals`); tests send their own. On
 /// shutdown the agent stops at once (running plugin groups are killed) and
-/// removes its heartbeat and faults from the database; after `--once` or
-/// `--count` it never deregisters.
+/// removes its heartbeat and faults from the database, keeping its open
+/// alerts for the next start (SPEC §14); after `--once` or `--count` it
+/// never deregisters. A start restores the alerts a clean stop kept.
 ///
 /// # Errors
 /// When the database cannot be reached at startup.
@@ -175,6 +182,11 @@ pub async fn run(
         .get_faults(&name)
         .await
         .map_err(Error::Database)?;
+    let kept = backends
+        .db
+        .open_alerts(&name)
+        .await
+        .map_err(Error::Database)?;
     // From here on no call waits longer than the tick can spare (SPEC §6).
     let budget = db_budget(config.agent.base_interval);
     backends.db.limit_waits(budget);
@@ -192,7 +204,8 @@ pub async fn run(
     let mut agent = Agent {
         config,
         clock,
-        writer: Writer::spawn(Arc::clone(&db), &name),
+        // The kept alerts are dropped once a write holds them as faults.
+        writer: Writer::spawn(Arc::clone(&db), &name, !kept.is_empty()),
         db,
         alerters: backends.alerters,
         metrics,
@@ -210,6 +223,7 @@ pub async fn run(
         probes: Arc::new(Probes::new()),
     };
     agent.restore(previous);
+    agent.restore_kept(kept);
     info!(agent = %name, directory = %config.agent.directory.display(), "agent started");
     for warning in &config.warnings {
         warn!(config = %config.path.display(), warning = %warning, "configuration warning");
@@ -246,16 +260,32 @@ pub async fn run(
     if let Some(task) = drain {
         task.abort();
     }
-    let Agent { db, writer, .. } = agent;
-    if signalled {
-        // SPEC §9: the write in flight is cancelled, the removal follows.
-        writer.cancel();
-        info!(agent = %name, "shutting down: removing this agent from the database");
-        deregister(db.as_ref(), &name).await;
-    } else {
-        writer.finish(WRITE_FLUSH).await;
-    }
+    agent.leave(signalled).await;
     Ok(())
+}
+
+impl Agent<'_> {
+    /// Ends the run: after a signal the write in flight is cancelled and the
+    /// agent deregisters, keeping its open alerts (SPEC §9, §14); after
+    /// `--once` or `--count` the last write is awaited and nothing removed.
+    async fn leave(self, signalled: bool) {
+        let name = self.config.agent.name.clone();
+        let open = self.open_alerts(whole(self.clock.now()));
+        let Agent {
+            db, writer, clock, ..
+        } = self;
+        if signalled {
+            writer.cancel();
+            info!(
+                agent = %name,
+                open_alerts = open.len(),
+                "shutting down: removing this agent from the database, keeping its open alerts"
+            );
+            deregister(db.as_ref(), &name, &open, whole(clock.now())).await;
+        } else {
+            writer.finish(WRITE_FLUSH).await;
+        }
+    }
 }
 
 /// How long one database call may take: half a base interval, so that the
@@ -266,14 +296,15 @@ fn db_budget(base_interval: f64) -> Duration {
         .min(DB_CALL_MAX)
 }
 
-/// Removes the agent from the database, trying again (a lock held by
-/// another process, a blip) until `DEREGISTER_TIMEOUT` runs out.
-async fn deregister(db: &dyn Db, name: &str) {
+/// Removes the agent from the database, keeping its `open` alerts (SPEC
+/// §14), trying again (a lock held by another process, a blip) until
+/// `DEREGISTER_TIMEOUT` runs out.
+async fn deregister(db: &dyn Db, name: &str, open: &[OpenAlert], now: i64) {
     let deadline = tokio::time::Instant::now() + DEREGISTER_TIMEOUT;
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let error = match tokio::time::timeout_at(deadline, db.remove_agent(name)).await {
+        let error = match tokio::time::timeout_at(deadline, db.stop_agent(name, open, now)).await {
             Ok(Ok(())) => return,
             Ok(Err(e)) => e.to_string(),
             Err(_) => "timed out".to_owned(),
@@ -295,25 +326,40 @@ type Snapshot = (Vec<Fault>, i64);
 /// The tick hands over its newest state and goes on. A write still in flight
 /// when the next tick hands over is not doubled: the task writes once more,
 /// with the newest state, when it is done (a `watch` keeps only that).
+///
+/// After a start that restored kept open alerts (SPEC §14), the first write
+/// that succeeds is followed by removing the kept record: from then on the
+/// alerts are in the stored faults. Until that removal succeeds it is tried
+/// again after every write; a start in between restores them once more,
+/// which at worst repeats a resolve.
 struct Writer {
     db: Arc<dyn Db>,
     agent: String,
     state: watch::Sender<Option<Snapshot>>,
     task: JoinHandle<()>,
+    /// The kept open alerts are still to be removed.
+    clear_kept: Arc<AtomicBool>,
 }
 
 impl Writer {
-    fn spawn(db: Arc<dyn Db>, agent: &str) -> Writer {
-        let (state, task) = Writer::start(Arc::clone(&db), agent.to_owned());
+    fn spawn(db: Arc<dyn Db>, agent: &str, clear_kept: bool) -> Writer {
+        let clear_kept = Arc::new(AtomicBool::new(clear_kept));
+        let (state, task) =
+            Writer::start(Arc::clone(&db), agent.to_owned(), Arc::clone(&clear_kept));
         Writer {
             db,
             agent: agent.to_owned(),
             state,
             task,
+            clear_kept,
         }
     }
 
-    fn start(db: Arc<dyn Db>, agent: String) -> (watch::Sender<Option<Snapshot>>, JoinHandle<()>) {
+    fn start(
+        db: Arc<dyn Db>,
+        agent: String,
+        clear_kept: Arc<AtomicBool>,
+    ) -> (watch::Sender<Option<Snapshot>>, JoinHandle<()>) {
         let (state, mut receiver) = watch::channel(None::<Snapshot>);
         let task = tokio::spawn(async move {
             // Ends when the sender is gone and the last state is written.
@@ -323,6 +369,15 @@ impl Writer {
                 };
                 if let Err(e) = db.set_faults(&agent, &faults, now).await {
                     error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
+                    continue;
+                }
+                if clear_kept.load(Ordering::SeqCst) {
+                    match db.clear_open_alerts(&agent).await {
+                        Ok(()) => clear_kept.store(false, Ordering::SeqCst),
+                        Err(e) => {
+                            warn!(error = %e, "cannot remove the open alerts kept at the last stop; trying again after the next write");
+                        }
+                    }
                 }
             }
         });
@@ -333,7 +388,11 @@ impl Writer {
     fn write(&mut self, faults: Vec<Fault>, now: i64) {
         if self.task.is_finished() {
             error!("the database writer stopped; starting it again");
-            (self.state, self.task) = Writer::start(Arc::clone(&self.db), self.agent.clone());
+            (self.state, self.task) = Writer::start(
+                Arc::clone(&self.db),
+                self.agent.clone(),
+                Arc::clone(&self.clear_kept),
+            );
         }
         self.state.send_replace(Some((faults, now)));
     }
@@ -430,6 +489,26 @@ impl Db for Bounded {
             .await
     }
 
+    async fn stop_agent(&self, agent: &str, open: &[OpenAlert], now: i64) -> Result<(), DbError> {
+        self.call("stop_agent", self.inner.stop_agent(agent, open, now))
+            .await
+    }
+
+    async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, DbError> {
+        self.call("open_alerts", self.inner.open_alerts(agent))
+            .await
+    }
+
+    async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, DbError> {
+        self.call("stopped_agents", self.inner.stopped_agents())
+            .await
+    }
+
+    async fn clear_open_alerts(&self, agent: &str) -> Result<(), DbError> {
+        self.call("clear_open_alerts", self.inner.clear_open_alerts(agent))
+            .await
+    }
+
     fn skipped_rows(&self) -> Vec<SkippedRow> {
         self.inner.skipped_rows()
     }
@@ -485,6 +564,61 @@ impl Agent<'_> {
             }
             self.faults.insert(fault.name.clone(), fault);
         }
+    }
+
+    /// Restores the open alerts the last clean stop kept (SPEC §14) as the
+    /// stored faults are restored: the plan then leaves a fault that is
+    /// still critical with the same message alone, resolves one that cleared
+    /// once its check ran again, and one whose check vanished at once. Each
+    /// keeps the route it was triggered through until it is resolved. A
+    /// stored fault of the same name is newer and wins.
+    fn restore_kept(&mut self, kept: Vec<OpenAlert>) {
+        let mut faults = Vec::new();
+        for alert in kept {
+            if self.faults.contains_key(&alert.fault.name) {
+                continue;
+            }
+            let check = fault::check_of(&alert.fault.name).to_string();
+            self.routes.insert(check, alert.alerter);
+            // Open at the receiver even if a newer message's trigger was
+            // still pending at the stop (`triggered` false).
+            self.opened.insert(alert.fault.name.clone());
+            faults.push(alert.fault);
+        }
+        if !faults.is_empty() {
+            info!(
+                open_alerts = faults.len(),
+                "restoring the open alerts kept at the last stop"
+            );
+        }
+        self.restore(faults);
+    }
+
+    /// The alerts that may be open at their receivers (triggered, or whose
+    /// resolve is still to be delivered), with their routes: what a clean
+    /// stop keeps (SPEC §14). An alert whose fault left the set while its
+    /// resolve was under way is kept as a cleared record, as a failed
+    /// resolve is (see `alerts::keep_unresolved`).
+    fn open_alerts(&self, now: i64) -> Vec<OpenAlert> {
+        let own = format!("{}#", self.config.agent.name);
+        self.opened
+            .union(&self.retry_resolves)
+            .filter(|name| !name.starts_with(&own))
+            .map(|name| OpenAlert {
+                fault: self.faults.get(name).cloned().unwrap_or_else(|| Fault {
+                    name: name.clone(),
+                    severity: Severity::INFO,
+                    message: "cleared; resolve not delivered yet".into(),
+                    since: now,
+                    updated: now,
+                    triggered: true,
+                    escalates: false,
+                    attempts: 0,
+                    monitor_runs: 0,
+                }),
+                alerter: self.routes.get(fault::check_of(name)).cloned().flatten(),
+            })
+            .collect()
     }
 
     /// Runs ticks until `mode` is done (false) or `stop` fires (true).
@@ -830,13 +964,34 @@ mod tests {
         async fn remove_agent(&self, agent: &str) -> Result<(), DbError> {
             self.inner.remove_agent(agent).await
         }
+
+        async fn stop_agent(
+            &self,
+            agent: &str,
+            open: &[OpenAlert],
+            now: i64,
+        ) -> Result<(), DbError> {
+            self.inner.stop_agent(agent, open, now).await
+        }
+
+        async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, DbError> {
+            self.inner.open_alerts(agent).await
+        }
+
+        async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, DbError> {
+            self.inner.stopped_agents().await
+        }
+
+        async fn clear_open_alerts(&self, agent: &str) -> Result<(), DbError> {
+            self.inner.clear_open_alerts(agent).await
+        }
     }
 
     // See: #18
     #[tokio::test]
     async fn a_write_in_flight_is_not_doubled_and_the_next_carries_the_newest_state() {
         let db = Arc::new(GatedDb::default());
-        let mut writer = Writer::spawn(db.clone(), "web1");
+        let mut writer = Writer::spawn(db.clone(), "web1", false);
 
         writer.write(Vec::new(), 60);
         tokio::task::yield_now().await;

@@ -1,12 +1,19 @@
 //! Fleet upkeep: `meta-check`, `forget` and `setup-db`.
 
-use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use super::table::relative;
 use super::{Printer, open_db};
 use crate::agent;
-use crate::config::Config;
-use crate::db;
+use crate::alerters::{self, Alerters, Event};
+use crate::config::{self, Config, Scope};
+use crate::db::{self, Fault, OpenAlert};
 use crate::error::{CliError, ExitStatus};
+use crate::fault;
 use crate::meta;
 
 #[derive(Serialize)]
@@ -36,7 +43,227 @@ pub(super) async fn setup_db(
     Ok(ExitStatus::Success)
 }
 
-#[expect(clippy::unused_async, reason = "placeholder until #22 builds it")]
-pub(super) async fn forget(_config: &Config, _agent: &str) -> Result<ExitStatus, CliError> {
-    Err(CliError::usage("forget is not built yet"))
+/// Base intervals (of this configuration) within which a heartbeat counts
+/// as fresh: the meta-check's default `-w`, after which it calls an agent
+/// inactive.
+const FRESH_INTERVALS: f64 = 2.0;
+
+/// `cimaa forget AGENT` (SPEC §16): for a host that will not come back,
+/// resolves the agent's open alerts (those kept at a clean stop and the
+/// triggered faults it left) through this configuration's alerters, each by
+/// its check's route, and removes everything the agent left in the database.
+///
+/// An agent whose heartbeat is fresh is refused: it is running (or a typo
+/// named a live agent), and it would write its faults back at its next tick
+/// anyway. Alerts whose resolve fails are kept, as a clean stop keeps them,
+/// so the next `forget` tries them again; the command then exits 1 naming
+/// them.
+pub(super) async fn forget(config: &Config, agent: &str) -> Result<ExitStatus, CliError> {
+    let db = open_db(config).await?;
+    let now = chrono::Utc::now().timestamp();
+    let heartbeat = db
+        .agents()
+        .await
+        .map_err(CliError::failure)?
+        .into_iter()
+        .find(|heartbeat| heartbeat.name == agent);
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "whole seconds of sane intervals"
+    )]
+    let fresh = (FRESH_INTERVALS * config.agent.base_interval).ceil() as i64;
+    if let Some(heartbeat) = &heartbeat
+        && now - heartbeat.updated < fresh
+    {
+        return Err(CliError::failure(format!(
+            "agent `{agent}` wrote its heartbeat {}, so it is running: stop it first (a clean stop keeps its open alerts for `forget`); nothing was changed",
+            relative(now - heartbeat.updated)
+        )));
+    }
+    let faults = db.get_faults(agent).await.map_err(CliError::failure)?;
+    let kept = db.open_alerts(agent).await.map_err(CliError::failure)?;
+    if heartbeat.is_none() && faults.is_empty() && kept.is_empty() {
+        return Err(CliError::failure(format!(
+            "the database knows no agent `{agent}` (no heartbeat, faults or open alerts); `cimaa agents` lists the known ones"
+        )));
+    }
+    // Stopped when it stopped cleanly, else at its last heartbeat: the time
+    // kept with any alert that cannot be resolved now.
+    let stopped = db
+        .stopped_agents()
+        .await
+        .map_err(CliError::failure)?
+        .into_iter()
+        .find(|stopped| stopped.name == agent)
+        .map(|stopped| stopped.stopped)
+        .or(heartbeat.map(|heartbeat| heartbeat.updated))
+        .unwrap_or(now);
+    let open = alerts_to_resolve(config, agent, &faults, kept);
+    let context = alerters::Context {
+        agent: config.agent.name.clone(),
+        alert_timeout: config.agent.alert_timeout,
+    };
+    let alerters =
+        Alerters::build(&config.alerter, &config.alerters, &context).map_err(CliError::failure)?;
+    let failed = resolve_all(Arc::new(alerters), &open, config.agent.alert_timeout).await;
+    let left: Vec<OpenAlert> = open
+        .iter()
+        .filter(|alert| failed.contains_key(&alert.fault.name))
+        .cloned()
+        .collect();
+    // With nothing left this removes everything; else it keeps what failed.
+    db.stop_agent(agent, &left, stopped)
+        .await
+        .map_err(CliError::failure)?;
+    if left.is_empty() {
+        Printer::line(&format!(
+            "forgot agent `{agent}`: resolved {} and removed what it left in the database",
+            count(open.len(), "open alert")
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    let names: Vec<String> = failed
+        .iter()
+        .map(|(name, error)| format!("`{name}` ({error})"))
+        .collect();
+    Err(CliError::failure(format!(
+        "could not resolve {} of agent `{agent}`: {}; they are kept for the next `cimaa forget {agent}`, the rest of the agent is removed",
+        count(left.len(), "open alert"),
+        names.join("; ")
+    )))
+}
+
+/// `1 fault`, `3 faults`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// The alerts `forget` resolves, by name: the agent's triggered faults
+/// (what a killed agent left) and the alerts its last clean stop kept; a
+/// kept alert brings the route it was triggered through. A fault's route is
+/// its check's `alerter:` as this configuration's check directory names it
+/// for that agent (a fleet deploys the same check files); a check not found
+/// there routes to `default`.
+fn alerts_to_resolve(
+    config: &Config,
+    agent: &str,
+    faults: &[Fault],
+    kept: Vec<OpenAlert>,
+) -> Vec<OpenAlert> {
+    let mut open: BTreeMap<String, OpenAlert> = BTreeMap::new();
+    let triggered: Vec<&Fault> = faults.iter().filter(|f| f.triggered).collect();
+    let missing_route = triggered
+        .iter()
+        .any(|f| !kept.iter().any(|k| k.fault.name == f.name));
+    let routes = if missing_route {
+        check_routes(config, agent)
+    } else {
+        HashMap::new()
+    };
+    for fault in triggered {
+        let alerter = routes.get(fault::check_of(&fault.name)).cloned().flatten();
+        open.insert(
+            fault.name.clone(),
+            OpenAlert {
+                fault: fault.clone(),
+                alerter,
+            },
+        );
+    }
+    for alert in kept {
+        open.insert(alert.fault.name.clone(), alert);
+    }
+    open.into_values().collect()
+}
+
+/// Each check's `alerter:` in this configuration's check directory, the
+/// checks named as `agent` names them; empty when the folder is unreadable.
+fn check_routes(config: &Config, agent: &str) -> HashMap<String, Option<String>> {
+    let scope = Scope {
+        agent: agent.to_owned(),
+        alerters: config.alerter_names(),
+    };
+    match config::load_check_dir(&scope, &config.agent.directory) {
+        Ok(checks) => checks
+            .into_iter()
+            .map(|check| (check.name, check.alerter))
+            .collect(),
+        Err(error) => {
+            eprintln!(
+                "warning: cannot read the check directory `{}` ({error}): every fault of the agent is resolved through `default`",
+                config.agent.directory.display()
+            );
+            HashMap::new()
+        }
+    }
+}
+
+/// Resolves `open` concurrently, each along its route's alerter chain
+/// within `alert_timeout`; prints each resolve delivered and returns the
+/// failures: fault name → what each alerter said. A route this
+/// configuration does not have goes to `default`, with a warning.
+async fn resolve_all(
+    alerters: Arc<Alerters>,
+    open: &[OpenAlert],
+    alert_timeout: std::time::Duration,
+) -> BTreeMap<String, String> {
+    let deadline = tokio::time::Instant::now() + alert_timeout;
+    let mut tasks = JoinSet::new();
+    for alert in open {
+        let mut route = alert.alerter.clone();
+        if let Some(name) = &route
+            && alerters.chain(Some(name)).first() != Some(name)
+        {
+            eprintln!(
+                "warning: alerter `{name}` of `{}` is not configured here; resolving it through `{}`",
+                alert.fault.name,
+                alerters::DEFAULT
+            );
+            route = None;
+        }
+        let alerters = Arc::clone(&alerters);
+        let name = alert.fault.name.clone();
+        tasks.spawn(async move {
+            let delivery = alerters
+                .deliver(route.as_deref(), Event::Resolve { name: &name }, deadline)
+                .await;
+            let outcome = delivery.delivered_by.ok_or_else(|| {
+                delivery
+                    .failures
+                    .iter()
+                    .map(|(alerter, error)| format!("{alerter}: {}", crate::error::chain(error)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            });
+            (name, outcome)
+        });
+    }
+    let mut resolved = BTreeMap::new();
+    let mut failed = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((name, Ok(alerter))) => {
+                resolved.insert(name, alerter);
+            }
+            Ok((name, Err(error))) => {
+                failed.insert(name, error);
+            }
+            // A panicking alerter: its alert is counted as failed below.
+            Err(error) => eprintln!("warning: a resolve failed: {error}"),
+        }
+    }
+    for alert in open {
+        let name = &alert.fault.name;
+        if !resolved.contains_key(name) && !failed.contains_key(name) {
+            failed.insert(name.clone(), "the resolve did not finish".to_owned());
+        }
+    }
+    for (name, alerter) in &resolved {
+        Printer::line(&format!("resolved `{name}` through `{alerter}`"));
+    }
+    failed
 }

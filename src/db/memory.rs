@@ -1,7 +1,7 @@
 //! The `memory` backend: a process-local database for tests and demos.
 //!
-//! Owns one in-process copy of the three tables (heartbeats, faults,
-//! squelches) behind a `std::sync::Mutex`. Every method takes the lock for a
+//! Owns one in-process copy of the tables (heartbeats, faults, squelches,
+//! the open alerts of stopped agents) behind a `std::sync::Mutex`. Every method takes the lock for a
 //! few map operations and never across an `.await`, so the async runtime is
 //! never blocked for long (a tokio `Mutex` would only add overhead). The
 //! `since`/`updated` bookkeeping is shared with the other backends through
@@ -12,7 +12,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use super::{AgentFault, Db, Error, Fault, Heartbeat, Squelch, merge_with_stored};
+use super::{
+    AgentFault, Db, Error, Fault, Heartbeat, OpenAlert, Squelch, StoppedAgent, merge_with_stored,
+};
 
 /// A process-local database; starts empty.
 ///
@@ -32,6 +34,8 @@ struct Tables {
     faults: BTreeMap<String, BTreeMap<String, Fault>>,
     /// Regex → squelch.
     squelches: BTreeMap<String, Squelch>,
+    /// Agent name → (stop time, the open alerts it kept, by fault name).
+    kept: BTreeMap<String, (i64, BTreeMap<String, OpenAlert>)>,
 }
 
 impl MemoryDb {
@@ -142,6 +146,50 @@ impl Db for MemoryDb {
         let mut tables = self.tables();
         tables.heartbeats.remove(agent);
         tables.faults.remove(agent);
+        Ok(())
+    }
+
+    async fn stop_agent(&self, agent: &str, open: &[OpenAlert], now: i64) -> Result<(), Error> {
+        let mut tables = self.tables();
+        tables.heartbeats.remove(agent);
+        tables.faults.remove(agent);
+        if open.is_empty() {
+            tables.kept.remove(agent);
+        } else {
+            let alerts = open
+                .iter()
+                .map(|alert| (alert.fault.name.clone(), alert.clone()))
+                .collect();
+            tables.kept.insert(agent.to_owned(), (now, alerts));
+        }
+        Ok(())
+    }
+
+    async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, Error> {
+        Ok(self
+            .tables()
+            .kept
+            .get(agent)
+            .map(|(_, alerts)| alerts.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, Error> {
+        let tables = self.tables();
+        Ok(tables
+            .kept
+            .iter()
+            .filter(|(name, _)| !tables.heartbeats.contains_key(name.as_str()))
+            .map(|(name, (stopped, alerts))| StoppedAgent {
+                name: name.clone(),
+                stopped: *stopped,
+                open_alerts: alerts.len(),
+            })
+            .collect())
+    }
+
+    async fn clear_open_alerts(&self, agent: &str) -> Result<(), Error> {
+        self.tables().kept.remove(agent);
         Ok(())
     }
 }

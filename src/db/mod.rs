@@ -1,4 +1,5 @@
-//! The shared database: heartbeats, faults and squelches (SPEC §6).
+//! The shared database: heartbeats, faults and squelches (SPEC §6), and the
+//! open alerts an agent keeps when it stops cleanly (SPEC §14).
 //!
 //! Owns the `Db` trait every backend implements, the records it stores, the
 //! `database:` configuration enum and `build()`. Backends live one per file
@@ -19,7 +20,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 pub use crate::fault::{AgentFault, Fault};
-pub use crate::meta::Heartbeat;
+pub use crate::meta::{Heartbeat, StoppedAgent};
 pub use crate::squelch::Squelch;
 pub use dynamodb::{DynamoDb, DynamoDbConfig};
 pub use memory::MemoryDb;
@@ -183,6 +184,21 @@ impl SkipLog {
     }
 }
 
+/// An alert an agent left open when it stopped cleanly (SPEC §14), kept
+/// under a reserved key until its next start (or `cimaa forget`) takes it.
+///
+/// It keeps the whole fault record, not only name, message and severity:
+/// the failure counter (`attempts`) and `monitor_runs` are what keep an
+/// escalated fault CRITICAL across the restart, so a fault still failing is
+/// neither resolved nor triggered again by the next start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenAlert {
+    /// The fault as the agent held it when it stopped.
+    pub fault: Fault,
+    /// The check's `alerter:` route; `None` is the default alerter.
+    pub alerter: Option<String>,
+}
+
 /// Provisioned throughput for `setup-db` (on-demand billing without it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capacity {
@@ -247,6 +263,38 @@ pub trait Db: Send + Sync {
 
     /// Removes an agent's heartbeat and faults.
     async fn remove_agent(&self, agent: &str) -> Result<(), Error>;
+
+    /// Deregisters an agent that stops cleanly (SPEC §9, §14): removes its
+    /// heartbeat and faults as `remove_agent` does and keeps `open`, stopped
+    /// at `now`, in place of whatever it kept before; with `open` empty it
+    /// keeps nothing (and removes what was kept). Atomic where the backend
+    /// can be (one `SQLite` transaction); DynamoDB writes the kept alerts
+    /// before it deletes anything, so a failure part way loses nothing.
+    ///
+    /// By default nothing is kept: a backend (or test double) without a
+    /// place for open alerts deregisters as before #22.
+    async fn stop_agent(&self, agent: &str, open: &[OpenAlert], now: i64) -> Result<(), Error> {
+        let _ = (open, now);
+        self.remove_agent(agent).await
+    }
+
+    /// The open alerts `agent` kept at its last clean stop, by fault name.
+    async fn open_alerts(&self, _agent: &str) -> Result<Vec<OpenAlert>, Error> {
+        Ok(Vec::new())
+    }
+
+    /// The agents that stopped cleanly leaving open alerts and have not
+    /// started since (no heartbeat), by name: for the meta-check, read
+    /// without scanning the fleet.
+    async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, Error> {
+        Ok(Vec::new())
+    }
+
+    /// Removes the open alerts `agent` kept, and nothing else: a start calls
+    /// it once they are part of its stored faults.
+    async fn clear_open_alerts(&self, _agent: &str) -> Result<(), Error> {
+        Ok(())
+    }
 
     /// Creates what the backend stores into (idempotent) and waits until it
     /// is usable; `capacity` asks for provisioned throughput where that

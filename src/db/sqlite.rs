@@ -29,8 +29,8 @@ use rusqlite::{Connection, ErrorCode, Row, Statement, TransactionBehavior, param
 use tracing::warn;
 
 use super::{
-    AgentFault, Db, Error, Fault, Heartbeat, SkipLog, SkippedRow, Squelch, merge_with_stored,
-    short_key,
+    AgentFault, Db, Error, Fault, Heartbeat, OpenAlert, SkipLog, SkippedRow, Squelch, StoppedAgent,
+    merge_with_stored, short_key,
 };
 use crate::severity::Severity;
 
@@ -46,7 +46,8 @@ const WAL_RETRY_PAUSE: Duration = Duration::from_millis(10);
 /// The version `SCHEMA` creates, kept in the file's `user_version`.
 ///
 /// 1: the first schema. 2: `faults.monitor_runs` (SPEC §14), added to a
-/// version-1 file by `MIGRATE_MONITOR_RUNS`.
+/// version-1 file by `MIGRATE_MONITOR_RUNS`, and the `open_alerts` table
+/// (SPEC §14), created by `SCHEMA`'s idempotent statements.
 const SCHEMA_VERSION: i64 = 2;
 
 /// Brings a version-1 file to version 2. An older binary still reads and
@@ -59,6 +60,9 @@ const MIGRATE_MONITOR_RUNS: &str =
 ///
 /// Times are integer epoch seconds and booleans 0/1. The index on
 /// `heartbeats.updated` lets `old_agents` read only the stale rows.
+/// `open_alerts` holds the alerts agents kept at a clean stop (SPEC §14),
+/// a fault row each plus its `alerter` route (NULL: the default) and the
+/// agent's `stopped` time.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS heartbeats (
     agent TEXT NOT NULL PRIMARY KEY,
@@ -85,6 +89,21 @@ CREATE TABLE IF NOT EXISTS squelches (
     time INTEGER NOT NULL,
     permanent INTEGER NOT NULL,
     expires INTEGER NULL
+);
+CREATE TABLE IF NOT EXISTS open_alerts (
+    agent TEXT NOT NULL,
+    name TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    triggered INTEGER NOT NULL,
+    escalates INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    monitor_runs INTEGER NOT NULL,
+    alerter TEXT NULL,
+    stopped INTEGER NOT NULL,
+    PRIMARY KEY (agent, name)
 );
 ";
 
@@ -614,6 +633,86 @@ fn select_heartbeats(
     )
 }
 
+/// The kept open alerts of one agent, ordered by name.
+const SELECT_OPEN_ALERTS: &str = "
+SELECT name, severity, message, since, updated, triggered, escalates, attempts, monitor_runs, alerter
+FROM open_alerts WHERE agent = ?1 ORDER BY name
+";
+
+const INSERT_OPEN_ALERT: &str = "
+INSERT INTO open_alerts (agent, name, severity, message, since, updated, triggered, escalates,
+    attempts, monitor_runs, alerter, stopped)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+";
+
+/// Agents with kept open alerts and no heartbeat: those that have not
+/// started since they stopped.
+const SELECT_STOPPED_AGENTS: &str = "
+SELECT agent, MAX(stopped), COUNT(*) FROM open_alerts
+WHERE agent NOT IN (SELECT agent FROM heartbeats)
+GROUP BY agent ORDER BY agent
+";
+
+/// Reads a row of `SELECT_OPEN_ALERTS`.
+fn open_alert_from_row(row: &Row<'_>) -> Result<OpenAlert, String> {
+    Ok(OpenAlert {
+        fault: Fault {
+            name: column(row, 0)?,
+            severity: Severity(column(row, 1)?),
+            message: column(row, 2)?,
+            since: column(row, 3)?,
+            updated: column(row, 4)?,
+            triggered: column(row, 5)?,
+            escalates: column(row, 6)?,
+            attempts: column(row, 7)?,
+            monitor_runs: column(row, 8)?,
+        },
+        alerter: column(row, 9)?,
+    })
+}
+
+fn stopped_agent_from_row(row: &Row<'_>) -> Result<StoppedAgent, String> {
+    Ok(StoppedAgent {
+        name: column(row, 0)?,
+        stopped: column(row, 1)?,
+        open_alerts: column(row, 2)?,
+    })
+}
+
+/// `stop_agent` in one IMMEDIATE transaction; blocks.
+fn stop_agent_blocking(
+    connection: &mut Connection,
+    agent: &str,
+    open: &[OpenAlert],
+    now: i64,
+) -> Result<(), Error> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    transaction.execute("DELETE FROM heartbeats WHERE agent = ?1", [agent])?;
+    transaction.execute("DELETE FROM faults WHERE agent = ?1", [agent])?;
+    transaction.execute("DELETE FROM open_alerts WHERE agent = ?1", [agent])?;
+    let mut insert = transaction.prepare_cached(INSERT_OPEN_ALERT)?;
+    for alert in open {
+        let fault = &alert.fault;
+        insert.execute(params![
+            agent,
+            fault.name,
+            fault.severity.0,
+            fault.message,
+            fault.since,
+            fault.updated,
+            fault.triggered,
+            fault.escalates,
+            fault.attempts,
+            fault.monitor_runs,
+            alert.alerter,
+            now,
+        ])?;
+    }
+    drop(insert);
+    transaction.commit()?;
+    Ok(())
+}
+
 #[async_trait]
 impl Db for SqliteDb {
     async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, Error> {
@@ -786,6 +885,74 @@ impl Db for SqliteDb {
         .await
     }
 
+    async fn stop_agent(&self, agent: &str, open: &[OpenAlert], now: i64) -> Result<(), Error> {
+        let agent = agent.to_owned();
+        let open = open.to_vec();
+        let removals = Arc::clone(&self.removals);
+        self.run(move |connection| {
+            stop_agent_blocking(connection, &agent, &open, now)?;
+            // A write of this agent still queued behind the lock is dropped,
+            // as after `remove_agent`: it would bring the heartbeat back, or
+            // (a queued `clear_open_alerts`) delete what was just kept.
+            removals.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, Error> {
+        let record = self.skipping(format!("open alerts of {agent}"));
+        let agent = agent.to_owned();
+        self.run(move |connection| {
+            let mut statement = connection.prepare_cached(SELECT_OPEN_ALERTS)?;
+            let mut skipped = Vec::new();
+            let alerts = read_rows(
+                &mut statement,
+                [&agent],
+                "open_alerts",
+                |row| format!("{}/{}", short_key(&agent), key_text(row, 0)),
+                open_alert_from_row,
+                &mut skipped,
+            )?;
+            record(skipped);
+            Ok(alerts)
+        })
+        .await
+    }
+
+    async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, Error> {
+        let record = self.skipping("stopped agents".to_owned());
+        self.run(move |connection| {
+            let mut statement = connection.prepare_cached(SELECT_STOPPED_AGENTS)?;
+            let mut skipped = Vec::new();
+            let agents = read_rows(
+                &mut statement,
+                [],
+                "open_alerts",
+                |row| key_text(row, 0),
+                stopped_agent_from_row,
+                &mut skipped,
+            )?;
+            record(skipped);
+            Ok(agents)
+        })
+        .await
+    }
+
+    async fn clear_open_alerts(&self, agent: &str) -> Result<(), Error> {
+        let agent = agent.to_owned();
+        let removals = Arc::clone(&self.removals);
+        let issued = removals.load(Ordering::SeqCst);
+        self.run(move |connection| {
+            if removals.load(Ordering::SeqCst) != issued {
+                return Ok(());
+            }
+            connection.execute("DELETE FROM open_alerts WHERE agent = ?1", [&agent])?;
+            Ok(())
+        })
+        .await
+    }
+
     fn skipped_rows(&self) -> Vec<SkippedRow> {
         self.skipped.rows()
     }
@@ -931,5 +1098,57 @@ mod tests {
             .map(|a| a.updated)
             .collect();
         assert_eq!(updated, [300], "a write issued after the removal lands");
+    }
+
+    // See: #22. A start removes the alerts its last stop kept once it wrote
+    // them as faults; if that removal waits behind a lock until after a
+    // SIGTERM kept new ones, it must not delete those.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[expect(
+        clippy::await_holding_lock,
+        reason = "the test holds the connection to queue a removal behind it"
+    )]
+    async fn a_removal_of_kept_alerts_queued_behind_a_stop_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(SqliteDb::open(&dir.path().join("c.db")).await.unwrap());
+        let kept = OpenAlert {
+            fault: Fault {
+                name: "//web1/app/down".into(),
+                severity: Severity::CRITICAL,
+                message: "down".into(),
+                since: 100,
+                updated: 100,
+                triggered: true,
+                escalates: true,
+                attempts: 3,
+                monitor_runs: 0,
+            },
+            alerter: None,
+        };
+        db.stop_agent("web1", std::slice::from_ref(&kept), 100)
+            .await
+            .unwrap();
+        // The removal waits for the connection, as behind a held lock.
+        let guard = db.handle.lock().unwrap();
+        let clear = tokio::spawn({
+            let db = Arc::clone(&db);
+            async move { db.clear_open_alerts("web1").await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A stop is done meanwhile (as `stop_agent` counts it).
+        db.removals.fetch_add(1, Ordering::SeqCst);
+        drop(guard);
+        clear.await.unwrap().unwrap();
+        assert_eq!(
+            db.open_alerts("web1").await.unwrap(),
+            vec![kept],
+            "the queued removal was dropped"
+        );
+        db.clear_open_alerts("web1").await.unwrap();
+        assert_eq!(
+            db.open_alerts("web1").await.unwrap(),
+            vec![],
+            "a removal issued after the stop still removes"
+        );
     }
 }

@@ -15,6 +15,12 @@
 //!   agent and the attributes of its `AGENT#alerts` fault, so the meta-check
 //!   finds them with one query instead of a scan of the fleet. zc.cimaa never
 //!   reads that key.
+//! - The open alerts an agent keeps at a clean stop (SPEC §14) are items of
+//!   agent `_open/AGENT`, one per alert (no item nears the 400 KB limit):
+//!   the fault's attributes plus `alerter` (left out for the default route)
+//!   and `monitor_runs`. A summary item of agent `_stopped`, name = the
+//!   agent, holds `stopped` (the stop time) and `count`, so the meta-check
+//!   finds stopped agents with one query. zc.cimaa never reads these keys.
 //! - `PREFIX.squelches`: hash key `regex`, with `reason`, `user`, `time`,
 //!   `permanent` (`"p"`, left out when false) and `expires` (Number, optional).
 //!
@@ -27,7 +33,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::db::{AgentFault, Error, Fault, Heartbeat, Squelch, short_key};
+use crate::db::{AgentFault, Error, Fault, Heartbeat, OpenAlert, Squelch, StoppedAgent, short_key};
 use crate::severity::Severity;
 
 /// One DynamoDB item.
@@ -37,6 +43,10 @@ pub(super) type Item = HashMap<String, AttributeValue>;
 pub(super) const HEARTBEAT_AGENT: &str = "_";
 /// `agent` of the markers of agents whose alerts fail.
 pub(super) const ALERTS_AGENT: &str = "_alerts";
+/// `agent` of the summaries of agents stopped with open alerts.
+pub(super) const STOPPED_AGENT: &str = "_stopped";
+/// Prefix of the `agent` key under which an agent's kept alerts are stored.
+const OPEN_PREFIX: &str = "_open/";
 /// The global secondary index on (`agent`, `updated`).
 pub(super) const UPDATED_INDEX: &str = "updated";
 /// Attributes the `updated` index projects besides its keys (zc.cimaa's list).
@@ -45,7 +55,15 @@ pub(super) const UPDATED_INDEX_INCLUDES: [&str; 3] = ["name", "since", "updated"
 /// Agent names the layout reserves for its own items.
 #[must_use]
 pub(crate) fn is_reserved_agent(name: &str) -> bool {
-    name == HEARTBEAT_AGENT || name == ALERTS_AGENT
+    name == HEARTBEAT_AGENT
+        || name == ALERTS_AGENT
+        || name == STOPPED_AGENT
+        || name.starts_with(OPEN_PREFIX)
+}
+
+/// The `agent` key of the open alerts `agent` kept.
+pub(super) fn open_alerts_agent(agent: &str) -> String {
+    format!("{OPEN_PREFIX}{agent}")
 }
 
 /// A String attribute.
@@ -290,6 +308,49 @@ pub(super) fn squelch_from_item(item: &Item) -> Result<Squelch, Error> {
     })
 }
 
+/// A kept open alert of `agent`: its fault under agent `_open/AGENT`.
+pub(super) fn open_alert_item(agent: &str, alert: &OpenAlert) -> Item {
+    let mut item = fault_item(&open_alerts_agent(agent), &alert.fault);
+    item.insert("monitor_runs".to_owned(), number(alert.fault.monitor_runs));
+    if let Some(alerter) = &alert.alerter {
+        item.insert("alerter".to_owned(), string(alerter));
+    }
+    item
+}
+
+/// Reads a kept open alert.
+pub(super) fn open_alert_from_item(item: &Item) -> Result<OpenAlert, Error> {
+    let (_, mut fault) = fault_from_item(item)?;
+    if let Some(runs) = whole_number(item, "monitor_runs")? {
+        fault.monitor_runs =
+            u32::try_from(runs).map_err(|_| corrupt(item, "`monitor_runs` is out of range"))?;
+    }
+    Ok(OpenAlert {
+        fault,
+        alerter: text(item, "alerter")?,
+    })
+}
+
+/// The summary of `agent` stopped at `stopped` with `count` open alerts.
+pub(super) fn stopped_item(agent: &str, stopped: i64, count: usize) -> Item {
+    let mut item = fault_key(STOPPED_AGENT, agent);
+    item.insert("stopped".to_owned(), number(stopped));
+    item.insert("count".to_owned(), number(count));
+    item
+}
+
+/// Reads the summary of a stopped agent.
+pub(super) fn stopped_from_item(item: &Item) -> Result<StoppedAgent, Error> {
+    let count = whole_number(item, "count")?.ok_or_else(|| corrupt(item, "`count` is missing"))?;
+    Ok(StoppedAgent {
+        name: required_text(item, "name")?,
+        stopped: whole_number(item, "stopped")?
+            .ok_or_else(|| corrupt(item, "`stopped` is missing"))?,
+        open_alerts: usize::try_from(count)
+            .map_err(|_| corrupt(item, "`count` is out of range"))?,
+    })
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -434,6 +495,50 @@ pub(super) mod tests {
             agent_fault_from_item(&marker_item("web1", &disk)).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn the_layouts_own_agent_keys_are_reserved() {
+        for name in ["_", "_alerts", "_stopped", "_open/web1", "_open/"] {
+            assert!(is_reserved_agent(name), "{name}");
+        }
+        for name in ["web1", "_open", "_web1", "open/web1", "web1/_open/"] {
+            assert!(!is_reserved_agent(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn kept_alerts_and_stop_summaries_round_trip_and_are_no_agent_faults() {
+        let alert = OpenAlert {
+            fault: Fault {
+                triggered: true,
+                monitor_runs: 10,
+                ..fault("//web1/app/down")
+            },
+            alerter: Some("ops".into()),
+        };
+        let kept = open_alert_item("web1", &alert);
+        assert_eq!(kept.get("agent"), Some(&s("_open/web1")));
+        assert_eq!(open_alert_from_item(&kept).unwrap(), alert);
+        let default_route = OpenAlert {
+            alerter: None,
+            ..alert.clone()
+        };
+        let kept = open_alert_item("web1", &default_route);
+        assert!(!kept.contains_key("alerter"));
+        assert_eq!(open_alert_from_item(&kept).unwrap(), default_route);
+
+        let summary = stopped_item("web1", 500, 3);
+        assert_eq!(
+            stopped_from_item(&summary).unwrap(),
+            StoppedAgent {
+                name: "web1".into(),
+                stopped: 500,
+                open_alerts: 3,
+            }
+        );
+        assert_eq!(agent_fault_from_item(&kept).unwrap(), None);
+        assert_eq!(agent_fault_from_item(&summary).unwrap(), None);
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod item;
 mod write_plan;
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{self, AtomicU64};
 use std::time::Duration;
@@ -42,14 +43,15 @@ use self::api::{
 pub use self::config::DynamoDbConfig;
 pub(crate) use self::item::is_reserved_agent;
 use self::item::{
-    ALERTS_AGENT, HEARTBEAT_AGENT, Item, UPDATED_INDEX, agent_fault_from_item, fault_from_item,
-    fault_key, heartbeat_from_item, heartbeat_item, marker_from_item, required_text,
-    squelch_from_item, squelch_item, squelch_key,
+    ALERTS_AGENT, HEARTBEAT_AGENT, Item, STOPPED_AGENT, UPDATED_INDEX, agent_fault_from_item,
+    fault_from_item, fault_key, heartbeat_from_item, heartbeat_item, marker_from_item,
+    open_alert_from_item, open_alert_item, open_alerts_agent, required_text, squelch_from_item,
+    squelch_item, squelch_key, stopped_from_item, stopped_item,
 };
 use self::write_plan::{WriteCache, Written, plan_writes};
 use super::{
-    AgentFault, Capacity, Db, Error, Fault, Heartbeat, SkipLog, SkippedRow, Squelch,
-    merge_with_stored,
+    AgentFault, Capacity, Db, Error, Fault, Heartbeat, OpenAlert, SkipLog, SkippedRow, Squelch,
+    StoppedAgent, merge_with_stored,
 };
 use crate::retry::Backoff;
 
@@ -568,6 +570,110 @@ impl Db for DynamoDb {
         .await
     }
 
+    async fn stop_agent(&self, agent: &str, open: &[OpenAlert], now: i64) -> Result<(), Error> {
+        self.written.forget(agent);
+        bounded("stop_agent", self.budget(), |deadline| async move {
+            // One item per name: a batch must not name a key twice.
+            let open: BTreeMap<&str, &OpenAlert> = open
+                .iter()
+                .map(|alert| (alert.fault.name.as_str(), alert))
+                .collect();
+            let kept_agent = open_alerts_agent(agent);
+            let stale: Vec<String> = self
+                .item_names(&kept_agent, deadline)
+                .await?
+                .into_iter()
+                .filter(|name| !open.contains_key(name.as_str()))
+                .collect();
+            let faults = self.item_names(agent, deadline).await?;
+            // The kept alerts and their summary first: a failure part way
+            // leaves the agent registered (and reported if it stays so),
+            // never its alerts lost.
+            let mut writes: Vec<Write> = open
+                .values()
+                .map(|alert| Write::Put(open_alert_item(agent, alert)))
+                .collect();
+            writes.extend(
+                stale
+                    .iter()
+                    .map(|name| Write::Delete(fault_key(&kept_agent, name))),
+            );
+            writes.push(if open.is_empty() {
+                Write::Delete(fault_key(STOPPED_AGENT, agent))
+            } else {
+                Write::Put(stopped_item(agent, now, open.len()))
+            });
+            writes.push(Write::Delete(fault_key(HEARTBEAT_AGENT, agent)));
+            writes.push(Write::Delete(fault_key(ALERTS_AGENT, agent)));
+            writes.extend(
+                faults
+                    .iter()
+                    .map(|name| Write::Delete(fault_key(agent, name))),
+            );
+            self.write_all(writes, deadline).await
+        })
+        .await
+    }
+
+    async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, Error> {
+        let kept_agent = open_alerts_agent(agent);
+        self.read_sorted(
+            "open_alerts",
+            Read::Query(Query::Agent(&kept_agent)),
+            &format!("open alerts of {agent}"),
+            |item| open_alert_from_item(item).map(Some),
+            |a, b| a.fault.name.cmp(&b.fault.name),
+        )
+        .await
+    }
+
+    async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, Error> {
+        let table = self.faults_table.as_str();
+        bounded("stopped_agents", self.budget(), |deadline| async move {
+            let mut stopped = Vec::new();
+            let mut skipped = Vec::new();
+            let read = Read::Query(Query::Agent(STOPPED_AGENT));
+            for item in self.read_all(read, deadline).await? {
+                match stopped_from_item(&item) {
+                    Ok(agent) => stopped.push(agent),
+                    Err(error) => skipped.push(Self::skip(table, error)?),
+                }
+            }
+            self.skipped.record("stopped agents", skipped);
+            // One read per stopped agent (the cost grows with them, not
+            // with the fleet): one that started again is not stopped.
+            let mut left = Vec::new();
+            for agent in stopped {
+                let heartbeat = self
+                    .retrying("GetItem", table, deadline, || {
+                        self.api.get(table, fault_key(HEARTBEAT_AGENT, &agent.name))
+                    })
+                    .await?;
+                if heartbeat.is_none() {
+                    left.push(agent);
+                }
+            }
+            left.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(left)
+        })
+        .await
+    }
+
+    async fn clear_open_alerts(&self, agent: &str) -> Result<(), Error> {
+        bounded("clear_open_alerts", self.budget(), |deadline| async move {
+            let kept_agent = open_alerts_agent(agent);
+            let mut writes: Vec<Write> = self
+                .item_names(&kept_agent, deadline)
+                .await?
+                .iter()
+                .map(|name| Write::Delete(fault_key(&kept_agent, name)))
+                .collect();
+            writes.push(Write::Delete(fault_key(STOPPED_AGENT, agent)));
+            self.write_all(writes, deadline).await
+        })
+        .await
+    }
+
     fn skipped_rows(&self) -> Vec<SkippedRow> {
         self.skipped.rows()
     }
@@ -613,6 +719,16 @@ impl Db for DynamoDb {
 }
 
 impl DynamoDb {
+    /// The range keys (`name`) of every item of one `agent` key.
+    async fn item_names(&self, agent: &str, deadline: Instant) -> Result<Vec<String>, Error> {
+        let read = Read::Query(Query::Agent(agent));
+        self.read_all(read, deadline)
+            .await?
+            .iter()
+            .map(|item| required_text(item, "name"))
+            .collect()
+    }
+
     /// DescribeTable, for `validate --healthchecks`: the table exists and is
     /// ACTIVE. Unlike `ensure_table` it never creates one.
     async fn describe_active(&self, table: &str, deadline: Instant) -> Result<(), Error> {
@@ -663,6 +779,8 @@ mod tests {
         calls: Vec<&'static str>,
         /// Sizes of the BatchWriteItem calls.
         batches: Vec<usize>,
+        /// Every write of the BatchWriteItem calls that landed, in order.
+        written: Vec<Write>,
         /// The next calls fail like this, one failure per call.
         failures: VecDeque<ApiFailure>,
         /// The next BatchWriteItem leaves this many of its writes unprocessed.
@@ -803,6 +921,7 @@ mod tests {
                 });
             }
             state.batches.push(writes.len());
+            state.written.extend(writes.iter().cloned());
             let keep = writes.len().saturating_sub(state.unprocessed);
             state.unprocessed = 0;
             let mut writes = writes;
@@ -1096,6 +1215,83 @@ mod tests {
         db.set_faults("web1", &[fault("disk")], 220).await.unwrap();
         assert_eq!(fake.state().batches, [1, 3]);
         assert_eq!(db.alert_failures().await.unwrap(), vec![]);
+    }
+
+    // See: #22
+    #[tokio::test]
+    async fn stop_agent_writes_the_kept_alerts_before_it_deletes_anything() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &[fault("disk"), fault("web1#alerts")], 100)
+            .await
+            .unwrap();
+        fake.state().written.clear();
+        let kept = OpenAlert {
+            fault: Fault {
+                severity: Severity::CRITICAL,
+                triggered: true,
+                ..fault("//web1/app/down")
+            },
+            alerter: Some("ops".into()),
+        };
+
+        db.stop_agent("web1", std::slice::from_ref(&kept), 500)
+            .await
+            .unwrap();
+
+        let written = std::mem::take(&mut fake.state().written);
+        let keys: Vec<(bool, Vec<String>)> = written
+            .iter()
+            .map(|write| match write {
+                Write::Put(item) => (true, item_key(item)),
+                Write::Delete(key) => (false, item_key(key)),
+            })
+            .collect();
+        let key = |agent: &str, name: &str| vec![agent.to_owned(), name.to_owned()];
+        assert_eq!(
+            keys,
+            [
+                (true, key("_open/web1", "//web1/app/down")),
+                (true, key("_stopped", "web1")),
+                (false, key("_", "web1")),
+                (false, key("_alerts", "web1")),
+                (false, key("web1", "disk")),
+                (false, key("web1", "web1#alerts")),
+            ]
+        );
+        assert_eq!(db.open_alerts("web1").await.unwrap(), [kept]);
+    }
+
+    #[tokio::test]
+    async fn stopped_agents_reads_one_heartbeat_per_stopped_agent_not_the_fleet() {
+        let (db, fake) = fake_db();
+        for agent in ["web1", "web2", "web3"] {
+            db.set_faults(agent, &[], 100).await.unwrap();
+        }
+        let kept = OpenAlert {
+            fault: fault("//web1/app/down"),
+            alerter: None,
+        };
+        db.stop_agent("web1", std::slice::from_ref(&kept), 200)
+            .await
+            .unwrap();
+        db.stop_agent("web2", std::slice::from_ref(&kept), 200)
+            .await
+            .unwrap();
+        db.heartbeat("web2", 300).await.unwrap();
+        fake.calls();
+
+        let stopped = db.stopped_agents().await.unwrap();
+
+        assert_eq!(
+            stopped,
+            [StoppedAgent {
+                name: "web1".into(),
+                stopped: 200,
+                open_alerts: 1,
+            }],
+            "web2 started again"
+        );
+        assert_eq!(fake.calls(), ["Query", "GetItem", "GetItem"]);
     }
 
     #[tokio::test]
