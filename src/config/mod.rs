@@ -118,4 +118,9 @@ pub struct AgentConfig {
     pub sentry_dsn: Option<String>,
     /// Checks in flight at once.
     pub max_concurrency: usize,
+    /// Folder for what the agent remembers between runs (last good check
+    /// files, the meta-check's observations): `agent.state_dir`, else a
+    /// `cimaa-state` folder beside the SQLite file, else
+    /// `/var/lib/cimaa/state/AGENT`. Created when first written.
+    pub state_dir: PathBuf,
 }

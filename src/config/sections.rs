@@ -60,6 +60,9 @@ struct RawAgent {
     sentry_dsn: Option<String>,
     /// Checks in flight at once (default `DEFAULT_MAX_CONCURRENCY`).
     max_concurrency: Option<usize>,
+    /// Folder for what the agent remembers between runs, relative to the
+    /// configuration's folder (default: see `state_dir`).
+    state_dir: Option<PathBuf>,
 }
 
 fn default_directory() -> PathBuf {
@@ -379,6 +382,8 @@ impl RawConfig {
         };
         problems.extend(alerters.validate());
         let database = resolve_database(self.database.unwrap_or_default(), base);
+        let mut agent = agent;
+        agent.state_dir = state_dir(agent.state_dir, &database, &agent.name);
         problems.extend(DatabaseSection { config: &database }.validate());
         let metrics = self.metrics.map(|metrics| resolve_metrics(metrics, base));
         if let Some(metrics) = &metrics {
@@ -502,8 +507,27 @@ impl RawAgent {
             log_format: self.log_format,
             sentry_dsn,
             max_concurrency,
+            // Relative to the configuration's folder; empty until the
+            // database section gives the default (`state_dir`).
+            state_dir: self.state_dir.map(|dir| base.join(dir)).unwrap_or_default(),
         };
         (agent, problems, warnings)
+    }
+}
+
+/// `agent.state_dir`: as configured, else a `cimaa-state` folder beside the
+/// SQLite file (the agent can write there), else `/var/lib/cimaa/state/AGENT`.
+fn state_dir(configured: PathBuf, database: &DbConfig, agent: &str) -> PathBuf {
+    if !configured.as_os_str().is_empty() {
+        return configured;
+    }
+    match database {
+        DbConfig::Sqlite(sqlite) => sqlite
+            .path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("cimaa-state"),
+        _ => Path::new("/var/lib/cimaa/state").join(agent),
     }
 }
 
@@ -717,6 +741,25 @@ mod tests {
             log_format: LogFormat::Text,
             sentry_dsn: None,
             max_concurrency,
+            state_dir: None,
+        }
+    }
+
+    #[test]
+    fn the_state_dir_defaults_beside_the_sqlite_file_else_under_var_lib() {
+        let sqlite = DbConfig::Sqlite(SqliteConfig {
+            path: PathBuf::from("/srv/cimaa/cimaa.db"),
+        });
+        let cases = [
+            ("", &sqlite, "/srv/cimaa/cimaa-state"),
+            ("", &DbConfig::Memory, "/var/lib/cimaa/state/web1"),
+            ("/tmp/mine", &sqlite, "/tmp/mine"),
+        ];
+        for (configured, database, want) in cases {
+            assert_eq!(
+                state_dir(PathBuf::from(configured), database, "web1"),
+                PathBuf::from(want)
+            );
         }
     }
 
