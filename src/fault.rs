@@ -277,6 +277,31 @@ pub(crate) fn check_of(fault: &str) -> &str {
     fault.split_once('#').map_or(fault, |(check, _)| check)
 }
 
+/// Where a message's growing age starts: the meta-check's `Inactive agent
+/// (no heartbeat for 3m12s)` (SPEC §8) changes every run while its incident
+/// does not.
+pub(crate) const AGE_SUFFIX: &str = " (no heartbeat for ";
+
+/// Whether `new` is the alert `old` was: the same message, or the same but
+/// for a trailing age (`AGE_SUFFIX ... )`), so an incident whose message
+/// only counts its age is triggered once, not on every run.
+#[must_use]
+pub(crate) fn same_alert(old: &str, new: &str) -> bool {
+    fn without_age(message: &str) -> &str {
+        let Some(at) = message.rfind(AGE_SUFFIX) else {
+            return message;
+        };
+        let age = message[at + AGE_SUFFIX.len()..].strip_suffix(')');
+        if age.is_some_and(|age| !age.is_empty() && age.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            &message[..at]
+        } else {
+            message
+        }
+    }
+    old == new || without_age(old) == without_age(new)
+}
+
 /// Stored records for one check's run; each carries the check's counters.
 ///
 /// `since` carries over from a previous record of the same name; `triggered`
@@ -307,7 +332,7 @@ pub(crate) fn records(
         };
         if let Some(old) = previous.get(&fault.name) {
             fault.since = old.since;
-            fault.triggered = old.triggered && old.message == fault.message;
+            fault.triggered = old.triggered && same_alert(&old.message, &fault.message);
             if old.same_record(&fault) {
                 fault.updated = old.updated;
             }
@@ -637,6 +662,33 @@ mod tests {
             160,
         );
         assert_eq!((second[0].monitor_runs, second[0].updated), (2, 160));
+    }
+
+    // See: #22. A dead peer's page is one alert while its age grows.
+    #[test]
+    fn a_message_that_only_counts_its_age_is_the_same_alert() {
+        let cases = [
+            (
+                "Inactive agent (no heartbeat for 3m12s)",
+                "Inactive agent (no heartbeat for 3m17s)",
+                true,
+            ),
+            (
+                "Inactive agent (no heartbeat for 3m12s)",
+                "Inactive agent",
+                true,
+            ),
+            ("disk 90% > 80%", "disk 91% > 80%", false),
+            (
+                "x (no heartbeat for 1s) (1 of 2)",
+                "x (no heartbeat for 2s) (1 of 2)",
+                false,
+            ),
+            ("a", "a", true),
+        ];
+        for (old, new, same) in cases {
+            assert_eq!(same_alert(old, new), same, "{old} -> {new}");
+        }
     }
 
     #[test]

@@ -385,4 +385,25 @@ fn the_readme_fleet_walkthrough_pages_a_killed_peer() {
                 && f["severity"] == 50),
         "{faults}"
     );
+
+    // Three more meta-check runs: the age in the message grows, the page
+    // does not repeat.
+    std::thread::sleep(Duration::from_secs(3 * 5));
+    let triggers = pages().iter().filter(|a| from_agent_a(a)).count();
+    assert_eq!(triggers, 1, "one page per dead peer: {:?}", pages());
+
+    // The walkthrough's last step: forget the peer, and the page resolves.
+    let output = cimaa(&["-c", "agent-a.yaml", "forget", "agent-b"]);
+    assert!(output.status.success(), "{output:?}");
+    wait_for(
+        "agent-a to resolve //meta#agent-b",
+        Duration::from_secs(4 * 5),
+        || {
+            pages().iter().any(|alert| {
+                alert["action"] == "resolve"
+                    && alert["name"] == "//meta#agent-b"
+                    && alert["agent"] == "agent-a"
+            })
+        },
+    );
 }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::table::{print_table, relative, span};
+use super::table::{print_table, relative};
 use super::{Printer, open_db, warn_skipped};
 use crate::config::Config;
 use crate::db::{AgentFault, Db, Squelch};
@@ -195,7 +195,7 @@ pub(super) async fn add_squelch(
 fn kind(squelch: &Squelch, now: i64) -> String {
     match (squelch.permanent, squelch.expires) {
         (true, _) => "permanent".to_string(),
-        (false, Some(at)) => format!("expires in {}", span(at - now)),
+        (false, Some(at)) => format!("expires in {}", crate::meta::duration(at - now)),
         (false, None) => "until removed".to_string(),
     }
 }

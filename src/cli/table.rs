@@ -22,25 +22,6 @@ fn one_unit(seconds: i64) -> String {
     }
 }
 
-/// A length of time in its two largest units, for what lies ahead
-/// (`expires in 1h59m`): `relative`'s one unit would round 1h59m down to
-/// `1h`.
-pub(super) fn span(seconds: i64) -> String {
-    let seconds = seconds.max(0);
-    let (days, hours) = (seconds / 86_400, seconds % 86_400 / 3600);
-    let (minutes, rest) = (seconds % 3600 / 60, seconds % 60);
-    let parts = [(days, "d"), (hours, "h"), (minutes, "m"), (rest, "s")];
-    let Some(first) = parts.iter().position(|&(n, _)| n > 0) else {
-        return "0s".to_string();
-    };
-    let mut text = String::new();
-    for (n, unit) in parts[first..].iter().take(2).filter(|&&(n, _)| n > 0) {
-        text.push_str(&n.to_string());
-        text.push_str(unit);
-    }
-    text
-}
-
 /// Prints rows under a header, each column as wide as its widest cell up to
 /// its entry in `max`: a longer cell (a 100 KB regex, a 70,000-character
 /// name) is cut and ends with `…`; `--json` prints it whole.
@@ -122,32 +103,5 @@ mod tests {
         for (age, want) in cases {
             assert_eq!(relative(age), want);
         }
-    }
-
-    #[test]
-    fn spans_read_in_their_two_largest_units() {
-        let cases = [
-            (0, "0s"),
-            (-5, "0s"),
-            (45, "45s"),
-            (192, "3m12s"),
-            (3600, "1h"),
-            (7199, "1h59m"),
-            (86_400 + 60, "1d"),
-            (2 * 86_400 + 3 * 3600 + 59, "2d3h"),
-        ];
-        for (seconds, want) in cases {
-            assert_eq!(span(seconds), want, "{seconds}");
-        }
-    }
-
-    // See: #18
-    #[test]
-    fn long_cells_are_cut_with_an_ellipsis() {
-        assert_eq!(truncate("abcdef", 4), "abc…");
-        assert_eq!(truncate("abcd", 4), "abcd");
-        assert_eq!(truncate("ééééé", 3), "éé…");
-        assert_eq!(truncate("a\nb", 5), "a b");
-        assert_eq!(truncate(&"x".repeat(70_000), 80).chars().count(), 80);
     }
 }
