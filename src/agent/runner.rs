@@ -49,8 +49,10 @@ pub(crate) struct Fleet<'a> {
 /// A `meta:` check forks nothing and looks nothing up on PATH: its faults
 /// are what `cimaa meta-check` prints, as plugin JSON would give them
 /// (`//meta#AGENT`, escalating). A database that fails or does not answer
-/// within the check's timeout is the check's own escalating ERROR, naming
-/// the cause, as a probe's failure is.
+/// within the check's timeout is a broken monitor, not a dead fleet: the
+/// non-escalating ERROR `monitor-database` naming the cause, which pages
+/// only after `monitor_retry` runs in a row (one slow read must not page
+/// from every meta host).
 pub(crate) async fn run_check(
     check: &CheckDef,
     context: &RunContext<'_>,
@@ -62,21 +64,27 @@ pub(crate) async fn run_check(
     let timeout = checks::timeout_of(check, context.default_timeout);
     let limits = limits(options, fleet.base_interval);
     let now = whole(fleet.clock.now());
-    let read = async {
-        meta_faults(db, fleet.agent, limits, now)
-            .await
-            .map(|faults| CheckOutput {
-                faults: meta_kind::raw_faults(faults),
-                ..CheckOutput::default()
-            })
-            .map_err(|e| {
-                format!(
-                    "meta-check cannot read the database: {}",
-                    crate::error::chain(&e)
-                )
-            })
-    };
-    checks::bounded(&"meta-check reading the database", timeout, read).await
+    let problem =
+        match tokio::time::timeout(timeout, meta_faults(db, fleet.agent, limits, now)).await {
+            Ok(Ok(faults)) => {
+                return CheckOutput {
+                    faults: meta_kind::raw_faults(faults),
+                    ..CheckOutput::default()
+                };
+            }
+            Ok(Err(e)) => format!(
+                "meta-check cannot read the database: {}",
+                crate::error::chain(&e)
+            ),
+            Err(_) => format!(
+                "meta-check reading the database: timed out after {} s",
+                crate::thresholds::format_value(timeout.as_secs_f64())
+            ),
+        };
+    CheckOutput {
+        faults: vec![RawFault::monitor("database", problem)],
+        ..CheckOutput::default()
+    }
 }
 
 /// `cimaa meta-check`'s limits for a `meta:` check's options.
@@ -365,13 +373,8 @@ mod tests {
         run_check(check, &context, fleet).await.faults
     }
 
-    fn own_error(message: &str) -> Vec<RawFault> {
-        vec![RawFault {
-            name: None,
-            severity: Severity::ERROR,
-            message: message.into(),
-            escalates: true,
-        }]
+    fn monitor_error(message: &str) -> Vec<RawFault> {
+        vec![RawFault::monitor("database", message)]
     }
 
     // See: #22
@@ -406,13 +409,13 @@ mod tests {
 
     // See: #22
     #[tokio::test]
-    async fn a_database_error_is_the_meta_checks_own_error_naming_the_cause() {
+    async fn a_database_error_is_a_broken_monitor_naming_the_cause() {
         let faults = run_meta(&meta_check(None), &Sick { hang: false }).await;
         let cause = crate::error::chain(&DbError::Task("disk on fire".into()));
         assert!(cause.contains("disk on fire"), "{cause}");
         assert_eq!(
             faults,
-            own_error(&format!("meta-check cannot read the database: {cause}"))
+            monitor_error(&format!("meta-check cannot read the database: {cause}"))
         );
     }
 
@@ -423,7 +426,7 @@ mod tests {
         let faults = run_meta(&check, &Sick { hang: true }).await;
         assert_eq!(
             faults,
-            own_error("meta-check reading the database: timed out after 3 s")
+            monitor_error("meta-check reading the database: timed out after 3 s")
         );
     }
 
@@ -445,7 +448,7 @@ mod tests {
         };
         assert_eq!(
             run_check(&check, &context, fleet).await.faults,
-            own_error("meta-check: no database to read")
+            monitor_error("meta-check: no database to read")
         );
     }
 }

@@ -338,7 +338,13 @@ pub(crate) async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutp
         }
         CheckKind::Tcp(target) => bounded(target, timeout, tcp::probe(target)).await,
         CheckKind::Socket(target) => bounded(target, timeout, socket::probe(target)).await,
-        CheckKind::Meta(_) => own_error("meta-check: no database to read".into()),
+        CheckKind::Meta(_) => CheckOutput {
+            faults: vec![RawFault::monitor(
+                "database",
+                "meta-check: no database to read",
+            )],
+            ..CheckOutput::default()
+        },
         CheckKind::Broken(message) => CheckOutput {
             faults: vec![RawFault {
                 name: None,

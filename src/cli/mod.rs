@@ -64,7 +64,7 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Run checks once and print what they report; touches no database or alerter.
+    /// Run checks once and print what they report; writes no database, calls no alerter.
     Check {
         /// One check file (default: every file of the check directory).
         file: Option<PathBuf>,

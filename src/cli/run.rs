@@ -8,6 +8,7 @@ use crate::agent::{self, Backends, Mode};
 use crate::alerters;
 use crate::checks::{self, CheckDef, CheckKind, RunContext};
 use crate::config::{self, Config};
+use crate::db::Db;
 use crate::error::{CliError, ExitStatus};
 use crate::fault;
 use crate::signals;
@@ -101,12 +102,7 @@ pub(super) async fn check(
         default_timeout: config.agent.timeout,
         probes: &probes,
     };
-    // A `meta:` check reads the database (nothing is written).
-    let db = if checks.iter().any(CheckDef::reads_database) {
-        Some(open_db(config).await?)
-    } else {
-        None
-    };
+    let db = meta_database(config, &checks).await;
     let fleet = agent::Fleet {
         db: db.as_deref(),
         agent: &config.agent.name,
@@ -182,5 +178,25 @@ fn no_such_check(name: &str, place: &Path, checks: &[CheckDef]) -> String {
     match names.len().saturating_sub(NAMES_LISTED) {
         0 => format!("{head}; its checks: {listed}"),
         more => format!("{head}; its checks: {listed} and {more} more"),
+    }
+}
+
+/// The database a `meta:` check reads (nothing is written), when one is
+/// among `checks`. One that cannot be opened (no credentials on a laptop)
+/// becomes the meta check's own `monitor-database` fault; the other checks
+/// still run.
+async fn meta_database(config: &Config, checks: &[CheckDef]) -> Option<Arc<dyn Db>> {
+    if !checks.iter().any(CheckDef::reads_database) {
+        return None;
+    }
+    match crate::db::build(&config.database).await {
+        Ok(db) => Some(db),
+        Err(e) => {
+            eprintln!(
+                "warning: cannot open the database for the meta check: {}",
+                crate::error::chain(&e)
+            );
+            None
+        }
     }
 }
