@@ -586,9 +586,11 @@ impl Db for DynamoDb {
                 .filter(|name| !open.contains_key(name.as_str()))
                 .collect();
             let faults = self.item_names(agent, deadline).await?;
-            // The kept alerts and their summary first: a failure part way
-            // leaves the agent registered (and reported if it stays so),
-            // never its alerts lost.
+            // The kept alerts and their summary first, in writes of their
+            // own: a batch is neither atomic nor ordered, so the
+            // deregistration starts only once every kept alert is stored. A
+            // failure part way leaves the agent registered (and reported if
+            // it stays so), never its alerts lost.
             let mut writes: Vec<Write> = open
                 .values()
                 .map(|alert| Write::Put(open_alert_item(agent, alert)))
@@ -603,14 +605,17 @@ impl Db for DynamoDb {
             } else {
                 Write::Put(stopped_item(agent, now, open.len()))
             });
-            writes.push(Write::Delete(fault_key(HEARTBEAT_AGENT, agent)));
-            writes.push(Write::Delete(fault_key(ALERTS_AGENT, agent)));
-            writes.extend(
+            self.write_all(writes, deadline).await?;
+            let mut removals = vec![
+                Write::Delete(fault_key(HEARTBEAT_AGENT, agent)),
+                Write::Delete(fault_key(ALERTS_AGENT, agent)),
+            ];
+            removals.extend(
                 faults
                     .iter()
                     .map(|name| Write::Delete(fault_key(agent, name))),
             );
-            self.write_all(writes, deadline).await
+            self.write_all(removals, deadline).await
         })
         .await
     }
@@ -1225,6 +1230,7 @@ mod tests {
             .await
             .unwrap();
         fake.state().written.clear();
+        let batches_before = fake.state().batches.len();
         let kept = OpenAlert {
             fault: Fault {
                 severity: Severity::CRITICAL,
@@ -1258,7 +1264,35 @@ mod tests {
                 (false, key("web1", "web1#alerts")),
             ]
         );
+        // Two writes: the kept alerts are stored before any removal starts.
+        assert_eq!(fake.state().batches[batches_before..], [2, 4]);
         assert_eq!(db.open_alerts("web1").await.unwrap(), [kept]);
+    }
+
+    // See: #22 (review). A batch is neither atomic nor ordered: the kept
+    // alerts go in a write of their own, and a failure there deletes nothing.
+    #[tokio::test]
+    async fn a_failed_write_of_the_kept_alerts_deregisters_nothing() {
+        let (db, fake) = fake_db();
+        db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
+        let done = fake.state().batches.len();
+        fake.state().fail_batch = Some(done);
+        let kept = OpenAlert {
+            fault: Fault {
+                severity: Severity::CRITICAL,
+                triggered: true,
+                ..fault("//web1/app/down")
+            },
+            alerter: None,
+        };
+
+        let result = db
+            .stop_agent("web1", std::slice::from_ref(&kept), 500)
+            .await;
+
+        assert!(result.is_err(), "{result:?}");
+        assert_eq!(db.agents().await.unwrap().len(), 1, "still registered");
+        assert_eq!(db.get_faults("web1").await.unwrap().len(), 1);
     }
 
     #[tokio::test]
