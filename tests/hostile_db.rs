@@ -13,7 +13,10 @@ use async_trait::async_trait;
 use cimaa::agent::{self, Backends, Clock, Mode};
 use cimaa::alerters::{self, Alerters};
 use cimaa::config::load_agent_config;
-use cimaa::db::{AgentFault, Db, Error as DbError, Fault, Heartbeat, MemoryDb, SqliteDb, Squelch};
+use cimaa::db::{
+    AgentFault, Db, Error as DbError, Fault, Heartbeat, MemoryDb, OpenAlert, SqliteDb, Squelch,
+    StoppedAgent,
+};
 use rusqlite::Connection;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -475,6 +478,22 @@ impl Db for SlowDb {
 
     async fn remove_agent(&self, agent: &str) -> Result<(), DbError> {
         self.inner.remove_agent(agent).await
+    }
+
+    async fn stop_agent(&self, agent: &str, open: &[OpenAlert], now: i64) -> Result<(), DbError> {
+        self.inner.stop_agent(agent, open, now).await
+    }
+
+    async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, DbError> {
+        self.inner.open_alerts(agent).await
+    }
+
+    async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, DbError> {
+        self.inner.stopped_agents().await
+    }
+
+    async fn clear_open_alerts(&self, agent: &str) -> Result<(), DbError> {
+        self.inner.clear_open_alerts(agent).await
     }
 }
 

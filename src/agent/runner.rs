@@ -302,7 +302,9 @@ mod tests {
 
     use super::*;
     use crate::checks::Probes;
-    use crate::db::{AgentFault, Error as DbError, Fault, Heartbeat, MemoryDb, Squelch};
+    use crate::db::{
+        AgentFault, Error as DbError, Fault, Heartbeat, MemoryDb, OpenAlert, Squelch, StoppedAgent,
+    };
 
     /// A database that fails every call, or never answers the meta-check's.
     struct Sick {
@@ -346,6 +348,18 @@ mod tests {
             sick()
         }
         async fn remove_agent(&self, _: &str) -> Result<(), DbError> {
+            sick()
+        }
+        async fn stop_agent(&self, _: &str, _: &[OpenAlert], _: i64) -> Result<(), DbError> {
+            sick()
+        }
+        async fn open_alerts(&self, _: &str) -> Result<Vec<OpenAlert>, DbError> {
+            sick()
+        }
+        async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, DbError> {
+            sick()
+        }
+        async fn clear_open_alerts(&self, _: &str) -> Result<(), DbError> {
             sick()
         }
     }

@@ -270,31 +270,19 @@ pub trait Db: Send + Sync {
     /// keeps nothing (and removes what was kept). Atomic where the backend
     /// can be (one `SQLite` transaction); DynamoDB writes the kept alerts
     /// before it deletes anything, so a failure part way loses nothing.
-    ///
-    /// By default nothing is kept: a backend (or test double) without a
-    /// place for open alerts deregisters as before #22.
-    async fn stop_agent(&self, agent: &str, open: &[OpenAlert], now: i64) -> Result<(), Error> {
-        let _ = (open, now);
-        self.remove_agent(agent).await
-    }
+    async fn stop_agent(&self, agent: &str, open: &[OpenAlert], now: i64) -> Result<(), Error>;
 
     /// The open alerts `agent` kept at its last clean stop, by fault name.
-    async fn open_alerts(&self, _agent: &str) -> Result<Vec<OpenAlert>, Error> {
-        Ok(Vec::new())
-    }
+    async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, Error>;
 
     /// The agents that stopped cleanly leaving open alerts and have not
     /// started since (no heartbeat), by name: for the meta-check, read
     /// without scanning the fleet.
-    async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, Error> {
-        Ok(Vec::new())
-    }
+    async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, Error>;
 
     /// Removes the open alerts `agent` kept, and nothing else: a start calls
     /// it once they are part of its stored faults.
-    async fn clear_open_alerts(&self, _agent: &str) -> Result<(), Error> {
-        Ok(())
-    }
+    async fn clear_open_alerts(&self, agent: &str) -> Result<(), Error>;
 
     /// Creates what the backend stores into (idempotent) and waits until it
     /// is usable; `capacity` asks for provisioned throughput where that
