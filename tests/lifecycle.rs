@@ -108,12 +108,17 @@ impl Drop for Running {
     }
 }
 
-/// Runs a daemon until it has triggered its first alert (in `file`), then
-/// stops it with `signal`.
+/// Runs a daemon until it has triggered its first alert (in `file`) and
+/// stored it, then stops it with `signal`.
 fn trigger_then_stop(env: &Env, file: &str, signal: Signal) -> Output {
     let mut agent = Running::start(env);
     wait_for("the trigger", Duration::from_secs(15), || {
         !read_json_lines(&env.path(file)).is_empty()
+    });
+    // The database learns of the trigger after the alerter: a SIGKILL
+    // before that write would leave nothing triggered behind.
+    wait_for("the triggered fault stored", Duration::from_secs(15), || {
+        env.faults().iter().any(|fault| fault["triggered"] == true)
     });
     agent.signal(signal);
     agent.wait()
@@ -412,6 +417,40 @@ fn forget_of_an_agent_the_database_does_not_know_exits_1_saying_so() {
         stderr(&output).trim(),
         "error: the database knows no agent `web9` (no heartbeat, faults or open alerts); `cimaa agents` lists the known ones"
     );
+}
+
+// See: #22 (review). A dead meta host's `//meta#web3` is the fleet's one
+// incident while a live peer still sees web3 dead: forgetting the dead host
+// must not close it.
+#[tokio::test(flavor = "multi_thread")]
+async fn forget_leaves_open_a_fleet_fault_that_a_live_peer_still_holds() {
+    let env = Env::new();
+    env.once();
+    let db = open(&env).await;
+    let held = kept_alert("//meta#web3").fault;
+    db.set_faults("dead-meta-host", std::slice::from_ref(&held), 100)
+        .await
+        .unwrap();
+    db.set_faults("live-meta-host", std::slice::from_ref(&held), now())
+        .await
+        .unwrap();
+
+    let output = env.cimaa(&["forget", "dead-meta-host"]);
+
+    assert_success(&output);
+    assert!(
+        stdout(&output).contains("left `//meta#web3` open: a live agent still holds it"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        env.alerts()
+            .iter()
+            .all(|alert| alert["action"] != "resolve"),
+        "{:?}",
+        env.alerts()
+    );
+    assert!(!agent_names(&env).contains(&"dead-meta-host".to_string()));
 }
 
 fn kept_alert(name: &str) -> OpenAlert {

@@ -1,6 +1,6 @@
 //! Fleet upkeep: `meta-check`, `forget` and `setup-db`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -11,7 +11,7 @@ use super::{Printer, open_db};
 use crate::agent;
 use crate::alerters::{self, Alerters, Event};
 use crate::config::{self, Config, Scope};
-use crate::db::{self, Fault, OpenAlert};
+use crate::db::{self, Db, Fault, OpenAlert};
 use crate::error::{CliError, ExitStatus};
 use crate::fault;
 use crate::meta;
@@ -98,7 +98,23 @@ pub(super) async fn forget(config: &Config, agent: &str) -> Result<ExitStatus, C
         .map(|stopped| stopped.stopped)
         .or(heartbeat.map(|heartbeat| heartbeat.updated))
         .unwrap_or(now);
-    let open = alerts_to_resolve(config, agent, &faults, kept);
+    let mut open = alerts_to_resolve(config, agent, &faults, kept);
+    // A fleet fault (`//meta#web2`) that a live peer still holds is one
+    // incident: resolving it here would close the page while the peer
+    // still sees the trouble (and, its alert triggered, never re-sends it).
+    let held = held_by_live_peers(db.as_ref(), agent, config.agent.base_interval, now)
+        .await
+        .map_err(CliError::failure)?;
+    open.retain(|alert| {
+        let keep = !held.contains(&alert.fault.name);
+        if !keep {
+            Printer::line(&format!(
+                "left `{}` open: a live agent still holds it",
+                alert.fault.name
+            ));
+        }
+        keep
+    });
     let context = alerters::Context {
         agent: config.agent.name.clone(),
         alert_timeout: config.agent.alert_timeout,
@@ -131,6 +147,46 @@ pub(super) async fn forget(config: &Config, agent: &str) -> Result<ExitStatus, C
         count(left.len(), "open alert"),
         names.join("; ")
     )))
+}
+
+/// Heartbeats younger than this many base intervals are live peers (the
+/// meta-check's default `-e`).
+const LIVE_INTERVALS: f64 = 5.0;
+
+/// Names of the fleet faults (absolute check names not under
+/// `//AGENT/`) that an agent other than `agent`, with a live heartbeat,
+/// holds triggered.
+async fn held_by_live_peers(
+    db: &dyn Db,
+    agent: &str,
+    base_interval: f64,
+    now: i64,
+) -> Result<HashSet<String>, crate::db::Error> {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "whole seconds of sane intervals"
+    )]
+    let live_secs = (LIVE_INTERVALS * base_interval).ceil() as i64;
+    let live: HashSet<String> = db
+        .agents()
+        .await?
+        .into_iter()
+        .filter(|heartbeat| heartbeat.name != agent && now - heartbeat.updated < live_secs)
+        .map(|heartbeat| heartbeat.name)
+        .collect();
+    let own = format!("//{agent}/");
+    Ok(db
+        .list_faults(None)
+        .await?
+        .into_iter()
+        .filter(|held| {
+            live.contains(&held.agent)
+                && held.fault.triggered
+                && held.fault.name.starts_with("//")
+                && !held.fault.name.starts_with(&own)
+        })
+        .map(|held| held.fault.name)
+        .collect())
 }
 
 /// `1 fault`, `3 faults`.
