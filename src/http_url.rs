@@ -75,6 +75,9 @@ impl Visitor<'_> for UrlVisitor {
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<String, E> {
+        // Stored as checked: ` https://x ` would reach the HTTP client (or
+        // the AWS SDK) with its spaces.
+        let text = text.trim();
         check(text, self.secret)
             .map(|_| text.to_string())
             .map_err(E::custom)
@@ -208,6 +211,11 @@ mod tests {
     fn the_deserializers_check_what_they_read() {
         let read = |text: &str| deserialize(StrDeserializer::<ValueError>::new(text));
         assert_eq!(read("http://x").unwrap(), "http://x");
+        assert_eq!(
+            read(" http://x \n").unwrap(),
+            "http://x",
+            "stored as checked"
+        );
         assert!(read("x").is_err());
         let value = |text: Option<&str>| text.map_or(serde_json::Value::Null, Into::into);
         let optional =

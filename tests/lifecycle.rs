@@ -117,9 +117,11 @@ fn trigger_then_stop(env: &Env, file: &str, signal: Signal) -> Output {
     });
     // The database learns of the trigger after the alerter: a SIGKILL
     // before that write would leave nothing triggered behind.
-    wait_for("the triggered fault stored", Duration::from_secs(15), || {
-        env.faults().iter().any(|fault| fault["triggered"] == true)
-    });
+    wait_for(
+        "the triggered fault stored",
+        Duration::from_secs(15),
+        || env.faults().iter().any(|fault| fault["triggered"] == true),
+    );
     agent.signal(signal);
     agent.wait()
 }

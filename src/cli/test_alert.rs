@@ -58,6 +58,10 @@ pub(super) async fn test_alert(
     for (alerter_name, alerter_config) in &selected {
         let label = format!("{alerter_name} ({})", alerter_config.kind());
         let Some(alerter) = built.alone(alerter_name) else {
+            // Built from this configuration, so not expected; never a
+            // silent pass.
+            eprintln!("{label}: cannot be built on its own, so it was not tested");
+            failed.push(format!("`{alerter_name}`"));
             continue;
         };
         let fault = alerters::test_alert_name(&config.agent.name, alerter_name);
