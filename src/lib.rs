@@ -51,6 +51,7 @@
 //! - `env`: names of environment variables.
 //! - `host`: FQDN, root or not, the login name.
 //! - `process`: child processes in their own group, capped output, group kill.
+//! - `program`: the program a command line runs, found as the shell would.
 //! - `retry`: the one capped, jittered exponential backoff with a deadline.
 //! - `limits`: raising the open-file limit; the concurrency it allows.
 //! - `aws`: AWS SDK errors as one sentence with a hint (DynamoDB, Kinesis).
@@ -80,6 +81,7 @@ mod limits;
 mod meta;
 mod perfdata;
 mod process;
+mod program;
 mod retry;
 mod squelch;
 mod telemetry;

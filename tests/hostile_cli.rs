@@ -261,7 +261,7 @@ fn healthchecks_name_each_unreachable_alerter() {
         "{err}"
     );
     assert!(
-        err.contains("alerter `pager` (command): program `no-such-notifier` not found on `PATH`"),
+        err.contains("alerter `pager` (command): program `no-such-notifier` not found in PATH"),
         "{err}"
     );
     assert!(
@@ -309,7 +309,7 @@ fn healthchecks_print_one_ok_line_per_working_part() {
             "alerter:\n  type: file\n  path: alerts.jsonl\n\
              alerters:\n  \
                chat:\n    type: slack\n    token: xoxb-good\n    url: {}\n  \
-               pager:\n    type: command\n    command: LANG=C sh -c 'exit 0'\n",
+               pager:\n    type: command\n    command: sh -c 'exit 0'\n",
             slack.url("/api/chat.postMessage")
         ),
         "",
@@ -326,7 +326,7 @@ fn healthchecks_print_one_ok_line_per_working_part() {
         format!("ok: alerter `default` (file): `{dir}/alerts.jsonl` can be created in `{dir}`"),
         "ok: alerter `chat` (slack): reached `127.0.0.1:".to_string(),
         "token accepted by auth.test".to_string(),
-        "ok: alerter `pager` (command): `sh` found at".to_string(),
+        "ok: alerter `pager` (command): `sh` can run".to_string(),
     ] {
         assert!(text.contains(&line), "{line}\n{text}");
     }

@@ -16,7 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "Base",
         &[
-            "error", "env", "host", "process", "retry", "limits", "aws", "http_url",
+            "error", "env", "host", "process", "program", "retry", "limits", "aws", "http_url",
         ],
     ),
     (

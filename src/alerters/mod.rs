@@ -275,62 +275,31 @@ async fn healthcheck(
         AlerterConfig::File(file) => file::healthcheck(&file.path),
         AlerterConfig::Command(command) => command_healthcheck(
             &command.command,
-            std::env::var_os("PATH").unwrap_or_default().as_os_str(),
+            &std::env::current_dir().unwrap_or_default(),
+            std::env::var_os("PATH").as_deref(),
         ),
         AlerterConfig::PagerDuty(pd) => http::reachable(&client(http)?, &pd.url).await,
         AlerterConfig::Slack(config) => slack::healthcheck(config, &client(http)?).await,
     }
 }
 
-/// Words that the shell runs itself: nothing to find on `PATH`.
-const SHELL_WORDS: &[&str] = &[
-    "!", "{", "(", "if", "for", "while", "until", "case", ".", ":", "cd", "eval", "exit", "export",
-    "set", "trap", "true", "false", "test", "[", "echo", "printf", "read", "command",
-];
-
-/// Checks that the program a command alerter's line starts with (after
-/// `VAR=value` assignments and `exec`) is found (on `search_path` unless it
-/// contains a `/`) and executable.
-fn command_healthcheck(line: &str, search_path: &std::ffi::OsStr) -> Result<String, String> {
-    let mut words = line
-        .split_whitespace()
-        .skip_while(|word| is_assignment(word))
-        .skip_while(|word| *word == "exec");
-    let Some(program) = words.next() else {
+/// Checks that the program a command alerter's line starts with can run
+/// from `folder` (where the agent runs it) on `search_path`, by the rule
+/// `cimaa validate` applies to command checks (`program::check`).
+fn command_healthcheck(
+    line: &str,
+    folder: &std::path::Path,
+    search_path: Option<&std::ffi::OsStr>,
+) -> Result<String, String> {
+    if line.trim().is_empty() {
         return Err("the command is empty".into());
-    };
-    if SHELL_WORDS.contains(&program) {
-        return Ok(format!("`{program}` is run by the shell"));
     }
-    let executable = |path: &std::path::Path| {
-        path.is_file() && nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
-    };
-    if program.contains('/') {
-        let path = std::path::Path::new(program);
-        if !path.exists() {
-            return Err(format!("program `{program}` does not exist"));
-        }
-        if !executable(path) {
-            return Err(format!("program `{program}` is not an executable file"));
-        }
-        return Ok(format!("`{program}` is executable"));
-    }
-    match std::env::split_paths(search_path)
-        .map(|folder| folder.join(program))
-        .find(|candidate| executable(candidate))
-    {
-        Some(found) => Ok(format!("`{program}` found at `{}`", found.display())),
-        None => Err(format!("program `{program}` not found on `PATH`")),
-    }
-}
-
-/// `NAME=value`, which the shell reads as a variable for the command.
-fn is_assignment(word: &str) -> bool {
-    word.split_once('=').is_some_and(|(name, _)| {
-        !name.is_empty()
-            && !name.starts_with(|c: char| c.is_ascii_digit())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    })
+    crate::program::check(line, folder, search_path)
+        .map(|()| match crate::program::program_of(line) {
+            Some(program) => format!("`{program}` can run"),
+            None => "run by the shell".to_owned(),
+        })
+        .map_err(|problem| problem.to_string())
 }
 
 /// The default alerter and the named ones, each with its fallback.
@@ -540,25 +509,26 @@ mod tests {
     // See: #18
     #[test]
     fn a_command_alerter_needs_its_program() {
-        let path = std::ffi::OsStr::new("/usr/bin:/bin");
-        assert!(command_healthcheck("sh -c 'exit 0'", path).is_ok());
-        assert!(command_healthcheck("LANG=C exec sh x", path).is_ok());
-        assert!(command_healthcheck("echo $CIMAA_NAME >> /tmp/x", path).is_ok());
+        let path = Some(std::ffi::OsStr::new("/usr/bin:/bin"));
+        let here = std::path::Path::new("/");
+        assert!(command_healthcheck("sh -c 'exit 0'", here, path).is_ok());
+        assert!(command_healthcheck("LANG=C exec sh x", here, path).is_ok());
+        assert!(command_healthcheck("echo $CIMAA_NAME >> /tmp/x", here, path).is_ok());
         assert_eq!(
-            command_healthcheck("no-such-notifier --page", path),
-            Err("program `no-such-notifier` not found on `PATH`".into())
+            command_healthcheck("no-such-notifier --page", here, path),
+            Err("program `no-such-notifier` not found in PATH (/usr/bin:/bin)".into())
         );
         assert_eq!(
-            command_healthcheck("/nonexistent/notify", path),
-            Err("program `/nonexistent/notify` does not exist".into())
+            command_healthcheck("/nonexistent/notify", here, path),
+            Err("program `/nonexistent/notify` not found (no file `/nonexistent/notify`)".into())
         );
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("notify");
         std::fs::write(&plain, "#!/bin/sh\n").unwrap();
         let line = format!("{} --page", plain.display());
-        let error = command_healthcheck(&line, path).unwrap_err();
-        assert!(error.ends_with("is not an executable file"), "{error}");
-        assert!(command_healthcheck("  ", path).is_err());
+        let error = command_healthcheck(&line, here, path).unwrap_err();
+        assert!(error.contains("is not executable"), "{error}");
+        assert!(command_healthcheck("  ", here, path).is_err());
     }
 
     struct Fails;

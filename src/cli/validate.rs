@@ -1,6 +1,6 @@
 //! `cimaa validate [--healthchecks] [FILE...]`: the agent configuration,
 //! then every check file of the directory or just the FILEs (a deploy
-//! pipeline's gate), each command check's program (`config::program`), and
+//! pipeline's gate), each command check's program (`program`), and
 //! with `--healthchecks` the database, alerters and metric sink.
 
 use std::path::{Path, PathBuf};
@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use super::Printer;
 use crate::alerters;
 use crate::checks::{CheckDef, CheckKind};
-use crate::config::{self, Config, program};
+use crate::config::{self, Config};
 use crate::db;
 use crate::error::{CliError, ExitStatus};
+use crate::program;
 use crate::sinks;
 
 pub(super) async fn validate(

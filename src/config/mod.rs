@@ -8,7 +8,6 @@
 //! - `env_subst`: `${VAR}` substitution inside the scalar values YAML reads;
 //! - `sections`: the agent file's sections as written and their validation;
 //! - `check_file`: check files, the check directory and parallel loading;
-//! - `program`: finding the program a command check runs (`cimaa validate`).
 //!
 //! A check's own options (HTTP, TCP, socket, command) and `CheckDef` belong
 //! to `checks`; this module only reads the YAML they come in. A bad agent
@@ -18,7 +17,6 @@
 mod check_file;
 mod env_subst;
 pub(crate) mod load;
-pub(crate) mod program;
 mod sections;
 
 use std::collections::{BTreeMap, BTreeSet};

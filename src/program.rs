@@ -1,6 +1,7 @@
-//! Finding the program a command check runs, as `cimaa validate` reports it
-//! (SPEC §16): a check that calls a missing plugin is a deploy mistake that
-//! should fail the deploy, not a fault nobody is paged for.
+//! Finding the program a command line runs, as `cimaa validate` reports it
+//! for command checks (SPEC §16: a check that calls a missing plugin is a
+//! deploy mistake that should fail the deploy, not a fault nobody is paged
+//! for) and `validate --healthchecks` for command alerters: one rule for both.
 //!
 //! A command runs with `/bin/sh -c` in its check file's folder (SPEC §4).
 //! When the command line starts with a plain word (SPEC §4's word
