@@ -12,17 +12,6 @@ use crate::util::{AGENT, Env, check_name, stderr};
 const ROUTING_KEY: &str = "R0UT1NGKEY0000000000000000000000";
 const TOKEN: &str = "xoxb-secret-token";
 
-fn pd_ok() -> Reply {
-    Reply::new(
-        202,
-        r#"{"status":"success","message":"Event processed","dedup_key":"x"}"#,
-    )
-}
-
-fn slack_ok() -> Reply {
-    Reply::new(200, r#"{"ok":true,"channel":"C1","ts":"1.2"}"#)
-}
-
 fn pagerduty_section(pd: &FakeHttp, extra: &str) -> String {
     format!(
         "alerter:\n  type: pagerduty\n  routing_key: {ROUTING_KEY}\n  url: {}\n{extra}",
@@ -68,7 +57,7 @@ fn clear(env: &Env) {
 
 #[test]
 fn pagerduty_trigger_and_resolve_match_the_events_api() {
-    let pd = FakeHttp::start(pd_ok());
+    let pd = FakeHttp::start(Reply::pagerduty_accepted());
     let env = Env::with_alerter(&pagerduty_section(&pd, ""), "");
     let name = toggled_check(&env, "");
     env.once();
@@ -101,7 +90,7 @@ fn pagerduty_trigger_and_resolve_match_the_events_api() {
 
 #[test]
 fn pagerduty_summaries_of_long_messages_keep_start_and_end() {
-    let pd = FakeHttp::start(pd_ok());
+    let pd = FakeHttp::start(Reply::pagerduty_accepted());
     let env = Env::with_alerter(&pagerduty_section(&pd, ""), "");
     let long = format!("BEGIN{}FINISH", "x".repeat(2000));
     env.write_check(
@@ -122,7 +111,7 @@ fn pagerduty_summaries_of_long_messages_keep_start_and_end() {
 
 #[test]
 fn pagerduty_429_fails_this_tick_and_succeeds_on_the_next() {
-    let pd = FakeHttp::start(pd_ok());
+    let pd = FakeHttp::start(Reply::pagerduty_accepted());
     pd.script([Reply::new(429, r#"{"status":"throttle event"}"#)]);
     let env = Env::with_alerter(&pagerduty_section(&pd, ""), "");
     let name = toggled_check(&env, "");
@@ -171,7 +160,7 @@ fn pagerduty_400_is_not_resent_until_the_message_changes() {
 
 #[test]
 fn a_slow_pagerduty_is_cut_off_by_alert_timeout() {
-    let pd = FakeHttp::start(pd_ok().delayed(Duration::from_secs(20)));
+    let pd = FakeHttp::start(Reply::pagerduty_accepted().delayed(Duration::from_secs(20)));
     let env = Env::with_alerter(&pagerduty_section(&pd, ""), "  alert_timeout: 1\n");
     toggled_check(&env, "");
     let started = Instant::now();
@@ -189,7 +178,7 @@ fn a_slow_pagerduty_is_cut_off_by_alert_timeout() {
 
 #[test]
 fn slack_messages_match_chat_post_message() {
-    let slack = FakeHttp::start(slack_ok());
+    let slack = FakeHttp::start(Reply::slack_ok());
     let env = Env::with_alerter(&format!("alerter:\n{}", slack_lines(&slack, "  ")), "");
     toggled_check(&env, "");
     env.once();
@@ -235,7 +224,7 @@ fn slack_ok_false_is_a_failure() {
 
 #[test]
 fn slack_429_is_retried_after_retry_after_within_the_alert_timeout() {
-    let slack = FakeHttp::start(slack_ok());
+    let slack = FakeHttp::start(Reply::slack_ok());
     slack.script([Reply::new(429, "").header("Retry-After", "1")]);
     let env = Env::with_alerter(
         &format!("alerter:\n{}", slack_lines(&slack, "  ")),
@@ -289,7 +278,7 @@ fn secrets_never_appear_in_logs() {
 #[test]
 fn a_fallback_delivers_when_pagerduty_fails() {
     let pd = FakeHttp::start(Reply::new(503, "down"));
-    let slack = FakeHttp::start(slack_ok());
+    let slack = FakeHttp::start(Reply::slack_ok());
     let env = Env::with_alerter(
         &pagerduty_section(
             &pd,
@@ -313,8 +302,8 @@ fn a_fallback_delivers_when_pagerduty_fails() {
 
 #[test]
 fn a_check_routes_its_alerts_to_a_named_alerter() {
-    let pd = FakeHttp::start(pd_ok());
-    let slack = FakeHttp::start(slack_ok());
+    let pd = FakeHttp::start(Reply::pagerduty_accepted());
+    let slack = FakeHttp::start(Reply::slack_ok());
     let env = Env::with_alerter(
         &pagerduty_section(
             &pd,
@@ -345,7 +334,7 @@ fn a_check_routes_its_alerts_to_a_named_alerter() {
 
 #[test]
 fn an_unknown_alerter_name_is_a_configuration_error_of_that_check() {
-    let pd = FakeHttp::start(pd_ok());
+    let pd = FakeHttp::start(Reply::pagerduty_accepted());
     let env = Env::with_alerter(&pagerduty_section(&pd, ""), "");
     env.write_check("app.yaml", "x:\n  command: echo OK\n  alerter: nobody\n");
     env.once();
@@ -377,7 +366,7 @@ fn a_fallback_cycle_is_a_configuration_error() {
 
 #[test]
 fn the_meta_fault_from_two_agents_has_one_dedup_key() {
-    let pd = FakeHttp::start(pd_ok());
+    let pd = FakeHttp::start(Reply::pagerduty_accepted());
     let mut bodies = Vec::new();
     for agent in ["meta1", "meta2"] {
         let env = Env::with_alerter(&pagerduty_section(&pd, ""), "");

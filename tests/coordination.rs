@@ -10,7 +10,7 @@ use cimaa::db::{Db, Fault, Heartbeat, SqliteDb, Squelch};
 use cimaa::severity::Severity;
 use serde_json::Value;
 
-use crate::util::{AGENT, Env, check_name, event, events, stderr, stdout};
+use crate::util::{AGENT, Env, check_name, event, events, stderr, stdout, wait_for};
 
 fn failing_check(env: &Env) -> String {
     env.write_check(
@@ -381,14 +381,6 @@ impl Drop for Running {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -8,11 +8,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{read_json_lines, stderr, stdout};
+use crate::util::{read_json_lines, stderr, stdout, wait_for};
 
 /// The repository root, where the README's commands run.
 fn root() -> &'static Path {
@@ -282,15 +282,6 @@ impl Drop for Agent {
     fn drop(&mut self) {
         self.kill_hard();
     }
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    started.elapsed()
 }
 
 /// Copies `from` into `to`, recursively, keeping permissions.

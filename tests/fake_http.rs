@@ -56,6 +56,19 @@ impl Reply {
         self
     }
 
+    /// PagerDuty's answer to an accepted event.
+    pub(crate) fn pagerduty_accepted() -> Reply {
+        Reply::new(
+            202,
+            r#"{"status":"success","message":"Event processed","dedup_key":"x"}"#,
+        )
+    }
+
+    /// Slack's answer to a posted message.
+    pub(crate) fn slack_ok() -> Reply {
+        Reply::new(200, r#"{"ok":true,"channel":"C1","ts":"1.2"}"#)
+    }
+
     pub(crate) fn delayed(mut self, delay: Duration) -> Reply {
         self.delay = delay;
         self

@@ -21,7 +21,7 @@ use rusqlite::Connection;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::util::{AGENT, Env, assert_success, check_name, stderr, stdout};
+use crate::util::{AGENT, Env, assert_success, check_name, stderr, stdout, wait_for};
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -279,14 +279,6 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

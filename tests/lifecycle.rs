@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::util::{
     AGENT, Env, assert_success, check_name, event, events, read_json_lines, stderr, stdout,
+    wait_for,
 };
 
 /// The default alerter writes `alerts.jsonl`; `ops` writes `ops.jsonl`.
@@ -49,14 +50,6 @@ fn now() -> i64 {
 
 async fn open(env: &Env) -> SqliteDb {
     SqliteDb::open(&env.path("cimaa.db")).await.unwrap()
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// A long-running `cimaa agent`.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use cimaa::db::{Db, SqliteDb};
 use serde_json::Value;
 
-use crate::util::{Env, assert_success, check_name, events, stderr, stdout};
+use crate::util::{Env, assert_success, check_name, events, stderr, stdout, wait_for};
 
 /// What a host without `cimaa` installed on PATH has.
 const BARE_PATH: &str = "/usr/bin:/bin";
@@ -71,14 +71,6 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

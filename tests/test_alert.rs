@@ -11,17 +11,6 @@ use crate::util::{AGENT, Env, assert_success, read_json_lines, stderr, stdout};
 const ROUTING_KEY: &str = "R0UT1NGKEY0000000000000000000000";
 const TOKEN: &str = "xoxb-secret-token";
 
-fn pd_ok() -> Reply {
-    Reply::new(
-        202,
-        r#"{"status":"success","message":"Event processed","dedup_key":"x"}"#,
-    )
-}
-
-fn slack_ok() -> Reply {
-    Reply::new(200, r#"{"ok":true,"channel":"C1","ts":"1.2"}"#)
-}
-
 /// `alerter:` on the fake PagerDuty and `alerters: {chat: ...}` on the fake
 /// Slack, with `extra` lines appended.
 fn pagerduty_and_slack(pd: &FakeHttp, slack: &FakeHttp, extra: &str) -> String {
@@ -40,8 +29,8 @@ fn test_name(name: &str) -> String {
 
 #[test]
 fn pagerduty_and_slack_each_get_a_trigger_then_its_resolve() {
-    let pd = FakeHttp::start(pd_ok());
-    let slack = FakeHttp::start(slack_ok());
+    let pd = FakeHttp::start(Reply::pagerduty_accepted());
+    let slack = FakeHttp::start(Reply::slack_ok());
     let env = Env::with_alerter(&pagerduty_and_slack(&pd, &slack, ""), "");
 
     let output = env.cimaa(&["test-alert"]);
@@ -92,7 +81,7 @@ fn a_refused_routing_key_exits_1_with_pagerduty_s_reason_and_sends_no_resolve() 
         400,
         r#"{"status":"invalid event","message":"Event object is invalid","errors":["Invalid routing key"]}"#,
     ));
-    let slack = FakeHttp::start(slack_ok());
+    let slack = FakeHttp::start(Reply::slack_ok());
     let env = Env::with_alerter(&pagerduty_and_slack(&pd, &slack, ""), "");
 
     let output = env.cimaa(&["test-alert"]);
@@ -113,7 +102,7 @@ fn a_refused_routing_key_exits_1_with_pagerduty_s_reason_and_sends_no_resolve() 
 
 #[test]
 fn slack_ok_false_exits_1_with_slack_s_error_code() {
-    let pd = FakeHttp::start(pd_ok());
+    let pd = FakeHttp::start(Reply::pagerduty_accepted());
     let slack = FakeHttp::start(Reply::new(200, r#"{"ok":false,"error":"invalid_auth"}"#));
     let env = Env::with_alerter(&pagerduty_and_slack(&pd, &slack, ""), "");
 
@@ -138,7 +127,7 @@ fn slack_ok_false_exits_1_with_slack_s_error_code() {
 #[test]
 fn an_alerter_is_tested_without_its_fallback() {
     let pd = FakeHttp::start(Reply::new(503, "down for maintenance"));
-    let slack = FakeHttp::start(slack_ok());
+    let slack = FakeHttp::start(Reply::slack_ok());
     let env = Env::with_alerter(
         &pagerduty_and_slack(&pd, &slack, "").replacen("  url: ", "  fallback: chat\n  url: ", 1),
         "",
@@ -159,8 +148,8 @@ fn an_alerter_is_tested_without_its_fallback() {
 
 #[test]
 fn an_unknown_name_exits_2_listing_the_configured_ones() {
-    let pd = FakeHttp::start(pd_ok());
-    let slack = FakeHttp::start(slack_ok());
+    let pd = FakeHttp::start(Reply::pagerduty_accepted());
+    let slack = FakeHttp::start(Reply::slack_ok());
     let env = Env::with_alerter(&pagerduty_and_slack(&pd, &slack, ""), "");
 
     let output = env.cimaa(&["test-alert", "nosuch"]);

@@ -195,3 +195,18 @@ pub(crate) fn event(action: &str, name: &str, message: &str) -> (String, String,
 pub(crate) fn check_name(stem: &str, key: &str) -> String {
     format!("//{AGENT}/{stem}/{key}")
 }
+
+/// Polls `done` until it holds, failing the test after `limit`; returns how
+/// long it took.
+pub(crate) fn wait_for(
+    what: &str,
+    limit: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    started.elapsed()
+}
