@@ -211,6 +211,32 @@ async fn an_open_alert_is_resolved_by_the_next_start_after_a_sigterm_once_the_ap
     assert_eq!(db.open_alerts(AGENT).await.unwrap(), vec![]);
 }
 
+// See: #22 (issue item 3): a meta host stopped while it paged a dead peer
+// resolves that page at its next start once the peer is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_meta_hosts_page_for_a_peer_is_resolved_by_its_next_start() {
+    let env = fast_agent();
+    env.write_check(
+        "meta.yaml",
+        "//meta:\n  meta: {warn: 4, error: 4}\n  retry: 0\n",
+    );
+    let db = open(&env).await;
+    db.heartbeat("web9", now() - 1000).await.unwrap();
+    trigger_then_terminate(&env, "alerts.jsonl");
+    assert_eq!(
+        kept_names(&db.open_alerts(AGENT).await.unwrap()),
+        ["//meta#web9"]
+    );
+
+    db.heartbeat("web9", now()).await.unwrap();
+    env.once();
+
+    let alerts = events(&env.alerts());
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert_eq!(alerts[1], event("resolve", "//meta#web9", ""));
+    assert_eq!(db.open_alerts(AGENT).await.unwrap(), vec![]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_still_critical_alert_is_not_triggered_again_by_the_next_start() {
     let env = fast_agent();
