@@ -212,20 +212,7 @@ fn meta(env: &Env, args: &[&str]) -> Vec<(String, i64, String)> {
     let mut all = vec!["meta-check"];
     all.extend_from_slice(args);
     let output = env.cimaa(&all);
-    crate::util::assert_success(&output);
-    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
-    value["faults"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["name"].as_str().unwrap().to_string(),
-                f["severity"].as_i64().unwrap(),
-                f["message"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    crate::util::meta_faults(&output)
 }
 
 fn inactive(name: &str, severity: i64) -> (String, i64, String) {

@@ -120,20 +120,6 @@ fn top_level_keys(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// `${NAME}`s used in the text, for dummy values.
-fn variables(text: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        rest = &rest[start + 2..];
-        if let Some(end) = rest.find('}') {
-            names.push(rest[..end].to_string());
-            rest = &rest[end..];
-        }
-    }
-    names
-}
-
 #[derive(Debug, PartialEq)]
 enum Kind {
     AgentConfig,
@@ -173,7 +159,7 @@ fn validate_agent_config(text: &str) -> Result<(), String> {
         }
     }
     env.write("agent.yaml", &config);
-    let vars: Vec<(String, String)> = variables(text)
+    let vars: Vec<(String, String)> = crate::util::variables(text)
         .into_iter()
         .map(|name| {
             let value = if name.ends_with("URL") {

@@ -54,20 +54,6 @@ fn agent_configs() -> Vec<PathBuf> {
     configs
 }
 
-/// `${NAME}`s of a file's text.
-fn variables(text: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        rest = &rest[start + 2..];
-        if let Some(end) = rest.find('}') {
-            names.push(rest[..end].to_string());
-            rest = &rest[end..];
-        }
-    }
-    names
-}
-
 /// A dummy value of the right shape for a `${NAME}`: an absolute URL for
 /// the URLs, a plausible token otherwise.
 fn dummy(name: &str) -> &'static str {
@@ -106,7 +92,7 @@ fn every_example_agent_config_validates_as_shipped_from_the_repository() {
     let mut failures = Vec::new();
     for config in agent_configs() {
         let text = std::fs::read_to_string(root().join(&config)).unwrap();
-        let vars: Vec<(String, &str)> = variables(&text)
+        let vars: Vec<(String, &str)> = crate::util::variables(&text)
             .into_iter()
             .map(|name| {
                 let value = dummy(&name);
@@ -211,7 +197,7 @@ fn every_variable_of_an_example_is_explained_in_its_comments() {
             .filter_map(|l| l.trim_start().strip_prefix('#'))
             .collect::<Vec<_>>()
             .join("\n");
-        for name in variables(&text) {
+        for name in crate::util::variables(&text) {
             seen += 1;
             if !comments.contains(&name) {
                 unexplained.push(format!("{}: ${{{name}}}", config.display()));

@@ -163,20 +163,7 @@ fn meta(env: &Env, config: &str, args: &[&str]) -> Vec<(String, i64, String)> {
     let mut all = vec!["meta-check"];
     all.extend_from_slice(args);
     let output = cimaa_as(env, config, &all);
-    assert_success(&output);
-    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
-    value["faults"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["name"].as_str().unwrap().to_owned(),
-                f["severity"].as_i64().unwrap(),
-                f["message"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    crate::util::meta_faults(&output)
 }
 
 fn names(faults: &[(String, i64, String)]) -> Vec<&str> {

@@ -210,3 +210,36 @@ pub(crate) fn wait_for(
     }
     started.elapsed()
 }
+
+/// `${NAME}`s used in a text, in order (for dummy values).
+pub(crate) fn variables(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        rest = &rest[start + 2..];
+        if let Some(end) = rest.find('}') {
+            names.push(rest[..end].to_string());
+            rest = &rest[end..];
+        }
+    }
+    names
+}
+
+/// The faults a successful `cimaa meta-check` printed, as
+/// `(name, severity, message)`.
+pub(crate) fn meta_faults(output: &Output) -> Vec<(String, i64, String)> {
+    assert_success(output);
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    value["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_owned(),
+                f["severity"].as_i64().unwrap(),
+                f["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
