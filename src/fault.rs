@@ -133,6 +133,24 @@ pub struct AgentFault {
 }
 
 impl Fault {
+    /// The record of an alert whose fault cleared while its resolve has not
+    /// been delivered yet: kept triggered (INFO, never alerted again) so the
+    /// resolve is retried, also across a restart.
+    #[must_use]
+    pub(crate) fn cleared_unresolved(name: &str, now: i64) -> Fault {
+        Fault {
+            name: name.to_owned(),
+            severity: Severity::INFO,
+            message: "cleared; resolve not delivered yet".into(),
+            since: now,
+            updated: now,
+            triggered: true,
+            escalates: false,
+            attempts: 0,
+            monitor_runs: 0,
+        }
+    }
+
     /// True when `other` would store the same record: only `since` and
     /// `updated` may differ. A record that is the same keeps its `updated`,
     /// so backends rewrite only what changed.

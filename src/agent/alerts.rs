@@ -141,20 +141,8 @@ impl Agent<'_> {
             }
             return;
         }
-        self.faults.insert(
-            name.to_string(),
-            Fault {
-                name: name.to_string(),
-                severity: Severity::INFO,
-                message: "cleared; resolve not delivered yet".into(),
-                since: now,
-                updated: now,
-                triggered: true,
-                escalates: false,
-                attempts: 0,
-                monitor_runs: 0,
-            },
-        );
+        self.faults
+            .insert(name.to_string(), Fault::cleared_unresolved(name, now));
     }
 
     /// Delivers alerts concurrently, all bounded by one `alert_timeout`;

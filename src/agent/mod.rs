@@ -605,17 +605,11 @@ impl Agent<'_> {
             .union(&self.retry_resolves)
             .filter(|name| !name.starts_with(&own))
             .map(|name| OpenAlert {
-                fault: self.faults.get(name).cloned().unwrap_or_else(|| Fault {
-                    name: name.clone(),
-                    severity: Severity::INFO,
-                    message: "cleared; resolve not delivered yet".into(),
-                    since: now,
-                    updated: now,
-                    triggered: true,
-                    escalates: false,
-                    attempts: 0,
-                    monitor_runs: 0,
-                }),
+                fault: self
+                    .faults
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| Fault::cleared_unresolved(name, now)),
                 alerter: self.routes.get(fault::check_of(name)).cloned().flatten(),
             })
             .collect()
