@@ -1058,6 +1058,22 @@ mod tests {
         assert_eq!(db.get_faults("web1").await.unwrap(), [broken_monitor(0)]);
     }
 
+    /// Polls `call` once: far enough to read the removal generation and
+    /// queue its blocking work (behind the held connection), no further.
+    async fn poll_once<T>(call: std::pin::Pin<&mut impl Future<Output = T>>) {
+        let mut call = Some(call);
+        std::future::poll_fn(|context| {
+            if let Some(call) = call.as_mut() {
+                assert!(
+                    call.as_mut().poll(context).is_pending(),
+                    "it waits for the lock"
+                );
+            }
+            std::task::Poll::Ready(())
+        })
+        .await;
+    }
+
     // See: #18. At SIGTERM the agent gives up on a write stuck behind a
     // lock, but its blocking closure still runs once the lock is free; if
     // it ran after the deregistration, the heartbeat would come back.
@@ -1072,15 +1088,12 @@ mod tests {
         db.heartbeat("web1", 100).await.unwrap();
         // The write waits for the connection, as behind a held lock.
         let guard = db.handle.lock().unwrap();
-        let write = tokio::spawn({
-            let db = Arc::clone(&db);
-            async move { db.heartbeat("web1", 200).await }
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut write = std::pin::pin!(db.heartbeat("web1", 200));
+        poll_once(write.as_mut()).await;
         // A removal is done meanwhile (as `remove_agent` counts it).
         db.removals.fetch_add(1, Ordering::SeqCst);
         drop(guard);
-        write.await.unwrap().unwrap();
+        write.await.unwrap();
         let updated: Vec<i64> = db
             .agents()
             .await
@@ -1130,15 +1143,12 @@ mod tests {
             .unwrap();
         // The removal waits for the connection, as behind a held lock.
         let guard = db.handle.lock().unwrap();
-        let clear = tokio::spawn({
-            let db = Arc::clone(&db);
-            async move { db.clear_open_alerts("web1").await }
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut clear = std::pin::pin!(db.clear_open_alerts("web1"));
+        poll_once(clear.as_mut()).await;
         // A stop is done meanwhile (as `stop_agent` counts it).
         db.removals.fetch_add(1, Ordering::SeqCst);
         drop(guard);
-        clear.await.unwrap().unwrap();
+        clear.await.unwrap();
         assert_eq!(
             db.open_alerts("web1").await.unwrap(),
             vec![kept],
