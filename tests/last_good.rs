@@ -189,3 +189,59 @@ fn an_unwritable_state_folder_never_stops_the_agent() {
         50
     );
 }
+
+/// A long-running `cimaa agent`, killed when dropped.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+// See: #16
+#[test]
+fn a_running_agent_keeps_running_the_old_checks_of_a_file_that_breaks() {
+    let env = env_with_failing_check();
+    env.configure(
+        "alerter:\n  type: file\n  path: alerts.jsonl\n",
+        "  base_interval: 0.5\n",
+    );
+    let _agent = Running(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cimaa"))
+            .args(["-c", &env.config().display().to_string(), "agent"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let fail = check_name("app", "fail");
+    wait_for("the first page", || !env.alerts().is_empty());
+    env.write_check("app.yaml", "fail: [unclosed\n");
+    let placeholder = format!("//{AGENT}/app/");
+    wait_for("the parse fault", || env.fault(&placeholder).is_some());
+    let before = runs(&env);
+    wait_for("more runs of the old check", || runs(&env) >= before + 2);
+    assert_eq!(env.fault(&placeholder).unwrap()["severity"], 50);
+    assert_eq!(env.fault(&fail).unwrap()["triggered"], true);
+    let names: Vec<String> = events(&env.alerts())
+        .into_iter()
+        .map(|(action, name, _)| format!("{action} {name}"))
+        .collect();
+    assert_eq!(
+        names,
+        [format!("trigger {fail}"), format!("trigger {placeholder}")]
+    );
+}
