@@ -2,9 +2,11 @@
 //!
 //! Owns the cache of check files (each file's `Stamp` and the checks it
 //! defined), the rule that a file caught mid-write keeps its previous checks
-//! until it settles, and the rule that a file that can no longer be read (a
-//! dangling symlink, no permission) keeps its last good checks running
-//! beside its CRITICAL fault. Parsing itself is `config`'s; the
+//! until it settles, and the last good versions (SPEC §14): a file that no
+//! longer parses or can no longer be read, and an entry that became invalid,
+//! keep running what last loaded beside their CRITICAL faults. Those
+//! versions are copies of the files' text under `agent.state_dir`
+//! (`Store`), re-parsed after a restart. Parsing itself is `config`'s; the
 //! agent's tick only awaits `CheckDirectory::scan`, which runs the file reads
 //! and parsing (on `config::load_check_files`'s scoped threads) under
 //! `spawn_blocking`, so a slow disk or a directory of thousands of files
