@@ -19,6 +19,7 @@ mod hostile_cli;
 mod hostile_config;
 mod hostile_db;
 mod hostile_processes;
+mod last_good;
 mod layering;
 mod lifecycle;
 mod monitor;

@@ -211,7 +211,11 @@ pub async fn run(
         metrics,
         dropped_seen: 0,
         dropped_in_fault: 0,
-        directory: CheckDirectory::new(config.scope(), &config.agent.directory),
+        directory: CheckDirectory::new(
+            config.scope(),
+            &config.agent.directory,
+            &config.agent.state_dir,
+        ),
         routes: HashMap::new(),
         states: HashMap::new(),
         faults: BTreeMap::new(),

@@ -384,8 +384,10 @@ const CHECK_FILE_CAP: u64 = 16 * 1024 * 1024;
 /// What reading one listed check file gave.
 #[derive(Debug)]
 pub(crate) enum Loaded {
-    /// The file was read: its checks, broken ones included.
-    Read(Vec<CheckDef>),
+    /// The file was read: its checks, broken ones included, and its text
+    /// (`None` when it is not UTF-8), which the agent keeps as the file's
+    /// last good version when it loads cleanly.
+    Read(Vec<CheckDef>, Option<String>),
     /// The file cannot be read (a dangling symlink, a symlink loop, not a
     /// regular file, too big, no permission): its broken check
     /// `//AGENT/STEM/`. The agent keeps the file's last good checks.
@@ -398,7 +400,7 @@ pub(crate) enum Loaded {
 #[must_use]
 pub(crate) fn load_check_file(scope: &Scope, path: &Path) -> Vec<CheckDef> {
     match read_check_file(scope, path) {
-        Loaded::Read(checks) => checks,
+        Loaded::Read(checks, _) => checks,
         Loaded::Unreadable(broken) => vec![broken],
         Loaded::Gone => Vec::new(),
     }
@@ -420,9 +422,9 @@ pub(crate) fn read_check_file(scope: &Scope, path: &Path) -> Loaded {
         )
     };
     match read_text(path) {
-        Ok(Ok(text)) => Loaded::Read(checks_of_file(scope, path, &text)),
+        Ok(Ok(text)) => Loaded::Read(checks_of_file(scope, path, &text), Some(text)),
         // Bytes that are not UTF-8 are what the file says, like bad YAML.
-        Ok(Err(e)) => Loaded::Read(vec![broken(format!("not UTF-8 text: {e}"))]),
+        Ok(Err(e)) => Loaded::Read(vec![broken(format!("not UTF-8 text: {e}"))], None),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.symlink_metadata().is_err() => {
             Loaded::Gone
         }
@@ -430,8 +432,18 @@ pub(crate) fn read_check_file(scope: &Scope, path: &Path) -> Loaded {
     }
 }
 
+/// Parses `text` as the check file at `path` says it (the agent's kept
+/// last good copy of that file, re-read at start so that an upgrade reads
+/// it as it reads the file itself). Never fails, as `read_check_file`.
+#[must_use]
+pub(crate) fn parse_check_text(scope: &Scope, path: &Path, text: &str) -> Vec<CheckDef> {
+    let absolute = std::path::absolute(path);
+    let path = absolute.as_deref().unwrap_or(path);
+    checks_of_file(scope, path, text)
+}
+
 /// The name of the check that reports a file-level problem: `//AGENT/STEM/`.
-fn placeholder(scope: &Scope, path: &Path) -> String {
+pub(crate) fn placeholder(scope: &Scope, path: &Path) -> String {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -599,7 +611,7 @@ pub(crate) fn load_check_dir(scope: &Scope, directory: &Path) -> std::io::Result
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     for loaded in load_check_files(scope, &paths) {
         match loaded {
-            Loaded::Read(read) => checks.extend(read),
+            Loaded::Read(read, _) => checks.extend(read),
             Loaded::Unreadable(broken) => checks.push(broken),
             Loaded::Gone => {}
         }

@@ -28,7 +28,8 @@ use crate::db::DbConfig;
 use crate::sinks::SinkConfig;
 
 pub(crate) use check_file::{
-    Loaded, check_files, load_check_dir, load_check_file, load_check_files, split_stem_clashes,
+    Loaded, check_files, load_check_dir, load_check_file, load_check_files, parse_check_text,
+    placeholder, split_stem_clashes,
 };
 pub use load::load_agent_config;
 pub(crate) use load::startup_sentry;
