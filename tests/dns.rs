@@ -136,7 +136,8 @@ fn answer(query: &[u8], state: &Mutex<DnsState>) -> Option<Vec<u8>> {
     if qtype == 1 {
         state.queries.push(name.clone());
     }
-    let known = name.ends_with(".test");
+    // Names arrive lower-cased (see above).
+    let known = labels.last().is_some_and(|label| label == "test");
     let (rcode, record) = match state.mode {
         Mode::ServFail => (2, None),
         Mode::Answer(..) if !known => (3, None),

@@ -30,7 +30,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 
 /// How long after its TTL ran out an answer may still be served while the
 /// nameservers fail.
-pub(crate) const STALE_FOR: Duration = Duration::from_secs(3600);
+pub(crate) const STALE_FOR: Duration = Duration::from_hours(1);
 
 /// How long a lookup waits for the nameservers when a stale answer is at
 /// hand: a probe should not spend its timeout on a resolver that is down.
@@ -172,13 +172,12 @@ impl Outage {
         };
         let mut message = format!("The resolver failed for every name: {}", self.error);
         if !self.unresolved.is_empty() {
-            message.push_str(&format!("; cannot resolve {}", list(&self.unresolved)));
+            message += "; cannot resolve ";
+            message += &list(&self.unresolved);
         }
         if !self.stale.is_empty() {
-            message.push_str(&format!(
-                "; serving stale answers for {}",
-                list(&self.stale)
-            ));
+            message += "; serving stale answers for ";
+            message += &list(&self.stale);
         }
         message
     }

@@ -102,11 +102,11 @@ pub(crate) enum Error {
 /// # Errors
 /// Resolution failed, or no address accepted (the last address's reason).
 pub(crate) async fn connect(target: &Target, resolver: &dns::Resolver) -> Result<TcpStream, Error> {
-    let resolved = resolver
+    let addresses = resolver
         .resolve(&target.host)
         .await
         .map(|ips| ips.into_iter().map(|ip| SocketAddr::new(ip, target.port)));
-    connect_to(target, resolved).await
+    connect_to(target, addresses).await
 }
 
 /// Connects to the first of the resolved addresses that accepts.
