@@ -6,7 +6,8 @@
 //! while `config` reads the YAML and the options every kind shares), the
 //! check-run result types and `run()`, which dispatches on the
 //! check's kind: command plugins (`command`, with `json` for plugin JSON)
-//! and the in-process probes `tcp`, `http` and `socket`. The `meta` kind
+//! and the in-process probes `tcp`, `http` and `socket`, which resolve
+//! their hosts through the caching resolver `dns`. The `meta` kind
 //! (the meta-check in-process) owns its options here but reads the
 //! database, which a check kind may not use: `agent::run_check` runs it and
 //! hands every other kind to `run`. `run` also takes the
