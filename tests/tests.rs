@@ -9,6 +9,7 @@ mod config;
 mod coordination;
 mod db_contract;
 mod deploy;
+mod dns;
 mod docs;
 mod dynamodb;
 mod examples;

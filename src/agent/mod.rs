@@ -224,7 +224,7 @@ pub async fn run(
         squelches: Matcher::default(),
         semaphore: Arc::new(Semaphore::new(concurrency)),
         concurrency,
-        probes: Arc::new(Probes::new()),
+        probes: Arc::new(Probes::with_nameservers(config.agent.resolver.clone())),
     };
     agent.restore(previous);
     agent.restore_kept(kept);
@@ -722,6 +722,9 @@ impl Agent<'_> {
         )
         .await;
         let now = whole(self.clock.now());
+        if !rescan_only {
+            self.record_dns_outage(now);
+        }
         let alive: HashSet<String> = checks.iter().map(|c| c.name.clone()).collect();
         for check in &checks {
             self.routes
@@ -854,6 +857,26 @@ impl Agent<'_> {
             warn!(rows = %message, "skipping malformed database rows");
         }
         self.set_agent_fault(name, Severity::WARNING, message, now);
+    }
+
+    /// Records the ERROR `AGENT#dns` after a tick in which the resolver
+    /// failed for every name the probes asked about (SPEC §14), naming the
+    /// hosts that could not be resolved; clears it after a tick in which a
+    /// name resolved, or no name was asked. Like every `AGENT#...` fault it
+    /// is stored, never alerted by this agent.
+    fn record_dns_outage(&mut self, now: i64) {
+        let name = format!("{}#dns", self.config.agent.name);
+        let Some(outage) = self.probes.dns.end_tick() else {
+            if self.faults.remove(&name).is_some() {
+                info!("the resolver answers again");
+            }
+            return;
+        };
+        let message = outage.message();
+        if self.faults.get(&name).is_none_or(|f| f.message != message) {
+            warn!(detail = %message, "the resolver fails for every name");
+        }
+        self.set_agent_fault(name, Severity::ERROR, message, now);
     }
 
     /// Records the WARNING `AGENT#metrics` while the metric buffer dropped

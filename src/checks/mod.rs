@@ -6,7 +6,8 @@
 //! while `config` reads the YAML and the options every kind shares), the
 //! check-run result types and `run()`, which dispatches on the
 //! check's kind: command plugins (`command`, with `json` for plugin JSON)
-//! and the in-process probes `tcp`, `http` and `socket`. The `meta` kind
+//! and the in-process probes `tcp`, `http` and `socket`, which resolve
+//! their hosts through the caching resolver `dns`. The `meta` kind
 //! (the meta-check in-process) owns its options here but reads the
 //! database, which a check kind may not use: `agent::run_check` runs it and
 //! hands every other kind to `run`. `run` also takes the
@@ -18,6 +19,7 @@
 //! this run's metrics into this run's faults.
 
 pub(crate) mod command;
+pub(crate) mod dns;
 pub(crate) mod http;
 pub(crate) mod json;
 pub(crate) mod meta;
@@ -26,7 +28,9 @@ pub(crate) mod tcp;
 
 use std::fmt::Display;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -253,21 +257,44 @@ pub(crate) struct RunContext<'a> {
     pub probes: &'a Probes,
 }
 
-/// What probes share across checks and ticks: the HTTP clients (built on
-/// first use) and the per-host connection limits.
-#[derive(Debug, Default)]
+/// What probes share across checks and ticks: the caching resolver, the
+/// HTTP clients (built on first use, resolving through it) and the
+/// per-host connection limits.
+#[derive(Debug)]
 pub(crate) struct Probes {
+    pub dns: Arc<dns::Resolver>,
     pub http: http::Clients,
 }
 
+impl Default for Probes {
+    fn default() -> Probes {
+        Probes::with_nameservers(Vec::new())
+    }
+}
+
 impl Probes {
+    /// Probes resolving through the system's resolver configuration.
+    #[cfg(test)]
     #[must_use]
     pub(crate) fn new() -> Probes {
         Probes::default()
     }
 
-    /// Starts a tick of these checks (counts HTTP probes per host).
+    /// Probes resolving through `nameservers` (`agent.resolver`; empty:
+    /// the system's configuration).
+    #[must_use]
+    pub(crate) fn with_nameservers(nameservers: Vec<SocketAddr>) -> Probes {
+        let dns = Arc::new(dns::Resolver::new(nameservers));
+        Probes {
+            http: http::Clients::new(dns.clone()),
+            dns,
+        }
+    }
+
+    /// Starts a tick of these checks (counts HTTP probes per host, starts
+    /// the resolver's record of names asked).
     pub(crate) fn begin_tick<'a>(&self, checks: impl Iterator<Item = &'a CheckDef>) {
+        self.dns.begin_tick();
         self.http
             .begin_tick(checks.filter_map(|check| match &check.kind {
                 CheckKind::Http(http) => Some(http.as_ref()),
@@ -336,8 +363,12 @@ pub(crate) async fn run(check: &CheckDef, context: &RunContext<'_>) -> CheckOutp
             let work = http::probe(probe, &context.probes.http, close);
             bounded(&probe.url, timeout, work).await
         }
-        CheckKind::Tcp(target) => bounded(target, timeout, tcp::probe(target)).await,
-        CheckKind::Socket(target) => bounded(target, timeout, socket::probe(target)).await,
+        CheckKind::Tcp(target) => {
+            bounded(target, timeout, tcp::probe(target, &context.probes.dns)).await
+        }
+        CheckKind::Socket(target) => {
+            bounded(target, timeout, socket::probe(target, &context.probes.dns)).await
+        }
         CheckKind::Meta(_) => CheckOutput {
             faults: vec![RawFault::monitor(
                 "database",

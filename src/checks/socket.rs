@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{CheckOutput, json, tcp};
+use super::{CheckOutput, dns, json, tcp};
 
 /// Most bytes a socket may send; one more is an error.
 pub(crate) const OUTPUT_LIMIT: u64 = 1024 * 1024;
@@ -79,7 +79,7 @@ pub(crate) enum Error {
 ///
 /// # Errors
 /// When the socket cannot be reached or read, or sends more than 1 MiB.
-pub(crate) async fn probe(target: &Target) -> Result<CheckOutput, Error> {
+pub(crate) async fn probe(target: &Target, resolver: &dns::Resolver) -> Result<CheckOutput, Error> {
     let output = match target {
         Target::Unix(path) => {
             let stream = tokio::net::UnixStream::connect(path)
@@ -90,7 +90,7 @@ pub(crate) async fn probe(target: &Target) -> Result<CheckOutput, Error> {
                 })?;
             read_capped(stream, target).await?
         }
-        Target::Tcp(address) => read_capped(tcp::connect(address).await?, target).await?,
+        Target::Tcp(address) => read_capped(tcp::connect(address, resolver).await?, target).await?,
     };
     Ok(interpret(&String::from_utf8_lossy(&output)))
 }

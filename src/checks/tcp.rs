@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use tokio::net::TcpStream;
 
+use super::dns::{self, ResolveError};
 use super::{CheckOutput, RawMetric};
 
 /// `HOST:PORT`, with IPv6 addresses in brackets (`[::1]:22`).
@@ -78,7 +79,7 @@ pub(crate) enum Error {
     Resolve {
         target: String,
         #[source]
-        source: io::Error,
+        source: ResolveError,
     },
     #[error("{target}: the host has no address")]
     NoAddress { target: String },
@@ -100,15 +101,18 @@ pub(crate) enum Error {
 ///
 /// # Errors
 /// Resolution failed, or no address accepted (the last address's reason).
-pub(crate) async fn connect(target: &Target) -> Result<TcpStream, Error> {
-    let resolved = tokio::net::lookup_host((target.host.as_str(), target.port)).await;
-    connect_to(target, resolved).await
+pub(crate) async fn connect(target: &Target, resolver: &dns::Resolver) -> Result<TcpStream, Error> {
+    let addresses = resolver
+        .resolve(&target.host)
+        .await
+        .map(|ips| ips.into_iter().map(|ip| SocketAddr::new(ip, target.port)));
+    connect_to(target, addresses).await
 }
 
 /// Connects to the first of the resolved addresses that accepts.
 async fn connect_to(
     target: &Target,
-    resolved: io::Result<impl Iterator<Item = SocketAddr>>,
+    resolved: Result<impl Iterator<Item = SocketAddr>, ResolveError>,
 ) -> Result<TcpStream, Error> {
     let name = || target.to_string();
     let addresses = resolved.map_err(|source| Error::Resolve {
@@ -146,9 +150,9 @@ async fn connect_to(
 ///
 /// # Errors
 /// See [`connect`].
-pub(crate) async fn probe(target: &Target) -> Result<CheckOutput, Error> {
+pub(crate) async fn probe(target: &Target, resolver: &dns::Resolver) -> Result<CheckOutput, Error> {
     let started = Instant::now();
-    let stream = connect(target).await?;
+    let stream = connect(target, resolver).await?;
     let connect_time = started.elapsed().as_secs_f64();
     drop(stream);
     Ok(CheckOutput {
@@ -214,11 +218,12 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let target = Target::parse(&format!("127.0.0.1:{port}")).unwrap();
-        let output = probe(&target).await.unwrap();
+        let resolver = dns::Resolver::default();
+        let output = probe(&target, &resolver).await.unwrap();
         assert_eq!(output.metrics[0].name, "connect_time");
         assert_eq!(output.metrics[0].units, "s");
         drop(listener);
-        let error = probe(&target).await.unwrap_err();
+        let error = probe(&target, &resolver).await.unwrap_err();
         assert_eq!(
             error.to_string(),
             format!("127.0.0.1:{port}: connection refused")
@@ -230,13 +235,12 @@ mod tests {
         // Real lookups of unknown names would ask the network's resolver; the
         // mapping of what it answers is what matters here.
         let target = Target::parse("db.example.invalid:5432").unwrap();
-        let failed: io::Result<std::vec::IntoIter<SocketAddr>> = Err(io::Error::other(
-            "failed to lookup address information: Name or service not known",
-        ));
+        let failed: Result<std::vec::IntoIter<SocketAddr>, ResolveError> =
+            Err(ResolveError::Failed("request timed out".into()));
         let error = connect_to(&target, failed).await.unwrap_err();
         assert_eq!(
             error.to_string(),
-            "db.example.invalid:5432: cannot resolve host: failed to lookup address information: Name or service not known"
+            "db.example.invalid:5432: cannot resolve host: the resolver failed: request timed out"
         );
         let empty = connect_to(&target, Ok(Vec::new().into_iter()))
             .await

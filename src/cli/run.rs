@@ -95,7 +95,7 @@ pub(super) async fn check(
         .filter(|c| matches!(c.kind, CheckKind::Broken(_)))
         .count();
     // One check at a time: the output stays in order.
-    let probes = checks::Probes::new();
+    let probes = checks::Probes::with_nameservers(config.agent.resolver.clone());
     probes.begin_tick(checks.iter());
     let context = RunContext {
         config_path: &config.path,

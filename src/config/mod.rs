@@ -122,4 +122,7 @@ pub struct AgentConfig {
     /// `cimaa-state` folder beside the SQLite file, else
     /// `/var/lib/cimaa/state/AGENT`. Created when first written.
     pub state_dir: PathBuf,
+    /// Nameservers the network probes resolve through (`agent.resolver`);
+    /// empty: the system's configuration (`/etc/resolv.conf`).
+    pub resolver: Vec<std::net::SocketAddr>,
 }

@@ -63,6 +63,16 @@ struct RawAgent {
     /// Folder for what the agent remembers between runs, relative to the
     /// configuration's folder (default: see `state_dir`).
     state_dir: Option<PathBuf>,
+    /// Nameservers the probes resolve through (default: the system's).
+    resolver: Option<RawResolver>,
+}
+
+/// `agent.resolver` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `nameservers`")]
+struct RawResolver {
+    /// `IP` or `IP:PORT` entries.
+    nameservers: Vec<String>,
 }
 
 fn default_directory() -> PathBuf {
@@ -497,6 +507,13 @@ impl RawAgent {
                 super::load::excerpt(dsn)
             ));
         }
+        let mut resolver = Vec::new();
+        for entry in self.resolver.map(|r| r.nameservers).unwrap_or_default() {
+            match crate::checks::dns::parse_nameserver(&entry) {
+                Ok(address) => resolver.push(address),
+                Err(why) => problems.push(format!("agent.resolver.nameservers: {why}")),
+            }
+        }
         let agent = AgentConfig {
             name,
             directory: base.join(self.directory),
@@ -510,6 +527,7 @@ impl RawAgent {
             // Relative to the configuration's folder; empty until the
             // database section gives the default (`state_dir`).
             state_dir: self.state_dir.map(|dir| base.join(dir)).unwrap_or_default(),
+            resolver,
         };
         (agent, problems, warnings)
     }
@@ -742,6 +760,7 @@ mod tests {
             sentry_dsn: None,
             max_concurrency,
             state_dir: None,
+            resolver: None,
         }
     }
 

@@ -95,14 +95,27 @@ impl Host {
 }
 
 /// The agent's HTTP clients and per-host limits, shared by every probe.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Clients {
+    /// The agent's caching resolver, which the clients resolve through.
+    dns: Arc<super::dns::Resolver>,
     verified: OnceLock<Result<Client, String>>,
     unverified: OnceLock<Result<Client, String>>,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
 }
 
 impl Clients {
+    /// Clients resolving through `dns`, built on first use.
+    #[must_use]
+    pub(crate) fn new(dns: Arc<super::dns::Resolver>) -> Clients {
+        Clients {
+            dns,
+            verified: OnceLock::new(),
+            unverified: OnceLock::new(),
+            hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Starts a tick: counts the probes of every host among `checks`.
     pub(crate) fn begin_tick<'a>(&self, checks: impl Iterator<Item = &'a HttpCheck>) {
         let mut counts: HashMap<String, usize> = HashMap::new();
@@ -135,14 +148,15 @@ impl Clients {
         } else {
             &self.unverified
         };
-        cell.get_or_init(|| build_client(tls_verify))
+        cell.get_or_init(|| build_client(tls_verify, self.dns.clone()))
             .as_ref()
             .map_err(|detail| Error::Client(detail.clone()))
     }
 }
 
-fn build_client(tls_verify: bool) -> Result<Client, String> {
+fn build_client(tls_verify: bool, dns: Arc<super::dns::Resolver>) -> Result<Client, String> {
     Client::builder()
+        .dns_resolver(Arc::new(super::dns::ForReqwest(dns)))
         .user_agent(concat!("cimaa/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         // A proxy's failure would pass for the target's.
