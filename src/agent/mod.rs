@@ -43,8 +43,8 @@ use crate::checks::CheckDef;
 use crate::checks::{self, CheckOutput, Probes};
 use crate::config::Config;
 use crate::db::{
-    AgentFacts, AgentFault, Db, Error as DbError, Fault, Heartbeat, OpenAlert, SkippedRow,
-    Squelch, StoppedAgent,
+    AgentFacts, AgentFault, Db, Error as DbError, Fault, Heartbeat, OpenAlert, SkippedRow, Squelch,
+    StoppedAgent,
 };
 use crate::fault;
 use crate::limits;

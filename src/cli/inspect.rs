@@ -137,7 +137,9 @@ pub(super) async fn agents(config: &Config, json: bool) -> Result<ExitStatus, Cl
                 a.name.clone(),
                 relative(now - a.updated),
                 a.version.clone().unwrap_or_default(),
-                a.checks.map(|checks| checks.to_string()).unwrap_or_default(),
+                a.checks
+                    .map(|checks| checks.to_string())
+                    .unwrap_or_default(),
             ]
         })
         .collect();

@@ -1106,6 +1106,100 @@ mod tests {
         assert_eq!(db.get_faults("web1").await.unwrap(), [broken_monitor(0)]);
     }
 
+    /// The heartbeats table of version 2 (before its facts), with a row.
+    const VERSION_2_HEARTBEATS: &str = "
+    CREATE TABLE heartbeats (
+        agent TEXT NOT NULL PRIMARY KEY,
+        updated INTEGER NOT NULL
+    );
+    CREATE INDEX heartbeats_updated ON heartbeats (updated);
+    INSERT INTO heartbeats VALUES ('web1', 100);
+    PRAGMA user_version = 2;
+    ";
+
+    // See: #16
+    #[tokio::test]
+    async fn a_version_2_file_keeps_its_heartbeats_and_gains_their_facts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(VERSION_2_HEARTBEATS)
+            .unwrap();
+
+        let db = SqliteDb::open(&path).await.unwrap();
+        let old = Heartbeat {
+            name: "web1".into(),
+            updated: 100,
+            version: None,
+            checks: None,
+        };
+        assert_eq!(db.agents().await.unwrap(), [old]);
+        let facts = AgentFacts {
+            version: Some("1.2.3".into()),
+            checks: Some(12),
+        };
+        db.set_facts("web1", facts);
+        db.heartbeat("web1", 160).await.unwrap();
+        let new = Heartbeat {
+            name: "web1".into(),
+            updated: 160,
+            version: Some("1.2.3".into()),
+            checks: Some(12),
+        };
+        assert_eq!(db.agents().await.unwrap(), [new.clone()]);
+
+        let sql = Connection::open(&path).unwrap();
+        let version: i64 = sql
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // A binary of version 2 still writes the file: it names its columns
+        // and leaves the facts as they were.
+        sql.execute(
+            "INSERT INTO heartbeats (agent, updated) VALUES ('web1', 220)
+             ON CONFLICT (agent) DO UPDATE SET updated = excluded.updated",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            db.agents().await.unwrap(),
+            [Heartbeat {
+                updated: 220,
+                ..new
+            }]
+        );
+    }
+
+    // See: #16
+    #[tokio::test]
+    async fn a_version_1_file_gains_the_heartbeat_facts_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&VERSION_2_HEARTBEATS.replace("user_version = 2", "user_version = 1"))
+            .unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(VERSION_1_FAULTS)
+            .unwrap();
+
+        let db = SqliteDb::open(&path).await.unwrap();
+        db.set_facts("web1", AgentFacts::of_this_build(Some(3)));
+        db.set_faults("web1", &[broken_monitor(7)], 30)
+            .await
+            .unwrap();
+
+        let agents = db.agents().await.unwrap();
+        assert_eq!(agents[0].checks, Some(3));
+        assert_eq!(
+            agents[0].version.as_deref(),
+            Some(env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(db.get_faults("web1").await.unwrap(), [broken_monitor(7)]);
+    }
+
     // See: #18. At SIGTERM the agent gives up on a write stuck behind a
     // lock, but its blocking closure still runs once the lock is free; if
     // it ran after the deregistration, the heartbeat would come back.

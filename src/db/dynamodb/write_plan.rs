@@ -174,8 +174,8 @@ impl DynamoDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_dynamodb::types::AttributeValue;
     use crate::severity::Severity;
+    use aws_sdk_dynamodb::types::AttributeValue;
 
     fn fault(name: &str, message: &str) -> Fault {
         Fault {
