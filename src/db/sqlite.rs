@@ -1147,7 +1147,7 @@ mod tests {
             version: Some("1.2.3".into()),
             checks: Some(12),
         };
-        assert_eq!(db.agents().await.unwrap(), [new.clone()]);
+        assert_eq!(db.agents().await.unwrap(), std::slice::from_ref(&new));
 
         let sql = Connection::open(&path).unwrap();
         let version: i64 = sql
