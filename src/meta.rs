@@ -15,12 +15,24 @@ use crate::fault::AgentFault;
 use crate::severity::Severity;
 use crate::squelch::Squelch;
 
-/// An agent's heartbeat: the one fleet record the meta-check judges.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An agent's heartbeat: the one fleet record the meta-check judges, plus
+/// what the agent says about itself (SPEC §14).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heartbeat {
     pub name: String,
     /// Last heartbeat (epoch seconds).
     pub updated: i64,
+    /// The agent's version (what `cimaa --version` prints after the name);
+    /// `None` for an agent that does not record it (zc.cimaa, an older
+    /// cimaa) or a stored value that is not text. Left out of JSON when
+    /// `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// How many checks the agent runs (last good versions included,
+    /// placeholders for broken files not); `None` as for `version`, and
+    /// until the agent's first tick has scanned its check directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<u64>,
 }
 
 /// An agent that stopped cleanly and left open alerts (SPEC §14).
@@ -235,6 +247,7 @@ mod tests {
         Heartbeat {
             name: name.into(),
             updated,
+            ..Heartbeat::default()
         }
     }
 

@@ -19,7 +19,8 @@ use std::any::Any;
 use std::sync::Arc;
 
 use cimaa::db::{
-    AgentFault, Db, Fault, Heartbeat, MemoryDb, OpenAlert, SqliteDb, Squelch, StoppedAgent,
+    AgentFacts, AgentFault, Db, Fault, Heartbeat, MemoryDb, OpenAlert, SqliteDb, Squelch,
+    StoppedAgent,
 };
 use cimaa::severity::Severity;
 use tempfile::TempDir;
@@ -71,6 +72,10 @@ macro_rules! db_contract {
                 clear_open_alerts_removes_only_that_agents_kept_alerts,
                 open_alerts_of_an_unknown_agent_is_empty,
                 many_kept_alerts_come_back_whole,
+                heartbeats_record_the_facts_the_agent_declared,
+                a_heartbeat_without_declared_facts_records_none,
+                declaring_facts_writes_nothing_until_the_next_heartbeat,
+                newly_declared_facts_replace_the_old_ones_at_the_next_write,
             );
         }
     };
@@ -159,6 +164,25 @@ fn heartbeat(name: &str, updated: i64) -> Heartbeat {
     Heartbeat {
         name: name.to_owned(),
         updated,
+        version: None,
+        checks: None,
+    }
+}
+
+/// What an agent of version `version` running `checks` checks declares.
+fn facts(version: &str, checks: Option<u64>) -> AgentFacts {
+    AgentFacts {
+        version: Some(version.to_owned()),
+        checks,
+    }
+}
+
+/// The heartbeat of `name` at `updated` recording `facts`.
+fn heartbeat_with(name: &str, updated: i64, facts: &AgentFacts) -> Heartbeat {
+    Heartbeat {
+        version: facts.version.clone(),
+        checks: facts.checks,
+        ..heartbeat(name, updated)
     }
 }
 
@@ -199,6 +223,71 @@ fn by_name(mut faults: Vec<Fault>) -> Vec<Fault> {
 
 mod scenarios {
     use super::*;
+
+    // See: #16
+    pub(super) async fn heartbeats_record_the_facts_the_agent_declared(db: &dyn Db) {
+        let declared = facts("1.2.3", Some(12));
+        db.set_facts("web1", declared.clone());
+
+        db.heartbeat("web1", 100).await.unwrap();
+        assert_eq!(
+            db.agents().await.unwrap(),
+            [heartbeat_with("web1", 100, &declared)]
+        );
+
+        db.set_faults("web1", &[fault("disk")], 160).await.unwrap();
+        assert_eq!(
+            db.agents().await.unwrap(),
+            [heartbeat_with("web1", 160, &declared)]
+        );
+    }
+
+    // See: #16. zc.cimaa (and an agent of an older cimaa) writes none.
+    pub(super) async fn a_heartbeat_without_declared_facts_records_none(db: &dyn Db) {
+        db.set_facts("web1", facts("1.2.3", Some(12)));
+
+        db.heartbeat("web1", 100).await.unwrap();
+        db.set_faults("web2", &[fault("disk")], 100).await.unwrap();
+
+        assert_eq!(
+            db.agents().await.unwrap(),
+            [
+                heartbeat_with("web1", 100, &facts("1.2.3", Some(12))),
+                heartbeat("web2", 100),
+            ]
+        );
+    }
+
+    // See: #16
+    pub(super) async fn declaring_facts_writes_nothing_until_the_next_heartbeat(db: &dyn Db) {
+        db.heartbeat("web1", 100).await.unwrap();
+
+        db.set_facts("web1", facts("1.2.3", Some(12)));
+        db.set_facts("web2", facts("1.2.3", Some(3)));
+
+        assert_eq!(db.agents().await.unwrap(), [heartbeat("web1", 100)]);
+    }
+
+    // See: #16. An agent starts knowing its version and learns its number
+    // of checks at its first scan; a later scan may find another number.
+    pub(super) async fn newly_declared_facts_replace_the_old_ones_at_the_next_write(db: &dyn Db) {
+        db.set_facts("web1", facts("1.2.3", None));
+        db.heartbeat("web1", 100).await.unwrap();
+        assert_eq!(
+            db.agents().await.unwrap(),
+            [heartbeat_with("web1", 100, &facts("1.2.3", None))]
+        );
+
+        db.set_facts("web1", facts("1.2.3", Some(12)));
+        db.set_faults("web1", &[], 160).await.unwrap();
+        db.set_facts("web1", facts("1.2.4", Some(0)));
+        db.set_faults("web1", &[], 220).await.unwrap();
+
+        assert_eq!(
+            db.agents().await.unwrap(),
+            [heartbeat_with("web1", 220, &facts("1.2.4", Some(0)))]
+        );
+    }
 
     pub(super) async fn set_then_get_returns_the_faults(db: &dyn Db) {
         let faults = vec![fault("disk"), fault("load")];
@@ -941,6 +1030,37 @@ mod malformed_rows {
             key: key.to_owned(),
             problem: problem.to_owned(),
         }
+    }
+
+    // See: #16. Facts are informational: one of the wrong type reads as not
+    // recorded, and the heartbeat still counts (for `agents` and the
+    // meta-check) without a skipped-row warning.
+    #[tokio::test]
+    async fn heartbeat_facts_of_the_wrong_type_read_as_not_recorded() {
+        let dir = TempDir::new().unwrap();
+        let (db, sql) = open(&dir).await;
+        // The column's text affinity stores a number as text; a blob stays.
+        sql.execute_batch(
+            "INSERT INTO heartbeats VALUES ('web1', 100, x'312e32', 'twelve');
+             INSERT INTO heartbeats VALUES ('web2', 100, x'ff', -3);
+             INSERT INTO heartbeats VALUES ('web3', 100, '1.2.3', 4.5);",
+        )
+        .unwrap();
+
+        let agents = db.agents().await.unwrap();
+
+        assert_eq!(
+            agents,
+            [
+                heartbeat("web1", 100),
+                heartbeat("web2", 100),
+                Heartbeat {
+                    version: Some("1.2.3".to_owned()),
+                    ..heartbeat("web3", 100)
+                },
+            ]
+        );
+        assert_eq!(db.skipped_rows(), []);
     }
 
     // See: #18

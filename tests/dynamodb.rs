@@ -418,6 +418,84 @@ async fn cimaa_shares_tables_with_zc_cimaa() {
     );
 }
 
+// ---------------------------------------------------------- heartbeat facts
+
+/// The heartbeat item keeps zc.cimaa's layout (agent `_`, name = the agent,
+/// `updated`) plus `version` and `checks`, which zc.cimaa ignores; the
+/// count leaves out the placeholder of a broken file. See: #16
+#[tokio::test(flavor = "multi_thread")]
+async fn the_heartbeat_item_carries_the_version_and_the_number_of_checks() {
+    let Some(endpoint) = endpoint() else { return };
+    let prefix = unique_prefix();
+    let env = dynamodb_agent(&endpoint, &prefix, 60.0);
+    assert_success(&cimaa(&env, &["setup-db"]));
+    env.write_check(
+        "app.yaml",
+        "up:\n  command: echo OK\nload:\n  command: echo OK\n",
+    );
+    env.write_check("broken.yaml", "up: [\n");
+
+    assert_success(&cimaa(&env, &["agent", "--once"]));
+
+    let items = scan(&raw_client(&endpoint), &format!("{prefix}.faults")).await;
+    let heartbeat = &items[&format!("_ {AGENT}")];
+    let mut keys: Vec<&str> = heartbeat.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["agent", "checks", "name", "updated", "version"]);
+    assert_eq!(heartbeat["version"], s(env!("CARGO_PKG_VERSION")));
+    assert_eq!(heartbeat["checks"], n("2"));
+    let listed = json(&cimaa(&env, &["agents", "--json"]));
+    assert_eq!(listed[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(listed[0]["checks"], 2);
+}
+
+/// zc.cimaa's heartbeat has neither attribute, and one written by another
+/// tool may hold them with other types: both read as not recorded, and the
+/// heartbeat still counts. See: #16
+#[tokio::test(flavor = "multi_thread")]
+async fn a_heartbeat_without_facts_or_with_odd_ones_reads_without_them() {
+    let Some(endpoint) = endpoint() else { return };
+    let prefix = unique_prefix();
+    let env = dynamodb_agent(&endpoint, &prefix, 60.0);
+    assert_success(&cimaa(&env, &["setup-db"]));
+    let client = raw_client(&endpoint);
+    let faults = format!("{prefix}.faults");
+    put(
+        &client,
+        &faults,
+        item(&[
+            ("agent", s("_")),
+            ("name", s("py-host")),
+            ("updated", n("1417000000.5")),
+        ]),
+    )
+    .await;
+    put(
+        &client,
+        &faults,
+        item(&[
+            ("agent", s("_")),
+            ("name", s("odd-host")),
+            ("updated", n("1417000000")),
+            ("version", n("2")),
+            ("checks", s("twelve")),
+        ]),
+    )
+    .await;
+
+    let output = cimaa(&env, &["agents", "--json"]);
+
+    assert!(stderr(&output).is_empty(), "{}", stderr(&output));
+    let listed = json(&output);
+    assert_eq!(
+        listed,
+        serde_json::json!([
+            {"name": "odd-host", "updated": 1_417_000_000},
+            {"name": "py-host", "updated": 1_417_000_000},
+        ])
+    );
+}
+
 // ---------------------------------------------------------------- setup-db
 
 #[tokio::test(flavor = "multi_thread")]

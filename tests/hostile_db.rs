@@ -135,8 +135,8 @@ fn meta_check_and_agents_report_the_good_rows_despite_malformed_ones() {
     let env = Env::new();
     let db = database(&env);
     db.execute_batch(
-        "INSERT INTO heartbeats VALUES ('old-peer', 100);
-         INSERT INTO heartbeats VALUES ('bad-peer', 'soon');
+        "INSERT INTO heartbeats (agent, updated) VALUES ('old-peer', 100);
+         INSERT INTO heartbeats (agent, updated) VALUES ('bad-peer', 'soon');
          INSERT INTO squelches VALUES ('sq', 'r', 'ops', 'noon', 0, NULL);",
     )
     .unwrap();

@@ -43,7 +43,7 @@ use crate::checks::CheckDef;
 use crate::checks::{self, CheckOutput, Probes};
 use crate::config::Config;
 use crate::db::{
-    AgentFault, Db, Error as DbError, Fault, Heartbeat, OpenAlert, SkippedRow, Squelch,
+    AgentFacts, AgentFault, Db, Error as DbError, Fault, Heartbeat, OpenAlert, SkippedRow, Squelch,
     StoppedAgent,
 };
 use crate::fault;
@@ -172,6 +172,11 @@ pub async fn run(
     let name = config.agent.name.clone();
     let concurrency = concurrency(config);
     let now = clock.now();
+    // The version from the first heartbeat on; the number of checks once the
+    // first tick has scanned the directory (SPEC §14).
+    backends
+        .db
+        .set_facts(&name, AgentFacts::of_this_build(None));
     backends
         .db
         .heartbeat(&name, whole(now))
@@ -449,6 +454,10 @@ impl Db for Bounded {
     async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), DbError> {
         self.call("heartbeat", self.inner.heartbeat(agent, now))
             .await
+    }
+
+    fn set_facts(&self, agent: &str, facts: AgentFacts) {
+        self.inner.set_facts(agent, facts);
     }
 
     async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, DbError> {
@@ -755,6 +764,16 @@ impl Agent<'_> {
 
         self.record_skipped_rows(now);
 
+        // What the heartbeat this write carries says about the agent: the
+        // checks it runs, not the placeholders of broken files (SPEC §14).
+        let running = checks
+            .iter()
+            .filter(|check| !matches!(check.kind, checks::CheckKind::Broken(_)))
+            .count();
+        self.db.set_facts(
+            &self.config.agent.name,
+            AgentFacts::of_this_build(u64::try_from(running).ok()),
+        );
         let faults: Vec<Fault> = self.faults.values().cloned().collect();
         let stored = faults.len();
         self.writer.write(faults, now);
@@ -956,6 +975,10 @@ mod tests {
 
         async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), DbError> {
             self.inner.heartbeat(agent, now).await
+        }
+
+        fn set_facts(&self, agent: &str, facts: AgentFacts) {
+            self.inner.set_facts(agent, facts);
         }
 
         async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, DbError> {

@@ -128,11 +128,26 @@ pub(super) async fn agents(config: &Config, json: bool) -> Result<ExitStatus, Cl
         return Ok(ExitStatus::Success);
     }
     let now = chrono::Utc::now().timestamp();
-    let rows: Vec<[String; 2]> = agents
+    // VERSION and CHECKS are blank for an agent that does not record them
+    // (zc.cimaa, an older cimaa; CHECKS until an agent's first tick).
+    let rows: Vec<[String; 4]> = agents
         .iter()
-        .map(|a| [a.name.clone(), relative(now - a.updated)])
+        .map(|a| {
+            [
+                a.name.clone(),
+                relative(now - a.updated),
+                a.version.clone().unwrap_or_default(),
+                a.checks
+                    .map(|checks| checks.to_string())
+                    .unwrap_or_default(),
+            ]
+        })
         .collect();
-    print_table(["AGENT", "HEARTBEAT"], [64, 10], &rows);
+    print_table(
+        ["AGENT", "HEARTBEAT", "VERSION", "CHECKS"],
+        [64, 10, 32, 8],
+        &rows,
+    );
     Ok(ExitStatus::Success)
 }
 

@@ -13,7 +13,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use super::{
-    AgentFault, Db, Error, Fault, Heartbeat, OpenAlert, Squelch, StoppedAgent, merge_with_stored,
+    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, OpenAlert, Squelch,
+    StoppedAgent, merge_with_stored,
 };
 
 /// A process-local database; starts empty.
@@ -23,13 +24,15 @@ use super::{
 #[derive(Debug, Default)]
 pub struct MemoryDb {
     tables: Mutex<Tables>,
+    /// What each agent declared its heartbeats record.
+    facts: FactsLog,
 }
 
 /// The stored state, one map per table.
 #[derive(Debug, Default)]
 struct Tables {
-    /// Agent name → last heartbeat (epoch seconds).
-    heartbeats: BTreeMap<String, i64>,
+    /// Agent name → last heartbeat, with the facts it recorded.
+    heartbeats: BTreeMap<String, Heartbeat>,
     /// Agent name → fault name → fault.
     faults: BTreeMap<String, BTreeMap<String, Fault>>,
     /// Regex → squelch.
@@ -47,6 +50,17 @@ impl MemoryDb {
     /// into an error every later call would repeat.
     fn tables(&self) -> MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The heartbeat of `agent` at `now`, with the facts it declared.
+    fn heartbeat_at(&self, agent: &str, now: i64) -> Heartbeat {
+        let AgentFacts { version, checks } = self.facts.get(agent);
+        Heartbeat {
+            name: agent.to_owned(),
+            updated: now,
+            version,
+            checks,
+        }
     }
 }
 
@@ -77,13 +91,20 @@ impl Db for MemoryDb {
         } else {
             tables.faults.insert(agent.to_owned(), merged);
         }
-        tables.heartbeats.insert(agent.to_owned(), now);
+        tables
+            .heartbeats
+            .insert(agent.to_owned(), self.heartbeat_at(agent, now));
         Ok(())
     }
 
     async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), Error> {
-        self.tables().heartbeats.insert(agent.to_owned(), now);
+        let heartbeat = self.heartbeat_at(agent, now);
+        self.tables().heartbeats.insert(agent.to_owned(), heartbeat);
         Ok(())
+    }
+
+    fn set_facts(&self, agent: &str, facts: AgentFacts) {
+        self.facts.set(agent, facts);
     }
 
     async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, Error> {
@@ -102,15 +123,7 @@ impl Db for MemoryDb {
     }
 
     async fn agents(&self) -> Result<Vec<Heartbeat>, Error> {
-        Ok(self
-            .tables()
-            .heartbeats
-            .iter()
-            .map(|(name, &updated)| Heartbeat {
-                name: name.clone(),
-                updated,
-            })
-            .collect())
+        Ok(self.tables().heartbeats.values().cloned().collect())
     }
 
     async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, Error> {
@@ -118,12 +131,9 @@ impl Db for MemoryDb {
         Ok(self
             .tables()
             .heartbeats
-            .iter()
-            .filter(|&(_, &updated)| updated < cutoff)
-            .map(|(name, &updated)| Heartbeat {
-                name: name.clone(),
-                updated,
-            })
+            .values()
+            .filter(|heartbeat| heartbeat.updated < cutoff)
+            .cloned()
             .collect())
     }
 

@@ -184,6 +184,58 @@ impl SkipLog {
     }
 }
 
+/// What an agent says about itself in its heartbeat (SPEC §14): shown by
+/// `cimaa agents`, judged by nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentFacts {
+    /// The agent's version, what `cimaa --version` prints after the name.
+    pub version: Option<String>,
+    /// How many checks it runs: last good versions included, placeholders
+    /// for broken files not. `None` until its first scan.
+    pub checks: Option<u64>,
+}
+
+impl AgentFacts {
+    /// The facts of this build running `checks` checks (`None`: not known yet).
+    #[must_use]
+    pub fn of_this_build(checks: Option<u64>) -> AgentFacts {
+        AgentFacts {
+            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            checks,
+        }
+    }
+}
+
+/// The facts each agent declared through one handle (`Db::set_facts`),
+/// which its next heartbeat writes carry. Keyed by agent, so agents sharing
+/// a handle (tests, the in-process fleet) never record each other's facts.
+/// Holds an entry per agent that declared facts: one in an agent process.
+#[derive(Debug, Default)]
+pub(crate) struct FactsLog {
+    agents: Mutex<BTreeMap<String, AgentFacts>>,
+}
+
+impl FactsLog {
+    /// Records what `agent` declared, replacing what it declared before.
+    pub(crate) fn set(&self, agent: &str, facts: AgentFacts) {
+        // One map operation under the lock, so a poisoned lock is taken over.
+        self.agents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(agent.to_owned(), facts);
+    }
+
+    /// What `agent` declared last; nothing known when it declared nothing.
+    pub(crate) fn get(&self, agent: &str) -> AgentFacts {
+        self.agents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(agent)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 /// An alert an agent left open when it stopped cleanly (SPEC §14), kept
 /// under a reserved key until its next start (or `cimaa forget`) takes it.
 ///
@@ -221,6 +273,16 @@ pub trait Db: Send + Sync {
 
     /// Writes the agent's heartbeat at `now` without touching its faults.
     async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), Error>;
+
+    /// Declares what every later heartbeat of `agent` written through this
+    /// handle (by `heartbeat` and `set_faults`) records about it (SPEC §14):
+    /// a setter rather than an argument of every write, since the facts
+    /// change rarely and the writes are many. Writes nothing by itself; a
+    /// heartbeat written without a declaration records no facts.
+    ///
+    /// By default ignored: a test double without a place for facts writes
+    /// heartbeats without them, as zc.cimaa does.
+    fn set_facts(&self, _agent: &str, _facts: AgentFacts) {}
 
     /// Faults of every agent (or of one), ordered by agent and name.
     async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, Error>;

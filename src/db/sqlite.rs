@@ -29,8 +29,8 @@ use rusqlite::{Connection, ErrorCode, Row, Statement, TransactionBehavior, param
 use tracing::warn;
 
 use super::{
-    AgentFault, Db, Error, Fault, Heartbeat, OpenAlert, SkipLog, SkippedRow, Squelch, StoppedAgent,
-    merge_with_stored, short_key,
+    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, OpenAlert, SkipLog, SkippedRow,
+    Squelch, StoppedAgent, merge_with_stored, short_key,
 };
 use crate::severity::Severity;
 
@@ -47,26 +47,41 @@ const WAL_RETRY_PAUSE: Duration = Duration::from_millis(10);
 ///
 /// 1: the first schema. 2: `faults.monitor_runs` (SPEC §14), added to a
 /// version-1 file by `MIGRATE_MONITOR_RUNS`, and the `open_alerts` table
-/// (SPEC §14), created by `SCHEMA`'s idempotent statements.
-const SCHEMA_VERSION: i64 = 2;
+/// (SPEC §14), created by `SCHEMA`'s idempotent statements. 3:
+/// `heartbeats.version` and `heartbeats.checks` (SPEC §14), added to an
+/// older file by `MIGRATE_HEARTBEAT_FACTS`.
+const SCHEMA_VERSION: i64 = 3;
 
 /// Brings a version-1 file to version 2. An older binary still reads and
 /// writes the file: it names its columns, and the new one has a default.
 const MIGRATE_MONITOR_RUNS: &str =
     "ALTER TABLE faults ADD COLUMN monitor_runs INTEGER NOT NULL DEFAULT 0";
 
+/// Brings a version-2 file to version 3. The columns are nullable (NULL:
+/// not recorded), so an older binary that writes only `agent` and
+/// `updated` still can; its heartbeat then keeps the facts a newer binary
+/// wrote last.
+const MIGRATE_HEARTBEAT_FACTS: &str = "
+ALTER TABLE heartbeats ADD COLUMN version TEXT NULL;
+ALTER TABLE heartbeats ADD COLUMN checks INTEGER NULL;
+";
+
 /// The schema; every statement is idempotent, so agents racing to create it
 /// in a new file do no harm.
 ///
 /// Times are integer epoch seconds and booleans 0/1. The index on
-/// `heartbeats.updated` lets `old_agents` read only the stale rows.
+/// `heartbeats.updated` lets `old_agents` read only the stale rows;
+/// `heartbeats.version` and `checks` are what the agent says about itself
+/// (NULL: not recorded).
 /// `open_alerts` holds the alerts agents kept at a clean stop (SPEC §14),
 /// a fault row each plus its `alerter` route (NULL: the default) and the
 /// agent's `stopped` time.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS heartbeats (
     agent TEXT NOT NULL PRIMARY KEY,
-    updated INTEGER NOT NULL
+    updated INTEGER NOT NULL,
+    version TEXT NULL,
+    checks INTEGER NULL
 );
 CREATE INDEX IF NOT EXISTS heartbeats_updated ON heartbeats (updated);
 CREATE TABLE IF NOT EXISTS faults (
@@ -138,10 +153,17 @@ ON CONFLICT (agent, name) DO UPDATE SET
     monitor_runs = excluded.monitor_runs
 ";
 
+/// A heartbeat replaces the facts too: NULL when the writer declared none.
 const UPSERT_HEARTBEAT: &str = "
-INSERT INTO heartbeats (agent, updated) VALUES (?1, ?2)
-ON CONFLICT (agent) DO UPDATE SET updated = excluded.updated
+INSERT INTO heartbeats (agent, updated, version, checks) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (agent) DO UPDATE SET
+    updated = excluded.updated,
+    version = excluded.version,
+    checks = excluded.checks
 ";
+
+/// The columns `heartbeat_from_row` reads, in its order.
+const HEARTBEAT_COLUMNS: &str = "agent, updated, version, checks";
 
 const UPSERT_SQUELCH: &str = "
 INSERT INTO squelches (regex, reason, user, time, permanent, expires)
@@ -165,6 +187,8 @@ pub struct SqliteDb {
     /// The longest a call waits for another connection's lock, in ms.
     busy_ms: Arc<AtomicU64>,
     skipped: Arc<SkipLog>,
+    /// What each agent declared its heartbeats record.
+    facts: FactsLog,
     /// Counts `remove_agent` calls done. A write issued before a removal
     /// but still queued behind the connection's lock when it ran (a write
     /// the agent gave up on at SIGTERM: its blocking closure cannot be
@@ -230,6 +254,7 @@ impl SqliteDb {
             })),
             busy_ms: Arc::new(AtomicU64::new(BUSY_TIMEOUT_MS)),
             skipped: Arc::new(SkipLog::default()),
+            facts: FactsLog::default(),
             removals: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -373,6 +398,9 @@ fn create_schema(connection: &Connection) -> rusqlite::Result<()> {
         if !has_column(connection, "faults", "monitor_runs")? {
             connection.execute_batch(MIGRATE_MONITOR_RUNS)?;
         }
+        if !has_column(connection, "heartbeats", "checks")? {
+            connection.execute_batch(MIGRATE_HEARTBEAT_FACTS)?;
+        }
         connection.pragma_update(None, "user_version", SCHEMA_VERSION)
     })();
     match migrated {
@@ -506,10 +534,15 @@ fn fault_from_row(row: &Row<'_>, first: usize) -> Result<Fault, String> {
     })
 }
 
+/// Reads a row of `HEARTBEAT_COLUMNS`. A fact of the wrong type (written
+/// by hand or by another tool) reads as not recorded: the heartbeat itself
+/// still counts for the meta-check (SPEC §17).
 fn heartbeat_from_row(row: &Row<'_>) -> Result<Heartbeat, String> {
     Ok(Heartbeat {
         name: column(row, 0)?,
         updated: column(row, 1)?,
+        version: row.get::<_, Option<String>>(2).ok().flatten(),
+        checks: row.get::<_, Option<u64>>(3).ok().flatten(),
     })
 }
 
@@ -557,12 +590,14 @@ fn select_faults(
 }
 
 /// `set_faults` in one IMMEDIATE transaction; blocks. The agent's malformed
-/// rows go too: `set_faults` replaces the whole set. Returns them.
+/// rows go too: `set_faults` replaces the whole set. Returns them. The
+/// heartbeat records `facts`.
 fn set_faults_blocking(
     connection: &mut Connection,
     agent: &str,
     faults: &[Fault],
     now: i64,
+    facts: &AgentFacts,
 ) -> Result<Vec<SkippedRow>, Error> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (stored, malformed) = select_faults(&transaction, agent)?;
@@ -606,7 +641,10 @@ fn set_faults_blocking(
             fault.monitor_runs,
         ])?;
     }
-    transaction.execute(UPSERT_HEARTBEAT, params![agent, now])?;
+    transaction.execute(
+        UPSERT_HEARTBEAT,
+        params![agent, now, facts.version, facts.checks],
+    )?;
 
     drop(delete_row);
     drop(delete);
@@ -615,7 +653,7 @@ fn set_faults_blocking(
     Ok(malformed.into_iter().map(|(_, row)| row).collect())
 }
 
-/// Reads heartbeats with `sql` (agent, updated), skipping malformed rows.
+/// Reads heartbeats with `sql` (`HEARTBEAT_COLUMNS`), skipping malformed rows.
 fn select_heartbeats(
     connection: &Connection,
     sql: &str,
@@ -730,6 +768,7 @@ impl Db for SqliteDb {
         let record = self.skipping(own_faults_read(agent));
         let agent = agent.to_owned();
         let faults = faults.to_vec();
+        let facts = self.facts.get(&agent);
         let removals = Arc::clone(&self.removals);
         let issued = removals.load(Ordering::SeqCst);
         self.run(move |connection| {
@@ -738,13 +777,16 @@ impl Db for SqliteDb {
             }
             // What this write replaced is reported once more; the next
             // write finds none and clears it.
-            record(set_faults_blocking(connection, &agent, &faults, now)?);
+            record(set_faults_blocking(
+                connection, &agent, &faults, now, &facts,
+            )?);
             Ok(())
         })
         .await
     }
 
     async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), Error> {
+        let AgentFacts { version, checks } = self.facts.get(agent);
         let agent = agent.to_owned();
         let removals = Arc::clone(&self.removals);
         let issued = removals.load(Ordering::SeqCst);
@@ -752,10 +794,14 @@ impl Db for SqliteDb {
             if removals.load(Ordering::SeqCst) != issued {
                 return Ok(());
             }
-            connection.execute(UPSERT_HEARTBEAT, params![agent, now])?;
+            connection.execute(UPSERT_HEARTBEAT, params![agent, now, version, checks])?;
             Ok(())
         })
         .await
+    }
+
+    fn set_facts(&self, agent: &str, facts: AgentFacts) {
+        self.facts.set(agent, facts);
     }
 
     async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, Error> {
@@ -789,7 +835,7 @@ impl Db for SqliteDb {
             let mut skipped = Vec::new();
             let agents = select_heartbeats(
                 connection,
-                "SELECT agent, updated FROM heartbeats ORDER BY agent",
+                &format!("SELECT {HEARTBEAT_COLUMNS} FROM heartbeats ORDER BY agent"),
                 [],
                 &mut skipped,
             )?;
@@ -809,8 +855,10 @@ impl Db for SqliteDb {
             // too (to report them), and both ranges use the index.
             let agents = select_heartbeats(
                 connection,
-                "SELECT agent, updated FROM heartbeats
-                 WHERE updated < ?1 OR updated >= '' ORDER BY agent",
+                &format!(
+                    "SELECT {HEARTBEAT_COLUMNS} FROM heartbeats
+                     WHERE updated < ?1 OR updated >= '' ORDER BY agent"
+                ),
                 [cutoff],
                 &mut skipped,
             )?;
@@ -1072,6 +1120,100 @@ mod tests {
             std::task::Poll::Ready(())
         })
         .await;
+    }
+
+    /// The heartbeats table of version 2 (before its facts), with a row.
+    const VERSION_2_HEARTBEATS: &str = "
+    CREATE TABLE heartbeats (
+        agent TEXT NOT NULL PRIMARY KEY,
+        updated INTEGER NOT NULL
+    );
+    CREATE INDEX heartbeats_updated ON heartbeats (updated);
+    INSERT INTO heartbeats VALUES ('web1', 100);
+    PRAGMA user_version = 2;
+    ";
+
+    // See: #16
+    #[tokio::test]
+    async fn a_version_2_file_keeps_its_heartbeats_and_gains_their_facts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(VERSION_2_HEARTBEATS)
+            .unwrap();
+
+        let db = SqliteDb::open(&path).await.unwrap();
+        let old = Heartbeat {
+            name: "web1".into(),
+            updated: 100,
+            version: None,
+            checks: None,
+        };
+        assert_eq!(db.agents().await.unwrap(), [old]);
+        let facts = AgentFacts {
+            version: Some("1.2.3".into()),
+            checks: Some(12),
+        };
+        db.set_facts("web1", facts);
+        db.heartbeat("web1", 160).await.unwrap();
+        let new = Heartbeat {
+            name: "web1".into(),
+            updated: 160,
+            version: Some("1.2.3".into()),
+            checks: Some(12),
+        };
+        assert_eq!(db.agents().await.unwrap(), std::slice::from_ref(&new));
+
+        let sql = Connection::open(&path).unwrap();
+        let version: i64 = sql
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // A binary of version 2 still writes the file: it names its columns
+        // and leaves the facts as they were.
+        sql.execute(
+            "INSERT INTO heartbeats (agent, updated) VALUES ('web1', 220)
+             ON CONFLICT (agent) DO UPDATE SET updated = excluded.updated",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            db.agents().await.unwrap(),
+            [Heartbeat {
+                updated: 220,
+                ..new
+            }]
+        );
+    }
+
+    // See: #16
+    #[tokio::test]
+    async fn a_version_1_file_gains_the_heartbeat_facts_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&VERSION_2_HEARTBEATS.replace("user_version = 2", "user_version = 1"))
+            .unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(VERSION_1_FAULTS)
+            .unwrap();
+
+        let db = SqliteDb::open(&path).await.unwrap();
+        db.set_facts("web1", AgentFacts::of_this_build(Some(3)));
+        db.set_faults("web1", &[broken_monitor(7)], 30)
+            .await
+            .unwrap();
+
+        let agents = db.agents().await.unwrap();
+        assert_eq!(agents[0].checks, Some(3));
+        assert_eq!(
+            agents[0].version.as_deref(),
+            Some(env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(db.get_faults("web1").await.unwrap(), [broken_monitor(7)]);
     }
 
     // See: #18. At SIGTERM the agent gives up on a write stuck behind a

@@ -10,7 +10,10 @@
 //!   (`"y"`, left out when false) and the attributes zc.cimaa ignores:
 //!   `escalates` (BOOL), `attempts` (Number) and `monitor_runs` (Number,
 //!   the broken-monitor run count of SPEC §14; left out when 0).
-//! - Heartbeats are items of agent `_` with name = the agent and `updated`.
+//! - Heartbeats are items of agent `_` with name = the agent and `updated`,
+//!   plus what the agent says about itself (SPEC §14), attributes zc.cimaa
+//!   ignores: `version` (String) and `checks` (Number), each left out when
+//!   not known. The `updated` index does not project them.
 //! - Markers of failing alerts are items of agent `_alerts` with name = the
 //!   agent and the attributes of its `AGENT#alerts` fault, so the meta-check
 //!   finds them with one query instead of a scan of the fleet. zc.cimaa never
@@ -26,14 +29,17 @@
 //!
 //! Reading is lenient with what zc.cimaa wrote: times may be fractional
 //! Numbers (truncated), `escalates` may be a Number (0 = false) or missing
-//! (true), `message` may be missing (empty) and `attempts` and
-//! `monitor_runs` missing (0).
+//! (true), `message` may be missing (empty), `attempts` and
+//! `monitor_runs` missing (0), and a heartbeat's `version` and `checks`
+//! missing or of another type (not recorded).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::db::{AgentFault, Error, Fault, Heartbeat, OpenAlert, Squelch, StoppedAgent, short_key};
+use crate::db::{
+    AgentFacts, AgentFault, Error, Fault, Heartbeat, OpenAlert, Squelch, StoppedAgent, short_key,
+};
 use crate::severity::Severity;
 
 /// One DynamoDB item.
@@ -121,10 +127,17 @@ pub(super) fn marker_item(agent: &str, fault: &Fault) -> Item {
     item
 }
 
-/// The heartbeat of `agent` at `now`.
-pub(super) fn heartbeat_item(agent: &str, now: i64) -> Item {
+/// The heartbeat of `agent` at `now`, recording `facts` (each left out
+/// when not known, so a put replaces facts that are no longer known).
+pub(super) fn heartbeat_item(agent: &str, now: i64, facts: &AgentFacts) -> Item {
     let mut item = fault_key(HEARTBEAT_AGENT, agent);
     item.insert("updated".to_owned(), number(now));
+    if let Some(version) = &facts.version {
+        item.insert("version".to_owned(), string(version));
+    }
+    if let Some(checks) = facts.checks {
+        item.insert("checks".to_owned(), number(checks));
+    }
     item
 }
 
@@ -282,12 +295,22 @@ pub(super) fn marker_from_item(item: &Item) -> Result<AgentFault, Error> {
     Ok(AgentFault { agent, fault })
 }
 
-/// Reads a heartbeat item.
+/// Reads a heartbeat item. Its facts are optional: one missing (zc.cimaa,
+/// the `updated` index) or of another type (written by another tool) is
+/// not recorded, and the heartbeat still counts (SPEC §17).
 pub(super) fn heartbeat_from_item(item: &Item) -> Result<Heartbeat, Error> {
     Ok(Heartbeat {
         name: required_text(item, "name")?,
         updated: whole_number(item, "updated")?
             .ok_or_else(|| corrupt(item, "`updated` is missing"))?,
+        version: match item.get("version") {
+            Some(AttributeValue::S(version)) => Some(version.clone()),
+            _ => None,
+        },
+        checks: match item.get("checks") {
+            Some(AttributeValue::N(checks)) => checks.trim().parse().ok(),
+            _ => None,
+        },
     })
 }
 
@@ -488,7 +511,7 @@ pub(super) mod tests {
             })
         );
         assert_eq!(
-            agent_fault_from_item(&heartbeat_item("web1", 100)).unwrap(),
+            agent_fault_from_item(&heartbeat_item("web1", 100, &AgentFacts::default())).unwrap(),
             None
         );
         assert_eq!(

@@ -50,8 +50,8 @@ use self::item::{
 };
 use self::write_plan::{WriteCache, Written, plan_writes};
 use super::{
-    AgentFault, Capacity, Db, Error, Fault, Heartbeat, OpenAlert, SkipLog, SkippedRow, Squelch,
-    StoppedAgent, merge_with_stored,
+    AgentFacts, AgentFault, Capacity, Db, Error, FactsLog, Fault, Heartbeat, OpenAlert, SkipLog,
+    SkippedRow, Squelch, StoppedAgent, merge_with_stored,
 };
 use crate::retry::Backoff;
 
@@ -84,6 +84,8 @@ pub struct DynamoDb {
     counters: Arc<Counters>,
     /// What the latest reads skipped as malformed.
     skipped: SkipLog,
+    /// What each agent declared its heartbeats record.
+    facts: FactsLog,
     /// The longest one call may take, in ms (`CALL_BUDGET` or less).
     budget_ms: AtomicU64,
 }
@@ -193,6 +195,7 @@ impl DynamoDb {
             written: WriteCache::default(),
             counters,
             skipped: SkipLog::default(),
+            facts: FactsLog::default(),
             budget_ms: AtomicU64::new(CALL_BUDGET_MS),
         }
     }
@@ -447,7 +450,8 @@ impl Db for DynamoDb {
             };
             let stored: Vec<Fault> = before.faults.values().cloned().collect();
             let merged = merge_with_stored(&stored, faults);
-            let writes = plan_writes(agent, &before, &merged, now);
+            let facts = self.facts.get(agent);
+            let writes = plan_writes(agent, &before, &merged, now, &facts);
             debug!(agent, writes = writes.len(), "writing faults");
             self.write_all(writes, deadline).await?;
             self.written.put(agent, Written::of(agent, merged));
@@ -460,12 +464,17 @@ impl Db for DynamoDb {
 
     async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), Error> {
         let table = self.faults_table.as_str();
+        let item = heartbeat_item(agent, now, &self.facts.get(agent));
         bounded("heartbeat", self.budget(), |deadline| {
             self.retrying("PutItem", table, deadline, || {
-                self.api.put(table, heartbeat_item(agent, now))
+                self.api.put(table, item.clone())
             })
         })
         .await
+    }
+
+    fn set_facts(&self, agent: &str, facts: AgentFacts) {
+        self.facts.set(agent, facts);
     }
 
     async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, Error> {

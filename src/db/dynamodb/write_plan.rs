@@ -21,7 +21,7 @@ use tracing::debug;
 use super::api::Write;
 use super::item::{ALERTS_AGENT, fault_item, fault_key, heartbeat_item, marker_item};
 use super::{DynamoDb, RETRIES};
-use crate::db::{Error, Fault};
+use crate::db::{AgentFacts, Error, Fault};
 
 /// BatchWriteItem takes at most 25 requests.
 const BATCH_LIMIT: usize = 25;
@@ -87,11 +87,19 @@ impl WriteCache {
     }
 }
 
-/// The writes that turn `before` into `after` plus a heartbeat at `now`:
-/// the heartbeat first, then changed faults, removed faults and the marker
-/// when the agent's `AGENT#alerts` fault differs from it.
-pub(super) fn plan_writes(agent: &str, before: &Written, after: &[Fault], now: i64) -> Vec<Write> {
-    let mut writes = vec![Write::Put(heartbeat_item(agent, now))];
+/// The writes that turn `before` into `after` plus a heartbeat at `now`
+/// recording `facts`: the heartbeat first, then changed faults, removed
+/// faults and the marker when the agent's `AGENT#alerts` fault differs
+/// from it. The facts ride on the heartbeat written anyway, so they cost no
+/// write of their own.
+pub(super) fn plan_writes(
+    agent: &str,
+    before: &Written,
+    after: &[Fault],
+    now: i64,
+    facts: &AgentFacts,
+) -> Vec<Write> {
+    let mut writes = vec![Write::Put(heartbeat_item(agent, now, facts))];
     writes.extend(
         after
             .iter()
@@ -167,6 +175,7 @@ impl DynamoDb {
 mod tests {
     use super::*;
     use crate::severity::Severity;
+    use aws_sdk_dynamodb::types::AttributeValue;
 
     fn fault(name: &str, message: &str) -> Fault {
         Fault {
@@ -187,9 +196,41 @@ mod tests {
         let faults = vec![fault("disk", "full"), fault("web1#alerts", "down")];
         let before = Written::of("web1", faults.clone());
 
-        let writes = plan_writes("web1", &before, &faults, 160);
+        let writes = plan_writes("web1", &before, &faults, 160, &AgentFacts::default());
 
-        assert_eq!(writes, [Write::Put(heartbeat_item("web1", 160))]);
+        assert_eq!(
+            writes,
+            [Write::Put(heartbeat_item(
+                "web1",
+                160,
+                &AgentFacts::default()
+            ))]
+        );
+    }
+
+    // See: #16
+    #[test]
+    fn facts_ride_on_the_one_heartbeat_write_of_a_steady_tick() {
+        let faults = vec![fault("disk", "full")];
+        let before = Written::of("web1", faults.clone());
+        let facts = AgentFacts {
+            version: Some("1.2.3".to_owned()),
+            checks: Some(12),
+        };
+
+        let writes = plan_writes("web1", &before, &faults, 160, &facts);
+
+        let [Write::Put(heartbeat)] = writes.as_slice() else {
+            panic!("one heartbeat put expected, got {writes:?}");
+        };
+        assert_eq!(
+            heartbeat.get("version"),
+            Some(&AttributeValue::S("1.2.3".to_owned()))
+        );
+        assert_eq!(
+            heartbeat.get("checks"),
+            Some(&AttributeValue::N("12".to_owned()))
+        );
     }
 
     #[test]
@@ -204,12 +245,12 @@ mod tests {
         );
         let after = [fault("disk", "fuller")];
 
-        let writes = plan_writes("web1", &before, &after, 160);
+        let writes = plan_writes("web1", &before, &after, 160, &AgentFacts::default());
 
         assert_eq!(
             writes,
             [
-                Write::Put(heartbeat_item("web1", 160)),
+                Write::Put(heartbeat_item("web1", 160, &AgentFacts::default())),
                 Write::Put(fault_item("web1", &after[0])),
                 Write::Delete(fault_key("web1", "load")),
                 Write::Delete(fault_key("web1", "web1#alerts")),
@@ -227,6 +268,7 @@ mod tests {
             &Written::default(),
             std::slice::from_ref(&alerts),
             100,
+            &AgentFacts::default(),
         );
 
         assert_eq!(writes.len(), 3);
