@@ -41,7 +41,7 @@ pub(crate) use runner::{Fleet, run_check};
 use crate::alerters::Alerters;
 use crate::checks::CheckDef;
 use crate::checks::{self, CheckOutput, Probes};
-use crate::config::Config;
+use crate::config::{Config, Splay};
 use crate::db::{
     AgentFault, Db, Error as DbError, Fault, Heartbeat, OpenAlert, SkippedRow, Squelch,
     StoppedAgent,
@@ -62,6 +62,9 @@ const WRITE_FLUSH: Duration = Duration::from_secs(10);
 /// On a signal, metrics and deregistration share SPEC §9's 10 s budget.
 const SIGNAL_METRICS_FLUSH: Duration = Duration::from_secs(2);
 const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(7);
+/// Out of `DEREGISTER_TIMEOUT`: the last chance to load a previous state
+/// the database never gave (SPEC §14).
+const LAST_LOAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause between two attempts to deregister.
 const DEREGISTER_PAUSE: Duration = Duration::from_millis(200);
 /// The most a database call may take, whatever the base interval.
@@ -138,6 +141,33 @@ struct Agent<'a> {
     concurrency: usize,
     /// HTTP clients and per-host limits shared by every probe.
     probes: Arc<Probes>,
+    /// Seconds after each tick's start at which the agent starts it.
+    splay: f64,
+    /// The previous run's state is not loaded yet: the database did not
+    /// answer at start (SPEC §14). Nothing is written until it is.
+    unloaded: bool,
+    /// The attempt in flight to load it.
+    loading: Option<JoinHandle<Result<Stored, DbError>>>,
+}
+
+/// What the previous run left: its faults and the open alerts a clean stop
+/// kept.
+type Stored = (Vec<Fault>, Vec<OpenAlert>);
+
+/// Reads what the previous run of agent `name` left.
+async fn load_previous(db: Arc<dyn Db>, name: String) -> Result<Stored, DbError> {
+    let previous = db.get_faults(&name).await?;
+    let kept = db.open_alerts(&name).await?;
+    Ok((previous, kept))
+}
+
+/// `agent.splay` in seconds: the configured value, or the offset from the
+/// agent's name.
+fn splay(config: &Config) -> f64 {
+    match config.agent.splay {
+        Splay::Auto => scheduler::splay_offset(&config.agent.name, config.agent.base_interval),
+        Splay::Seconds(secs) => secs,
+    }
 }
 
 /// Which checks a tick runs.
@@ -172,28 +202,32 @@ pub async fn run(
     let name = config.agent.name.clone();
     let concurrency = concurrency(config);
     let now = clock.now();
-    backends
-        .db
-        .heartbeat(&name, whole(now))
-        .await
-        .map_err(Error::Database)?;
-    let previous = backends
-        .db
-        .get_faults(&name)
-        .await
-        .map_err(Error::Database)?;
-    let kept = backends
-        .db
-        .open_alerts(&name)
-        .await
-        .map_err(Error::Database)?;
-    // From here on no call waits longer than the tick can spare (SPEC §6).
+    // No call waits longer than the tick can spare (SPEC §6), not even the
+    // first: a database down at start must not keep the checks waiting.
     let budget = db_budget(config.agent.base_interval);
     backends.db.limit_waits(budget);
     let db: Arc<dyn Db> = Arc::new(Bounded {
         inner: backends.db,
         budget,
     });
+    // An agent whose database is down at start runs from an empty state and
+    // reconciles once it answers (SPEC §14), rather than exiting and leaving
+    // the host unmonitored while the database is down.
+    let stored = match db.heartbeat(&name, whole(now)).await {
+        Ok(()) => load_previous(Arc::clone(&db), name.clone()).await,
+        Err(e) => Err(e),
+    };
+    let (previous, kept, unloaded) = match stored {
+        Ok((previous, kept)) => (previous, kept, false),
+        Err(e) => {
+            error!(
+                error = %e,
+                "cannot reach the database at startup; running the checks and alerts without \
+                 the previous state (an alert sent before this start may be sent again) until it answers"
+            );
+            (Vec::new(), Vec::new(), true)
+        }
+    };
     let (metrics, drain) = match backends.sink {
         Some((sink, size)) => {
             let (buffer, task) = MetricBuffer::spawn(sink, size);
@@ -221,10 +255,18 @@ pub async fn run(
         semaphore: Arc::new(Semaphore::new(concurrency)),
         concurrency,
         probes: Arc::new(Probes::new()),
+        splay: splay(config),
+        unloaded,
+        loading: None,
     };
     agent.restore(previous);
     agent.restore_kept(kept);
-    info!(agent = %name, directory = %config.agent.directory.display(), "agent started");
+    info!(
+        agent = %name,
+        directory = %config.agent.directory.display(),
+        splay_secs = agent.splay,
+        "agent started"
+    );
     for warning in &config.warnings {
         warn!(config = %config.path.display(), warning = %warning, "configuration warning");
     }
@@ -268,20 +310,54 @@ impl Agent<'_> {
     /// Ends the run: after a signal the write in flight is cancelled and the
     /// agent deregisters, keeping its open alerts (SPEC §9, §14); after
     /// `--once` or `--count` the last write is awaited and nothing removed.
-    async fn leave(self, signalled: bool) {
+    ///
+    /// When the previous state is still not loaded (the database did not
+    /// answer since the start), a signal first gives it one last short
+    /// chance; without it the agent does not deregister, since removing its
+    /// stored faults unread would forget the alerts they know to be open.
+    async fn leave(mut self, signalled: bool) {
         let name = self.config.agent.name.clone();
+        let mut deregister_within = DEREGISTER_TIMEOUT;
+        if signalled && self.unloaded {
+            let started = tokio::time::Instant::now();
+            let attempt = match self.loading.take() {
+                Some(attempt) => attempt,
+                None => tokio::spawn(load_previous(Arc::clone(&self.db), name.clone())),
+            };
+            match tokio::time::timeout(LAST_LOAD_TIMEOUT, attempt).await {
+                Ok(Ok(Ok((previous, kept)))) => self.reconcile(previous, kept),
+                Ok(Ok(Err(e))) => warn!(error = %e, "cannot load the previous state"),
+                Ok(Err(e)) => error!(error = %e, "loading the previous state failed"),
+                Err(_) => warn!("loading the previous state timed out"),
+            }
+            deregister_within = deregister_within.saturating_sub(started.elapsed());
+        }
         let open = self.open_alerts(whole(self.clock.now()));
+        let unloaded = self.unloaded;
         let Agent {
             db, writer, clock, ..
         } = self;
-        if signalled {
+        if signalled && unloaded {
+            writer.cancel();
+            error!(
+                agent = %name,
+                "shutting down without having reached the database: leaving what it holds for this agent as it is"
+            );
+        } else if signalled {
             writer.cancel();
             info!(
                 agent = %name,
                 open_alerts = open.len(),
                 "shutting down: removing this agent from the database, keeping its open alerts"
             );
-            deregister(db.as_ref(), &name, &open, whole(clock.now())).await;
+            deregister(
+                db.as_ref(),
+                &name,
+                &open,
+                whole(clock.now()),
+                deregister_within,
+            )
+            .await;
         } else {
             writer.finish(WRITE_FLUSH).await;
         }
@@ -298,9 +374,9 @@ fn db_budget(base_interval: f64) -> Duration {
 
 /// Removes the agent from the database, keeping its `open` alerts (SPEC
 /// §14), trying again (a lock held by another process, a blip) until
-/// `DEREGISTER_TIMEOUT` runs out.
-async fn deregister(db: &dyn Db, name: &str, open: &[OpenAlert], now: i64) {
-    let deadline = tokio::time::Instant::now() + DEREGISTER_TIMEOUT;
+/// `within` runs out.
+async fn deregister(db: &dyn Db, name: &str, open: &[OpenAlert], now: i64, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
     let mut attempts = 0u32;
     loop {
         attempts += 1;
@@ -406,6 +482,12 @@ impl Writer {
             Ok(Err(e)) => error!(error = %e, "the database writer failed"),
             Err(_) => error!("the last database write did not finish in time"),
         }
+    }
+
+    /// Removes the kept open alerts after the next write that succeeds
+    /// (they were loaded late, see `Agent::reconcile`).
+    fn clear_kept(&self) {
+        self.clear_kept.store(true, Ordering::SeqCst);
     }
 
     /// Cancels the write in flight, if any.
@@ -566,6 +648,104 @@ impl Agent<'_> {
         }
     }
 
+    /// While the previous state is not loaded (SPEC §14): takes the answer of
+    /// the attempt in flight if it came, and otherwise starts the next one.
+    /// Never waits: the tick's checks do not wait for a database that is down.
+    async fn catch_up_previous(&mut self) {
+        if !self.unloaded {
+            return;
+        }
+        if let Some(attempt) = self.loading.take_if(|attempt| attempt.is_finished()) {
+            match attempt.await {
+                Ok(Ok((previous, kept))) => {
+                    self.reconcile(previous, kept);
+                    return;
+                }
+                Ok(Err(e)) => {
+                    warn!(error = %e, "cannot load the previous state yet; running without it");
+                }
+                Err(e) => error!(error = %e, "loading the previous state failed"),
+            }
+        }
+        if self.loading.is_none() {
+            let db = Arc::clone(&self.db);
+            let name = self.config.agent.name.clone();
+            self.loading = Some(tokio::spawn(load_previous(db, name)));
+        }
+    }
+
+    /// Folds the previous run's state, loaded late, into what this run
+    /// found meanwhile (SPEC §14), then lets the tick write the whole set.
+    ///
+    /// This run's findings win, except for what an alert sent before the
+    /// start tells: an earlier fault still critical with the same message
+    /// counts as triggered (not sent again); one whose alert is open and
+    /// whose check this run finds less than critical for now keeps its
+    /// earlier record until the check runs again, so that its escalation
+    /// back to the same message sends nothing either; one whose check has
+    /// not run yet is restored as at a normal start. Every earlier open
+    /// alert is remembered, so that it is resolved once its check runs
+    /// clean. The agent's own `AGENT#...` faults are this run's.
+    fn reconcile(&mut self, previous: Vec<Fault>, kept: Vec<OpenAlert>) {
+        let own = format!("{}#", self.config.agent.name);
+        let mut earlier: Vec<(Fault, bool)> = Vec::new();
+        for fault in previous {
+            let open = fault.triggered;
+            earlier.push((fault, open));
+        }
+        let clear_kept = !kept.is_empty();
+        for alert in kept {
+            if earlier.iter().any(|(f, _)| f.name == alert.fault.name) {
+                continue;
+            }
+            let check = fault::check_of(&alert.fault.name).to_string();
+            self.routes.entry(check).or_insert(alert.alerter);
+            earlier.push((alert.fault, true));
+        }
+        let mut restored = Vec::new();
+        let mut open_alerts = 0usize;
+        for (fault, open) in earlier {
+            if fault.name.starts_with(&own) {
+                continue;
+            }
+            if open {
+                self.opened.insert(fault.name.clone());
+                open_alerts += 1;
+            }
+            let check = fault::check_of(&fault.name).to_string();
+            let Some(current) = self.faults.get_mut(&fault.name) else {
+                if !self.states.contains_key(&check) {
+                    // Its check has not run in this run yet.
+                    restored.push(fault);
+                }
+                continue;
+            };
+            let state = self.states.entry(check).or_default();
+            state.counter = state.counter.max(fault.attempts);
+            state.monitor_runs = state.monitor_runs.max(fault.monitor_runs);
+            if current.severity.is_critical() {
+                current.since = current.since.min(fault.since);
+                if open && fault.message == current.message {
+                    current.triggered = true;
+                }
+            } else if open && fault.severity.is_critical() {
+                *current = fault;
+            } else {
+                current.since = current.since.min(fault.since);
+            }
+        }
+        self.restore(restored);
+        self.unloaded = false;
+        if clear_kept {
+            self.writer.clear_kept();
+        }
+        info!(
+            open_alerts,
+            faults = self.faults.len(),
+            "the database answers: loaded the previous state; writing the whole state"
+        );
+    }
+
     /// Restores the open alerts the last clean stop kept (SPEC §14) as the
     /// stored faults are restored: the plan then leaves a fault that is
     /// still critical with the same message alone, resolves one that cleared
@@ -636,10 +816,15 @@ impl Agent<'_> {
                 _ = stop.wait_for(|stopped| *stopped) => true,
             };
         }
+        // Ticks keep their numbers; each starts `splay` seconds after its
+        // boundary (SPEC §14), and "the tick in progress" is reckoned on
+        // the same shifted clock, so an overrun is judged against the
+        // splayed start of the next tick.
+        let splay = self.splay;
         let mut done = 0u64;
-        let mut next = scheduler::tick_at(self.clock.now(), base) + 1;
+        let mut next = scheduler::splayed_tick_at(self.clock.now(), base, splay) + 1;
         loop {
-            let wait = (scheduler::tick_start(next, base) - self.clock.now()).max(0.0);
+            let wait = (scheduler::tick_start(next, base) + splay - self.clock.now()).max(0.0);
             let reloading = tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs_f64(wait)) => false,
                 _ = stop.wait_for(|stopped| *stopped) => return true,
@@ -647,7 +832,7 @@ impl Agent<'_> {
             };
             if reloading {
                 info!("SIGHUP: rescanning the check directory");
-                let current = scheduler::tick_at(self.clock.now(), base);
+                let current = scheduler::splayed_tick_at(self.clock.now(), base, splay);
                 tokio::select! {
                     () = self.tick(current, Due::Nothing) => {}
                     _ = stop.wait_for(|stopped| *stopped) => return true,
@@ -664,7 +849,7 @@ impl Agent<'_> {
             {
                 return false;
             }
-            let current = scheduler::tick_at(self.clock.now(), base);
+            let current = scheduler::splayed_tick_at(self.clock.now(), base, splay);
             if current > next {
                 warn!(
                     tick = next,
@@ -681,6 +866,7 @@ impl Agent<'_> {
     /// One tick: scan, run due checks, update faults, alert, store, publish.
     async fn tick(&mut self, tick: i64, due_rule: Due) {
         let started = self.clock.now();
+        self.catch_up_previous().await;
         let checks = self.directory.scan(self.clock.system_time()).await;
         let rescan_only = due_rule == Due::Nothing;
         let due: Vec<Arc<CheckDef>> = checks
@@ -756,7 +942,13 @@ impl Agent<'_> {
 
         let faults: Vec<Fault> = self.faults.values().cloned().collect();
         let stored = faults.len();
-        self.writer.write(faults, now);
+        if self.unloaded {
+            // Writing now would replace the previous run's faults before
+            // they are read, losing the alerts they know to be open.
+            debug!("the previous state is not loaded yet; not writing");
+        } else {
+            self.writer.write(faults, now);
+        }
         let took = self.clock.now() - started;
         info!(
             tick,
@@ -764,6 +956,7 @@ impl Agent<'_> {
             ran = ran.len(),
             faults = stored,
             took_secs = took,
+            start_offset_secs = started - scheduler::tick_start(tick, self.config.agent.base_interval),
             "tick done"
         );
     }

@@ -99,6 +99,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// `agent.splay`: how long after each tick's start the agent starts it
+/// (SPEC §14).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Splay {
+    /// A stable offset from the agent's name (`scheduler::splay_offset`).
+    #[default]
+    Auto,
+    /// This many seconds (`0`: off), shorter than the base interval.
+    Seconds(f64),
+}
+
 /// The `agent:` section, validated, with defaults applied.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -123,4 +134,6 @@ pub struct AgentConfig {
     /// `cimaa-state` folder beside the SQLite file, else
     /// `/var/lib/cimaa/state/AGENT`. Created when first written.
     pub state_dir: PathBuf,
+    /// How long after each tick's start the agent starts it.
+    pub splay: Splay,
 }
