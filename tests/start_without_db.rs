@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::dynamodb::{Dynalite, cimaa, command, dynamodb_agent, endpoint, eventually, unique_prefix};
+use crate::dynamodb::{
+    Dynalite, cimaa, command, dynamodb_agent, endpoint, eventually, unique_prefix,
+};
 use crate::util::{AGENT, assert_success, check_name, event, events};
 
 /// A dynalite with the tables created, then stopped: the database of an
@@ -62,9 +64,11 @@ async fn an_agent_started_while_dynamodb_is_down_pages_then_writes_its_state_wit
         .stderr(log)
         .spawn()
         .unwrap();
-    eventually("the page without a database", Duration::from_secs(20), async || {
-        !env.alerts().is_empty()
-    })
+    eventually(
+        "the page without a database",
+        Duration::from_secs(20),
+        async || !env.alerts().is_empty(),
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(agent.try_wait().unwrap().is_none(), "the agent exited");
@@ -128,4 +132,66 @@ async fn a_sigterm_before_the_database_ever_answered_exits_cleanly_in_time() {
         "{}",
         log_text()
     );
+}
+
+// See: #16
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fault_paged_before_a_start_without_dynamodb_is_not_paged_again_once_it_answers() {
+    if endpoint().is_none() {
+        return;
+    }
+    let Some(program) = Dynalite::program() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Dynalite::start(program, data.path().to_owned());
+    let env = dynamodb_agent(&server.endpoint(), &unique_prefix(), 2.0);
+    assert_success(&cimaa(&env, &["setup-db"]));
+    // UNKNOWN is an escalating ERROR: critical (and paged) on the third run.
+    env.write_check(
+        "app.yaml",
+        "down:\n  command: echo 'UNKNOWN down'; exit 3\n  retry: 2\n",
+    );
+    let down = check_name("app", "down");
+    assert_success(&cimaa(&env, &["agent", "--count", "3"]));
+    let paged = [event("trigger", &down, "UNKNOWN down")];
+    assert_eq!(events(&env.alerts()), paged);
+
+    server.stop();
+    let log = std::fs::File::create(env.path("agent.log")).unwrap();
+    let mut agent = command(&env)
+        .arg("agent")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let log_text = || std::fs::read_to_string(env.path("agent.log")).unwrap();
+    eventually(
+        "the start without a database",
+        Duration::from_secs(20),
+        async || log_text().contains("cannot reach the database at startup"),
+    )
+    .await;
+    server.restart();
+    eventually("the reconciliation", Duration::from_secs(30), async || {
+        log_text().contains("loaded the previous state")
+    })
+    .await;
+    // Past the run where this start's own counting alone would page again.
+    eventually(
+        "the fault critical again",
+        Duration::from_secs(30),
+        async || {
+            faults(&env).is_some_and(|faults| {
+                faults.len() == 1
+                    && faults[0]["severity"].as_i64() >= Some(50)
+                    && faults[0]["triggered"] == true
+            })
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(events(&env.alerts()), paged, "{}", log_text());
+    let status = terminate(&mut agent);
+    assert!(status.success(), "{}", log_text());
 }

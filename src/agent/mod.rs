@@ -9,7 +9,9 @@
 //! delivers alerts within `alert_timeout`; the tick writes the database and
 //! feeds the metric buffer (whose drops become the WARNING `AGENT#metrics`).
 //! State is loaded from the database on start, so separate `--once`
-//! processes behave like one long-running agent. A clean stop (SIGTERM)
+//! processes behave like one long-running agent; when the database does not
+//! answer then, the agent runs from an empty state and reconciles once it
+//! does (SPEC §14). Ticks start `agent.splay` seconds after their boundary. A clean stop (SIGTERM)
 //! deregisters but keeps the alerts still open (SPEC §14); the next start
 //! restores them with the stored faults, so it resolves those that cleared.
 //!
@@ -91,6 +93,8 @@ pub struct Backends {
 /// Failures that stop the agent.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// No longer returned since a database down at start no longer stops
+    /// the agent (SPEC §14); kept so that callers' matches stay valid.
     #[error("cannot reach the database at startup")]
     Database(#[source] crate::db::Error),
 }
@@ -190,8 +194,11 @@ enum Due {
 /// alerts for the next start (SPEC §14); after `--once` or `--count` it
 /// never deregisters. A start restores the alerts a clean stop kept.
 ///
+/// A database that does not answer at start does not stop it: it runs
+/// from an empty state and reconciles once the database answers (SPEC §14).
+///
 /// # Errors
-/// When the database cannot be reached at startup.
+/// None today: `Error` is kept for the callers' signature.
 pub async fn run(
     config: &Config,
     backends: Backends,
@@ -638,7 +645,7 @@ impl Agent<'_> {
                     clippy::cast_precision_loss,
                     reason = "epoch seconds are far below 2^52"
                 )]
-                let tick = scheduler::tick_at(fault.updated as f64, base);
+                let tick = scheduler::splayed_tick_at(fault.updated as f64, base, self.splay);
                 state.last_failure = Some(state.last_failure.map_or(tick, |t| t.max(tick)));
             }
             if fault.triggered {
@@ -956,7 +963,8 @@ impl Agent<'_> {
             ran = ran.len(),
             faults = stored,
             took_secs = took,
-            start_offset_secs = started - scheduler::tick_start(tick, self.config.agent.base_interval),
+            start_offset_secs =
+                started - scheduler::tick_start(tick, self.config.agent.base_interval),
             "tick done"
         );
     }
