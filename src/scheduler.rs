@@ -36,6 +36,31 @@ pub(crate) fn tick_start(tick: i64, base_interval: f64) -> f64 {
     start
 }
 
+/// The longest automatic splay, whatever the base interval.
+const SPLAY_MAX: f64 = 30.0;
+
+/// Seconds after each tick's start at which the agent named `name` starts
+/// its ticks (`agent.splay: auto`, SPEC §14).
+///
+/// A fleet ticking on the same boundaries hits the database and shared
+/// services in the same second; each agent instead waits a fixed share of
+/// `[0, min(base_interval / 2, 30 s))` taken from a stable hash of its name
+/// (the same across restarts, hosts and builds), so the fleet's ticks spread
+/// evenly over that window while tick numbers stay those of SPEC §5.
+#[must_use]
+pub(crate) fn splay_offset(name: &str, base_interval: f64) -> f64 {
+    // `splay:` as a prefix keeps it independent of a check's spread offset
+    // should an agent and a check share a name.
+    fraction(&format!("splay:{name}")) * (base_interval / 2.0).min(SPLAY_MAX)
+}
+
+/// The tick whose splayed start (`tick_start + splay`) is the latest at or
+/// before `now`: the tick in progress as a splayed agent sees it.
+#[must_use]
+pub(crate) fn splayed_tick_at(now: f64, base_interval: f64, splay: f64) -> i64 {
+    tick_at(now - splay, base_interval)
+}
+
 /// Whether a check runs on `tick`.
 ///
 /// A passing check runs when `tick % interval == 0`. While failing (its last
@@ -319,6 +344,66 @@ mod tests {
                 Due(25, true),
             ],
         );
+    }
+
+    // See: #16
+    #[test]
+    fn splay_offsets_of_many_names_spread_evenly_over_the_window() {
+        // 60 s ticks: the window is [0, 30) s, thirty 1-second buckets.
+        let names = 10_000;
+        let mut buckets = [0usize; 30];
+        for i in 0..names {
+            let offset = splay_offset(&format!("web{i}.example.com"), 60.0);
+            assert!((0.0..30.0).contains(&offset), "{offset}");
+            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let bucket = offset.floor() as usize;
+            buckets[bucket] += 1;
+        }
+        let mean = names / buckets.len();
+        let fullest = *buckets.iter().max().unwrap();
+        let emptiest = *buckets.iter().min().unwrap();
+        assert!(fullest <= 3 * mean, "{buckets:?}");
+        // Even, not merely capped: no bucket is nearly empty either.
+        assert!(emptiest * 3 >= mean, "{buckets:?}");
+    }
+
+    // See: #16
+    #[test]
+    fn a_splay_offset_is_stable_and_differs_between_names() {
+        let first = splay_offset("web1.example.com", 60.0);
+        // Bit for bit: the same name, the same offset.
+        assert_eq!(
+            first.to_bits(),
+            splay_offset("web1.example.com", 60.0).to_bits()
+        );
+        assert!((first - splay_offset("web2.example.com", 60.0)).abs() > 1e-6);
+        // A fixed value: the offset must not change between builds.
+        let expected = fraction("splay:web1.example.com") * 30.0;
+        assert!((first - expected).abs() < 1e-12);
+    }
+
+    // See: #16
+    #[test]
+    fn the_splay_window_is_half_a_short_interval_and_at_most_30_seconds() {
+        for i in 0..1000 {
+            let name = format!("db{i}");
+            assert!(splay_offset(&name, 2.0) < 1.0);
+            assert!(splay_offset(&name, 600.0) < 30.0);
+        }
+        let name = "db1";
+        let short = splay_offset(name, 2.0);
+        assert!((splay_offset(name, 4.0) - 2.0 * short).abs() < 1e-9);
+        assert!((splay_offset(name, 3600.0) - splay_offset(name, 60.0)).abs() < 1e-9);
+    }
+
+    // See: #16
+    #[test]
+    fn a_splayed_tick_keeps_its_number_and_starts_late() {
+        // Tick 10 of a 60 s interval starts at 600 s; splayed by 7 s, at 607 s.
+        assert_eq!(splayed_tick_at(606.9, 60.0, 7.0), 9);
+        assert_eq!(splayed_tick_at(607.0, 60.0, 7.0), 10);
+        assert_eq!(splayed_tick_at(666.9, 60.0, 7.0), 10);
+        assert_eq!(splayed_tick_at(607.0, 60.0, 0.0), 10);
     }
 
     #[test]

@@ -187,7 +187,7 @@ struct Setup {
 }
 
 impl Setup {
-    /// An agent with base interval 60 and `extra_agent` lines under `agent:`,
+    /// An agent with base interval 60, no splay, and `extra_agent` lines under `agent:`,
     /// its clock at `START + offset`.
     fn new(extra_agent: &str, offset: f64) -> Setup {
         let dir = tempfile::tempdir().unwrap();
@@ -196,7 +196,7 @@ impl Setup {
         std::fs::write(
             &path,
             format!(
-                "agent:\n  name: {AGENT}\n  directory: checks.d\n  base_interval: 60\n{extra_agent}database:\n  type: memory\nalerter:\n  type: file\n  path: alerts.jsonl\n"
+                "agent:\n  name: {AGENT}\n  directory: checks.d\n  base_interval: 60\n  splay: 0\n{extra_agent}database:\n  type: memory\nalerter:\n  type: file\n  path: alerts.jsonl\n"
             ),
         )
         .unwrap();

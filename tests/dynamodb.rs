@@ -178,7 +178,7 @@ async fn scan(client: &Client, table: &str) -> BTreeMap<String, Item> {
 }
 
 /// An agent directory whose config uses these dynamodb tables.
-fn dynamodb_agent(endpoint: &str, prefix: &str, base_interval: f64) -> Env {
+pub(crate) fn dynamodb_agent(endpoint: &str, prefix: &str, base_interval: f64) -> Env {
     let env = Env::bare();
     std::fs::create_dir_all(env.path("checks.d")).unwrap();
     env.write(
@@ -193,11 +193,11 @@ fn dynamodb_agent(endpoint: &str, prefix: &str, base_interval: f64) -> Env {
 }
 
 /// `cimaa -c agent.yaml ARGS` with the test AWS environment.
-fn cimaa(env: &Env, args: &[&str]) -> Output {
+pub(crate) fn cimaa(env: &Env, args: &[&str]) -> Output {
     command(env).args(args).output().unwrap()
 }
 
-fn command(env: &Env) -> Command {
+pub(crate) fn command(env: &Env) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cimaa"));
     command
         .arg("-c")
@@ -647,7 +647,7 @@ fn a_dynamodb_section_with_a_bad_prefix_names_it() {
 
 /// A dynalite of the test's own, on a fixed port and with its data on disk,
 /// so it can be stopped and started again under a running agent.
-struct Dynalite {
+pub(crate) struct Dynalite {
     program: PathBuf,
     port: u16,
     data: PathBuf,
@@ -656,7 +656,7 @@ struct Dynalite {
 
 impl Dynalite {
     /// `None` (skip) when the npm package is not installed, except under CI.
-    fn program() -> Option<PathBuf> {
+    pub(crate) fn program() -> Option<PathBuf> {
         let program =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/services/node_modules/.bin/dynalite");
         if program.is_file() {
@@ -671,7 +671,7 @@ impl Dynalite {
         None
     }
 
-    fn start(program: PathBuf, data: PathBuf) -> Dynalite {
+    pub(crate) fn start(program: PathBuf, data: PathBuf) -> Dynalite {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -687,11 +687,11 @@ impl Dynalite {
         server
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let child = Command::new(&self.program)
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args([
@@ -719,7 +719,7 @@ impl Dynalite {
         }
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -733,7 +733,7 @@ impl Drop for Dynalite {
     }
 }
 
-async fn eventually(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
     while !done().await {
         assert!(started.elapsed() < limit, "timed out waiting for {what}");

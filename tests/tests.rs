@@ -29,6 +29,8 @@ mod probes;
 mod servers;
 mod sinks;
 mod soak;
+mod splay;
+mod start_without_db;
 mod telemetry;
 mod test_alert;
 mod url_options;

@@ -9,7 +9,9 @@
 //! delivers alerts within `alert_timeout`; the tick writes the database and
 //! feeds the metric buffer (whose drops become the WARNING `AGENT#metrics`).
 //! State is loaded from the database on start, so separate `--once`
-//! processes behave like one long-running agent. A clean stop (SIGTERM)
+//! processes behave like one long-running agent; when the database does not
+//! answer then, the agent runs from an empty state and reconciles once it
+//! does (SPEC §14). Ticks start `agent.splay` seconds after their boundary. A clean stop (SIGTERM)
 //! deregisters but keeps the alerts still open (SPEC §14); the next start
 //! restores them with the stored faults, so it resolves those that cleared.
 //!
@@ -41,7 +43,7 @@ pub(crate) use runner::{Fleet, run_check};
 use crate::alerters::Alerters;
 use crate::checks::CheckDef;
 use crate::checks::{self, CheckOutput, Probes};
-use crate::config::Config;
+use crate::config::{Config, Splay};
 use crate::db::{
     AgentFacts, AgentFault, Db, Error as DbError, Fault, Heartbeat, OpenAlert, SkippedRow, Squelch,
     StoppedAgent,
@@ -62,6 +64,9 @@ const WRITE_FLUSH: Duration = Duration::from_secs(10);
 /// On a signal, metrics and deregistration share SPEC §9's 10 s budget.
 const SIGNAL_METRICS_FLUSH: Duration = Duration::from_secs(2);
 const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(7);
+/// Out of `DEREGISTER_TIMEOUT`: the last chance to load a previous state
+/// the database never gave (SPEC §14).
+const LAST_LOAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause between two attempts to deregister.
 const DEREGISTER_PAUSE: Duration = Duration::from_millis(200);
 /// The most a database call may take, whatever the base interval.
@@ -88,6 +93,8 @@ pub struct Backends {
 /// Failures that stop the agent.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// No longer returned since a database down at start no longer stops
+    /// the agent (SPEC §14); kept so that callers' matches stay valid.
     #[error("cannot reach the database at startup")]
     Database(#[source] crate::db::Error),
 }
@@ -138,6 +145,33 @@ struct Agent<'a> {
     concurrency: usize,
     /// HTTP clients and per-host limits shared by every probe.
     probes: Arc<Probes>,
+    /// Seconds after each tick's start at which the agent starts it.
+    splay: f64,
+    /// The previous run's state is not loaded yet: the database did not
+    /// answer at start (SPEC §14). Nothing is written until it is.
+    unloaded: bool,
+    /// The attempt in flight to load it.
+    loading: Option<JoinHandle<Result<Stored, DbError>>>,
+}
+
+/// What the previous run left: its faults and the open alerts a clean stop
+/// kept.
+type Stored = (Vec<Fault>, Vec<OpenAlert>);
+
+/// Reads what the previous run of agent `name` left.
+async fn load_previous(db: Arc<dyn Db>, name: String) -> Result<Stored, DbError> {
+    let previous = db.get_faults(&name).await?;
+    let kept = db.open_alerts(&name).await?;
+    Ok((previous, kept))
+}
+
+/// `agent.splay` in seconds: the configured value, or the offset from the
+/// agent's name.
+fn splay(config: &Config) -> f64 {
+    match config.agent.splay {
+        Splay::Auto => scheduler::splay_offset(&config.agent.name, config.agent.base_interval),
+        Splay::Seconds(secs) => secs,
+    }
 }
 
 /// Which checks a tick runs.
@@ -160,8 +194,11 @@ enum Due {
 /// alerts for the next start (SPEC §14); after `--once` or `--count` it
 /// never deregisters. A start restores the alerts a clean stop kept.
 ///
+/// A database that does not answer at start does not stop it: it runs
+/// from an empty state and reconciles once the database answers (SPEC §14).
+///
 /// # Errors
-/// When the database cannot be reached at startup.
+/// None today: `Error` is kept for the callers' signature.
 pub async fn run(
     config: &Config,
     backends: Backends,
@@ -177,28 +214,18 @@ pub async fn run(
     backends
         .db
         .set_facts(&name, AgentFacts::of_this_build(None));
-    backends
-        .db
-        .heartbeat(&name, whole(now))
-        .await
-        .map_err(Error::Database)?;
-    let previous = backends
-        .db
-        .get_faults(&name)
-        .await
-        .map_err(Error::Database)?;
-    let kept = backends
-        .db
-        .open_alerts(&name)
-        .await
-        .map_err(Error::Database)?;
-    // From here on no call waits longer than the tick can spare (SPEC §6).
+    // No call waits longer than the tick can spare (SPEC §6), not even the
+    // first: a database down at start must not keep the checks waiting.
     let budget = db_budget(config.agent.base_interval);
     backends.db.limit_waits(budget);
     let db: Arc<dyn Db> = Arc::new(Bounded {
         inner: backends.db,
         budget,
     });
+    // An agent whose database is down at start runs from an empty state and
+    // reconciles once it answers (SPEC §14), rather than exiting and leaving
+    // the host unmonitored while the database is down.
+    let (previous, kept, unloaded) = start_state(&db, &name, whole(now)).await;
     let (metrics, drain) = match backends.sink {
         Some((sink, size)) => {
             let (buffer, task) = MetricBuffer::spawn(sink, size);
@@ -230,10 +257,18 @@ pub async fn run(
         semaphore: Arc::new(Semaphore::new(concurrency)),
         concurrency,
         probes: Arc::new(Probes::with_nameservers(config.agent.resolver.clone())),
+        splay: splay(config),
+        unloaded,
+        loading: None,
     };
     agent.restore(previous);
     agent.restore_kept(kept);
-    info!(agent = %name, directory = %config.agent.directory.display(), "agent started");
+    info!(
+        agent = %name,
+        directory = %config.agent.directory.display(),
+        splay_secs = agent.splay,
+        "agent started"
+    );
     for warning in &config.warnings {
         warn!(config = %config.path.display(), warning = %warning, "configuration warning");
     }
@@ -277,22 +312,79 @@ impl Agent<'_> {
     /// Ends the run: after a signal the write in flight is cancelled and the
     /// agent deregisters, keeping its open alerts (SPEC §9, §14); after
     /// `--once` or `--count` the last write is awaited and nothing removed.
-    async fn leave(self, signalled: bool) {
+    ///
+    /// When the previous state is still not loaded (the database did not
+    /// answer since the start), a signal first gives it one last short
+    /// chance; without it the agent does not deregister, since removing its
+    /// stored faults unread would forget the alerts they know to be open.
+    async fn leave(mut self, signalled: bool) {
         let name = self.config.agent.name.clone();
+        let mut deregister_within = DEREGISTER_TIMEOUT;
+        if signalled && self.unloaded {
+            let started = tokio::time::Instant::now();
+            let attempt = match self.loading.take() {
+                Some(attempt) => attempt,
+                None => tokio::spawn(load_previous(Arc::clone(&self.db), name.clone())),
+            };
+            match tokio::time::timeout(LAST_LOAD_TIMEOUT, attempt).await {
+                Ok(Ok(Ok((previous, kept)))) => self.reconcile(previous, kept),
+                Ok(Ok(Err(e))) => warn!(error = %e, "cannot load the previous state"),
+                Ok(Err(e)) => error!(error = %e, "loading the previous state failed"),
+                Err(_) => warn!("loading the previous state timed out"),
+            }
+            deregister_within = deregister_within.saturating_sub(started.elapsed());
+        }
         let open = self.open_alerts(whole(self.clock.now()));
+        let unloaded = self.unloaded;
         let Agent {
             db, writer, clock, ..
         } = self;
-        if signalled {
+        if signalled && unloaded {
+            writer.cancel();
+            error!(
+                agent = %name,
+                "shutting down without having reached the database: leaving what it holds for this agent as it is"
+            );
+        } else if signalled {
             writer.cancel();
             info!(
                 agent = %name,
                 open_alerts = open.len(),
                 "shutting down: removing this agent from the database, keeping its open alerts"
             );
-            deregister(db.as_ref(), &name, &open, whole(clock.now())).await;
+            deregister(
+                db.as_ref(),
+                &name,
+                &open,
+                whole(clock.now()),
+                deregister_within,
+            )
+            .await;
         } else {
             writer.finish(WRITE_FLUSH).await;
+        }
+    }
+}
+
+/// The first heartbeat and the previous state (stored faults, alerts kept
+/// at the last clean stop), or empty and "unloaded" when the database does
+/// not answer: the agent then runs from an empty state and reconciles once
+/// it answers (SPEC §14), rather than exiting and leaving the host
+/// unmonitored while the database is down.
+async fn start_state(db: &Arc<dyn Db>, name: &str, now: i64) -> (Vec<Fault>, Vec<OpenAlert>, bool) {
+    let stored = match db.heartbeat(name, now).await {
+        Ok(()) => load_previous(Arc::clone(db), name.to_owned()).await,
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok((previous, kept)) => (previous, kept, false),
+        Err(e) => {
+            error!(
+                error = %e,
+                "cannot reach the database at startup; running the checks and alerts without \
+                 the previous state (an alert sent before this start may be sent again) until it answers"
+            );
+            (Vec::new(), Vec::new(), true)
         }
     }
 }
@@ -307,9 +399,9 @@ fn db_budget(base_interval: f64) -> Duration {
 
 /// Removes the agent from the database, keeping its `open` alerts (SPEC
 /// §14), trying again (a lock held by another process, a blip) until
-/// `DEREGISTER_TIMEOUT` runs out.
-async fn deregister(db: &dyn Db, name: &str, open: &[OpenAlert], now: i64) {
-    let deadline = tokio::time::Instant::now() + DEREGISTER_TIMEOUT;
+/// `within` runs out.
+async fn deregister(db: &dyn Db, name: &str, open: &[OpenAlert], now: i64, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
     let mut attempts = 0u32;
     loop {
         attempts += 1;
@@ -415,6 +507,12 @@ impl Writer {
             Ok(Err(e)) => error!(error = %e, "the database writer failed"),
             Err(_) => error!("the last database write did not finish in time"),
         }
+    }
+
+    /// Removes the kept open alerts after the next write that succeeds
+    /// (they were loaded late, see `Agent::reconcile`).
+    fn clear_kept(&self) {
+        self.clear_kept.store(true, Ordering::SeqCst);
     }
 
     /// Cancels the write in flight, if any.
@@ -569,7 +667,7 @@ impl Agent<'_> {
                     clippy::cast_precision_loss,
                     reason = "epoch seconds are far below 2^52"
                 )]
-                let tick = scheduler::tick_at(fault.updated as f64, base);
+                let tick = scheduler::splayed_tick_at(fault.updated as f64, base, self.splay);
                 state.last_failure = Some(state.last_failure.map_or(tick, |t| t.max(tick)));
             }
             if fault.triggered {
@@ -577,6 +675,104 @@ impl Agent<'_> {
             }
             self.faults.insert(fault.name.clone(), fault);
         }
+    }
+
+    /// While the previous state is not loaded (SPEC §14): takes the answer of
+    /// the attempt in flight if it came, and otherwise starts the next one.
+    /// Never waits: the tick's checks do not wait for a database that is down.
+    async fn catch_up_previous(&mut self) {
+        if !self.unloaded {
+            return;
+        }
+        if let Some(attempt) = self.loading.take_if(|attempt| attempt.is_finished()) {
+            match attempt.await {
+                Ok(Ok((previous, kept))) => {
+                    self.reconcile(previous, kept);
+                    return;
+                }
+                Ok(Err(e)) => {
+                    warn!(error = %e, "cannot load the previous state yet; running without it");
+                }
+                Err(e) => error!(error = %e, "loading the previous state failed"),
+            }
+        }
+        if self.loading.is_none() {
+            let db = Arc::clone(&self.db);
+            let name = self.config.agent.name.clone();
+            self.loading = Some(tokio::spawn(load_previous(db, name)));
+        }
+    }
+
+    /// Folds the previous run's state, loaded late, into what this run
+    /// found meanwhile (SPEC §14), then lets the tick write the whole set.
+    ///
+    /// This run's findings win, except for what an alert sent before the
+    /// start tells: an earlier fault still critical with the same message
+    /// counts as triggered (not sent again); one whose alert is open and
+    /// whose check this run finds less than critical for now keeps its
+    /// earlier record until the check runs again, so that its escalation
+    /// back to the same message sends nothing either; one whose check has
+    /// not run yet is restored as at a normal start. Every earlier open
+    /// alert is remembered, so that it is resolved once its check runs
+    /// clean. The agent's own `AGENT#...` faults are this run's.
+    fn reconcile(&mut self, previous: Vec<Fault>, kept: Vec<OpenAlert>) {
+        let own = format!("{}#", self.config.agent.name);
+        let mut earlier: Vec<(Fault, bool)> = Vec::new();
+        for fault in previous {
+            let open = fault.triggered;
+            earlier.push((fault, open));
+        }
+        let clear_kept = !kept.is_empty();
+        for alert in kept {
+            if earlier.iter().any(|(f, _)| f.name == alert.fault.name) {
+                continue;
+            }
+            let check = fault::check_of(&alert.fault.name).to_string();
+            self.routes.entry(check).or_insert(alert.alerter);
+            earlier.push((alert.fault, true));
+        }
+        let mut restored = Vec::new();
+        let mut open_alerts = 0usize;
+        for (fault, open) in earlier {
+            if fault.name.starts_with(&own) {
+                continue;
+            }
+            if open {
+                self.opened.insert(fault.name.clone());
+                open_alerts += 1;
+            }
+            let check = fault::check_of(&fault.name).to_string();
+            let Some(current) = self.faults.get_mut(&fault.name) else {
+                if !self.states.contains_key(&check) {
+                    // Its check has not run in this run yet.
+                    restored.push(fault);
+                }
+                continue;
+            };
+            let state = self.states.entry(check).or_default();
+            state.counter = state.counter.max(fault.attempts);
+            state.monitor_runs = state.monitor_runs.max(fault.monitor_runs);
+            if current.severity.is_critical() {
+                current.since = current.since.min(fault.since);
+                if open && fault.message == current.message {
+                    current.triggered = true;
+                }
+            } else if open && fault.severity.is_critical() {
+                *current = fault;
+            } else {
+                current.since = current.since.min(fault.since);
+            }
+        }
+        self.restore(restored);
+        self.unloaded = false;
+        if clear_kept {
+            self.writer.clear_kept();
+        }
+        info!(
+            open_alerts,
+            faults = self.faults.len(),
+            "the database answers: loaded the previous state; writing the whole state"
+        );
     }
 
     /// Restores the open alerts the last clean stop kept (SPEC §14) as the
@@ -643,10 +839,15 @@ impl Agent<'_> {
                 _ = stop.wait_for(|stopped| *stopped) => true,
             };
         }
+        // Ticks keep their numbers; each starts `splay` seconds after its
+        // boundary (SPEC §14), and "the tick in progress" is reckoned on
+        // the same shifted clock, so an overrun is judged against the
+        // splayed start of the next tick.
+        let splay = self.splay;
         let mut done = 0u64;
-        let mut next = scheduler::tick_at(self.clock.now(), base) + 1;
+        let mut next = scheduler::splayed_tick_at(self.clock.now(), base, splay) + 1;
         loop {
-            let wait = (scheduler::tick_start(next, base) - self.clock.now()).max(0.0);
+            let wait = (scheduler::tick_start(next, base) + splay - self.clock.now()).max(0.0);
             let reloading = tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs_f64(wait)) => false,
                 _ = stop.wait_for(|stopped| *stopped) => return true,
@@ -654,7 +855,7 @@ impl Agent<'_> {
             };
             if reloading {
                 info!("SIGHUP: rescanning the check directory");
-                let current = scheduler::tick_at(self.clock.now(), base);
+                let current = scheduler::splayed_tick_at(self.clock.now(), base, splay);
                 tokio::select! {
                     () = self.tick(current, Due::Nothing) => {}
                     _ = stop.wait_for(|stopped| *stopped) => return true,
@@ -671,7 +872,7 @@ impl Agent<'_> {
             {
                 return false;
             }
-            let current = scheduler::tick_at(self.clock.now(), base);
+            let current = scheduler::splayed_tick_at(self.clock.now(), base, splay);
             if current > next {
                 warn!(
                     tick = next,
@@ -688,6 +889,7 @@ impl Agent<'_> {
     /// One tick: scan, run due checks, update faults, alert, store, publish.
     async fn tick(&mut self, tick: i64, due_rule: Due) {
         let started = self.clock.now();
+        self.catch_up_previous().await;
         let checks = self.directory.scan(self.clock.system_time()).await;
         let rescan_only = due_rule == Due::Nothing;
         let due: Vec<Arc<CheckDef>> = checks
@@ -776,7 +978,13 @@ impl Agent<'_> {
         );
         let faults: Vec<Fault> = self.faults.values().cloned().collect();
         let stored = faults.len();
-        self.writer.write(faults, now);
+        if self.unloaded {
+            // Writing now would replace the previous run's faults before
+            // they are read, losing the alerts they know to be open.
+            debug!("the previous state is not loaded yet; not writing");
+        } else {
+            self.writer.write(faults, now);
+        }
         let took = self.clock.now() - started;
         info!(
             tick,
@@ -784,6 +992,8 @@ impl Agent<'_> {
             ran = ran.len(),
             faults = stored,
             took_secs = took,
+            start_offset_secs =
+                started - scheduler::tick_start(tick, self.config.agent.base_interval),
             "tick done"
         );
     }

@@ -98,6 +98,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// `agent.splay`: how long after each tick's start the agent starts it
+/// (SPEC §14).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Splay {
+    /// A stable offset from the agent's name (`scheduler::splay_offset`).
+    #[default]
+    Auto,
+    /// This many seconds (`0`: off), shorter than the base interval.
+    Seconds(f64),
+}
+
 /// The `agent:` section, validated, with defaults applied.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -125,4 +136,6 @@ pub struct AgentConfig {
     /// Nameservers the network probes resolve through (`agent.resolver`);
     /// empty: the system's configuration (`/etc/resolv.conf`).
     pub resolver: Vec<std::net::SocketAddr>,
+    /// How long after each tick's start the agent starts it.
+    pub splay: Splay,
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::{AgentConfig, Config, LogFormat};
+use super::{AgentConfig, Config, LogFormat, Splay};
 use crate::alerters::{
     self, AlerterConfig, CommandConfig, FileConfig, PagerDutyConfig, SlackConfig,
 };
@@ -65,6 +65,10 @@ struct RawAgent {
     state_dir: Option<PathBuf>,
     /// Nameservers the probes resolve through (default: the system's).
     resolver: Option<RawResolver>,
+    /// Seconds after each tick's start the agent starts it, or `auto`
+    /// (default: a stable offset from the name; `0`: off).
+    #[serde(default, deserialize_with = "splay")]
+    splay: Splay,
 }
 
 /// `agent.resolver` as written.
@@ -73,6 +77,47 @@ struct RawAgent {
 struct RawResolver {
     /// `IP` or `IP:PORT` entries.
     nameservers: Vec<String>,
+}
+
+/// Reads `agent.splay`: `auto` or a number of seconds (also as a string,
+/// as `${VAR}` gives it).
+fn splay<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Splay, D::Error> {
+    struct SplayVisitor;
+    impl Visitor<'_> for SplayVisitor {
+        type Value = Splay;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("`auto` or a number of seconds")
+        }
+
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<Splay, E> {
+            Ok(Splay::Seconds(value))
+        }
+
+        #[expect(clippy::cast_precision_loss, reason = "a number of seconds")]
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<Splay, E> {
+            Ok(Splay::Seconds(value as f64))
+        }
+
+        #[expect(clippy::cast_precision_loss, reason = "a number of seconds")]
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<Splay, E> {
+            Ok(Splay::Seconds(value as f64))
+        }
+
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<Splay, E> {
+            let value = value.trim();
+            if value == "auto" {
+                return Ok(Splay::Auto);
+            }
+            value.parse::<f64>().map(Splay::Seconds).map_err(|_| {
+                E::custom(format!(
+                    "expected `auto` or a number of seconds, got `{}`",
+                    super::load::excerpt(value)
+                ))
+            })
+        }
+    }
+    deserializer.deserialize_any(SplayVisitor)
 }
 
 fn default_directory() -> PathBuf {
@@ -507,13 +552,8 @@ impl RawAgent {
                 super::load::excerpt(dsn)
             ));
         }
-        let mut resolver = Vec::new();
-        for entry in self.resolver.map(|r| r.nameservers).unwrap_or_default() {
-            match crate::checks::dns::parse_nameserver(&entry) {
-                Ok(address) => resolver.push(address),
-                Err(why) => problems.push(format!("agent.resolver.nameservers: {why}")),
-            }
-        }
+        let resolver = nameservers(self.resolver, &mut problems);
+        check_splay(self.splay, base_interval, &mut problems);
         let agent = AgentConfig {
             name,
             directory: base.join(self.directory),
@@ -528,8 +568,41 @@ impl RawAgent {
             // database section gives the default (`state_dir`).
             state_dir: self.state_dir.map(|dir| base.join(dir)).unwrap_or_default(),
             resolver,
+            splay: self.splay,
         };
         (agent, problems, warnings)
+    }
+}
+
+/// `agent.resolver.nameservers`, each parsed; a bad entry is a problem.
+fn nameservers(raw: Option<RawResolver>, problems: &mut Vec<String>) -> Vec<std::net::SocketAddr> {
+    let mut resolver = Vec::new();
+    for entry in raw.map(|r| r.nameservers).unwrap_or_default() {
+        match crate::checks::dns::parse_nameserver(&entry) {
+            Ok(address) => resolver.push(address),
+            Err(why) => problems.push(format!("agent.resolver.nameservers: {why}")),
+        }
+    }
+    resolver
+}
+
+/// Refuses an explicit `agent.splay` that is negative or not shorter than a tick.
+fn check_splay(splay: Splay, base_interval: f64, problems: &mut Vec<String>) {
+    // An explicit splay of a whole tick or more would start a tick
+    // after the next one should have started (SPEC §14).
+    if let Splay::Seconds(secs) = splay {
+        if !(secs.is_finite() && secs >= 0.0) {
+            problems.push(format!(
+                "agent.splay: must be `auto` or a number of seconds from 0, got `{}`",
+                seconds_text(secs)
+            ));
+        } else if secs >= base_interval {
+            problems.push(format!(
+                "agent.splay: `{}` seconds is not shorter than agent.base_interval (`{}`)",
+                seconds_text(secs),
+                seconds_text(base_interval)
+            ));
+        }
     }
 }
 
@@ -761,6 +834,7 @@ mod tests {
             max_concurrency,
             state_dir: None,
             resolver: None,
+            splay: Splay::Auto,
         }
     }
 
@@ -779,6 +853,31 @@ mod tests {
                 state_dir(PathBuf::from(configured), database, "web1"),
                 PathBuf::from(want)
             );
+        }
+    }
+
+    // See: #16
+    #[test]
+    fn a_splay_of_a_whole_tick_or_more_is_refused_naming_the_key() {
+        let cases = [
+            (Splay::Auto, vec![]),
+            (Splay::Seconds(0.0), vec![]),
+            (Splay::Seconds(59.5), vec![]),
+            (
+                Splay::Seconds(60.0),
+                vec!["agent.splay: `60` seconds is not shorter than agent.base_interval (`60`)"],
+            ),
+            (
+                Splay::Seconds(-1.0),
+                vec!["agent.splay: must be `auto` or a number of seconds from 0, got `-1`"],
+            ),
+        ];
+        for (splay, want) in cases {
+            let mut raw = agent(None);
+            raw.splay = splay;
+            let (config, problems, _) = raw.validate(Path::new("/etc/cimaa"), None);
+            assert_eq!(problems, want, "{splay:?}");
+            assert_eq!(config.splay, splay);
         }
     }
 
