@@ -22,6 +22,7 @@ mod hostile_processes;
 mod layering;
 mod lifecycle;
 mod monitor;
+mod peers;
 mod probes;
 mod servers;
 mod sinks;

@@ -20,7 +20,7 @@ use sentry::SentryFutureExt as _;
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, error};
 
-use super::{Agent, Clock, meta_faults, whole};
+use super::{Agent, Clock, Memory, meta_faults, whole};
 use crate::checks::meta::{self as meta_kind, MetaCheck};
 use crate::checks::{self, CheckDef, CheckKind, CheckOutput, RunContext};
 use crate::db::Db;
@@ -41,6 +41,8 @@ pub(crate) struct Fleet<'a> {
     pub base_interval: f64,
     /// Where `now` comes from (the agent's clock; the wall clock in the CLI).
     pub clock: Clock,
+    /// The meta-check's memory of its peers (`None`: judged by time alone).
+    pub memory: Option<&'a Memory>,
 }
 
 /// Runs one check once: a `meta:` check over `fleet`, any other through
@@ -63,18 +65,25 @@ pub(crate) async fn run_check(
     let limits = limits(options, fleet.base_interval);
     let now = whole(fleet.clock.now());
     let read = async {
-        meta_faults(db, fleet.agent, limits, now)
-            .await
-            .map(|faults| CheckOutput {
-                faults: meta_kind::raw_faults(faults),
-                ..CheckOutput::default()
-            })
-            .map_err(|e| {
-                format!(
-                    "meta-check cannot read the database: {}",
-                    crate::error::chain(&e)
-                )
-            })
+        meta_faults(
+            db,
+            fleet.agent,
+            limits,
+            now,
+            fleet.memory,
+            options.expect.as_deref(),
+        )
+        .await
+        .map(|faults| CheckOutput {
+            faults: meta_kind::raw_faults(faults),
+            ..CheckOutput::default()
+        })
+        .map_err(|e| {
+            format!(
+                "meta-check cannot read the database: {}",
+                crate::error::chain(&e)
+            )
+        })
     };
     checks::bounded(&"meta-check reading the database", timeout, read).await
 }
@@ -119,6 +128,7 @@ impl Agent<'_> {
         let mut running: Tagged<Arc<CheckDef>, CheckOutput> = Tagged::new();
         let config_path = Arc::new(self.config.path.clone());
         let agent_name: Arc<str> = Arc::from(self.config.agent.name.as_str());
+        let memory = Arc::new(super::memory_of(self.config));
         let base_interval = self.config.agent.base_interval;
         let clock = self.clock;
         let sentry_enabled = sentry::Hub::current()
@@ -151,6 +161,7 @@ impl Agent<'_> {
                     let config_path = config_path.clone();
                     let db = Arc::clone(&self.db);
                     let agent_name = Arc::clone(&agent_name);
+                    let memory = Arc::clone(&memory);
                     let task_check = check.clone();
                     let span = tracing::info_span!("check", check = %check.name);
                     let work = async move {
@@ -166,6 +177,7 @@ impl Agent<'_> {
                             agent: &agent_name,
                             base_interval,
                             clock,
+                            memory: memory.as_ref().as_ref(),
                         };
                         run_check(&task_check, &context, fleet).await
                     }
@@ -361,6 +373,7 @@ mod tests {
             agent: "web1",
             base_interval: 60.0,
             clock: Clock::system(),
+            memory: None,
         };
         run_check(check, &context, fleet).await.faults
     }
@@ -442,6 +455,7 @@ mod tests {
             agent: "web1",
             base_interval: 60.0,
             clock: Clock::system(),
+            memory: None,
         };
         assert_eq!(
             run_check(&check, &context, fleet).await.faults,
