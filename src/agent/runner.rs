@@ -332,6 +332,9 @@ mod tests {
             sick()
         }
         async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
             sick()
         }
         async fn old_agents(&self, _: i64, _: i64) -> Result<Vec<Heartbeat>, DbError> {
