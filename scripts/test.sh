@@ -80,6 +80,35 @@ start_dynalite() {
     return 1
 }
 
+# ensure_faketime: tests/peers.rs runs agents under libfaketime (Debian's
+# `faketime` package) to give them a clock ahead or behind. Installs it with
+# apt-get when missing (as root, or through `sudo -n`: never a password
+# prompt; apt-get never asks, its stdin is /dev/null). Under CI=true a
+# failed install fails the run; elsewhere it warns, and the tests that need
+# faketime fail naming it (they are never skipped).
+ensure_faketime() {
+    if command -v faketime >/dev/null 2>&1; then
+        return 0
+    fi
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo=(sudo -n)
+    fi
+    local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y)
+    echo "== installing faketime (apt-get)"
+    if command -v apt-get >/dev/null 2>&1 &&
+        { "${apt[@]}" install --no-install-recommends faketime </dev/null ||
+            { "${apt[@]}" update </dev/null && "${apt[@]}" install --no-install-recommends faketime </dev/null; }; } &&
+        command -v faketime >/dev/null 2>&1; then
+        return 0
+    fi
+    if [ "${CI:-}" = "true" ]; then
+        echo "error: cannot install Debian's faketime package (needed by tests/peers.rs)" >&2
+        return 1
+    fi
+    echo "warning: cannot install Debian's faketime package: the tests in tests/peers.rs that need it will fail" >&2
+}
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -90,6 +119,7 @@ echo "== test services (npm ci in tests/services)"
 (cd tests/services && npm ci --no-audit --no-fund --loglevel=error)
 start_dynalite
 start_service CIMAA_TEST_KINESIS_ENDPOINT kinesalite.js
+ensure_faketime
 
 echo "== cargo test"
 log="$services_dir/cargo-test.log"

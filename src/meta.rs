@@ -1,12 +1,13 @@
-//! The meta-check (SPEC §8, §14), pure: stale agents, forgotten squelches,
-//! peers whose alerts fail and agents stopped with open alerts, as plugin
-//! JSON faults.
+//! The meta-check (SPEC §8, §14), pure: inactive peers (judged by their
+//! heartbeat changing, remembered between runs as `Observations`), peers
+//! whose clock runs ahead, expected agents that never reported, forgotten
+//! squelches, peers whose alerts fail and agents stopped with open alerts,
+//! as plugin JSON faults.
 //!
-//! `agent::meta_faults` reads the database (only stale heartbeats,
-//! squelches, `AGENT#alerts` faults and the summaries of stopped agents, so
-//! the cost grows with trouble, not with the fleet) and hands the records
-//! here with `now`.
+//! `agent::meta_faults` reads the database and the observer's memory and
+//! hands the records here with `now`, the observer's clock.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -57,18 +58,6 @@ pub(crate) struct Limits {
     pub base_interval: f64,
 }
 
-impl Limits {
-    /// Seconds after which an agent counts as inactive.
-    #[must_use]
-    #[expect(
-        clippy::cast_possible_truncation,
-        reason = "whole seconds of sane intervals"
-    )]
-    pub(crate) fn warn_secs(&self) -> i64 {
-        (self.warn_intervals * self.base_interval).ceil() as i64
-    }
-}
-
 /// One fault of the meta-check's output.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub(crate) struct MetaFault {
@@ -77,43 +66,225 @@ pub(crate) struct MetaFault {
     pub message: String,
 }
 
-/// The meta-check's faults, in a stable order.
+/// What an observer remembers of one peer between runs (SPEC §14): the
+/// heartbeat value it last saw and when, on the observer's own clock, it
+/// last saw that value change (`None` until it has seen one change).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Observation {
+    pub heartbeat: i64,
+    pub changed: Option<i64>,
+}
+
+/// An observer's memory of its peers, by agent name.
+pub(crate) type Observations = BTreeMap<String, Observation>;
+
+/// Most peers an observer remembers: beyond it, the peers whose heartbeat
+/// time is nearest the observer's clock are forgotten first (they are the
+/// ones the clock judges right anyway) and fall back to that clock.
+pub(crate) const MAX_OBSERVED: usize = 20_000;
+
+/// The observations after seeing `heartbeats` at `now` (observer's clock).
+///
+/// A value that differs from the one remembered was written since the last
+/// run: it changed `now`. A peer no longer listed (deregistered, forgotten)
+/// is dropped, and so is the observer itself. The observer's clock may step
+/// back: a change remembered in its future is moved to `now`, so elapsed
+/// times are never negative and a step back only delays a report by the
+/// step, never raises a false one.
+#[must_use]
+pub(crate) fn observe(
+    previous: &Observations,
+    heartbeats: &[Heartbeat],
+    own_agent: &str,
+    now: i64,
+) -> Observations {
+    let mut peers: Vec<(&Heartbeat, Observation)> = heartbeats
+        .iter()
+        .filter(|peer| peer.name != own_agent)
+        .map(|peer| {
+            let observation = match previous.get(&peer.name) {
+                None => Observation {
+                    heartbeat: peer.updated,
+                    changed: None,
+                },
+                Some(seen) if seen.heartbeat == peer.updated => Observation {
+                    heartbeat: peer.updated,
+                    changed: seen.changed.map(|changed| changed.min(now)),
+                },
+                Some(_) => Observation {
+                    heartbeat: peer.updated,
+                    changed: Some(now),
+                },
+            };
+            (peer, observation)
+        })
+        .collect();
+    if peers.len() > MAX_OBSERVED {
+        peers.sort_by_key(|(peer, _)| std::cmp::Reverse(now.abs_diff(peer.updated)));
+        peers.truncate(MAX_OBSERVED);
+    }
+    peers
+        .into_iter()
+        .map(|(peer, observation)| (peer.name.clone(), observation))
+        .collect()
+}
+
+/// The seconds beyond which a peer's heartbeat time ahead of the observer's
+/// clock is a `clock-skew-AGENT` WARNING: `max(base_interval, 30 s)`.
+#[must_use]
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "whole seconds of sane intervals"
+)]
+pub(crate) fn skew_limit(base_interval: f64) -> i64 {
+    base_interval.max(30.0).ceil() as i64
+}
+
+/// Inactive peers and peers whose clock runs ahead, judged by the observer
+/// at `now` with `observations` (already updated by `observe` for this run).
+///
+/// A peer is idle for as long as its heartbeat value has stayed unchanged on
+/// the observer's clock once the observer has seen it change; until then,
+/// for as long as its heartbeat time is behind the observer's clock (never
+/// negative). Idle beyond `-w` base intervals is a WARNING, beyond `-e` an
+/// ERROR. A heartbeat time more than `skew_limit` ahead of `now` is a
+/// WARNING `clock-skew-AGENT` (a peer behind is judged by change alone).
 #[must_use]
 #[expect(
     clippy::cast_precision_loss,
     reason = "ages in seconds are far below 2^52"
 )]
+pub(crate) fn peer_faults(
+    own_agent: &str,
+    heartbeats: &[Heartbeat],
+    observations: &Observations,
+    limits: Limits,
+    now: i64,
+) -> Vec<MetaFault> {
+    let warn = limits.warn_intervals * limits.base_interval;
+    let error = limits.error_intervals * limits.base_interval;
+    let skew = skew_limit(limits.base_interval);
+    let mut peers: Vec<&Heartbeat> = heartbeats.iter().filter(|a| a.name != own_agent).collect();
+    peers.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut inactive = Vec::new();
+    let mut skewed = Vec::new();
+    for peer in peers {
+        let since = observations
+            .get(&peer.name)
+            .filter(|seen| seen.heartbeat == peer.updated)
+            .and_then(|seen| seen.changed)
+            .unwrap_or(peer.updated);
+        let idle = (now - since).max(0);
+        if idle as f64 > warn {
+            inactive.push(MetaFault {
+                name: peer.name.clone(),
+                severity: if idle as f64 > error {
+                    Severity::ERROR
+                } else {
+                    Severity::WARNING
+                },
+                message: format!("Inactive agent (no heartbeat for {})", duration(idle)),
+            });
+        }
+        if peer.updated - now > skew {
+            skewed.push(MetaFault {
+                name: format!("clock-skew-{}", peer.name),
+                severity: Severity::WARNING,
+                message: format!(
+                    "Clock more than {} ahead of the clock of {own_agent}; its heartbeats are judged by their change alone (check NTP on it)",
+                    duration(skew)
+                ),
+            });
+        }
+    }
+    inactive.extend(skewed);
+    inactive
+}
+
+/// One line of an expect file (`meta-check --expect`): an agent name, or a
+/// `/regex/` (searched in agent names, as squelch regexes are).
+#[derive(Clone, Debug)]
+pub(crate) enum Expected {
+    Name(String),
+    Pattern { line: String, regex: regex::Regex },
+}
+
+/// The lines of an expect file: one agent name or `/regex/` per line; blank
+/// lines and lines starting with `#` are ignored, surrounding spaces trimmed.
+///
+/// # Errors
+/// An invalid regex, naming its line number (from 1).
+pub(crate) fn parse_expected(text: &str) -> Result<Vec<Expected>, String> {
+    let mut expected = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let pattern = line
+            .strip_prefix('/')
+            .and_then(|rest| rest.strip_suffix('/'))
+            .filter(|_| line.len() >= 2);
+        expected.push(match pattern {
+            Some(pattern) => Expected::Pattern {
+                line: line.to_owned(),
+                regex: regex::Regex::new(pattern).map_err(|error| {
+                    format!("line {}: invalid regex `{line}`: {error}", index + 1)
+                })?,
+            },
+            None => Expected::Name(line.to_owned()),
+        });
+    }
+    Ok(expected)
+}
+
+/// ERROR `Never reported` for every expected agent with no heartbeat in
+/// `heartbeats` (named by it) and every `/regex/` that matches no agent
+/// (named by the line). The observer itself is never reported, and counts
+/// as an agent that reported.
+#[must_use]
+pub(crate) fn expected_faults(
+    own_agent: &str,
+    expected: &[Expected],
+    heartbeats: &[Heartbeat],
+) -> Vec<MetaFault> {
+    let known = |name: &str| name == own_agent || heartbeats.iter().any(|a| a.name == name);
+    let mut names = BTreeSet::new();
+    for entry in expected {
+        match entry {
+            Expected::Name(name) if !known(name) => {
+                names.insert(name.clone());
+            }
+            Expected::Pattern { line, regex }
+                if !regex.is_match(own_agent)
+                    && !heartbeats.iter().any(|a| regex.is_match(&a.name)) =>
+            {
+                names.insert(line.clone());
+            }
+            _ => {}
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| MetaFault {
+            name,
+            severity: Severity::ERROR,
+            message: "Never reported".to_owned(),
+        })
+        .collect()
+}
+
+/// The meta-check's other faults, in a stable order: forgotten squelches and
+/// peers whose alerts fail.
+#[must_use]
 pub(crate) fn faults(
     own_agent: &str,
-    stale: &[Heartbeat],
     squelches: &[Squelch],
     alert_failures: &[AgentFault],
     limits: Limits,
     now: i64,
 ) -> Vec<MetaFault> {
     let mut out = Vec::new();
-    let warn = limits.warn_intervals * limits.base_interval;
-    let error = limits.error_intervals * limits.base_interval;
-    let mut stale: Vec<&Heartbeat> = stale.iter().filter(|a| a.name != own_agent).collect();
-    stale.sort_by(|a, b| a.name.cmp(&b.name));
-    for agent in stale {
-        let age = (now - agent.updated) as f64;
-        if age <= warn {
-            continue;
-        }
-        out.push(MetaFault {
-            name: agent.name.clone(),
-            severity: if age > error {
-                Severity::ERROR
-            } else {
-                Severity::WARNING
-            },
-            message: format!(
-                "Inactive agent (no heartbeat for {})",
-                duration(now - agent.updated)
-            ),
-        });
-    }
     let max_age = limits.squelch_minutes.saturating_mul(60);
     for squelch in squelches {
         if squelch.permanent || !squelch.active(now) {
@@ -263,7 +434,7 @@ mod tests {
     }
 
     #[test]
-    fn stale_agents_warn_then_error_and_never_the_own_agent() {
+    fn unobserved_agents_warn_then_error_by_heartbeat_time_and_never_the_own_agent() {
         let now = 10_000;
         let stale = [
             heartbeat("b", now - 121),
@@ -271,7 +442,7 @@ mod tests {
             heartbeat("self", now - 1000),
             heartbeat("c", now - 120),
         ];
-        let got = faults("self", &stale, &[], &[], LIMITS, now);
+        let got = peer_faults("self", &stale, &Observations::new(), LIMITS, now);
         let names: Vec<_> = got
             .iter()
             .map(|f| (f.name.as_str(), f.severity.0, f.message.as_str()))
@@ -369,7 +540,7 @@ mod tests {
             squelch("perm", now - 99_999, true),
             squelch("young", now - 100, false),
         ];
-        let got = faults("self", &[], &squelches, &[], LIMITS, now);
+        let got = faults("self", &squelches, &[], LIMITS, now);
         assert_eq!(
             got,
             [MetaFault {
@@ -386,7 +557,7 @@ mod tests {
             squelch_minutes: 0,
             ..LIMITS
         };
-        let got = faults("self", &[], &[squelch("x", 500, false)], &[], limits, 500);
+        let got = faults("self", &[squelch("x", 500, false)], &[], limits, 500);
         assert_eq!(got.len(), 1);
     }
 
@@ -409,7 +580,6 @@ mod tests {
         let got = faults(
             "self",
             &[],
-            &[],
             &[failure("web2"), failure("self")],
             LIMITS,
             100,
@@ -421,6 +591,231 @@ mod tests {
                 severity: Severity::ERROR,
                 message: "Failed to send alert information (2/3)".into(),
             }]
+        );
+    }
+
+    fn seen(heartbeat: i64, changed: Option<i64>) -> Observation {
+        Observation { heartbeat, changed }
+    }
+
+    /// One observer run: remember what is seen, then judge.
+    fn run(
+        memory: &mut Observations,
+        heartbeats: &[Heartbeat],
+        now: i64,
+    ) -> Vec<(String, i64, String)> {
+        *memory = observe(memory, heartbeats, "self", now);
+        peer_faults("self", heartbeats, memory, LIMITS, now)
+            .into_iter()
+            .map(|f| (f.name, f.severity.0, f.message))
+            .collect()
+    }
+
+    #[test]
+    fn observations_remember_when_each_value_changed_on_the_observers_clock() {
+        // (remembered, heartbeat seen, now) -> remembered after the run
+        let cases = [
+            (None, 900, 1000, seen(900, None)),
+            (Some(seen(900, None)), 900, 1060, seen(900, None)),
+            (Some(seen(900, None)), 960, 1060, seen(960, Some(1060))),
+            (
+                Some(seen(960, Some(1060))),
+                960,
+                1500,
+                seen(960, Some(1060)),
+            ),
+            (
+                Some(seen(960, Some(1060))),
+                1020,
+                1120,
+                seen(1020, Some(1120)),
+            ),
+            // The observer's clock stepped back: never a change in its future.
+            (Some(seen(960, Some(1060))), 960, 700, seen(960, Some(700))),
+            // A value that goes back (a peer's clock stepped back) is a change.
+            (
+                Some(seen(960, Some(1060))),
+                500,
+                1120,
+                seen(500, Some(1120)),
+            ),
+        ];
+        for (remembered, heartbeat_time, now, want) in cases {
+            let mut previous = Observations::new();
+            if let Some(remembered) = remembered.clone() {
+                previous.insert("web2".into(), remembered);
+            }
+            let got = observe(&previous, &[heartbeat("web2", heartbeat_time)], "self", now);
+            assert_eq!(
+                got.get("web2"),
+                Some(&want),
+                "{remembered:?}, heartbeat {heartbeat_time}, now {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn observations_drop_the_observer_and_peers_no_longer_listed() {
+        let mut previous = Observations::new();
+        previous.insert("gone".into(), seen(5, Some(10)));
+        previous.insert("self".into(), seen(5, None));
+        let got = observe(
+            &previous,
+            &[heartbeat("self", 90), heartbeat("web2", 90)],
+            "self",
+            100,
+        );
+        assert_eq!(got.keys().collect::<Vec<_>>(), ["web2"]);
+    }
+
+    #[test]
+    fn observations_are_capped_keeping_the_peers_furthest_from_the_clock() {
+        let now = 1_000_000;
+        let heartbeats: Vec<Heartbeat> = (0..=MAX_OBSERVED)
+            .map(|i| heartbeat(&format!("a{i}"), now - 10))
+            .chain([
+                heartbeat("behind", now - 300),
+                heartbeat("ahead", now + 300),
+            ])
+            .collect();
+        let got = observe(&Observations::new(), &heartbeats, "self", now);
+        assert_eq!(got.len(), MAX_OBSERVED);
+        assert!(got.contains_key("behind") && got.contains_key("ahead"));
+    }
+
+    #[test]
+    fn a_peer_five_minutes_behind_and_alive_is_inactive_only_until_observed_twice() {
+        let mut memory = Observations::new();
+        let first = run(&mut memory, &[heartbeat("late", 1000 - 300)], 1000);
+        assert_eq!(
+            first,
+            [(
+                "late".into(),
+                30,
+                "Inactive agent (no heartbeat for 5m)".into()
+            )],
+            "before any change is seen, the heartbeat time is all there is"
+        );
+        for (tick, now) in [1060, 1120, 1180, 1240].into_iter().enumerate() {
+            let got = run(&mut memory, &[heartbeat("late", now - 300)], now);
+            assert_eq!(got, [], "run {} at {now}", tick + 2);
+        }
+    }
+
+    #[test]
+    fn a_peer_behind_that_stops_is_reported_by_how_long_its_value_stood_still() {
+        let mut memory = Observations::new();
+        run(&mut memory, &[heartbeat("late", 700)], 1000);
+        run(&mut memory, &[heartbeat("late", 760)], 1060);
+        // Dies: the value stays 760 from here on.
+        let by_time: Vec<_> = [1120, 1180, 1181, 1360, 1361]
+            .into_iter()
+            .map(|now| run(&mut memory, &[heartbeat("late", 760)], now))
+            .collect();
+        assert_eq!(
+            by_time,
+            [
+                vec![],
+                vec![],
+                vec![(
+                    "late".into(),
+                    30,
+                    "Inactive agent (no heartbeat for 2m1s)".into()
+                )],
+                vec![(
+                    "late".into(),
+                    30,
+                    "Inactive agent (no heartbeat for 5m)".into()
+                )],
+                vec![(
+                    "late".into(),
+                    40,
+                    "Inactive agent (no heartbeat for 5m1s)".into()
+                )],
+            ]
+        );
+    }
+
+    #[test]
+    fn a_peer_ahead_is_a_clock_skew_warning_beyond_the_limit_only() {
+        let now = 10_000;
+        // base_interval 60: the limit is 60 s.
+        let heartbeats = [
+            heartbeat("ahead", now + 61),
+            heartbeat("near", now + 60),
+            heartbeat("behind", now - 100),
+            heartbeat("self", now + 999),
+        ];
+        let got = peer_faults("self", &heartbeats, &Observations::new(), LIMITS, now);
+        assert_eq!(
+            got,
+            [MetaFault {
+                name: "clock-skew-ahead".into(),
+                severity: Severity::WARNING,
+                message: "Clock more than 1m ahead of the clock of self; its heartbeats are judged by their change alone (check NTP on it)".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn the_skew_limit_is_the_base_interval_but_at_least_30_seconds() {
+        for (base, want) in [(10.0, 30), (30.0, 30), (60.0, 60), (90.5, 91)] {
+            assert_eq!(skew_limit(base), want, "{base}");
+        }
+    }
+
+    #[test]
+    fn a_dead_peer_ahead_is_reported_once_its_value_stood_still_long_enough() {
+        let mut memory = Observations::new();
+        run(&mut memory, &[heartbeat("ahead", 1300)], 1000);
+        run(&mut memory, &[heartbeat("ahead", 1360)], 1060);
+        let got = run(&mut memory, &[heartbeat("ahead", 1360)], 1181);
+        assert_eq!(
+            got.iter().map(|f| (f.0.as_str(), f.1)).collect::<Vec<_>>(),
+            [("ahead", 30), ("clock-skew-ahead", 30)]
+        );
+    }
+
+    fn expected(text: &str) -> Vec<Expected> {
+        parse_expected(text).unwrap()
+    }
+
+    #[test]
+    fn expected_agents_and_patterns_without_a_heartbeat_never_reported() {
+        let list =
+            expected("# the web tier\n\nweb1\n  web2  \n/^db\\d+$/\n/^cache/\nself\n/^se/\n");
+        let heartbeats = [heartbeat("web1", 5), heartbeat("cache-a", 5)];
+        let got = expected_faults("self", &list, &heartbeats);
+        assert_eq!(
+            got.iter()
+                .map(|f| (f.name.as_str(), f.severity.0, f.message.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("/^db\\d+$/", 40, "Never reported"),
+                ("web2", 40, "Never reported")
+            ]
+        );
+    }
+
+    #[test]
+    fn expect_lines_that_are_not_regexes_are_names() {
+        let list = expected("/\nweb/1\n");
+        let names: Vec<String> = list
+            .iter()
+            .map(|e| match e {
+                Expected::Name(name) => name.clone(),
+                Expected::Pattern { line, .. } => format!("regex {line}"),
+            })
+            .collect();
+        assert_eq!(names, ["/", "web/1"]);
+    }
+
+    #[test]
+    fn an_invalid_expect_regex_names_its_line() {
+        let error = parse_expected("web1\n\n/web[/\n").unwrap_err();
+        assert!(
+            error.starts_with("line 3: invalid regex `/web[/`"),
+            "{error}"
         );
     }
 

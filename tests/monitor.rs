@@ -295,7 +295,7 @@ fn meta_option_errors_name_file_key_and_line() {
     let errors = stderr(&output);
     for want in [
         format!(
-            "error loading check {} [//meta]: //meta.meta.expect: not supported by this version of cimaa (remove it: it would be ignored) at line 4 column 13",
+            "error loading check {} [//meta]: //meta.meta.expect: `agents.txt` is not an absolute path; name the expect file from `/` at line 4 column 13",
             file.display()
         ),
         format!(

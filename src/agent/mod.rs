@@ -23,6 +23,7 @@ mod alerts;
 mod check_dir;
 mod clock;
 mod meta_check;
+mod observations;
 mod runner;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -38,6 +39,7 @@ use tracing::{debug, error, info, warn};
 
 pub use clock::Clock;
 pub(crate) use meta_check::meta_faults;
+pub(crate) use observations::{Memory, memory_of};
 pub(crate) use runner::{Fleet, run_check};
 
 use crate::alerters::Alerters;

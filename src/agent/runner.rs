@@ -20,7 +20,7 @@ use sentry::SentryFutureExt as _;
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, error};
 
-use super::{Agent, Clock, meta_faults, whole};
+use super::{Agent, Clock, Memory, meta_faults, whole};
 use crate::checks::meta::{self as meta_kind, MetaCheck};
 use crate::checks::{self, CheckDef, CheckKind, CheckOutput, RunContext};
 use crate::db::Db;
@@ -41,6 +41,8 @@ pub(crate) struct Fleet<'a> {
     pub base_interval: f64,
     /// Where `now` comes from (the agent's clock; the wall clock in the CLI).
     pub clock: Clock,
+    /// The meta-check's memory of its peers (`None`: judged by time alone).
+    pub memory: Option<&'a Memory>,
 }
 
 /// Runs one check once: a `meta:` check over `fleet`, any other through
@@ -64,23 +66,30 @@ pub(crate) async fn run_check(
     let timeout = checks::timeout_of(check, context.default_timeout);
     let limits = limits(options, fleet.base_interval);
     let now = whole(fleet.clock.now());
-    let problem =
-        match tokio::time::timeout(timeout, meta_faults(db, fleet.agent, limits, now)).await {
-            Ok(Ok(faults)) => {
-                return CheckOutput {
-                    faults: meta_kind::raw_faults(faults),
-                    ..CheckOutput::default()
-                };
-            }
-            Ok(Err(e)) => format!(
-                "meta-check cannot read the database: {}",
-                crate::error::chain(&e)
-            ),
-            Err(_) => format!(
-                "meta-check reading the database: timed out after {} s",
-                crate::thresholds::format_value(timeout.as_secs_f64())
-            ),
-        };
+    let read = meta_faults(
+        db,
+        fleet.agent,
+        limits,
+        now,
+        fleet.memory,
+        options.expect.as_deref(),
+    );
+    let problem = match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(faults)) => {
+            return CheckOutput {
+                faults: meta_kind::raw_faults(faults),
+                ..CheckOutput::default()
+            };
+        }
+        Ok(Err(e)) => format!(
+            "meta-check cannot read the database: {}",
+            crate::error::chain(&e)
+        ),
+        Err(_) => format!(
+            "meta-check reading the database: timed out after {} s",
+            crate::thresholds::format_value(timeout.as_secs_f64())
+        ),
+    };
     CheckOutput {
         faults: vec![RawFault::monitor("database", problem)],
         ..CheckOutput::default()
@@ -127,6 +136,7 @@ impl Agent<'_> {
         let mut running: Tagged<Arc<CheckDef>, CheckOutput> = Tagged::new();
         let config_path = Arc::new(self.config.path.clone());
         let agent_name: Arc<str> = Arc::from(self.config.agent.name.as_str());
+        let memory = Arc::new(super::memory_of(self.config));
         let base_interval = self.config.agent.base_interval;
         let clock = self.clock;
         let sentry_enabled = sentry::Hub::current()
@@ -159,6 +169,7 @@ impl Agent<'_> {
                     let config_path = config_path.clone();
                     let db = Arc::clone(&self.db);
                     let agent_name = Arc::clone(&agent_name);
+                    let memory = Arc::clone(&memory);
                     let task_check = check.clone();
                     let span = tracing::info_span!("check", check = %check.name);
                     let work = async move {
@@ -174,6 +185,7 @@ impl Agent<'_> {
                             agent: &agent_name,
                             base_interval,
                             clock,
+                            memory: memory.as_ref().as_ref(),
                         };
                         run_check(&task_check, &context, fleet).await
                     }
@@ -330,6 +342,9 @@ mod tests {
             sick()
         }
         async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
             sick()
         }
         async fn old_agents(&self, _: i64, _: i64) -> Result<Vec<Heartbeat>, DbError> {
@@ -383,6 +398,7 @@ mod tests {
             agent: "web1",
             base_interval: 60.0,
             clock: Clock::system(),
+            memory: None,
         };
         run_check(check, &context, fleet).await.faults
     }
@@ -459,6 +475,7 @@ mod tests {
             agent: "web1",
             base_interval: 60.0,
             clock: Clock::system(),
+            memory: None,
         };
         assert_eq!(
             run_check(&check, &context, fleet).await.faults,

@@ -14,6 +14,7 @@
 //! its peers.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -29,7 +30,7 @@ pub(crate) const DEFAULT_ERROR: f64 = 5.0;
 pub(crate) const DEFAULT_SQUELCH: i64 = 60;
 
 /// A validated `meta:` check: `cimaa meta-check`'s options.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct MetaCheck {
     /// Base intervals without a heartbeat before a peer is a WARNING.
     pub warn_intervals: f64,
@@ -37,6 +38,9 @@ pub(crate) struct MetaCheck {
     pub error_intervals: f64,
     /// Minutes after which a non-permanent squelch is reported.
     pub squelch_minutes: i64,
+    /// `--expect`: the file listing the agents that must have reported
+    /// (absolute; read at every run, so edits apply without a reload).
+    pub expect: Option<PathBuf>,
 }
 
 impl Default for MetaCheck {
@@ -45,21 +49,21 @@ impl Default for MetaCheck {
             warn_intervals: DEFAULT_WARN,
             error_intervals: DEFAULT_ERROR,
             squelch_minutes: DEFAULT_SQUELCH,
+            expect: None,
         }
     }
 }
 
 /// The `meta:` options as written; every one is optional.
 ///
-/// `fold`, `expiring` and `expect` are named by SPEC §14 but belong to
-/// features this version does not have (storm folding, squelch expiry
-/// warnings, expected agents). They are refused, with their line, rather
-/// than accepted and ignored: a user who writes `expect: agents.txt` relies
-/// on it, and silence would hide that nothing checks the list.
+/// `fold` and `expiring` are named by SPEC §14 but belong to features this
+/// version does not have (storm folding, squelch expiry warnings). They are
+/// refused, with their line, rather than accepted and ignored: a user who
+/// writes `fold: 5` relies on it, and silence would hide that nothing folds.
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "the `meta` options (a mapping with `warn`, `error`, `squelch`)"
+    expecting = "the `meta` options (a mapping with `warn`, `error`, `squelch`, `expect`)"
 )]
 pub(crate) struct RawMeta {
     /// `-w`: base intervals before a silent peer is a WARNING (default 2).
@@ -79,10 +83,8 @@ pub(crate) struct RawMeta {
     #[serde(default, deserialize_with = "unsupported")]
     #[expect(dead_code, reason = "always `None`: a value is refused as it is read")]
     expiring: Option<()>,
-    /// Not supported by this version (see above).
-    #[serde(default, deserialize_with = "unsupported")]
-    #[expect(dead_code, reason = "always `None`: a value is refused as it is read")]
-    expect: Option<()>,
+    /// `--expect`: the file of expected agents (an absolute path).
+    expect: Option<ExpectFile>,
 }
 
 impl RawMeta {
@@ -101,6 +103,7 @@ impl RawMeta {
             squelch_minutes: self
                 .squelch_minutes
                 .map_or(defaults.squelch_minutes, |m| m.0),
+            expect: self.expect.map(|file| file.0),
         };
         if check.error_intervals < check.warn_intervals {
             return Err(format!(
@@ -218,6 +221,36 @@ impl<'de> Deserialize<'de> for Intervals {
     }
 }
 
+/// The expect file: an absolute path (a check file has no folder of its
+/// own to resolve a relative one against; the agent's working folder is
+/// `/` under systemd and anything elsewhere).
+#[derive(Clone, Debug)]
+struct ExpectFile(PathBuf);
+
+impl<'de> Deserialize<'de> for ExpectFile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ExpectVisitor;
+        impl Visitor<'_> for ExpectVisitor {
+            type Value = ExpectFile;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("the absolute path of the expect file")
+            }
+            // Checked inside the visitor, so the error keeps its line.
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<ExpectFile, E> {
+                let path = PathBuf::from(value);
+                if path.is_absolute() {
+                    Ok(ExpectFile(path))
+                } else {
+                    Err(E::custom(format_args!(
+                        "`{value}` is not an absolute path; name the expect file from `/`"
+                    )))
+                }
+            }
+        }
+        deserializer.deserialize_str(ExpectVisitor)
+    }
+}
+
 /// A whole number of minutes, not negative.
 #[derive(Clone, Copy, Debug)]
 struct Minutes(i64);
@@ -285,13 +318,35 @@ mod tests {
     }
 
     #[test]
+    fn a_relative_expect_file_is_refused_with_its_line() {
+        let error = serde_yaml::from_str::<RawMeta>("warn: 2\nexpect: agents.txt\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "expect: `agents.txt` is not an absolute path; name the expect file from `/` at line 2 column 9"
+        );
+    }
+
+    #[test]
+    fn an_absolute_expect_file_is_kept() {
+        let raw = RawMeta {
+            expect: Some(ExpectFile(PathBuf::from("/etc/cimaa/agents.txt"))),
+            ..RawMeta::default()
+        };
+        assert_eq!(
+            raw.validate().unwrap().expect,
+            Some(PathBuf::from("/etc/cimaa/agents.txt"))
+        );
+    }
+
+    #[test]
     fn no_options_are_the_meta_check_defaults() {
         assert_eq!(
             RawMeta::default().validate().unwrap(),
             MetaCheck {
                 warn_intervals: 2.0,
                 error_intervals: 5.0,
-                squelch_minutes: 60
+                squelch_minutes: 60,
+                expect: None,
             }
         );
     }

@@ -1,6 +1,7 @@
 //! Fleet upkeep: `meta-check`, `forget` and `setup-db`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -21,15 +22,27 @@ struct MetaOutput {
     faults: Vec<meta::MetaFault>,
 }
 
+/// `cimaa meta-check`: the meta-check's JSON, judged with this agent's
+/// memory of its peers (shared with its `meta:` checks) and, with
+/// `--expect FILE`, the agents that never reported.
 pub(super) async fn meta_check(
     config: &Config,
     limits: meta::Limits,
+    expect: Option<&Path>,
 ) -> Result<ExitStatus, CliError> {
     let db = open_db(config).await?;
     let now = chrono::Utc::now().timestamp();
-    let faults = agent::meta_faults(db.as_ref(), &config.agent.name, limits, now)
-        .await
-        .map_err(CliError::failure)?;
+    let memory = agent::memory_of(config);
+    let faults = agent::meta_faults(
+        db.as_ref(),
+        &config.agent.name,
+        limits,
+        now,
+        memory.as_ref(),
+        expect,
+    )
+    .await
+    .map_err(CliError::failure)?;
     Printer::line(&serde_json::to_string(&MetaOutput { faults }).map_err(CliError::failure)?);
     Ok(ExitStatus::Success)
 }

@@ -134,6 +134,9 @@ pub enum Command {
         /// Minutes before a non-permanent squelch is reported.
         #[arg(short = 's', long = "squelch-age", default_value_t = 60)]
         squelch_minutes: i64,
+        /// File of expected agents (a name or `/regex/` per line): those that never reported are ERRORs.
+        #[arg(long, value_name = "FILE")]
+        expect: Option<std::path::PathBuf>,
     },
     /// Resolve the open alerts of a decommissioned agent and remove what it left in the database.
     Forget {
@@ -225,6 +228,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
                 warn,
                 error,
                 squelch_minutes,
+                expect,
             } => {
                 let limits = meta::Limits {
                     warn_intervals: warn,
@@ -232,7 +236,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
                     squelch_minutes,
                     base_interval: config.agent.base_interval,
                 };
-                fleet::meta_check(&config, limits).await
+                fleet::meta_check(&config, limits, expect.as_deref()).await
             }
             Command::Forget { agent } => fleet::forget(&config, &agent).await,
             Command::SetupDb {

@@ -108,6 +108,7 @@ pub(super) async fn check(
         agent: &config.agent.name,
         base_interval: config.agent.base_interval,
         clock: agent::Clock::system(),
+        memory: None,
     };
     for check in &checks {
         let mut output = agent::run_check(check, &context, fleet).await;

@@ -817,6 +817,7 @@ mod tests {
             warn_intervals: 1.5,
             error_intervals: 3.0,
             squelch_minutes: 0,
+            expect: None,
         });
         assert_eq!(kinds, [&defaults, &defaults, &defaults, &given]);
     }
@@ -835,7 +836,7 @@ mod tests {
             ),
             (
                 "x:\n  meta:\n    expect: {file: a}\n",
-                "error loading check /c/app.yaml [x]: x.meta.expect: not supported by this version of cimaa (remove it: it would be ignored) at line 3 column 13",
+                "error loading check /c/app.yaml [x]: x.meta.expect: invalid type: map, expected the absolute path of the expect file at line 3 column 13",
             ),
             (
                 "x:\n  meta: {warn: .nan}\n",
@@ -859,7 +860,7 @@ mod tests {
             ),
             (
                 "x:\n  meta: 5\n",
-                "error loading check /c/app.yaml [x]: x.meta: invalid type: integer `5`, expected the `meta` options (a mapping with `warn`, `error`, `squelch`) at line 2 column 9",
+                "error loading check /c/app.yaml [x]: x.meta: invalid type: integer `5`, expected the `meta` options (a mapping with `warn`, `error`, `squelch`, `expect`) at line 2 column 9",
             ),
             (
                 "x:\n  meta: {}\n  command: echo\n",
