@@ -196,7 +196,7 @@ impl Setup {
         std::fs::write(
             &path,
             format!(
-                "agent:\n  name: {AGENT}\n  directory: checks.d\n  base_interval: 60\n  splay: 0\n{extra_agent}database:\n  type: memory\nalerter:\n  type: file\n  path: alerts.jsonl\n"
+                "agent:\n  name: {AGENT}\n  directory: checks.d\n  base_interval: 60\n  splay: 0\n  state_dir: state\n{extra_agent}database:\n  type: memory\nalerter:\n  type: file\n  path: alerts.jsonl\n"
             ),
         )
         .unwrap();

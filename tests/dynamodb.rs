@@ -184,7 +184,7 @@ pub(crate) fn dynamodb_agent(endpoint: &str, prefix: &str, base_interval: f64) -
     env.write(
         "agent.yaml",
         &format!(
-            "agent:\n  name: {AGENT}\n  directory: checks.d\n  base_interval: {base_interval}\n\
+            "agent:\n  name: {AGENT}\n  directory: checks.d\n  state_dir: state\n  base_interval: {base_interval}\n\
              database:\n  type: dynamodb\n  region: {REGION}\n  prefix: {prefix}\n  endpoint_url: {endpoint}\n\
              alerter:\n  type: file\n  path: alerts.jsonl\n"
         ),

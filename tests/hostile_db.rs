@@ -504,7 +504,7 @@ async fn a_hanging_write_delays_no_tick_and_is_given_up_within_half_an_interval(
     fs::write(
         &path,
         format!(
-            "agent:\n  name: {AGENT}\n  directory: checks.d\n  base_interval: 60\n  splay: 0\ndatabase:\n  type: memory\nalerter:\n  type: file\n  path: alerts.jsonl\n"
+            "agent:\n  name: {AGENT}\n  directory: checks.d\n  base_interval: 60\n  splay: 0\n  state_dir: state\ndatabase:\n  type: memory\nalerter:\n  type: file\n  path: alerts.jsonl\n"
         ),
     )
     .unwrap();
