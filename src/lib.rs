@@ -19,7 +19,11 @@
 //!   check directory (under `spawn_blocking`); `runner.rs` runs due checks
 //!   (slots, spreading, panics → `checker` faults); `alerts.rs` plans and
 //!   delivers alerts and keeps `AGENT#alerts`; `clock.rs` is the one source
-//!   of epoch seconds (the wall clock, or tokio's clock in tests).
+//!   of epoch seconds (the wall clock, or tokio's clock in tests);
+//!   `state.rs` loads, restores and reconciles the previous state;
+//!   `store.rs` writes it (`Writer`, `Bounded`, deregistration);
+//!   `meta_check.rs` and `observations.rs` are the meta-check's reads and
+//!   its memory of peers.
 //! - `config/`: `load.rs` (the only `serde_yaml` user, errors with file:line),
 //!   `env_subst.rs` (`${VAR}`), `sections.rs` (agent, database, alerter and
 //!   metrics sections and their validation), `check_file.rs` (check files).

@@ -25,13 +25,13 @@ mod clock;
 mod meta_check;
 mod observations;
 mod runner;
+mod state;
+mod store;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -46,10 +46,7 @@ use crate::alerters::Alerters;
 use crate::checks::CheckDef;
 use crate::checks::{self, CheckOutput, Probes};
 use crate::config::{Config, Splay};
-use crate::db::{
-    AgentFacts, AgentFault, Db, Error as DbError, Fault, Heartbeat, OpenAlert, SkippedRow, Squelch,
-    StoppedAgent,
-};
+use crate::db::{AgentFacts, Db, Error as DbError, Fault};
 use crate::fault;
 use crate::limits;
 use crate::scheduler;
@@ -58,6 +55,8 @@ use crate::signals::Control;
 use crate::sinks::{MetricBuffer, MetricRecord, Sink};
 use crate::squelch::Matcher;
 use check_dir::CheckDirectory;
+use state::{Stored, load_previous, start_state};
+use store::{Bounded, Writer, db_budget, deregister};
 
 /// How long a normal exit waits for queued metrics.
 const METRICS_FLUSH: Duration = Duration::from_secs(5);
@@ -69,10 +68,6 @@ const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(7);
 /// Out of `DEREGISTER_TIMEOUT`: the last chance to load a previous state
 /// the database never gave (SPEC §14).
 const LAST_LOAD_TIMEOUT: Duration = Duration::from_secs(2);
-/// Pause between two attempts to deregister.
-const DEREGISTER_PAUSE: Duration = Duration::from_millis(200);
-/// The most a database call may take, whatever the base interval.
-const DB_CALL_MAX: Duration = Duration::from_secs(10);
 
 /// How many ticks to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,17 +149,6 @@ struct Agent<'a> {
     unloaded: bool,
     /// The attempt in flight to load it.
     loading: Option<JoinHandle<Result<Stored, DbError>>>,
-}
-
-/// What the previous run left: its faults and the open alerts a clean stop
-/// kept.
-type Stored = (Vec<Fault>, Vec<OpenAlert>);
-
-/// Reads what the previous run of agent `name` left.
-async fn load_previous(db: Arc<dyn Db>, name: String) -> Result<Stored, DbError> {
-    let previous = db.get_faults(&name).await?;
-    let kept = db.open_alerts(&name).await?;
-    Ok((previous, kept))
 }
 
 /// `agent.splay` in seconds: the configured value, or the offset from the
@@ -368,274 +352,6 @@ impl Agent<'_> {
     }
 }
 
-/// The first heartbeat and the previous state (stored faults, alerts kept
-/// at the last clean stop), or empty and "unloaded" when the database does
-/// not answer: the agent then runs from an empty state and reconciles once
-/// it answers (SPEC §14), rather than exiting and leaving the host
-/// unmonitored while the database is down.
-async fn start_state(db: &Arc<dyn Db>, name: &str, now: i64) -> (Vec<Fault>, Vec<OpenAlert>, bool) {
-    let stored = match db.heartbeat(name, now).await {
-        Ok(()) => load_previous(Arc::clone(db), name.to_owned()).await,
-        Err(e) => Err(e),
-    };
-    match stored {
-        Ok((previous, kept)) => (previous, kept, false),
-        Err(e) => {
-            error!(
-                error = %e,
-                "cannot reach the database at startup; running the checks and alerts without \
-                 the previous state (an alert sent before this start may be sent again) until it answers"
-            );
-            (Vec::new(), Vec::new(), true)
-        }
-    }
-}
-
-/// How long one database call may take: half a base interval, so that the
-/// squelch read and the alerts after it stay within the tick (SPEC §6).
-fn db_budget(base_interval: f64) -> Duration {
-    Duration::try_from_secs_f64(base_interval / 2.0)
-        .unwrap_or(DB_CALL_MAX)
-        .min(DB_CALL_MAX)
-}
-
-/// Removes the agent from the database, keeping its `open` alerts (SPEC
-/// §14), trying again (a lock held by another process, a blip) until
-/// `within` runs out.
-async fn deregister(db: &dyn Db, name: &str, open: &[OpenAlert], now: i64, within: Duration) {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut attempts = 0u32;
-    loop {
-        attempts += 1;
-        let error = match tokio::time::timeout_at(deadline, db.stop_agent(name, open, now)).await {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "timed out".to_owned(),
-        };
-        if tokio::time::Instant::now() + DEREGISTER_PAUSE >= deadline {
-            error!(error = %error, attempts, "cannot remove this agent from the database");
-            return;
-        }
-        debug!(error = %error, attempts, "cannot remove this agent from the database yet; trying again");
-        tokio::time::sleep(DEREGISTER_PAUSE).await;
-    }
-}
-
-/// The fault set and time of one write.
-type Snapshot = (Vec<Fault>, i64);
-
-/// Writes each tick's fault set off the tick's critical path.
-///
-/// The tick hands over its newest state and goes on. A write still in flight
-/// when the next tick hands over is not doubled: the task writes once more,
-/// with the newest state, when it is done (a `watch` keeps only that).
-///
-/// After a start that restored kept open alerts (SPEC §14), the first write
-/// that succeeds is followed by removing the kept record: from then on the
-/// alerts are in the stored faults. Until that removal succeeds it is tried
-/// again after every write; a start in between restores them once more,
-/// which at worst repeats a resolve.
-struct Writer {
-    db: Arc<dyn Db>,
-    agent: String,
-    state: watch::Sender<Option<Snapshot>>,
-    task: JoinHandle<()>,
-    /// The kept open alerts are still to be removed.
-    clear_kept: Arc<AtomicBool>,
-}
-
-impl Writer {
-    fn spawn(db: Arc<dyn Db>, agent: &str, clear_kept: bool) -> Writer {
-        let clear_kept = Arc::new(AtomicBool::new(clear_kept));
-        let (state, task) =
-            Writer::start(Arc::clone(&db), agent.to_owned(), Arc::clone(&clear_kept));
-        Writer {
-            db,
-            agent: agent.to_owned(),
-            state,
-            task,
-            clear_kept,
-        }
-    }
-
-    fn start(
-        db: Arc<dyn Db>,
-        agent: String,
-        clear_kept: Arc<AtomicBool>,
-    ) -> (watch::Sender<Option<Snapshot>>, JoinHandle<()>) {
-        let (state, mut receiver) = watch::channel(None::<Snapshot>);
-        let task = tokio::spawn(async move {
-            // Ends when the sender is gone and the last state is written.
-            while receiver.changed().await.is_ok() {
-                let Some((faults, now)) = receiver.borrow_and_update().clone() else {
-                    continue;
-                };
-                if let Err(e) = db.set_faults(&agent, &faults, now).await {
-                    error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
-                    continue;
-                }
-                if clear_kept.load(Ordering::SeqCst) {
-                    match db.clear_open_alerts(&agent).await {
-                        Ok(()) => clear_kept.store(false, Ordering::SeqCst),
-                        Err(e) => {
-                            warn!(error = %e, "cannot remove the open alerts kept at the last stop; trying again after the next write");
-                        }
-                    }
-                }
-            }
-        });
-        (state, task)
-    }
-
-    /// Hands the newest state over; starts the task again if it died.
-    fn write(&mut self, faults: Vec<Fault>, now: i64) {
-        if self.task.is_finished() {
-            error!("the database writer stopped; starting it again");
-            (self.state, self.task) = Writer::start(
-                Arc::clone(&self.db),
-                self.agent.clone(),
-                Arc::clone(&self.clear_kept),
-            );
-        }
-        self.state.send_replace(Some((faults, now)));
-    }
-
-    /// Waits up to `wait` for the last state to be written.
-    async fn finish(self, wait: Duration) {
-        let Writer { state, task, .. } = self;
-        drop(state);
-        match tokio::time::timeout(wait, task).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => error!(error = %e, "the database writer failed"),
-            Err(_) => error!("the last database write did not finish in time"),
-        }
-    }
-
-    /// Removes the kept open alerts after the next write that succeeds
-    /// (they were loaded late, see `Agent::reconcile`).
-    fn clear_kept(&self) {
-        self.clear_kept.store(true, Ordering::SeqCst);
-    }
-
-    /// Cancels the write in flight, if any.
-    fn cancel(self) {
-        self.task.abort();
-    }
-}
-
-/// A `Db` whose every call gives up after `budget`: a stuck database costs
-/// the tick that much, never more (SPEC §6).
-struct Bounded {
-    inner: Arc<dyn Db>,
-    budget: Duration,
-}
-
-impl Bounded {
-    async fn call<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = Result<T, DbError>>,
-    ) -> Result<T, DbError> {
-        crate::db::within(operation, self.budget, call).await
-    }
-}
-
-#[async_trait]
-impl Db for Bounded {
-    async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, DbError> {
-        self.call("get_faults", self.inner.get_faults(agent)).await
-    }
-
-    async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), DbError> {
-        self.call("set_faults", self.inner.set_faults(agent, faults, now))
-            .await
-    }
-
-    async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), DbError> {
-        self.call("heartbeat", self.inner.heartbeat(agent, now))
-            .await
-    }
-
-    fn set_facts(&self, agent: &str, facts: AgentFacts) {
-        self.inner.set_facts(agent, facts);
-    }
-
-    async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, DbError> {
-        self.call("list_faults", self.inner.list_faults(agent))
-            .await
-    }
-
-    async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {
-        self.call("agents", self.inner.agents()).await
-    }
-
-    async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
-        self.call("old_agents", self.inner.old_agents(age, now))
-            .await
-    }
-
-    async fn agents_ahead(&self, lead: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
-        self.call("agents_ahead", self.inner.agents_ahead(lead, now))
-            .await
-    }
-
-    async fn get_squelches(&self, now: i64) -> Result<Vec<String>, DbError> {
-        self.call("get_squelches", self.inner.get_squelches(now))
-            .await
-    }
-
-    async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {
-        self.call("get_squelch_details", self.inner.get_squelch_details())
-            .await
-    }
-
-    async fn squelch(&self, squelch: &Squelch) -> Result<(), DbError> {
-        self.call("squelch", self.inner.squelch(squelch)).await
-    }
-
-    async fn unsquelch(&self, regex: &str) -> Result<bool, DbError> {
-        self.call("unsquelch", self.inner.unsquelch(regex)).await
-    }
-
-    async fn alert_failures(&self) -> Result<Vec<AgentFault>, DbError> {
-        self.call("alert_failures", self.inner.alert_failures())
-            .await
-    }
-
-    async fn remove_agent(&self, agent: &str) -> Result<(), DbError> {
-        self.call("remove_agent", self.inner.remove_agent(agent))
-            .await
-    }
-
-    async fn stop_agent(&self, agent: &str, open: &[OpenAlert], now: i64) -> Result<(), DbError> {
-        self.call("stop_agent", self.inner.stop_agent(agent, open, now))
-            .await
-    }
-
-    async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, DbError> {
-        self.call("open_alerts", self.inner.open_alerts(agent))
-            .await
-    }
-
-    async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, DbError> {
-        self.call("stopped_agents", self.inner.stopped_agents())
-            .await
-    }
-
-    async fn clear_open_alerts(&self, agent: &str) -> Result<(), DbError> {
-        self.call("clear_open_alerts", self.inner.clear_open_alerts(agent))
-            .await
-    }
-
-    fn skipped_rows(&self) -> Vec<SkippedRow> {
-        self.inner.skipped_rows()
-    }
-
-    fn limit_waits(&self, budget: Duration) {
-        self.inner.limit_waits(budget);
-    }
-}
-
 /// `max_concurrency`, lowered to what the open-file limit (raised to its
 /// hard limit first) allows.
 fn concurrency(config: &Config) -> usize {
@@ -661,176 +377,6 @@ fn concurrency(config: &Config) -> usize {
 }
 
 impl Agent<'_> {
-    /// Seeds counters, open alerts and the fault set from stored faults.
-    fn restore(&mut self, previous: Vec<Fault>) {
-        let base = self.config.agent.base_interval;
-        for fault in previous {
-            let check = fault::check_of(&fault.name).to_string();
-            let state = self.states.entry(check).or_default();
-            state.counter = state.counter.max(fault.attempts);
-            state.monitor_runs = state.monitor_runs.max(fault.monitor_runs);
-            if fault.severity >= Severity::ERROR {
-                #[expect(
-                    clippy::cast_precision_loss,
-                    reason = "epoch seconds are far below 2^52"
-                )]
-                let tick = scheduler::splayed_tick_at(fault.updated as f64, base, self.splay);
-                state.last_failure = Some(state.last_failure.map_or(tick, |t| t.max(tick)));
-            }
-            if fault.triggered {
-                self.opened.insert(fault.name.clone());
-            }
-            self.faults.insert(fault.name.clone(), fault);
-        }
-    }
-
-    /// While the previous state is not loaded (SPEC §14): takes the answer of
-    /// the attempt in flight if it came, and otherwise starts the next one.
-    /// Never waits: the tick's checks do not wait for a database that is down.
-    async fn catch_up_previous(&mut self) {
-        if !self.unloaded {
-            return;
-        }
-        if let Some(attempt) = self.loading.take_if(|attempt| attempt.is_finished()) {
-            match attempt.await {
-                Ok(Ok((previous, kept))) => {
-                    self.reconcile(previous, kept);
-                    return;
-                }
-                Ok(Err(e)) => {
-                    warn!(error = %e, "cannot load the previous state yet; running without it");
-                }
-                Err(e) => error!(error = %e, "loading the previous state failed"),
-            }
-        }
-        if self.loading.is_none() {
-            let db = Arc::clone(&self.db);
-            let name = self.config.agent.name.clone();
-            self.loading = Some(tokio::spawn(load_previous(db, name)));
-        }
-    }
-
-    /// Folds the previous run's state, loaded late, into what this run
-    /// found meanwhile (SPEC §14), then lets the tick write the whole set.
-    ///
-    /// This run's findings win, except for what an alert sent before the
-    /// start tells: an earlier fault still critical with the same message
-    /// counts as triggered (not sent again); one whose alert is open and
-    /// whose check this run finds less than critical for now keeps its
-    /// earlier record until the check runs again, so that its escalation
-    /// back to the same message sends nothing either; one whose check has
-    /// not run yet is restored as at a normal start. Every earlier open
-    /// alert is remembered, so that it is resolved once its check runs
-    /// clean. The agent's own `AGENT#...` faults are this run's.
-    fn reconcile(&mut self, previous: Vec<Fault>, kept: Vec<OpenAlert>) {
-        let own = format!("{}#", self.config.agent.name);
-        let mut earlier: Vec<(Fault, bool)> = Vec::new();
-        for fault in previous {
-            let open = fault.triggered;
-            earlier.push((fault, open));
-        }
-        let clear_kept = !kept.is_empty();
-        for alert in kept {
-            if earlier.iter().any(|(f, _)| f.name == alert.fault.name) {
-                continue;
-            }
-            let check = fault::check_of(&alert.fault.name).to_string();
-            self.routes.entry(check).or_insert(alert.alerter);
-            earlier.push((alert.fault, true));
-        }
-        let mut restored = Vec::new();
-        let mut open_alerts = 0usize;
-        for (fault, open) in earlier {
-            if fault.name.starts_with(&own) {
-                continue;
-            }
-            if open {
-                self.opened.insert(fault.name.clone());
-                open_alerts += 1;
-            }
-            let check = fault::check_of(&fault.name).to_string();
-            let Some(current) = self.faults.get_mut(&fault.name) else {
-                if !self.states.contains_key(&check) {
-                    // Its check has not run in this run yet.
-                    restored.push(fault);
-                }
-                continue;
-            };
-            let state = self.states.entry(check).or_default();
-            state.counter = state.counter.max(fault.attempts);
-            state.monitor_runs = state.monitor_runs.max(fault.monitor_runs);
-            if current.severity.is_critical() {
-                current.since = current.since.min(fault.since);
-                if open && fault.message == current.message {
-                    current.triggered = true;
-                }
-            } else if open && fault.severity.is_critical() {
-                *current = fault;
-            } else {
-                current.since = current.since.min(fault.since);
-            }
-        }
-        self.restore(restored);
-        self.unloaded = false;
-        if clear_kept {
-            self.writer.clear_kept();
-        }
-        info!(
-            open_alerts,
-            faults = self.faults.len(),
-            "the database answers: loaded the previous state; writing the whole state"
-        );
-    }
-
-    /// Restores the open alerts the last clean stop kept (SPEC §14) as the
-    /// stored faults are restored: the plan then leaves a fault that is
-    /// still critical with the same message alone, resolves one that cleared
-    /// once its check ran again, and one whose check vanished at once. Each
-    /// keeps the route it was triggered through until it is resolved. A
-    /// stored fault of the same name is newer and wins.
-    fn restore_kept(&mut self, kept: Vec<OpenAlert>) {
-        let mut faults = Vec::new();
-        for alert in kept {
-            if self.faults.contains_key(&alert.fault.name) {
-                continue;
-            }
-            let check = fault::check_of(&alert.fault.name).to_string();
-            self.routes.insert(check, alert.alerter);
-            // Open at the receiver even if a newer message's trigger was
-            // still pending at the stop (`triggered` false).
-            self.opened.insert(alert.fault.name.clone());
-            faults.push(alert.fault);
-        }
-        if !faults.is_empty() {
-            info!(
-                open_alerts = faults.len(),
-                "restoring the open alerts kept at the last stop"
-            );
-        }
-        self.restore(faults);
-    }
-
-    /// The alerts that may be open at their receivers (triggered, or whose
-    /// resolve is still to be delivered), with their routes: what a clean
-    /// stop keeps (SPEC §14). An alert whose fault left the set while its
-    /// resolve was under way is kept as a cleared record, as a failed
-    /// resolve is (see `alerts::keep_unresolved`).
-    fn open_alerts(&self, now: i64) -> Vec<OpenAlert> {
-        let own = format!("{}#", self.config.agent.name);
-        self.opened
-            .union(&self.retry_resolves)
-            .filter(|name| !name.starts_with(&own))
-            .map(|name| OpenAlert {
-                fault: self
-                    .faults
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_else(|| Fault::cleared_unresolved(name, now)),
-                alerter: self.routes.get(fault::check_of(name)).cloned().flatten(),
-            })
-            .collect()
-    }
-
     /// Runs ticks until `mode` is done (false) or `stop` fires (true).
     async fn ticks(
         &mut self,
@@ -1157,117 +703,5 @@ impl Agent<'_> {
                 monitor_runs: 0,
             },
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Mutex;
-
-    use super::*;
-    use crate::db::MemoryDb;
-
-    /// A memory database whose writes wait for `gate` and record their `now`.
-    #[derive(Default)]
-    struct GatedDb {
-        inner: MemoryDb,
-        gate: Notify,
-        writes: Mutex<Vec<i64>>,
-    }
-
-    #[async_trait]
-    impl Db for GatedDb {
-        async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, DbError> {
-            self.inner.get_faults(agent).await
-        }
-
-        async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), DbError> {
-            self.writes
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(now);
-            self.gate.notified().await;
-            self.inner.set_faults(agent, faults, now).await
-        }
-
-        async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), DbError> {
-            self.inner.heartbeat(agent, now).await
-        }
-
-        fn set_facts(&self, agent: &str, facts: AgentFacts) {
-            self.inner.set_facts(agent, facts);
-        }
-
-        async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, DbError> {
-            self.inner.list_faults(agent).await
-        }
-
-        async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {
-            self.inner.agents().await
-        }
-
-        async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
-            self.inner.old_agents(age, now).await
-        }
-
-        async fn agents_ahead(&self, lead: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
-            self.inner.agents_ahead(lead, now).await
-        }
-
-        async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {
-            self.inner.get_squelch_details().await
-        }
-
-        async fn squelch(&self, squelch: &Squelch) -> Result<(), DbError> {
-            self.inner.squelch(squelch).await
-        }
-
-        async fn unsquelch(&self, regex: &str) -> Result<bool, DbError> {
-            self.inner.unsquelch(regex).await
-        }
-
-        async fn remove_agent(&self, agent: &str) -> Result<(), DbError> {
-            self.inner.remove_agent(agent).await
-        }
-
-        async fn stop_agent(
-            &self,
-            agent: &str,
-            open: &[OpenAlert],
-            now: i64,
-        ) -> Result<(), DbError> {
-            self.inner.stop_agent(agent, open, now).await
-        }
-
-        async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, DbError> {
-            self.inner.open_alerts(agent).await
-        }
-
-        async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, DbError> {
-            self.inner.stopped_agents().await
-        }
-
-        async fn clear_open_alerts(&self, agent: &str) -> Result<(), DbError> {
-            self.inner.clear_open_alerts(agent).await
-        }
-    }
-
-    // See: #18
-    #[tokio::test]
-    async fn a_write_in_flight_is_not_doubled_and_the_next_carries_the_newest_state() {
-        let db = Arc::new(GatedDb::default());
-        let mut writer = Writer::spawn(db.clone(), "web1", false);
-
-        writer.write(Vec::new(), 60);
-        tokio::task::yield_now().await;
-        writer.write(Vec::new(), 120);
-        writer.write(Vec::new(), 180);
-        db.gate.notify_one();
-        tokio::task::yield_now().await;
-        db.gate.notify_one();
-        writer.finish(Duration::from_secs(5)).await;
-
-        assert_eq!(*db.writes.lock().unwrap(), [60, 180]);
-        assert_eq!(db.inner.agents().await.unwrap()[0].updated, 180);
     }
 }

@@ -1,0 +1,388 @@
+//! Where the agent's state goes: the `Writer` that writes each tick's
+//! fault set off the tick's critical path, the `Bounded` database whose
+//! every call gives up after the tick's budget (SPEC §6), and the
+//! deregistration at a clean stop that keeps the open alerts (SPEC §9, §14).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, error, warn};
+
+use crate::db::{
+    AgentFacts, AgentFault, Db, Error as DbError, Fault, Heartbeat, OpenAlert, SkippedRow, Squelch,
+    StoppedAgent,
+};
+
+/// Pause between two attempts to deregister.
+const DEREGISTER_PAUSE: Duration = Duration::from_millis(200);
+/// The most a database call may take, whatever the base interval.
+const DB_CALL_MAX: Duration = Duration::from_secs(10);
+
+/// How long one database call may take: half a base interval, so that the
+/// squelch read and the alerts after it stay within the tick (SPEC §6).
+pub(super) fn db_budget(base_interval: f64) -> Duration {
+    Duration::try_from_secs_f64(base_interval / 2.0)
+        .unwrap_or(DB_CALL_MAX)
+        .min(DB_CALL_MAX)
+}
+
+/// Removes the agent from the database, keeping its `open` alerts (SPEC
+/// §14), trying again (a lock held by another process, a blip) until
+/// `within` runs out.
+pub(super) async fn deregister(
+    db: &dyn Db,
+    name: &str,
+    open: &[OpenAlert],
+    now: i64,
+    within: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let error = match tokio::time::timeout_at(deadline, db.stop_agent(name, open, now)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        if tokio::time::Instant::now() + DEREGISTER_PAUSE >= deadline {
+            error!(error = %error, attempts, "cannot remove this agent from the database");
+            return;
+        }
+        debug!(error = %error, attempts, "cannot remove this agent from the database yet; trying again");
+        tokio::time::sleep(DEREGISTER_PAUSE).await;
+    }
+}
+
+/// The fault set and time of one write.
+type Snapshot = (Vec<Fault>, i64);
+
+/// Writes each tick's fault set off the tick's critical path.
+///
+/// The tick hands over its newest state and goes on. A write still in flight
+/// when the next tick hands over is not doubled: the task writes once more,
+/// with the newest state, when it is done (a `watch` keeps only that).
+///
+/// After a start that restored kept open alerts (SPEC §14), the first write
+/// that succeeds is followed by removing the kept record: from then on the
+/// alerts are in the stored faults. Until that removal succeeds it is tried
+/// again after every write; a start in between restores them once more,
+/// which at worst repeats a resolve.
+pub(super) struct Writer {
+    db: Arc<dyn Db>,
+    agent: String,
+    state: watch::Sender<Option<Snapshot>>,
+    task: JoinHandle<()>,
+    /// The kept open alerts are still to be removed.
+    clear_kept: Arc<AtomicBool>,
+}
+
+impl Writer {
+    pub(super) fn spawn(db: Arc<dyn Db>, agent: &str, clear_kept: bool) -> Writer {
+        let clear_kept = Arc::new(AtomicBool::new(clear_kept));
+        let (state, task) =
+            Writer::start(Arc::clone(&db), agent.to_owned(), Arc::clone(&clear_kept));
+        Writer {
+            db,
+            agent: agent.to_owned(),
+            state,
+            task,
+            clear_kept,
+        }
+    }
+
+    fn start(
+        db: Arc<dyn Db>,
+        agent: String,
+        clear_kept: Arc<AtomicBool>,
+    ) -> (watch::Sender<Option<Snapshot>>, JoinHandle<()>) {
+        let (state, mut receiver) = watch::channel(None::<Snapshot>);
+        let task = tokio::spawn(async move {
+            // Ends when the sender is gone and the last state is written.
+            while receiver.changed().await.is_ok() {
+                let Some((faults, now)) = receiver.borrow_and_update().clone() else {
+                    continue;
+                };
+                if let Err(e) = db.set_faults(&agent, &faults, now).await {
+                    error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
+                    continue;
+                }
+                if clear_kept.load(Ordering::SeqCst) {
+                    match db.clear_open_alerts(&agent).await {
+                        Ok(()) => clear_kept.store(false, Ordering::SeqCst),
+                        Err(e) => {
+                            warn!(error = %e, "cannot remove the open alerts kept at the last stop; trying again after the next write");
+                        }
+                    }
+                }
+            }
+        });
+        (state, task)
+    }
+
+    /// Hands the newest state over; starts the task again if it died.
+    pub(super) fn write(&mut self, faults: Vec<Fault>, now: i64) {
+        if self.task.is_finished() {
+            error!("the database writer stopped; starting it again");
+            (self.state, self.task) = Writer::start(
+                Arc::clone(&self.db),
+                self.agent.clone(),
+                Arc::clone(&self.clear_kept),
+            );
+        }
+        self.state.send_replace(Some((faults, now)));
+    }
+
+    /// Waits up to `wait` for the last state to be written.
+    pub(super) async fn finish(self, wait: Duration) {
+        let Writer { state, task, .. } = self;
+        drop(state);
+        match tokio::time::timeout(wait, task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(error = %e, "the database writer failed"),
+            Err(_) => error!("the last database write did not finish in time"),
+        }
+    }
+
+    /// Removes the kept open alerts after the next write that succeeds
+    /// (they were loaded late, see `Agent::reconcile`).
+    pub(super) fn clear_kept(&self) {
+        self.clear_kept.store(true, Ordering::SeqCst);
+    }
+
+    /// Cancels the write in flight, if any.
+    pub(super) fn cancel(self) {
+        self.task.abort();
+    }
+}
+
+/// A `Db` whose every call gives up after `budget`: a stuck database costs
+/// the tick that much, never more (SPEC §6).
+pub(super) struct Bounded {
+    pub(super) inner: Arc<dyn Db>,
+    pub(super) budget: Duration,
+}
+
+impl Bounded {
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, DbError>>,
+    ) -> Result<T, DbError> {
+        crate::db::within(operation, self.budget, call).await
+    }
+}
+
+#[async_trait]
+impl Db for Bounded {
+    async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, DbError> {
+        self.call("get_faults", self.inner.get_faults(agent)).await
+    }
+
+    async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), DbError> {
+        self.call("set_faults", self.inner.set_faults(agent, faults, now))
+            .await
+    }
+
+    async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), DbError> {
+        self.call("heartbeat", self.inner.heartbeat(agent, now))
+            .await
+    }
+
+    fn set_facts(&self, agent: &str, facts: AgentFacts) {
+        self.inner.set_facts(agent, facts);
+    }
+
+    async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, DbError> {
+        self.call("list_faults", self.inner.list_faults(agent))
+            .await
+    }
+
+    async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {
+        self.call("agents", self.inner.agents()).await
+    }
+
+    async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
+        self.call("old_agents", self.inner.old_agents(age, now))
+            .await
+    }
+
+    async fn agents_ahead(&self, lead: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
+        self.call("agents_ahead", self.inner.agents_ahead(lead, now))
+            .await
+    }
+
+    async fn get_squelches(&self, now: i64) -> Result<Vec<String>, DbError> {
+        self.call("get_squelches", self.inner.get_squelches(now))
+            .await
+    }
+
+    async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {
+        self.call("get_squelch_details", self.inner.get_squelch_details())
+            .await
+    }
+
+    async fn squelch(&self, squelch: &Squelch) -> Result<(), DbError> {
+        self.call("squelch", self.inner.squelch(squelch)).await
+    }
+
+    async fn unsquelch(&self, regex: &str) -> Result<bool, DbError> {
+        self.call("unsquelch", self.inner.unsquelch(regex)).await
+    }
+
+    async fn alert_failures(&self) -> Result<Vec<AgentFault>, DbError> {
+        self.call("alert_failures", self.inner.alert_failures())
+            .await
+    }
+
+    async fn remove_agent(&self, agent: &str) -> Result<(), DbError> {
+        self.call("remove_agent", self.inner.remove_agent(agent))
+            .await
+    }
+
+    async fn stop_agent(&self, agent: &str, open: &[OpenAlert], now: i64) -> Result<(), DbError> {
+        self.call("stop_agent", self.inner.stop_agent(agent, open, now))
+            .await
+    }
+
+    async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, DbError> {
+        self.call("open_alerts", self.inner.open_alerts(agent))
+            .await
+    }
+
+    async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, DbError> {
+        self.call("stopped_agents", self.inner.stopped_agents())
+            .await
+    }
+
+    async fn clear_open_alerts(&self, agent: &str) -> Result<(), DbError> {
+        self.call("clear_open_alerts", self.inner.clear_open_alerts(agent))
+            .await
+    }
+
+    fn skipped_rows(&self) -> Vec<SkippedRow> {
+        self.inner.skipped_rows()
+    }
+
+    fn limit_waits(&self, budget: Duration) {
+        self.inner.limit_waits(budget);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::db::MemoryDb;
+
+    /// A memory database whose writes wait for `gate` and record their `now`.
+    #[derive(Default)]
+    struct GatedDb {
+        inner: MemoryDb,
+        gate: Notify,
+        writes: Mutex<Vec<i64>>,
+    }
+
+    #[async_trait]
+    impl Db for GatedDb {
+        async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, DbError> {
+            self.inner.get_faults(agent).await
+        }
+
+        async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), DbError> {
+            self.writes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(now);
+            self.gate.notified().await;
+            self.inner.set_faults(agent, faults, now).await
+        }
+
+        async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), DbError> {
+            self.inner.heartbeat(agent, now).await
+        }
+
+        fn set_facts(&self, agent: &str, facts: AgentFacts) {
+            self.inner.set_facts(agent, facts);
+        }
+
+        async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, DbError> {
+            self.inner.list_faults(agent).await
+        }
+
+        async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {
+            self.inner.agents().await
+        }
+
+        async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
+            self.inner.old_agents(age, now).await
+        }
+
+        async fn agents_ahead(&self, lead: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
+            self.inner.agents_ahead(lead, now).await
+        }
+
+        async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {
+            self.inner.get_squelch_details().await
+        }
+
+        async fn squelch(&self, squelch: &Squelch) -> Result<(), DbError> {
+            self.inner.squelch(squelch).await
+        }
+
+        async fn unsquelch(&self, regex: &str) -> Result<bool, DbError> {
+            self.inner.unsquelch(regex).await
+        }
+
+        async fn remove_agent(&self, agent: &str) -> Result<(), DbError> {
+            self.inner.remove_agent(agent).await
+        }
+
+        async fn stop_agent(
+            &self,
+            agent: &str,
+            open: &[OpenAlert],
+            now: i64,
+        ) -> Result<(), DbError> {
+            self.inner.stop_agent(agent, open, now).await
+        }
+
+        async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, DbError> {
+            self.inner.open_alerts(agent).await
+        }
+
+        async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, DbError> {
+            self.inner.stopped_agents().await
+        }
+
+        async fn clear_open_alerts(&self, agent: &str) -> Result<(), DbError> {
+            self.inner.clear_open_alerts(agent).await
+        }
+    }
+
+    // See: #18
+    #[tokio::test]
+    async fn a_write_in_flight_is_not_doubled_and_the_next_carries_the_newest_state() {
+        let db = Arc::new(GatedDb::default());
+        let mut writer = Writer::spawn(db.clone(), "web1", false);
+
+        writer.write(Vec::new(), 60);
+        tokio::task::yield_now().await;
+        writer.write(Vec::new(), 120);
+        writer.write(Vec::new(), 180);
+        db.gate.notify_one();
+        tokio::task::yield_now().await;
+        db.gate.notify_one();
+        writer.finish(Duration::from_secs(5)).await;
+
+        assert_eq!(*db.writes.lock().unwrap(), [60, 180]);
+        assert_eq!(db.inner.agents().await.unwrap()[0].updated, 180);
+    }
+}
