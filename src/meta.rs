@@ -58,19 +58,6 @@ pub(crate) struct Limits {
     pub base_interval: f64,
 }
 
-impl Limits {
-    /// Seconds without a heartbeat after which an agent counts as
-    /// inactive (by its heartbeat time): what `old_agents` is asked for.
-    #[must_use]
-    #[expect(
-        clippy::cast_possible_truncation,
-        reason = "whole seconds of sane intervals"
-    )]
-    pub(crate) fn warn_secs(&self) -> i64 {
-        (self.warn_intervals * self.base_interval).ceil() as i64
-    }
-}
-
 /// One fault of the meta-check's output.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub(crate) struct MetaFault {

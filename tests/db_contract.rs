@@ -51,7 +51,6 @@ macro_rules! db_contract {
                 list_faults_with_agent_returns_only_that_agent,
                 old_agents_returns_only_stale_heartbeats_with_their_updated,
                 old_agents_leaves_out_a_heartbeat_exactly_age_old,
-                agents_ahead_returns_only_heartbeats_past_the_lead,
                 remove_agent_removes_heartbeat_and_faults_of_that_agent_only,
                 squelch_details_round_trip_every_field,
                 get_squelches_leaves_out_expired_squelches,
@@ -448,18 +447,6 @@ mod scenarios {
         db.heartbeat("web1", 300).await.unwrap();
 
         assert_eq!(db.old_agents(300, 600).await.unwrap(), vec![]);
-    }
-
-    pub(super) async fn agents_ahead_returns_only_heartbeats_past_the_lead(db: &dyn Db) {
-        db.heartbeat("web1", 600).await.unwrap();
-        db.heartbeat("web2", 601).await.unwrap();
-        db.heartbeat("web3", 900).await.unwrap();
-        db.heartbeat("web4", 100).await.unwrap();
-
-        assert_eq!(
-            db.agents_ahead(1, 600).await.unwrap(),
-            vec![heartbeat("web3", 900)]
-        );
     }
 
     pub(super) async fn remove_agent_removes_heartbeat_and_faults_of_that_agent_only(db: &dyn Db) {

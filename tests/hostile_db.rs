@@ -456,10 +456,6 @@ impl Db for SlowDb {
         self.inner.old_agents(age, now).await
     }
 
-    async fn agents_ahead(&self, lead: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
-        self.inner.agents_ahead(lead, now).await
-    }
-
     async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {
         self.inner.get_squelch_details().await
     }

@@ -1,16 +1,13 @@
 //! The meta-check's reads (SPEC §8, §14): what `cimaa meta-check` prints and
 //! what the in-process `meta:` check kind reports, from one function.
 //!
-//! Reads the heartbeats that look stale (older than `-w`) and those ahead of
-//! the observer's clock (both through the `updated` index on DynamoDB), so
-//! the cost of a run grows with trouble, not with the fleet (SPEC §6): a
-//! peer whose clock runs behind always looks stale and one ahead is always
-//! ahead, so both are read, and their memory tells whether they are alive;
-//! a peer in step is judged by its heartbeat time until it looks stale.
-//! Only `--expect` reads every heartbeat (it must know every name). Then the
-//! squelches, the agents whose alerts fail and the agents stopped with open
-//! alerts, and the observer's memory of its peers (`observations`), which it
-//! updates.
+//! Reads every heartbeat (on DynamoDB one Query of the heartbeat items,
+//! agent `_`, paged by 1 MB: a peer whose clock runs ahead never looks
+//! stale, a peer behind always does, and only the whole list shows which
+//! is which and which expected agents never reported; so the cost of a run
+//! grows with the fleet, about one read unit per 4 KB of heartbeats), the squelches, the
+//! agents whose alerts fail and the agents stopped with open alerts; then
+//! the observer's memory of its peers (`observations`), which it updates.
 //! `meta::observe`, `meta::peer_faults`, `meta::expected_faults`,
 //! `meta::faults` and `meta::stopped_faults` judge.
 
@@ -20,11 +17,6 @@ use super::observations::{self, Memory};
 use crate::db::{self, Db};
 use crate::meta::{self, Limits, MetaFault, Observations};
 use crate::severity::Severity;
-
-/// A heartbeat more than this many seconds ahead of the observer's clock is
-/// read every run, so the memory sees whether its agent is alive (a clock a
-/// second ahead is rounding, not skew).
-const AHEAD_SECS: i64 = 1;
 
 /// The meta-check's faults as seen by `own_agent` at `now`, remembering
 /// what it saw in `memory` (none: judged by the heartbeat times alone) and
@@ -45,13 +37,7 @@ pub(crate) async fn meta_faults(
     memory: Option<&Memory>,
     expect: Option<&Path>,
 ) -> Result<Vec<MetaFault>, db::Error> {
-    let heartbeats = if expect.is_some() {
-        db.agents().await?
-    } else {
-        let mut heartbeats = db.old_agents(limits.warn_secs(), now).await?;
-        heartbeats.extend(db.agents_ahead(AHEAD_SECS, now).await?);
-        heartbeats
-    };
+    let heartbeats = db.agents().await?;
     let squelches = db.get_squelch_details().await?;
     let failures = db.alert_failures().await?;
     let stopped = db.stopped_agents().await?;

@@ -353,9 +353,6 @@ mod tests {
             }
             sick()
         }
-        async fn agents_ahead(&self, _: i64, _: i64) -> Result<Vec<Heartbeat>, DbError> {
-            sick()
-        }
         async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {
             sick()
         }

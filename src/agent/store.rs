@@ -211,11 +211,6 @@ impl Db for Bounded {
             .await
     }
 
-    async fn agents_ahead(&self, lead: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
-        self.call("agents_ahead", self.inner.agents_ahead(lead, now))
-            .await
-    }
-
     async fn get_squelches(&self, now: i64) -> Result<Vec<String>, DbError> {
         self.call("get_squelches", self.inner.get_squelches(now))
             .await
@@ -323,10 +318,6 @@ mod tests {
 
         async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
             self.inner.old_agents(age, now).await
-        }
-
-        async fn agents_ahead(&self, lead: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
-            self.inner.agents_ahead(lead, now).await
         }
 
         async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {

@@ -137,17 +137,6 @@ impl Db for MemoryDb {
             .collect())
     }
 
-    async fn agents_ahead(&self, lead: i64, now: i64) -> Result<Vec<Heartbeat>, Error> {
-        let cutoff = now.saturating_add(lead);
-        Ok(self
-            .tables()
-            .heartbeats
-            .values()
-            .filter(|heartbeat| heartbeat.updated > cutoff)
-            .cloned()
-            .collect())
-    }
-
     async fn get_squelch_details(&self) -> Result<Vec<Squelch>, Error> {
         Ok(self.tables().squelches.values().cloned().collect())
     }

@@ -293,11 +293,6 @@ pub trait Db: Send + Sync {
     /// Agents whose heartbeat is older than `age` seconds at `now`.
     async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, Error>;
 
-    /// Agents whose heartbeat is more than `lead` seconds ahead of `now`
-    /// (their clocks run ahead): with `old_agents`, all the meta-check reads
-    /// of the heartbeats, so its cost grows with trouble, not with the fleet.
-    async fn agents_ahead(&self, lead: i64, now: i64) -> Result<Vec<Heartbeat>, Error>;
-
     /// The regexes of the squelches in force at `now`.
     async fn get_squelches(&self, now: i64) -> Result<Vec<String>, Error> {
         Ok(self

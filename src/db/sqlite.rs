@@ -868,28 +868,6 @@ impl Db for SqliteDb {
         .await
     }
 
-    async fn agents_ahead(&self, lead: i64, now: i64) -> Result<Vec<Heartbeat>, Error> {
-        let record = self.skipping("heartbeats ahead".to_owned());
-        let cutoff = now.saturating_add(lead);
-        self.run(move |connection| {
-            let mut skipped = Vec::new();
-            // Text and blobs sort after every number: they would look
-            // ahead, so the range stops below them (`old_agents` reports them).
-            let agents = select_heartbeats(
-                connection,
-                &format!(
-                    "SELECT {HEARTBEAT_COLUMNS} FROM heartbeats
-                     WHERE updated > ?1 AND updated < '' ORDER BY agent"
-                ),
-                [cutoff],
-                &mut skipped,
-            )?;
-            record(skipped);
-            Ok(agents)
-        })
-        .await
-    }
-
     async fn get_squelch_details(&self) -> Result<Vec<Squelch>, Error> {
         let record = self.skipping("squelches".to_owned());
         self.run(move |connection| {

@@ -41,8 +41,6 @@ pub(super) enum Query<'a> {
     Agent(&'a str),
     /// Heartbeats older than `before`, through the `updated` index.
     StaleHeartbeats { before: i64 },
-    /// Heartbeats newer than `after`, through the `updated` index.
-    HeartbeatsAhead { after: i64 },
 }
 
 /// One page of a Query or Scan.
@@ -420,12 +418,6 @@ impl Api for SdkApi {
                 .expression_attribute_names("#updated", "updated")
                 .expression_attribute_values(":agent", string(HEARTBEAT_AGENT))
                 .expression_attribute_values(":before", number(before)),
-            Query::HeartbeatsAhead { after } => request
-                .index_name(UPDATED_INDEX)
-                .key_condition_expression("#agent = :agent AND #updated > :after")
-                .expression_attribute_names("#updated", "updated")
-                .expression_attribute_values(":agent", string(HEARTBEAT_AGENT))
-                .expression_attribute_values(":after", number(after)),
         };
         let output = request.send().await.map_err(|e| self.classify(&e))?;
         Ok(Page {

@@ -518,19 +518,6 @@ impl Db for DynamoDb {
         .await
     }
 
-    async fn agents_ahead(&self, lead: i64, now: i64) -> Result<Vec<Heartbeat>, Error> {
-        let after = now.saturating_add(lead);
-        let read = Read::Query(Query::HeartbeatsAhead { after });
-        self.read_sorted(
-            "agents_ahead",
-            read,
-            "heartbeats ahead",
-            |item| heartbeat_from_item(item).map(Some),
-            |a, b| a.name.cmp(&b.name),
-        )
-        .await
-    }
-
     async fn get_squelch_details(&self) -> Result<Vec<Squelch>, Error> {
         let read = Read::Scan(&self.squelches_table);
         self.read_sorted(
@@ -914,10 +901,6 @@ mod tests {
                 Query::StaleHeartbeats { before } => {
                     text_of(item, "agent").as_deref() == Some(HEARTBEAT_AGENT)
                         && whole_number(item, "updated").unwrap().unwrap() < before
-                }
-                Query::HeartbeatsAhead { after } => {
-                    text_of(item, "agent").as_deref() == Some(HEARTBEAT_AGENT)
-                        && whole_number(item, "updated").unwrap().unwrap() > after
                 }
             });
             Ok(Page {
