@@ -45,11 +45,12 @@ fn run(env: &Env) -> (f64, Vec<f64>) {
     (splay[0], starts)
 }
 
-/// Every tick started at the splay, give or take the scheduling delay.
+/// Every tick started at the splay, give or take the scheduling delay of a
+/// loaded machine.
 fn assert_started_at(splay: f64, starts: &[f64]) {
     for start in starts {
         assert!(
-            (splay..splay + 0.4).contains(start),
+            (splay..splay + 1.5).contains(start),
             "a tick started {start} s after its boundary, splay {splay} s"
         );
     }

@@ -13,8 +13,8 @@
 //! Each tick the resolver notes the names it was asked about. When the
 //! nameservers failed for every one of them, `end_tick` reports an
 //! `Outage`, which the agent turns into the ERROR `AGENT#dns`, naming the
-//! hosts that could not be resolved (no stale answer either), whose probes
-//! it suppresses.
+//! hosts that could not be resolved (no stale answer either). Suppressing
+//! those probes (SPEC §14, `suppressed_by`) is not built yet.
 //!
 //! The cache is pure (`Cache`, on a caller's clock) so its expiry and stale
 //! rules are tested without a network.
@@ -151,7 +151,7 @@ struct TickLog {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Outage {
     /// Names with no answer at all (neither fresh nor stale): their probes
-    /// could not run and are suppressed by `AGENT#dns`.
+    /// could not run.
     pub unresolved: BTreeSet<String>,
     /// Names served from a stale answer.
     pub stale: BTreeSet<String>,
@@ -187,7 +187,9 @@ impl Outage {
 pub(crate) struct Resolver {
     /// Nameservers from `agent.resolver`; empty: the system's configuration.
     nameservers: Vec<SocketAddr>,
-    upstream: OnceLock<Result<TokioResolver, String>>,
+    /// Built on first use; a failed build (no resolv.conf yet, early at
+    /// boot) is not kept, so the next lookup tries again.
+    upstream: OnceLock<TokioResolver>,
     cache: Mutex<Cache>,
     tick: Mutex<TickLog>,
 }
@@ -238,10 +240,11 @@ impl Resolver {
     }
 
     fn upstream(&self) -> Result<&TokioResolver, String> {
-        self.upstream
-            .get_or_init(|| build_upstream(&self.nameservers))
-            .as_ref()
-            .map_err(Clone::clone)
+        if let Some(built) = self.upstream.get() {
+            return Ok(built);
+        }
+        let built = build_upstream(&self.nameservers)?;
+        Ok(self.upstream.get_or_init(|| built))
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -352,7 +355,9 @@ impl Resolver {
         have_stale: bool,
     ) -> Result<(Vec<IpAddr>, Duration), ResolveError> {
         let upstream = self.upstream().map_err(ResolveError::Failed)?;
-        let lookup = upstream.lookup_ip(format!("{name}."));
+        // As written: a trailing dot would make `db` fully qualified and
+        // skip resolv.conf's search domains, which getaddrinfo applies.
+        let lookup = upstream.lookup_ip(name);
         let answer = if have_stale {
             match tokio::time::timeout(STALE_PATIENCE, lookup).await {
                 Ok(answer) => answer,

@@ -130,7 +130,8 @@ pub struct AgentConfig {
     pub max_concurrency: usize,
     /// Folder for what the agent remembers between runs (last good check
     /// files, the meta-check's observations): `agent.state_dir`, else a
-    /// `cimaa-state` folder beside the SQLite file, else
+    /// `cimaa-state` folder beside the SQLite file, none (empty: kept in
+    /// memory only) with the `memory` database, else
     /// `/var/lib/cimaa/state/AGENT`. Created when first written.
     pub state_dir: PathBuf,
     /// Nameservers the network probes resolve through (`agent.resolver`);

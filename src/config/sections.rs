@@ -607,7 +607,8 @@ fn check_splay(splay: Splay, base_interval: f64, problems: &mut Vec<String>) {
 }
 
 /// `agent.state_dir`: as configured, else a `cimaa-state` folder beside the
-/// SQLite file (the agent can write there), else `/var/lib/cimaa/state/AGENT`.
+/// SQLite file (the agent can write there), none for the `memory` database,
+/// else `/var/lib/cimaa/state/AGENT`.
 fn state_dir(configured: PathBuf, database: &DbConfig, agent: &str) -> PathBuf {
     if !configured.as_os_str().is_empty() {
         return configured;
@@ -618,7 +619,10 @@ fn state_dir(configured: PathBuf, database: &DbConfig, agent: &str) -> PathBuf {
             .parent()
             .unwrap_or_else(|| Path::new("."))
             .join("cimaa-state"),
-        _ => Path::new("/var/lib/cimaa/state").join(agent),
+        // A process-local database keeps nothing between runs; neither
+        // does the agent then (an empty folder: in memory only).
+        DbConfig::Memory => PathBuf::new(),
+        DbConfig::DynamoDb(_) => Path::new("/var/lib/cimaa/state").join(agent),
     }
 }
 
@@ -845,7 +849,7 @@ mod tests {
         });
         let cases = [
             ("", &sqlite, "/srv/cimaa/cimaa-state"),
-            ("", &DbConfig::Memory, "/var/lib/cimaa/state/web1"),
+            ("", &DbConfig::Memory, ""),
             ("/tmp/mine", &sqlite, "/tmp/mine"),
         ];
         for (configured, database, want) in cases {
