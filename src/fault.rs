@@ -123,6 +123,11 @@ pub struct Fault {
     /// persisted like `attempts`, 0 when the monitor works.
     #[serde(default)]
     pub monitor_runs: u32,
+    /// The fault went critical while an alert storm of its alerter was
+    /// open (or opened it): it is part of `AGENT#storm` and not triggered
+    /// on its own (SPEC §10). Persisted like `triggered`.
+    #[serde(default)]
+    pub storm: bool,
 }
 
 /// A fault together with the agent that reported it.
@@ -148,6 +153,7 @@ impl Fault {
             escalates: false,
             attempts: 0,
             monitor_runs: 0,
+            storm: false,
         }
     }
 
@@ -162,6 +168,7 @@ impl Fault {
             && self.escalates == other.escalates
             && self.attempts == other.attempts
             && self.monitor_runs == other.monitor_runs
+            && self.storm == other.storm
     }
 }
 
@@ -347,6 +354,7 @@ pub(crate) fn records(
             escalates: raw.escalates,
             attempts: counter,
             monitor_runs,
+            storm: false,
         };
         if let Some(old) = previous.get(&fault.name) {
             fault.since = old.since;
@@ -726,6 +734,7 @@ mod tests {
             escalates: true,
             attempts: 4,
             monitor_runs: 0,
+            storm: false,
         }
     }
 

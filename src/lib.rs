@@ -49,6 +49,8 @@
 //! - `severity`: the integer severity scale (20/30/40/50) and its names.
 //! - `squelch`: `Squelch`; validation, durations and matching (`RegexSet`).
 //! - `meta`: `Heartbeat`; the meta-check over fleet state.
+//! - `notice`: `Notice`, the shared record of a fleet fault's notifications
+//!   (SPEC §10), and its transitions.
 //!
 //! Base:
 //! - `error`: exit codes, the terminal rendering and the one error chain.
@@ -83,6 +85,7 @@ mod fault;
 mod http_url;
 mod limits;
 mod meta;
+mod notice;
 mod perfdata;
 mod process;
 mod program;

@@ -575,6 +575,7 @@ mod tests {
                 escalates: false,
                 attempts: 0,
                 monitor_runs: 0,
+                storm: false,
             },
         };
         let got = faults(

@@ -137,6 +137,7 @@ pub(crate) fn fault(name: &str) -> Fault {
         escalates: true,
         attempts: 1,
         monitor_runs: 0,
+        storm: false,
     }
 }
 
@@ -201,6 +202,7 @@ fn open_alert(name: &str, alerter: Option<&str>) -> OpenAlert {
             triggered: true,
             attempts: 4,
             monitor_runs: 10,
+            storm: false,
             ..fault(name)
         },
         alerter: alerter.map(str::to_owned),
@@ -538,6 +540,7 @@ mod scenarios {
     pub(super) async fn monitor_runs_round_trip_and_a_change_is_written(db: &dyn Db) {
         let runs = |name: &str, monitor_runs| Fault {
             monitor_runs,
+            storm: false,
             ..fault(name)
         };
         let first = vec![runs("a", 0), runs("b", 3), runs("c", u32::MAX)];
@@ -714,6 +717,7 @@ mod scenarios {
                     escalates: false,
                     attempts: 0,
                     monitor_runs: 0,
+                    storm: false,
                     ..fault("//web1/app/cleared")
                 },
                 alerter: None,

@@ -946,6 +946,7 @@ async fn steady_state_costs_one_write_per_tick() {
                 escalates: true,
                 attempts: 4,
                 monitor_runs: 0,
+                storm: false,
             })
             .collect();
         // Startup as the agent does it: read the stored state, write the first tick.
@@ -1060,6 +1061,7 @@ async fn malformed_items_are_skipped_and_named_and_the_agents_own_are_replaced()
         escalates: true,
         attempts: 0,
         monitor_runs: 0,
+        storm: false,
     };
     db.set_faults("web1", std::slice::from_ref(&good), 100)
         .await

@@ -89,6 +89,7 @@ async fn faults_lists_a_70000_character_fault_name() {
         escalates: true,
         attempts: 1,
         monitor_runs: 0,
+        storm: false,
     };
     open(&env)
         .await

@@ -14,8 +14,8 @@ use cimaa::agent::{self, Backends, Clock, Mode};
 use cimaa::alerters::{self, Alerters};
 use cimaa::config::load_agent_config;
 use cimaa::db::{
-    AgentFault, Db, Error as DbError, Fault, Heartbeat, MemoryDb, OpenAlert, SqliteDb, Squelch,
-    StoppedAgent,
+    AgentFault, Db, Error as DbError, Fault, Heartbeat, MemoryDb, Notice, OpenAlert, SqliteDb,
+    Squelch, StoppedAgent,
 };
 use rusqlite::Connection;
 use serde_json::Value;
@@ -486,6 +486,18 @@ impl Db for SlowDb {
 
     async fn clear_open_alerts(&self, agent: &str) -> Result<(), DbError> {
         self.inner.clear_open_alerts(agent).await
+    }
+
+    async fn notices(&self, names: &[String]) -> Result<Vec<Notice>, DbError> {
+        self.inner.notices(names).await
+    }
+
+    async fn put_notice(&self, notice: &Notice, expected: u64) -> Result<bool, DbError> {
+        self.inner.put_notice(notice, expected).await
+    }
+
+    async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, DbError> {
+        self.inner.heartbeats_of(agents).await
     }
 }
 

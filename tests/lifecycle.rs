@@ -473,6 +473,7 @@ fn kept_alert(name: &str) -> OpenAlert {
             escalates: true,
             attempts: 1,
             monitor_runs: 0,
+            storm: false,
         },
         alerter: None,
     }

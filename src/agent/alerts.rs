@@ -88,9 +88,24 @@ impl Agent<'_> {
             };
             fault::plan(&mut self.faults, &tick)
         };
+        // SPEC §10: a fleet fault's notification is delivered by the one
+        // agent that claims it in the shared notice (`fleet.rs`); then more
+        // triggers than `alerting.storm_threshold` through one alerter
+        // become one `AGENT#storm` (`storm.rs`).
+        let actions = self.claim_fleet(actions, now).await;
+        let actions = self.fold_storms(actions, now);
         let total = actions.len();
         let mut failures = 0usize;
         for (action, outcome) in self.deliver(actions).await {
+            if self.fleet_delivered(&action, outcome.is_ok(), now).await
+                || self.storm_delivered(&action, outcome.is_ok(), now)
+            {
+                if let Err(failure) = &outcome {
+                    failures += 1;
+                    error!(action = ?action, error = %failure.text, "cannot send alert");
+                }
+                continue;
+            }
             match (action, outcome) {
                 (Action::Trigger { name, .. }, Ok(())) => {
                     info!(fault = %name, "alert triggered");
@@ -126,6 +141,11 @@ impl Agent<'_> {
         }
     }
 
+    /// The alerter route of a fault's alert: its check's `alerter:`.
+    fn route_of(&self, name: &str) -> Option<String> {
+        self.routes.get(fault::check_of(name)).cloned().flatten()
+    }
+
     fn set_triggered(&mut self, name: &str, triggered: bool) {
         if let Some(fault) = self.faults.get_mut(name) {
             fault.triggered = triggered;
@@ -155,7 +175,7 @@ impl Agent<'_> {
             let name = match &action {
                 Action::Trigger { name, .. } | Action::Resolve { name } => name,
             };
-            let route = self.routes.get(fault::check_of(name)).cloned().flatten();
+            let route = self.route_of(name);
             let task_action = action.clone();
             tasks.spawn(action, async move {
                 let event = match &task_action {

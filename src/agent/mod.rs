@@ -22,11 +22,13 @@
 mod alerts;
 mod check_dir;
 mod clock;
+mod fleet;
 mod meta_check;
 mod observations;
 mod runner;
 mod state;
 mod store;
+mod storm;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -701,6 +703,7 @@ impl Agent<'_> {
                 escalates: false,
                 attempts: 0,
                 monitor_runs: 0,
+                storm: false,
             },
         );
     }

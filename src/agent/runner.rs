@@ -315,7 +315,8 @@ mod tests {
     use super::*;
     use crate::checks::Probes;
     use crate::db::{
-        AgentFault, Error as DbError, Fault, Heartbeat, MemoryDb, OpenAlert, Squelch, StoppedAgent,
+        AgentFault, Error as DbError, Fault, Heartbeat, MemoryDb, Notice, OpenAlert, Squelch,
+        StoppedAgent,
     };
 
     /// A database that fails every call, or never answers the meta-check's.
@@ -375,6 +376,15 @@ mod tests {
             sick()
         }
         async fn clear_open_alerts(&self, _: &str) -> Result<(), DbError> {
+            sick()
+        }
+        async fn notices(&self, _: &[String]) -> Result<Vec<Notice>, DbError> {
+            sick()
+        }
+        async fn put_notice(&self, _: &Notice, _: u64) -> Result<bool, DbError> {
+            sick()
+        }
+        async fn heartbeats_of(&self, _: &[String]) -> Result<Vec<Heartbeat>, DbError> {
             sick()
         }
     }

@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, warn};
 
 use crate::db::{
-    AgentFacts, AgentFault, Db, Error as DbError, Fault, Heartbeat, OpenAlert, SkippedRow, Squelch,
-    StoppedAgent,
+    AgentFacts, AgentFault, Db, Error as DbError, Fault, Heartbeat, Notice, OpenAlert, SkippedRow,
+    Squelch, StoppedAgent,
 };
 
 /// Pause between two attempts to deregister.
@@ -259,6 +259,20 @@ impl Db for Bounded {
             .await
     }
 
+    async fn notices(&self, names: &[String]) -> Result<Vec<Notice>, DbError> {
+        self.call("notices", self.inner.notices(names)).await
+    }
+
+    async fn put_notice(&self, notice: &Notice, expected: u64) -> Result<bool, DbError> {
+        self.call("put_notice", self.inner.put_notice(notice, expected))
+            .await
+    }
+
+    async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, DbError> {
+        self.call("heartbeats_of", self.inner.heartbeats_of(agents))
+            .await
+    }
+
     fn skipped_rows(&self) -> Vec<SkippedRow> {
         self.inner.skipped_rows()
     }
@@ -355,6 +369,18 @@ mod tests {
 
         async fn clear_open_alerts(&self, agent: &str) -> Result<(), DbError> {
             self.inner.clear_open_alerts(agent).await
+        }
+
+        async fn notices(&self, names: &[String]) -> Result<Vec<Notice>, DbError> {
+            self.inner.notices(names).await
+        }
+
+        async fn put_notice(&self, notice: &Notice, expected: u64) -> Result<bool, DbError> {
+            self.inner.put_notice(notice, expected).await
+        }
+
+        async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, DbError> {
+            self.inner.heartbeats_of(agents).await
         }
     }
 

@@ -63,6 +63,21 @@ pub(crate) struct CheckDef {
     /// Consecutive runs with a broken monitor (`monitor-*`, `json-error`)
     /// after which those faults become CRITICAL; 0 never (SPEC §14).
     pub monitor_retry: u32,
+    /// Who notifies about a fleet fault of this check (SPEC §10).
+    pub notify: Notify,
+}
+
+/// `notify:`: who notifies about the faults of a check with an absolute
+/// name (SPEC §10). Checks with relative names are their agent's alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Notify {
+    /// The fleet: one notification per incident, coordinated through the
+    /// shared database.
+    #[default]
+    Fleet,
+    /// Each agent that finds the fault, as SPEC §5 says.
+    PerAgent,
 }
 
 /// `monitor_retry` when a check does not say (SPEC §14).
@@ -101,6 +116,7 @@ impl CheckDef {
             thresholds: Thresholds::default(),
             alerter: None,
             monitor_retry: DEFAULT_MONITOR_RETRY,
+            notify: Notify::Fleet,
         }
     }
 

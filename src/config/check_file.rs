@@ -68,6 +68,8 @@ struct RawCheck {
     /// Consecutive runs with a broken monitor before its faults page
     /// (default 10; 0 never).
     monitor_retry: Option<u32>,
+    /// `fleet` (default) or `per_agent` (SPEC §10).
+    notify: Option<crate::checks::Notify>,
 }
 
 /// `thresholds:` as a multi-line string or a list of lines.
@@ -312,6 +314,7 @@ impl RawCheck {
             thresholds,
             alerter: self.alerter,
             monitor_retry: self.monitor_retry.unwrap_or(DEFAULT_MONITOR_RETRY),
+            notify: self.notify.unwrap_or_default(),
         })
     }
 }
@@ -644,7 +647,7 @@ mod tests {
         assert_eq!(
             checks[1].kind,
             CheckKind::Broken(
-                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `meta`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter`, `monitor_retry` at line 5 column 3".into()
+                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `meta`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter`, `monitor_retry`, `notify` at line 5 column 3".into()
             )
         );
     }

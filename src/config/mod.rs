@@ -45,6 +45,8 @@ pub struct Config {
     /// Further alerters by name (`alerters:`), for routing and fallbacks.
     pub alerters: BTreeMap<String, AlerterConfig>,
     pub metrics: Option<SinkConfig>,
+    /// `alerting:`: how the fleet and the agent fold notifications (SPEC §10).
+    pub alerting: AlertingConfig,
     /// Things that are allowed but probably not meant (a `timeout` longer
     /// than a tick): `cimaa validate` prints them, the agent logs them.
     pub warnings: Vec<String>,
@@ -86,6 +88,27 @@ impl Config {
         std::iter::once(crate::alerters::DEFAULT.to_string())
             .chain(self.alerters.keys().cloned())
             .collect()
+    }
+}
+
+/// The `alerting:` section (SPEC §10), with defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingConfig {
+    /// Base intervals after which an agent's heartbeat is too old for it to
+    /// hold a fleet fault (default 5, the meta-check's default `-e`).
+    pub holder_timeout: u32,
+    /// More triggers than this through one alerter in one tick become one
+    /// `AGENT#storm` notification (default 10; 0: off).
+    pub storm_threshold: usize,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        AlertingConfig {
+            holder_timeout: 5,
+            storm_threshold: 10,
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::{AgentConfig, Config, LogFormat, Splay};
+use super::{AgentConfig, AlertingConfig, Config, LogFormat, Splay};
 use crate::alerters::{
     self, AlerterConfig, CommandConfig, FileConfig, PagerDutyConfig, SlackConfig,
 };
@@ -198,6 +198,7 @@ pub(super) struct RawConfig {
     alerter: Option<AlerterConfig>,
     alerters: BTreeMap<String, AlerterConfig>,
     metrics: Option<SinkConfig>,
+    alerting: Option<AlertingConfig>,
 }
 
 /// A top-level key, read as an identifier so that an unknown one is
@@ -210,6 +211,7 @@ enum TopKey {
     Alerter,
     Alerters,
     Metrics,
+    Alerting,
 }
 
 /// Reads the whole file, each backend section as the struct its `type` names.
@@ -239,6 +241,7 @@ impl<'de> Visitor<'de> for ConfigSeed {
             alerter: None,
             alerters: BTreeMap::new(),
             metrics: None,
+            alerting: None,
         };
         while let Some(key) = map.next_key::<TopKey>()? {
             match key {
@@ -259,6 +262,7 @@ impl<'de> Visitor<'de> for ConfigSeed {
                         types: &self.alerters,
                     })?;
                 }
+                TopKey::Alerting => raw.alerting = Some(map.next_value()?),
                 TopKey::Metrics => {
                     raw.metrics = Some(
                         map.next_value_seed(Section::<SinkConfig>::new(self.metrics.as_deref()))?,
@@ -454,6 +458,7 @@ impl RawConfig {
             alerter: alerters.default,
             alerters: alerters.named,
             metrics,
+            alerting: self.alerting.unwrap_or_default(),
             warnings,
         })
     }

@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use super::{
-    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, OpenAlert, Squelch,
+    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, Notice, OpenAlert, Squelch,
     StoppedAgent, merge_with_stored,
 };
 
@@ -39,6 +39,8 @@ struct Tables {
     squelches: BTreeMap<String, Squelch>,
     /// Agent name → (stop time, the open alerts it kept, by fault name).
     kept: BTreeMap<String, (i64, BTreeMap<String, OpenAlert>)>,
+    /// Fleet fault name → its notification record (SPEC §10).
+    notices: BTreeMap<String, Notice>,
 }
 
 impl MemoryDb {
@@ -201,5 +203,37 @@ impl Db for MemoryDb {
     async fn clear_open_alerts(&self, agent: &str) -> Result<(), Error> {
         self.tables().kept.remove(agent);
         Ok(())
+    }
+
+    async fn notices(&self, names: &[String]) -> Result<Vec<Notice>, Error> {
+        let tables = self.tables();
+        Ok(names
+            .iter()
+            .filter_map(|name| tables.notices.get(name).cloned())
+            .collect())
+    }
+
+    async fn put_notice(&self, notice: &Notice, expected: u64) -> Result<bool, Error> {
+        let mut tables = self.tables();
+        let stored = tables.notices.get(&notice.name).map_or(0, |n| n.version);
+        if stored != expected {
+            return Ok(false);
+        }
+        if notice.is_empty() {
+            tables.notices.remove(&notice.name);
+        } else {
+            let mut written = notice.clone();
+            written.version = expected + 1;
+            tables.notices.insert(notice.name.clone(), written);
+        }
+        Ok(true)
+    }
+
+    async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, Error> {
+        let tables = self.tables();
+        Ok(agents
+            .iter()
+            .filter_map(|agent| tables.heartbeats.get(agent).cloned())
+            .collect())
     }
 }

@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 pub use crate::fault::{AgentFault, Fault};
 pub use crate::meta::{Heartbeat, StoppedAgent};
+pub use crate::notice::{Claim, Notice, Pending};
 pub use crate::squelch::Squelch;
 pub use dynamodb::{DynamoDb, DynamoDbConfig};
 pub use memory::MemoryDb;
@@ -345,6 +346,25 @@ pub trait Db: Send + Sync {
     /// Removes the open alerts `agent` kept, and nothing else: a start calls
     /// it once they are part of its stored faults.
     async fn clear_open_alerts(&self, agent: &str) -> Result<(), Error>;
+
+    /// The notification records of these fleet faults (SPEC §10), by name;
+    /// names without a record are left out. A malformed record (written by
+    /// a newer or broken agent) is logged, listed in `skipped_rows`, and
+    /// read as an empty notice that the next `put_notice` over its version
+    /// replaces: never an error.
+    async fn notices(&self, names: &[String]) -> Result<Vec<Notice>, Error>;
+
+    /// Compare-and-swap of one notice: stores `notice` with version
+    /// `expected + 1` if the stored record's version is `expected` (0: no
+    /// record stored); a notice that `is_empty` is removed instead. Returns
+    /// false, writing nothing, when the stored version differs (another
+    /// agent wrote first): the caller reads again and decides again.
+    async fn put_notice(&self, notice: &Notice, expected: u64) -> Result<bool, Error>;
+
+    /// The heartbeats of these agents, by name; agents without one (never
+    /// seen, deregistered, forgotten) are left out. For judging whether a
+    /// notice's holders and claimer are alive without reading the fleet.
+    async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, Error>;
 
     /// Creates what the backend stores into (idempotent) and waits until it
     /// is usable; `capacity` asks for provisioned throughput where that

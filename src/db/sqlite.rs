@@ -29,8 +29,8 @@ use rusqlite::{Connection, ErrorCode, Row, Statement, TransactionBehavior, param
 use tracing::warn;
 
 use super::{
-    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, OpenAlert, SkipLog, SkippedRow,
-    Squelch, StoppedAgent, merge_with_stored, short_key,
+    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, Notice, OpenAlert, SkipLog,
+    SkippedRow, Squelch, StoppedAgent, merge_with_stored, short_key,
 };
 use crate::severity::Severity;
 
@@ -531,6 +531,8 @@ fn fault_from_row(row: &Row<'_>, first: usize) -> Result<Fault, String> {
         // Out-of-range values fail as `IntegralValueOutOfRange` rather than wrap.
         attempts: column(row, first + 7)?,
         monitor_runs: column(row, first + 8)?,
+        // #11: not persisted yet (the storage helper adds it).
+        storm: false,
     })
 }
 
@@ -704,6 +706,8 @@ fn open_alert_from_row(row: &Row<'_>) -> Result<OpenAlert, String> {
             escalates: column(row, 6)?,
             attempts: column(row, 7)?,
             monitor_runs: column(row, 8)?,
+            // #11: not persisted yet (the storage helper adds it).
+            storm: false,
         },
         alerter: column(row, 9)?,
     })
@@ -1001,6 +1005,24 @@ impl Db for SqliteDb {
         .await
     }
 
+    async fn notices(&self, _names: &[String]) -> Result<Vec<Notice>, Error> {
+        Err(Error::Task(
+            "notices: not built yet for SQLite (issue #11)".into(),
+        ))
+    }
+
+    async fn put_notice(&self, _notice: &Notice, _expected: u64) -> Result<bool, Error> {
+        Err(Error::Task(
+            "put_notice: not built yet for SQLite (issue #11)".into(),
+        ))
+    }
+
+    async fn heartbeats_of(&self, _agents: &[String]) -> Result<Vec<Heartbeat>, Error> {
+        Err(Error::Task(
+            "heartbeats_of: not built yet for SQLite (issue #11)".into(),
+        ))
+    }
+
     fn skipped_rows(&self) -> Vec<SkippedRow> {
         self.skipped.rows()
     }
@@ -1057,6 +1079,7 @@ mod tests {
             escalates: false,
             attempts: 2,
             monitor_runs,
+            storm: false,
         }
     }
 
@@ -1277,6 +1300,7 @@ mod tests {
                 escalates: true,
                 attempts: 3,
                 monitor_runs: 0,
+                storm: false,
             },
             alerter: None,
         };

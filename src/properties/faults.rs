@@ -82,6 +82,7 @@ fn gen_stored(now: i64) -> impl Strategy<Value = Fault> {
                 escalates,
                 attempts,
                 monitor_runs: 0,
+                storm: false,
             },
         )
 }
@@ -158,6 +159,7 @@ proptest! {
                     escalates: true,
                     attempts: 0,
                     monitor_runs: 0,
+                    storm: false,
                 })
             })
             .collect();

@@ -262,6 +262,8 @@ pub(super) fn fault_from_item(item: &Item) -> Result<(String, Fault), Error> {
         escalates: escalates(item)?,
         attempts,
         monitor_runs: count(item, "monitor_runs")?,
+        // #11: not persisted yet (the storage helper adds it).
+        storm: false,
     };
     Ok((agent, fault))
 }
@@ -390,6 +392,7 @@ pub(super) mod tests {
             escalates: true,
             attempts: 1,
             monitor_runs: 0,
+            storm: false,
         }
     }
 
@@ -450,6 +453,7 @@ pub(super) mod tests {
     fn monitor_runs_round_trip_and_is_left_out_when_zero() {
         let broken = Fault {
             monitor_runs: 4,
+            storm: false,
             ..fault("x#monitor-status")
         };
         let written = fault_item("web1", &broken);
@@ -488,6 +492,7 @@ pub(super) mod tests {
                 escalates: false,
                 attempts: 0,
                 monitor_runs: 0,
+                storm: false,
             }
         );
         let oldest = item(&[
@@ -536,6 +541,7 @@ pub(super) mod tests {
             fault: Fault {
                 triggered: true,
                 monitor_runs: 10,
+                storm: false,
                 ..fault("//web1/app/down")
             },
             alerter: Some("ops".into()),

@@ -50,8 +50,8 @@ use self::item::{
 };
 use self::write_plan::{WriteCache, Written, plan_writes};
 use super::{
-    AgentFacts, AgentFault, Capacity, Db, Error, FactsLog, Fault, Heartbeat, OpenAlert, SkipLog,
-    SkippedRow, Squelch, StoppedAgent, merge_with_stored,
+    AgentFacts, AgentFault, Capacity, Db, Error, FactsLog, Fault, Heartbeat, Notice, OpenAlert,
+    SkipLog, SkippedRow, Squelch, StoppedAgent, merge_with_stored,
 };
 use crate::retry::Backoff;
 
@@ -686,6 +686,24 @@ impl Db for DynamoDb {
             self.write_all(writes, deadline).await
         })
         .await
+    }
+
+    async fn notices(&self, _names: &[String]) -> Result<Vec<Notice>, Error> {
+        Err(Error::Task(
+            "notices: not built yet for DynamoDB (issue #11)".into(),
+        ))
+    }
+
+    async fn put_notice(&self, _notice: &Notice, _expected: u64) -> Result<bool, Error> {
+        Err(Error::Task(
+            "put_notice: not built yet for DynamoDB (issue #11)".into(),
+        ))
+    }
+
+    async fn heartbeats_of(&self, _agents: &[String]) -> Result<Vec<Heartbeat>, Error> {
+        Err(Error::Task(
+            "heartbeats_of: not built yet for DynamoDB (issue #11)".into(),
+        ))
     }
 
     fn skipped_rows(&self) -> Vec<SkippedRow> {

@@ -188,6 +188,7 @@ mod tests {
             escalates: true,
             attempts: 1,
             monitor_runs: 0,
+            storm: false,
         }
     }
 
