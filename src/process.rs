@@ -1,7 +1,8 @@
 //! Child processes in their own process group, killed as a group, with no
 //! leftovers.
 //!
-//! Owns spawning `/bin/sh -c COMMAND` with stdin from /dev/null, capturing
+//! Owns spawning a command line (directly when it is plain words, else
+//! `/bin/sh -c COMMAND`; SPEC §4) with stdin from /dev/null, capturing
 //! stdout/stderr up to a cap (the excess is read and dropped, so a chatty
 //! plugin never blocks on a full pipe and never grows our memory), and the
 //! timeout: on expiry the whole group gets SIGTERM, then SIGKILL after a short
@@ -37,7 +38,9 @@
 //! would only reach `sh`; the next sweep finds whatever that pass missed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Component, Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -49,7 +52,7 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
-use crate::env;
+use crate::{env, program};
 
 /// How long a timed-out group gets between SIGTERM and SIGKILL, and how long
 /// the output of an exited command may still take once its group is killed.
@@ -93,7 +96,14 @@ pub(crate) struct Output {
     pub stderr: Vec<u8>,
 }
 
-/// Runs `command` with `/bin/sh -c` in a new process group.
+/// Runs `command` in a new process group: directly when it is plain words
+/// (SPEC §4: one exec instead of the shell's two), else with `/bin/sh -c`.
+///
+/// A direct run is what the shell would do: argv[0] the word as written,
+/// the program found as the shell finds it (`program::locate`), the `PWD`
+/// the shell exports. When the program cannot be found or started (missing,
+/// not executable, a script without `#!`), the shell runs the line instead,
+/// so every failure looks exactly as the shell makes it look.
 ///
 /// # Errors
 /// When the shell cannot be started at all, or waiting for it fails.
@@ -104,21 +114,198 @@ pub(crate) async fn run(
     timeout: Duration,
     cap: usize,
 ) -> std::io::Result<Output> {
+    run_as(Launch::Auto, command, env, cwd, timeout, cap).await
+}
+
+/// How a command line is started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Launch {
+    /// Directly when it is plain words, else with `/bin/sh -c` (`run`).
+    Auto,
+    /// Always with `/bin/sh -c`: what `Auto` must be indistinguishable from.
+    #[cfg_attr(not(test), expect(dead_code, reason = "tests compare the two ways"))]
+    Shell,
+}
+
+/// `run`, started as `launch` says.
+///
+/// # Errors
+/// As `run`.
+pub(crate) async fn run_as(
+    launch: Launch,
+    command: &str,
+    env: &[(&str, &str)],
+    cwd: Option<&Path>,
+    timeout: Duration,
+    cap: usize,
+) -> std::io::Result<Output> {
+    let plain = match launch {
+        Launch::Auto => direct(command, cwd),
+        Launch::Shell => None,
+    };
+    let spawned = match plain {
+        Some(mut cmd) => {
+            prepare(&mut cmd, env, cwd);
+            Run::spawn(&mut cmd).ok()
+        }
+        None => None,
+    };
+    if let Some((child, run)) = spawned {
+        let mut output = wait_capped(child, run, timeout, cap).await?;
+        as_the_shell_reports(&mut output, cap);
+        return Ok(output);
+    }
     let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(command);
+    prepare(&mut cmd, env, cwd);
+    let (child, run) = Run::spawn(&mut cmd)?;
+    wait_capped(child, run, timeout, cap).await
+}
+
+/// Makes a directly run program's death by a signal look as `/bin/sh -c`
+/// reports it (dash waits for its child rather than becoming it): exit
+/// status 128 + the signal, and the signal's description on stderr (none
+/// for SIGINT and SIGPIPE), with ` (core dumped)` when it dumped core.
+fn as_the_shell_reports(output: &mut Output, cap: usize) {
+    let Some(status) = output.status else {
+        return;
+    };
+    let Some(signal) = status.signal() else {
+        return;
+    };
+    output.status = Some(ExitStatus::from_raw((128 + signal) << 8));
+    if signal == Signal::SIGINT as i32 || signal == Signal::SIGPIPE as i32 {
+        return;
+    }
+    let core = if status.core_dumped() {
+        " (core dumped)"
+    } else {
+        ""
+    };
+    let line = format!("{}{core}\n", signal_description(signal));
+    let room = cap.saturating_sub(output.stderr.len());
+    output
+        .stderr
+        .extend_from_slice(&line.as_bytes()[..line.len().min(room)]);
+}
+
+/// A signal's description as the C library gives it (`strsignal`), which
+/// is what dash prints for a command killed by it.
+fn signal_description(signal: i32) -> String {
+    let text = match signal {
+        1 => "Hangup",
+        2 => "Interrupt",
+        3 => "Quit",
+        4 => "Illegal instruction",
+        5 => "Trace/breakpoint trap",
+        6 => "Aborted",
+        7 => "Bus error",
+        8 => "Floating point exception",
+        9 => "Killed",
+        10 => "User defined signal 1",
+        11 => "Segmentation fault",
+        12 => "User defined signal 2",
+        13 => "Broken pipe",
+        14 => "Alarm clock",
+        15 => "Terminated",
+        16 => "Stack fault",
+        17 => "Child exited",
+        18 => "Continued",
+        19 => "Stopped (signal)",
+        20 => "Stopped",
+        21 => "Stopped (tty input)",
+        22 => "Stopped (tty output)",
+        23 => "Urgent I/O condition",
+        24 => "CPU time limit exceeded",
+        25 => "File size limit exceeded",
+        26 => "Virtual timer expired",
+        27 => "Profiling timer expired",
+        28 => "Window changed",
+        29 => "I/O possible",
+        30 => "Power failure",
+        31 => "Bad system call",
+        n if n >= 34 => return format!("Real-time signal {}", n - 34),
+        n => return format!("Unknown signal {n}"),
+    };
+    text.to_owned()
+}
+
+/// The command that runs `command` without the shell, when it is plain
+/// words whose program the shell would find in a way we can repeat: a
+/// word with a `/` is executed as written (relative to `cwd`, so a script
+/// sees the same `$0`); any other word is looked up in `PATH`, as long as
+/// every folder searched before it is absolute (a relative one is the
+/// shell's business).
+fn direct(command: &str, cwd: Option<&Path>) -> Option<Command> {
+    let words = program::plain_words(command)?;
+    let (word, args) = words.split_first()?;
+    let mut cmd = if word.contains('/') {
+        Command::new(word)
+    } else {
+        Command::new(program::search(word, std::env::var_os("PATH").as_deref())?)
+    };
+    cmd.arg0(word).args(args);
+    if let Some(pwd) = shell_pwd(cwd) {
+        cmd.env("PWD", pwd);
+    }
+    Some(cmd)
+}
+
+/// The `PWD` dash exports to what it runs in `cwd` (`None`: ours): the
+/// inherited `PWD` when it is an absolute name of that folder, else the
+/// folder's real path.
+fn shell_pwd(cwd: Option<&Path>) -> Option<std::ffi::OsString> {
+    let folder = match cwd {
+        Some(folder) => folder.to_path_buf(),
+        None => std::env::current_dir().ok()?,
+    };
+    let target = std::fs::metadata(&folder).ok()?;
+    if let Some(inherited) = std::env::var_os("PWD") {
+        let path = Path::new(&inherited);
+        let normal = path.is_absolute()
+            && path
+                .components()
+                .all(|c| !matches!(c, Component::CurDir | Component::ParentDir));
+        if normal
+            && std::fs::metadata(path)
+                .is_ok_and(|meta| meta.dev() == target.dev() && meta.ino() == target.ino())
+        {
+            return Some(inherited);
+        }
+    }
+    std::fs::canonicalize(&folder)
+        .ok()
+        .map(PathBuf::into_os_string)
+}
+
+/// What every run gets: stdin from /dev/null, piped output, a process
+/// group of its own, the folder, the extra variables, and none of systemd's
+/// notification variables (SPEC §4: a plugin must not talk to systemd in
+/// the agent's name).
+fn prepare(cmd: &mut Command, env: &[(&str, &str)], cwd: Option<&Path>) {
     if let Some(cwd) = cwd {
         cmd.current_dir(cwd);
     }
-    cmd.arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    for name in ["NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC"] {
+        cmd.env_remove(name);
+    }
     for (key, value) in env {
         cmd.env(key, value);
     }
-    let (mut child, mut run) = Run::spawn(&mut cmd)?;
+}
+
+/// Waits for a spawned run within `timeout`, reading its output capped.
+async fn wait_capped(
+    mut child: tokio::process::Child,
+    mut run: Run,
+    timeout: Duration,
+    cap: usize,
+) -> std::io::Result<Output> {
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let mut out = Vec::new();

@@ -98,6 +98,25 @@ pub(crate) fn program_of(command: &str) -> Option<&str> {
     Some(word)
 }
 
+/// The words of a command line with no shell syntax at all (SPEC §4),
+/// which may run without the shell: only words of plain characters
+/// separated by spaces, the first of them a program (not a `NAME=value`
+/// assignment, a shell keyword or a builtin, which the shell runs itself).
+/// A tab, a newline (but a final one), a quote, `$`, a backquote, a glob, a redirection, a
+/// pipe, `;`, `&`, `~`, `#`, a parenthesis or a brace: `None`, the shell
+/// runs it.
+#[must_use]
+pub(crate) fn plain_words(command: &str) -> Option<Vec<&str>> {
+    // The newline that ends a YAML block scalar ends the shell's line too.
+    let command = command.trim_end_matches('\n');
+    let plain = |c: char| c == ' ' || c.is_ascii_alphanumeric() || "-_./=:,+%@".contains(c);
+    if !command.chars().all(plain) {
+        return None;
+    }
+    program_of(command)?;
+    Some(command.split(' ').filter(|word| !word.is_empty()).collect())
+}
+
 /// Checks that the program `command` starts with can run from `folder`
 /// (the check file's folder) with the search path `path_var` (`None`: not
 /// set). A command that does not start with a plain program word passes.
@@ -105,9 +124,24 @@ pub(crate) fn program_of(command: &str) -> Option<&str> {
 /// # Errors
 /// The program is missing, not executable or a directory.
 pub(crate) fn check(command: &str, folder: &Path, path_var: Option<&OsStr>) -> Result<(), Problem> {
-    let Some(program) = program_of(command) else {
-        return Ok(());
-    };
+    match program_of(command) {
+        None => Ok(()),
+        Some(program) => locate(program, folder, path_var).map(drop),
+    }
+}
+
+/// The file the shell would run for the plain word `program` from
+/// `folder` with the search path `path_var` (`None`: not set): a word with
+/// a `/` is a path from `folder`; any other word is looked up in the search
+/// path, whose relative entries are relative to `folder` too.
+///
+/// # Errors
+/// The program is missing, not executable or a directory.
+pub(crate) fn locate(
+    program: &str,
+    folder: &Path,
+    path_var: Option<&OsStr>,
+) -> Result<PathBuf, Problem> {
     if program.contains('/') {
         // `components` drops the `.` of `./plugin` from the path shown.
         let path: PathBuf = folder.join(program).components().collect();
@@ -134,7 +168,7 @@ pub(crate) fn check(command: &str, folder: &Path, path_var: Option<&OsStr>) -> R
             continue;
         };
         match judge(program, path, &meta) {
-            Ok(()) => return Ok(()),
+            Ok(path) => return Ok(path),
             Err(problem) => {
                 first_problem.get_or_insert(problem);
             }
@@ -146,8 +180,33 @@ pub(crate) fn check(command: &str, folder: &Path, path_var: Option<&OsStr>) -> R
     }))
 }
 
+/// The file the shell runs for the word `program` (no `/`) found through
+/// the search path `path_var` (`None`: not set): the first executable file
+/// in its folders. `None` when there is none, or when a folder searched
+/// before it is relative (empty: the current folder), which only the shell
+/// should judge.
+#[must_use]
+pub(crate) fn search(program: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    let dirs = path_var.map_or_else(
+        || DEFAULT_PATH.to_string(),
+        |p| p.to_string_lossy().into_owned(),
+    );
+    for dir in dirs.split(':') {
+        if !dir.starts_with('/') {
+            return None;
+        }
+        let path = Path::new(dir).join(program);
+        if let Ok(meta) = std::fs::metadata(&path)
+            && let Ok(path) = judge(program, path, &meta)
+        {
+            return Some(path);
+        }
+    }
+    None
+}
+
 /// Whether an existing file at `path` can run.
-fn judge(program: &str, path: PathBuf, meta: &std::fs::Metadata) -> Result<(), Problem> {
+fn judge(program: &str, path: PathBuf, meta: &std::fs::Metadata) -> Result<PathBuf, Problem> {
     let program = program.to_string();
     if meta.is_dir() {
         return Err(Problem::Directory { program, path });
@@ -155,7 +214,7 @@ fn judge(program: &str, path: PathBuf, meta: &std::fs::Metadata) -> Result<(), P
     if meta.permissions().mode() & 0o111 == 0 {
         return Err(Problem::NotExecutable { program, path });
     }
-    Ok(())
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -203,6 +262,57 @@ mod tests {
         ];
         for (command, want) in cases {
             assert_eq!(program_of(command), want, "{command:?}");
+        }
+    }
+
+    /// SPEC §4: what runs without the shell (its words) and what counts as
+    /// shell syntax (`None`: `/bin/sh -c` runs it).
+    #[test]
+    fn only_plain_words_run_without_the_shell() {
+        let cases: &[(&str, Option<&[&str]>)] = &[
+            ("check_dummy 0 OK", Some(&["check_dummy", "0", "OK"])),
+            (
+                "  ./plugins/load.sh  -w 5,4,3 -c 10%  ",
+                Some(&["./plugins/load.sh", "-w", "5,4,3", "-c", "10%"]),
+            ),
+            ("/usr/lib/nagios/plugins/check_http -H a.b -u /x?y", None),
+            (
+                "check_x --url=http://h:80/p user@host +1",
+                Some(&["check_x", "--url=http://h:80/p", "user@host", "+1"]),
+            ),
+            ("check_x a=b", Some(&["check_x", "a=b"])),
+            ("check_x 'quoted'", None),
+            ("check_x \"quoted\"", None),
+            ("check_x $HOME", None),
+            ("check_x `date`", None),
+            ("check_x *", None),
+            ("check_x ?", None),
+            ("check_x [ab]", None),
+            ("check_x > /dev/null", None),
+            ("check_x < /dev/null", None),
+            ("check_x | cat", None),
+            ("check_x; echo", None),
+            ("check_x & wait", None),
+            ("check_x && true", None),
+            ("check_x ~/file", None),
+            ("~/bin/check_x", None),
+            ("LANG=C check_x", None),
+            ("check_x # comment", None),
+            ("check_x\necho", None),
+            ("check_x -v\n", Some(&["check_x", "-v"])),
+            ("check_x\targ", None),
+            ("(check_x)", None),
+            ("{ check_x; }", None),
+            ("check_x a\\ b", None),
+            ("check_x é", None),
+            ("echo OK", None),
+            ("exec ./plugin", None),
+            ("test -f /x", None),
+            ("", None),
+            ("   ", None),
+        ];
+        for (command, want) in cases {
+            assert_eq!(plain_words(command).as_deref(), *want, "{command:?}");
         }
     }
 

@@ -4,7 +4,6 @@
 //! timeout, output capped); `interpret` is the pure part that turns exit
 //! status and output into faults and metrics.
 
-use std::borrow::Cow;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
@@ -25,14 +24,33 @@ pub(crate) async fn run(
     timeout: Duration,
     config_path: &Path,
 ) -> CheckOutput {
+    run_as(
+        process::Launch::Auto,
+        command,
+        cwd,
+        nagios_performance,
+        timeout,
+        config_path,
+    )
+    .await
+}
+
+/// `run`, launched as `launch` says (tests compare the two ways).
+async fn run_as(
+    launch: process::Launch,
+    command: &str,
+    cwd: Option<&Path>,
+    nagios_performance: bool,
+    timeout: Duration,
+    config_path: &Path,
+) -> CheckOutput {
     let config = config_path.to_string_lossy();
     let mut vars = vec![(env::CONFIG, config.as_ref())];
     if let Some(binary) = process::own_binary() {
         vars.push((env::BINARY, binary));
     }
-    let line = shell_line(command);
     // One byte over the cap tells a cut-off output from one that fits.
-    match process::run(&line, &vars, cwd, timeout, OUTPUT_CAP + 1).await {
+    match process::run_as(launch, command, &vars, cwd, timeout, OUTPUT_CAP + 1).await {
         Err(error) => CheckOutput {
             faults: vec![RawFault::monitor(
                 "status",
@@ -69,27 +87,6 @@ pub(crate) async fn run(
             });
             result
         }
-    }
-}
-
-/// The line given to `/bin/sh -c`: a plain plugin invocation gets `exec`.
-///
-/// dash forks once more before running an external program, so every
-/// check would cost two processes. When the command is one program named by
-/// a path with plain arguments (no quoting, variables, globs, redirections,
-/// separators or comments), `exec` makes the shell become the plugin: same
-/// behaviour, same process group, one fork fewer (BENCHMARKS.md). Anything
-/// else runs as written. Running plugins without the shell was the faster
-/// alternative, but SPEC §4 promises `/bin/sh -c`.
-#[must_use]
-pub(crate) fn shell_line(command: &str) -> Cow<'_, str> {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_/.,:=+%@- \t".contains(c);
-    let trimmed = command.trim();
-    let program = trimmed.split_whitespace().next().unwrap_or_default();
-    if trimmed.chars().all(plain) && program.contains('/') && !program.contains('=') {
-        Cow::Owned(format!("exec {trimmed}"))
-    } else {
-        Cow::Borrowed(command)
     }
 }
 
@@ -353,32 +350,6 @@ mod tests {
     }
 
     #[test]
-    fn plain_plugin_invocations_are_execed_by_the_shell() {
-        let cases = [
-            (
-                "/usr/lib/nagios/plugins/check_dummy 0 OK",
-                "exec /usr/lib/nagios/plugins/check_dummy 0 OK",
-            ),
-            (
-                "./plugins/disk.sh -w 80% -c=90",
-                "exec ./plugins/disk.sh -w 80% -c=90",
-            ),
-            ("echo OK", "echo OK"),
-            ("/bin/check -v\n", "exec /bin/check -v"),
-            ("/bin/check a; echo b", "/bin/check a; echo b"),
-            ("/bin/check $HOME", "/bin/check $HOME"),
-            ("/bin/check 'a b'", "/bin/check 'a b'"),
-            ("/bin/check > /dev/null", "/bin/check > /dev/null"),
-            ("/bin/check *", "/bin/check *"),
-            ("X=/a /bin/check", "X=/a /bin/check"),
-            ("/bin/check | tail", "/bin/check | tail"),
-        ];
-        for (command, want) in cases {
-            assert_eq!(shell_line(command), want, "{command}");
-        }
-    }
-
-    #[test]
     fn perfdata_becomes_metrics_and_leaves_the_message() {
         let got = interpret(exit(1), "WARN speed 99 | speed=99rpm;50;70", "", true);
         assert_eq!(
@@ -441,5 +412,177 @@ mod tests {
             got.faults,
             vec![fault(None, Severity::ERROR, r#"{"faults": []}"#, true)]
         );
+    }
+}
+
+/// SPEC §4: a plain command line runs without the shell, and nothing a
+/// check reports tells the two ways apart.
+#[cfg(test)]
+mod direct_or_shell {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    const PLUGIN: &str = r#"#!/bin/sh
+case "$1" in
+  0|1|2|3) echo "STATUS $1 | load=$1;5;10"; exit "$1" ;;
+  stderr) echo "oops" >&2; echo "OK" ;;
+  silent) exit 0 ;;
+  signal) kill -"${2:-9}" $$ ;;
+  json) echo '{"faults": [{"name": "db", "severity": "error", "message": "down"}]}' ;;
+  env) env | grep -v '^CIMAA_RUN_ID=' | sort ;;
+  argv) echo "$0 $#" ;;
+  linger) sleep 30 & echo $! > "$2"; sleep 30 ;;
+esac
+"#;
+
+    struct Folder {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    }
+
+    fn folder() -> Folder {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let plugin = path.join("plugin.sh");
+        std::fs::write(&plugin, PLUGIN).unwrap();
+        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Folder { _dir: dir, path }
+    }
+
+    async fn check(folder: &Folder, command: &str, timeout: Duration) -> CheckOutput {
+        check_as(process::Launch::Auto, folder, command, timeout).await
+    }
+
+    async fn check_as(
+        launch: process::Launch,
+        folder: &Folder,
+        command: &str,
+        timeout: Duration,
+    ) -> CheckOutput {
+        run_as(
+            launch,
+            command,
+            Some(&folder.path),
+            true,
+            timeout,
+            Path::new("/etc/cimaa/agent.yaml"),
+        )
+        .await
+    }
+
+    /// Runs `command` as it runs in the agent (plain: without the shell)
+    /// and with `/bin/sh -c`; returns both outputs.
+    async fn both_ways(command: &str) -> (CheckOutput, CheckOutput) {
+        let folder = folder();
+        assert!(
+            crate::program::plain_words(command).is_some(),
+            "{command} is plain"
+        );
+        let direct = check(&folder, command, Duration::from_secs(10)).await;
+        let shell = check_as(
+            process::Launch::Shell,
+            &folder,
+            command,
+            Duration::from_secs(10),
+        )
+        .await;
+        (direct, shell)
+    }
+
+    #[tokio::test]
+    async fn exit_codes_zero_to_three_give_the_same_faults_and_metrics() {
+        for code in 0..=3 {
+            let (direct, shell) = both_ways(&format!("./plugin.sh {code}")).await;
+            assert_eq!(direct.faults, shell.faults, "exit {code}");
+            assert_eq!(direct.metrics, shell.metrics, "exit {code}");
+            assert_eq!(direct.metrics.len(), 1, "exit {code}");
+        }
+    }
+
+    #[tokio::test]
+    async fn stderr_silence_a_signal_and_json_give_the_same_faults() {
+        for case in ["stderr", "silent", "signal", "json"] {
+            let (direct, shell) = both_ways(&format!("./plugin.sh {case}")).await;
+            assert_eq!(direct.faults, shell.faults, "{case}");
+            assert!(!direct.faults.is_empty(), "{case}");
+        }
+    }
+
+    #[tokio::test]
+    async fn death_by_a_signal_is_reported_as_the_shell_reports_it() {
+        for signal in [1, 2, 6, 9, 11, 13, 15] {
+            let (direct, shell) = both_ways(&format!("./plugin.sh signal {signal}")).await;
+            assert_eq!(direct.faults, shell.faults, "signal {signal}");
+            let (direct, shell) = (direct.raw.unwrap(), shell.raw.unwrap());
+            assert_eq!(direct.status, shell.status, "signal {signal}");
+            assert_eq!(direct.stderr, shell.stderr, "signal {signal}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_exits_127_saying_not_found() {
+        for command in ["./gone.sh 1", "no-such-plugin-here 1"] {
+            let (direct, shell) = both_ways(command).await;
+            assert_eq!(direct.faults, shell.faults, "{command}");
+            let raw = direct.raw.unwrap();
+            assert_eq!(raw.status, "127", "{command}");
+            assert!(raw.stderr.contains("not found"), "{}", raw.stderr);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_program_without_execute_permission_fails_as_in_the_shell() {
+        let folder = folder();
+        let plugin = folder.path.join("plugin.sh");
+        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let direct = check(&folder, "./plugin.sh 0", Duration::from_secs(10)).await;
+        let shell = check_as(
+            process::Launch::Shell,
+            &folder,
+            "./plugin.sh 0",
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(direct.faults, shell.faults);
+        let raw = direct.raw.unwrap();
+        assert_eq!(raw.status, "126");
+        assert!(raw.stderr.contains("Permission denied"), "{}", raw.stderr);
+    }
+
+    #[tokio::test]
+    async fn the_plugin_sees_the_same_environment_and_arguments() {
+        for case in ["env", "argv a b"] {
+            let (direct, shell) = both_ways(&format!("./plugin.sh {case}")).await;
+            let (direct, shell) = (direct.raw.unwrap(), shell.raw.unwrap());
+            assert_eq!(direct.stdout, shell.stdout, "{case}");
+            assert_eq!(direct.stderr, "", "{case}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_plugin_and_its_children_either_way() {
+        for launch in [process::Launch::Auto, process::Launch::Shell] {
+            let folder = folder();
+            let pidfile = folder.path.join("child.pid");
+            let command = format!("./plugin.sh linger {}", pidfile.display());
+            let out = check_as(launch, &folder, &command, Duration::from_millis(700)).await;
+            assert_eq!(out.faults[0].name.as_deref(), Some("monitor-timeout"));
+            let pid: i32 = std::fs::read_to_string(&pidfile)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            let gone = (0..50).any(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map_or(true, |stat| stat.contains(") Z "))
+            });
+            assert!(
+                gone,
+                "the plugin's child {pid} outlived the timeout ({launch:?})"
+            );
+        }
     }
 }
