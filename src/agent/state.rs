@@ -208,16 +208,17 @@ impl Agent<'_> {
     /// resolve is (see `alerts::keep_unresolved`).
     pub(super) fn open_alerts(&self, now: i64) -> Vec<OpenAlert> {
         let own = format!("{}#", self.config.agent.name);
+        let storm = |name: &str| crate::storm::route_of(&self.config.agent.name, name).is_some();
         self.opened
             .union(&self.retry_resolves)
-            .filter(|name| !name.starts_with(&own))
+            .filter(|name| !name.starts_with(&own) || storm(name))
             .map(|name| OpenAlert {
                 fault: self
                     .faults
                     .get(name)
                     .cloned()
                     .unwrap_or_else(|| Fault::cleared_unresolved(name, now)),
-                alerter: self.routes.get(fault::check_of(name)).cloned().flatten(),
+                alerter: self.route_of(name),
             })
             .collect()
     }

@@ -1,0 +1,222 @@
+//! Alert storms and the meta-check's fold (issue #11, SPEC §10), against the
+//! real binary, a SQLite file and a file alerter.
+//!
+//! Each `cimaa agent --once` is a separate process that loads the previous
+//! state from the database, so a run of them is a long-running agent's ticks.
+
+use cimaa::db::{Db, SqliteDb};
+
+use crate::util::{AGENT, Env, check_name, event, events};
+
+/// Storm fault of the default alerter.
+fn storm() -> String {
+    format!("{AGENT}#storm")
+}
+
+/// Writes `count` checks `c01`... in `app.yaml`, each CRITICAL while the
+/// file `down` exists in the agent's folder (commands run in the check
+/// file's folder, `checks.d`).
+fn flagged_checks(env: &Env, count: usize) {
+    let text: String = (1..=count)
+        .map(|i| {
+            format!(
+                "c{i:02}:\n  command: \"if test -e ../down; then echo 'CRITICAL - c{i:02} down'; exit 2; fi; echo OK\"\n  retry: 0\n"
+            )
+        })
+        .collect();
+    env.write_check("app.yaml", &text);
+}
+
+fn storm_message(count: usize, listed: usize) -> String {
+    let names: Vec<String> = (1..=listed)
+        .map(|i| check_name("app", &format!("c{i:02}")))
+        .collect();
+    let more = count - listed;
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!("{count} new critical faults: {}{tail}", names.join(", "))
+}
+
+#[test]
+fn fifteen_faults_in_one_tick_are_one_storm_trigger_and_one_resolve() {
+    let env = Env::new();
+    flagged_checks(&env, 15);
+    env.write("down", "");
+    env.once();
+    assert_eq!(
+        events(&env.alerts()),
+        [event("trigger", &storm(), &storm_message(15, 10))]
+    );
+    let member = env.fault(&check_name("app", "c07")).unwrap();
+    assert_eq!(member["triggered"], false, "{member}");
+    assert_eq!(env.fault(&storm()).unwrap()["triggered"], true);
+    // Still failing: nothing more.
+    env.once();
+    assert_eq!(env.alerts().len(), 1, "{:?}", events(&env.alerts()));
+    std::fs::remove_file(env.path("down")).unwrap();
+    env.once();
+    env.once();
+    assert_eq!(
+        events(&env.alerts()),
+        [
+            event("trigger", &storm(), &storm_message(15, 10)),
+            event("resolve", &storm(), "")
+        ]
+    );
+    assert!(env.fault(&storm()).is_none());
+}
+
+#[test]
+fn storm_threshold_zero_sends_every_trigger() {
+    let env = Env::with_alerter(
+        "alerter:\n  type: file\n  path: alerts.jsonl\nalerting:\n  storm_threshold: 0\n",
+        "",
+    );
+    flagged_checks(&env, 15);
+    env.write("down", "");
+    env.once();
+    let mut got = events(&env.alerts());
+    got.sort();
+    let want: Vec<_> = (1..=15)
+        .map(|i| {
+            event(
+                "trigger",
+                &check_name("app", &format!("c{i:02}")),
+                &format!("CRITICAL - c{i:02} down"),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn ten_faults_at_the_default_threshold_go_out_on_their_own() {
+    let env = Env::new();
+    flagged_checks(&env, 10);
+    env.write("down", "");
+    env.once();
+    let alerts = events(&env.alerts());
+    assert_eq!(alerts.len(), 10, "{alerts:?}");
+    assert!(
+        alerts.iter().all(|(_, name, _)| name != &storm()),
+        "{alerts:?}"
+    );
+}
+
+#[test]
+fn a_fault_that_goes_critical_while_the_storm_is_open_joins_it_silently() {
+    let env = Env::new();
+    flagged_checks(&env, 15);
+    env.write_check(
+        "late.yaml",
+        "x:\n  command: \"if test -e ../late; then echo 'CRITICAL - late'; exit 2; fi; echo OK\"\n  retry: 0\n",
+    );
+    env.write("down", "");
+    env.once();
+    env.write("late", "");
+    env.once();
+    env.once();
+    // The count changed, but the storm is not re-sent within 10 base intervals.
+    assert_eq!(
+        events(&env.alerts()),
+        [event("trigger", &storm(), &storm_message(15, 10))]
+    );
+    let late = env.fault(&check_name("late", "x")).unwrap();
+    assert_eq!(late["triggered"], false, "{late}");
+    // The storm lasts while the late fault is critical, and resolves once
+    // when it clears too.
+    std::fs::remove_file(env.path("down")).unwrap();
+    env.once();
+    assert_eq!(env.alerts().len(), 1, "{:?}", events(&env.alerts()));
+    std::fs::remove_file(env.path("late")).unwrap();
+    env.once();
+    assert_eq!(
+        events(&env.alerts()),
+        [
+            event("trigger", &storm(), &storm_message(15, 10)),
+            event("resolve", &storm(), "")
+        ]
+    );
+}
+
+#[test]
+fn a_named_alerters_storm_is_its_own() {
+    let env = Env::with_alerter(
+        "alerter:\n  type: file\n  path: alerts.jsonl\nalerters:\n  ops:\n    type: file\n    path: ops.jsonl\n",
+        "",
+    );
+    let text: String = (1..=12)
+        .map(|i| {
+            format!(
+                "c{i:02}:\n  command: echo 'CRITICAL - down'; exit 2\n  retry: 0\n  alerter: ops\n"
+            )
+        })
+        .collect();
+    env.write_check("app.yaml", &text);
+    env.write_check(
+        "one.yaml",
+        "x:\n  command: echo 'CRITICAL - one'; exit 2\n  retry: 0\n",
+    );
+    env.once();
+    assert_eq!(
+        events(&env.alerts()),
+        [event("trigger", &check_name("one", "x"), "CRITICAL - one")]
+    );
+    let ops = events(&crate::util::read_json_lines(&env.path("ops.jsonl")));
+    assert_eq!(ops.len(), 1, "{ops:?}");
+    assert_eq!(ops[0].1, format!("{AGENT}#storm-ops"));
+    assert!(ops[0].2.starts_with("12 new critical faults: "), "{ops:?}");
+}
+
+async fn open(env: &Env) -> SqliteDb {
+    SqliteDb::open(&env.path("cimaa.db")).await.unwrap()
+}
+
+#[tokio::test]
+async fn meta_check_folds_more_inactive_agents_than_m_into_one_fault() {
+    let env = Env::new();
+    let db = open(&env).await;
+    let t = chrono::Utc::now().timestamp();
+    for name in ["d1", "d2", "d3", "d4", "d5", "d6", "d7"] {
+        // base_interval is 60: inactive past 120 s.
+        db.heartbeat(name, t - 400).await.unwrap();
+    }
+    db.heartbeat("alive", t - 10).await.unwrap();
+    let folded = crate::util::meta_faults(&env.cimaa(&["meta-check", "-m", "5"]));
+    assert_eq!(
+        folded,
+        [(
+            "inactive-agents".to_owned(),
+            40,
+            "7 agents inactive: d1, d2, d3, d4, d5, d6, d7".to_owned()
+        )]
+    );
+    // The default `-m` is 5 as well; `-m 7` reports them one by one.
+    assert_eq!(
+        crate::util::meta_faults(&env.cimaa(&["meta-check"])),
+        folded
+    );
+    let one_by_one = crate::util::meta_faults(&env.cimaa(&["meta-check", "-m", "7"]));
+    let names: Vec<&str> = one_by_one.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["d1", "d2", "d3", "d4", "d5", "d6", "d7"]);
+}
+
+#[tokio::test]
+async fn the_meta_check_kind_folds_with_its_fold_option() {
+    let env = Env::new();
+    let db = open(&env).await;
+    let t = chrono::Utc::now().timestamp();
+    for name in ["d1", "d2", "d3"] {
+        db.heartbeat(name, t - 400).await.unwrap();
+    }
+    env.write_check("meta.yaml", "//meta:\n  meta: {fold: 2}\n  retry: 0\n");
+    env.once();
+    let fault = env.fault("//meta#inactive-agents").unwrap();
+    // `retry: 0`: the ERROR escalates to CRITICAL at once.
+    assert_eq!(fault["severity"], 50, "{fault}");
+    assert_eq!(fault["message"], "3 agents inactive: d1, d2, d3");
+    assert!(env.fault("//meta#d1").is_none());
+}
