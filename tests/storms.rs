@@ -4,6 +4,8 @@
 //! Each `cimaa agent --once` is a separate process that loads the previous
 //! state from the database, so a run of them is a long-running agent's ticks.
 
+use std::fmt::Write as _;
+
 use cimaa::db::{Db, SqliteDb};
 
 use crate::util::{AGENT, Env, check_name, event, events};
@@ -17,13 +19,13 @@ fn storm() -> String {
 /// file `down` exists in the agent's folder (commands run in the check
 /// file's folder, `checks.d`).
 fn flagged_checks(env: &Env, count: usize) {
-    let text: String = (1..=count)
-        .map(|i| {
-            format!(
-                "c{i:02}:\n  command: \"if test -e ../down; then echo 'CRITICAL - c{i:02} down'; exit 2; fi; echo OK\"\n  retry: 0\n"
-            )
-        })
-        .collect();
+    let mut text = String::new();
+    for i in 1..=count {
+        let _ = write!(
+            text,
+            "c{i:02}:\n  command: \"if test -e ../down; then echo 'CRITICAL - c{i:02} down'; exit 2; fi; echo OK\"\n  retry: 0\n"
+        );
+    }
     env.write_check("app.yaml", &text);
 }
 
@@ -148,13 +150,13 @@ fn a_named_alerters_storm_is_its_own() {
         "alerter:\n  type: file\n  path: alerts.jsonl\nalerters:\n  ops:\n    type: file\n    path: ops.jsonl\n",
         "",
     );
-    let text: String = (1..=12)
-        .map(|i| {
-            format!(
-                "c{i:02}:\n  command: echo 'CRITICAL - down'; exit 2\n  retry: 0\n  alerter: ops\n"
-            )
-        })
-        .collect();
+    let mut text = String::new();
+    for i in 1..=12 {
+        let _ = write!(
+            text,
+            "c{i:02}:\n  command: echo 'CRITICAL - down'; exit 2\n  retry: 0\n  alerter: ops\n"
+        );
+    }
     env.write_check("app.yaml", &text);
     env.write_check(
         "one.yaml",
