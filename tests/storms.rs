@@ -222,3 +222,104 @@ async fn the_meta_check_kind_folds_with_its_fold_option() {
     assert_eq!(fault["message"], "3 agents inactive: d1, d2, d3");
     assert!(env.fault("//meta#d1").is_none());
 }
+
+/// Half-second ticks (10 base intervals are 5 s); checks and alerts get more
+/// than their default shares of such a tick, for a busy test machine.
+const FAST: &str = "  base_interval: 0.5\n  timeout: 10\n  alert_timeout: 5\n";
+
+fn fast_agent() -> Env {
+    Env::with_alerter("alerter:\n  type: file\n  path: alerts.jsonl\n", FAST)
+}
+
+#[test]
+fn a_changed_count_is_re_sent_after_ten_base_intervals() {
+    let env = fast_agent();
+    flagged_checks(&env, 15);
+    env.write_check(
+        "late.yaml",
+        "x:\n  command: \"if test -e ../late; then echo 'CRITICAL - late'; exit 2; fi; echo OK\"\n  retry: 0\n",
+    );
+    env.write("down", "");
+    env.once();
+    env.write("late", "");
+    env.once();
+    assert_eq!(env.alerts().len(), 1, "{:?}", events(&env.alerts()));
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    env.once();
+    env.once();
+    assert_eq!(
+        events(&env.alerts()),
+        [
+            event("trigger", &storm(), &storm_message(15, 10)),
+            event("trigger", &storm(), &storm_message(16, 10))
+        ]
+    );
+}
+
+/// A long-running `cimaa agent`, killed if the test fails before it exits.
+struct Running(Option<std::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn a_storm_kept_at_a_clean_stop_stays_open_and_resolves_once_after_the_restart() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use std::time::{Duration, Instant};
+
+    let env = fast_agent();
+    flagged_checks(&env, 15);
+    env.write("down", "");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cimaa"))
+        .arg("-c")
+        .arg(env.config())
+        .arg("agent")
+        .current_dir(env.path(""))
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running(Some(child));
+    crate::util::wait_for("the storm stored as sent", Duration::from_secs(20), || {
+        env.fault(&storm()).is_some_and(|f| f["triggered"] == true)
+    });
+    let pid = running.0.as_ref().unwrap().id();
+    kill(Pid::from_raw(i32::try_from(pid).unwrap()), Signal::SIGTERM).unwrap();
+    let mut child = running.0.take().unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no exit within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    // Restarted, the faults still critical: they join the kept storm.
+    env.once();
+    assert_eq!(
+        events(&env.alerts()),
+        [event("trigger", &storm(), &storm_message(15, 10))]
+    );
+    std::fs::remove_file(env.path("down")).unwrap();
+    env.once();
+    env.once();
+    assert_eq!(
+        events(&env.alerts()),
+        [
+            event("trigger", &storm(), &storm_message(15, 10)),
+            event("resolve", &storm(), "")
+        ]
+    );
+}
