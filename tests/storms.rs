@@ -54,6 +54,7 @@ fn fifteen_faults_in_one_tick_are_one_storm_trigger_and_one_resolve() {
     );
     let member = env.fault(&check_name("app", "c07")).unwrap();
     assert_eq!(member["triggered"], false, "{member}");
+    assert_eq!(member["storm"], true, "{member}");
     assert_eq!(env.fault(&storm()).unwrap()["triggered"], true);
     // Still failing: nothing more.
     env.once();
@@ -128,6 +129,7 @@ fn a_fault_that_goes_critical_while_the_storm_is_open_joins_it_silently() {
     );
     let late = env.fault(&check_name("late", "x")).unwrap();
     assert_eq!(late["triggered"], false, "{late}");
+    assert_eq!(late["storm"], true, "{late}");
     // The storm lasts while the late fault is critical, and resolves once
     // when it clears too.
     std::fs::remove_file(env.path("down")).unwrap();
