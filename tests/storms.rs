@@ -325,3 +325,70 @@ fn a_storm_kept_at_a_clean_stop_stays_open_and_resolves_once_after_the_restart()
         ]
     );
 }
+
+#[test]
+fn fleet_faults_never_join_a_storm() {
+    let env = Env::new();
+    let mut text = String::new();
+    for i in 1..=12 {
+        let _ = write!(
+            text,
+            "//shared/c{i:02}:\n  command: echo 'CRITICAL - down'; exit 2\n  retry: 0\n"
+        );
+    }
+    env.write_check("fleet.yaml", &text);
+    env.once();
+    let alerts = events(&env.alerts());
+    assert_eq!(alerts.len(), 12, "{alerts:?}");
+    assert!(
+        alerts
+            .iter()
+            .all(|(_, name, _)| name.starts_with("//shared/c")),
+        "{alerts:?}"
+    );
+}
+
+#[test]
+fn a_new_message_of_an_open_alert_is_sent_on_its_own_during_a_storm() {
+    let env = Env::new();
+    env.write_check(
+        "solo.yaml",
+        "x:\n  command: \"echo CRITICAL - $(cat ../solo-message); exit 2\"\n  retry: 0\n",
+    );
+    env.write("solo-message", "first\n");
+    flagged_checks(&env, 15);
+    env.once();
+    let solo = check_name("solo", "x");
+    env.write("solo-message", "second\n");
+    env.write("down", "");
+    env.once();
+    let mut alerts = events(&env.alerts());
+    assert_eq!(alerts[0], event("trigger", &solo, "CRITICAL - first"));
+    // The second tick's two alerts go out concurrently, in either order.
+    alerts[1..].sort();
+    assert_eq!(
+        alerts[1..],
+        [
+            event("trigger", &solo, "CRITICAL - second"),
+            event("trigger", &storm(), &storm_message(15, 10)),
+        ]
+    );
+}
+
+#[test]
+fn a_squelched_storm_sends_nothing_until_it_is_unsquelched() {
+    let env = Env::new();
+    flagged_checks(&env, 15);
+    env.write("down", "");
+    crate::util::assert_success(&env.cimaa(&["squelch", "#storm$", "known outage"]));
+    env.once();
+    env.once();
+    assert!(env.alerts().is_empty(), "{:?}", events(&env.alerts()));
+    assert_eq!(env.fault(&storm()).unwrap()["triggered"], false);
+    crate::util::assert_success(&env.cimaa(&["unsquelch", "#storm$"]));
+    env.once();
+    assert_eq!(
+        events(&env.alerts()),
+        [event("trigger", &storm(), &storm_message(15, 10))]
+    );
+}
