@@ -152,7 +152,8 @@ pub(crate) struct Decision {
 ///   its current message when the last send failed, or when the count
 ///   changed and the last send is `RESEND_INTERVALS` base intervals old.
 /// - Threshold 0: no storm opens and none is joined; one still open (from
-///   before a configuration change) resolves when its members clear.
+///   before a configuration change) resolves when its members clear, and
+///   members of a lost one are released (triggered on their own).
 /// - Muted (the storm fault is squelched): the same, but nothing is sent.
 #[must_use]
 pub(crate) fn decide(route: &Route, rules: Rules, now: i64) -> Decision {
