@@ -331,7 +331,8 @@ pub(crate) fn same_alert(old: &str, new: &str) -> bool {
 ///
 /// `since` carries over from a previous record of the same name; `triggered`
 /// carries over only while the message is unchanged (a new message is a new
-/// alert); `updated` changes only when the record does.
+/// alert); `storm` carries over while the fault stays critical; `updated`
+/// changes only when the record does.
 #[must_use]
 pub(crate) fn records(
     check: &str,
@@ -359,6 +360,9 @@ pub(crate) fn records(
         if let Some(old) = previous.get(&fault.name) {
             fault.since = old.since;
             fault.triggered = old.triggered && same_alert(&old.message, &fault.message);
+            // A storm's member stays in it while it stays critical, whatever
+            // its message says (SPEC §10).
+            fault.storm = old.storm && fault.severity.is_critical();
             if old.same_record(&fault) {
                 fault.updated = old.updated;
             }
@@ -399,13 +403,24 @@ pub(crate) struct Tick<'a> {
 }
 
 /// Decides this tick's alerts; clears `triggered` on squelched faults.
+///
+/// The agent's own `AGENT#...` faults are not alerted, except its storm
+/// faults (`AGENT#storm`, `AGENT#storm-NAME`, SPEC §10). Members of a storm
+/// (`storm: true`) are neither triggered nor resolved on their own: the
+/// storm speaks for them (`storm::decide`).
 #[must_use]
 pub(crate) fn plan(faults: &mut BTreeMap<String, Fault>, tick: &Tick<'_>) -> Vec<Action> {
     let own = format!("{}#", tick.agent);
+    let quiet =
+        |name: &str| name.starts_with(&own) && crate::storm::route_of(tick.agent, name).is_none();
     let mut actions = Vec::new();
     let mut wanted_open = HashSet::new();
     for fault in faults.values_mut() {
-        if fault.name.starts_with(&own) || !fault.severity.is_critical() {
+        if quiet(&fault.name) || !fault.severity.is_critical() {
+            continue;
+        }
+        if fault.storm {
+            wanted_open.insert(fault.name.clone());
             continue;
         }
         if (tick.squelched)(&fault.name) {
@@ -421,7 +436,7 @@ pub(crate) fn plan(faults: &mut BTreeMap<String, Fault>, tick: &Tick<'_>) -> Vec
         }
     }
     for name in tick.opened.union(tick.retry_resolves) {
-        if wanted_open.contains(name) || name.starts_with(&own) {
+        if wanted_open.contains(name) || quiet(name) {
             continue;
         }
         let check = check_of(name);
@@ -786,6 +801,28 @@ mod tests {
         );
     }
 
+    #[test]
+    fn records_keep_a_storm_member_in_its_storm_only_while_it_stays_critical() {
+        let member = |severity, message: &str| Fault {
+            storm: true,
+            ..stored("//a/b/c", severity, message, false)
+        };
+        let run = |severity, message: &str| {
+            let raw = RawFault {
+                name: None,
+                severity,
+                message: message.into(),
+                escalates: true,
+            };
+            let previous: BTreeMap<String, Fault> =
+                [("//a/b/c".to_string(), member(Severity::CRITICAL, "m"))].into();
+            records("//a/b/c", vec![raw], 4, 0, &previous, 200)[0].storm
+        };
+        assert!(run(Severity::CRITICAL, "m"), "unchanged");
+        assert!(run(Severity::CRITICAL, "other"), "a new message keeps it");
+        assert!(!run(Severity::ERROR, "m"), "no longer critical");
+    }
+
     // See: #18
     #[test]
     fn a_huge_message_is_capped_with_a_marker_on_a_char_boundary() {
@@ -945,6 +982,47 @@ mod tests {
                 "the agent's own faults are never alerted by it",
                 vec![stored("web1#alerts", Severity::CRITICAL, "m", false)],
                 facts(&[], &[], &[], &[]),
+                "",
+                vec![],
+            ),
+        ];
+        for (what, faults, f, squelch, want) in cases {
+            assert_eq!(run_plan(faults, &f, squelch), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn alert_plan_storm_cases() {
+        type Case<'a> = (&'a str, Vec<Fault>, Facts, &'a str, Vec<Action>);
+        let c = "//web1/app/c";
+        let cases: Vec<Case> = vec![
+            (
+                "a storm fault is alerted although it is the agent's own",
+                vec![
+                    stored("web1#storm", Severity::CRITICAL, "11 new", false),
+                    stored("web1#storm-pager", Severity::CRITICAL, "12 new", false),
+                ],
+                facts(&[], &[], &[], &[]),
+                "",
+                vec![
+                    trigger("web1#storm", "11 new"),
+                    trigger("web1#storm-pager", "12 new"),
+                ],
+            ),
+            (
+                "a storm fault that left the set resolves at once",
+                vec![],
+                facts(&[], &[c], &["web1#storm"], &[]),
+                "",
+                vec![resolve("web1#storm")],
+            ),
+            (
+                "a member of a storm is not triggered on its own",
+                vec![Fault {
+                    storm: true,
+                    ..stored(c, Severity::CRITICAL, "m", false)
+                }],
+                facts(&[c], &[c], &[], &[]),
                 "",
                 vec![],
             ),

@@ -51,6 +51,8 @@
 //! - `meta`: `Heartbeat`; the meta-check over fleet state.
 //! - `notice`: `Notice`, the shared record of a fleet fault's notifications
 //!   (SPEC §10), and its transitions.
+//! - `storm`: alert storms (SPEC §10): which triggers fold into one
+//!   `AGENT#storm` alert per alerter, when it is re-sent and resolves.
 //!
 //! Base:
 //! - `error`: exit codes, the terminal rendering and the one error chain.
@@ -91,6 +93,7 @@ mod process;
 mod program;
 mod retry;
 mod squelch;
+mod storm;
 mod telemetry;
 mod thresholds;
 

@@ -46,7 +46,10 @@ pub struct StoppedAgent {
     pub open_alerts: usize,
 }
 
-/// `-w`, `-e`, `-s` and what they are measured in.
+/// The one fault that stands for more than `-m` inactive agents at once.
+pub(crate) const INACTIVE_AGENTS: &str = "inactive-agents";
+
+/// `-w`, `-e`, `-s`, `-m` and what they are measured in.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
     /// Base intervals after which an agent is a WARNING.
@@ -55,6 +58,9 @@ pub(crate) struct Limits {
     pub error_intervals: f64,
     /// Minutes after which a non-permanent squelch is reported.
     pub squelch_minutes: i64,
+    /// `-m`: more inactive agents than this at once are one fault
+    /// `inactive-agents` (SPEC §10).
+    pub max_inactive: usize,
     pub base_interval: f64,
 }
 
@@ -149,6 +155,11 @@ pub(crate) fn skew_limit(base_interval: f64) -> i64 {
 /// negative). Idle beyond `-w` base intervals is a WARNING, beyond `-e` an
 /// ERROR. A heartbeat time more than `skew_limit` ahead of `now` is a
 /// WARNING `clock-skew-AGENT` (a peer behind is judged by change alone).
+///
+/// More inactive peers than `-m` at once (a network partition, a lost
+/// zone) are one ERROR `inactive-agents`, `N agents inactive: NAME, ...
+/// and K more` (names listed as a storm's are, `storm::listing`), instead of
+/// one fault each (SPEC §10); clock-skew warnings are not folded.
 #[must_use]
 #[expect(
     clippy::cast_precision_loss,
@@ -196,6 +207,18 @@ pub(crate) fn peer_faults(
                 ),
             });
         }
+    }
+    if inactive.len() > limits.max_inactive {
+        let message = format!(
+            "{} agents inactive: {}",
+            inactive.len(),
+            crate::storm::listing(inactive.iter().map(|f| f.name.as_str()))
+        );
+        inactive = vec![MetaFault {
+            name: INACTIVE_AGENTS.to_owned(),
+            severity: Severity::ERROR,
+            message,
+        }];
     }
     inactive.extend(skewed);
     inactive
@@ -411,6 +434,7 @@ mod tests {
         warn_intervals: 2.0,
         error_intervals: 5.0,
         squelch_minutes: 60,
+        max_inactive: 5,
         base_interval: 60.0,
     };
 
@@ -454,6 +478,80 @@ mod tests {
                 ("b", 30, "Inactive agent (no heartbeat for 2m1s)")
             ]
         );
+    }
+
+    /// `count` peers silent for 3 minutes (WARNING each, unfolded), one
+    /// of them named `aN` for each N.
+    fn silent_peers(count: usize, now: i64) -> Vec<Heartbeat> {
+        (0..count)
+            .map(|i| heartbeat(&format!("a{i:02}"), now - 180))
+            .collect()
+    }
+
+    #[test]
+    fn inactive_agents_up_to_the_fold_are_reported_one_by_one() {
+        let now = 10_000;
+        let got = peer_faults(
+            "self",
+            &silent_peers(5, now),
+            &Observations::new(),
+            LIMITS,
+            now,
+        );
+        assert_eq!(
+            got.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            ["a00", "a01", "a02", "a03", "a04"]
+        );
+    }
+
+    #[test]
+    fn more_inactive_agents_than_the_fold_are_one_error() {
+        let now = 10_000;
+        let mut peers = silent_peers(6, now);
+        peers.push(heartbeat("self", now - 1000));
+        peers.push(heartbeat("alive", now - 10));
+        let got = peer_faults("self", &peers, &Observations::new(), LIMITS, now);
+        assert_eq!(
+            got,
+            [MetaFault {
+                name: "inactive-agents".into(),
+                severity: Severity::ERROR,
+                message: "6 agents inactive: a00, a01, a02, a03, a04, a05".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_folded_message_lists_ten_agents_and_counts_the_rest() {
+        let now = 10_000;
+        let got = peer_faults(
+            "self",
+            &silent_peers(13, now),
+            &Observations::new(),
+            LIMITS,
+            now,
+        );
+        assert_eq!(
+            got[0].message,
+            "13 agents inactive: a00, a01, a02, a03, a04, a05, a06, a07, a08, a09 and 3 more"
+        );
+    }
+
+    #[test]
+    fn fold_zero_folds_a_single_inactive_agent_and_skew_stays_apart() {
+        let now = 10_000;
+        let limits = Limits {
+            max_inactive: 0,
+            ..LIMITS
+        };
+        let peers = [heartbeat("a", now - 400), heartbeat("ahead", now + 600)];
+        let got = peer_faults("self", &peers, &Observations::new(), limits, now);
+        let names: Vec<_> = got
+            .iter()
+            .map(|f| (f.name.as_str(), f.severity.0, f.message.as_str()))
+            .collect();
+        assert_eq!(names[0], ("inactive-agents", 40, "1 agents inactive: a"));
+        assert_eq!(names[1].0, "clock-skew-ahead");
     }
 
     #[test]

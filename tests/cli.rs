@@ -90,6 +90,7 @@ fn faults_json_has_the_documented_fields_and_types() {
             "severity",
             "since",
             "squelched",
+            "storm",
             "triggered",
             "updated"
         ]

@@ -17,7 +17,9 @@ use crate::util::{Env, stderr, stdout};
 
 /// Top-level keys of the agent configuration; a block made only of these is
 /// an agent configuration.
-const AGENT_SECTIONS: [&str; 5] = ["agent", "database", "alerter", "alerters", "metrics"];
+const AGENT_SECTIONS: [&str; 6] = [
+    "agent", "database", "alerter", "alerters", "metrics", "alerting",
+];
 
 /// Added to an agent-configuration block that does not show them: `agent`
 /// and `alerter` are required, and the docs often show one section at a time.

@@ -28,6 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "severity",
             "squelch",
             "meta",
+            "storm",
         ],
     ),
     (

@@ -32,6 +32,7 @@ mod sinks;
 mod soak;
 mod splay;
 mod start_without_db;
+mod storms;
 mod telemetry;
 mod test_alert;
 mod url_options;

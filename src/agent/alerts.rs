@@ -141,8 +141,12 @@ impl Agent<'_> {
         }
     }
 
-    /// The alerter route of a fault's alert: its check's `alerter:`.
-    fn route_of(&self, name: &str) -> Option<String> {
+    /// The alerter route of a fault's alert: its check's `alerter:`; for a
+    /// storm fault (`AGENT#storm-NAME`), the alerter it stands for.
+    pub(super) fn route_of(&self, name: &str) -> Option<String> {
+        if let Some(route) = crate::storm::route_of(&self.config.agent.name, name) {
+            return route.0;
+        }
         self.routes.get(fault::check_of(name)).cloned().flatten()
     }
 

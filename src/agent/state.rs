@@ -112,7 +112,8 @@ impl Agent<'_> {
     /// back to the same message sends nothing either; one whose check has
     /// not run yet is restored as at a normal start. Every earlier open
     /// alert is remembered, so that it is resolved once its check runs
-    /// clean. The agent's own `AGENT#...` faults are this run's.
+    /// clean. The agent's own `AGENT#...` faults are this run's, but for an
+    /// open alert storm (`AGENT#storm`).
     pub(super) fn reconcile(&mut self, previous: Vec<Fault>, kept: Vec<OpenAlert>) {
         let own = format!("{}#", self.config.agent.name);
         let mut earlier: Vec<(Fault, bool)> = Vec::new();
@@ -132,7 +133,9 @@ impl Agent<'_> {
         let mut restored = Vec::new();
         let mut open_alerts = 0usize;
         for (fault, open) in earlier {
-            if fault.name.starts_with(&own) {
+            // An open alert storm is restored like a check's alert.
+            let storm = crate::storm::route_of(&self.config.agent.name, &fault.name).is_some();
+            if fault.name.starts_with(&own) && !storm {
                 continue;
             }
             if open {
@@ -208,16 +211,17 @@ impl Agent<'_> {
     /// resolve is (see `alerts::keep_unresolved`).
     pub(super) fn open_alerts(&self, now: i64) -> Vec<OpenAlert> {
         let own = format!("{}#", self.config.agent.name);
+        let storm = |name: &str| crate::storm::route_of(&self.config.agent.name, name).is_some();
         self.opened
             .union(&self.retry_resolves)
-            .filter(|name| !name.starts_with(&own))
+            .filter(|name| !name.starts_with(&own) || storm(name))
             .map(|name| OpenAlert {
                 fault: self
                     .faults
                     .get(name)
                     .cloned()
                     .unwrap_or_else(|| Fault::cleared_unresolved(name, now)),
-                alerter: self.routes.get(fault::check_of(name)).cloned().flatten(),
+                alerter: self.route_of(name),
             })
             .collect()
     }

@@ -28,6 +28,9 @@ pub(crate) const DEFAULT_WARN: f64 = 2.0;
 pub(crate) const DEFAULT_ERROR: f64 = 5.0;
 /// `-s` of `cimaa meta-check`: minutes before a squelch is reported.
 pub(crate) const DEFAULT_SQUELCH: i64 = 60;
+/// `-m` of `cimaa meta-check`: more inactive agents than this at once are
+/// one fault `inactive-agents` (SPEC §10).
+pub(crate) const DEFAULT_FOLD: usize = 5;
 
 /// A validated `meta:` check: `cimaa meta-check`'s options.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +41,9 @@ pub(crate) struct MetaCheck {
     pub error_intervals: f64,
     /// Minutes after which a non-permanent squelch is reported.
     pub squelch_minutes: i64,
+    /// More inactive agents than this at once are one fault
+    /// `inactive-agents`.
+    pub max_inactive: usize,
     /// `--expect`: the file listing the agents that must have reported
     /// (absolute; read at every run, so edits apply without a reload).
     pub expect: Option<PathBuf>,
@@ -49,6 +55,7 @@ impl Default for MetaCheck {
             warn_intervals: DEFAULT_WARN,
             error_intervals: DEFAULT_ERROR,
             squelch_minutes: DEFAULT_SQUELCH,
+            max_inactive: DEFAULT_FOLD,
             expect: None,
         }
     }
@@ -56,14 +63,14 @@ impl Default for MetaCheck {
 
 /// The `meta:` options as written; every one is optional.
 ///
-/// `fold` and `expiring` are named by SPEC §14 but belong to features this
-/// version does not have (storm folding, squelch expiry warnings). They are
-/// refused, with their line, rather than accepted and ignored: a user who
-/// writes `fold: 5` relies on it, and silence would hide that nothing folds.
+/// `expiring` is named by SPEC §14 but belongs to a feature this version
+/// does not have (squelch expiry warnings). It is refused, with its line,
+/// rather than accepted and ignored: a user who writes `expiring: 15`
+/// relies on it, and silence would hide that nothing warns.
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "the `meta` options (a mapping with `warn`, `error`, `squelch`, `expect`)"
+    expecting = "the `meta` options (a mapping with `warn`, `error`, `squelch`, `fold`, `expect`)"
 )]
 pub(crate) struct RawMeta {
     /// `-w`: base intervals before a silent peer is a WARNING (default 2).
@@ -75,10 +82,10 @@ pub(crate) struct RawMeta {
     /// `-s`: minutes before a non-permanent squelch is reported (default 60).
     #[serde(rename = "squelch")]
     squelch_minutes: Option<Minutes>,
-    /// Not supported by this version (see above).
-    #[serde(default, deserialize_with = "unsupported")]
-    #[expect(dead_code, reason = "always `None`: a value is refused as it is read")]
-    fold: Option<()>,
+    /// `-m`: more inactive agents than this at once are one fault
+    /// `inactive-agents` (default 5).
+    #[serde(rename = "fold")]
+    max_inactive: Option<Agents>,
     /// Not supported by this version (see above).
     #[serde(default, deserialize_with = "unsupported")]
     #[expect(dead_code, reason = "always `None`: a value is refused as it is read")]
@@ -103,6 +110,7 @@ impl RawMeta {
             squelch_minutes: self
                 .squelch_minutes
                 .map_or(defaults.squelch_minutes, |m| m.0),
+            max_inactive: self.max_inactive.map_or(defaults.max_inactive, |a| a.0),
             expect: self.expect.map(|file| file.0),
         };
         if check.error_intervals < check.warn_intervals {
@@ -179,6 +187,32 @@ impl<'de> Visitor<'de> for Unsupported {
     }
     fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
         Unsupported::refuse()
+    }
+}
+
+/// A number of agents: a whole number, not negative.
+#[derive(Clone, Copy, Debug)]
+struct Agents(usize);
+
+impl<'de> Deserialize<'de> for Agents {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AgentsVisitor;
+        impl Visitor<'_> for AgentsVisitor {
+            type Value = Agents;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of agents (a whole number, 0 or more)")
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Agents, E> {
+                Ok(Agents(usize::try_from(value).unwrap_or(usize::MAX)))
+            }
+            // Checked inside the visitor, so the error keeps its line.
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Agents, E> {
+                Err(E::custom(format_args!(
+                    "`{value}` is negative; use a number of agents (a whole number, 0 or more)"
+                )))
+            }
+        }
+        deserializer.deserialize_any(AgentsVisitor)
     }
 }
 
@@ -318,6 +352,26 @@ mod tests {
     }
 
     #[test]
+    fn fold_is_a_whole_number_of_agents() {
+        let raw: RawMeta = serde_yaml::from_str("fold: 12\n").unwrap();
+        assert_eq!(raw.validate().unwrap().max_inactive, 12);
+        let cases = [
+            (
+                "fold: -1\n",
+                "fold: `-1` is negative; use a number of agents (a whole number, 0 or more) at line 1 column 7",
+            ),
+            (
+                "fold: 2.5\n",
+                "fold: invalid type: floating point `2.5`, expected a number of agents (a whole number, 0 or more) at line 1 column 7",
+            ),
+        ];
+        for (text, want) in cases {
+            let error = serde_yaml::from_str::<RawMeta>(text).unwrap_err();
+            assert_eq!(error.to_string(), want, "{text}");
+        }
+    }
+
+    #[test]
     fn a_relative_expect_file_is_refused_with_its_line() {
         let error = serde_yaml::from_str::<RawMeta>("warn: 2\nexpect: agents.txt\n").unwrap_err();
         assert_eq!(
@@ -346,6 +400,7 @@ mod tests {
                 warn_intervals: 2.0,
                 error_intervals: 5.0,
                 squelch_minutes: 60,
+                max_inactive: 5,
                 expect: None,
             }
         );

@@ -216,7 +216,7 @@ fn count(n: usize, what: &str) -> String {
 /// kept alert brings the route it was triggered through. A fault's route is
 /// its check's `alerter:` as this configuration's check directory names it
 /// for that agent (a fleet deploys the same check files); a check not found
-/// there routes to `default`.
+/// there routes to `default`; an alert storm to the alerter it was for.
 fn alerts_to_resolve(
     config: &Config,
     agent: &str,
@@ -234,7 +234,11 @@ fn alerts_to_resolve(
         HashMap::new()
     };
     for fault in triggered {
-        let alerter = routes.get(fault::check_of(&fault.name)).cloned().flatten();
+        // A storm fault (`AGENT#storm-NAME`) went through the alerter it names.
+        let alerter = crate::storm::route_of(agent, &fault.name).map_or_else(
+            || routes.get(fault::check_of(&fault.name)).cloned().flatten(),
+            |route| route.0,
+        );
         open.insert(
             fault.name.clone(),
             OpenAlert {

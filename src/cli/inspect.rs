@@ -12,6 +12,10 @@ use crate::error::{CliError, ExitStatus};
 use crate::squelch;
 
 #[derive(Serialize)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "the documented fields of `faults --json` (SPEC §1)"
+)]
 struct FaultJson<'a> {
     agent: &'a str,
     name: &'a str,
@@ -22,6 +26,8 @@ struct FaultJson<'a> {
     triggered: bool,
     escalates: bool,
     attempts: u32,
+    /// Part of an alert storm: folded into `AGENT#storm`, not paged on its own.
+    storm: bool,
     /// A squelch in force matches the name, so the fault does not page.
     squelched: bool,
 }
@@ -49,6 +55,7 @@ pub(super) async fn faults(
                 triggered: fault.triggered,
                 escalates: fault.escalates,
                 attempts: fault.attempts,
+                storm: fault.storm,
                 squelched: in_force.matches(&fault.name),
             })
             .collect();

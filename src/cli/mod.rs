@@ -134,6 +134,9 @@ pub enum Command {
         /// Minutes before a non-permanent squelch is reported.
         #[arg(short = 's', long = "squelch-age", default_value_t = 60)]
         squelch_minutes: i64,
+        /// More agents inactive at once than this are one ERROR `inactive-agents`.
+        #[arg(short = 'm', long = "fold", value_name = "N", default_value_t = 5)]
+        fold: usize,
         /// File of expected agents (a name or `/regex/` per line): those that never reported are ERRORs.
         #[arg(long, value_name = "FILE")]
         expect: Option<std::path::PathBuf>,
@@ -228,12 +231,14 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
                 warn,
                 error,
                 squelch_minutes,
+                fold,
                 expect,
             } => {
                 let limits = meta::Limits {
                     warn_intervals: warn,
                     error_intervals: error,
                     squelch_minutes,
+                    max_inactive: fold,
                     base_interval: config.agent.base_interval,
                 };
                 fleet::meta_check(&config, limits, expect.as_deref()).await

@@ -820,6 +820,7 @@ mod tests {
             warn_intervals: 1.5,
             error_intervals: 3.0,
             squelch_minutes: 0,
+            max_inactive: 5,
             expect: None,
         });
         assert_eq!(kinds, [&defaults, &defaults, &defaults, &given]);
@@ -830,8 +831,8 @@ mod tests {
     fn bad_meta_options_are_load_errors_with_key_and_line() {
         let cases = [
             (
-                "x:\n  meta: {fold: 5}\n",
-                "error loading check /c/app.yaml [x]: x.meta.fold: not supported by this version of cimaa (remove it: it would be ignored) at line 2 column 16",
+                "x:\n  meta: {fold: -5}\n",
+                "error loading check /c/app.yaml [x]: x.meta.fold: `-5` is negative; use a number of agents (a whole number, 0 or more) at line 2 column 16",
             ),
             (
                 "x:\n  meta:\n    expiring:\n",
@@ -863,7 +864,7 @@ mod tests {
             ),
             (
                 "x:\n  meta: 5\n",
-                "error loading check /c/app.yaml [x]: x.meta: invalid type: integer `5`, expected the `meta` options (a mapping with `warn`, `error`, `squelch`, `expect`) at line 2 column 9",
+                "error loading check /c/app.yaml [x]: x.meta: invalid type: integer `5`, expected the `meta` options (a mapping with `warn`, `error`, `squelch`, `fold`, `expect`) at line 2 column 9",
             ),
             (
                 "x:\n  meta: {}\n  command: echo\n",
