@@ -29,6 +29,7 @@ mod runner;
 mod state;
 mod store;
 mod storm;
+mod systemd;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -151,6 +152,8 @@ struct Agent<'a> {
     unloaded: bool,
     /// The attempt in flight to load it.
     loading: Option<JoinHandle<Result<Stored, DbError>>>,
+    /// READY=1 and STATUS= lines for systemd (SPEC §16).
+    systemd: systemd::Notifier,
 }
 
 /// `agent.splay` in seconds: the configured value, or the offset from the
@@ -248,7 +251,11 @@ pub async fn run(
         splay: splay(config),
         unloaded,
         loading: None,
+        systemd: systemd::Notifier::from_env(),
     };
+    if !unloaded {
+        agent.systemd.heartbeat_written();
+    }
     agent.restore(previous);
     agent.restore_kept(kept);
     info!(
@@ -277,7 +284,8 @@ pub async fn run(
         // No more signals can come; keep the sender so `stop` never fires.
         std::future::pending::<()>().await;
     });
-    let signalled = agent.ticks(mode, stop, &reload).await;
+    let signalled = systemd::watched(agent.ticks(mode, stop, &reload)).await;
+    agent.systemd.stopping();
     forward.abort();
     let flush = if signalled {
         SIGNAL_METRICS_FLUSH
@@ -551,6 +559,7 @@ impl Agent<'_> {
                 started - scheduler::tick_start(tick, self.config.agent.base_interval),
             "tick done"
         );
+        self.systemd.ticked(tick, now, stored);
     }
 
     /// Folds one check's output into the fault set and the metrics.
