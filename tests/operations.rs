@@ -420,9 +420,14 @@ fn build_deb(out: &Path, version: &str) -> std::path::PathBuf {
         .output()
         .unwrap();
     assert_success(&output);
-    let deb = stdout(&output).trim().to_owned();
-    assert!(deb.ends_with(".deb"), "{deb}");
-    deb.into()
+    let deb = std::path::PathBuf::from(stdout(&output).trim());
+    assert_eq!(
+        deb.extension().unwrap_or_default(),
+        "deb",
+        "{}",
+        deb.display()
+    );
+    deb
 }
 
 fn is_installed() -> bool {
@@ -550,4 +555,65 @@ fn the_debian_package_installs_upgrades_and_purges_cleanly() {
             .success(),
         "the cimaa user is still there"
     );
+}
+
+// See: #14
+#[test]
+fn the_packaged_agent_configuration_is_valid() {
+    let env = Env::bare();
+    std::fs::create_dir_all(env.path("checks.d")).unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/agent.yaml"))
+            .unwrap();
+    // The host's paths, moved into the test's directory.
+    let text = text
+        .replace(
+            "/etc/cimaa/checks.d",
+            &env.path("checks.d").to_string_lossy(),
+        )
+        .replace("/var/lib/cimaa", &env.path("").to_string_lossy());
+    assert!(
+        !text.contains("/etc/cimaa") && !text.contains("/var/lib"),
+        "{text}"
+    );
+    env.write("agent.yaml", &text);
+    assert_success(&env.cimaa(&["validate"]));
+}
+
+// See: #14. The tick awaits its checks as it awaits the database: a slow
+// one keeps the loop busy, not blocked.
+#[test]
+fn a_slow_tick_does_not_stop_the_watchdog_pings() {
+    let env = Env::with_alerter(
+        "alerter:\n  type: file\n  path: alerts.jsonl\n",
+        "  base_interval: 1\n  splay: 0\n",
+    );
+    env.write_check(
+        "app.yaml",
+        "slow:\n  command: sleep 4; echo OK\n  timeout: 20\n",
+    );
+    let manager = Manager::new();
+    let _agent = agent(&env, &manager, &[("WATCHDOG_USEC", "1000000")]);
+    let (first, _) = manager.next(Duration::from_secs(30)).expect("no READY=1");
+    assert!(first.contains("READY=1"), "{first:?}");
+    let started = Instant::now();
+    let messages = manager.until(started + Duration::from_secs(5));
+    // The first tick (1 s after READY at most, 4 s long) was still running
+    // for most of the window: at most its end was reported.
+    let ticks = messages
+        .iter()
+        .filter(|(text, _)| text.contains("STATUS=last tick"))
+        .count();
+    assert!(ticks <= 1, "{ticks} ticks ended: the check was not slow");
+    let pings = pings(&messages);
+    assert!(pings.len() >= 7, "{} pings in 5 s", pings.len());
+    let mut previous = started;
+    for at in pings {
+        assert!(
+            at - previous < Duration::from_millis(900),
+            "a gap of {:?} between pings during a slow tick",
+            at - previous
+        );
+        previous = at;
+    }
 }

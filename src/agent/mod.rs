@@ -430,6 +430,8 @@ impl Agent<'_> {
                 _ = stop.wait_for(|stopped| *stopped) => return true,
             }
             done += 1;
+            let now = whole(self.clock.now());
+            self.systemd.ticked(next, now, self.faults.len());
             if let Mode::Count(count) = mode
                 && done >= count
             {
@@ -559,7 +561,6 @@ impl Agent<'_> {
                 started - scheduler::tick_start(tick, self.config.agent.base_interval),
             "tick done"
         );
-        self.systemd.ticked(tick, now, stored);
     }
 
     /// Folds one check's output into the fault set and the metrics.

@@ -143,6 +143,6 @@ fn hang() {
         "test hook: blocking the tick loop's thread"
     );
     loop {
-        std::thread::sleep(Duration::from_secs(3600));
+        std::thread::sleep(Duration::from_hours(1));
     }
 }
