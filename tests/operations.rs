@@ -508,6 +508,14 @@ fn the_debian_package_installs_upgrades_and_purges_cleanly() {
         "/usr/bin/cimaa",
         &["-c", "/etc/cimaa/agent.yaml", "validate"],
     );
+    let config = std::fs::metadata("/etc/cimaa/agent.yaml").unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&config.permissions()) & 0o777,
+        0o640
+    );
+    let group = run("getent", &["group", "cimaa"]);
+    let gid: u32 = stdout(&group).split(':').nth(2).unwrap().parse().unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::gid(&config), gid);
     for file in [
         "/usr/lib/systemd/system/cimaa.service",
         "/usr/share/man/man1/cimaa.1.gz",
