@@ -625,3 +625,36 @@ fn a_slow_tick_does_not_stop_the_watchdog_pings() {
         previous = at;
     }
 }
+
+// See: #14. Nothing listens on the database's port: the agent runs its
+// checks without it, and is ready once it has done so once.
+#[test]
+fn without_a_database_at_start_ready_is_sent_after_the_first_tick() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env =
+        crate::dynamodb::dynamodb_agent(&format!("http://127.0.0.1:{closed}"), "cimaa_ops_", 1.0);
+    env.write_check("app.yaml", "ok:\n  command: echo OK\n");
+    let manager = Manager::new();
+    let child = crate::dynamodb::command(&env)
+        .arg("agent")
+        .env("NOTIFY_SOCKET", &manager.path)
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _agent = KillOnDrop(child);
+    let (first, _) = manager
+        .next(Duration::from_secs(30))
+        .expect("no notification within 30 s");
+    assert!(first.lines().any(|l| l == "READY=1"), "{first:?}");
+    assert!(
+        first.contains("STATUS=last tick "),
+        "READY=1 before the first tick: {first:?}"
+    );
+}
