@@ -331,7 +331,7 @@ fn a_blocked_tick_loop_stops_the_watchdog_pings() {
         &manager,
         &[
             ("WATCHDOG_USEC", "1000000"),
-            ("CIMAA_TEST_HANG_TICK_LOOP_AFTER", "1.5"),
+            (cimaa::env::TEST_HANG_TICK_LOOP_AFTER, "1.5"),
         ],
     );
     let (first, _) = manager.next(Duration::from_secs(30)).expect("no READY=1");

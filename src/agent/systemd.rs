@@ -25,10 +25,7 @@ use chrono::DateTime;
 use sd_notify::NotifyState;
 use tracing::{debug, warn};
 
-/// For tests only: after this many seconds of the tick loop, block its
-/// thread for good, as a hung loop would (the watchdog pings must stop).
-/// Read only when a watchdog is enabled (`WATCHDOG_USEC`).
-pub(crate) const TEST_HANG_AFTER: &str = "CIMAA_TEST_HANG_TICK_LOOP_AFTER";
+use crate::env::TEST_HANG_TICK_LOOP_AFTER;
 
 /// Tells systemd when the agent is ready and what it last did.
 #[derive(Debug)]
@@ -104,7 +101,7 @@ pub(super) async fn watched<F: Future>(ticks: F) -> F::Output {
         return ticks.await;
     };
     let period = (timeout / 2).max(Duration::from_millis(1));
-    let hang_after = std::env::var(TEST_HANG_AFTER)
+    let hang_after = std::env::var(TEST_HANG_TICK_LOOP_AFTER)
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
         .and_then(|s| Duration::try_from_secs_f64(s).ok());
@@ -139,7 +136,7 @@ pub(super) async fn watched<F: Future>(ticks: F) -> F::Output {
 /// The test hook's hang: blocks this thread, and so the tick loop, for good.
 fn hang() {
     warn!(
-        variable = TEST_HANG_AFTER,
+        variable = TEST_HANG_TICK_LOOP_AFTER,
         "test hook: blocking the tick loop's thread"
     );
     loop {

@@ -5,7 +5,8 @@
 //! errors go to stderr. This file holds the clap types and the dispatch; the
 //! subcommands live by theme: `run` (agent, check), `validate` (validate,
 //! healthchecks), `test_alert`, `inspect` (faults, agents, squelches),
-//! `fleet` (meta-check, forget, setup-db); `table` prints tables.
+//! `fleet` (meta-check, forget, setup-db), `generate` (completions, man);
+//! `table` prints tables.
 
 mod fleet;
 mod generate;
