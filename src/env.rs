@@ -37,3 +37,8 @@ pub(crate) const PANIC_CHECK: &str = "CIMAA_PANIC_CHECK";
 /// Tests only: endpoint of a local Kinesis (kinesalite) that `scripts/test.sh`
 /// starts; Kinesis integration tests need it, and fail without it under `CI`.
 pub const TEST_KINESIS_ENDPOINT: &str = "CIMAA_TEST_KINESIS_ENDPOINT";
+
+/// Tests only (docs/operations.md): when a systemd watchdog is enabled,
+/// blocks the tick loop's thread after this many seconds, as a hang would,
+/// so that a test sees the watchdog pings stop.
+pub const TEST_HANG_TICK_LOOP_AFTER: &str = "CIMAA_TEST_HANG_TICK_LOOP_AFTER";

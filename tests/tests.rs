@@ -25,6 +25,7 @@ mod last_good;
 mod layering;
 mod lifecycle;
 mod monitor;
+mod operations;
 mod peers;
 mod probes;
 mod servers;

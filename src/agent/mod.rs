@@ -6,7 +6,8 @@
 //! state, which alerts); this module and its parts do the I/O around them:
 //! `check_dir` scans the check directory, `runner` runs due checks
 //! concurrently (bounded by a semaphore and each check's timeout), `alerts`
-//! delivers alerts within `alert_timeout`; the tick writes the database and
+//! delivers alerts within `alert_timeout`, `systemd` tells systemd when the
+//! agent is ready and pings its watchdog; the tick writes the database and
 //! feeds the metric buffer (whose drops become the WARNING `AGENT#metrics`).
 //! State is loaded from the database on start, so separate `--once`
 //! processes behave like one long-running agent; when the database does not
@@ -29,6 +30,7 @@ mod runner;
 mod state;
 mod store;
 mod storm;
+mod systemd;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -151,6 +153,8 @@ struct Agent<'a> {
     unloaded: bool,
     /// The attempt in flight to load it.
     loading: Option<JoinHandle<Result<Stored, DbError>>>,
+    /// READY=1 and STATUS= lines for systemd (SPEC §16).
+    systemd: systemd::Notifier,
 }
 
 /// `agent.splay` in seconds: the configured value, or the offset from the
@@ -248,7 +252,11 @@ pub async fn run(
         splay: splay(config),
         unloaded,
         loading: None,
+        systemd: systemd::Notifier::from_env(),
     };
+    if !unloaded {
+        agent.systemd.heartbeat_written();
+    }
     agent.restore(previous);
     agent.restore_kept(kept);
     info!(
@@ -277,7 +285,8 @@ pub async fn run(
         // No more signals can come; keep the sender so `stop` never fires.
         std::future::pending::<()>().await;
     });
-    let signalled = agent.ticks(mode, stop, &reload).await;
+    let signalled = systemd::watched(agent.ticks(mode, stop, &reload)).await;
+    agent.systemd.stopping();
     forward.abort();
     let flush = if signalled {
         SIGNAL_METRICS_FLUSH
@@ -422,6 +431,8 @@ impl Agent<'_> {
                 _ = stop.wait_for(|stopped| *stopped) => return true,
             }
             done += 1;
+            let now = whole(self.clock.now());
+            self.systemd.ticked(next, now, self.faults.len());
             if let Mode::Count(count) = mode
                 && done >= count
             {

@@ -5,9 +5,11 @@
 //! errors go to stderr. This file holds the clap types and the dispatch; the
 //! subcommands live by theme: `run` (agent, check), `validate` (validate,
 //! healthchecks), `test_alert`, `inspect` (faults, agents, squelches),
-//! `fleet` (meta-check, forget, setup-db); `table` prints tables.
+//! `fleet` (meta-check, forget, setup-db), `generate` (completions, man);
+//! `table` prints tables.
 
 mod fleet;
+mod generate;
 mod inspect;
 mod run;
 mod table;
@@ -29,9 +31,20 @@ use crate::error::{CliError, ExitStatus};
 use crate::meta;
 use crate::telemetry;
 
+/// What `cimaa --version` prints after the name: the version, the short
+/// commit it was built from and that commit's date (`build.rs`; SPEC §16).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CIMAA_COMMIT"),
+    " ",
+    env!("CIMAA_COMMIT_DATE"),
+    ")"
+);
+
 /// cimaa: a monitoring agent that needs no central server.
 #[derive(Debug, Parser)]
-#[command(name = "cimaa", version, about)]
+#[command(name = "cimaa", version = VERSION, about)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -155,6 +168,14 @@ pub enum Command {
         #[arg(long, requires = "read_capacity", value_parser = clap::value_parser!(i64).range(1..))]
         write_capacity: Option<i64>,
     },
+    /// Print shell completions on stdout.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
 }
 
 /// Writes data to stdout; a closed pipe (`| head`) is not an error.
@@ -172,6 +193,12 @@ impl Printer {
 /// # Errors
 /// A user-facing error with its exit status.
 pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
+    // Generated from the clap definitions alone: no configuration needed.
+    match cli.command {
+        Command::Completions { shell } => return generate::completions(shell),
+        Command::Man => return generate::man(),
+        _ => {}
+    }
     let config_path = config_path(
         cli.global.config,
         std::env::var_os(env::CONFIG),
@@ -244,6 +271,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
                 fleet::meta_check(&config, limits, expect.as_deref()).await
             }
             Command::Forget { agent } => fleet::forget(&config, &agent).await,
+            Command::Completions { .. } | Command::Man => Ok(ExitStatus::Success),
             Command::SetupDb {
                 read_capacity,
                 write_capacity,
