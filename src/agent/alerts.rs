@@ -97,7 +97,10 @@ impl Agent<'_> {
         let total = actions.len();
         let mut failures = 0usize;
         for (action, outcome) in self.deliver(actions).await {
-            if self.fleet_delivered(&action, outcome.is_ok(), now).await
+            let refused = matches!(&outcome, Err(failure) if failure.permanent);
+            if self
+                .fleet_delivered(&action, outcome.is_ok(), refused, now)
+                .await
                 || self.storm_delivered(&action, outcome.is_ok(), now)
             {
                 if let Err(failure) = &outcome {

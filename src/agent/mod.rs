@@ -130,6 +130,10 @@ struct Agent<'a> {
     directory: CheckDirectory,
     /// Each check's alerter route; kept for vanished checks until their alerts are resolved.
     routes: HashMap<String, Option<String>>,
+    /// Each check's `notify` (SPEC §10), kept as long as its route.
+    notifies: HashMap<String, checks::Notify>,
+    /// This agent's part in the fleet's notices (`fleet.rs`).
+    fleet: fleet::FleetState,
     states: HashMap<String, CheckState>,
     faults: BTreeMap<String, Fault>,
     /// Faults whose alert may be open at the receiver.
@@ -237,6 +241,8 @@ pub async fn run(
             &config.agent.state_dir,
         ),
         routes: HashMap::new(),
+        notifies: HashMap::new(),
+        fleet: fleet::FleetState::default(),
         states: HashMap::new(),
         faults: BTreeMap::new(),
         opened: BTreeSet::new(),
@@ -495,6 +501,7 @@ impl Agent<'_> {
         for check in &checks {
             self.routes
                 .insert(check.name.clone(), check.alerter.clone());
+            self.notifies.insert(check.name.clone(), check.notify);
         }
         let own = format!("{}#", self.config.agent.name);
         self.faults
@@ -503,14 +510,7 @@ impl Agent<'_> {
 
         self.refresh_squelches(now).await;
         self.alert(&ran, &alive, now).await;
-        let (opened, retrying) = (&self.opened, &self.retry_resolves);
-        self.routes.retain(|check, _| {
-            alive.contains(check)
-                || opened
-                    .iter()
-                    .chain(retrying)
-                    .any(|name| fault::check_of(name) == check)
-        });
+        self.forget_routes(&alive);
 
         if let Some(buffer) = &self.metrics {
             buffer.push(metrics);
@@ -551,6 +551,23 @@ impl Agent<'_> {
                 started - scheduler::tick_start(tick, self.config.agent.base_interval),
             "tick done"
         );
+    }
+
+    /// Forgets the routes (and `notify`) of vanished checks once none of
+    /// their alerts may be open, is retried or watched (`fleet.rs`).
+    fn forget_routes(&mut self, alive: &HashSet<String>) {
+        let (opened, retrying) = (&self.opened, &self.retry_resolves);
+        let watching = self.fleet.watching();
+        let keep = |check: &String| {
+            alive.contains(check)
+                || opened
+                    .iter()
+                    .chain(retrying)
+                    .chain(watching)
+                    .any(|name| fault::check_of(name) == check)
+        };
+        self.routes.retain(|check, _| keep(check));
+        self.notifies.retain(|check, _| keep(check));
     }
 
     /// Folds one check's output into the fault set and the metrics.
