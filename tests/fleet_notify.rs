@@ -1,0 +1,388 @@
+//! One notification per incident, fleet-wide (issue #11, SPEC §10).
+//!
+//! In process: several agents (`agent::run`) share one memory database on
+//! a paused clock, each with its own recording alerter, all running the
+//! same absolute-named `socket:` check answered by one plugin the test
+//! sets. The agents tick at the same instants, so their claims race for
+//! real through the database's compare-and-swap; a scenario of many
+//! minutes runs in milliseconds. Killing an agent is aborting its task: no
+//! deregistration, its heartbeat stops, as with SIGKILL.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cimaa::agent::{self, Backends, Clock, Mode};
+use cimaa::alerters::{self, Alerter, Alerters};
+use cimaa::config::{Config, load_agent_config};
+use cimaa::db::{Db, MemoryDb};
+use cimaa::signals::Control;
+use tempfile::TempDir;
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// The test clock's start: a tick boundary (2100-01-01T00:00:00Z).
+const START: f64 = 4_102_444_800.0;
+/// The agents' base interval, seconds.
+const BASE: u64 = 60;
+
+const CRITICAL: &str = r#"{"faults": [{"severity": "CRITICAL", "message": "web down"}]}"#;
+const PASSING: &str = r#"{"faults": []}"#;
+
+/// `(action, name, message)` as an alerter got it.
+type Event = (String, String, String);
+
+fn event(action: &str, name: &str, message: &str) -> Event {
+    (action.into(), name.into(), message.into())
+}
+
+/// The plugin every agent's check asks: answers each connection with the
+/// current reply.
+struct Plugin {
+    path: PathBuf,
+    reply: Arc<Mutex<String>>,
+}
+
+impl Plugin {
+    fn serve(path: PathBuf, reply: &str) -> Plugin {
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let reply = Arc::new(Mutex::new(reply.to_string()));
+        let shared = reply.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let answer = shared.lock().unwrap().clone();
+                stream.write_all(answer.as_bytes()).await.unwrap();
+                stream.shutdown().await.unwrap();
+            }
+        });
+        Plugin { path, reply }
+    }
+
+    fn answer(&self, reply: &str) {
+        *self.reply.lock().unwrap() = reply.to_string();
+    }
+}
+
+/// An alerter that records what it delivered; it can hang.
+#[derive(Default)]
+struct RecordingAlerter {
+    delivered: Mutex<Vec<Event>>,
+    calls: Mutex<u32>,
+    hang: Mutex<bool>,
+}
+
+impl RecordingAlerter {
+    async fn call(&self, action: &str, name: &str, message: &str) -> Result<(), alerters::Error> {
+        *self.calls.lock().unwrap() += 1;
+        if *self.hang.lock().unwrap() {
+            std::future::pending::<()>().await;
+        }
+        self.delivered
+            .lock()
+            .unwrap()
+            .push(event(action, name, message));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Alerter for RecordingAlerter {
+    async fn trigger(&self, name: &str, message: &str) -> Result<(), alerters::Error> {
+        self.call("trigger", name, message).await
+    }
+
+    async fn resolve(&self, name: &str) -> Result<(), alerters::Error> {
+        self.call("resolve", name, "").await
+    }
+}
+
+/// One running agent of the fleet.
+struct Member {
+    alerter: Arc<RecordingAlerter>,
+    controls: mpsc::UnboundedSender<Control>,
+    task: JoinHandle<()>,
+    /// The agent's directory: `checks.d/`, `agent.yaml`.
+    dir: PathBuf,
+}
+
+/// Agents `a0`, `a1`, ... on one memory database and one test clock.
+struct Fleet {
+    dir: TempDir,
+    db: Arc<MemoryDb>,
+    clock: Clock,
+    plugin: Plugin,
+    members: Vec<Member>,
+}
+
+impl Fleet {
+    /// `n` agents running check `//web` (plus `check_extra` lines) with
+    /// `agent_extra` lines under `agent:` and `top_extra` at the top level.
+    fn start(n: usize, check_extra: &str, agent_extra: &str, top_extra: &str) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = Plugin::serve(dir.path().join("web.sock"), CRITICAL);
+        let mut fleet = Fleet {
+            db: Arc::new(MemoryDb::default()),
+            clock: Clock::tokio_from(START),
+            plugin,
+            members: Vec::new(),
+            dir,
+        };
+        for i in 0..n {
+            let member = fleet.spawn(&format!("a{i}"), check_extra, agent_extra, top_extra);
+            fleet.members.push(member);
+        }
+        fleet
+    }
+
+    fn spawn(&self, name: &str, check_extra: &str, agent_extra: &str, top_extra: &str) -> Member {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(dir.join("checks.d")).unwrap();
+        std::fs::write(
+            dir.join("checks.d/web.yaml"),
+            format!(
+                "//web:\n  socket: unix:{}\n  retry: 0\n{check_extra}",
+                self.plugin.path.display()
+            ),
+        )
+        .unwrap();
+        let path = dir.join("agent.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "agent:\n  name: {name}\n  directory: checks.d\n  base_interval: {BASE}\n  splay: 0\n  alert_timeout: 10\n  state_dir: state\n{agent_extra}database:\n  type: memory\nalerter:\n  type: file\n  path: alerts.jsonl\n{top_extra}"
+            ),
+        )
+        .unwrap();
+        let config: &'static Config = Box::leak(Box::new(load_agent_config(&path).unwrap()));
+        let alerter = Arc::new(RecordingAlerter::default());
+        let db: Arc<dyn Db> = self.db.clone();
+        let backends = Backends {
+            db,
+            alerters: Arc::new(Alerters::single(alerter.clone())),
+            sink: None,
+        };
+        let (controls, receiver) = mpsc::unbounded_channel();
+        let clock = self.clock;
+        let task = tokio::spawn(async move {
+            agent::run(config, backends, clock, Mode::Forever, receiver)
+                .await
+                .unwrap();
+        });
+        Member {
+            alerter,
+            controls,
+            task,
+            dir,
+        }
+    }
+
+    /// Every event delivered by any agent, sorted.
+    fn delivered(&self) -> Vec<Event> {
+        let mut all: Vec<Event> = self
+            .members
+            .iter()
+            .flat_map(|m| m.alerter.delivered.lock().unwrap().clone())
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Which agents delivered something.
+    fn deliverers(&self) -> Vec<usize> {
+        (0..self.members.len())
+            .filter(|i| {
+                !self.members[*i]
+                    .alerter
+                    .delivered
+                    .lock()
+                    .unwrap()
+                    .is_empty()
+            })
+            .collect()
+    }
+
+    /// Lets the test clock run to `secs` after `START`.
+    async fn at(&self, secs: u64) {
+        let now = self.clock.now();
+        #[expect(clippy::cast_precision_loss, reason = "small test offsets")]
+        let target = START + secs as f64;
+        if target > now {
+            tokio::time::sleep(Duration::from_secs_f64(target - now)).await;
+        }
+    }
+
+    /// Changes what agent `i`'s `//web` check reports: its own plugin.
+    fn answer_alone(&self, i: usize, reply: &str) -> Plugin {
+        let plugin = Plugin::serve(self.dir.path().join(format!("own{i}.sock")), reply);
+        std::fs::write(
+            self.members[i].dir.join("checks.d/web.yaml"),
+            format!(
+                "//web:\n  socket: unix:{}\n  retry: 0\n",
+                plugin.path.display()
+            ),
+        )
+        .unwrap();
+        plugin
+    }
+
+    /// Stops every agent (SIGTERM) and waits for them.
+    async fn stop(self) {
+        for member in &self.members {
+            let _ = member.controls.send(Control::Shutdown);
+        }
+        for member in self.members {
+            let _ = member.task.await;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn four_agents_deliver_one_trigger_and_one_resolve() {
+    let fleet = Fleet::start(4, "", "", "");
+    fleet.at(BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered(), [event("trigger", "//web", "web down")]);
+    // Steady: nothing more while it stays critical.
+    fleet.at(4 * BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered().len(), 1);
+    fleet.plugin.answer(PASSING);
+    fleet.at(6 * BASE + BASE / 2).await;
+    assert_eq!(
+        fleet.delivered(),
+        [
+            event("resolve", "//web", ""),
+            event("trigger", "//web", "web down")
+        ]
+    );
+    assert!(
+        fleet
+            .db
+            .notices(&["//web".into()])
+            .await
+            .unwrap()
+            .is_empty(),
+        "the resolved notice is removed"
+    );
+    fleet.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_incident_after_a_resolve_is_triggered_once_again() {
+    let fleet = Fleet::start(4, "", "", "");
+    fleet.at(BASE + BASE / 2).await;
+    fleet.plugin.answer(PASSING);
+    fleet.at(2 * BASE + BASE / 2).await;
+    fleet.plugin.answer(CRITICAL);
+    fleet.at(3 * BASE + BASE / 2).await;
+    let triggers = fleet
+        .delivered()
+        .into_iter()
+        .filter(|e| e.0 == "trigger")
+        .count();
+    assert_eq!(triggers, 2);
+    assert_eq!(fleet.delivered().len(), 3);
+    fleet.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_message_is_one_new_trigger() {
+    let fleet = Fleet::start(4, "", "", "");
+    fleet.at(BASE + BASE / 2).await;
+    fleet
+        .plugin
+        .answer(r#"{"faults": [{"severity": "CRITICAL", "message": "web very down"}]}"#);
+    fleet.at(3 * BASE + BASE / 2).await;
+    assert_eq!(
+        fleet.delivered(),
+        [
+            event("trigger", "//web", "web down"),
+            event("trigger", "//web", "web very down"),
+        ]
+    );
+    fleet.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_agent_notify_keeps_one_trigger_per_agent() {
+    let fleet = Fleet::start(4, "  notify: per_agent\n", "", "");
+    fleet.at(BASE + BASE / 2).await;
+    assert_eq!(
+        fleet.delivered(),
+        vec![event("trigger", "//web", "web down"); 4]
+    );
+    fleet.plugin.answer(PASSING);
+    fleet.at(2 * BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered().len(), 8);
+    fleet.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_resolve_while_another_holder_still_finds_it_critical() {
+    let fleet = Fleet::start(2, "", "", "");
+    fleet.at(BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered().len(), 1);
+    // a0 clears; a1 still finds it critical.
+    let _own = fleet.answer_alone(0, PASSING);
+    fleet.at(4 * BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered(), [event("trigger", "//web", "web down")]);
+    // a1 clears too: one resolve.
+    fleet.plugin.answer(PASSING);
+    fleet.at(5 * BASE + BASE / 2).await;
+    assert_eq!(
+        fleet.delivered(),
+        [
+            event("resolve", "//web", ""),
+            event("trigger", "//web", "web down")
+        ]
+    );
+    fleet.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_claimer_killed_while_its_alerter_hangs_is_replaced_within_two_base_intervals() {
+    let fleet = Fleet::start(4, "", "", "");
+    for member in &fleet.members {
+        *member.alerter.hang.lock().unwrap() = true;
+    }
+    fleet.at(BASE + 1).await;
+    let claimers: Vec<usize> = (0..4)
+        .filter(|i| *fleet.members[*i].alerter.calls.lock().unwrap() > 0)
+        .collect();
+    assert_eq!(claimers.len(), 1, "one agent claimed the trigger");
+    let claimer = claimers[0];
+    // SIGKILL: no deregistration, the heartbeat just stops.
+    fleet.members[claimer].task.abort();
+    for member in &fleet.members {
+        *member.alerter.hang.lock().unwrap() = false;
+    }
+    // Killed at BASE + 1: another delivers by 3 * BASE + 1 (here by the
+    // next tick after the claim expired, 2 * BASE).
+    fleet.at(2 * BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered(), [event("trigger", "//web", "web down")]);
+    let by = fleet.deliverers();
+    assert_ne!(by, [claimer]);
+    fleet.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_that_dies_stops_holding_and_a_watcher_resolves() {
+    let fleet = Fleet::start(2, "", "", "alerting:\n  holder_timeout: 2\n");
+    fleet.at(BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered().len(), 1);
+    // a0 clears and watches; a1, still critical, dies without deregistering.
+    let _own = fleet.answer_alone(0, PASSING);
+    fleet.at(2 * BASE + BASE / 2).await;
+    fleet.members[1].task.abort();
+    assert_eq!(fleet.delivered().len(), 1);
+    // a1's last heartbeat (tick 2) is older than 2 base intervals from tick 5 on.
+    fleet.at(6 * BASE + BASE / 2).await;
+    assert_eq!(
+        fleet.delivered(),
+        [
+            event("resolve", "//web", ""),
+            event("trigger", "//web", "web down")
+        ]
+    );
+    fleet.stop().await;
+}
