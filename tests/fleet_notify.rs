@@ -9,6 +9,7 @@
 //! deregistration, its heartbeat stops, as with SIGKILL.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +17,10 @@ use async_trait::async_trait;
 use cimaa::agent::{self, Backends, Clock, Mode};
 use cimaa::alerters::{self, Alerter, Alerters};
 use cimaa::config::{Config, load_agent_config};
-use cimaa::db::{Db, MemoryDb};
+use cimaa::db::{
+    AgentFacts, AgentFault, Db, Error as DbError, Fault, Heartbeat, MemoryDb, Notice, OpenAlert,
+    SkippedRow, Squelch, StoppedAgent,
+};
 use cimaa::signals::Control;
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt as _;
@@ -98,6 +102,111 @@ impl Alerter for RecordingAlerter {
     }
 }
 
+/// The shared memory database, counting the notice requests; the notice
+/// calls fail while `broken` is set (a database outage on that path).
+#[derive(Default)]
+struct CountingDb {
+    inner: MemoryDb,
+    notice_requests: AtomicUsize,
+    broken: AtomicBool,
+}
+
+impl CountingDb {
+    fn notice_call(&self) -> Result<(), DbError> {
+        self.notice_requests.fetch_add(1, Ordering::SeqCst);
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(DbError::Task("the test breaks notices".into()));
+        }
+        Ok(())
+    }
+
+    fn requests(&self) -> usize {
+        self.notice_requests.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Db for CountingDb {
+    async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, DbError> {
+        self.inner.get_faults(agent).await
+    }
+
+    async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), DbError> {
+        self.inner.set_faults(agent, faults, now).await
+    }
+
+    async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), DbError> {
+        self.inner.heartbeat(agent, now).await
+    }
+
+    fn set_facts(&self, agent: &str, facts: AgentFacts) {
+        self.inner.set_facts(agent, facts);
+    }
+
+    async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, DbError> {
+        self.inner.list_faults(agent).await
+    }
+
+    async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {
+        self.inner.agents().await
+    }
+
+    async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
+        self.inner.old_agents(age, now).await
+    }
+
+    async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {
+        self.inner.get_squelch_details().await
+    }
+
+    async fn squelch(&self, squelch: &Squelch) -> Result<(), DbError> {
+        self.inner.squelch(squelch).await
+    }
+
+    async fn unsquelch(&self, regex: &str) -> Result<bool, DbError> {
+        self.inner.unsquelch(regex).await
+    }
+
+    async fn remove_agent(&self, agent: &str) -> Result<(), DbError> {
+        self.inner.remove_agent(agent).await
+    }
+
+    async fn stop_agent(&self, agent: &str, open: &[OpenAlert], now: i64) -> Result<(), DbError> {
+        self.inner.stop_agent(agent, open, now).await
+    }
+
+    async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, DbError> {
+        self.inner.open_alerts(agent).await
+    }
+
+    async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, DbError> {
+        self.inner.stopped_agents().await
+    }
+
+    async fn clear_open_alerts(&self, agent: &str) -> Result<(), DbError> {
+        self.inner.clear_open_alerts(agent).await
+    }
+
+    async fn notices(&self, names: &[String]) -> Result<Vec<Notice>, DbError> {
+        self.notice_call()?;
+        self.inner.notices(names).await
+    }
+
+    async fn put_notice(&self, notice: &Notice, expected: u64) -> Result<bool, DbError> {
+        self.notice_call()?;
+        self.inner.put_notice(notice, expected).await
+    }
+
+    async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, DbError> {
+        self.notice_call()?;
+        self.inner.heartbeats_of(agents).await
+    }
+
+    fn skipped_rows(&self) -> Vec<SkippedRow> {
+        self.inner.skipped_rows()
+    }
+}
+
 /// One running agent of the fleet.
 struct Member {
     alerter: Arc<RecordingAlerter>,
@@ -110,9 +219,11 @@ struct Member {
 /// Agents `a0`, `a1`, ... on one memory database and one test clock.
 struct Fleet {
     dir: TempDir,
-    db: Arc<MemoryDb>,
+    db: Arc<CountingDb>,
     clock: Clock,
     plugin: Plugin,
+    /// What every agent's own check (`//AGENT/own/disk`) reports.
+    own: Plugin,
     members: Vec<Member>,
 }
 
@@ -122,10 +233,12 @@ impl Fleet {
     fn start(n: usize, check_extra: &str, agent_extra: &str, top_extra: &str) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
         let plugin = Plugin::serve(dir.path().join("web.sock"), CRITICAL);
+        let own = Plugin::serve(dir.path().join("disk.sock"), PASSING);
         let mut fleet = Fleet {
-            db: Arc::new(MemoryDb::default()),
+            db: Arc::new(CountingDb::default()),
             clock: Clock::tokio_from(START),
             plugin,
+            own,
             members: Vec::new(),
             dir,
         };
@@ -147,6 +260,25 @@ impl Fleet {
             ),
         )
         .unwrap();
+        // Also a check of this agent's own (relative name).
+        std::fs::write(
+            dir.join("checks.d/own.yaml"),
+            format!(
+                "disk:\n  socket: unix:{}\n  retry: 0\n",
+                self.own.path.display()
+            ),
+        )
+        .unwrap();
+        self.run(name, agent_extra, top_extra)
+    }
+
+    /// Starts agent `name` again on the check files it has.
+    fn spawn_existing(&self, name: &str) -> Member {
+        self.run(name, "", "")
+    }
+
+    fn run(&self, name: &str, agent_extra: &str, top_extra: &str) -> Member {
+        let dir = self.dir.path().join(name);
         let path = dir.join("agent.yaml");
         std::fs::write(
             &path,
@@ -382,6 +514,99 @@ async fn a_holder_that_dies_stops_holding_and_a_watcher_resolves() {
         [
             event("resolve", "//web", ""),
             event("trigger", "//web", "web down")
+        ]
+    );
+    fleet.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fault_held_and_delivered_costs_no_notice_request() {
+    let fleet = Fleet::start(4, "", "", "");
+    // Agents that found the claim in flight at tick 1 look again at tick 2.
+    fleet.at(2 * BASE + BASE / 2).await;
+    let after_trigger = fleet.db.requests();
+    assert!(after_trigger > 0);
+    fleet.at(6 * BASE + BASE / 2).await;
+    assert_eq!(fleet.db.requests(), after_trigger, "steady state");
+    assert_eq!(fleet.delivered().len(), 1);
+    fleet.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_notices_unreadable_own_faults_still_alert_and_the_fleet_fault_pages_once_later() {
+    let fleet = Fleet::start(4, "", "", "");
+    fleet.db.broken.store(true, Ordering::SeqCst);
+    fleet
+        .own
+        .answer(r#"{"faults": [{"severity": "CRITICAL", "message": "disk full"}]}"#);
+    fleet.at(2 * BASE + BASE / 2).await;
+    let own: Vec<Event> = (0..4)
+        .map(|i| event("trigger", &format!("//a{i}/own/disk"), "disk full"))
+        .collect();
+    let mut want = own.clone();
+    want.sort();
+    assert_eq!(
+        fleet.delivered(),
+        want,
+        "own faults alert, the fleet fault waits"
+    );
+    fleet.db.broken.store(false, Ordering::SeqCst);
+    fleet.at(4 * BASE + BASE / 2).await;
+    want.push(event("trigger", "//web", "web down"));
+    want.sort();
+    assert_eq!(fleet.delivered(), want);
+    fleet.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_restarted_cleanly_does_not_page_again() {
+    let mut fleet = Fleet::start(2, "", "", "");
+    fleet.at(BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered().len(), 1);
+    let first = fleet.members.remove(0);
+    let _ = first.controls.send(Control::Shutdown);
+    let _ = first.task.await;
+    let again = fleet.spawn("a0", "", "", "");
+    fleet.members.push(again);
+    fleet.at(4 * BASE + BASE / 2).await;
+    let mut all = first.alerter.delivered.lock().unwrap().clone();
+    all.extend(fleet.delivered());
+    assert_eq!(all, [event("trigger", "//web", "web down")]);
+    fleet.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_restarted_after_the_incident_was_resolved_triggers_anew() {
+    // a1 clears and resolves (a0, stopped, holds nothing); a0 comes back
+    // still finding it critical: a new incident, one new trigger.
+    let mut fleet = Fleet::start(2, "", "", "");
+    fleet.at(BASE + BASE / 2).await;
+    let first = fleet.members.remove(0);
+    let _ = first.controls.send(Control::Shutdown);
+    let _ = first.task.await;
+    fleet.plugin.answer(PASSING);
+    fleet.at(2 * BASE + BASE / 2).await;
+    let still = Plugin::serve(fleet.dir.path().join("critical.sock"), CRITICAL);
+    std::fs::write(
+        first.dir.join("checks.d/web.yaml"),
+        format!(
+            "//web:\n  socket: unix:{}\n  retry: 0\n",
+            still.path.display()
+        ),
+    )
+    .unwrap();
+    let again = fleet.spawn_existing("a0");
+    fleet.members.push(again);
+    fleet.at(3 * BASE + BASE / 2).await;
+    let mut all = first.alerter.delivered.lock().unwrap().clone();
+    all.extend(fleet.delivered());
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            event("resolve", "//web", ""),
+            event("trigger", "//web", "web down"),
+            event("trigger", "//web", "web down"),
         ]
     );
     fleet.stop().await;
