@@ -19,8 +19,8 @@ use std::any::Any;
 use std::sync::Arc;
 
 use cimaa::db::{
-    AgentFacts, AgentFault, Db, Fault, Heartbeat, MemoryDb, OpenAlert, SqliteDb, Squelch,
-    StoppedAgent,
+    AgentFacts, AgentFault, Claim, Db, Fault, Heartbeat, MemoryDb, Notice, OpenAlert, Pending,
+    SqliteDb, Squelch, StoppedAgent,
 };
 use cimaa::severity::Severity;
 use tempfile::TempDir;
@@ -32,8 +32,11 @@ type Guard = Box<dyn Any + Send>;
 ///
 /// Add a scenario by writing its fn in `scenarios` and naming it in the list
 /// at the bottom of this macro; every backend then runs it.
+///
+/// Scenarios in the second list take two clients of one database (two
+/// handles on one file, on one table prefix), as two agents are.
 macro_rules! db_contract {
-    ($backend:ident, $open:expr) => {
+    ($backend:ident, $open:expr, $open_pair:expr) => {
         mod $backend {
             use super::*;
 
@@ -76,8 +79,39 @@ macro_rules! db_contract {
                 a_heartbeat_without_declared_facts_records_none,
                 declaring_facts_writes_nothing_until_the_next_heartbeat,
                 newly_declared_facts_replace_the_old_ones_at_the_next_write,
+                a_notice_round_trips_every_field_and_its_version_counts_writes,
+                a_put_over_the_current_version_takes_an_expired_claim_over,
+                the_winners_delivery_record_ends_the_race,
+                a_put_expecting_a_version_that_is_not_stored_writes_nothing,
+                an_empty_notice_deletes_the_record,
+                an_empty_notice_over_a_stale_version_deletes_nothing,
+                notices_leaves_out_absent_names_and_orders_by_name,
+                many_notices_come_back_whole,
+                notices_are_in_no_listing_of_faults_or_agents,
+                heartbeats_of_returns_only_the_existing_ones,
+                storm_round_trips_through_set_faults_and_get_faults,
+                storm_round_trips_through_stop_agent_and_open_alerts,
+            );
+            db_contract!(@pairs $backend, $open_pair;
+                two_clients_racing_for_the_same_claim_exactly_one_wins,
+                two_clients_racing_over_a_stored_version_exactly_one_wins,
             );
         }
+    };
+    (@pairs $backend:ident, $open:expr; $($scenario:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let Some((one, two, _guard)) = $open.await else {
+                    eprintln!(
+                        "skipped: backend `{}` is not available here",
+                        stringify!($backend)
+                    );
+                    return;
+                };
+                super::pair_scenarios::$scenario(one.as_ref(), two.as_ref()).await;
+            }
+        )*
     };
     (@scenarios $backend:ident, $open:expr; $($scenario:ident),* $(,)?) => {
         $(
@@ -96,9 +130,12 @@ macro_rules! db_contract {
     };
 }
 
-db_contract!(memory, open_memory());
-db_contract!(sqlite, open_sqlite());
-db_contract!(dynamodb, open_dynamodb());
+db_contract!(memory, open_memory(), open_memory_pair());
+db_contract!(sqlite, open_sqlite(), open_sqlite_pair());
+db_contract!(dynamodb, open_dynamodb(), open_dynamodb_pair());
+
+/// Two clients of one database and what keeps it alive.
+type Pair = (Arc<dyn Db>, Arc<dyn Db>, Guard);
 
 /// Nothing to open and nothing to clean up, so no `async fn` is needed.
 fn open_memory() -> impl Future<Output = Option<(Arc<dyn Db>, Guard)>> {
@@ -106,6 +143,27 @@ fn open_memory() -> impl Future<Output = Option<(Arc<dyn Db>, Guard)>> {
         Arc::new(MemoryDb::default()) as Arc<dyn Db>,
         Box::new(()) as Guard,
     )))
+}
+
+/// The memory backend is one process's: its clients share the handle.
+fn open_memory_pair() -> impl Future<Output = Option<Pair>> {
+    let db = Arc::new(MemoryDb::default()) as Arc<dyn Db>;
+    std::future::ready(Some((Arc::clone(&db), db, Box::new(()) as Guard)))
+}
+
+/// Two handles (two connections) on one fresh file.
+async fn open_sqlite_pair() -> Option<Pair> {
+    let dir = TempDir::new().expect("create temp dir");
+    let path = dir.path().join("cimaa.db");
+    let one = SqliteDb::open(&path).await.expect("open sqlite database");
+    let two = SqliteDb::open(&path).await.expect("open sqlite database");
+    Some((Arc::new(one), Arc::new(two), Box::new(dir)))
+}
+
+/// Two handles (two SDK clients) on the same fresh tables.
+async fn open_dynamodb_pair() -> Option<Pair> {
+    let (one, two) = crate::dynamodb::test_db_pair().await?;
+    Some((Arc::new(one), Arc::new(two), Box::new(()) as Guard))
 }
 
 /// A fresh file in its own temp dir, which the guard deletes after the test.
@@ -215,6 +273,39 @@ fn stopped(name: &str, at: i64, open_alerts: usize) -> StoppedAgent {
         stopped: at,
         open_alerts,
     }
+}
+
+/// A notice held by `holders`, with nothing delivered and no claim.
+fn notice(name: &str, holders: &[&str]) -> Notice {
+    Notice {
+        holders: holders.iter().map(|&holder| holder.to_owned()).collect(),
+        ..Notice::new(name)
+    }
+}
+
+/// `notice` with `agent` claiming the trigger of `message` until `until`.
+fn claimed(mut notice: Notice, agent: &str, message: &str, until: i64) -> Notice {
+    notice.claim = Some(Claim {
+        agent: agent.to_owned(),
+        action: Pending::Trigger {
+            message: message.to_owned(),
+        },
+        until,
+    });
+    notice
+}
+
+/// `notice` as stored at `version`.
+fn at(mut notice: Notice, version: u64) -> Notice {
+    notice.version = version;
+    notice
+}
+
+/// The stored notice of `name`, if any.
+async fn stored(db: &dyn Db, name: &str) -> Option<Notice> {
+    let mut found = db.notices(&[name.to_owned()]).await.unwrap();
+    assert!(found.len() <= 1, "{found:?}");
+    found.pop()
 }
 
 /// `get_faults` promises no order; compare as sets.
@@ -869,6 +960,261 @@ mod scenarios {
         assert_eq!(db.stopped_agents().await.unwrap(), vec![]);
     }
 
+    // See: #11
+    pub(super) async fn a_notice_round_trips_every_field_and_its_version_counts_writes(
+        db: &dyn Db,
+    ) {
+        let mut first = claimed(
+            notice("//meta#web3", &["web2", "web1"]),
+            "web1",
+            "web3 is down",
+            160,
+        );
+        first.delivered = vec![
+            "web3 is slow".into(),
+            String::new(),
+            "web3 is très lent".into(),
+        ];
+
+        assert!(db.put_notice(&first, 0).await.unwrap());
+        assert_eq!(stored(db, "//meta#web3").await, Some(at(first.clone(), 1)));
+
+        let resolving = Notice {
+            claim: Some(Claim {
+                agent: "web2".into(),
+                action: Pending::Resolve,
+                until: -5,
+            }),
+            holders: std::collections::BTreeSet::new(),
+            ..first.clone()
+        };
+        assert!(db.put_notice(&resolving, 1).await.unwrap());
+        assert_eq!(stored(db, "//meta#web3").await, Some(at(resolving, 2)));
+
+        // The version given with the notice is not what is stored: the
+        // stored one is always the expected one plus one.
+        assert!(db.put_notice(&at(first.clone(), 77), 2).await.unwrap());
+        assert_eq!(stored(db, "//meta#web3").await, Some(at(first, 3)));
+    }
+
+    // See: #11. A holder waiting on a claim whose `until` passed takes it
+    // over with a put over the version it read (whether the claim expired
+    // is the caller's rule); the new claim replaces the old one.
+    pub(super) async fn a_put_over_the_current_version_takes_an_expired_claim_over(db: &dyn Db) {
+        let dead = claimed(notice("//meta", &["web1", "web2"]), "web1", "down", 100);
+        assert!(db.put_notice(&dead, 0).await.unwrap());
+        let read = stored(db, "//meta").await.unwrap();
+
+        let takeover = claimed(notice("//meta", &["web1", "web2"]), "web2", "down", 300);
+        assert!(db.put_notice(&takeover, read.version).await.unwrap());
+
+        assert_eq!(stored(db, "//meta").await, Some(at(takeover, 2)));
+    }
+
+    // See: #11. web2 read the claim of web1 and decides to take it over
+    // while web1 records its delivery: the delivery lands first, so web2's
+    // write over the version it read fails and the incident stays
+    // delivered once.
+    pub(super) async fn the_winners_delivery_record_ends_the_race(db: &dyn Db) {
+        let claim = claimed(notice("//meta", &["web1", "web2"]), "web1", "down", 100);
+        assert!(db.put_notice(&claim, 0).await.unwrap());
+        let read_by_web2 = stored(db, "//meta").await.unwrap();
+        let mut delivered = notice("//meta", &["web1", "web2"]);
+        delivered.delivered = vec!["down".into()];
+
+        assert!(db.put_notice(&delivered, 1).await.unwrap());
+        let takeover = claimed(notice("//meta", &["web1", "web2"]), "web2", "down", 300);
+        assert!(
+            !db.put_notice(&takeover, read_by_web2.version)
+                .await
+                .unwrap()
+        );
+
+        assert_eq!(stored(db, "//meta").await, Some(at(delivered, 2)));
+    }
+
+    // See: #11
+    pub(super) async fn a_put_expecting_a_version_that_is_not_stored_writes_nothing(db: &dyn Db) {
+        let joined = notice("//meta", &["web1"]);
+        assert!(
+            !db.put_notice(&joined, 3).await.unwrap(),
+            "nothing stored yet"
+        );
+        assert_eq!(stored(db, "//meta").await, None);
+
+        assert!(db.put_notice(&joined, 0).await.unwrap());
+        let other = notice("//meta", &["web2"]);
+        assert!(!db.put_notice(&other, 0).await.unwrap(), "stored now");
+        assert!(!db.put_notice(&other, 2).await.unwrap(), "not written yet");
+        assert_eq!(stored(db, "//meta").await, Some(at(joined, 1)));
+    }
+
+    // See: #11. The last holder left and the resolve was delivered: the
+    // record goes, and the next incident starts from "absent".
+    pub(super) async fn an_empty_notice_deletes_the_record(db: &dyn Db) {
+        let mut open = notice("//meta", &["web1"]);
+        open.delivered = vec!["down".into()];
+        assert!(db.put_notice(&open, 0).await.unwrap());
+
+        assert!(db.put_notice(&Notice::new("//meta"), 1).await.unwrap());
+        assert_eq!(stored(db, "//meta").await, None);
+
+        assert!(db.put_notice(&open, 0).await.unwrap());
+        assert_eq!(stored(db, "//meta").await, Some(at(open, 1)));
+        // Deleting what is not there is a write over "absent" that lands.
+        assert!(db.put_notice(&Notice::new("//other"), 0).await.unwrap());
+        assert_eq!(stored(db, "//other").await, None);
+    }
+
+    // See: #11
+    pub(super) async fn an_empty_notice_over_a_stale_version_deletes_nothing(db: &dyn Db) {
+        let open = notice("//meta", &["web1"]);
+        assert!(db.put_notice(&open, 0).await.unwrap());
+        let joined = notice("//meta", &["web1", "web2"]);
+        assert!(db.put_notice(&joined, 1).await.unwrap());
+
+        assert!(!db.put_notice(&Notice::new("//meta"), 1).await.unwrap());
+        assert!(!db.put_notice(&Notice::new("//meta"), 0).await.unwrap());
+
+        assert_eq!(stored(db, "//meta").await, Some(at(joined, 2)));
+    }
+
+    // See: #11
+    pub(super) async fn notices_leaves_out_absent_names_and_orders_by_name(db: &dyn Db) {
+        for name in ["//b", "//a", "//c"] {
+            assert!(db.put_notice(&notice(name, &["web1"]), 0).await.unwrap());
+        }
+        let names: Vec<String> = ["//c", "//x", "//a", "//c", "//y"]
+            .map(str::to_owned)
+            .to_vec();
+
+        let found = db.notices(&names).await.unwrap();
+
+        assert_eq!(
+            found,
+            [
+                at(notice("//a", &["web1"]), 1),
+                at(notice("//c", &["web1"]), 1)
+            ]
+        );
+        assert_eq!(db.notices(&[]).await.unwrap(), []);
+    }
+
+    /// More names than one DynamoDB BatchGetItem (100) takes.
+    pub(super) async fn many_notices_come_back_whole(db: &dyn Db) {
+        let names: Vec<String> = (0..130).map(|i| format!("//web{i:03}/ping")).collect();
+        for name in names.iter().step_by(2) {
+            assert!(db.put_notice(&notice(name, &["web1"]), 0).await.unwrap());
+        }
+
+        let found = db.notices(&names).await.unwrap();
+
+        let want: Vec<Notice> = names
+            .iter()
+            .step_by(2)
+            .map(|name| at(notice(name, &["web1"]), 1))
+            .collect();
+        assert_eq!(found, want);
+    }
+
+    // See: #11. In DynamoDB notices share the faults table, under a
+    // reserved agent key.
+    pub(super) async fn notices_are_in_no_listing_of_faults_or_agents(db: &dyn Db) {
+        db.set_faults("web2", &[fault("load")], 100).await.unwrap();
+        let mut open = claimed(notice("//meta", &["web2"]), "web2", "down", 200);
+        open.delivered = vec!["down".into()];
+        assert!(db.put_notice(&open, 0).await.unwrap());
+
+        assert_eq!(
+            db.list_faults(None).await.unwrap(),
+            vec![agent_fault("web2", fault("load"))]
+        );
+        assert_eq!(db.agents().await.unwrap(), vec![heartbeat("web2", 100)]);
+        assert_eq!(
+            db.old_agents(10, 1000).await.unwrap(),
+            vec![heartbeat("web2", 100)]
+        );
+        assert_eq!(db.alert_failures().await.unwrap(), vec![]);
+        assert_eq!(db.stopped_agents().await.unwrap(), vec![]);
+        assert_eq!(db.skipped_rows(), vec![]);
+    }
+
+    // See: #11
+    pub(super) async fn heartbeats_of_returns_only_the_existing_ones(db: &dyn Db) {
+        db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
+        db.heartbeat("web2", 200).await.unwrap();
+        db.heartbeat("web3", 300).await.unwrap();
+        db.remove_agent("web3").await.unwrap();
+        db.stop_agent("web4", &[open_alert("//web4/down", None)], 300)
+            .await
+            .unwrap();
+        let asked: Vec<String> = ["web4", "web3", "web2", "ghost", "web1", "web2"]
+            .map(str::to_owned)
+            .to_vec();
+
+        assert_eq!(
+            db.heartbeats_of(&asked).await.unwrap(),
+            [heartbeat("web1", 100), heartbeat("web2", 200)]
+        );
+        assert_eq!(db.heartbeats_of(&[]).await.unwrap(), []);
+        let many: Vec<String> = (0..130).map(|i| format!("web{i}")).collect();
+        assert_eq!(
+            db.heartbeats_of(&many).await.unwrap(),
+            [heartbeat("web1", 100), heartbeat("web2", 200)]
+        );
+    }
+
+    // See: #11
+    pub(super) async fn storm_round_trips_through_set_faults_and_get_faults(db: &dyn Db) {
+        let folded = Fault {
+            severity: Severity::CRITICAL,
+            storm: true,
+            ..fault("disk")
+        };
+        db.set_faults("web1", &[folded.clone(), fault("load")], 100)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            by_name(db.get_faults("web1").await.unwrap()),
+            [folded.clone(), fault("load")]
+        );
+        assert_eq!(
+            db.list_faults(None).await.unwrap(),
+            [
+                agent_fault("web1", folded.clone()),
+                agent_fault("web1", fault("load"))
+            ]
+        );
+
+        // Leaving the storm is a change that is written.
+        let alone = Fault {
+            storm: false,
+            ..folded
+        };
+        db.set_faults("web1", &[alone.clone(), fault("load")], 160)
+            .await
+            .unwrap();
+        assert_eq!(
+            by_name(db.get_faults("web1").await.unwrap()),
+            [alone, fault("load")]
+        );
+    }
+
+    // See: #11
+    pub(super) async fn storm_round_trips_through_stop_agent_and_open_alerts(db: &dyn Db) {
+        let mut folded = open_alert("//web1/app/a", Some("ops"));
+        folded.fault.storm = true;
+        folded.fault.triggered = false;
+        let alone = open_alert("//web1/app/b", None);
+
+        db.stop_agent("web1", &[folded.clone(), alone.clone()], 100)
+            .await
+            .unwrap();
+
+        assert_eq!(db.open_alerts("web1").await.unwrap(), [folded, alone]);
+    }
+
     /// More kept alerts than one DynamoDB batch (25) or item would hold.
     pub(super) async fn many_kept_alerts_come_back_whole(db: &dyn Db) {
         let long = "x".repeat(4000);
@@ -889,6 +1235,76 @@ mod scenarios {
         );
         db.stop_agent("web1", &[], 200).await.unwrap();
         assert_eq!(db.open_alerts("web1").await.unwrap(), vec![]);
+    }
+}
+
+/// Scenarios of two clients of one database, as two agents (SPEC §10).
+mod pair_scenarios {
+    use super::*;
+
+    // See: #11. Both read "absent" and claim the trigger: one claim lands,
+    // the other writes nothing, and the record is the winner's.
+    pub(super) async fn two_clients_racing_for_the_same_claim_exactly_one_wins(
+        one: &dyn Db,
+        two: &dyn Db,
+    ) {
+        for round in 0..10 {
+            let name = format!("//meta#web{round}");
+            let web1 = claimed(notice(&name, &["web1"]), "web1", "down", 200);
+            let web2 = claimed(notice(&name, &["web2"]), "web2", "down", 200);
+
+            let (won1, won2) = tokio::join!(one.put_notice(&web1, 0), two.put_notice(&web2, 0));
+
+            let (won1, won2) = (won1.unwrap(), won2.unwrap());
+            assert!(
+                won1 != won2,
+                "round {round}: exactly one wins ({won1}, {won2})"
+            );
+            let winner = if won1 { web1 } else { web2 };
+            assert_eq!(stored(one, &name).await, Some(at(winner.clone(), 1)));
+            assert_eq!(stored(two, &name).await, Some(at(winner, 1)));
+        }
+    }
+
+    // See: #11. The same race over a stored record (a takeover of an
+    // expired claim by two holders at once).
+    pub(super) async fn two_clients_racing_over_a_stored_version_exactly_one_wins(
+        one: &dyn Db,
+        two: &dyn Db,
+    ) {
+        let name = "//meta#web9";
+        let first = claimed(notice(name, &["web1", "web2", "web3"]), "web3", "down", 100);
+        assert!(one.put_notice(&first, 0).await.unwrap());
+        for round in 1..=10 {
+            let stored_version = stored(one, name).await.unwrap().version;
+            assert_eq!(stored_version, round);
+            let until = 100 + i64::try_from(round).unwrap();
+            let web1 = claimed(
+                notice(name, &["web1", "web2", "web3"]),
+                "web1",
+                "down",
+                until,
+            );
+            let web2 = claimed(
+                notice(name, &["web1", "web2", "web3"]),
+                "web2",
+                "down",
+                until,
+            );
+
+            let (won1, won2) = tokio::join!(
+                one.put_notice(&web1, stored_version),
+                two.put_notice(&web2, stored_version)
+            );
+
+            let (won1, won2) = (won1.unwrap(), won2.unwrap());
+            assert!(
+                won1 != won2,
+                "round {round}: exactly one wins ({won1}, {won2})"
+            );
+            let winner = if won1 { web1 } else { web2 };
+            assert_eq!(stored(two, name).await, Some(at(winner, round + 1)));
+        }
     }
 }
 
@@ -1074,9 +1490,9 @@ mod malformed_rows {
         let (db, sql) = open(&dir).await;
         db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
         sql.execute_batch(
-            "INSERT INTO faults VALUES ('web2', 'load', 'high', 'm', 1, 1, 0, 1, 0, 0);
-             INSERT INTO faults VALUES ('web2', 'mem', 40.5, 'm', 1, 1, 0, 1, 0, 0);
-             INSERT INTO faults VALUES ('web2', 'net', 40, 'm', 1, 1, 0, 1, 9223372036854775807, 0);",
+            "INSERT INTO faults VALUES ('web2', 'load', 'high', 'm', 1, 1, 0, 1, 0, 0, 0);
+             INSERT INTO faults VALUES ('web2', 'mem', 40.5, 'm', 1, 1, 0, 1, 0, 0, 0);
+             INSERT INTO faults VALUES ('web2', 'net', 40, 'm', 1, 1, 0, 1, 9223372036854775807, 0, 0);",
         )
         .unwrap();
 
@@ -1106,8 +1522,10 @@ mod malformed_rows {
     async fn set_faults_replaces_the_agents_malformed_rows_and_the_report_clears() {
         let dir = TempDir::new().unwrap();
         let (db, sql) = open(&dir).await;
-        sql.execute_batch("INSERT INTO faults VALUES ('web1', x'00', 40, 'm', 1, 1, 0, 1, 0, 0);")
-            .unwrap();
+        sql.execute_batch(
+            "INSERT INTO faults VALUES ('web1', x'00', 40, 'm', 1, 1, 0, 1, 0, 0, 0);",
+        )
+        .unwrap();
 
         assert_eq!(db.get_faults("web1").await.unwrap(), []);
         assert_eq!(
@@ -1123,6 +1541,134 @@ mod malformed_rows {
 
         assert_eq!(db.get_faults("web1").await.unwrap(), [fault("disk")]);
         assert_eq!(db.skipped_rows(), []);
+    }
+
+    /// Notice rows as a broken or newer agent could leave them: each reads
+    /// as an empty notice at the version stored (0 when that is unreadable
+    /// too), is named in `skipped_rows`, and the next put over that version
+    /// replaces it.
+    const MALFORMED_NOTICES: &str = r#"
+        INSERT INTO notices VALUES ('//missing', 3, '{"holders": ["web1"]}');
+        INSERT INTO notices VALUES ('//types', 4, '{"holders": "web1", "delivered": [], "claim": null}');
+        INSERT INTO notices VALUES ('//action', 5,
+            '{"holders": [], "delivered": [], "claim": {"agent": "web9", "action": "page", "until": 1}}');
+        INSERT INTO notices VALUES ('//nojson', 6, 'holders=web1');
+        INSERT INTO notices VALUES ('//version', 'seven', '{"holders": ["web1"], "delivered": [], "claim": null}');
+        INSERT INTO notices VALUES ('//both', -2, x'00');
+    "#;
+
+    // See: #11
+    #[tokio::test]
+    async fn malformed_notices_read_as_empty_at_their_version_and_are_named() {
+        let dir = TempDir::new().unwrap();
+        let (db, sql) = open(&dir).await;
+        sql.execute_batch(MALFORMED_NOTICES).unwrap();
+        let names: Vec<String> = [
+            "//missing",
+            "//types",
+            "//action",
+            "//nojson",
+            "//version",
+            "//both",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+
+        let found = db.notices(&names).await.unwrap();
+
+        let empty = |name: &str, version: u64| Notice {
+            version,
+            ..Notice::new(name)
+        };
+        assert_eq!(
+            found,
+            [
+                empty("//action", 5),
+                empty("//both", 0),
+                empty("//missing", 3),
+                empty("//nojson", 6),
+                empty("//types", 4),
+                empty("//version", 0),
+            ]
+        );
+        let rows = db.skipped_rows();
+        let keys: Vec<&str> = rows.iter().map(|row| row.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "//action",
+                "//both",
+                "//missing",
+                "//nojson",
+                "//types",
+                "//version"
+            ]
+        );
+        assert!(rows.iter().all(|row| row.table == "notices"), "{rows:?}");
+        assert_eq!(
+            rows[0].problem,
+            "column `record` is not a notice: its claim's action `page` is unknown"
+        );
+        assert!(
+            rows[1].problem.starts_with(
+                "column `version` holds a negative number; column `record` holds a blob"
+            ),
+            "{}",
+            rows[1].problem
+        );
+        assert!(
+            rows[2].problem.contains("missing field `delivered`"),
+            "{}",
+            rows[2].problem
+        );
+        assert_eq!(rows[5].problem, "column `version` holds text");
+    }
+
+    // See: #11
+    #[tokio::test]
+    async fn a_put_over_a_malformed_notices_version_replaces_it_and_the_report_clears() {
+        let dir = TempDir::new().unwrap();
+        let (db, sql) = open(&dir).await;
+        sql.execute_batch(MALFORMED_NOTICES).unwrap();
+        let names = ["//missing".to_owned(), "//version".to_owned()];
+        let read = db.notices(&names).await.unwrap();
+        assert_eq!(db.skipped_rows().len(), 2);
+        let joined = |name: &str| notice(name, &["web2"]);
+
+        // A put over another version still fails: the compare-and-swap
+        // holds for malformed records too.
+        assert!(!db.put_notice(&joined("//missing"), 0).await.unwrap());
+        assert!(!db.put_notice(&joined("//version"), 1).await.unwrap());
+        for notice in &read {
+            assert!(
+                db.put_notice(&joined(&notice.name), notice.version)
+                    .await
+                    .unwrap()
+            );
+        }
+
+        assert_eq!(
+            db.notices(&names).await.unwrap(),
+            [at(joined("//missing"), 4), at(joined("//version"), 1)]
+        );
+        assert_eq!(db.skipped_rows(), []);
+    }
+
+    // See: #11. A storm flag that is not a boolean is a malformed fault row.
+    #[tokio::test]
+    async fn a_fault_row_with_a_text_storm_is_skipped() {
+        let dir = TempDir::new().unwrap();
+        let (db, sql) = open(&dir).await;
+        sql.execute_batch(
+            "INSERT INTO faults VALUES ('web1', 'disk', 40, 'm', 1, 1, 0, 1, 0, 0, 'yes');",
+        )
+        .unwrap();
+
+        assert_eq!(db.get_faults("web1").await.unwrap(), []);
+        assert_eq!(
+            db.skipped_rows(),
+            [skipped("faults", "web1/disk", "column `storm` holds text")]
+        );
     }
 
     // See: #18

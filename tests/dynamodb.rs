@@ -103,6 +103,16 @@ pub(crate) async fn test_db() -> Option<DynamoDb> {
     Some(db)
 }
 
+/// Two handles (two SDK clients, as two agents) on the same fresh tables,
+/// or `None` to skip.
+pub(crate) async fn test_db_pair() -> Option<(DynamoDb, DynamoDb)> {
+    let endpoint = endpoint()?;
+    let prefix = unique_prefix();
+    let one = open(&endpoint, &prefix);
+    one.setup(None).await.expect("create the test tables");
+    Some((one, open(&endpoint, &prefix)))
+}
+
 /// A plain SDK client on the test server, to write and read items exactly.
 fn raw_client(endpoint: &str) -> Client {
     let config = aws_sdk_dynamodb::Config::builder()

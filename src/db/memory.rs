@@ -7,7 +7,7 @@
 //! `since`/`updated` bookkeeping is shared with the other backends through
 //! `merge_with_stored`. Nothing survives the process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -206,9 +206,11 @@ impl Db for MemoryDb {
     }
 
     async fn notices(&self, names: &[String]) -> Result<Vec<Notice>, Error> {
+        // By name and each once, as the other backends answer.
+        let names: BTreeSet<&String> = names.iter().collect();
         let tables = self.tables();
         Ok(names
-            .iter()
+            .into_iter()
             .filter_map(|name| tables.notices.get(name).cloned())
             .collect())
     }
@@ -230,9 +232,10 @@ impl Db for MemoryDb {
     }
 
     async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, Error> {
+        let agents: BTreeSet<&String> = agents.iter().collect();
         let tables = self.tables();
         Ok(agents
-            .iter()
+            .into_iter()
             .filter_map(|agent| tables.heartbeats.get(agent).cloned())
             .collect())
     }

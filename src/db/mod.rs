@@ -347,8 +347,8 @@ pub trait Db: Send + Sync {
     /// it once they are part of its stored faults.
     async fn clear_open_alerts(&self, agent: &str) -> Result<(), Error>;
 
-    /// The notification records of these fleet faults (SPEC §10), by name;
-    /// names without a record are left out. A malformed record (written by
+    /// The notification records of these fleet faults (SPEC §10), ordered
+    /// by name, each once; names without a record are left out. A malformed record (written by
     /// a newer or broken agent) is logged, listed in `skipped_rows`, and
     /// read as an empty notice that the next `put_notice` over its version
     /// replaces: never an error.
@@ -361,9 +361,10 @@ pub trait Db: Send + Sync {
     /// agent wrote first): the caller reads again and decides again.
     async fn put_notice(&self, notice: &Notice, expected: u64) -> Result<bool, Error>;
 
-    /// The heartbeats of these agents, by name; agents without one (never
-    /// seen, deregistered, forgotten) are left out. For judging whether a
-    /// notice's holders and claimer are alive without reading the fleet.
+    /// The heartbeats of these agents, ordered by name, each once; agents
+    /// without one (never seen, deregistered, forgotten) are left out. For
+    /// judging whether a notice's holders and claimer are alive without
+    /// reading the fleet.
     async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, Error>;
 
     /// Creates what the backend stores into (idempotent) and waits until it

@@ -15,7 +15,7 @@
 //! connection behind an `Arc<std::sync::Mutex<_>>`; a slow disk or a held lock
 //! never stalls the runtime that schedules checks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -26,11 +26,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rusqlite::types::{FromSql, ValueRef};
 use rusqlite::{Connection, ErrorCode, Row, Statement, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use super::{
-    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, Notice, OpenAlert, SkipLog,
-    SkippedRow, Squelch, StoppedAgent, merge_with_stored, short_key,
+    AgentFacts, AgentFault, Claim, Db, Error, FactsLog, Fault, Heartbeat, Notice, OpenAlert,
+    Pending, SkipLog, SkippedRow, Squelch, StoppedAgent, merge_with_stored, short_key,
 };
 use crate::severity::Severity;
 
@@ -49,8 +50,11 @@ const WAL_RETRY_PAUSE: Duration = Duration::from_millis(10);
 /// version-1 file by `MIGRATE_MONITOR_RUNS`, and the `open_alerts` table
 /// (SPEC §14), created by `SCHEMA`'s idempotent statements. 3:
 /// `heartbeats.version` and `heartbeats.checks` (SPEC §14), added to an
-/// older file by `MIGRATE_HEARTBEAT_FACTS`.
-const SCHEMA_VERSION: i64 = 3;
+/// older file by `MIGRATE_HEARTBEAT_FACTS`. 4: `faults.storm` and
+/// `open_alerts.storm` (SPEC §10), added by `MIGRATE_FAULTS_STORM` and
+/// `MIGRATE_OPEN_ALERTS_STORM`, and the `notices` table (SPEC §10),
+/// created by `SCHEMA`.
+const SCHEMA_VERSION: i64 = 4;
 
 /// Brings a version-1 file to version 2. An older binary still reads and
 /// writes the file: it names its columns, and the new one has a default.
@@ -66,6 +70,15 @@ ALTER TABLE heartbeats ADD COLUMN version TEXT NULL;
 ALTER TABLE heartbeats ADD COLUMN checks INTEGER NULL;
 ";
 
+/// Brings the faults of a version-3 file to version 4. An older binary
+/// still writes the file: it names its columns, and the new one has a
+/// default (an older binary's update leaves `storm` as it was).
+const MIGRATE_FAULTS_STORM: &str = "ALTER TABLE faults ADD COLUMN storm INTEGER NOT NULL DEFAULT 0";
+
+/// Brings the kept open alerts of a version-2 or -3 file to version 4.
+const MIGRATE_OPEN_ALERTS_STORM: &str =
+    "ALTER TABLE open_alerts ADD COLUMN storm INTEGER NOT NULL DEFAULT 0";
+
 /// The schema; every statement is idempotent, so agents racing to create it
 /// in a new file do no harm.
 ///
@@ -76,6 +89,10 @@ ALTER TABLE heartbeats ADD COLUMN checks INTEGER NULL;
 /// `open_alerts` holds the alerts agents kept at a clean stop (SPEC §14),
 /// a fault row each plus its `alerter` route (NULL: the default) and the
 /// agent's `stopped` time.
+/// `notices` holds the notification record of each fleet fault (SPEC §10):
+/// its `version` (bumped by every write, the compare-and-swap's witness)
+/// and the rest of the record as a JSON object in `record` (see
+/// `NoticeBody`), so the record can grow without a migration.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS heartbeats (
     agent TEXT NOT NULL PRIMARY KEY,
@@ -95,6 +112,7 @@ CREATE TABLE IF NOT EXISTS faults (
     escalates INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
     monitor_runs INTEGER NOT NULL DEFAULT 0,
+    storm INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (agent, name)
 );
 CREATE TABLE IF NOT EXISTS squelches (
@@ -118,7 +136,13 @@ CREATE TABLE IF NOT EXISTS open_alerts (
     monitor_runs INTEGER NOT NULL,
     alerter TEXT NULL,
     stopped INTEGER NOT NULL,
+    storm INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (agent, name)
+);
+CREATE TABLE IF NOT EXISTS notices (
+    name TEXT NOT NULL PRIMARY KEY,
+    version INTEGER NOT NULL,
+    record TEXT NOT NULL
 );
 ";
 
@@ -126,7 +150,7 @@ CREATE TABLE IF NOT EXISTS open_alerts (
 /// `fault_from_row` reads them.
 const SELECT_FAULTS: &str = "
 SELECT rowid, name, severity, message, since, updated, triggered, escalates, attempts,
-    monitor_runs
+    monitor_runs, storm
 FROM faults WHERE agent = ?1 ORDER BY name
 ";
 
@@ -134,14 +158,14 @@ FROM faults WHERE agent = ?1 ORDER BY name
 /// one cached plan) for both cases.
 const LIST_FAULTS: &str = "
 SELECT agent, name, severity, message, since, updated, triggered, escalates, attempts,
-    monitor_runs
+    monitor_runs, storm
 FROM faults WHERE ?1 IS NULL OR agent = ?1 ORDER BY agent, name
 ";
 
 const UPSERT_FAULT: &str = "
 INSERT INTO faults (agent, name, severity, message, since, updated, triggered, escalates, attempts,
-    monitor_runs)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+    monitor_runs, storm)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
 ON CONFLICT (agent, name) DO UPDATE SET
     severity = excluded.severity,
     message = excluded.message,
@@ -150,7 +174,8 @@ ON CONFLICT (agent, name) DO UPDATE SET
     triggered = excluded.triggered,
     escalates = excluded.escalates,
     attempts = excluded.attempts,
-    monitor_runs = excluded.monitor_runs
+    monitor_runs = excluded.monitor_runs,
+    storm = excluded.storm
 ";
 
 /// A heartbeat replaces the facts too: NULL when the writer declared none.
@@ -401,6 +426,12 @@ fn create_schema(connection: &Connection) -> rusqlite::Result<()> {
         if !has_column(connection, "heartbeats", "checks")? {
             connection.execute_batch(MIGRATE_HEARTBEAT_FACTS)?;
         }
+        if !has_column(connection, "faults", "storm")? {
+            connection.execute_batch(MIGRATE_FAULTS_STORM)?;
+        }
+        if !has_column(connection, "open_alerts", "storm")? {
+            connection.execute_batch(MIGRATE_OPEN_ALERTS_STORM)?;
+        }
         connection.pragma_update(None, "user_version", SCHEMA_VERSION)
     })();
     match migrated {
@@ -531,8 +562,7 @@ fn fault_from_row(row: &Row<'_>, first: usize) -> Result<Fault, String> {
         // Out-of-range values fail as `IntegralValueOutOfRange` rather than wrap.
         attempts: column(row, first + 7)?,
         monitor_runs: column(row, first + 8)?,
-        // #11: not persisted yet (the storage helper adds it).
-        storm: false,
+        storm: column(row, first + 9)?,
     })
 }
 
@@ -641,6 +671,7 @@ fn set_faults_blocking(
             fault.escalates,
             fault.attempts,
             fault.monitor_runs,
+            fault.storm,
         ])?;
     }
     transaction.execute(
@@ -675,14 +706,15 @@ fn select_heartbeats(
 
 /// The kept open alerts of one agent, ordered by name.
 const SELECT_OPEN_ALERTS: &str = "
-SELECT name, severity, message, since, updated, triggered, escalates, attempts, monitor_runs, alerter
+SELECT name, severity, message, since, updated, triggered, escalates, attempts, monitor_runs, alerter,
+    storm
 FROM open_alerts WHERE agent = ?1 ORDER BY name
 ";
 
 const INSERT_OPEN_ALERT: &str = "
 INSERT INTO open_alerts (agent, name, severity, message, since, updated, triggered, escalates,
-    attempts, monitor_runs, alerter, stopped)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+    attempts, monitor_runs, alerter, stopped, storm)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
 ";
 
 /// Agents with kept open alerts and no heartbeat: those that have not
@@ -706,8 +738,7 @@ fn open_alert_from_row(row: &Row<'_>) -> Result<OpenAlert, String> {
             escalates: column(row, 6)?,
             attempts: column(row, 7)?,
             monitor_runs: column(row, 8)?,
-            // #11: not persisted yet (the storage helper adds it).
-            storm: false,
+            storm: column(row, 10)?,
         },
         alerter: column(row, 9)?,
     })
@@ -748,11 +779,206 @@ fn stop_agent_blocking(
             fault.monitor_runs,
             alert.alerter,
             now,
+            fault.storm,
         ])?;
     }
     drop(insert);
     transaction.commit()?;
     Ok(())
+}
+
+/// The stored form of a notice's record besides its name and version: the
+/// JSON object of `notices.record`. Its own type, not `Notice`'s serde
+/// form, so the stored layout (shared by every agent on the file, and by
+/// other versions of cimaa) changes only on purpose. Fields it does not
+/// know (written by a newer agent) are ignored; a missing field or one of
+/// the wrong type makes the record malformed.
+#[derive(Debug, Serialize, Deserialize)]
+struct NoticeBody {
+    /// Agents holding the fault CRITICAL.
+    holders: BTreeSet<String>,
+    /// Messages delivered for the open incident, oldest first.
+    delivered: Vec<String>,
+    /// The delivery in flight; `null` when none.
+    claim: Option<ClaimBody>,
+}
+
+/// The stored form of a `Claim`: `action` is `"trigger"` (with `message`)
+/// or `"resolve"`.
+#[derive(Debug, Serialize, Deserialize)]
+struct ClaimBody {
+    agent: String,
+    action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    until: i64,
+}
+
+impl NoticeBody {
+    fn of(notice: &Notice) -> NoticeBody {
+        NoticeBody {
+            holders: notice.holders.clone(),
+            delivered: notice.delivered.clone(),
+            claim: notice.claim.as_ref().map(|claim| {
+                let (action, message) = match &claim.action {
+                    Pending::Trigger { message } => ("trigger", Some(message.clone())),
+                    Pending::Resolve => ("resolve", None),
+                };
+                ClaimBody {
+                    agent: claim.agent.clone(),
+                    action: action.to_owned(),
+                    message,
+                    until: claim.until,
+                }
+            }),
+        }
+    }
+
+    /// The notice `name` at `version` this body describes, or what is
+    /// wrong with it.
+    fn into_notice(self, name: &str, version: u64) -> Result<Notice, String> {
+        let claim = match self.claim {
+            None => None,
+            Some(claim) => {
+                let action = match (claim.action.as_str(), claim.message) {
+                    ("trigger", Some(message)) => Pending::Trigger { message },
+                    ("trigger", None) => {
+                        return Err("its claim is a trigger without a message".to_owned());
+                    }
+                    ("resolve", _) => Pending::Resolve,
+                    (other, _) => {
+                        return Err(format!(
+                            "its claim's action `{}` is unknown",
+                            short_key(other)
+                        ));
+                    }
+                };
+                Some(Claim {
+                    agent: claim.agent,
+                    action,
+                    until: claim.until,
+                })
+            }
+        };
+        Ok(Notice {
+            name: name.to_owned(),
+            holders: self.holders,
+            delivered: self.delivered,
+            claim,
+            version,
+        })
+    }
+}
+
+/// The stored version of a notice row (column `first`): what the
+/// compare-and-swap compares with. A version that is not a positive
+/// integer (NULL, text, a real, a negative number: written by a broken or
+/// newer agent) reads as 0, like an absent record, so that a `put_notice`
+/// expecting 0 replaces the row; with its description.
+fn notice_version(row: &Row<'_>, index: usize) -> (u64, Option<String>) {
+    match column::<i64>(row, index) {
+        Ok(version) => match u64::try_from(version) {
+            Ok(version) => (version, None),
+            Err(_) => (
+                0,
+                Some("column `version` holds a negative number".to_owned()),
+            ),
+        },
+        Err(problem) => (0, Some(problem)),
+    }
+}
+
+/// Reads a row of `SELECT_NOTICES`. A malformed record is read as an empty
+/// notice at its stored version (see `notice_version`), with what is wrong
+/// with it: the next `put_notice` over that version replaces it.
+fn notice_from_row(row: &Row<'_>) -> Result<(Notice, Option<SkippedRow>), String> {
+    let name: String = column(row, 0)?;
+    let (version, mut problem) = notice_version(row, 1);
+    let body = column::<String>(row, 2).and_then(|text| {
+        serde_json::from_str::<NoticeBody>(&text)
+            .map_err(|error| format!("column `record` is not a notice: {error}"))
+    });
+    let notice = body.and_then(|body| {
+        body.into_notice(&name, version)
+            .map_err(|detail| format!("column `record` is not a notice: {detail}"))
+    });
+    let notice = match notice {
+        Ok(notice) if problem.is_none() => notice,
+        Ok(_) => Notice::new(&name),
+        Err(detail) => {
+            problem = Some(problem.map_or(detail.clone(), |first| format!("{first}; {detail}")));
+            Notice {
+                version,
+                ..Notice::new(&name)
+            }
+        }
+    };
+    let skipped = problem.map(|problem| SkippedRow {
+        table: "notices".to_owned(),
+        key: short_key(&name),
+        problem,
+    });
+    Ok((notice, skipped))
+}
+
+/// The notices of the names in the JSON array `?1`, by name.
+const SELECT_NOTICES: &str = "
+SELECT name, version, record FROM notices
+WHERE name IN (SELECT value FROM json_each(?1)) ORDER BY name
+";
+
+/// The `SkipLog` entry of the reads of one notice: each name has its own,
+/// so a read of other names (or a put that replaced the record) forgets
+/// nothing else.
+fn notice_read(name: &str) -> String {
+    format!("notice {name}")
+}
+
+/// `names` as a JSON array, the parameter of `... IN json_each(?1)`.
+fn json_names(names: &[String]) -> Result<String, Error> {
+    serde_json::to_string(names).map_err(|error| Error::Task(error.to_string()))
+}
+
+/// `put_notice` in one IMMEDIATE transaction; blocks.
+fn put_notice_blocking(
+    connection: &mut Connection,
+    notice: &Notice,
+    expected: u64,
+) -> Result<bool, Error> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let stored = {
+        let mut statement =
+            transaction.prepare_cached("SELECT version FROM notices WHERE name = ?1")?;
+        let mut rows = statement.query([&notice.name])?;
+        match rows.next()? {
+            Some(row) => notice_version(row, 0).0,
+            None => 0,
+        }
+    };
+    if stored != expected {
+        // Nothing written: dropping the transaction rolls it back.
+        return Ok(false);
+    }
+    if notice.is_empty() {
+        transaction.execute("DELETE FROM notices WHERE name = ?1", [&notice.name])?;
+    } else {
+        let version = expected
+            .checked_add(1)
+            .and_then(|next| i64::try_from(next).ok())
+            .ok_or_else(|| Error::Corrupt {
+                key: short_key(&notice.name),
+                detail: format!("notice version {expected} cannot grow"),
+            })?;
+        let record = serde_json::to_string(&NoticeBody::of(notice))
+            .map_err(|error| Error::Task(error.to_string()))?;
+        transaction.execute(
+            "INSERT INTO notices (name, version, record) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET version = excluded.version, record = excluded.record",
+            params![notice.name, version, record],
+        )?;
+    }
+    transaction.commit()?;
+    Ok(true)
 }
 
 #[async_trait]
@@ -1005,22 +1231,81 @@ impl Db for SqliteDb {
         .await
     }
 
-    async fn notices(&self, _names: &[String]) -> Result<Vec<Notice>, Error> {
-        Err(Error::Task(
-            "notices: not built yet for SQLite (issue #11)".into(),
-        ))
+    async fn notices(&self, names: &[String]) -> Result<Vec<Notice>, Error> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let json = json_names(names)?;
+        let log = Arc::clone(&self.skipped);
+        let names = names.to_vec();
+        self.run(move |connection| {
+            let mut statement = connection.prepare_cached(SELECT_NOTICES)?;
+            let mut skipped = Vec::new();
+            let read = read_rows(
+                &mut statement,
+                [&json],
+                "notices",
+                |row| key_text(row, 0),
+                notice_from_row,
+                &mut skipped,
+            )?;
+            let mut notices = Vec::with_capacity(read.len());
+            let mut problems: HashMap<String, SkippedRow> = HashMap::new();
+            for (notice, problem) in read {
+                if let Some(problem) = problem {
+                    warn!(row = %problem, "read a malformed notice as an empty one; the next write replaces it");
+                    problems.insert(notice.name.clone(), problem);
+                }
+                notices.push(notice);
+            }
+            // Only a name that is not text (not a key this read asked for)
+            // lands in `skipped`: it is reported under the read of all names.
+            for row in &skipped {
+                warn!(row = %row, "skipping a malformed notice row");
+            }
+            for name in &names {
+                log.record(&notice_read(name), problems.remove(name).into_iter().collect());
+            }
+            Ok(notices)
+        })
+        .await
     }
 
-    async fn put_notice(&self, _notice: &Notice, _expected: u64) -> Result<bool, Error> {
-        Err(Error::Task(
-            "put_notice: not built yet for SQLite (issue #11)".into(),
-        ))
+    async fn put_notice(&self, notice: &Notice, expected: u64) -> Result<bool, Error> {
+        let log = Arc::clone(&self.skipped);
+        let notice = notice.clone();
+        self.run(move |connection| {
+            let written = put_notice_blocking(connection, &notice, expected)?;
+            if written {
+                // A malformed record it replaced is gone.
+                log.record(&notice_read(&notice.name), Vec::new());
+            }
+            Ok(written)
+        })
+        .await
     }
 
-    async fn heartbeats_of(&self, _agents: &[String]) -> Result<Vec<Heartbeat>, Error> {
-        Err(Error::Task(
-            "heartbeats_of: not built yet for SQLite (issue #11)".into(),
-        ))
+    async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, Error> {
+        if agents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let json = json_names(agents)?;
+        let record = self.skipping("heartbeats of notice holders".to_owned());
+        self.run(move |connection| {
+            let mut skipped = Vec::new();
+            let heartbeats = select_heartbeats(
+                connection,
+                &format!(
+                    "SELECT {HEARTBEAT_COLUMNS} FROM heartbeats
+                     WHERE agent IN (SELECT value FROM json_each(?1)) ORDER BY agent"
+                ),
+                [&json],
+                &mut skipped,
+            )?;
+            record(skipped);
+            Ok(heartbeats)
+        })
+        .await
     }
 
     fn skipped_rows(&self) -> Vec<SkippedRow> {
@@ -1237,6 +1522,90 @@ mod tests {
             Some(env!("CARGO_PKG_VERSION"))
         );
         assert_eq!(db.get_faults("web1").await.unwrap(), [broken_monitor(7)]);
+    }
+
+    /// The faults and open alerts tables of version 3 (before `storm`),
+    /// with a row each.
+    const VERSION_3_FAULTS: &str = "
+    CREATE TABLE faults (
+        agent TEXT NOT NULL,
+        name TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        triggered INTEGER NOT NULL,
+        escalates INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        monitor_runs INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (agent, name)
+    );
+    INSERT INTO faults VALUES ('web1', '//web1/app/x#monitor-status', 40, 'exit status 127: (no output)', 10, 20, 0, 0, 2, 0);
+    CREATE TABLE open_alerts (
+        agent TEXT NOT NULL,
+        name TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        triggered INTEGER NOT NULL,
+        escalates INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        monitor_runs INTEGER NOT NULL,
+        alerter TEXT NULL,
+        stopped INTEGER NOT NULL,
+        PRIMARY KEY (agent, name)
+    );
+    INSERT INTO open_alerts VALUES ('web2', '//web1/app/x#monitor-status', 40, 'exit status 127: (no output)', 10, 20, 0, 0, 2, 0, NULL, 30);
+    PRAGMA user_version = 3;
+    ";
+
+    // See: #11
+    #[tokio::test]
+    async fn a_version_3_file_keeps_its_rows_and_gains_storm_and_notices() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(VERSION_3_FAULTS)
+            .unwrap();
+
+        let db = SqliteDb::open(&path).await.unwrap();
+        assert_eq!(db.get_faults("web1").await.unwrap(), [broken_monitor(0)]);
+        let kept = db.open_alerts("web2").await.unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].fault, broken_monitor(0));
+        let folded = Fault {
+            storm: true,
+            ..broken_monitor(0)
+        };
+        db.set_faults("web1", std::slice::from_ref(&folded), 40)
+            .await
+            .unwrap();
+        assert_eq!(db.get_faults("web1").await.unwrap(), [folded]);
+        let notice = Notice {
+            holders: ["web1".to_owned()].into(),
+            ..Notice::new("//meta")
+        };
+        assert!(db.put_notice(&notice, 0).await.unwrap());
+        assert_eq!(
+            db.notices(&["//meta".to_owned()]).await.unwrap()[0].version,
+            1
+        );
+
+        let sql = Connection::open(&path).unwrap();
+        let version: i64 = sql
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // A binary of version 3 still writes the file: it names its columns.
+        sql.execute(
+            "INSERT INTO faults (agent, name, severity, message, since, updated, triggered, escalates, attempts, monitor_runs)
+             VALUES ('web3', 'x', 40, 'm', 1, 1, 0, 1, 0, 0)",
+            [],
+        )
+        .unwrap();
+        assert!(!db.get_faults("web3").await.unwrap()[0].storm);
     }
 
     // See: #18. At SIGTERM the agent gives up on a write stuck behind a
