@@ -611,3 +611,332 @@ async fn a_holder_restarted_after_the_incident_was_resolved_triggers_anew() {
     );
     fleet.stop().await;
 }
+
+/// The real binary: agents as processes sharing one SQLite file, each in
+/// its own directory with its own alerter, all running `//web`, a command
+/// that is CRITICAL (with the flag file's text as message) while the
+/// agent's flag file `flag` exists.
+mod processes {
+    use std::fs;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use serde_json::Value;
+    use tempfile::TempDir;
+
+    use crate::fake_http::{FakeHttp, Reply};
+    use crate::util::{age, read_json_lines, wait_for};
+
+    /// Base interval of the agents, seconds.
+    const BASE: f64 = 1.0;
+    const DOWN: &str = "CRITICAL - web down";
+
+    /// One agent process.
+    struct Agent {
+        dir: PathBuf,
+        child: Option<Child>,
+    }
+
+    impl Drop for Agent {
+        fn drop(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    struct Fleet {
+        /// Holds the agents' directories and the database.
+        _dir: TempDir,
+        agents: Vec<Agent>,
+    }
+
+    impl Fleet {
+        /// `n` agents; `alerter(dir)` gives each one's `alerter:` section;
+        /// `check_extra` goes under `//web`, `agent_extra` under `agent:`.
+        fn start(
+            n: usize,
+            alerter: &dyn Fn(&Path) -> String,
+            check_extra: &str,
+            agent_extra: &str,
+        ) -> Fleet {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("cimaa.db");
+            let mut agents = Vec::new();
+            for i in 0..n {
+                let home = dir.path().join(format!("a{i}"));
+                fs::create_dir_all(home.join("checks.d")).unwrap();
+                let flag = home.join("flag");
+                let check = home.join("checks.d/web.yaml");
+                fs::write(
+                    &check,
+                    format!(
+                        "//web:\n  command: test -f {flag} && head -n 1 {flag} && exit 2; echo OK\n  retry: 0\n{check_extra}",
+                        flag = flag.display()
+                    ),
+                )
+                .unwrap();
+                age(&check);
+                fs::write(
+                    home.join("agent.yaml"),
+                    format!(
+                        "agent:\n  name: a{i}\n  directory: checks.d\n  base_interval: {BASE}\n  splay: 0\n{agent_extra}database:\n  type: sqlite\n  path: {db}\n{alerter}",
+                        db = db.display(),
+                        alerter = alerter(&home),
+                    ),
+                )
+                .unwrap();
+                agents.push(Agent {
+                    dir: home,
+                    child: None,
+                });
+            }
+            let mut fleet = Fleet { _dir: dir, agents };
+            for i in 0..n {
+                fleet.run(i);
+            }
+            fleet
+        }
+
+        fn run(&mut self, i: usize) {
+            let agent = &mut self.agents[i];
+            let child = Command::new(env!("CARGO_BIN_EXE_cimaa"))
+                .args(["-c", "agent.yaml", "agent"])
+                .current_dir(&agent.dir)
+                .env_remove("RUST_LOG")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            agent.child = Some(child);
+        }
+
+        /// Makes `//web` CRITICAL with `message` (or clean: `None`) for agent `i`.
+        fn set(&self, i: usize, message: Option<&str>) {
+            let flag = self.agents[i].dir.join("flag");
+            match message {
+                Some(message) => fs::write(flag, format!("{message}\n")).unwrap(),
+                None => {
+                    let _ = fs::remove_file(flag);
+                }
+            }
+        }
+
+        fn set_all(&self, message: Option<&str>) {
+            for i in 0..self.agents.len() {
+                self.set(i, message);
+            }
+        }
+
+        /// Every agent's file alerter events, as `(action, name, message)`, sorted.
+        fn file_events(&self) -> Vec<(String, String, String)> {
+            let mut all: Vec<_> = self
+                .agents
+                .iter()
+                .flat_map(|a| crate::util::events(&read_json_lines(&a.dir.join("alerts.jsonl"))))
+                .collect();
+            all.sort();
+            all
+        }
+
+        /// Lines the command alerters wrote (`ACTION NAME MESSAGE`), sorted.
+        fn command_lines(&self) -> Vec<String> {
+            let mut all: Vec<String> = self
+                .agents
+                .iter()
+                .flat_map(|a| {
+                    fs::read_to_string(a.dir.join("delivered.log"))
+                        .unwrap_or_default()
+                        .lines()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            all.sort();
+            all
+        }
+
+        /// SIGKILLs agent `i`.
+        fn kill(&mut self, i: usize) {
+            if let Some(mut child) = self.agents[i].child.take() {
+                child.kill().unwrap();
+                child.wait().unwrap();
+            }
+        }
+    }
+
+    fn file_alerter(_: &Path) -> String {
+        "alerter:\n  type: file\n  path: alerts.jsonl\n".to_owned()
+    }
+
+    /// Lets a few more ticks pass, for duplicates to show.
+    fn settle() {
+        std::thread::sleep(Duration::from_secs_f64(4.0 * BASE));
+    }
+
+    fn ev(action: &str, message: &str) -> (String, String, String) {
+        (action.into(), "//web".into(), message.into())
+    }
+
+    const LIMIT: Duration = Duration::from_secs(15);
+
+    #[test]
+    fn four_agents_on_one_sqlite_file_page_once_per_transition() {
+        let fleet = Fleet::start(4, &file_alerter, "", "");
+        fleet.set_all(Some(DOWN));
+        wait_for("a trigger", LIMIT, || !fleet.file_events().is_empty());
+        settle();
+        assert_eq!(fleet.file_events(), [ev("trigger", DOWN)]);
+        fleet.set_all(None);
+        wait_for("a resolve", LIMIT, || fleet.file_events().len() > 1);
+        settle();
+        assert_eq!(
+            fleet.file_events(),
+            [ev("resolve", ""), ev("trigger", DOWN)]
+        );
+    }
+
+    #[test]
+    fn a_changed_message_is_one_new_trigger_across_the_fleet() {
+        let fleet = Fleet::start(4, &file_alerter, "", "");
+        fleet.set_all(Some(DOWN));
+        wait_for("a trigger", LIMIT, || !fleet.file_events().is_empty());
+        fleet.set_all(Some("CRITICAL - web on fire"));
+        wait_for("a second trigger", LIMIT, || fleet.file_events().len() > 1);
+        settle();
+        assert_eq!(
+            fleet.file_events(),
+            [ev("trigger", DOWN), ev("trigger", "CRITICAL - web on fire")]
+        );
+    }
+
+    #[test]
+    fn per_agent_notify_pages_from_every_agent() {
+        let fleet = Fleet::start(4, &file_alerter, "  notify: per_agent\n", "");
+        fleet.set_all(Some(DOWN));
+        wait_for("four triggers", LIMIT, || fleet.file_events().len() >= 4);
+        settle();
+        assert_eq!(fleet.file_events(), vec![ev("trigger", DOWN); 4]);
+    }
+
+    #[test]
+    fn no_resolve_until_the_last_holder_clears() {
+        let fleet = Fleet::start(2, &file_alerter, "", "");
+        fleet.set_all(Some(DOWN));
+        wait_for("a trigger", LIMIT, || !fleet.file_events().is_empty());
+        settle();
+        fleet.set(0, None);
+        settle();
+        assert_eq!(fleet.file_events(), [ev("trigger", DOWN)]);
+        fleet.set(1, None);
+        wait_for("a resolve", LIMIT, || fleet.file_events().len() > 1);
+        settle();
+        assert_eq!(
+            fleet.file_events(),
+            [ev("resolve", ""), ev("trigger", DOWN)]
+        );
+    }
+
+    /// A command alerter appending `ACTION NAME MESSAGE` to `delivered.log`;
+    /// while `hang` exists in its directory it first waits (writing its
+    /// pid to `calling`).
+    fn command_alerter(_: &Path) -> String {
+        "alerter:\n  type: command\n  command: echo $$ > calling; while test -f hang; do sleep 0.05; done; echo \"$CIMAA_ACTION $CIMAA_NAME $CIMAA_MESSAGE\" >> delivered.log\n".to_owned()
+    }
+
+    #[test]
+    fn four_agents_with_command_alerters_page_once_per_transition() {
+        let fleet = Fleet::start(4, &command_alerter, "", "");
+        fleet.set_all(Some(DOWN));
+        wait_for("a trigger", LIMIT, || !fleet.command_lines().is_empty());
+        settle();
+        assert_eq!(fleet.command_lines(), [format!("trigger //web {DOWN}")]);
+        fleet.set_all(None);
+        wait_for("a resolve", LIMIT, || fleet.command_lines().len() > 1);
+        settle();
+        assert_eq!(
+            fleet.command_lines(),
+            ["resolve //web ".to_owned(), format!("trigger //web {DOWN}")]
+        );
+    }
+
+    #[test]
+    fn a_claimer_killed_while_its_command_alerter_hangs_is_replaced_within_two_base_intervals() {
+        let mut fleet = Fleet::start(4, &command_alerter, "", "  alert_timeout: 0.9\n");
+        for agent in &fleet.agents {
+            fs::write(agent.dir.join("hang"), "").unwrap();
+        }
+        fleet.set_all(Some(DOWN));
+        let mut claimer = None;
+        wait_for("an alerter call", LIMIT, || {
+            claimer = (0..4).find(|i| fleet.agents[*i].dir.join("calling").exists());
+            claimer.is_some()
+        });
+        let claimer = claimer.unwrap();
+        fleet.kill(claimer);
+        let killed = Instant::now();
+        // Its alerter is orphaned, still hanging: end it without delivering.
+        let calling = fs::read_to_string(fleet.agents[claimer].dir.join("calling")).unwrap();
+        let _ = Command::new("kill").args(["-9", calling.trim()]).status();
+        for (i, agent) in fleet.agents.iter().enumerate() {
+            if i != claimer {
+                fs::remove_file(agent.dir.join("hang")).unwrap();
+            }
+        }
+        wait_for("another agent's delivery", LIMIT, || {
+            !fleet.command_lines().is_empty()
+        });
+        let took = killed.elapsed().as_secs_f64();
+        // Two base intervals, plus a second for a loaded machine.
+        assert!(
+            took <= 2.0 * BASE + 1.0,
+            "delivered {took:.1}s after the kill"
+        );
+        settle();
+        assert_eq!(fleet.command_lines(), [format!("trigger //web {DOWN}")]);
+        assert!(
+            !fleet.agents[claimer].dir.join("delivered.log").exists(),
+            "the killed claimer delivered nothing"
+        );
+    }
+
+    #[test]
+    fn four_agents_with_slack_post_once_per_transition() {
+        let slack = FakeHttp::start(Reply::slack_ok());
+        let url = slack.url("/api/chat.postMessage");
+        let alerter = move |_: &Path| {
+            format!(
+                "alerter:\n  type: slack\n  token: xoxb-test\n  channel: '#ops'\n  url: {url}\n"
+            )
+        };
+        let fleet = Fleet::start(4, &alerter, "", "");
+        let texts = || -> Vec<String> {
+            let mut texts: Vec<String> = slack
+                .requests()
+                .iter()
+                .map(|r| {
+                    let body: Value = r.json();
+                    body["text"].as_str().unwrap_or_default().to_owned()
+                })
+                .collect();
+            texts.sort();
+            texts
+        };
+        fleet.set_all(Some(DOWN));
+        wait_for("a Slack post", LIMIT, || !slack.requests().is_empty());
+        settle();
+        assert_eq!(texts().len(), 1, "{:?}", texts());
+        assert!(texts()[0].starts_with("Alert: "), "{:?}", texts());
+        fleet.set_all(None);
+        wait_for("a second Slack post", LIMIT, || slack.requests().len() > 1);
+        settle();
+        let texts = texts();
+        assert_eq!(texts.len(), 2, "{texts:?}");
+        assert!(
+            texts[0].starts_with("Alert: ") && texts[1].starts_with("Clear: "),
+            "{texts:?}"
+        );
+    }
+}
