@@ -903,6 +903,26 @@ mod processes {
     }
 
     #[test]
+    fn a_failing_primary_falls_back_once_for_the_whole_fleet() {
+        let alerter = |_: &Path| {
+            "alerter:\n  type: command\n  command: exit 3\n  fallback: log\nalerters:\n  log:\n    type: file\n    path: alerts.jsonl\n"
+                .to_owned()
+        };
+        let fleet = Fleet::start(4, &alerter, "", "");
+        fleet.set_all(Some(DOWN));
+        wait_for("a trigger", LIMIT, || !fleet.file_events().is_empty());
+        settle();
+        assert_eq!(fleet.file_events(), [ev("trigger", DOWN)]);
+        fleet.set_all(None);
+        wait_for("a resolve", LIMIT, || fleet.file_events().len() > 1);
+        settle();
+        assert_eq!(
+            fleet.file_events(),
+            [ev("resolve", ""), ev("trigger", DOWN)]
+        );
+    }
+
+    #[test]
     fn four_agents_with_slack_post_once_per_transition() {
         let slack = FakeHttp::start(Reply::slack_ok());
         let url = slack.url("/api/chat.postMessage");
