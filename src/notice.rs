@@ -46,9 +46,9 @@ pub struct Claim {
     pub agent: String,
     /// What it delivers.
     pub action: Pending,
-    /// Epoch seconds after which another holder may take the delivery over
+    /// Epoch second from which another holder may take the delivery over
     /// (the claimer is presumed dead): the claim's time plus
-    /// `alert_timeout` plus the database budget.
+    /// `alert_timeout` plus the database budget, rounded up.
     pub until: i64,
 }
 
@@ -132,9 +132,11 @@ pub(crate) fn is_live(heartbeat: Option<i64>, now: i64, timeout: i64) -> bool {
 }
 
 /// Whether a claim is still in force at `now` (not expired: its claimer
-/// may still be delivering).
+/// may still be delivering). `until` is the first second at which it no
+/// longer is: the claimer rounds it up, so a claim never expires before
+/// its claimer's alerter call and record are over.
 fn in_force(claim: &Claim, now: i64) -> bool {
-    claim.until >= now
+    claim.until > now
 }
 
 /// `agent` finds the fault CRITICAL with `message`: registers as a holder,
@@ -393,10 +395,17 @@ mod tests {
         let cases: Vec<(&str, Notice, &str, Joined, Option<Notice>)> = vec![
             (
                 "another agent's claim in force: wait",
-                notice(&["b"], &[], trigger("b", "down", NOW)),
+                notice(&["b"], &[], trigger("b", "down", NOW + 1)),
                 "down",
                 Joined::Wait,
-                Some(notice(&["a", "b"], &[], trigger("b", "down", NOW))),
+                Some(notice(&["a", "b"], &[], trigger("b", "down", NOW + 1))),
+            ),
+            (
+                "a claim expires at its `until`",
+                notice(&["a", "b"], &[], trigger("b", "down", NOW)),
+                "down",
+                Joined::Deliver,
+                Some(notice(&["a", "b"], &[], trigger("a", "down", UNTIL))),
             ),
             (
                 "waiting and registered: no write",

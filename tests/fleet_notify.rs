@@ -679,10 +679,15 @@ mod processes {
                 )
                 .unwrap();
                 age(&check);
+                let base = if agent_extra.contains("base_interval:") {
+                    String::new()
+                } else {
+                    format!("  base_interval: {BASE}\n")
+                };
                 fs::write(
                     home.join("agent.yaml"),
                     format!(
-                        "agent:\n  name: a{i}\n  directory: checks.d\n  base_interval: {BASE}\n  splay: 0\n{agent_extra}database:\n  type: sqlite\n  path: {db}\n{alerter}",
+                        "agent:\n  name: a{i}\n  directory: checks.d\n{base}  splay: 0\n{agent_extra}database:\n  type: sqlite\n  path: {db}\n{alerter}",
                         db = db.display(),
                         alerter = alerter(&home),
                     ),
@@ -864,7 +869,15 @@ mod processes {
 
     #[test]
     fn a_claimer_killed_while_its_command_alerter_hangs_is_replaced_within_two_base_intervals() {
-        let mut fleet = Fleet::start(4, &command_alerter, "", "  alert_timeout: 0.9\n");
+        // A claim holds off the others for `alert_timeout` plus one
+        // database call (half a base interval): 2 s here.
+        let base = 2.0;
+        let mut fleet = Fleet::start(
+            4,
+            &command_alerter,
+            "",
+            "  base_interval: 2\n  alert_timeout: 1\n",
+        );
         for agent in &fleet.agents {
             fs::write(agent.dir.join("hang"), "").unwrap();
         }
@@ -891,7 +904,7 @@ mod processes {
         let took = killed.elapsed().as_secs_f64();
         // Two base intervals, plus a second for a loaded machine.
         assert!(
-            took <= 2.0 * BASE + 1.0,
+            took <= 2.0 * base + 1.0,
             "delivered {took:.1}s after the kill"
         );
         settle();

@@ -115,15 +115,14 @@ impl Agent<'_> {
     }
 
     /// Until when a claim made now holds off the other agents: one alerter
-    /// call (`alert_timeout`) plus one database call to record it.
-    fn claim_until(&self, now: i64) -> i64 {
-        let alert = self.config.agent.alert_timeout.as_secs_f64().ceil();
-        let record = db_budget(self.config.agent.base_interval)
-            .as_secs_f64()
-            .ceil();
-        #[expect(clippy::cast_possible_truncation, reason = "seconds, far below 2^53")]
-        let secs = (alert + record) as i64;
-        now + secs
+    /// call (`alert_timeout`) plus one database call to record it, from
+    /// this instant, rounded up to the next second.
+    fn claim_until(&self) -> i64 {
+        let alert = self.config.agent.alert_timeout.as_secs_f64();
+        let record = db_budget(self.config.agent.base_interval).as_secs_f64();
+        #[expect(clippy::cast_possible_truncation, reason = "epoch seconds fit in i64")]
+        let until = (self.clock.now() + alert + record).ceil() as i64;
+        until
     }
 
     /// Seconds after which a holder's heartbeat is too old for it to hold.
@@ -207,17 +206,13 @@ impl Agent<'_> {
             beats_ok = false;
         }
 
-        let until = self.claim_until(now);
         for (name, intent) in intents {
             if matches!(intent, Intent::Leave) && !beats_ok {
                 self.not_now(&name, &intent);
                 continue;
             }
             let notice = read.remove(&name).unwrap_or_else(|| Notice::new(&name));
-            match self
-                .decide(&name, &intent, notice, &mut beats, now, until)
-                .await
-            {
+            match self.decide(&name, &intent, notice, &mut beats, now).await {
                 Ok(Some(decision)) => {
                     if let Some(action) = self.apply(&name, &intent, decision) {
                         deliver.push(action);
@@ -311,7 +306,6 @@ impl Agent<'_> {
         mut notice: Notice,
         beats: &mut Beats,
         now: i64,
-        until: i64,
     ) -> Result<Option<Decision>, DbError> {
         let me = &self.config.agent.name;
         let timeout = self.holder_timeout();
@@ -319,6 +313,7 @@ impl Agent<'_> {
             if attempt > 0 {
                 notice = self.read_notice(name).await?;
             }
+            let until = self.claim_until();
             let step = match intent {
                 Intent::Join(message) => {
                     let Step { write, then } = notice::join(&notice, me, message, now, until);
