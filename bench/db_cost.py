@@ -53,9 +53,11 @@ CREDENTIAL = re.compile(r"Credential=([^/]+)/")
 class Counts:
     """Counters per agent (access key id), under one lock."""
 
-    def __init__(self):
+    def __init__(self, trace=None):
         self.lock = threading.Lock()
         self.by_agent = {}
+        # Every request as a JSON line, with --trace.
+        self.trace = trace
 
     def add(self, agent, key, amount=1):
         with self.lock:
@@ -77,8 +79,6 @@ def diff(after, before):
 
 
 def make_proxy(upstream_port, counts):
-    local = threading.local()
-
     class Proxy(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -104,20 +104,30 @@ def make_proxy(upstream_port, counts):
             elif target == "BatchGetItem":
                 n = sum(len(v.get("Keys", [])) for v in request.get("RequestItems", {}).values())
                 counts.add(agent, "keys_read", n)
-            conn = getattr(local, "conn", None)
-            if conn is None:
-                conn = local.conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+            # A connection per request: dynalite closes idle connections
+            # after 5 s, and a request sent on one it closed would fail here
+            # and be retried by the agent, counted twice.
+            conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
             try:
                 conn.request("POST", self.path, body=body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
             except (OSError, http.client.HTTPException):
-                local.conn = None
+                counts.add(agent, "proxy_failures")
                 self.send_error(502)
                 return
+            finally:
+                conn.close()
             if response.status >= 400 and b"ConditionalCheckFailed" in data:
                 counts.add(agent, "conditions_refused")
+            if counts.trace:
+                with counts.lock:
+                    counts.trace.write(json.dumps({
+                        "time": round(time.time(), 3), "agent": agent, "target": target,
+                        "status": response.status, "request": request,
+                        "answer": data[:300].decode("utf-8", "replace") if response.status >= 400 else "",
+                    }) + "\n")
             self.send_response(response.status)
             for key, value in response.getheaders():
                 if key.lower() not in ("connection", "transfer-encoding", "content-length"):
@@ -225,7 +235,8 @@ def run_once(args, n, counts, proxy_port, work):
     for home, name in zip(homes, names):
         log = open(os.path.join(home, "agent.log"), "w")
         procs.append(subprocess.Popen(
-            [args.binary, "-c", "agent.yaml", "agent"], cwd=home, env=aws_env(name),
+            [args.binary, "-c", "agent.yaml", "agent"], cwd=home,
+            env=dict(aws_env(name), **({"RUST_LOG": args.log} if args.log else {})),
             stdout=log, stderr=subprocess.STDOUT,
         ))
     result = {"agents": n}
@@ -255,6 +266,9 @@ def run_once(args, n, counts, proxy_port, work):
     result["triggers"] = sum(1 for a, name in events if a == "trigger" and name == CHECK)
     result["resolves"] = sum(1 for a, name in events if a == "resolve" and name == CHECK)
     result["other_alerts"] = [e for e in events if e[1] != CHECK]
+    if args.log:
+        for home, name in zip(homes, names):
+            shutil.copy(os.path.join(home, "agent.log"), os.path.join(args.log_dir, f"{name}.log"))
     for home in homes:
         shutil.rmtree(home)
     return result
@@ -295,6 +309,9 @@ def main():
     parser.add_argument("--binary", default=os.path.join(
         os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug/cimaa"))
     parser.add_argument("--json", help="write every number here")
+    parser.add_argument("--trace", help="write every request here, as JSON lines")
+    parser.add_argument("--log", help="the agents' RUST_LOG; their logs go to --log-dir")
+    parser.add_argument("--log-dir", default=".", help="where --log puts the agents' logs")
     args = parser.parse_args()
     if not os.access(args.binary, os.X_OK):
         sys.exit(f"no cimaa binary at {args.binary} (cargo build, or --binary)")
@@ -304,7 +321,7 @@ def main():
          "--deleteTableMs", "0", "--updateTableMs", "0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    counts = Counts()
+    counts = Counts(open(args.trace, "w") if args.trace else None)
     proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_proxy(dynalite_port, counts))
     proxy.daemon_threads = True
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
