@@ -651,19 +651,52 @@ mod processes {
         /// Holds the agents' directories and the database.
         _dir: TempDir,
         agents: Vec<Agent>,
+        /// Environment of every agent process.
+        vars: Vec<(&'static str, String)>,
+    }
+
+    /// A database the fleet shares: its `database:` section (given the
+    /// fleet's directory) and the agents' environment.
+    struct Shared {
+        section: Box<dyn Fn(&Path) -> String>,
+        vars: Vec<(&'static str, String)>,
+    }
+
+    fn sqlite() -> Shared {
+        Shared {
+            section: Box::new(|dir: &Path| {
+                format!(
+                    "database:\n  type: sqlite\n  path: {}\n",
+                    dir.join("cimaa.db").display()
+                )
+            }),
+            vars: Vec::new(),
+        }
     }
 
     impl Fleet {
-        /// `n` agents; `alerter(dir)` gives each one's `alerter:` section;
-        /// `check_extra` goes under `//web`, `agent_extra` under `agent:`.
+        /// `n` agents on one SQLite file; `alerter(dir)` gives each one's
+        /// `alerter:` section; `check_extra` goes under `//web`,
+        /// `agent_extra` under `agent:`.
         fn start(
             n: usize,
             alerter: &dyn Fn(&Path) -> String,
             check_extra: &str,
             agent_extra: &str,
         ) -> Fleet {
+            Fleet::start_on(&sqlite(), n, alerter, check_extra, agent_extra)
+        }
+
+        /// `start` on the database `shared`.
+        fn start_on(
+            shared: &Shared,
+            n: usize,
+            alerter: &dyn Fn(&Path) -> String,
+            check_extra: &str,
+            agent_extra: &str,
+        ) -> Fleet {
             let dir = tempfile::tempdir().unwrap();
-            let db = dir.path().join("cimaa.db");
+            let database = (shared.section)(dir.path());
             let mut agents = Vec::new();
             for i in 0..n {
                 let home = dir.path().join(format!("a{i}"));
@@ -687,8 +720,7 @@ mod processes {
                 fs::write(
                     home.join("agent.yaml"),
                     format!(
-                        "agent:\n  name: a{i}\n  directory: checks.d\n{base}  splay: 0\n{agent_extra}database:\n  type: sqlite\n  path: {db}\n{alerter}",
-                        db = db.display(),
+                        "agent:\n  name: a{i}\n  directory: checks.d\n{base}  splay: 0\n{agent_extra}{database}{alerter}",
                         alerter = alerter(&home),
                     ),
                 )
@@ -698,7 +730,11 @@ mod processes {
                     child: None,
                 });
             }
-            let mut fleet = Fleet { _dir: dir, agents };
+            let mut fleet = Fleet {
+                _dir: dir,
+                agents,
+                vars: shared.vars.clone(),
+            };
             for i in 0..n {
                 fleet.run(i);
             }
@@ -706,11 +742,13 @@ mod processes {
         }
 
         fn run(&mut self, i: usize) {
+            let vars = self.vars.clone();
             let agent = &mut self.agents[i];
             let child = Command::new(env!("CARGO_BIN_EXE_cimaa"))
                 .args(["-c", "agent.yaml", "agent"])
                 .current_dir(&agent.dir)
                 .env_remove("RUST_LOG")
+                .envs(vars.iter().map(|(k, v)| (k, v)))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -790,6 +828,61 @@ mod processes {
     #[test]
     fn four_agents_on_one_sqlite_file_page_once_per_transition() {
         let fleet = Fleet::start(4, &file_alerter, "", "");
+        fleet.set_all(Some(DOWN));
+        wait_for("a trigger", LIMIT, || !fleet.file_events().is_empty());
+        settle();
+        assert_eq!(fleet.file_events(), [ev("trigger", DOWN)]);
+        fleet.set_all(None);
+        wait_for("a resolve", LIMIT, || fleet.file_events().len() > 1);
+        settle();
+        assert_eq!(
+            fleet.file_events(),
+            [ev("resolve", ""), ev("trigger", DOWN)]
+        );
+    }
+
+    /// Fresh tables on the test DynamoDB server, or `None` to skip (see
+    /// `dynamodb::endpoint`).
+    fn dynamodb() -> Option<Shared> {
+        let endpoint = crate::dynamodb::endpoint()?;
+        let prefix = crate::dynamodb::unique_prefix();
+        let vars: Vec<(&'static str, String)> = vec![
+            ("AWS_ACCESS_KEY_ID", "cimaa-test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "cimaa-test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ];
+        let section = move |_: &Path| {
+            format!(
+                "database:\n  type: dynamodb\n  region: us-east-1\n  prefix: {prefix}\n  endpoint_url: {endpoint}\n"
+            )
+        };
+        let setup = tempfile::tempdir().unwrap();
+        fs::write(
+            setup.path().join("agent.yaml"),
+            format!(
+                "agent:\n  name: setup\n  directory: .\n{}alerter:\n  type: file\n  path: alerts.jsonl\n",
+                section(setup.path())
+            ),
+        )
+        .unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_cimaa"))
+            .args(["-c", "agent.yaml", "setup-db"])
+            .current_dir(setup.path())
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        crate::util::assert_success(&output);
+        Some(Shared {
+            section: Box::new(section),
+            vars,
+        })
+    }
+
+    #[test]
+    fn four_agents_on_dynamodb_page_once_per_transition() {
+        let Some(shared) = dynamodb() else { return };
+        let fleet = Fleet::start_on(&shared, 4, &file_alerter, "", "");
         fleet.set_all(Some(DOWN));
         wait_for("a trigger", LIMIT, || !fleet.file_events().is_empty());
         settle();
