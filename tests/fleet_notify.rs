@@ -102,114 +102,149 @@ impl Alerter for RecordingAlerter {
     }
 }
 
-/// The shared memory database, counting the notice requests; the notice
-/// calls fail while `broken` is set (a database outage on that path).
+/// The memory database the fleet shares, and what the test breaks.
 #[derive(Default)]
-struct CountingDb {
+struct Shared {
     inner: MemoryDb,
+    /// Notice requests of every agent.
     notice_requests: AtomicUsize,
+    /// The notice calls of every agent fail (an outage on that path).
     broken: AtomicBool,
 }
 
+impl Shared {
+    fn requests(&self) -> usize {
+        self.notice_requests.load(Ordering::SeqCst)
+    }
+}
+
+/// One agent's connection to the shared database: counts its notice
+/// requests; every call fails while `down` (this agent is cut off).
+struct CountingDb {
+    shared: Arc<Shared>,
+    inner: Arc<Shared>,
+    down: Arc<AtomicBool>,
+}
+
 impl CountingDb {
-    fn notice_call(&self) -> Result<(), DbError> {
-        self.notice_requests.fetch_add(1, Ordering::SeqCst);
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(DbError::Task("the test breaks notices".into()));
+    fn up(&self) -> Result<(), DbError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(DbError::Task("the test cuts this agent off".into()));
         }
         Ok(())
     }
 
-    fn requests(&self) -> usize {
-        self.notice_requests.load(Ordering::SeqCst)
+    fn notice_call(&self) -> Result<(), DbError> {
+        self.up()?;
+        self.shared.notice_requests.fetch_add(1, Ordering::SeqCst);
+        if self.shared.broken.load(Ordering::SeqCst) {
+            return Err(DbError::Task("the test breaks notices".into()));
+        }
+        Ok(())
     }
 }
 
 #[async_trait]
 impl Db for CountingDb {
     async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, DbError> {
-        self.inner.get_faults(agent).await
+        self.up()?;
+        self.inner.inner.get_faults(agent).await
     }
 
     async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), DbError> {
-        self.inner.set_faults(agent, faults, now).await
+        self.up()?;
+        self.inner.inner.set_faults(agent, faults, now).await
     }
 
     async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), DbError> {
-        self.inner.heartbeat(agent, now).await
+        self.up()?;
+        self.inner.inner.heartbeat(agent, now).await
     }
 
     fn set_facts(&self, agent: &str, facts: AgentFacts) {
-        self.inner.set_facts(agent, facts);
+        self.inner.inner.set_facts(agent, facts);
     }
 
     async fn list_faults(&self, agent: Option<&str>) -> Result<Vec<AgentFault>, DbError> {
-        self.inner.list_faults(agent).await
+        self.up()?;
+        self.inner.inner.list_faults(agent).await
     }
 
     async fn agents(&self) -> Result<Vec<Heartbeat>, DbError> {
-        self.inner.agents().await
+        self.up()?;
+        self.inner.inner.agents().await
     }
 
     async fn old_agents(&self, age: i64, now: i64) -> Result<Vec<Heartbeat>, DbError> {
-        self.inner.old_agents(age, now).await
+        self.up()?;
+        self.inner.inner.old_agents(age, now).await
     }
 
     async fn get_squelch_details(&self) -> Result<Vec<Squelch>, DbError> {
-        self.inner.get_squelch_details().await
+        self.up()?;
+        self.inner.inner.get_squelch_details().await
     }
 
     async fn squelch(&self, squelch: &Squelch) -> Result<(), DbError> {
-        self.inner.squelch(squelch).await
+        self.up()?;
+        self.inner.inner.squelch(squelch).await
     }
 
     async fn unsquelch(&self, regex: &str) -> Result<bool, DbError> {
-        self.inner.unsquelch(regex).await
+        self.up()?;
+        self.inner.inner.unsquelch(regex).await
     }
 
     async fn remove_agent(&self, agent: &str) -> Result<(), DbError> {
-        self.inner.remove_agent(agent).await
+        self.up()?;
+        self.inner.inner.remove_agent(agent).await
     }
 
     async fn stop_agent(&self, agent: &str, open: &[OpenAlert], now: i64) -> Result<(), DbError> {
-        self.inner.stop_agent(agent, open, now).await
+        self.up()?;
+        self.inner.inner.stop_agent(agent, open, now).await
     }
 
     async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, DbError> {
-        self.inner.open_alerts(agent).await
+        self.up()?;
+        self.inner.inner.open_alerts(agent).await
     }
 
     async fn stopped_agents(&self) -> Result<Vec<StoppedAgent>, DbError> {
-        self.inner.stopped_agents().await
+        self.up()?;
+        self.inner.inner.stopped_agents().await
     }
 
     async fn clear_open_alerts(&self, agent: &str) -> Result<(), DbError> {
-        self.inner.clear_open_alerts(agent).await
+        self.up()?;
+        self.inner.inner.clear_open_alerts(agent).await
     }
 
     async fn notices(&self, names: &[String]) -> Result<Vec<Notice>, DbError> {
         self.notice_call()?;
-        self.inner.notices(names).await
+        self.inner.inner.notices(names).await
     }
 
     async fn put_notice(&self, notice: &Notice, expected: u64) -> Result<bool, DbError> {
         self.notice_call()?;
-        self.inner.put_notice(notice, expected).await
+        self.inner.inner.put_notice(notice, expected).await
     }
 
     async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, DbError> {
         self.notice_call()?;
-        self.inner.heartbeats_of(agents).await
+        self.inner.inner.heartbeats_of(agents).await
     }
 
     fn skipped_rows(&self) -> Vec<SkippedRow> {
-        self.inner.skipped_rows()
+        self.inner.inner.skipped_rows()
     }
 }
 
 /// One running agent of the fleet.
 struct Member {
     alerter: Arc<RecordingAlerter>,
+    /// Cuts this agent off the database while set.
+    down: Arc<AtomicBool>,
     controls: mpsc::UnboundedSender<Control>,
     task: JoinHandle<()>,
     /// The agent's directory: `checks.d/`, `agent.yaml`.
@@ -219,7 +254,7 @@ struct Member {
 /// Agents `a0`, `a1`, ... on one memory database and one test clock.
 struct Fleet {
     dir: TempDir,
-    db: Arc<CountingDb>,
+    db: Arc<Shared>,
     clock: Clock,
     plugin: Plugin,
     /// What every agent's own check (`//AGENT/own/disk`) reports.
@@ -235,7 +270,7 @@ impl Fleet {
         let plugin = Plugin::serve(dir.path().join("web.sock"), CRITICAL);
         let own = Plugin::serve(dir.path().join("disk.sock"), PASSING);
         let mut fleet = Fleet {
-            db: Arc::new(CountingDb::default()),
+            db: Arc::new(Shared::default()),
             clock: Clock::tokio_from(START),
             plugin,
             own,
@@ -289,7 +324,12 @@ impl Fleet {
         .unwrap();
         let config: &'static Config = Box::leak(Box::new(load_agent_config(&path).unwrap()));
         let alerter = Arc::new(RecordingAlerter::default());
-        let db: Arc<dyn Db> = self.db.clone();
+        let down = Arc::new(AtomicBool::new(false));
+        let db: Arc<dyn Db> = Arc::new(CountingDb {
+            shared: self.db.clone(),
+            inner: self.db.clone(),
+            down: down.clone(),
+        });
         let backends = Backends {
             db,
             alerters: Arc::new(Alerters::single(alerter.clone())),
@@ -304,6 +344,7 @@ impl Fleet {
         });
         Member {
             alerter,
+            down,
             controls,
             task,
             dir,
@@ -390,6 +431,7 @@ async fn four_agents_deliver_one_trigger_and_one_resolve() {
     assert!(
         fleet
             .db
+            .inner
             .notices(&["//web".into()])
             .await
             .unwrap()
@@ -1065,4 +1107,34 @@ mod processes {
             "{texts:?}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_cut_off_while_the_incident_was_resolved_triggers_anew_when_back() {
+    let fleet = Fleet::start(2, "", "", "alerting:\n  holder_timeout: 2\n");
+    fleet.at(BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered().len(), 1);
+    // a1 loses the database; a0 clears and, a1 being stale, resolves.
+    fleet.members[1].down.store(true, Ordering::SeqCst);
+    let _own = fleet.answer_alone(0, PASSING);
+    fleet.at(5 * BASE + BASE / 2).await;
+    assert_eq!(
+        fleet.delivered(),
+        [
+            event("resolve", "//web", ""),
+            event("trigger", "//web", "web down")
+        ]
+    );
+    // a1 is back, still finding it critical: a new incident.
+    fleet.members[1].down.store(false, Ordering::SeqCst);
+    fleet.at(7 * BASE + BASE / 2).await;
+    assert_eq!(
+        fleet.delivered(),
+        [
+            event("resolve", "//web", ""),
+            event("trigger", "//web", "web down"),
+            event("trigger", "//web", "web down")
+        ]
+    );
+    fleet.stop().await;
 }

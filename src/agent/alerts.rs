@@ -30,12 +30,21 @@ struct DeliveryFailure {
 
 impl Agent<'_> {
     /// Reads the squelches once per tick; keeps the last set when that fails.
+    /// Whether the read succeeded also tells the fleet part whether this
+    /// agent was cut off from the database (`FleetState::database_answered`).
     ///
     /// An unchanged list is not compiled again. A regex that is invalid or
     /// too large (SPEC §17) is ignored: logged once when it appears, and
     /// reported as the WARNING `AGENT#squelches` while it is stored.
     pub(super) async fn refresh_squelches(&mut self, now: i64) {
-        match self.db.get_squelches(now).await {
+        let read = self.db.get_squelches(now).await;
+        // The heartbeat was last written up to a tick before the first
+        // failed read: an outage a tick shorter may have made it stale.
+        #[expect(clippy::cast_possible_truncation, reason = "seconds, far below 2^53")]
+        let base = self.config.agent.base_interval.ceil() as i64;
+        let stale_after = (self.holder_timeout() - base).max(0);
+        self.fleet.database_answered(read.is_ok(), now, stale_after);
+        match read {
             Ok(regexes) => {
                 if !self.squelches.is_built_from(&regexes) {
                     let matcher = Matcher::new(&regexes);

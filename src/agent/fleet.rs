@@ -57,6 +57,12 @@ pub(super) struct FleetState {
     /// on the next tick, since the incident may have been resolved while
     /// this agent was away.
     rejoin: BTreeSet<String>,
+    /// Since when the database has not answered this agent (its heartbeat
+    /// ages meanwhile).
+    unreachable_since: Option<i64>,
+    /// Every fleet fault this agent holds as triggered is to be joined
+    /// again: it was away long enough for the others to count it out.
+    rejoin_all: bool,
 }
 
 impl FleetState {
@@ -66,6 +72,24 @@ impl FleetState {
     pub(super) fn restored(&mut self, agent: &str, name: &str, triggered: bool) {
         if triggered && notice::is_absolute(agent, name) {
             self.rejoin.insert(name.to_owned());
+        }
+    }
+
+    /// Notes whether the database answered this tick's first call, at
+    /// `now`. After an outage long enough (`stale_after` seconds) for this
+    /// agent's heartbeat to be stale to the others, they may have resolved
+    /// incidents it still holds: it joins them all again (which costs a
+    /// read, and sends nothing for an incident still open).
+    pub(super) fn database_answered(&mut self, answered: bool, now: i64, stale_after: i64) {
+        match (answered, self.unreachable_since) {
+            (false, None) => self.unreachable_since = Some(now),
+            (true, Some(since)) => {
+                self.unreachable_since = None;
+                if now - since >= stale_after {
+                    self.rejoin_all = true;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -126,7 +150,7 @@ impl Agent<'_> {
     }
 
     /// Seconds after which a holder's heartbeat is too old for it to hold.
-    fn holder_timeout(&self) -> i64 {
+    pub(super) fn holder_timeout(&self) -> i64 {
         let secs = f64::from(self.config.alerting.holder_timeout) * self.config.agent.base_interval;
         #[expect(clippy::cast_possible_truncation, reason = "seconds, far below 2^53")]
         let secs = secs.ceil() as i64;
@@ -147,6 +171,15 @@ impl Agent<'_> {
                 Action::Resolve { .. } => Intent::Leave,
             };
             intents.insert(name_of(action).to_owned(), intent);
+        }
+        if std::mem::take(&mut self.fleet.rejoin_all) {
+            let held = self.faults.values().filter(|f| f.triggered);
+            let held: Vec<String> = held.map(|f| f.name.clone()).collect();
+            for name in held {
+                if self.is_fleet(&name) {
+                    self.fleet.rejoin.insert(name);
+                }
+            }
         }
         for name in std::mem::take(&mut self.fleet.rejoin) {
             let Some(fault) = self.faults.get(&name) else {
