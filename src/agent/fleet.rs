@@ -161,45 +161,15 @@ impl Agent<'_> {
     /// Fleet faults' triggers and resolves go through their notices: only
     /// a won claim is delivered here.
     pub(super) async fn claim_fleet(&mut self, actions: Vec<Action>, now: i64) -> Vec<Action> {
+        // A claim of an earlier tick whose delivery never came back (it
+        // should not happen): left to expire, and another holder delivers.
+        for (name, pending) in std::mem::take(&mut self.fleet.claimed) {
+            warn!(fault = %name, claim = ?pending, "a claimed fleet notification was not delivered; its claim expires");
+        }
         let (fleet, mut deliver): (Vec<Action>, Vec<Action>) = actions
             .into_iter()
             .partition(|action| self.is_fleet(name_of(action)));
-        let mut intents: BTreeMap<String, Intent> = BTreeMap::new();
-        for action in &fleet {
-            let intent = match action {
-                Action::Trigger { message, .. } => Intent::Join(message.clone()),
-                Action::Resolve { .. } => Intent::Leave,
-            };
-            intents.insert(name_of(action).to_owned(), intent);
-        }
-        if std::mem::take(&mut self.fleet.rejoin_all) {
-            let held = self.faults.values().filter(|f| f.triggered);
-            let held: Vec<String> = held.map(|f| f.name.clone()).collect();
-            for name in held {
-                if self.is_fleet(&name) {
-                    self.fleet.rejoin.insert(name);
-                }
-            }
-        }
-        for name in std::mem::take(&mut self.fleet.rejoin) {
-            let Some(fault) = self.faults.get(&name) else {
-                continue;
-            };
-            // Not critical any more, or squelched: the plan resolves it.
-            if !self.is_fleet(&name)
-                || !fault.triggered
-                || !fault.severity.is_critical()
-                || self.squelches.matches(&name)
-            {
-                continue;
-            }
-            intents
-                .entry(name)
-                .or_insert_with(|| Intent::Join(fault.message.clone()));
-        }
-        for name in &self.fleet.watching {
-            intents.entry(name.clone()).or_insert(Intent::Leave);
-        }
+        let intents = self.intents(&fleet);
         let mut names: BTreeSet<String> = intents.keys().cloned().collect();
         names.extend(self.fleet.unrecorded.keys().cloned());
         if names.is_empty() {
@@ -262,6 +232,48 @@ impl Agent<'_> {
             }
         }
         deliver
+    }
+
+    /// What this agent wants of which notices this tick: its planned
+    /// fleet actions, the faults to join again, the notices it watches.
+    fn intents(&mut self, fleet: &[Action]) -> BTreeMap<String, Intent> {
+        let mut intents: BTreeMap<String, Intent> = BTreeMap::new();
+        for action in fleet {
+            let intent = match action {
+                Action::Trigger { message, .. } => Intent::Join(message.clone()),
+                Action::Resolve { .. } => Intent::Leave,
+            };
+            intents.insert(name_of(action).to_owned(), intent);
+        }
+        if std::mem::take(&mut self.fleet.rejoin_all) {
+            let held = self.faults.values().filter(|f| f.triggered);
+            let held: Vec<String> = held.map(|f| f.name.clone()).collect();
+            for name in held {
+                if self.is_fleet(&name) {
+                    self.fleet.rejoin.insert(name);
+                }
+            }
+        }
+        for name in std::mem::take(&mut self.fleet.rejoin) {
+            let Some(fault) = self.faults.get(&name) else {
+                continue;
+            };
+            // Not critical any more, or squelched: the plan resolves it.
+            if !self.is_fleet(&name)
+                || !fault.triggered
+                || !fault.severity.is_critical()
+                || self.squelches.matches(&name)
+            {
+                continue;
+            }
+            intents
+                .entry(name)
+                .or_insert_with(|| Intent::Join(fault.message.clone()));
+        }
+        for name in &self.fleet.watching {
+            intents.entry(name.clone()).or_insert(Intent::Leave);
+        }
+        intents
     }
 
     /// A decision could not be made this tick: make sure it is tried again.
