@@ -131,12 +131,23 @@ pub(crate) fn is_live(heartbeat: Option<i64>, now: i64, timeout: i64) -> bool {
     heartbeat.is_some_and(|updated| now - updated <= timeout)
 }
 
+/// Slack, in seconds, for a peer's claim that ends later than this agent's
+/// own would: its clock may run ahead (SPEC §14 tolerates
+/// `max(base_interval, 30 s)`), its `alert_timeout` may be longer.
+const CLAIM_SLACK: i64 = 60;
+
 /// Whether a claim is still in force at `now` (not expired: its claimer
-/// may still be delivering). `until` is the first second at which it no
-/// longer is: the claimer rounds it up, so a claim never expires before
+/// may still be delivering). `claim.until` is the first second at which it
+/// no longer is: the claimer rounds it up, so a claim never expires before
 /// its claimer's alerter call and record are over.
-fn in_force(claim: &Claim, now: i64) -> bool {
-    claim.until > now
+///
+/// `until` is when a claim this agent made now would end. A claim ending
+/// more than twice as far ahead plus `CLAIM_SLACK` is not believed (a
+/// broken record, or a clock far ahead): it counts as expired, so one bad
+/// record cannot hold a fleet fault's notifications off for good.
+fn in_force(claim: &Claim, now: i64, until: i64) -> bool {
+    let longest = 2 * (until - now).max(0) + CLAIM_SLACK;
+    claim.until > now && claim.until.saturating_sub(now) <= longest
 }
 
 /// `agent` finds the fault CRITICAL with `message`: registers as a holder,
@@ -158,7 +169,11 @@ pub(crate) fn join(
 ) -> Step<Joined> {
     let mut next = notice.clone();
     let mut changed = next.holders.insert(agent.to_owned());
-    if next.claim.as_ref().is_some_and(|c| !in_force(c, now)) {
+    if next
+        .claim
+        .as_ref()
+        .is_some_and(|c| !in_force(c, now, until))
+    {
         next.claim = None;
         changed = true;
     }
@@ -214,7 +229,7 @@ pub(crate) fn leave(
     let other_in_force = next
         .claim
         .as_ref()
-        .is_some_and(|c| c.agent != agent && in_force(c, now));
+        .is_some_and(|c| c.agent != agent && in_force(c, now, until));
     let then = if live_holders {
         Left::Watch
     } else if next.delivered.is_empty() {
@@ -401,6 +416,20 @@ mod tests {
                 Some(notice(&["a", "b"], &[], trigger("b", "down", NOW + 1))),
             ),
             (
+                "a claim ending implausibly far ahead is taken over",
+                notice(&["a", "b"], &[], trigger("b", "down", i64::MAX)),
+                "down",
+                Joined::Deliver,
+                Some(notice(&["a", "b"], &[], trigger("a", "down", UNTIL))),
+            ),
+            (
+                "a peer's claim up to twice as long plus a minute is believed",
+                notice(&["a", "b"], &[], trigger("b", "down", NOW + 120)),
+                "down",
+                Joined::Wait,
+                None,
+            ),
+            (
                 "a claim expires at its `until`",
                 notice(&["a", "b"], &[], trigger("b", "down", NOW)),
                 "down",
@@ -507,6 +536,12 @@ mod tests {
                 notice(&["a"], &["down"], resolve("b", NOW + 5)),
                 Left::Watch,
                 Some(notice(&[], &["down"], resolve("b", NOW + 5))),
+            ),
+            (
+                "a resolve claim from a clock far ahead is taken over",
+                notice(&[], &["down"], resolve("b", NOW + 3600)),
+                Left::Deliver,
+                Some(notice(&[], &["down"], resolve("a", UNTIL))),
             ),
             (
                 "an expired resolve claim is taken over",
