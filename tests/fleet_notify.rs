@@ -411,6 +411,8 @@ impl Fleet {
     }
 }
 
+// See: #11
+
 #[tokio::test(start_paused = true)]
 async fn four_agents_deliver_one_trigger_and_one_resolve() {
     let fleet = Fleet::start(4, "", "", "");
@@ -441,6 +443,8 @@ async fn four_agents_deliver_one_trigger_and_one_resolve() {
     fleet.stop().await;
 }
 
+// See: #11
+
 #[tokio::test(start_paused = true)]
 async fn a_new_incident_after_a_resolve_is_triggered_once_again() {
     let fleet = Fleet::start(4, "", "", "");
@@ -458,6 +462,8 @@ async fn a_new_incident_after_a_resolve_is_triggered_once_again() {
     assert_eq!(fleet.delivered().len(), 3);
     fleet.stop().await;
 }
+
+// See: #11
 
 #[tokio::test(start_paused = true)]
 async fn a_changed_message_is_one_new_trigger() {
@@ -477,6 +483,8 @@ async fn a_changed_message_is_one_new_trigger() {
     fleet.stop().await;
 }
 
+// See: #11
+
 #[tokio::test(start_paused = true)]
 async fn per_agent_notify_keeps_one_trigger_per_agent() {
     let fleet = Fleet::start(4, "  notify: per_agent\n", "", "");
@@ -490,6 +498,8 @@ async fn per_agent_notify_keeps_one_trigger_per_agent() {
     assert_eq!(fleet.delivered().len(), 8);
     fleet.stop().await;
 }
+
+// See: #11
 
 #[tokio::test(start_paused = true)]
 async fn no_resolve_while_another_holder_still_finds_it_critical() {
@@ -512,6 +522,8 @@ async fn no_resolve_while_another_holder_still_finds_it_critical() {
     );
     fleet.stop().await;
 }
+
+// See: #11
 
 #[tokio::test(start_paused = true)]
 async fn a_claimer_killed_while_its_alerter_hangs_is_replaced_within_two_base_intervals() {
@@ -539,6 +551,8 @@ async fn a_claimer_killed_while_its_alerter_hangs_is_replaced_within_two_base_in
     fleet.stop().await;
 }
 
+// See: #11
+
 #[tokio::test(start_paused = true)]
 async fn a_holder_that_dies_stops_holding_and_a_watcher_resolves() {
     let fleet = Fleet::start(2, "", "", "alerting:\n  holder_timeout: 2\n");
@@ -561,6 +575,8 @@ async fn a_holder_that_dies_stops_holding_and_a_watcher_resolves() {
     fleet.stop().await;
 }
 
+// See: #11
+
 #[tokio::test(start_paused = true)]
 async fn a_fault_held_and_delivered_costs_no_notice_request() {
     let fleet = Fleet::start(4, "", "", "");
@@ -573,6 +589,8 @@ async fn a_fault_held_and_delivered_costs_no_notice_request() {
     assert_eq!(fleet.delivered().len(), 1);
     fleet.stop().await;
 }
+
+// See: #11
 
 #[tokio::test(start_paused = true)]
 async fn with_notices_unreadable_own_faults_still_alert_and_the_fleet_fault_pages_once_later() {
@@ -600,6 +618,8 @@ async fn with_notices_unreadable_own_faults_still_alert_and_the_fleet_fault_page
     fleet.stop().await;
 }
 
+// See: #11
+
 #[tokio::test(start_paused = true)]
 async fn a_holder_restarted_cleanly_does_not_page_again() {
     let mut fleet = Fleet::start(2, "", "", "");
@@ -616,6 +636,8 @@ async fn a_holder_restarted_cleanly_does_not_page_again() {
     assert_eq!(all, [event("trigger", "//web", "web down")]);
     fleet.stop().await;
 }
+
+// See: #11
 
 #[tokio::test(start_paused = true)]
 async fn a_holder_restarted_after_the_incident_was_resolved_triggers_anew() {
@@ -867,6 +889,8 @@ mod processes {
 
     const LIMIT: Duration = Duration::from_secs(15);
 
+    // See: #11
+
     #[test]
     fn four_agents_on_one_sqlite_file_page_once_per_transition() {
         let fleet = Fleet::start(4, &file_alerter, "", "");
@@ -921,6 +945,8 @@ mod processes {
         })
     }
 
+    // See: #11
+
     #[test]
     fn four_agents_on_dynamodb_page_once_per_transition() {
         let Some(shared) = dynamodb() else { return };
@@ -938,6 +964,8 @@ mod processes {
         );
     }
 
+    // See: #11
+
     #[test]
     fn a_changed_message_is_one_new_trigger_across_the_fleet() {
         let fleet = Fleet::start(4, &file_alerter, "", "");
@@ -952,6 +980,8 @@ mod processes {
         );
     }
 
+    // See: #11
+
     #[test]
     fn per_agent_notify_pages_from_every_agent() {
         let fleet = Fleet::start(4, &file_alerter, "  notify: per_agent\n", "");
@@ -960,6 +990,8 @@ mod processes {
         settle();
         assert_eq!(fleet.file_events(), vec![ev("trigger", DOWN); 4]);
     }
+
+    // See: #11
 
     #[test]
     fn no_resolve_until_the_last_holder_clears() {
@@ -986,6 +1018,8 @@ mod processes {
         "alerter:\n  type: command\n  command: echo $$ > calling; while test -f hang; do sleep 0.05; done; echo \"$CIMAA_ACTION $CIMAA_NAME $CIMAA_MESSAGE\" >> delivered.log\n".to_owned()
     }
 
+    // See: #11
+
     #[test]
     fn four_agents_with_command_alerters_page_once_per_transition() {
         let fleet = Fleet::start(4, &command_alerter, "", "");
@@ -1001,6 +1035,8 @@ mod processes {
             ["resolve //web ".to_owned(), format!("trigger //web {DOWN}")]
         );
     }
+
+    // See: #11
 
     #[test]
     fn a_claimer_killed_while_its_command_alerter_hangs_is_replaced_within_two_base_intervals() {
@@ -1050,6 +1086,8 @@ mod processes {
         );
     }
 
+    // See: #11
+
     #[test]
     fn a_failing_primary_falls_back_once_for_the_whole_fleet() {
         let alerter = |_: &Path| {
@@ -1069,6 +1107,8 @@ mod processes {
             [ev("resolve", ""), ev("trigger", DOWN)]
         );
     }
+
+    // See: #11
 
     #[test]
     fn four_agents_with_slack_post_once_per_transition() {
@@ -1108,6 +1148,8 @@ mod processes {
         );
     }
 }
+
+// See: #11
 
 #[tokio::test(start_paused = true)]
 async fn a_holder_cut_off_while_the_incident_was_resolved_triggers_anew_when_back() {
