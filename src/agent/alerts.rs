@@ -6,7 +6,10 @@
 //! outcome does to the fault set (triggered flags, open alerts, resolves to
 //! retry), the CRITICAL `AGENT#alerts` fault that counts failures and the
 //! WARNING `AGENT#squelches` for stored squelches that are ignored. How an
-//! alert reaches a receiver is the alerters' business.
+//! alert reaches a receiver is the alerters' business; which agent of the
+//! fleet delivers a fleet fault's alert is `fleet`'s (SPEC §10): the plan
+//! goes through its claims first, and the outcomes of what it claimed are
+//! recorded there.
 
 use std::collections::HashSet;
 

@@ -6,7 +6,8 @@
 //! state, which alerts); this module and its parts do the I/O around them:
 //! `check_dir` scans the check directory, `runner` runs due checks
 //! concurrently (bounded by a semaphore and each check's timeout), `alerts`
-//! delivers alerts within `alert_timeout`; the tick writes the database and
+//! delivers alerts within `alert_timeout` (`fleet` claims those of fleet
+//! faults in the shared notices first); the tick writes the database and
 //! feeds the metric buffer (whose drops become the WARNING `AGENT#metrics`).
 //! State is loaded from the database on start, so separate `--once`
 //! processes behave like one long-running agent; when the database does not
