@@ -412,7 +412,6 @@ impl Fleet {
 }
 
 // See: #11
-
 #[tokio::test(start_paused = true)]
 async fn four_agents_deliver_one_trigger_and_one_resolve() {
     let fleet = Fleet::start(4, "", "", "");
@@ -444,7 +443,6 @@ async fn four_agents_deliver_one_trigger_and_one_resolve() {
 }
 
 // See: #11
-
 #[tokio::test(start_paused = true)]
 async fn a_new_incident_after_a_resolve_is_triggered_once_again() {
     let fleet = Fleet::start(4, "", "", "");
@@ -464,7 +462,6 @@ async fn a_new_incident_after_a_resolve_is_triggered_once_again() {
 }
 
 // See: #11
-
 #[tokio::test(start_paused = true)]
 async fn a_changed_message_is_one_new_trigger() {
     let fleet = Fleet::start(4, "", "", "");
@@ -484,7 +481,6 @@ async fn a_changed_message_is_one_new_trigger() {
 }
 
 // See: #11
-
 #[tokio::test(start_paused = true)]
 async fn per_agent_notify_keeps_one_trigger_per_agent() {
     let fleet = Fleet::start(4, "  notify: per_agent\n", "", "");
@@ -500,7 +496,6 @@ async fn per_agent_notify_keeps_one_trigger_per_agent() {
 }
 
 // See: #11
-
 #[tokio::test(start_paused = true)]
 async fn no_resolve_while_another_holder_still_finds_it_critical() {
     let fleet = Fleet::start(2, "", "", "");
@@ -524,7 +519,6 @@ async fn no_resolve_while_another_holder_still_finds_it_critical() {
 }
 
 // See: #11
-
 #[tokio::test(start_paused = true)]
 async fn a_claimer_killed_while_its_alerter_hangs_is_replaced_within_two_base_intervals() {
     let fleet = Fleet::start(4, "", "", "");
@@ -552,7 +546,6 @@ async fn a_claimer_killed_while_its_alerter_hangs_is_replaced_within_two_base_in
 }
 
 // See: #11
-
 #[tokio::test(start_paused = true)]
 async fn a_holder_that_dies_stops_holding_and_a_watcher_resolves() {
     let fleet = Fleet::start(2, "", "", "alerting:\n  holder_timeout: 2\n");
@@ -576,7 +569,6 @@ async fn a_holder_that_dies_stops_holding_and_a_watcher_resolves() {
 }
 
 // See: #11
-
 #[tokio::test(start_paused = true)]
 async fn a_fault_held_and_delivered_costs_no_notice_request() {
     let fleet = Fleet::start(4, "", "", "");
@@ -591,7 +583,6 @@ async fn a_fault_held_and_delivered_costs_no_notice_request() {
 }
 
 // See: #11
-
 #[tokio::test(start_paused = true)]
 async fn with_notices_unreadable_own_faults_still_alert_and_the_fleet_fault_pages_once_later() {
     let fleet = Fleet::start(4, "", "", "");
@@ -619,7 +610,6 @@ async fn with_notices_unreadable_own_faults_still_alert_and_the_fleet_fault_page
 }
 
 // See: #11
-
 #[tokio::test(start_paused = true)]
 async fn a_holder_restarted_cleanly_does_not_page_again() {
     let mut fleet = Fleet::start(2, "", "", "");
@@ -638,7 +628,6 @@ async fn a_holder_restarted_cleanly_does_not_page_again() {
 }
 
 // See: #11
-
 #[tokio::test(start_paused = true)]
 async fn a_holder_restarted_after_the_incident_was_resolved_triggers_anew() {
     // a1 clears and resolves (a0, stopped, holds nothing); a0 comes back
@@ -890,7 +879,6 @@ mod processes {
     const LIMIT: Duration = Duration::from_secs(15);
 
     // See: #11
-
     #[test]
     fn four_agents_on_one_sqlite_file_page_once_per_transition() {
         let fleet = Fleet::start(4, &file_alerter, "", "");
@@ -946,7 +934,6 @@ mod processes {
     }
 
     // See: #11
-
     #[test]
     fn four_agents_on_dynamodb_page_once_per_transition() {
         let Some(shared) = dynamodb() else { return };
@@ -965,7 +952,6 @@ mod processes {
     }
 
     // See: #11
-
     #[test]
     fn a_changed_message_is_one_new_trigger_across_the_fleet() {
         let fleet = Fleet::start(4, &file_alerter, "", "");
@@ -981,7 +967,6 @@ mod processes {
     }
 
     // See: #11
-
     #[test]
     fn per_agent_notify_pages_from_every_agent() {
         let fleet = Fleet::start(4, &file_alerter, "  notify: per_agent\n", "");
@@ -992,7 +977,6 @@ mod processes {
     }
 
     // See: #11
-
     #[test]
     fn no_resolve_until_the_last_holder_clears() {
         let fleet = Fleet::start(2, &file_alerter, "", "");
@@ -1019,7 +1003,6 @@ mod processes {
     }
 
     // See: #11
-
     #[test]
     fn four_agents_with_command_alerters_page_once_per_transition() {
         let fleet = Fleet::start(4, &command_alerter, "", "");
@@ -1037,7 +1020,6 @@ mod processes {
     }
 
     // See: #11
-
     #[test]
     fn a_claimer_killed_while_its_command_alerter_hangs_is_replaced_within_two_base_intervals() {
         // A claim holds off the others for `alert_timeout` plus one
@@ -1087,7 +1069,6 @@ mod processes {
     }
 
     // See: #11
-
     #[test]
     fn a_failing_primary_falls_back_once_for_the_whole_fleet() {
         let alerter = |_: &Path| {
@@ -1109,7 +1090,37 @@ mod processes {
     }
 
     // See: #11
+    #[test]
+    fn forget_closes_the_incident_so_a_returning_holder_pages_anew() {
+        let mut fleet = Fleet::start(2, &file_alerter, "", "");
+        fleet.set_all(Some(DOWN));
+        wait_for("a trigger", LIMIT, || !fleet.file_events().is_empty());
+        settle();
+        fleet.kill(0);
+        fleet.kill(1);
+        // Stale past `forget`'s and the live-peer threshold (5 intervals).
+        std::thread::sleep(Duration::from_secs_f64(6.0 * BASE));
+        let output = Command::new(env!("CARGO_BIN_EXE_cimaa"))
+            .args(["-c", "agent.yaml", "forget", "a0"])
+            .current_dir(&fleet.agents[0].dir)
+            .output()
+            .unwrap();
+        crate::util::assert_success(&output);
+        assert_eq!(
+            fleet.file_events(),
+            [ev("resolve", ""), ev("trigger", DOWN)]
+        );
+        // a1 comes back still finding it critical: a new incident.
+        fleet.run(1);
+        wait_for("a new trigger", LIMIT, || fleet.file_events().len() > 2);
+        settle();
+        assert_eq!(
+            fleet.file_events(),
+            [ev("resolve", ""), ev("trigger", DOWN), ev("trigger", DOWN)]
+        );
+    }
 
+    // See: #11
     #[test]
     fn four_agents_with_slack_post_once_per_transition() {
         let slack = FakeHttp::start(Reply::slack_ok());
@@ -1150,7 +1161,6 @@ mod processes {
 }
 
 // See: #11
-
 #[tokio::test(start_paused = true)]
 async fn a_holder_cut_off_while_the_incident_was_resolved_triggers_anew_when_back() {
     let fleet = Fleet::start(2, "", "", "alerting:\n  holder_timeout: 2\n");
