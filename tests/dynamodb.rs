@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, BillingMode, ConsumedCapacity, KeySchemaElement, KeyType, ProjectionType,
     PutRequest, ReturnConsumedCapacity, WriteRequest,
 };
-use cimaa::db::{Db, DynamoDb, DynamoDbConfig, Fault};
+use cimaa::db::{Db, DynamoDb, DynamoDbConfig, Fault, Notice};
 use cimaa::env;
 use cimaa::severity::Severity;
 use serde_json::Value;
@@ -1185,4 +1185,181 @@ fn faults_and_squelches_commands_print_the_good_items_and_warn_about_malformed_o
         "{}",
         stderr(&output)
     );
+}
+
+/// A notice item as a broken or newer agent could leave it.
+fn notice_item(
+    name: &str,
+    version: Option<AttributeValue>,
+    record: Option<AttributeValue>,
+) -> Item {
+    let mut notice = item(&[("agent", s("_notices")), ("name", s(name))]);
+    if let Some(version) = version {
+        notice.insert("version".to_owned(), version);
+    }
+    if let Some(record) = record {
+        notice.insert("record".to_owned(), record);
+    }
+    notice
+}
+
+/// A well-formed record held by `holder`.
+fn held_by(holder: &str) -> AttributeValue {
+    s(&format!(
+        r#"{{"holders":["{holder}"],"delivered":[],"claim":null}}"#
+    ))
+}
+
+// See: #11. Notice items written by a broken or newer agent read as empty
+// notices at their stored version (0 when that is unreadable), are named,
+// and the next put over that version replaces them.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_notice_items_read_as_empty_and_the_next_put_replaces_them() {
+    let Some(endpoint) = endpoint() else { return };
+    let prefix = unique_prefix();
+    let db = open(&endpoint, &prefix);
+    db.setup(None).await.unwrap();
+    let client = raw_client(&endpoint);
+    let faults = format!("{prefix}.faults");
+    let cases = [
+        // (name, version, record, version read)
+        (
+            "//missing",
+            Some(n("3")),
+            Some(s(r#"{"holders":["web1"]}"#)),
+            3,
+        ),
+        ("//types", Some(n("4")), Some(n("12")), 4),
+        ("//norecord", Some(n("5")), None, 5),
+        ("//text", Some(s("seven")), Some(held_by("web1")), 0),
+        ("//noversion", None, Some(held_by("web1")), 0),
+        ("//negative", Some(n("-2")), Some(held_by("web1")), 0),
+        ("//huge", Some(n("1e30")), Some(held_by("web1")), 0),
+    ];
+    for (name, version, record, _) in &cases {
+        put(
+            &client,
+            &faults,
+            notice_item(name, version.clone(), record.clone()),
+        )
+        .await;
+    }
+    // A fractional version (another tool's) is read as its whole part, and
+    // the record is good.
+    put(
+        &client,
+        &faults,
+        notice_item("//fraction", Some(n("2.5")), Some(held_by("web1"))),
+    )
+    .await;
+    let mut names: Vec<String> = cases.iter().map(|case| case.0.to_owned()).collect();
+    names.push("//fraction".to_owned());
+
+    let read = db.notices(&names).await.unwrap();
+
+    let mut want: Vec<Notice> = cases
+        .iter()
+        .map(|(name, _, _, version)| Notice {
+            version: *version,
+            ..Notice::new(name)
+        })
+        .collect();
+    want.push(Notice {
+        holders: ["web1".to_owned()].into(),
+        version: 2,
+        ..Notice::new("//fraction")
+    });
+    want.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(read, want);
+    let skipped: Vec<String> = db.skipped_rows().into_iter().map(|row| row.key).collect();
+    let mut malformed: Vec<String> = cases
+        .iter()
+        .map(|case| format!("_notices/{}", case.0))
+        .collect();
+    malformed.sort();
+    assert_eq!(skipped, malformed);
+
+    // A put over another version still fails; over the version read, it
+    // replaces the item.
+    let joined = |name: &str| Notice {
+        holders: ["web2".to_owned()].into(),
+        ..Notice::new(name)
+    };
+    assert!(!db.put_notice(&joined("//missing"), 0).await.unwrap());
+    assert!(!db.put_notice(&joined("//text"), 1).await.unwrap());
+    for notice in &read {
+        assert!(
+            db.put_notice(&joined(&notice.name), notice.version)
+                .await
+                .unwrap(),
+            "{}",
+            notice.name
+        );
+    }
+    let replaced = db.notices(&names).await.unwrap();
+    assert!(
+        replaced
+            .iter()
+            .zip(&read)
+            .all(|(new, old)| new.holders == joined("").holders && new.version == old.version + 1),
+        "{replaced:?}"
+    );
+    assert_eq!(db.skipped_rows(), []);
+}
+
+// See: #11. Notices live under a reserved agent key of the faults table:
+// the CLI lists none of them, and warns about none.
+#[test]
+fn the_faults_and_agents_commands_never_show_notices() {
+    let Some(endpoint) = endpoint() else { return };
+    let prefix = unique_prefix();
+    let env = dynamodb_agent(&endpoint, &prefix, 60.0);
+    assert_success(&cimaa(&env, &["setup-db"]));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let db = open(&endpoint, &prefix);
+        let down = Fault {
+            name: "disk".to_owned(),
+            severity: Severity::CRITICAL,
+            message: "full".to_owned(),
+            since: 100,
+            updated: 100,
+            triggered: true,
+            escalates: true,
+            attempts: 0,
+            monitor_runs: 0,
+            storm: false,
+        };
+        db.set_faults("web2", &[down], 100).await.unwrap();
+        let notice = Notice {
+            holders: ["web2".to_owned()].into(),
+            delivered: vec!["full".to_owned()],
+            ..Notice::new("//web2/disk")
+        };
+        assert!(db.put_notice(&notice, 0).await.unwrap());
+    });
+
+    let faults = cimaa(&env, &["faults", "--json"]);
+    let agents = cimaa(&env, &["agents", "--json"]);
+
+    let names: Vec<(String, String)> = json(&faults)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["agent"].as_str().unwrap().to_owned(),
+                f["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(names, [("web2".to_owned(), "disk".to_owned())]);
+    assert_eq!(stderr(&faults), "");
+    let agents: Vec<String> = json(&agents)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(agents, ["web2"]);
 }

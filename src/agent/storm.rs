@@ -11,9 +11,9 @@
 //! fault is an open alert, and its members, restored or found again, are in
 //! it.
 //!
-//! Never folded: fleet faults (checks with absolute names: the fleet sends
-//! one notification per incident already, and `claim_fleet` decided them
-//! before this runs; `notify: per_agent` ones included, see the CHANGELOG),
+//! Never folded: fleet faults (checks with absolute names that do not say
+//! `notify: per_agent`: the fleet sends one notification per incident
+//! already, and `claim_fleet` decided them before this runs),
 //! a changed message of an alert already open at the receiver (not a new
 //! fault; it is sent as before), and the agent's other own faults.
 
@@ -34,7 +34,6 @@ impl Agent<'_> {
     pub(super) fn fold_storms(&mut self, actions: Vec<Action>, now: i64) -> Vec<Action> {
         let agent = self.config.agent.name.clone();
         let own = format!("{agent}#");
-        let relative = format!("//{agent}/");
         let rules = Rules {
             threshold: self.config.alerting.storm_threshold,
             base_interval: self.config.agent.base_interval,
@@ -47,7 +46,7 @@ impl Agent<'_> {
                 // The storm's own trigger is decided below, from its facts.
                 Action::Trigger { name, .. } if storm::route_of(&agent, &name).is_some() => {}
                 Action::Trigger { name, message }
-                    if name.starts_with(&relative)
+                    if !self.is_fleet(&name)
                         && !name.starts_with(&own)
                         && !self.opened.contains(&name) =>
                 {

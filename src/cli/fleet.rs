@@ -135,6 +135,12 @@ pub(super) async fn forget(config: &Config, agent: &str) -> Result<ExitStatus, C
     let alerters =
         Alerters::build(&config.alerter, &config.alerters, &context).map_err(CliError::failure)?;
     let failed = resolve_all(Arc::new(alerters), &open, config.agent.alert_timeout).await;
+    let resolved: Vec<String> = open
+        .iter()
+        .map(|alert| alert.fault.name.clone())
+        .filter(|name| !failed.contains_key(name))
+        .collect();
+    close_notices(db.as_ref(), agent, &resolved).await;
     let left: Vec<OpenAlert> = open
         .iter()
         .filter(|alert| failed.contains_key(&alert.fault.name))
@@ -160,6 +166,38 @@ pub(super) async fn forget(config: &Config, agent: &str) -> Result<ExitStatus, C
         count(left.len(), "open alert"),
         names.join("; ")
     )))
+}
+
+/// After `forget` resolved these alerts, closes their fleet notices (SPEC
+/// §10): the incident is over at the receivers, so the next agent that
+/// finds the fault CRITICAL triggers a new one instead of taking it for
+/// delivered. A notice written meanwhile (by a live agent) is left to it.
+async fn close_notices(db: &dyn Db, agent: &str, resolved: &[String]) {
+    if resolved.is_empty() {
+        return;
+    }
+    let notices = match db.notices(resolved).await {
+        Ok(notices) => notices,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the fleet notices of the resolved alerts; the fleet may take them for still open");
+            return;
+        }
+    };
+    for notice in notices {
+        let mut closed = notice.clone();
+        closed.holders.remove(agent);
+        closed.delivered.clear();
+        closed.claim = None;
+        match db.put_notice(&closed, notice.version).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(fault = %notice.name, "the fleet notice changed meanwhile; left to the agents that hold it");
+            }
+            Err(e) => {
+                tracing::warn!(fault = %notice.name, error = %e, "cannot close the fleet notice");
+            }
+        }
+    }
 }
 
 /// Heartbeats younger than this many base intervals are live peers (the

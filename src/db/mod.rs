@@ -3,11 +3,13 @@
 //!
 //! Owns the `Db` trait every backend implements, the records it stores, the
 //! `database:` configuration enum and `build()`. Backends live one per file
-//! (`memory`, `sqlite`, `dynamodb`); callers pass `now` in, so no backend
+//! (`memory`, `sqlite`, `dynamodb`); `notice_record` is the stored form of
+//! the notices they share; callers pass `now` in, so no backend
 //! reads the clock for anything a test needs to control.
 
 pub(crate) mod dynamodb;
 pub(crate) mod memory;
+pub(crate) mod notice_record;
 pub(crate) mod sqlite;
 
 use std::collections::BTreeMap;

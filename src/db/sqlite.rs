@@ -15,7 +15,7 @@
 //! connection behind an `Arc<std::sync::Mutex<_>>`; a slow disk or a held lock
 //! never stalls the runtime that schedules checks.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -26,12 +26,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rusqlite::types::{FromSql, ValueRef};
 use rusqlite::{Connection, ErrorCode, Row, Statement, TransactionBehavior, params};
-use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use super::{
-    AgentFacts, AgentFault, Claim, Db, Error, FactsLog, Fault, Heartbeat, Notice, OpenAlert,
-    Pending, SkipLog, SkippedRow, Squelch, StoppedAgent, merge_with_stored, short_key,
+    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, Notice, OpenAlert, SkipLog,
+    SkippedRow, Squelch, StoppedAgent, merge_with_stored, notice_record, short_key,
 };
 use crate::severity::Severity;
 
@@ -92,7 +91,7 @@ const MIGRATE_OPEN_ALERTS_STORM: &str =
 /// `notices` holds the notification record of each fleet fault (SPEC §10):
 /// its `version` (bumped by every write, the compare-and-swap's witness)
 /// and the rest of the record as a JSON object in `record` (see
-/// `NoticeBody`), so the record can grow without a migration.
+/// `notice_record`), so the record can grow without a migration.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS heartbeats (
     agent TEXT NOT NULL PRIMARY KEY,
@@ -787,89 +786,6 @@ fn stop_agent_blocking(
     Ok(())
 }
 
-/// The stored form of a notice's record besides its name and version: the
-/// JSON object of `notices.record`. Its own type, not `Notice`'s serde
-/// form, so the stored layout (shared by every agent on the file, and by
-/// other versions of cimaa) changes only on purpose. Fields it does not
-/// know (written by a newer agent) are ignored; a missing field or one of
-/// the wrong type makes the record malformed.
-#[derive(Debug, Serialize, Deserialize)]
-struct NoticeBody {
-    /// Agents holding the fault CRITICAL.
-    holders: BTreeSet<String>,
-    /// Messages delivered for the open incident, oldest first.
-    delivered: Vec<String>,
-    /// The delivery in flight; `null` when none.
-    claim: Option<ClaimBody>,
-}
-
-/// The stored form of a `Claim`: `action` is `"trigger"` (with `message`)
-/// or `"resolve"`.
-#[derive(Debug, Serialize, Deserialize)]
-struct ClaimBody {
-    agent: String,
-    action: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-    until: i64,
-}
-
-impl NoticeBody {
-    fn of(notice: &Notice) -> NoticeBody {
-        NoticeBody {
-            holders: notice.holders.clone(),
-            delivered: notice.delivered.clone(),
-            claim: notice.claim.as_ref().map(|claim| {
-                let (action, message) = match &claim.action {
-                    Pending::Trigger { message } => ("trigger", Some(message.clone())),
-                    Pending::Resolve => ("resolve", None),
-                };
-                ClaimBody {
-                    agent: claim.agent.clone(),
-                    action: action.to_owned(),
-                    message,
-                    until: claim.until,
-                }
-            }),
-        }
-    }
-
-    /// The notice `name` at `version` this body describes, or what is
-    /// wrong with it.
-    fn into_notice(self, name: &str, version: u64) -> Result<Notice, String> {
-        let claim = match self.claim {
-            None => None,
-            Some(claim) => {
-                let action = match (claim.action.as_str(), claim.message) {
-                    ("trigger", Some(message)) => Pending::Trigger { message },
-                    ("trigger", None) => {
-                        return Err("its claim is a trigger without a message".to_owned());
-                    }
-                    ("resolve", _) => Pending::Resolve,
-                    (other, _) => {
-                        return Err(format!(
-                            "its claim's action `{}` is unknown",
-                            short_key(other)
-                        ));
-                    }
-                };
-                Some(Claim {
-                    agent: claim.agent,
-                    action,
-                    until: claim.until,
-                })
-            }
-        };
-        Ok(Notice {
-            name: name.to_owned(),
-            holders: self.holders,
-            delivered: self.delivered,
-            claim,
-            version,
-        })
-    }
-}
-
 /// The stored version of a notice row (column `first`): what the
 /// compare-and-swap compares with. A version that is not a positive
 /// integer (NULL, text, a real, a negative number: written by a broken or
@@ -894,12 +810,8 @@ fn notice_version(row: &Row<'_>, index: usize) -> (u64, Option<String>) {
 fn notice_from_row(row: &Row<'_>) -> Result<(Notice, Option<SkippedRow>), String> {
     let name: String = column(row, 0)?;
     let (version, mut problem) = notice_version(row, 1);
-    let body = column::<String>(row, 2).and_then(|text| {
-        serde_json::from_str::<NoticeBody>(&text)
-            .map_err(|error| format!("column `record` is not a notice: {error}"))
-    });
-    let notice = body.and_then(|body| {
-        body.into_notice(&name, version)
+    let notice = column::<String>(row, 2).and_then(|text| {
+        notice_record::read(&name, version, &text)
             .map_err(|detail| format!("column `record` is not a notice: {detail}"))
     });
     let notice = match notice {
@@ -969,8 +881,7 @@ fn put_notice_blocking(
                 key: short_key(&notice.name),
                 detail: format!("notice version {expected} cannot grow"),
             })?;
-        let record = serde_json::to_string(&NoticeBody::of(notice))
-            .map_err(|error| Error::Task(error.to_string()))?;
+        let record = notice_record::write(notice)?;
         transaction.execute(
             "INSERT INTO notices (name, version, record) VALUES (?1, ?2, ?3)
              ON CONFLICT (name) DO UPDATE SET version = excluded.version, record = excluded.record",

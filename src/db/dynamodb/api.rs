@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb as sdk;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, DeleteRequest, GlobalSecondaryIndex, IndexStatus,
-    KeySchemaElement, KeyType, Projection, ProjectionType, ProvisionedThroughput, PutRequest,
-    ReturnConsumedCapacity, ReturnValue, ScalarAttributeType, TableStatus, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
+    IndexStatus, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
+    ProvisionedThroughput, PutRequest, ReturnConsumedCapacity, ReturnValue, ScalarAttributeType,
+    TableStatus, WriteRequest,
 };
 
 use super::item::{HEARTBEAT_AGENT, Item, UPDATED_INDEX, UPDATED_INDEX_INCLUDES, number, string};
@@ -34,6 +35,45 @@ pub(super) enum Write {
     Delete(Item),
 }
 
+/// The stored `version` a conditional write of a notice expects (SPEC §10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Expect {
+    /// No readable version: no item, or one whose `version` is missing, not
+    /// a Number, below 1 or from 2^63 up (see `item::notice_version`).
+    Absent,
+    /// A readable version: a Number whose whole part is this.
+    Version(u64),
+}
+
+/// Versions from here up are unreadable (they would not fit an `i64`).
+pub(super) const VERSION_LIMIT: u64 = 1 << 63;
+
+impl Expect {
+    /// The condition expression and its values (names `#name`, `#version`).
+    fn condition(self) -> (&'static str, Vec<(&'static str, AttributeValue)>) {
+        match self {
+            Expect::Absent => (
+                "attribute_not_exists(#name) OR NOT attribute_type(#version, :number) \
+                 OR #version < :one OR #version >= :limit",
+                vec![
+                    (":number", string("N")),
+                    (":one", number(1)),
+                    (":limit", number(VERSION_LIMIT)),
+                ],
+            ),
+            // A range rather than `=`: a fractional version (written by
+            // another tool) reads as its whole part and is matched so.
+            Expect::Version(version) => (
+                "#version >= :version AND #version < :next",
+                vec![
+                    (":version", number(version)),
+                    (":next", number(u128::from(version) + 1)),
+                ],
+            ),
+        }
+    }
+}
+
 /// The queries this backend makes, all on the faults table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Query<'a> {
@@ -41,6 +81,14 @@ pub(super) enum Query<'a> {
     Agent(&'a str),
     /// Heartbeats older than `before`, through the `updated` index.
     StaleHeartbeats { before: i64 },
+}
+
+/// What one BatchGetItem answered.
+#[derive(Debug, Default)]
+pub(super) struct Fetched {
+    pub items: Vec<Item>,
+    /// Keys to ask for again.
+    pub unprocessed: Vec<Item>,
 }
 
 /// One page of a Query or Scan.
@@ -82,6 +130,9 @@ pub(super) enum ApiFailure {
     TableMissing,
     /// ResourceInUseException: the table exists (or is being created).
     TableExists,
+    /// ConditionalCheckFailedException: a conditional write found the item
+    /// other than it expected, and wrote nothing.
+    ConditionFailed,
     /// Anything else (validation, access denied, ...): retrying won't help.
     Rejected,
 }
@@ -103,6 +154,7 @@ impl ApiFailure {
             ) => ApiFailure::Throttled,
             Some("ResourceNotFoundException") => ApiFailure::TableMissing,
             Some("ResourceInUseException") => ApiFailure::TableExists,
+            Some("ConditionalCheckFailedException") => ApiFailure::ConditionFailed,
             _ if status >= 500 => ApiFailure::Unavailable,
             _ => ApiFailure::Rejected,
         }
@@ -125,6 +177,16 @@ pub(super) trait Api: Send + Sync {
     async fn put(&self, table: &str, item: Item) -> Result<(), ApiError>;
     /// DeleteItem; true when an item was there.
     async fn delete(&self, table: &str, key: Item) -> Result<bool, ApiError>;
+    /// PutItem if the stored item's `version` is as `expect`ed; false
+    /// (nothing written) when it is not.
+    async fn put_if(&self, table: &str, item: Item, expect: Expect) -> Result<bool, ApiError>;
+    /// DeleteItem if the stored item's `version` is as `expect`ed; false
+    /// (nothing deleted) when it is not. True when there was nothing to
+    /// delete and `expect` is `Absent`.
+    async fn delete_if(&self, table: &str, key: Item, expect: Expect) -> Result<bool, ApiError>;
+    /// One (strongly consistent) BatchGetItem of at most 100 distinct keys:
+    /// the items found, and the keys left unprocessed.
+    async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Fetched, ApiError>;
     /// One page of a Query.
     async fn query(
         &self,
@@ -150,7 +212,7 @@ pub(super) trait Api: Send + Sync {
 /// Requests sent so far by one `DynamoDb`, every attempt counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RequestStats {
-    /// GetItem, Query, Scan and DescribeTable requests.
+    /// GetItem, BatchGetItem, Query, Scan and DescribeTable requests.
     pub read_requests: u64,
     /// PutItem, DeleteItem, BatchWriteItem and CreateTable requests.
     pub write_requests: u64,
@@ -391,6 +453,91 @@ impl Api for SdkApi {
         Ok(output.attributes.is_some_and(|old| !old.is_empty()))
     }
 
+    async fn put_if(&self, table: &str, item: Item, expect: Expect) -> Result<bool, ApiError> {
+        self.counters.write(1);
+        let (condition, values) = expect.condition();
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_names("#version", "version")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if expect == Expect::Absent {
+            request = request.expression_attribute_names("#name", "name");
+        }
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(output) => {
+                self.counters.consumed(output.consumed_capacity());
+                Ok(true)
+            }
+            Err(error) => match self.classify(&error) {
+                failed if failed.failure == ApiFailure::ConditionFailed => Ok(false),
+                failed => Err(failed),
+            },
+        }
+    }
+
+    async fn delete_if(&self, table: &str, key: Item, expect: Expect) -> Result<bool, ApiError> {
+        self.counters.write(1);
+        let (condition, values) = expect.condition();
+        let mut request = self
+            .client
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .expression_attribute_names("#version", "version")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if expect == Expect::Absent {
+            request = request.expression_attribute_names("#name", "name");
+        }
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(output) => {
+                self.counters.consumed(output.consumed_capacity());
+                Ok(true)
+            }
+            Err(error) => match self.classify(&error) {
+                failed if failed.failure == ApiFailure::ConditionFailed => Ok(false),
+                failed => Err(failed),
+            },
+        }
+    }
+
+    async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Fetched, ApiError> {
+        self.counters.read();
+        let keys = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| invalid_request(&e))?;
+        let output = self
+            .client
+            .batch_get_item()
+            .request_items(table, keys)
+            .send()
+            .await
+            .map_err(|e| self.classify(&e))?;
+        Ok(Fetched {
+            items: output
+                .responses
+                .and_then(|mut tables| tables.remove(table))
+                .unwrap_or_default(),
+            unprocessed: output
+                .unprocessed_keys
+                .and_then(|mut tables| tables.remove(table))
+                .map(|keys| keys.keys)
+                .unwrap_or_default(),
+        })
+    }
+
     async fn query(
         &self,
         table: &str,
@@ -579,6 +726,11 @@ mod tests {
                 ApiFailure::TableMissing,
             ),
             (Some("ResourceInUseException"), 400, ApiFailure::TableExists),
+            (
+                Some("ConditionalCheckFailedException"),
+                400,
+                ApiFailure::ConditionFailed,
+            ),
             (Some("InternalServerError"), 500, ApiFailure::Unavailable),
             (None, 503, ApiFailure::Unavailable),
             (Some("ValidationException"), 400, ApiFailure::Rejected),

@@ -24,6 +24,13 @@
 //!   and `monitor_runs`. A summary item of agent `_stopped`, name = the
 //!   agent, holds `stopped` (the stop time) and `count`, so the meta-check
 //!   finds stopped agents with one query. zc.cimaa never reads these keys.
+//! - The notification record of a fleet fault (SPEC §10) is an item of
+//!   agent `_notices`, name = the fault's name, with `version` (Number,
+//!   bumped by every write; conditional writes compare it) and `record`
+//!   (String: the JSON object of `notice_record`). zc.cimaa never reads
+//!   `_`-prefixed agent keys, and no listing of faults shows them.
+//! - A fault that is part of an alert storm (SPEC §10) holds `storm`
+//!   (BOOL true); left out when not, which is how zc.cimaa reads it.
 //! - `PREFIX.squelches`: hash key `regex`, with `reason`, `user`, `time`,
 //!   `permanent` (`"p"`, left out when false) and `expires` (Number, optional).
 //!
@@ -38,7 +45,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::db::{
-    AgentFacts, AgentFault, Error, Fault, Heartbeat, OpenAlert, Squelch, StoppedAgent, short_key,
+    AgentFacts, AgentFault, Error, Fault, Heartbeat, Notice, OpenAlert, Squelch, StoppedAgent,
+    notice_record, short_key,
 };
 use crate::severity::Severity;
 
@@ -51,6 +59,8 @@ pub(super) const HEARTBEAT_AGENT: &str = "_";
 pub(super) const ALERTS_AGENT: &str = "_alerts";
 /// `agent` of the summaries of agents stopped with open alerts.
 pub(super) const STOPPED_AGENT: &str = "_stopped";
+/// `agent` of the notification records of fleet faults.
+pub(super) const NOTICES_AGENT: &str = "_notices";
 /// Prefix of the `agent` key under which an agent's kept alerts are stored.
 const OPEN_PREFIX: &str = "_open/";
 /// The global secondary index on (`agent`, `updated`).
@@ -64,6 +74,7 @@ pub(crate) fn is_reserved_agent(name: &str) -> bool {
     name == HEARTBEAT_AGENT
         || name == ALERTS_AGENT
         || name == STOPPED_AGENT
+        || name == NOTICES_AGENT
         || name.starts_with(OPEN_PREFIX)
 }
 
@@ -115,6 +126,9 @@ pub(super) fn fault_item(agent: &str, fault: &Fault) -> Item {
     item.insert("attempts".to_owned(), number(fault.attempts));
     if fault.monitor_runs > 0 {
         item.insert("monitor_runs".to_owned(), number(fault.monitor_runs));
+    }
+    if fault.storm {
+        item.insert("storm".to_owned(), AttributeValue::Bool(true));
     }
     item
 }
@@ -262,10 +276,86 @@ pub(super) fn fault_from_item(item: &Item) -> Result<(String, Fault), Error> {
         escalates: escalates(item)?,
         attempts,
         monitor_runs: count(item, "monitor_runs")?,
-        // #11: not persisted yet (the storage helper adds it).
-        storm: false,
+        storm: storm(item)?,
     };
     Ok((agent, fault))
+}
+
+/// `storm`: a BOOL; missing (zc.cimaa, cimaa before #11) is false.
+fn storm(item: &Item) -> Result<bool, Error> {
+    match item.get("storm") {
+        None | Some(AttributeValue::Null(_)) => Ok(false),
+        Some(AttributeValue::Bool(value)) => Ok(*value),
+        Some(_) => Err(corrupt(item, "`storm` is not a boolean")),
+    }
+}
+
+/// The notice item of `notice` stored at `version`.
+pub(super) fn notice_item(notice: &Notice, version: u64) -> Result<Item, Error> {
+    let mut item = fault_key(NOTICES_AGENT, &notice.name);
+    item.insert("version".to_owned(), number(version));
+    item.insert("record".to_owned(), string(&notice_record::write(notice)?));
+    Ok(item)
+}
+
+/// The stored version of a notice item: the whole part of its `version`
+/// Number. One that is missing, not a Number, negative or from 2^63 up
+/// (written by a broken or newer agent) is unreadable and reads as 0, like
+/// an absent item, with its description: `Expect::Absent` matches exactly
+/// these, so a put expecting 0 replaces the item.
+pub(super) fn notice_version(item: &Item) -> (u64, Option<String>) {
+    let value = match item.get("version") {
+        Some(AttributeValue::N(value)) => value.trim(),
+        None => return (0, Some("`version` is missing".to_owned())),
+        Some(_) => return (0, Some("`version` is not a number".to_owned())),
+    };
+    let whole = value.split_once('.').map_or(value, |(whole, _)| whole);
+    let version = match whole.parse::<i64>() {
+        Ok(version) => Some(version),
+        // Exponent notation, or too many digits.
+        Err(_) => value.parse::<f64>().ok().and_then(|float| {
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_precision_loss,
+                reason = "truncating is the point; the range is checked first"
+            )]
+            let whole =
+                (float.is_finite() && float.abs() < i64::MAX as f64).then(|| float.trunc() as i64);
+            whole
+        }),
+    };
+    match version.map(u64::try_from) {
+        Some(Ok(version)) => (version, None),
+        Some(Err(_)) => (0, Some("`version` is negative".to_owned())),
+        None => (0, Some("`version` is out of range".to_owned())),
+    }
+}
+
+/// Reads a notice item: a malformed one (written by a broken or newer
+/// agent) reads as an empty notice at its stored version (see
+/// `notice_version`), with what is wrong with it, so the next put over
+/// that version replaces it. Fails only without a readable `name`.
+pub(super) fn notice_from_item(item: &Item) -> Result<(Notice, Option<String>), Error> {
+    let name = required_text(item, "name")?;
+    let (version, mut problem) = notice_version(item);
+    let notice = match item.get("record") {
+        Some(AttributeValue::S(json)) => notice_record::read(&name, version, json)
+            .map_err(|detail| format!("`record` is not a notice: {detail}")),
+        Some(_) => Err("`record` is not a string".to_owned()),
+        None => Err("`record` is missing".to_owned()),
+    };
+    let notice = match notice {
+        Ok(notice) if problem.is_none() => notice,
+        Ok(_) => Notice::new(&name),
+        Err(detail) => {
+            problem = Some(problem.map_or(detail.clone(), |first| format!("{first}; {detail}")));
+            Notice {
+                version,
+                ..Notice::new(&name)
+            }
+        }
+    };
+    Ok((notice, problem))
 }
 
 /// A counter attribute: 0 when missing (zc.cimaa, and items written before
@@ -632,5 +722,91 @@ pub(super) mod tests {
         for (text, want) in cases {
             assert_eq!(parse_whole(text), want, "{text}");
         }
+    }
+
+    // See: #11
+    #[test]
+    fn storm_is_a_bool_left_out_when_false() {
+        let folded = Fault {
+            storm: true,
+            ..fault("disk")
+        };
+        let written = fault_item("web1", &folded);
+        assert_eq!(written.get("storm"), Some(&AttributeValue::Bool(true)));
+        assert_eq!(fault_from_item(&written).unwrap().1, folded);
+        let alone = fault_item("web1", &fault("disk"));
+        assert_eq!(alone.get("storm"), None);
+        assert!(!fault_from_item(&alone).unwrap().1.storm);
+        let mut odd = alone;
+        odd.insert("storm".to_owned(), s("y"));
+        assert!(fault_from_item(&odd).is_err());
+    }
+
+    // See: #11. What `Expect::Absent`'s condition matches is what reads
+    // as 0 here.
+    #[test]
+    fn notice_versions_read_as_their_whole_part_or_as_0_when_unreadable() {
+        let cases = [
+            (Some(n("7")), 7, false),
+            (Some(n("0")), 0, false),
+            (Some(n("2.5")), 2, false),
+            (Some(n("-0.5")), 0, false),
+            (Some(n("1e3")), 1000, false),
+            (
+                Some(n("9223372036854775807")),
+                9_223_372_036_854_775_807,
+                false,
+            ),
+            (Some(n("-2")), 0, true),
+            (Some(n("9223372036854775808")), 0, true),
+            (Some(n("1e30")), 0, true),
+            (Some(s("7")), 0, true),
+            (None, 0, true),
+        ];
+        for (version, want, unreadable) in cases {
+            let mut stored = fault_key(NOTICES_AGENT, "//meta");
+            if let Some(version) = version.clone() {
+                stored.insert("version".to_owned(), version);
+            }
+            let (read, problem) = notice_version(&stored);
+            assert_eq!((read, problem.is_some()), (want, unreadable), "{version:?}");
+        }
+    }
+
+    // See: #11
+    #[test]
+    fn a_notice_item_reads_back_and_a_malformed_one_reads_as_empty_at_its_version() {
+        let notice = Notice {
+            holders: ["web1".to_owned()].into(),
+            delivered: vec!["down".to_owned()],
+            ..Notice::new("//meta")
+        };
+        let written = notice_item(&notice, 4).unwrap();
+        assert_eq!(
+            notice_from_item(&written).unwrap(),
+            (
+                Notice {
+                    version: 4,
+                    ..notice
+                },
+                None
+            )
+        );
+
+        let mut broken = written;
+        broken.insert("record".to_owned(), s("{}"));
+        let (read, problem) = notice_from_item(&broken).unwrap();
+        assert_eq!(
+            read,
+            Notice {
+                version: 4,
+                ..Notice::new("//meta")
+            }
+        );
+        assert!(
+            problem
+                .unwrap()
+                .starts_with("`record` is not a notice: missing field `holders`")
+        );
     }
 }

@@ -24,9 +24,9 @@ mod item;
 mod write_plan;
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{self, AtomicU64};
+use std::sync::atomic::{self, AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,15 +38,17 @@ use tracing::{debug, warn};
 
 pub(crate) use self::api::RequestStats;
 use self::api::{
-    Api, ApiError, ApiFailure, Counters, Query, SdkApi, TableKind, TableState, Write, client_config,
+    Api, ApiError, ApiFailure, Counters, Expect, Query, SdkApi, TableKind, TableState,
+    VERSION_LIMIT, Write, client_config,
 };
 pub use self::config::DynamoDbConfig;
 pub(crate) use self::item::is_reserved_agent;
 use self::item::{
-    ALERTS_AGENT, HEARTBEAT_AGENT, Item, STOPPED_AGENT, UPDATED_INDEX, agent_fault_from_item,
-    fault_from_item, fault_key, heartbeat_from_item, heartbeat_item, marker_from_item,
-    open_alert_from_item, open_alert_item, open_alerts_agent, required_text, squelch_from_item,
-    squelch_item, squelch_key, stopped_from_item, stopped_item,
+    ALERTS_AGENT, HEARTBEAT_AGENT, Item, NOTICES_AGENT, STOPPED_AGENT, UPDATED_INDEX,
+    agent_fault_from_item, describe_item, fault_from_item, fault_key, heartbeat_from_item,
+    heartbeat_item, marker_from_item, notice_from_item, notice_item, open_alert_from_item,
+    open_alert_item, open_alerts_agent, required_text, squelch_from_item, squelch_item,
+    squelch_key, stopped_from_item, stopped_item,
 };
 use self::write_plan::{WriteCache, Written, plan_writes};
 use super::{
@@ -688,22 +690,138 @@ impl Db for DynamoDb {
         .await
     }
 
-    async fn notices(&self, _names: &[String]) -> Result<Vec<Notice>, Error> {
-        Err(Error::Task(
-            "notices: not built yet for DynamoDB (issue #11)".into(),
-        ))
+    async fn notices(&self, names: &[String]) -> Result<Vec<Notice>, Error> {
+        // BatchGetItem refuses a key asked twice.
+        let names: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let table = self.faults_table.as_str();
+        bounded("notices", self.budget(), |deadline| async move {
+            let keys = names
+                .iter()
+                .map(|name| fault_key(NOTICES_AGENT, name))
+                .collect();
+            let mut notices = Vec::new();
+            let mut problems: BTreeMap<String, SkippedRow> = BTreeMap::new();
+            for item in self.get_all(keys, deadline).await? {
+                match notice_from_item(&item) {
+                    Ok((notice, problem)) => {
+                        if let Some(problem) = problem {
+                            let row = SkippedRow {
+                                table: table.to_owned(),
+                                key: describe_item(&item),
+                                problem,
+                            };
+                            warn!(row = %row, "read a malformed notice as an empty one; the next write replaces it");
+                            problems.insert(notice.name.clone(), row);
+                        }
+                        notices.push(notice);
+                    }
+                    // No readable name: not one of the keys asked for.
+                    Err(error) => warn!(error = %error, "skipping a malformed notice item"),
+                }
+            }
+            for name in names {
+                self.skipped
+                    .record(&notice_read(name), problems.remove(name).into_iter().collect());
+            }
+            notices.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(notices)
+        })
+        .await
     }
 
-    async fn put_notice(&self, _notice: &Notice, _expected: u64) -> Result<bool, Error> {
-        Err(Error::Task(
-            "put_notice: not built yet for DynamoDB (issue #11)".into(),
-        ))
+    async fn put_notice(&self, notice: &Notice, expected: u64) -> Result<bool, Error> {
+        let table = self.faults_table.as_str();
+        let key = fault_key(NOTICES_AGENT, &notice.name);
+        let expect = match expected {
+            0 => Expect::Absent,
+            version => Expect::Version(version),
+        };
+        let write = if notice.is_empty() {
+            None
+        } else {
+            let version = expected
+                .checked_add(1)
+                .filter(|version| *version < VERSION_LIMIT)
+                .ok_or_else(|| Error::Corrupt {
+                    key: describe_item(&key),
+                    detail: format!("notice version {expected} cannot grow"),
+                })?;
+            Some(notice_item(notice, version)?)
+        };
+        let operation = if write.is_some() {
+            "PutItem"
+        } else {
+            "DeleteItem"
+        };
+        let (write, key) = (&write, &key);
+        let written = bounded("put_notice", self.budget(), |deadline| async move {
+            // A request that timed out or failed on the server may still
+            // have landed; its retry then finds the version moved on.
+            let maybe_landed = AtomicBool::new(false);
+            let written = self
+                .retrying(operation, table, deadline, || async {
+                    let result = match write {
+                        Some(item) => self.api.put_if(table, item.clone(), expect).await,
+                        None => self.api.delete_if(table, key.clone(), expect).await,
+                    };
+                    if let Err(error) = &result
+                        && error.failure == ApiFailure::Unavailable
+                    {
+                        maybe_landed.store(true, atomic::Ordering::Relaxed);
+                    }
+                    result
+                })
+                .await?;
+            if written || !maybe_landed.load(atomic::Ordering::Relaxed) {
+                return Ok(written);
+            }
+            // Read what is stored: exactly our write means it landed.
+            let stored = self
+                .retrying("GetItem", table, deadline, || {
+                    self.api.get(table, key.clone())
+                })
+                .await?;
+            Ok(match (write, stored) {
+                (Some(item), Some(stored)) => stored == *item,
+                (None, stored) => stored.is_none(),
+                (Some(_), None) => false,
+            })
+        })
+        .await?;
+        if written {
+            // A malformed item it replaced is gone.
+            self.skipped.record(&notice_read(&notice.name), Vec::new());
+        }
+        Ok(written)
     }
 
-    async fn heartbeats_of(&self, _agents: &[String]) -> Result<Vec<Heartbeat>, Error> {
-        Err(Error::Task(
-            "heartbeats_of: not built yet for DynamoDB (issue #11)".into(),
-        ))
+    async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, Error> {
+        let agents: BTreeSet<&str> = agents.iter().map(String::as_str).collect();
+        if agents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let table = self.faults_table.as_str();
+        bounded("heartbeats_of", self.budget(), |deadline| async move {
+            let keys = agents
+                .iter()
+                .map(|agent| fault_key(HEARTBEAT_AGENT, agent))
+                .collect();
+            let mut heartbeats = Vec::new();
+            let mut skipped = Vec::new();
+            for item in self.get_all(keys, deadline).await? {
+                match heartbeat_from_item(&item) {
+                    Ok(heartbeat) => heartbeats.push(heartbeat),
+                    Err(error) => skipped.push(Self::skip(table, error)?),
+                }
+            }
+            self.skipped.record("heartbeats of notice holders", skipped);
+            heartbeats.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(heartbeats)
+        })
+        .await
     }
 
     fn skipped_rows(&self) -> Vec<SkippedRow> {
@@ -750,7 +868,57 @@ impl Db for DynamoDb {
     }
 }
 
+/// The `SkipLog` entry of the reads of one notice: each name has its own,
+/// so a read of other names (or a put that replaced the item) forgets
+/// nothing else.
+fn notice_read(name: &str) -> String {
+    format!("notice {name}")
+}
+
+/// BatchGetItem takes at most 100 keys.
+const BATCH_GET_LIMIT: usize = 100;
+
 impl DynamoDb {
+    /// The items of these (distinct) keys of the faults table that exist,
+    /// in BatchGetItem calls of at most 100 keys, asking again for the
+    /// unprocessed ones with backoff.
+    async fn get_all(&self, keys: Vec<Item>, deadline: Instant) -> Result<Vec<Item>, Error> {
+        let table = self.faults_table.as_str();
+        let mut items = Vec::new();
+        for chunk in keys.chunks(BATCH_GET_LIMIT) {
+            let mut pending = chunk.to_vec();
+            let mut rounds = RETRIES.start(Some(deadline));
+            loop {
+                let fetched = self
+                    .retrying("BatchGetItem", table, deadline, || {
+                        self.api.batch_get(table, pending.clone())
+                    })
+                    .await?;
+                items.extend(fetched.items);
+                if fetched.unprocessed.is_empty() {
+                    break;
+                }
+                let round = rounds.attempt();
+                let Some(delay) = rounds.next_delay() else {
+                    return Err(Error::DynamoDb {
+                        operation: "BatchGetItem",
+                        table: table.to_owned(),
+                        attempts: round,
+                        detail: format!("{} key(s) left unprocessed", fetched.unprocessed.len()),
+                    });
+                };
+                debug!(
+                    table,
+                    unprocessed = fetched.unprocessed.len(),
+                    "dynamodb left keys unprocessed; asking again"
+                );
+                tokio::time::sleep(delay).await;
+                pending = fetched.unprocessed;
+            }
+        }
+        Ok(items)
+    }
+
     /// The range keys (`name`) of every item of one `agent` key.
     async fn item_names(&self, agent: &str, deadline: Instant) -> Result<Vec<String>, Error> {
         let read = Read::Query(Query::Agent(agent));
@@ -791,8 +959,8 @@ mod tests {
 
     use aws_sdk_dynamodb::types::AttributeValue;
 
-    use super::api::Page;
-    use super::item::whole_number;
+    use super::api::{Fetched, Page};
+    use super::item::{notice_version, whole_number};
     use super::*;
     use crate::severity::Severity;
 
@@ -819,6 +987,22 @@ mod tests {
         unprocessed: usize,
         /// The BatchWriteItem that finds this many batches done is rejected.
         fail_batch: Option<usize>,
+        /// The next conditional put lands, then reports a timeout.
+        land_then_fail: bool,
+    }
+
+    /// Whether a conditional write expecting `expect` finds `stored` so,
+    /// as the condition expressions of `Expect` decide.
+    fn expected(stored: Option<&Item>, expect: Expect) -> bool {
+        let read = stored.map(notice_version);
+        match (read, expect) {
+            (None, Expect::Absent) => true,
+            (None, Expect::Version(_)) => false,
+            (Some((version, _)), Expect::Absent) => version == 0,
+            (Some((version, problem)), Expect::Version(want)) => {
+                problem.is_none() && version == want
+            }
+        }
     }
 
     fn item_key(item: &Item) -> Vec<String> {
@@ -904,6 +1088,58 @@ mod tests {
                 .or_default()
                 .remove(&item_key(&key))
                 .is_some())
+        }
+
+        async fn put_if(&self, table: &str, item: Item, expect: Expect) -> Result<bool, ApiError> {
+            self.call("PutItem")?;
+            let mut state = self.state();
+            let landed_lost = std::mem::take(&mut state.land_then_fail);
+            let items = state.tables.entry(table.to_owned()).or_default();
+            if !expected(items.get(&item_key(&item)), expect) {
+                return Ok(false);
+            }
+            items.insert(item_key(&item), item);
+            if landed_lost {
+                return Err(ApiError {
+                    failure: ApiFailure::Unavailable,
+                    detail: "timed out after the write".into(),
+                });
+            }
+            Ok(true)
+        }
+
+        async fn delete_if(
+            &self,
+            table: &str,
+            key: Item,
+            expect: Expect,
+        ) -> Result<bool, ApiError> {
+            self.call("DeleteItem")?;
+            let mut state = self.state();
+            let items = state.tables.entry(table.to_owned()).or_default();
+            if !expected(items.get(&item_key(&key)), expect) {
+                return Ok(false);
+            }
+            items.remove(&item_key(&key));
+            Ok(true)
+        }
+
+        async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Fetched, ApiError> {
+            self.call("BatchGetItem")?;
+            assert!(keys.len() <= 100, "{} keys", keys.len());
+            let mut state = self.state();
+            let keep = keys.len().saturating_sub(state.unprocessed);
+            state.unprocessed = 0;
+            let mut keys = keys;
+            let unprocessed = keys.split_off(keep);
+            let items = state.tables.entry(table.to_owned()).or_default();
+            Ok(Fetched {
+                items: keys
+                    .iter()
+                    .filter_map(|key| items.get(&item_key(key)).cloned())
+                    .collect(),
+                unprocessed,
+            })
         }
 
         async fn query(
@@ -1407,5 +1643,115 @@ mod tests {
         fake.calls();
         db.healthcheck().await.unwrap();
         assert_eq!(fake.calls(), ["DescribeTable", "DescribeTable"]);
+    }
+
+    fn notice(name: &str, holders: &[&str]) -> Notice {
+        Notice {
+            holders: holders.iter().map(|&holder| holder.to_owned()).collect(),
+            ..Notice::new(name)
+        }
+    }
+
+    // See: #11
+    #[tokio::test]
+    async fn a_notice_write_is_one_conditional_request_and_a_read_one_batch_get() {
+        let (db, fake) = fake_db();
+
+        assert!(
+            db.put_notice(&notice("//meta", &["web1"]), 0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.put_notice(&notice("//meta", &["web2"]), 0)
+                .await
+                .unwrap()
+        );
+        assert!(db.put_notice(&Notice::new("//meta"), 1).await.unwrap());
+        let read = db.notices(&["//meta".to_owned()]).await.unwrap();
+
+        assert_eq!(read, []);
+        assert_eq!(
+            fake.calls(),
+            ["PutItem", "PutItem", "DeleteItem", "BatchGetItem"]
+        );
+    }
+
+    // See: #11
+    #[tokio::test(start_paused = true)]
+    async fn notices_are_read_100_keys_at_a_time_and_unprocessed_keys_asked_again() {
+        let (db, fake) = fake_db();
+        let names: Vec<String> = (0..150).map(|i| format!("//check{i:03}")).collect();
+        for name in &names {
+            assert!(db.put_notice(&notice(name, &["web1"]), 0).await.unwrap());
+        }
+        fake.calls();
+        fake.state().unprocessed = 30;
+
+        let read = db.notices(&names).await.unwrap();
+
+        assert_eq!(read.len(), 150);
+        assert_eq!(
+            fake.calls(),
+            ["BatchGetItem", "BatchGetItem", "BatchGetItem"]
+        );
+    }
+
+    // See: #11. The write landed but its answer was lost: the retry finds
+    // the version moved on, reads the item back and sees its own write.
+    #[tokio::test(start_paused = true)]
+    async fn a_put_whose_lost_answer_hid_a_landed_write_counts_as_won() {
+        let (db, fake) = fake_db();
+        fake.state().land_then_fail = true;
+
+        let won = db
+            .put_notice(&notice("//meta", &["web1"]), 0)
+            .await
+            .unwrap();
+
+        assert!(won);
+        assert_eq!(fake.calls(), ["PutItem", "PutItem", "GetItem"]);
+        let stored = db.notices(&["//meta".to_owned()]).await.unwrap();
+        assert_eq!(stored[0].version, 1);
+    }
+
+    // See: #11
+    #[tokio::test(start_paused = true)]
+    async fn a_put_that_lost_the_race_after_a_retry_still_loses() {
+        let (db, fake) = fake_db();
+        assert!(
+            db.put_notice(&notice("//meta", &["web2"]), 0)
+                .await
+                .unwrap()
+        );
+        fake.calls();
+        fake.state().failures = VecDeque::from([ApiFailure::Unavailable]);
+
+        let won = db
+            .put_notice(&notice("//meta", &["web1"]), 0)
+            .await
+            .unwrap();
+
+        assert!(!won);
+        assert_eq!(fake.calls(), ["PutItem", "PutItem", "GetItem"]);
+    }
+
+    // See: #11
+    #[tokio::test]
+    async fn heartbeats_of_reads_only_the_agents_asked_for() {
+        let (db, fake) = fake_db();
+        for agent in ["web1", "web2", "web3"] {
+            db.heartbeat(agent, 100).await.unwrap();
+        }
+        fake.calls();
+
+        let found = db
+            .heartbeats_of(&["web3".to_owned(), "ghost".to_owned(), "web1".to_owned()])
+            .await
+            .unwrap();
+
+        let names: Vec<&str> = found.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["web1", "web3"]);
+        assert_eq!(fake.calls(), ["BatchGetItem"]);
     }
 }
