@@ -46,9 +46,9 @@ pub struct Claim {
     pub agent: String,
     /// What it delivers.
     pub action: Pending,
-    /// Epoch seconds after which another holder may take the delivery over
+    /// Epoch second from which another holder may take the delivery over
     /// (the claimer is presumed dead): the claim's time plus
-    /// `alert_timeout` plus the database budget.
+    /// `alert_timeout` plus the database budget, rounded up.
     pub until: i64,
 }
 
@@ -74,5 +74,621 @@ impl Notice {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.holders.is_empty() && self.delivered.is_empty() && self.claim.is_none()
+    }
+}
+
+/// What a transition decides: the record to write over the version read
+/// (`None`: nothing changes, no write), and what the agent does next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Step<T> {
+    pub(crate) write: Option<Notice>,
+    pub(crate) then: T,
+}
+
+/// What an agent that finds the fault CRITICAL does after joining.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Joined {
+    /// Its message is delivered already for this incident: nothing to send.
+    Sent,
+    /// Another agent's claim is in flight: look again next tick.
+    Wait,
+    /// It claimed the trigger: deliver it, then `record`.
+    Deliver,
+}
+
+/// What an agent that no longer holds the fault does (it cleared, got
+/// squelched, or its check vanished), and what a watcher does each tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Left {
+    /// Nothing of this incident is open, or another agent is resolving it
+    /// and nothing is left to watch: done.
+    Done,
+    /// Live holders remain (or another agent's claim is in flight): read
+    /// the notice again next tick, to resolve once the last holder is gone.
+    Watch,
+    /// It claimed the resolve: deliver it, then `record`.
+    Deliver,
+}
+
+/// Whether the fault `name` can be a fleet fault of agent `agent`: its
+/// check's name is absolute (`//...`), not one of the agent's own
+/// (`//AGENT/STEM/KEY`, SPEC §3); `AGENT#...` faults never are. Whether
+/// it is one also depends on its check's `notify`.
+#[must_use]
+pub(crate) fn is_absolute(agent: &str, name: &str) -> bool {
+    name.starts_with("//")
+        && !name
+            .strip_prefix("//")
+            .and_then(|rest| rest.strip_prefix(agent))
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Whether a holder whose heartbeat is `heartbeat` (`None`: no heartbeat,
+/// e.g. deregistered) still holds at `now`: its heartbeat is at most
+/// `timeout` seconds old (`alerting.holder_timeout` base intervals).
+#[must_use]
+pub(crate) fn is_live(heartbeat: Option<i64>, now: i64, timeout: i64) -> bool {
+    heartbeat.is_some_and(|updated| now - updated <= timeout)
+}
+
+/// Slack, in seconds, for a peer's claim that ends later than this agent's
+/// own would: its clock may run ahead (SPEC §14 tolerates
+/// `max(base_interval, 30 s)`), its `alert_timeout` may be longer.
+const CLAIM_SLACK: i64 = 60;
+
+/// Whether a claim is still in force at `now` (not expired: its claimer
+/// may still be delivering). `claim.until` is the first second at which it
+/// no longer is: the claimer rounds it up, so a claim never expires before
+/// its claimer's alerter call and record are over.
+///
+/// `until` is when a claim this agent made now would end. A claim ending
+/// more than twice as far ahead plus `CLAIM_SLACK` is not believed (a
+/// broken record, or a clock far ahead): it counts as expired, so one bad
+/// record cannot hold a fleet fault's notifications off for good.
+fn in_force(claim: &Claim, now: i64, until: i64) -> bool {
+    let longest = 2 * (until - now).max(0) + CLAIM_SLACK;
+    claim.until > now && claim.until.saturating_sub(now) <= longest
+}
+
+/// `agent` finds the fault CRITICAL with `message`: registers as a holder,
+/// and decides whether to deliver.
+///
+/// Another agent's claim in force makes it wait when that claim is a
+/// resolve (the incident is closing; a trigger after it is a new one) or
+/// when its message is not delivered yet. A message already delivered for
+/// this incident (`fault::same_alert`) is not sent again. Otherwise it
+/// claims the trigger until `until` (an expired claim, whoever made it, is
+/// taken over: its claimer is presumed dead).
+#[must_use]
+pub(crate) fn join(
+    notice: &Notice,
+    agent: &str,
+    message: &str,
+    now: i64,
+    until: i64,
+) -> Step<Joined> {
+    let mut next = notice.clone();
+    let mut changed = next.holders.insert(agent.to_owned());
+    if next
+        .claim
+        .as_ref()
+        .is_some_and(|c| !in_force(c, now, until))
+    {
+        next.claim = None;
+        changed = true;
+    }
+    let sent = next
+        .delivered
+        .iter()
+        .any(|old| crate::fault::same_alert(old, message));
+    let other = next.claim.as_ref().filter(|c| c.agent != agent);
+    let then = match other.map(|c| &c.action) {
+        Some(Pending::Resolve) => Joined::Wait,
+        Some(Pending::Trigger { .. }) if !sent => Joined::Wait,
+        _ if sent => Joined::Sent,
+        _ => {
+            next.claim = Some(Claim {
+                agent: agent.to_owned(),
+                action: Pending::Trigger {
+                    message: message.to_owned(),
+                },
+                until,
+            });
+            changed = true;
+            Joined::Deliver
+        }
+    };
+    Step {
+        write: changed.then_some(next),
+        then,
+    }
+}
+
+/// `agent` does not hold the fault (any more): removes it from the
+/// holders, and decides whether the incident is to be resolved.
+///
+/// `live` says whether another holder still holds (`is_live` on its
+/// heartbeat). While a live holder remains, the agent watches. With none
+/// left: a notice with nothing delivered is cleaned up (stale holders and
+/// an expired claim dropped, deleted when empty); one with deliveries is
+/// resolved by claiming the resolve until `until`, unless another agent's
+/// claim is in force (then watch: should that claimer die, its claim
+/// expires and a watcher takes it over). Writes only what changes, so a
+/// watcher that finds nothing new costs no write.
+#[must_use]
+pub(crate) fn leave(
+    notice: &Notice,
+    agent: &str,
+    live: &dyn Fn(&str) -> bool,
+    now: i64,
+    until: i64,
+) -> Step<Left> {
+    let mut next = notice.clone();
+    next.holders.remove(agent);
+    let live_holders = next.holders.iter().any(|holder| live(holder));
+    let other_in_force = next
+        .claim
+        .as_ref()
+        .is_some_and(|c| c.agent != agent && in_force(c, now, until));
+    let then = if live_holders {
+        Left::Watch
+    } else if next.delivered.is_empty() {
+        next.holders.clear();
+        if !other_in_force {
+            next.claim = None;
+        }
+        if other_in_force {
+            Left::Watch
+        } else {
+            Left::Done
+        }
+    } else if other_in_force {
+        Left::Watch
+    } else {
+        next.holders.clear();
+        next.claim = Some(Claim {
+            agent: agent.to_owned(),
+            action: Pending::Resolve,
+            until,
+        });
+        Left::Deliver
+    };
+    Step {
+        write: (next != *notice).then_some(next),
+        then,
+    }
+}
+
+/// The record after `agent` delivered `action` (`delivered` true) or gave
+/// up on it: `None` when the claim is no longer its own (taken over after
+/// it expired: the new claimer records), so nothing is written over it.
+///
+/// A delivered trigger adds its message to `delivered` (the oldest dropped
+/// past `DELIVERED_CAP`) and keeps the agent a holder; a delivered resolve
+/// closes the incident (`delivered` emptied; agents that joined meanwhile
+/// stay holders and trigger anew). Either way the claim is cleared, so a
+/// failed delivery is tried again next tick by whichever holder claims it.
+#[must_use]
+pub(crate) fn record(
+    notice: &Notice,
+    agent: &str,
+    action: &Pending,
+    delivered: bool,
+) -> Option<Notice> {
+    let claim = notice.claim.as_ref()?;
+    if claim.agent != agent || claim.action != *action {
+        return None;
+    }
+    let mut next = notice.clone();
+    next.claim = None;
+    if delivered {
+        match action {
+            Pending::Trigger { message } => {
+                if !next
+                    .delivered
+                    .iter()
+                    .any(|old| crate::fault::same_alert(old, message))
+                {
+                    next.delivered.push(message.clone());
+                }
+                let excess = next.delivered.len().saturating_sub(DELIVERED_CAP);
+                next.delivered.drain(..excess);
+                next.holders.insert(agent.to_owned());
+            }
+            Pending::Resolve => next.delivered.clear(),
+        }
+    }
+    Some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1000;
+    const UNTIL: i64 = 1030;
+
+    /// A stored notice: holders, delivered messages, claim, version 3.
+    fn notice(holders: &[&str], delivered: &[&str], claim: Option<Claim>) -> Notice {
+        Notice {
+            name: "//web".into(),
+            holders: holders.iter().map(|h| (*h).to_owned()).collect(),
+            delivered: delivered.iter().map(|m| (*m).to_owned()).collect(),
+            claim,
+            version: 3,
+        }
+    }
+
+    /// A claim of `agent`'s trigger with `message`, in force until `until`.
+    fn trigger(agent: &str, message: &str, until: i64) -> Option<Claim> {
+        claim(
+            agent,
+            Pending::Trigger {
+                message: message.into(),
+            },
+            until,
+        )
+    }
+
+    /// A claim of `agent`'s resolve, in force until `until`.
+    fn resolve(agent: &str, until: i64) -> Option<Claim> {
+        claim(agent, Pending::Resolve, until)
+    }
+
+    fn claim(agent: &str, action: Pending, until: i64) -> Option<Claim> {
+        (!agent.is_empty()).then(|| Claim {
+            agent: agent.into(),
+            action,
+            until,
+        })
+    }
+
+    #[test]
+    fn join_table() {
+        // What, the notice read, agent a's message, what a does, the record written.
+        let cases: Vec<(&str, Notice, &str, Joined, Option<Notice>)> = vec![
+            (
+                "the first to find it claims the trigger",
+                Notice::new("//web"),
+                "down",
+                Joined::Deliver,
+                Some(Notice {
+                    name: "//web".into(),
+                    holders: ["a".to_owned()].into(),
+                    claim: trigger("a", "down", UNTIL),
+                    ..Notice::default()
+                }),
+            ),
+            (
+                "a message delivered already: register, send nothing",
+                notice(&["b"], &["down"], None),
+                "down",
+                Joined::Sent,
+                Some(notice(&["a", "b"], &["down"], None)),
+            ),
+            (
+                "registered with its message delivered: no write",
+                notice(&["a", "b"], &["down"], None),
+                "down",
+                Joined::Sent,
+                None,
+            ),
+            (
+                "the same alert but for its age counts as delivered",
+                notice(&["b"], &["Inactive agent (no heartbeat for 3m)"], None),
+                "Inactive agent (no heartbeat for 4m)",
+                Joined::Sent,
+                Some(notice(
+                    &["a", "b"],
+                    &["Inactive agent (no heartbeat for 3m)"],
+                    None,
+                )),
+            ),
+            (
+                "an older message of the incident is not sent again",
+                notice(&["b"], &["down", "slow"], None),
+                "down",
+                Joined::Sent,
+                Some(notice(&["a", "b"], &["down", "slow"], None)),
+            ),
+            (
+                "a changed message is a new trigger",
+                notice(&["a", "b"], &["down"], None),
+                "slow",
+                Joined::Deliver,
+                Some(notice(&["a", "b"], &["down"], trigger("a", "slow", UNTIL))),
+            ),
+        ];
+        for (what, read, message, then, write) in cases {
+            let step = join(&read, "a", message, NOW, UNTIL);
+            assert_eq!(step, Step { write, then }, "{what}");
+        }
+    }
+
+    #[test]
+    fn join_with_claims_table() {
+        let cases: Vec<(&str, Notice, &str, Joined, Option<Notice>)> = vec![
+            (
+                "another agent's claim in force: wait",
+                notice(&["b"], &[], trigger("b", "down", NOW + 1)),
+                "down",
+                Joined::Wait,
+                Some(notice(&["a", "b"], &[], trigger("b", "down", NOW + 1))),
+            ),
+            (
+                "a claim ending implausibly far ahead is taken over",
+                notice(&["a", "b"], &[], trigger("b", "down", i64::MAX)),
+                "down",
+                Joined::Deliver,
+                Some(notice(&["a", "b"], &[], trigger("a", "down", UNTIL))),
+            ),
+            (
+                "a peer's claim up to twice as long plus a minute is believed",
+                notice(&["a", "b"], &[], trigger("b", "down", NOW + 120)),
+                "down",
+                Joined::Wait,
+                None,
+            ),
+            (
+                "a claim expires at its `until`",
+                notice(&["a", "b"], &[], trigger("b", "down", NOW)),
+                "down",
+                Joined::Deliver,
+                Some(notice(&["a", "b"], &[], trigger("a", "down", UNTIL))),
+            ),
+            (
+                "waiting and registered: no write",
+                notice(&["a", "b"], &[], trigger("b", "down", NOW + 5)),
+                "down",
+                Joined::Wait,
+                None,
+            ),
+            (
+                "an expired claim is taken over",
+                notice(&["a", "b"], &[], trigger("b", "down", NOW - 1)),
+                "down",
+                Joined::Deliver,
+                Some(notice(&["a", "b"], &[], trigger("a", "down", UNTIL))),
+            ),
+            (
+                "a resolve in flight: wait, even with the message delivered",
+                notice(&[], &["down"], resolve("b", NOW + 5)),
+                "down",
+                Joined::Wait,
+                Some(notice(&["a"], &["down"], resolve("b", NOW + 5))),
+            ),
+            (
+                "an expired resolve claim is dropped: the message counts as delivered",
+                notice(&[], &["down"], resolve("b", NOW - 1)),
+                "down",
+                Joined::Sent,
+                Some(notice(&["a"], &["down"], None)),
+            ),
+            (
+                "another's trigger in flight with ours delivered: sent",
+                notice(&["b"], &["down"], trigger("b", "slow", NOW + 5)),
+                "down",
+                Joined::Sent,
+                Some(notice(
+                    &["a", "b"],
+                    &["down"],
+                    trigger("b", "slow", NOW + 5),
+                )),
+            ),
+            (
+                "its own claim left from before a restart is claimed again",
+                notice(&["a"], &[], trigger("a", "down", NOW + 5)),
+                "down",
+                Joined::Deliver,
+                Some(notice(&["a"], &[], trigger("a", "down", UNTIL))),
+            ),
+        ];
+        for (what, read, message, then, write) in cases {
+            let step = join(&read, "a", message, NOW, UNTIL);
+            assert_eq!(step, Step { write, then }, "{what}");
+        }
+    }
+
+    #[test]
+    fn leave_table() {
+        // b's heartbeat is fresh, c's stale, d has none.
+        let live = |holder: &str| {
+            let heartbeat = match holder {
+                "b" => Some(NOW - 10),
+                "c" => Some(NOW - 400),
+                _ => None,
+            };
+            is_live(heartbeat, NOW, 300)
+        };
+        let cases: Vec<(&str, Notice, Left, Option<Notice>)> = vec![
+            (
+                "a live holder remains: leave and watch",
+                notice(&["a", "b"], &["down"], None),
+                Left::Watch,
+                Some(notice(&["b"], &["down"], None)),
+            ),
+            (
+                "watching while the holder lives: no write",
+                notice(&["b"], &["down"], None),
+                Left::Watch,
+                None,
+            ),
+            (
+                "the last holder claims the resolve",
+                notice(&["a"], &["down"], None),
+                Left::Deliver,
+                Some(notice(&[], &["down"], resolve("a", UNTIL))),
+            ),
+            (
+                "stale and deregistered holders hold nothing",
+                notice(&["a", "c", "d"], &["down"], None),
+                Left::Deliver,
+                Some(notice(&[], &["down"], resolve("a", UNTIL))),
+            ),
+            (
+                "a watcher resolves once the last holder is stale",
+                notice(&["c"], &["down", "slow"], None),
+                Left::Deliver,
+                Some(notice(&[], &["down", "slow"], resolve("a", UNTIL))),
+            ),
+            (
+                "another agent resolving: watch",
+                notice(&["a"], &["down"], resolve("b", NOW + 5)),
+                Left::Watch,
+                Some(notice(&[], &["down"], resolve("b", NOW + 5))),
+            ),
+            (
+                "a resolve claim from a clock far ahead is taken over",
+                notice(&[], &["down"], resolve("b", NOW + 3600)),
+                Left::Deliver,
+                Some(notice(&[], &["down"], resolve("a", UNTIL))),
+            ),
+            (
+                "an expired resolve claim is taken over",
+                notice(&[], &["down"], resolve("b", NOW - 1)),
+                Left::Deliver,
+                Some(notice(&[], &["down"], resolve("a", UNTIL))),
+            ),
+            (
+                "a dead claimer's trigger with the last holder leaving: cleaned up",
+                notice(&["a", "c"], &[], trigger("c", "down", NOW - 1)),
+                Left::Done,
+                Some(Notice {
+                    name: "//web".into(),
+                    version: 3,
+                    ..Notice::default()
+                }),
+            ),
+            (
+                "nothing delivered, a trigger in flight: watch",
+                notice(&["a", "c"], &[], trigger("c", "down", NOW + 5)),
+                Left::Watch,
+                Some(notice(&[], &[], trigger("c", "down", NOW + 5))),
+            ),
+            (
+                "an absent notice: done, nothing written",
+                Notice::new("//web"),
+                Left::Done,
+                None,
+            ),
+        ];
+        for (what, read, then, write) in cases {
+            let step = leave(&read, "a", &live, NOW, UNTIL);
+            assert_eq!(step, Step { write, then }, "{what}");
+        }
+    }
+
+    #[test]
+    fn record_table() {
+        let down = Pending::Trigger {
+            message: "down".into(),
+        };
+        let many: Vec<String> = (0..DELIVERED_CAP).map(|i| format!("m{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let mut kept: Vec<&str> = many[1..].to_vec();
+        kept.push("down");
+        let cases: Vec<(&str, Notice, Pending, bool, Option<Notice>)> = vec![
+            (
+                "a delivered trigger is recorded and its claim cleared",
+                notice(&["b"], &[], trigger("a", "down", UNTIL)),
+                down.clone(),
+                true,
+                Some(notice(&["a", "b"], &["down"], None)),
+            ),
+            (
+                "a failed trigger releases the claim, records nothing",
+                notice(&["a", "b"], &[], trigger("a", "down", UNTIL)),
+                down.clone(),
+                false,
+                Some(notice(&["a", "b"], &[], None)),
+            ),
+            (
+                "a claim taken over is not written over",
+                notice(&["a", "b"], &[], trigger("b", "down", UNTIL)),
+                down.clone(),
+                true,
+                None,
+            ),
+            (
+                "a claim gone (notice resolved and removed) writes nothing",
+                Notice::new("//web"),
+                down.clone(),
+                true,
+                None,
+            ),
+            (
+                "a claim for another action is not ours to record",
+                notice(&["a"], &[], trigger("a", "slow", UNTIL)),
+                down.clone(),
+                true,
+                None,
+            ),
+            (
+                "a delivered resolve closes the incident; newcomers stay holders",
+                notice(&["b"], &["down", "slow"], resolve("a", UNTIL)),
+                Pending::Resolve,
+                true,
+                Some(notice(&["b"], &[], None)),
+            ),
+            (
+                "a failed resolve keeps the incident open",
+                notice(&[], &["down"], resolve("a", UNTIL)),
+                Pending::Resolve,
+                false,
+                Some(notice(&[], &["down"], None)),
+            ),
+            (
+                "the oldest message goes past the cap",
+                notice(&["a"], &many, trigger("a", "down", UNTIL)),
+                down.clone(),
+                true,
+                Some(notice(&["a"], &kept, None)),
+            ),
+        ];
+        for (what, read, action, delivered, want) in cases {
+            assert_eq!(record(&read, "a", &action, delivered), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn absolute_names() {
+        let cases = [
+            ("//meta", true),
+            ("//meta#web2", true),
+            ("//web/health", true),
+            ("//web1/app/disk", false),
+            ("//web1/app/", false),
+            ("//web10/app/disk", true),
+            ("web1#alerts", false),
+            ("web1#storm", false),
+        ];
+        for (name, absolute) in cases {
+            assert_eq!(is_absolute("web1", name), absolute, "{name}");
+        }
+    }
+
+    #[test]
+    fn liveness() {
+        let cases = [
+            ("fresh", Some(990), true),
+            ("exactly the timeout old", Some(700), true),
+            ("older than the timeout", Some(699), false),
+            ("no heartbeat (deregistered)", None, false),
+            ("ahead of this clock", Some(1100), true),
+        ];
+        for (what, heartbeat, live) in cases {
+            assert_eq!(is_live(heartbeat, 1000, 300), live, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_resolved_empty_record_is_removed() {
+        let written = record(
+            &notice(&[], &["down"], resolve("a", UNTIL)),
+            "a",
+            &Pending::Resolve,
+            true,
+        );
+        assert!(written.is_some_and(|n| n.is_empty()));
     }
 }

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "Core",
         &[
             "fault",
+            "notice",
             "thresholds",
             "perfdata",
             "severity",

@@ -6,7 +6,10 @@
 //! outcome does to the fault set (triggered flags, open alerts, resolves to
 //! retry), the CRITICAL `AGENT#alerts` fault that counts failures and the
 //! WARNING `AGENT#squelches` for stored squelches that are ignored. How an
-//! alert reaches a receiver is the alerters' business.
+//! alert reaches a receiver is the alerters' business; which agent of the
+//! fleet delivers a fleet fault's alert is `fleet`'s (SPEC §10): the plan
+//! goes through its claims first, and the outcomes of what it claimed are
+//! recorded there.
 
 use std::collections::HashSet;
 
@@ -30,12 +33,21 @@ struct DeliveryFailure {
 
 impl Agent<'_> {
     /// Reads the squelches once per tick; keeps the last set when that fails.
+    /// Whether the read succeeded also tells the fleet part whether this
+    /// agent was cut off from the database (`FleetState::database_answered`).
     ///
     /// An unchanged list is not compiled again. A regex that is invalid or
     /// too large (SPEC §17) is ignored: logged once when it appears, and
     /// reported as the WARNING `AGENT#squelches` while it is stored.
     pub(super) async fn refresh_squelches(&mut self, now: i64) {
-        match self.db.get_squelches(now).await {
+        let read = self.db.get_squelches(now).await;
+        // The heartbeat was last written up to a tick before the first
+        // failed read: an outage a tick shorter may have made it stale.
+        #[expect(clippy::cast_possible_truncation, reason = "seconds, far below 2^53")]
+        let base = self.config.agent.base_interval.ceil() as i64;
+        let stale_after = (self.holder_timeout() - base).max(0);
+        self.fleet.database_answered(read.is_ok(), now, stale_after);
+        match read {
             Ok(regexes) => {
                 if !self.squelches.is_built_from(&regexes) {
                     let matcher = Matcher::new(&regexes);
@@ -97,7 +109,10 @@ impl Agent<'_> {
         let total = actions.len();
         let mut failures = 0usize;
         for (action, outcome) in self.deliver(actions).await {
-            if self.fleet_delivered(&action, outcome.is_ok(), now).await
+            let refused = matches!(&outcome, Err(failure) if failure.permanent);
+            if self
+                .fleet_delivered(&action, outcome.is_ok(), refused, now)
+                .await
                 || self.storm_delivered(&action, outcome.is_ok(), now)
             {
                 if let Err(failure) = &outcome {

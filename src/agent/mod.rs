@@ -6,7 +6,8 @@
 //! state, which alerts); this module and its parts do the I/O around them:
 //! `check_dir` scans the check directory, `runner` runs due checks
 //! concurrently (bounded by a semaphore and each check's timeout), `alerts`
-//! delivers alerts within `alert_timeout`; the tick writes the database and
+//! delivers alerts within `alert_timeout` (`fleet` claims those of fleet
+//! faults in the shared notices first); the tick writes the database and
 //! feeds the metric buffer (whose drops become the WARNING `AGENT#metrics`).
 //! State is loaded from the database on start, so separate `--once`
 //! processes behave like one long-running agent; when the database does not
@@ -130,6 +131,10 @@ struct Agent<'a> {
     directory: CheckDirectory,
     /// Each check's alerter route; kept for vanished checks until their alerts are resolved.
     routes: HashMap<String, Option<String>>,
+    /// Each check's `notify` (SPEC §10), kept as long as its route.
+    notifies: HashMap<String, checks::Notify>,
+    /// This agent's part in the fleet's notices (`fleet.rs`).
+    fleet: fleet::FleetState,
     states: HashMap<String, CheckState>,
     faults: BTreeMap<String, Fault>,
     /// Faults whose alert may be open at the receiver.
@@ -237,6 +242,8 @@ pub async fn run(
             &config.agent.state_dir,
         ),
         routes: HashMap::new(),
+        notifies: HashMap::new(),
+        fleet: fleet::FleetState::default(),
         states: HashMap::new(),
         faults: BTreeMap::new(),
         opened: BTreeSet::new(),
@@ -495,6 +502,7 @@ impl Agent<'_> {
         for check in &checks {
             self.routes
                 .insert(check.name.clone(), check.alerter.clone());
+            self.notifies.insert(check.name.clone(), check.notify);
         }
         let own = format!("{}#", self.config.agent.name);
         self.faults
@@ -503,14 +511,7 @@ impl Agent<'_> {
 
         self.refresh_squelches(now).await;
         self.alert(&ran, &alive, now).await;
-        let (opened, retrying) = (&self.opened, &self.retry_resolves);
-        self.routes.retain(|check, _| {
-            alive.contains(check)
-                || opened
-                    .iter()
-                    .chain(retrying)
-                    .any(|name| fault::check_of(name) == check)
-        });
+        self.forget_routes(&alive);
 
         if let Some(buffer) = &self.metrics {
             buffer.push(metrics);
@@ -551,6 +552,23 @@ impl Agent<'_> {
                 started - scheduler::tick_start(tick, self.config.agent.base_interval),
             "tick done"
         );
+    }
+
+    /// Forgets the routes (and `notify`) of vanished checks once none of
+    /// their alerts may be open, is retried or watched (`fleet.rs`).
+    fn forget_routes(&mut self, alive: &HashSet<String>) {
+        let (opened, retrying) = (&self.opened, &self.retry_resolves);
+        let watching = self.fleet.watching();
+        let keep = |check: &String| {
+            alive.contains(check)
+                || opened
+                    .iter()
+                    .chain(retrying)
+                    .chain(watching)
+                    .any(|name| fault::check_of(name) == check)
+        };
+        self.routes.retain(|check, _| keep(check));
+        self.notifies.retain(|check, _| keep(check));
     }
 
     /// Folds one check's output into the fault set and the metrics.

@@ -71,6 +71,8 @@ impl Agent<'_> {
             if fault.triggered {
                 self.opened.insert(fault.name.clone());
             }
+            self.fleet
+                .restored(&self.config.agent.name, &fault.name, fault.triggered);
             self.faults.insert(fault.name.clone(), fault);
         }
     }
@@ -154,6 +156,8 @@ impl Agent<'_> {
                 current.since = current.since.min(fault.since);
                 if open && fault.message == current.message {
                     current.triggered = true;
+                    self.fleet
+                        .restored(&self.config.agent.name, &current.name, true);
                 }
             } else if open && fault.severity.is_critical() {
                 *current = fault;
