@@ -1366,6 +1366,29 @@ mod sqlite_file {
         }
     }
 
+    // See: #11. A claim waits for another process's lock no longer than
+    // the agent allows, writes nothing meanwhile, and lands once it is free.
+    #[tokio::test]
+    async fn a_put_notice_behind_a_held_lock_fails_within_the_wait_limit_and_writes_nothing() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("cimaa.db");
+        let db = SqliteDb::open(&path).await.unwrap();
+        db.limit_waits(std::time::Duration::from_millis(200));
+        let lock = rusqlite::Connection::open(&path).unwrap();
+        lock.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+        let claim = claimed(notice("//meta", &["web1"]), "web1", "down", 200);
+
+        let started = std::time::Instant::now();
+        let result = db.put_notice(&claim, 0).await;
+
+        assert!(result.is_err(), "{result:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        lock.execute_batch("ROLLBACK;").unwrap();
+        assert_eq!(stored(&db, "//meta").await, None);
+        assert!(db.put_notice(&claim, 0).await.unwrap());
+        assert_eq!(stored(&db, "//meta").await, Some(at(claim, 1)));
+    }
+
     #[tokio::test]
     async fn open_creates_the_folder_and_schema_of_a_new_path() {
         let dir = TempDir::new().unwrap();

@@ -568,3 +568,51 @@ async fn a_hanging_write_delays_no_tick_and_is_given_up_within_half_an_interval(
         "two writes were in flight at once"
     );
 }
+
+// See: #11. A notice a broken or newer agent left malformed is read as
+// empty at its stored version (0 when that is unreadable too) and logged:
+// the agent that finds its fleet fault CRITICAL claims over it, delivers
+// once and leaves a well-formed record.
+#[test]
+fn an_agent_replaces_a_malformed_notice_of_its_fleet_fault_and_delivers_once() {
+    for (version, record) in [
+        ("3", r#"'{"holders": "web9", "delivered": 1}'"#),
+        ("'seven'", "x'00'"),
+    ] {
+        let env = Env::new();
+        let db = database(&env);
+        db.execute_batch(&format!(
+            "INSERT INTO notices VALUES ('//web', {version}, {record});"
+        ))
+        .unwrap();
+        env.write_check(
+            "web.yaml",
+            "//web:\n  command: echo web down; exit 2\n  retry: 0\n",
+        );
+
+        let run = env.cimaa(&["agent", "--once"]);
+
+        assert_success(&run);
+        let triggers: Vec<(String, String, String)> = crate::util::events(&env.alerts());
+        assert_eq!(
+            triggers,
+            [crate::util::event("trigger", "//web", "web down")],
+            "{version}"
+        );
+        let (stored, json): (i64, String) = db
+            .query_row(
+                "SELECT version, record FROM notices WHERE name = '//web'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        let record: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(record["holders"], serde_json::json!([AGENT]), "{json}");
+        assert_eq!(
+            record["delivered"],
+            serde_json::json!(["web down"]),
+            "{json}"
+        );
+        assert!(stored > 1, "written over the malformed row: {stored}");
+    }
+}

@@ -691,8 +691,13 @@ impl Db for DynamoDb {
     }
 
     async fn notices(&self, names: &[String]) -> Result<Vec<Notice>, Error> {
-        // BatchGetItem refuses a key asked twice.
-        let names: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+        // BatchGetItem refuses a key asked twice, and a key no item can
+        // have: one that long would fail the read of every other name.
+        let names: BTreeSet<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|name| name.len() <= KEY_BYTES)
+            .collect();
         if names.is_empty() {
             return Ok(Vec::new());
         }
@@ -735,6 +740,15 @@ impl Db for DynamoDb {
     async fn put_notice(&self, notice: &Notice, expected: u64) -> Result<bool, Error> {
         let table = self.faults_table.as_str();
         let key = fault_key(NOTICES_AGENT, &notice.name);
+        if notice.name.len() > KEY_BYTES {
+            return Err(Error::Corrupt {
+                key: describe_item(&key),
+                detail: format!(
+                    "a fault name of {} bytes is longer than a DynamoDB key may be ({KEY_BYTES})",
+                    notice.name.len()
+                ),
+            });
+        }
         let expect = match expected {
             0 => Expect::Absent,
             version => Expect::Version(version),
@@ -799,7 +813,11 @@ impl Db for DynamoDb {
     }
 
     async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, Error> {
-        let agents: BTreeSet<&str> = agents.iter().map(String::as_str).collect();
+        let agents: BTreeSet<&str> = agents
+            .iter()
+            .map(String::as_str)
+            .filter(|agent| agent.len() <= KEY_BYTES)
+            .collect();
         if agents.is_empty() {
             return Ok(Vec::new());
         }
@@ -874,6 +892,9 @@ impl Db for DynamoDb {
 fn notice_read(name: &str) -> String {
     format!("notice {name}")
 }
+
+/// The longest range key (`name`) DynamoDB stores, in bytes.
+const KEY_BYTES: usize = 1024;
 
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_LIMIT: usize = 100;
@@ -1753,5 +1774,33 @@ mod tests {
         let names: Vec<&str> = found.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["web1", "web3"]);
         assert_eq!(fake.calls(), ["BatchGetItem"]);
+    }
+
+    // See: #11. No item can have a key that long: asking for it would fail
+    // the read of every other name.
+    #[tokio::test]
+    async fn a_name_longer_than_a_key_may_be_is_left_out_of_reads_and_refused_by_writes() {
+        let (db, fake) = fake_db();
+        assert!(
+            db.put_notice(&notice("//meta", &["web1"]), 0)
+                .await
+                .unwrap()
+        );
+        fake.calls();
+        let long = format!("//{}", "x".repeat(2000));
+
+        let read = db
+            .notices(&[long.clone(), "//meta".to_owned()])
+            .await
+            .unwrap();
+        let error = db
+            .put_notice(&notice(&long, &["web1"]), 0)
+            .await
+            .unwrap_err();
+
+        assert_eq!(read.len(), 1);
+        assert!(matches!(error, Error::Corrupt { .. }), "{error:?}");
+        assert_eq!(fake.calls(), ["BatchGetItem"]);
+        assert_eq!(db.heartbeats_of(&[long]).await.unwrap(), []);
     }
 }
