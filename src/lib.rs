@@ -35,8 +35,9 @@
 //!   and metrics: `command` (plugins), `json` (plugin JSON), `http/`, `tcp`,
 //!   `socket` probes, and `meta` (the in-process meta-check's options; the
 //!   agent's `runner` runs it, since it reads the database).
-//! - `db/`: the `Db` trait (SPEC §6) and its backends `memory`, `sqlite`,
-//!   `dynamodb/` (`config`, `api` seam, `item` layout, `write_plan`).
+//! - `db/`: the `Db` trait (SPEC §6) and its backends `memory`, `sqlite/`
+//!   (`connection`, `schema`, `rows`, `notices`) and `dynamodb/` (`config`,
+//!   `api` seam, `item` layout, `read`, `write_plan`, `tables`).
 //! - `alerters/`: the `Alerter` trait, routing and fallbacks; `pagerduty`,
 //!   `slack`, `file`, `command`, and the shared `http` client.
 //! - `sinks/`: metric records, the `Sink` trait, the bounded buffer; `log`, `kinesis`.

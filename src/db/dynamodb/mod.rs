@@ -7,8 +7,12 @@
 //! - `api`: the narrow seam over the SDK client and the request counts;
 //! - `item`: the table layout (compatible with zc.cimaa, so a fleet can
 //!   migrate host by host) and the conversion of items to and from records;
+//! - `read`: paged Query and Scan, BatchGetItem, and the reads that skip
+//!   (and record) a malformed item;
 //! - `write_plan`: what `set_faults` writes, which in steady state is one
-//!   write request (the heartbeat) per tick.
+//!   write request (the heartbeat) per tick;
+//! - `tables`: `setup-db` creating or checking the tables, and the health
+//!   check that finds them ACTIVE.
 //!
 //! # Failures and time bounds
 //! Every request goes through `Api`, a narrow seam over the SDK client that
@@ -21,9 +25,10 @@
 mod api;
 mod config;
 mod item;
+mod read;
+mod tables;
 mod write_plan;
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{self, AtomicBool, AtomicU64};
@@ -32,24 +37,23 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb as sdk;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::types::AttributeValue;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 pub(crate) use self::api::RequestStats;
 use self::api::{
-    Api, ApiError, ApiFailure, Counters, Expect, Query, SdkApi, TableKind, TableState,
-    VERSION_LIMIT, Write, client_config,
+    Api, ApiError, ApiFailure, Counters, Expect, Query, SdkApi, TableKind, VERSION_LIMIT, Write,
+    client_config,
 };
 pub use self::config::DynamoDbConfig;
 pub(crate) use self::item::is_reserved_agent;
 use self::item::{
-    ALERTS_AGENT, HEARTBEAT_AGENT, Item, NOTICES_AGENT, STOPPED_AGENT, UPDATED_INDEX,
-    agent_fault_from_item, describe_item, fault_from_item, fault_key, heartbeat_from_item,
-    heartbeat_item, marker_from_item, notice_from_item, notice_item, open_alert_from_item,
-    open_alert_item, open_alerts_agent, required_text, squelch_from_item, squelch_item,
-    squelch_key, stopped_from_item, stopped_item,
+    ALERTS_AGENT, HEARTBEAT_AGENT, NOTICES_AGENT, STOPPED_AGENT, agent_fault_from_item,
+    describe_item, fault_key, heartbeat_from_item, heartbeat_item, marker_from_item,
+    notice_from_item, notice_item, open_alert_from_item, open_alert_item, open_alerts_agent,
+    required_text, squelch_from_item, squelch_item, squelch_key, stopped_from_item, stopped_item,
 };
+use self::read::Read;
 use self::write_plan::{WriteCache, Written, plan_writes};
 use super::{
     AgentFacts, AgentFault, Capacity, Db, Error, FactsLog, Fault, Heartbeat, Notice, OpenAlert,
@@ -99,14 +103,6 @@ impl std::fmt::Debug for DynamoDb {
             .field("squelches_table", &self.squelches_table)
             .finish_non_exhaustive()
     }
-}
-
-/// Where a read finds its items: a Query of the faults table or a Scan.
-#[derive(Clone, Copy, Debug)]
-enum Read<'a> {
-    Query(Query<'a>),
-    /// Every item of this table.
-    Scan(&'a str),
 }
 
 /// The `SkipLog` entry of the reads of one agent's faults.
@@ -254,176 +250,9 @@ impl DynamoDb {
         }
     }
 
-    /// Every item `read` finds, page after page.
-    async fn read_all(&self, read: Read<'_>, deadline: Instant) -> Result<Vec<Item>, Error> {
-        let (operation, table) = match read {
-            Read::Query(_) => ("Query", self.faults_table.as_str()),
-            Read::Scan(table) => ("Scan", table),
-        };
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .retrying(operation, table, deadline, || match read {
-                    Read::Query(query) => self.api.query(table, query, start.clone()),
-                    Read::Scan(_) => self.api.scan(table, start.clone()),
-                })
-                .await?;
-            items.extend(page.items);
-            match page.next {
-                Some(next) => start = Some(next),
-                None => return Ok(items),
-            }
-        }
-    }
-
     /// The time one call may take: `CALL_BUDGET`, or less after `limit_waits`.
     fn budget(&self) -> Duration {
         Duration::from_millis(self.budget_ms.load(atomic::Ordering::Relaxed))
-    }
-
-    /// A skipped row of `table` for the item `convert` refused with `error`;
-    /// any other error stays an error.
-    fn skip(table: &str, error: Error) -> Result<SkippedRow, Error> {
-        match error {
-            Error::Corrupt { key, detail } => Ok(SkippedRow {
-                table: table.to_owned(),
-                key,
-                problem: detail,
-            }),
-            error => Err(error),
-        }
-    }
-
-    /// One reading `Db` call within the call budget: the records `convert`
-    /// makes of the items `read` finds (`None` leaves an item out), in
-    /// `order`. An item `convert` finds malformed is skipped and recorded
-    /// under `read_key`; the others still count.
-    async fn read_sorted<T>(
-        &self,
-        operation: &'static str,
-        read: Read<'_>,
-        read_key: &str,
-        convert: impl Fn(&Item) -> Result<Option<T>, Error>,
-        order: impl Fn(&T, &T) -> Ordering,
-    ) -> Result<Vec<T>, Error> {
-        let table = match read {
-            Read::Query(_) => self.faults_table.as_str(),
-            Read::Scan(table) => table,
-        };
-        bounded(operation, self.budget(), |deadline| async move {
-            let mut records = Vec::new();
-            let mut skipped = Vec::new();
-            for item in &self.read_all(read, deadline).await? {
-                match convert(item) {
-                    Ok(record) => records.extend(record),
-                    Err(error) => skipped.push(Self::skip(table, error)?),
-                }
-            }
-            self.skipped.record(read_key, skipped);
-            records.sort_by(order);
-            Ok(records)
-        })
-        .await
-    }
-
-    /// The stored faults and alert marker of one agent; its malformed items
-    /// are recorded as skipped and kept in `Written` to be replaced.
-    async fn read_agent(&self, agent: &str, deadline: Instant) -> Result<Written, Error> {
-        let table = self.faults_table.as_str();
-        let mut written = Written::default();
-        let mut skipped = Vec::new();
-        for item in self
-            .read_all(Read::Query(Query::Agent(agent)), deadline)
-            .await?
-        {
-            match fault_from_item(&item) {
-                Ok((_, fault)) => {
-                    written.faults.insert(fault.name.clone(), fault);
-                }
-                Err(error) => {
-                    // The range key is always a String: the item can be deleted.
-                    if let Some(AttributeValue::S(name)) = item.get("name") {
-                        written.malformed.insert(name.clone());
-                    }
-                    skipped.push(Self::skip(table, error)?);
-                }
-            }
-        }
-        let marker = self
-            .retrying("GetItem", table, deadline, || {
-                self.api.get(table, fault_key(ALERTS_AGENT, agent))
-            })
-            .await?;
-        if let Some(item) = marker {
-            match marker_from_item(&item) {
-                Ok(marker) => written.marker = Some(marker.fault),
-                Err(error) => {
-                    written.marker_malformed = true;
-                    skipped.push(Self::skip(table, error)?);
-                }
-            }
-        }
-        self.skipped.record(&own_faults_read(agent), skipped);
-        Ok(written)
-    }
-
-    /// Creates a missing table (a racing creator is fine) or checks the
-    /// keys and indexes of an existing one; false while it is not ACTIVE.
-    async fn ensure_table(
-        &self,
-        table: &str,
-        kind: TableKind,
-        capacity: Option<Capacity>,
-        deadline: Instant,
-    ) -> Result<bool, Error> {
-        let state = self
-            .retrying("DescribeTable", table, deadline, || {
-                self.api.describe(table)
-            })
-            .await?;
-        match state {
-            TableState::Missing => {
-                self.retrying("CreateTable", table, deadline, || async move {
-                    match self.api.create(table, kind, capacity).await {
-                        // Another `setup-db` is creating it right now.
-                        Err(error) if error.failure == ApiFailure::TableExists => Ok(()),
-                        created => created,
-                    }
-                })
-                .await?;
-                Ok(false)
-            }
-            TableState::Busy(why) => {
-                debug!(table, state = %why, "waiting for the table");
-                Ok(false)
-            }
-            TableState::Active { keys, indexes } => {
-                let (want_keys, want_index): (&[&str], Option<&str>) = match kind {
-                    TableKind::Faults => (&["agent", "name"], Some(UPDATED_INDEX)),
-                    TableKind::Squelches => (&["regex"], None),
-                };
-                if keys != want_keys {
-                    return Err(Error::TableMismatch {
-                        table: table.to_owned(),
-                        detail: format!(
-                            "its keys are `{}`, expected `{}`",
-                            keys.join(", "),
-                            want_keys.join(", ")
-                        ),
-                    });
-                }
-                if let Some(index) = want_index
-                    && !indexes.iter().any(|name| name == index)
-                {
-                    return Err(Error::TableMismatch {
-                        table: table.to_owned(),
-                        detail: format!("it has no global secondary index `{index}`"),
-                    });
-                }
-                Ok(true)
-            }
-        }
     }
 }
 
@@ -895,82 +724,6 @@ fn notice_read(name: &str) -> String {
 
 /// The longest range key (`name`) DynamoDB stores, in bytes.
 const KEY_BYTES: usize = 1024;
-
-/// BatchGetItem takes at most 100 keys.
-const BATCH_GET_LIMIT: usize = 100;
-
-impl DynamoDb {
-    /// The items of these (distinct) keys of the faults table that exist,
-    /// in BatchGetItem calls of at most 100 keys, asking again for the
-    /// unprocessed ones with backoff.
-    async fn get_all(&self, keys: Vec<Item>, deadline: Instant) -> Result<Vec<Item>, Error> {
-        let table = self.faults_table.as_str();
-        let mut items = Vec::new();
-        for chunk in keys.chunks(BATCH_GET_LIMIT) {
-            let mut pending = chunk.to_vec();
-            let mut rounds = RETRIES.start(Some(deadline));
-            loop {
-                let fetched = self
-                    .retrying("BatchGetItem", table, deadline, || {
-                        self.api.batch_get(table, pending.clone())
-                    })
-                    .await?;
-                items.extend(fetched.items);
-                if fetched.unprocessed.is_empty() {
-                    break;
-                }
-                let round = rounds.attempt();
-                let Some(delay) = rounds.next_delay() else {
-                    return Err(Error::DynamoDb {
-                        operation: "BatchGetItem",
-                        table: table.to_owned(),
-                        attempts: round,
-                        detail: format!("{} key(s) left unprocessed", fetched.unprocessed.len()),
-                    });
-                };
-                debug!(
-                    table,
-                    unprocessed = fetched.unprocessed.len(),
-                    "dynamodb left keys unprocessed; asking again"
-                );
-                tokio::time::sleep(delay).await;
-                pending = fetched.unprocessed;
-            }
-        }
-        Ok(items)
-    }
-
-    /// The range keys (`name`) of every item of one `agent` key.
-    async fn item_names(&self, agent: &str, deadline: Instant) -> Result<Vec<String>, Error> {
-        let read = Read::Query(Query::Agent(agent));
-        self.read_all(read, deadline)
-            .await?
-            .iter()
-            .map(|item| required_text(item, "name"))
-            .collect()
-    }
-
-    /// DescribeTable, for `validate --healthchecks`: the table exists and is
-    /// ACTIVE. Unlike `ensure_table` it never creates one.
-    async fn describe_active(&self, table: &str, deadline: Instant) -> Result<(), Error> {
-        let state = self
-            .retrying("DescribeTable", table, deadline, || {
-                self.api.describe(table)
-            })
-            .await?;
-        match state {
-            TableState::Missing => Err(Error::TableMissing {
-                table: table.to_owned(),
-            }),
-            TableState::Busy(why) => Err(Error::TableMismatch {
-                table: table.to_owned(),
-                detail: format!("it is `{why}`, not `ACTIVE`"),
-            }),
-            TableState::Active { .. } => Ok(()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
@@ -980,8 +733,8 @@ mod tests {
 
     use aws_sdk_dynamodb::types::AttributeValue;
 
-    use super::api::{Fetched, Page};
-    use super::item::{notice_version, whole_number};
+    use super::api::{Fetched, Page, TableState};
+    use super::item::{Item, UPDATED_INDEX, notice_version, whole_number};
     use super::*;
     use crate::severity::Severity;
 
