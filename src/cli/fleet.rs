@@ -115,9 +115,15 @@ pub(super) async fn forget(config: &Config, agent: &str) -> Result<ExitStatus, C
     // A fleet fault (`//meta#web2`) that a live peer still holds is one
     // incident: resolving it here would close the page while the peer
     // still sees the trouble (and, its alert triggered, never re-sends it).
-    let held = held_by_live_peers(db.as_ref(), agent, config.agent.base_interval, now)
-        .await
-        .map_err(CliError::failure)?;
+    let live_intervals = f64::from(config.alerting.holder_timeout);
+    let held = held_by_live_peers(
+        db.as_ref(),
+        agent,
+        live_intervals * config.agent.base_interval,
+        now,
+    )
+    .await
+    .map_err(CliError::failure)?;
     open.retain(|alert| {
         let keep = !held.contains(&alert.fault.name);
         if !keep {
@@ -200,24 +206,21 @@ async fn close_notices(db: &dyn Db, agent: &str, resolved: &[String]) {
     }
 }
 
-/// Heartbeats younger than this many base intervals are live peers (the
-/// meta-check's default `-e`).
-const LIVE_INTERVALS: f64 = 5.0;
-
 /// Names of the fleet faults (absolute check names not under
-/// `//AGENT/`) that an agent other than `agent`, with a live heartbeat,
-/// holds triggered.
+/// `//AGENT/`) that an agent other than `agent`, with a heartbeat younger
+/// than `live_for` seconds (`alerting.holder_timeout` base intervals, as
+/// the fleet judges holders), holds triggered or critical.
 async fn held_by_live_peers(
     db: &dyn Db,
     agent: &str,
-    base_interval: f64,
+    live_for: f64,
     now: i64,
 ) -> Result<HashSet<String>, crate::db::Error> {
     #[expect(
         clippy::cast_possible_truncation,
         reason = "whole seconds of sane intervals"
     )]
-    let live_secs = (LIVE_INTERVALS * base_interval).ceil() as i64;
+    let live_secs = live_for.ceil() as i64;
     let live: HashSet<String> = db
         .agents()
         .await?
@@ -232,7 +235,7 @@ async fn held_by_live_peers(
         .into_iter()
         .filter(|held| {
             live.contains(&held.agent)
-                && held.fault.triggered
+                && (held.fault.triggered || held.fault.severity.is_critical())
                 && held.fault.name.starts_with("//")
                 && !held.fault.name.starts_with(&own)
         })
