@@ -261,6 +261,10 @@ def compare(db, state_dir, checks, per_file):
         elif got[name] not in allowed:
             problems.append("%s has severity %s, want %s" % (name, got[name], sorted(allowed)))
     for name in sorted(set(got) - set(expect)):
+        # Many checks going critical in one tick fold into the agent's own
+        # storm alert (SPEC §10), stored as `soak#storm` until resolved.
+        if name == "soak#storm" or name.startswith("soak#storm-"):
+            continue
         problems.append("unexpected %s (severity %s)" % (name, got[name]))
     return problems, outcomes
 
