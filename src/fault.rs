@@ -102,7 +102,11 @@ impl RawFault {
 }
 
 /// One stored fault of one agent.
+///
+/// Its flags are independent facts stored as columns and attributes of
+/// their own (SPEC §6, §10, §11), not a state machine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[expect(clippy::struct_excessive_bools, reason = "independent stored flags")]
 pub struct Fault {
     /// Full fault name: check name, plus `#NAME` for a named fault.
     pub name: String,
@@ -128,6 +132,15 @@ pub struct Fault {
     /// on its own (SPEC §10). Persisted like `triggered`.
     #[serde(default)]
     pub storm: bool,
+    /// The full check name of the failing dependency that suppresses this
+    /// fault (SPEC §11 `depends_on`, SPEC §14's `AGENT#dns`): stored, shown,
+    /// not triggered. `None` when nothing suppresses it.
+    #[serde(default)]
+    pub suppressed_by: Option<String>,
+    /// The fault's trigger waits for the end of its alerter's quiet hours
+    /// (SPEC §11). Persisted like `triggered`.
+    #[serde(default)]
+    pub held: bool,
 }
 
 /// A fault together with the agent that reported it.
@@ -154,6 +167,8 @@ impl Fault {
             attempts: 0,
             monitor_runs: 0,
             storm: false,
+            suppressed_by: None,
+            held: false,
         }
     }
 
@@ -169,6 +184,8 @@ impl Fault {
             && self.attempts == other.attempts
             && self.monitor_runs == other.monitor_runs
             && self.storm == other.storm
+            && self.suppressed_by == other.suppressed_by
+            && self.held == other.held
     }
 }
 
@@ -356,6 +373,8 @@ pub(crate) fn records(
             attempts: counter,
             monitor_runs,
             storm: false,
+            suppressed_by: None,
+            held: false,
         };
         if let Some(old) = previous.get(&fault.name) {
             fault.since = old.since;
@@ -750,6 +769,8 @@ mod tests {
             attempts: 4,
             monitor_runs: 0,
             storm: false,
+            suppressed_by: None,
+            held: false,
         }
     }
 

@@ -48,6 +48,7 @@
 //! - `thresholds`: the threshold language (`METRIC [?] LEVEL OP VALUE ...`).
 //! - `perfdata`: Nagios output splitter and perfdata parser.
 //! - `severity`: the integer severity scale (20/30/40/50) and its names.
+//! - `history`: the history's `Record` and `Event` (SPEC §12).
 //! - `squelch`: `Squelch`; validation, durations and matching (`RegexSet`).
 //! - `meta`: `Heartbeat`; the meta-check over fleet state.
 //! - `notice`: `Notice`, the shared record of a fleet fault's notifications
@@ -76,6 +77,7 @@ pub mod config;
 pub mod db;
 pub mod env;
 pub mod error;
+pub mod history;
 pub mod host;
 pub mod scheduler;
 pub mod severity;

@@ -674,6 +674,8 @@ mod tests {
                 attempts: 0,
                 monitor_runs: 0,
                 storm: false,
+                suppressed_by: None,
+                held: false,
             },
         };
         let got = faults(

@@ -308,6 +308,8 @@ async fn meta_check_reports_peers_whose_alerts_fail() {
         attempts: 0,
         monitor_runs: 0,
         storm: false,
+        suppressed_by: None,
+        held: false,
     };
     db.set_faults("web2", &[alerts("web2")], t).await.unwrap();
     db.set_faults(AGENT, &[alerts(AGENT)], t).await.unwrap();
@@ -396,6 +398,8 @@ async fn sigterm_removes_exactly_this_agent_from_the_database() {
         attempts: 1,
         monitor_runs: 0,
         storm: false,
+        suppressed_by: None,
+        held: false,
     };
     db.set_faults("peer", &[other], t).await.unwrap();
     let mut agent = Running::start(&env);

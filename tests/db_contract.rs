@@ -196,6 +196,8 @@ pub(crate) fn fault(name: &str) -> Fault {
         attempts: 1,
         monitor_runs: 0,
         storm: false,
+        suppressed_by: None,
+        held: false,
     }
 }
 
@@ -1513,9 +1515,9 @@ mod malformed_rows {
         let (db, sql) = open(&dir).await;
         db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
         sql.execute_batch(
-            "INSERT INTO faults VALUES ('web2', 'load', 'high', 'm', 1, 1, 0, 1, 0, 0, 0);
-             INSERT INTO faults VALUES ('web2', 'mem', 40.5, 'm', 1, 1, 0, 1, 0, 0, 0);
-             INSERT INTO faults VALUES ('web2', 'net', 40, 'm', 1, 1, 0, 1, 9223372036854775807, 0, 0);",
+            "INSERT INTO faults VALUES ('web2', 'load', 'high', 'm', 1, 1, 0, 1, 0, 0, 0, NULL, 0);
+             INSERT INTO faults VALUES ('web2', 'mem', 40.5, 'm', 1, 1, 0, 1, 0, 0, 0, NULL, 0);
+             INSERT INTO faults VALUES ('web2', 'net', 40, 'm', 1, 1, 0, 1, 9223372036854775807, 0, 0, NULL, 0);",
         )
         .unwrap();
 
@@ -1546,7 +1548,7 @@ mod malformed_rows {
         let dir = TempDir::new().unwrap();
         let (db, sql) = open(&dir).await;
         sql.execute_batch(
-            "INSERT INTO faults VALUES ('web1', x'00', 40, 'm', 1, 1, 0, 1, 0, 0, 0);",
+            "INSERT INTO faults VALUES ('web1', x'00', 40, 'm', 1, 1, 0, 1, 0, 0, 0, NULL, 0);",
         )
         .unwrap();
 
@@ -1683,7 +1685,7 @@ mod malformed_rows {
         let dir = TempDir::new().unwrap();
         let (db, sql) = open(&dir).await;
         sql.execute_batch(
-            "INSERT INTO faults VALUES ('web1', 'disk', 40, 'm', 1, 1, 0, 1, 0, 0, 'yes');",
+            "INSERT INTO faults VALUES ('web1', 'disk', 40, 'm', 1, 1, 0, 1, 0, 0, 'yes', NULL, 0);",
         )
         .unwrap();
 

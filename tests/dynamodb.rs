@@ -957,6 +957,8 @@ async fn steady_state_costs_one_write_per_tick() {
                 attempts: 4,
                 monitor_runs: 0,
                 storm: false,
+                suppressed_by: None,
+                held: false,
             })
             .collect();
         // Startup as the agent does it: read the stored state, write the first tick.
@@ -1072,6 +1074,8 @@ async fn malformed_items_are_skipped_and_named_and_the_agents_own_are_replaced()
         attempts: 0,
         monitor_runs: 0,
         storm: false,
+        suppressed_by: None,
+        held: false,
     };
     db.set_faults("web1", std::slice::from_ref(&good), 100)
         .await
@@ -1329,6 +1333,8 @@ fn the_faults_and_agents_commands_never_show_notices() {
             attempts: 0,
             monitor_runs: 0,
             storm: false,
+            suppressed_by: None,
+            held: false,
         };
         db.set_faults("web2", &[down], 100).await.unwrap();
         let notice = Notice {

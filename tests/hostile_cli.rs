@@ -90,6 +90,8 @@ async fn faults_lists_a_70000_character_fault_name() {
         attempts: 1,
         monitor_runs: 0,
         storm: false,
+        suppressed_by: None,
+        held: false,
     };
     open(&env)
         .await

@@ -474,6 +474,8 @@ fn kept_alert(name: &str) -> OpenAlert {
             attempts: 1,
             monitor_runs: 0,
             storm: false,
+            suppressed_by: None,
+            held: false,
         },
         alerter: None,
     }

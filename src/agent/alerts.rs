@@ -85,6 +85,21 @@ impl Agent<'_> {
         self.set_agent_fault(name, Severity::WARNING, message, now);
     }
 
+    /// Appends a history record of this agent's (SPEC §12) at `now`: `name`
+    /// is a fault's full name. Written with the tick's state.
+    #[expect(dead_code, reason = "base for #12 and #21: their recorders call it")]
+    pub(super) fn note(
+        &mut self,
+        now: i64,
+        name: &str,
+        event: crate::history::Event,
+    ) -> &mut crate::history::Record {
+        let record = crate::history::Record::new(now, &self.config.agent.name, name, event);
+        self.history.push(record);
+        let last = self.history.len() - 1;
+        &mut self.history[last]
+    }
+
     /// Plans and delivers this tick's alerts; records `AGENT#alerts`.
     pub(super) async fn alert(&mut self, ran: &HashSet<String>, alive: &HashSet<String>, now: i64) {
         let actions = {

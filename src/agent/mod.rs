@@ -145,6 +145,9 @@ struct Agent<'a> {
     retry_resolves: BTreeSet<String>,
     /// Last squelches read (kept when the database cannot be read).
     squelches: Matcher,
+    /// History records of this tick's changes, not yet handed to the
+    /// writer (SPEC §12); appended with `note`.
+    history: Vec<crate::history::Record>,
     /// One permit per check or probe in flight.
     semaphore: Arc<Semaphore>,
     /// Checks in flight at once (`max_concurrency`, within the open-file limit).
@@ -253,6 +256,7 @@ pub async fn run(
         opened: BTreeSet::new(),
         retry_resolves: BTreeSet::new(),
         squelches: Matcher::default(),
+        history: Vec::new(),
         semaphore: Arc::new(Semaphore::new(concurrency)),
         concurrency,
         probes: Arc::new(Probes::with_nameservers(config.agent.resolver.clone())),
@@ -733,6 +737,8 @@ impl Agent<'_> {
                 attempts: 0,
                 monitor_runs: 0,
                 storm: false,
+                suppressed_by: None,
+                held: false,
             },
         );
     }

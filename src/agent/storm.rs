@@ -146,6 +146,8 @@ impl Agent<'_> {
                         attempts: 0,
                         monitor_runs: 0,
                         storm: false,
+                        suppressed_by: None,
+                        held: false,
                     },
                 );
             }

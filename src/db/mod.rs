@@ -369,6 +369,14 @@ pub trait Db: Send + Sync {
     /// reading the fleet.
     async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, Error>;
 
+    /// Appends records to the history (SPEC §12).
+    ///
+    /// Base for the history issue (#12): by default nothing is stored; each
+    /// backend implements it there.
+    async fn append_history(&self, _records: &[crate::history::Record]) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Creates what the backend stores into (idempotent) and waits until it
     /// is usable; `capacity` asks for provisioned throughput where that
     /// means something. Opening a `sqlite` file already creates its schema

@@ -83,6 +83,8 @@ fn gen_stored(now: i64) -> impl Strategy<Value = Fault> {
                 attempts,
                 monitor_runs: 0,
                 storm: false,
+                suppressed_by: None,
+                held: false,
             },
         )
 }
@@ -160,6 +162,8 @@ proptest! {
                     attempts: 0,
                     monitor_runs: 0,
                     storm: false,
+                    suppressed_by: None,
+                    held: false,
                 })
             })
             .collect();

@@ -31,6 +31,8 @@
 //!   `_`-prefixed agent keys, and no listing of faults shows them.
 //! - A fault that is part of an alert storm (SPEC §10) holds `storm`
 //!   (BOOL true); left out when not, which is how zc.cimaa reads it.
+//!   Likewise `held` (BOOL true, SPEC §11 quiet hours) and `suppressed_by`
+//!   (String, the failing dependency's full check name, SPEC §11).
 //! - `PREFIX.squelches`: hash key `regex`, with `reason`, `user`, `time`,
 //!   `permanent` (`"p"`, left out when false) and `expires` (Number, optional).
 //!
@@ -129,6 +131,12 @@ pub(super) fn fault_item(agent: &str, fault: &Fault) -> Item {
     }
     if fault.storm {
         item.insert("storm".to_owned(), AttributeValue::Bool(true));
+    }
+    if fault.held {
+        item.insert("held".to_owned(), AttributeValue::Bool(true));
+    }
+    if let Some(by) = &fault.suppressed_by {
+        item.insert("suppressed_by".to_owned(), string(by));
     }
     item
 }
@@ -276,17 +284,20 @@ pub(super) fn fault_from_item(item: &Item) -> Result<(String, Fault), Error> {
         escalates: escalates(item)?,
         attempts,
         monitor_runs: count(item, "monitor_runs")?,
-        storm: storm(item)?,
+        storm: flag(item, "storm")?,
+        suppressed_by: text(item, "suppressed_by")?,
+        held: flag(item, "held")?,
     };
     Ok((agent, fault))
 }
 
-/// `storm`: a BOOL; missing (zc.cimaa, cimaa before #11) is false.
-fn storm(item: &Item) -> Result<bool, Error> {
-    match item.get("storm") {
+/// A flag such as `storm` or `held`: a BOOL; missing (zc.cimaa, an older
+/// cimaa) is false.
+fn flag(item: &Item, key: &str) -> Result<bool, Error> {
+    match item.get(key) {
         None | Some(AttributeValue::Null(_)) => Ok(false),
         Some(AttributeValue::Bool(value)) => Ok(*value),
-        Some(_) => Err(corrupt(item, "`storm` is not a boolean")),
+        Some(_) => Err(corrupt(item, &format!("`{key}` is not a boolean"))),
     }
 }
 
@@ -483,6 +494,8 @@ pub(super) mod tests {
             attempts: 1,
             monitor_runs: 0,
             storm: false,
+            suppressed_by: None,
+            held: false,
         }
     }
 
@@ -583,6 +596,8 @@ pub(super) mod tests {
                 attempts: 0,
                 monitor_runs: 0,
                 storm: false,
+                suppressed_by: None,
+                held: false,
             }
         );
         let oldest = item(&[

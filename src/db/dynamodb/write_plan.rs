@@ -189,6 +189,8 @@ mod tests {
             attempts: 1,
             monitor_runs: 0,
             storm: false,
+            suppressed_by: None,
+            held: false,
         }
     }
 

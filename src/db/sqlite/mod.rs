@@ -54,8 +54,8 @@ use super::{
 
 const UPSERT_FAULT: &str = "
 INSERT INTO faults (agent, name, severity, message, since, updated, triggered, escalates, attempts,
-    monitor_runs, storm)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+    monitor_runs, storm, suppressed_by, held)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
 ON CONFLICT (agent, name) DO UPDATE SET
     severity = excluded.severity,
     message = excluded.message,
@@ -65,7 +65,9 @@ ON CONFLICT (agent, name) DO UPDATE SET
     escalates = excluded.escalates,
     attempts = excluded.attempts,
     monitor_runs = excluded.monitor_runs,
-    storm = excluded.storm
+    storm = excluded.storm,
+    suppressed_by = excluded.suppressed_by,
+    held = excluded.held
 ";
 
 /// A heartbeat replaces the facts too: NULL when the writer declared none.
@@ -246,6 +248,8 @@ fn set_faults_blocking(
             fault.attempts,
             fault.monitor_runs,
             fault.storm,
+            fault.suppressed_by,
+            fault.held,
         ])?;
     }
     transaction.execute(
@@ -262,8 +266,8 @@ fn set_faults_blocking(
 
 const INSERT_OPEN_ALERT: &str = "
 INSERT INTO open_alerts (agent, name, severity, message, since, updated, triggered, escalates,
-    attempts, monitor_runs, alerter, stopped, storm)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+    attempts, monitor_runs, alerter, stopped, storm, suppressed_by, held)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
 ";
 
 /// `stop_agent` in one IMMEDIATE transaction; blocks.
@@ -294,6 +298,8 @@ fn stop_agent_blocking(
             alert.alerter,
             now,
             fault.storm,
+            fault.suppressed_by,
+            fault.held,
         ])?;
     }
     drop(insert);
@@ -734,6 +740,8 @@ mod tests {
                 attempts: 3,
                 monitor_runs: 0,
                 storm: false,
+                suppressed_by: None,
+                held: false,
             },
             alerter: None,
         };

@@ -12,8 +12,9 @@ use rusqlite::Connection;
 /// older file by `MIGRATE_HEARTBEAT_FACTS`. 4: `faults.storm` and
 /// `open_alerts.storm` (SPEC §10), added by `MIGRATE_FAULTS_STORM` and
 /// `MIGRATE_OPEN_ALERTS_STORM`, and the `notices` table (SPEC §10),
-/// created by `SCHEMA`.
-const SCHEMA_VERSION: i64 = 4;
+/// created by `SCHEMA`. 5: `suppressed_by` and `held` (SPEC §11) on
+/// `faults` and `open_alerts`, added by `MIGRATE_SUPPRESSED_HELD`.
+const SCHEMA_VERSION: i64 = 5;
 
 /// Brings a version-1 file to version 2. An older binary still reads and
 /// writes the file: it names its columns, and the new one has a default.
@@ -37,6 +38,16 @@ const MIGRATE_FAULTS_STORM: &str = "ALTER TABLE faults ADD COLUMN storm INTEGER 
 /// Brings the kept open alerts of a version-2 or -3 file to version 4.
 const MIGRATE_OPEN_ALERTS_STORM: &str =
     "ALTER TABLE open_alerts ADD COLUMN storm INTEGER NOT NULL DEFAULT 0";
+
+/// Brings a table of faults (`faults`, `open_alerts`) of a version-4 or
+/// older file to version 5: nullable `suppressed_by` (NULL: not
+/// suppressed) and `held` with a default, so an older binary still writes.
+fn migrate_suppressed_held(table: &str) -> String {
+    format!(
+        "ALTER TABLE {table} ADD COLUMN suppressed_by TEXT NULL;
+ALTER TABLE {table} ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
+    )
+}
 
 /// The schema; every statement is idempotent, so agents racing to create it
 /// in a new file do no harm.
@@ -72,6 +83,8 @@ CREATE TABLE IF NOT EXISTS faults (
     attempts INTEGER NOT NULL,
     monitor_runs INTEGER NOT NULL DEFAULT 0,
     storm INTEGER NOT NULL DEFAULT 0,
+    suppressed_by TEXT NULL,
+    held INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (agent, name)
 );
 CREATE TABLE IF NOT EXISTS squelches (
@@ -96,6 +109,8 @@ CREATE TABLE IF NOT EXISTS open_alerts (
     alerter TEXT NULL,
     stopped INTEGER NOT NULL,
     storm INTEGER NOT NULL DEFAULT 0,
+    suppressed_by TEXT NULL,
+    held INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (agent, name)
 );
 CREATE TABLE IF NOT EXISTS notices (
@@ -143,6 +158,11 @@ pub(super) fn create_schema(connection: &Connection) -> rusqlite::Result<()> {
         }
         if !has_column(connection, "open_alerts", "storm")? {
             connection.execute_batch(MIGRATE_OPEN_ALERTS_STORM)?;
+        }
+        for table in ["faults", "open_alerts"] {
+            if !has_column(connection, table, "held")? {
+                connection.execute_batch(&migrate_suppressed_held(table))?;
+            }
         }
         connection.pragma_update(None, "user_version", SCHEMA_VERSION)
     })();
@@ -201,6 +221,8 @@ mod tests {
             attempts: 2,
             monitor_runs,
             storm: false,
+            suppressed_by: None,
+            held: false,
         }
     }
 
