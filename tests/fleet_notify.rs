@@ -307,6 +307,16 @@ impl Fleet {
         self.run(name, agent_extra, top_extra)
     }
 
+    /// Starts agent `name` with only these check files (`(file, text)`).
+    fn spawn_with_checks(&self, name: &str, files: &[(&str, &str)], top_extra: &str) -> Member {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(dir.join("checks.d")).unwrap();
+        for (file, text) in files {
+            std::fs::write(dir.join("checks.d").join(file), text).unwrap();
+        }
+        self.run(name, "", top_extra)
+    }
+
     /// Starts agent `name` again on the check files it has.
     fn spawn_existing(&self, name: &str) -> Member {
         self.run(name, "", "")
@@ -565,6 +575,55 @@ async fn a_holder_that_dies_stops_holding_and_a_watcher_resolves() {
             event("trigger", "//web", "web down")
         ]
     );
+    fleet.stop().await;
+}
+
+// See: #11. The holder dies alone: no other agent ever found the fault,
+// so nobody watches its notice; the agent running the meta-check (and not
+// the check) resolves it once the holder is stale.
+#[tokio::test(start_paused = true)]
+async fn an_incident_whose_only_holder_dies_is_resolved_by_a_meta_check_agent() {
+    let top = "alerting:\n  holder_timeout: 2\n";
+    let mut fleet = Fleet::start(1, "", "", top);
+    let meta = "//meta:\n  meta: {warn: 20, error: 30}\n  retry: 0\n";
+    let watcher = fleet.spawn_with_checks("a1", &[("meta.yaml", meta)], top);
+    fleet.members.push(watcher);
+    fleet.at(BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered(), [event("trigger", "//web", "web down")]);
+    fleet.members[0].task.abort();
+    // a0's last heartbeat (tick 1) is older than 2 base intervals from tick 4 on.
+    fleet.at(6 * BASE + BASE / 2).await;
+    assert_eq!(
+        fleet.delivered(),
+        [
+            event("resolve", "//web", ""),
+            event("trigger", "//web", "web down")
+        ]
+    );
+    assert_eq!(
+        *fleet.members[1].alerter.delivered.lock().unwrap(),
+        [event("resolve", "//web", "")]
+    );
+    // Read once per stale period: nothing more later.
+    fleet.at(12 * BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered().len(), 2);
+    fleet.stop().await;
+}
+
+// See: #11. The dead holder was not alone: a live agent still finds the
+// fault critical, so the sweep resolves nothing.
+#[tokio::test(start_paused = true)]
+async fn a_dead_holder_with_a_live_co_holder_is_not_resolved_by_the_sweep() {
+    let top = "alerting:\n  holder_timeout: 2\n";
+    let mut fleet = Fleet::start(2, "", "", top);
+    let meta = "//meta:\n  meta: {warn: 20, error: 30}\n  retry: 0\n";
+    let watcher = fleet.spawn_with_checks("a2", &[("meta.yaml", meta)], top);
+    fleet.members.push(watcher);
+    fleet.at(BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered(), [event("trigger", "//web", "web down")]);
+    fleet.members[0].task.abort();
+    fleet.at(8 * BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered(), [event("trigger", "//web", "web down")]);
     fleet.stop().await;
 }
 

@@ -41,6 +41,11 @@ use crate::notice::{self, Joined, Left, Step};
 /// on it until the next tick (other agents kept winning the race).
 const ATTEMPTS: usize = 3;
 
+/// Most newly dead agents whose faults one sweep reads (a `get_faults`
+/// each): a zone going dark is taken in over a few meta-check runs rather
+/// than in one burst of reads.
+const DEAD_READS: usize = 10;
+
 /// This agent's part in the fleet's notices.
 #[derive(Debug, Default)]
 pub(super) struct FleetState {
@@ -67,6 +72,10 @@ pub(super) struct FleetState {
     /// when (on its own clock) it first saw it: claims expire on this
     /// agent's clock, never on the claimer's (`notice::Clock`).
     seen_claims: HashMap<String, (Claim, i64)>,
+    /// Agents a sweep found stale (`sweep_dead_holders`), with the
+    /// heartbeat time at which their faults were read: read once per
+    /// stale period, forgotten when the agent beats again or is gone.
+    dead: BTreeMap<String, i64>,
 }
 
 impl FleetState {
@@ -159,6 +168,71 @@ impl Agent<'_> {
         #[expect(clippy::cast_possible_truncation, reason = "seconds, far below 2^53")]
         let secs = secs.ceil() as i64;
         secs
+    }
+
+    /// The sweep for incidents whose only holder died (SPEC §10), run by
+    /// an agent on the ticks its meta-check ran: reads the agents stale for
+    /// `alerting.holder_timeout` (one `old_agents`), and the stored faults
+    /// of each one newly stale (at most `DEAD_READS` per sweep, once per
+    /// stale period); the critical fleet faults among them that this agent
+    /// does not itself hold or watch are watched from now on. Watching is
+    /// what a holder that cleared does: the notice is read in this tick's
+    /// fleet step, and with no live holder left, the resolve is claimed and
+    /// delivered by one of the sweeping agents (the claim decides which),
+    /// through this agent's route for the check, its default alerter when
+    /// it does not run the check. A notice that records no open incident
+    /// (nothing delivered, a `per_agent` check) is dropped at once.
+    ///
+    /// A database error skips the rest of the sweep: it is tried again at
+    /// the next meta-check run.
+    pub(super) async fn sweep_dead_holders(&mut self, now: i64) {
+        let stale = match self.db.old_agents(self.holder_timeout(), now).await {
+            Ok(stale) => stale,
+            Err(e) => {
+                warn!(error = %e, "cannot read the stale agents; looking for incidents they held at the next meta-check run");
+                return;
+            }
+        };
+        let me = self.config.agent.name.clone();
+        let stale: BTreeMap<String, i64> = stale
+            .into_iter()
+            .filter(|heartbeat| heartbeat.name != me)
+            .map(|heartbeat| (heartbeat.name, heartbeat.updated))
+            .collect();
+        self.fleet
+            .dead
+            .retain(|agent, updated| stale.get(agent) == Some(updated));
+        let newly: Vec<(String, i64)> = stale
+            .into_iter()
+            .filter(|(agent, _)| !self.fleet.dead.contains_key(agent))
+            .take(DEAD_READS)
+            .collect();
+        for (agent, updated) in newly {
+            let faults = match self.db.get_faults(&agent).await {
+                Ok(faults) => faults,
+                Err(e) => {
+                    warn!(agent = %agent, error = %e, "cannot read a stale agent's faults; trying again at the next meta-check run");
+                    return;
+                }
+            };
+            for fault in faults {
+                let name = fault.name;
+                let known_here = self.faults.contains_key(&name)
+                    || self.opened.contains(&name)
+                    || self
+                        .notifies
+                        .get(fault::check_of(&name))
+                        .is_some_and(|notify| *notify != Notify::Fleet);
+                if fault.severity.is_critical()
+                    && notice::is_absolute(&agent, &name)
+                    && !known_here
+                    && self.fleet.watching.insert(name.clone())
+                {
+                    info!(fault = %name, holder = %agent, "a stale agent held this fleet fault; watching it until no live agent does");
+                }
+            }
+            self.fleet.dead.insert(agent, updated);
+        }
     }
 
     /// Takes this tick's planned actions; returns those this agent delivers.

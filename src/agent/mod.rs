@@ -525,6 +525,14 @@ impl Agent<'_> {
         self.states.retain(|name, _| alive.contains(name));
 
         self.refresh_squelches(now).await;
+        // SPEC §10: an incident whose only holder died is resolved by the
+        // agents that run the meta-check.
+        if checks
+            .iter()
+            .any(|check| check.reads_database() && ran.contains(&check.name))
+        {
+            self.sweep_dead_holders(now).await;
+        }
         self.alert(&ran, &alive, now).await;
         self.forget_routes(&alive);
 
