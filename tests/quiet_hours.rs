@@ -208,3 +208,51 @@ fn validate_names_the_file_key_and_line_of_a_bad_window_or_zone() {
         "{err}"
     );
 }
+
+/// Runs `cimaa -c CONFIG agent --once` in the test's folder.
+fn once_with(env: &Env, config: &str) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cimaa"))
+        .arg("-c")
+        .arg(env.path(config))
+        .args(["agent", "--once"])
+        .current_dir(env.path(""))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    crate::util::assert_success(&output);
+}
+
+#[test]
+fn a_held_fleet_fault_is_not_claimed_and_another_agent_notifies_it() {
+    // Two agents share the SQLite file and the check `//web`; the first's
+    // alerter is quiet, the second's (`other`, alerts in other.jsonl) is not.
+    let env = Env::with_alerter(&quiet_alerter("{windows: [Mon-Sun]}"), "");
+    env.write_check(
+        "web.yaml",
+        "//web:\n  command: \"if test -e ../down; then echo 'CRITICAL - web down'; exit 2; fi; echo OK\"\n  retry: 0\n",
+    );
+    env.write(
+        "other.yaml",
+        "agent:\n  name: other\n  directory: checks.d\n  base_interval: 60\ndatabase:\n  type: sqlite\n  path: cimaa.db\nalerter:\n  type: file\n  path: other.jsonl\n",
+    );
+    env.write("down", "");
+    env.once();
+    assert_eq!(env.fault("//web").unwrap()["held"], true);
+    once_with(&env, "other.yaml");
+    let trigger = event("trigger", "//web", "CRITICAL - web down");
+    assert_eq!(
+        events(&read_json_lines(&env.path("other.jsonl"))),
+        std::slice::from_ref(&trigger)
+    );
+    // The window ends: the first agent joins and sends nothing, since the
+    // incident was notified.
+    let quiet = format!("{{windows: [\"{}\"]}}", other_days());
+    env.configure(&quiet_alerter(&quiet), "");
+    env.once();
+    env.once();
+    assert_eq!(events(&env.alerts()), []);
+    assert_eq!(
+        events(&read_json_lines(&env.path("other.jsonl"))),
+        [trigger]
+    );
+}
