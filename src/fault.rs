@@ -382,6 +382,8 @@ pub(crate) fn records(
             // A storm's member stays in it while it stays critical, whatever
             // its message says (SPEC §10).
             fault.storm = old.storm && fault.severity.is_critical();
+            // A held trigger waits while its fault stays critical (SPEC §11).
+            fault.held = old.held && fault.severity.is_critical();
             if old.same_record(&fault) {
                 fault.updated = old.updated;
             }

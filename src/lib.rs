@@ -55,6 +55,8 @@
 //!   (SPEC §10), and its transitions.
 //! - `storm`: alert storms (SPEC §10): which triggers fold into one
 //!   `AGENT#storm` alert per alerter, when it is re-sent and resolves.
+//! - `quiet`: an alerter's quiet hours (SPEC §11): windows in an IANA zone,
+//!   whether an instant is quiet and until when.
 //!
 //! Base:
 //! - `error`: exit codes, the terminal rendering and the one error chain.
@@ -94,6 +96,7 @@ mod notice;
 mod perfdata;
 mod process;
 mod program;
+mod quiet;
 mod retry;
 mod squelch;
 mod storm;

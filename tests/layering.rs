@@ -31,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "meta",
             "storm",
             "history",
+            "quiet",
         ],
     ),
     (

@@ -29,6 +29,7 @@ mod monitor;
 mod operations;
 mod peers;
 mod probes;
+mod quiet_hours;
 mod servers;
 mod sinks;
 mod soak;

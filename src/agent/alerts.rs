@@ -87,7 +87,6 @@ impl Agent<'_> {
 
     /// Appends a history record of this agent's (SPEC §12) at `now`: `name`
     /// is a fault's full name. Written with the tick's state.
-    #[expect(dead_code, reason = "base for #12 and #21: their recorders call it")]
     pub(super) fn note(
         &mut self,
         now: i64,
@@ -119,8 +118,12 @@ impl Agent<'_> {
         // agent that claims it in the shared notice (`fleet.rs`); then more
         // triggers than `alerting.storm_threshold` through one alerter
         // become one `AGENT#storm` (`storm.rs`).
+        // SPEC §11: triggers to an alerter in quiet hours wait (`quiet.rs`),
+        // before the fleet's claims; so does a storm's own trigger.
+        let actions = self.hold_quiet(actions, now);
         let actions = self.claim_fleet(actions, now).await;
         let actions = self.fold_storms(actions, now);
+        let actions = self.hold_quiet_storms(actions, now);
         let total = actions.len();
         let mut failures = 0usize;
         for (action, outcome) in self.deliver(actions).await {

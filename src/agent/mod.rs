@@ -27,6 +27,7 @@ mod clock;
 mod fleet;
 mod meta_check;
 mod observations;
+mod quiet;
 mod runner;
 mod state;
 mod store;

@@ -26,6 +26,8 @@ pub(crate) use file::FileAlerter;
 pub(crate) use pagerduty::PagerDutyAlerter;
 pub(crate) use slack::SlackAlerter;
 
+use crate::quiet::QuietHours;
+
 /// Delivers alerts. Errors (and timeouts, applied by the caller) are failures.
 #[async_trait]
 pub trait Alerter: Send + Sync {
@@ -111,6 +113,17 @@ impl AlerterConfig {
             AlerterConfig::Slack(c) => c.fallback.as_deref(),
         }
     }
+
+    /// Its quiet hours, if any (SPEC §11).
+    #[must_use]
+    pub(crate) fn quiet_hours(&self) -> Option<&QuietHours> {
+        match self {
+            AlerterConfig::File(c) => c.quiet_hours.as_ref(),
+            AlerterConfig::Command(c) => c.quiet_hours.as_ref(),
+            AlerterConfig::PagerDuty(c) => c.quiet_hours.as_ref(),
+            AlerterConfig::Slack(c) => c.quiet_hours.as_ref(),
+        }
+    }
 }
 
 /// `type: file`: one JSON line per event.
@@ -122,6 +135,9 @@ pub struct FileConfig {
     /// Alerter to use when this one fails.
     #[serde(default)]
     pub fallback: Option<String>,
+    /// When this alerter delivers nothing (SPEC §11).
+    #[serde(default)]
+    pub(crate) quiet_hours: Option<QuietHours>,
 }
 
 /// `type: command`: a shell command per event.
@@ -133,6 +149,9 @@ pub struct CommandConfig {
     /// Alerter to use when this one fails.
     #[serde(default)]
     pub fallback: Option<String>,
+    /// When this alerter delivers nothing (SPEC §11).
+    #[serde(default)]
+    pub(crate) quiet_hours: Option<QuietHours>,
 }
 
 /// `type: pagerduty`: Events API v2.
@@ -151,6 +170,9 @@ pub struct PagerDutyConfig {
     /// Alerter to use when this one fails.
     #[serde(default)]
     pub fallback: Option<String>,
+    /// When this alerter delivers nothing (SPEC §11).
+    #[serde(default)]
+    pub(crate) quiet_hours: Option<QuietHours>,
 }
 
 fn default_pagerduty_url() -> String {
@@ -186,6 +208,9 @@ pub struct SlackConfig {
     /// Alerter to use when this one fails.
     #[serde(default)]
     pub fallback: Option<String>,
+    /// When this alerter delivers nothing (SPEC §11).
+    #[serde(default)]
+    pub(crate) quiet_hours: Option<QuietHours>,
 }
 
 fn default_slack_channel() -> String {

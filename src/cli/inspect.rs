@@ -30,6 +30,8 @@ struct FaultJson<'a> {
     storm: bool,
     /// A squelch in force matches the name, so the fault does not page.
     squelched: bool,
+    /// Its trigger waits for the end of its alerter's quiet hours (SPEC §11).
+    held: bool,
 }
 
 pub(super) async fn faults(
@@ -57,6 +59,7 @@ pub(super) async fn faults(
                 attempts: fault.attempts,
                 storm: fault.storm,
                 squelched: in_force.matches(&fault.name),
+                held: fault.held,
             })
             .collect();
         Printer::line(&serde_json::to_string_pretty(&items).map_err(CliError::failure)?);

@@ -786,6 +786,7 @@ mod tests {
         AlerterConfig::File(FileConfig {
             path: PathBuf::from("-"),
             fallback: fallback.map(str::to_string),
+            quiet_hours: None,
         })
     }
 
