@@ -161,6 +161,7 @@ mod tests {
         let config = FileConfig {
             path: path.clone(),
             fallback: None,
+            renotify: None,
         };
         let context = Context {
             agent: "a".into(),

@@ -101,6 +101,20 @@ impl AlerterConfig {
         }
     }
 
+    /// Its `renotify` in seconds: as configured, else 1 hour for Slack
+    /// (every send is a new message) and 0 (every change) for the others,
+    /// whose receivers update one incident.
+    #[must_use]
+    pub fn renotify_secs(&self) -> i64 {
+        let (configured, default) = match self {
+            AlerterConfig::File(c) => (c.renotify, 0),
+            AlerterConfig::Command(c) => (c.renotify, 0),
+            AlerterConfig::PagerDuty(c) => (c.renotify, 0),
+            AlerterConfig::Slack(c) => (c.renotify, crate::renotify::SLACK_DEFAULT),
+        };
+        configured.unwrap_or(default)
+    }
+
     /// The alerter used for the same event when this one fails.
     #[must_use]
     pub fn fallback(&self) -> Option<&str> {
@@ -122,6 +136,11 @@ pub struct FileConfig {
     /// Alerter to use when this one fails.
     #[serde(default)]
     pub fallback: Option<String>,
+    /// Least seconds between two sends of an open alert whose message
+    /// changed while its reported severity did not (SPEC §11); `None`: the
+    /// type's default.
+    #[serde(default, deserialize_with = "crate::renotify::deserialize")]
+    pub renotify: Option<i64>,
 }
 
 /// `type: command`: a shell command per event.
@@ -133,6 +152,11 @@ pub struct CommandConfig {
     /// Alerter to use when this one fails.
     #[serde(default)]
     pub fallback: Option<String>,
+    /// Least seconds between two sends of an open alert whose message
+    /// changed while its reported severity did not (SPEC §11); `None`: the
+    /// type's default.
+    #[serde(default, deserialize_with = "crate::renotify::deserialize")]
+    pub renotify: Option<i64>,
 }
 
 /// `type: pagerduty`: Events API v2.
@@ -151,6 +175,11 @@ pub struct PagerDutyConfig {
     /// Alerter to use when this one fails.
     #[serde(default)]
     pub fallback: Option<String>,
+    /// Least seconds between two sends of an open alert whose message
+    /// changed while its reported severity did not (SPEC §11); `None`: the
+    /// type's default.
+    #[serde(default, deserialize_with = "crate::renotify::deserialize")]
+    pub renotify: Option<i64>,
 }
 
 fn default_pagerduty_url() -> String {
@@ -186,6 +215,11 @@ pub struct SlackConfig {
     /// Alerter to use when this one fails.
     #[serde(default)]
     pub fallback: Option<String>,
+    /// Least seconds between two sends of an open alert whose message
+    /// changed while its reported severity did not (SPEC §11); `None`: the
+    /// type's default.
+    #[serde(default, deserialize_with = "crate::renotify::deserialize")]
+    pub renotify: Option<i64>,
 }
 
 fn default_slack_channel() -> String {

@@ -70,6 +70,8 @@ struct RawCheck {
     monitor_retry: Option<u32>,
     /// `fleet` (default) or `per_agent` (SPEC §10).
     notify: Option<crate::checks::Notify>,
+    /// `false`, `true` (the agent's levels) or `{high, low}` (SPEC §11).
+    flap: Option<crate::flap::Setting>,
 }
 
 /// `thresholds:` as a multi-line string or a list of lines.
@@ -315,6 +317,7 @@ impl RawCheck {
             alerter: self.alerter,
             monitor_retry: self.monitor_retry.unwrap_or(DEFAULT_MONITOR_RETRY),
             notify: self.notify.unwrap_or_default(),
+            flap: self.flap.unwrap_or_default(),
         })
     }
 }
