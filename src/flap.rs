@@ -269,8 +269,10 @@ mod tests {
         text.chars().map(|c| c == 'F').collect()
     }
 
-    fn rounded(value: f64) -> f64 {
-        (value * 100.0).round() / 100.0
+    /// Hundredths of a percent, so the table compares integers.
+    #[expect(clippy::cast_possible_truncation, reason = "0 to 10000")]
+    fn hundredths(value: f64) -> i64 {
+        (value * 100.0).round() as i64
     }
 
     // See: #21. Nagios Core's documentation on flap detection
@@ -282,48 +284,46 @@ mod tests {
     // that gives the page's two numbers.
     #[test]
     fn percent_state_change_cases() {
-        let cases: [(&str, &str, u32, f64); 9] = [
-            ("Nagios' worked example", "F.F..FF.F............", 7, 30.95),
-            ("no runs yet", "", 0, 0.0),
-            ("always clean", ".....................", 0, 0.0),
-            ("always failing", "FFFFFFFFFFFFFFFFFFFFF", 0, 0.0),
-            (
-                "missing runs count as clean: one failure",
-                "F",
-                1,
-                120.0 / 20.0,
-            ),
-            ("every run changes", "F.F.F.F.F.F.F.F.F.F.F", 20, 100.0),
+        let cases: [(&str, &str, u32, i64); 9] = [
+            ("Nagios' worked example", "F.F..FF.F............", 7, 3095),
+            ("no runs yet", "", 0, 0),
+            ("always clean", ".....................", 0, 0),
+            ("always failing", "FFFFFFFFFFFFFFFFFFFFF", 0, 0),
+            ("missing runs count as clean: one failure", "F", 1, 600),
+            ("every run changes", "F.F.F.F.F.F.F.F.F.F.F", 20, 10000),
             (
                 "only the oldest transition",
                 "F....................",
                 1,
-                4.0,
+                400,
             ),
             (
                 "only the newest transition",
                 "....................F",
                 1,
-                6.0,
+                600,
             ),
             (
                 "only the last 21 runs count",
                 "F.F.F.F.F.F.F.F.F.F......................",
                 0,
-                0.0,
+                0,
             ),
         ];
         for (what, history, changes, percent) in cases {
             let history = runs(history);
             assert_eq!(state_changes(&history), changes, "{what}");
-            assert_eq!(rounded(percent_state_change(&history)), percent, "{what}");
+            assert_eq!(
+                hundredths(percent_state_change(&history)),
+                percent,
+                "{what}"
+            );
         }
-        // The example without weights: 7 changes of 20.
-        assert_eq!(7.0 * 100.0 / 20.0, 35.0);
-        assert_eq!(
-            percent_state_change(&runs("F.F..FF.F............")).round(),
-            31.0
-        );
+        // The page's two numbers: 7 of 20 transitions unweighted is 35%;
+        // weighted, 31% once rounded.
+        let example = runs("F.F..FF.F............");
+        assert_eq!(state_changes(&example) * 100 / 20, 35);
+        assert_eq!((hundredths(percent_state_change(&example)) + 50) / 100, 31);
     }
 
     /// Feeds runs (`F` failing, `C` critical, `.` clean) from a fresh state

@@ -406,7 +406,8 @@ pub(crate) fn flap_line(config: &Config, check: &CheckDef) -> String {
     let runs = history.len();
     if flap.is_flapping() {
         format!(
-            "flapping: yes ({percent:.1}% state change over the last {runs} runs; stops below {}%)",
+            "flapping: yes ({percent:.1}% state change, {runs} of {} runs recorded; stops below {}%)",
+            flap::RUNS,
             levels.low
         )
     } else if flap.holding.is_some() {
@@ -415,7 +416,8 @@ pub(crate) fn flap_line(config: &Config, check: &CheckDef) -> String {
         )
     } else {
         format!(
-            "flapping: no ({percent:.1}% state change over the last {runs} runs; starts at {}%)",
+            "flapping: no ({percent:.1}% state change, {runs} of {} runs recorded; starts at {}%)",
+            flap::RUNS,
             levels.high
         )
     }
