@@ -32,7 +32,9 @@ fn a_typo_inside_a_backend_section_names_the_section_and_line() {
     let (code, err) = run_with_config("agent:\n  name: a\nalerter:\n  type: file\n  pth: x\n");
     assert_eq!(code, 2);
     assert!(
-        err.starts_with("error: DIR/agent.yaml: alerter: unknown field `pth`, expected `path`"),
+        err.starts_with(
+            "error: DIR/agent.yaml: alerter: unknown field `pth`, expected one of `path`"
+        ),
         "{err}"
     );
     assert!(err.contains("line 4"), "{err}");

@@ -30,6 +30,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "squelch",
             "meta",
             "storm",
+            "flap",
+            "renotify",
         ],
     ),
     (
