@@ -276,7 +276,7 @@ mod tests {
     }
 
     // See: #21. Nagios Core's documentation on flap detection
-    // (https://assets.nagios.com/downloads/nagioscore/docs/nagioscore/4/en/flapping.html;
+    // (https://assets.nagios.com/downloads/nagioscore/docs/nagioscore/3/en/flapping.html;
     // the same page in Naemon's fork: https://naemon.io/documentation/usersguide/flapping)
     // works an example of 21 results with 7 state changes: 35% unweighted,
     // 31% once older changes weigh less than recent ones. Its history is a
