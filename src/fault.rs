@@ -421,6 +421,9 @@ pub(crate) struct Tick<'a> {
     pub retry_resolves: &'a BTreeSet<String>,
     /// Whether a squelch matches the fault name.
     pub squelched: &'a dyn Fn(&str) -> bool,
+    /// Whether a check's alerts are held by its flapping alert (SPEC §11):
+    /// its faults are neither triggered nor resolved here (`agent::flap`).
+    pub flapping: &'a dyn Fn(&str) -> bool,
 }
 
 /// Decides this tick's alerts; clears `triggered` on squelched faults.
@@ -440,6 +443,9 @@ pub(crate) fn plan(faults: &mut BTreeMap<String, Fault>, tick: &Tick<'_>) -> Vec
         if quiet(&fault.name) || !fault.severity.is_critical() {
             continue;
         }
+        if (tick.flapping)(check_of(&fault.name)) {
+            continue;
+        }
         if fault.storm {
             wanted_open.insert(fault.name.clone());
             continue;
@@ -457,7 +463,7 @@ pub(crate) fn plan(faults: &mut BTreeMap<String, Fault>, tick: &Tick<'_>) -> Vec
         }
     }
     for name in tick.opened.union(tick.retry_resolves) {
-        if wanted_open.contains(name) || quiet(name) {
+        if wanted_open.contains(name) || quiet(name) || (tick.flapping)(check_of(name)) {
             continue;
         }
         let check = check_of(name);
@@ -918,6 +924,7 @@ mod tests {
             opened: &f.opened,
             retry_resolves: &f.retry,
             squelched: &squelched,
+            flapping: &|check: &str| check.ends_with("/flap"),
         };
         plan(&mut map, &tick)
     }
@@ -1000,6 +1007,25 @@ mod tests {
                 facts(&[c], &[c], &[c], &[]),
                 "app",
                 vec![resolve(c)],
+            ),
+            (
+                "a flapping check's new critical fault does not trigger",
+                vec![stored("//web1/app/flap", Severity::CRITICAL, "m", false)],
+                facts(&["//web1/app/flap"], &["//web1/app/flap"], &[], &[]),
+                "",
+                vec![],
+            ),
+            (
+                "a flapping check's open alert stays open through a clean run",
+                vec![],
+                facts(
+                    &["//web1/app/flap"],
+                    &["//web1/app/flap"],
+                    &["//web1/app/flap"],
+                    &[],
+                ),
+                "",
+                vec![],
             ),
             (
                 "the agent's own faults are never alerted by it",

@@ -45,6 +45,10 @@
 //! Core (pure: no I/O, no clock reads, no async):
 //! - `fault`: `Fault`, `AgentFault`, `RawFault`; failure counter, escalation,
 //!   fault records and the alert plan.
+//! - `flap`: flap detection (SPEC §11): the percent state change over a
+//!   check's last 21 results, when it starts and stops flapping, `flap:`.
+//! - `renotify`: message churn (SPEC §11): whether a changed message of an
+//!   open alert is sent again now.
 //! - `thresholds`: the threshold language (`METRIC [?] LEVEL OP VALUE ...`).
 //! - `perfdata`: Nagios output splitter and perfdata parser.
 //! - `severity`: the integer severity scale (20/30/40/50) and its names.
@@ -89,6 +93,7 @@ pub mod sinks;
 mod aws;
 mod checks;
 mod fault;
+mod flap;
 mod http_url;
 mod limits;
 mod meta;
@@ -97,6 +102,7 @@ mod perfdata;
 mod process;
 mod program;
 mod quiet;
+mod renotify;
 mod retry;
 mod squelch;
 mod storm;

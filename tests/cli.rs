@@ -15,7 +15,7 @@ fn check_prints_faults_metrics_and_raw_output_without_touching_the_database() {
     assert_eq!(
         stdout(&output),
         format!(
-            "{name}\n  exit: 1\n  stdout: WARNING - fan | speed=99rpm\n  WARNING {name}: WARNING - fan\n  ERROR {name}#speed: 99 > 70\n  metric {name}#speed = 99rpm\n"
+            "{name}\n  exit: 1\n  stdout: WARNING - fan | speed=99rpm\n  WARNING {name}: WARNING - fan\n  ERROR {name}#speed: 99 > 70\n  metric {name}#speed = 99rpm\n  flapping: no (no runs recorded by the agent yet; starts at 50%)\n"
         )
     );
     assert!(!env.path("cimaa.db").exists());

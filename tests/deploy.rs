@@ -235,7 +235,7 @@ fn check_of_a_bare_file_name_runs_from_its_folder_as_with_dot_slash() {
     assert_eq!(
         stdout(&bare),
         format!(
-            "{name}\n  exit: 1\n  stdout: WARNING - fan | speed=99rpm\n  WARNING {name}: WARNING - fan\n  ERROR {name}#speed: 99 > 70\n  metric {name}#speed = 99rpm\n"
+            "{name}\n  exit: 1\n  stdout: WARNING - fan | speed=99rpm\n  WARNING {name}: WARNING - fan\n  ERROR {name}#speed: 99 > 70\n  metric {name}#speed = 99rpm\n  flapping: no (no runs recorded by the agent yet; starts at 50%)\n"
         )
     );
     assert_eq!(stdout(&bare), stdout(&dotted));

@@ -32,6 +32,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "storm",
             "history",
             "quiet",
+            "flap",
+            "renotify",
         ],
     ),
     (

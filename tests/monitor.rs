@@ -135,12 +135,13 @@ async fn cimaa_check_runs_a_meta_check_over_the_database() {
     assert_success(&output);
     let printed = stdout(&output);
     let lines: Vec<&str> = printed.lines().collect();
-    assert_eq!(lines.len(), 2, "{printed}{}", stderr(&output));
+    assert_eq!(lines.len(), 3, "{printed}{}", stderr(&output));
     assert_eq!(lines[0], "//meta");
     assert!(
         lines[1].starts_with("  ERROR //meta#web9: Inactive agent"),
         "{printed}"
     );
+    assert!(lines[2].starts_with("  flapping: no"), "{printed}");
 }
 
 // See: #22

@@ -15,6 +15,7 @@ mod dynamodb;
 mod examples;
 mod fake_http;
 mod feedback;
+mod flapping;
 mod fleet_notify;
 mod heartbeat_facts;
 mod hostile_checks;

@@ -101,9 +101,11 @@ impl Agent<'_> {
 
     /// Plans and delivers this tick's alerts; records `AGENT#alerts`.
     pub(super) async fn alert(&mut self, ran: &HashSet<String>, alive: &HashSet<String>, now: i64) {
+        self.noise_opened();
         let actions = {
             let squelches = &self.squelches;
             let is_squelched = |name: &str| squelches.matches(name);
+            let noise = &self.noise;
             let tick = fault::Tick {
                 agent: &self.config.agent.name,
                 ran,
@@ -111,9 +113,12 @@ impl Agent<'_> {
                 opened: &self.opened,
                 retry_resolves: &self.retry_resolves,
                 squelched: &is_squelched,
+                flapping: &|check: &str| noise.holds(check),
             };
             fault::plan(&mut self.faults, &tick)
         };
+        // SPEC §11: churning triggers wait for `renotify`; flapping alerts.
+        let actions = self.noise_actions(actions, now);
         // SPEC §10: a fleet fault's notification is delivered by the one
         // agent that claims it in the shared notice (`fleet.rs`); then more
         // triggers than `alerting.storm_threshold` through one alerter
@@ -128,9 +133,11 @@ impl Agent<'_> {
         let mut failures = 0usize;
         for (action, outcome) in self.deliver(actions).await {
             let refused = matches!(&outcome, Err(failure) if failure.permanent);
-            if self
-                .fleet_delivered(&action, outcome.is_ok(), refused, now)
-                .await
+            let flapping = self.flap_delivered(&action, outcome.is_ok(), now);
+            if flapping
+                || self
+                    .fleet_delivered(&action, outcome.is_ok(), refused, now)
+                    .await
                 || self.storm_delivered(&action, outcome.is_ok(), now)
             {
                 if let Err(failure) = &outcome {

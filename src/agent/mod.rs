@@ -24,6 +24,7 @@
 mod alerts;
 mod check_dir;
 mod clock;
+mod flap;
 mod fleet;
 mod meta_check;
 mod observations;
@@ -44,6 +45,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 pub use clock::Clock;
+pub(crate) use flap::flap_line;
 pub(crate) use meta_check::meta_faults;
 pub(crate) use observations::{Memory, memory_of};
 pub(crate) use runner::{Fleet, run_check};
@@ -149,6 +151,8 @@ struct Agent<'a> {
     /// History records of this tick's changes, not yet handed to the
     /// writer (SPEC §12); appended with `note`.
     history: Vec<crate::history::Record>,
+    /// Flap detection and message churn (SPEC §11, `flap.rs`).
+    noise: flap::Noise,
     /// One permit per check or probe in flight.
     semaphore: Arc<Semaphore>,
     /// Checks in flight at once (`max_concurrency`, within the open-file limit).
@@ -200,6 +204,10 @@ enum Due {
 ///
 /// # Errors
 /// None today: `Error` is kept for the callers' signature.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the Agent literal takes one line per field; the parts live in their own files"
+)]
 pub async fn run(
     config: &Config,
     backends: Backends,
@@ -258,6 +266,7 @@ pub async fn run(
         retry_resolves: BTreeSet::new(),
         squelches: Matcher::default(),
         history: Vec::new(),
+        noise: flap::Noise::load(config),
         semaphore: Arc::new(Semaphore::new(concurrency)),
         concurrency,
         probes: Arc::new(Probes::with_nameservers(config.agent.resolver.clone())),
@@ -535,6 +544,7 @@ impl Agent<'_> {
             self.sweep_dead_holders(now).await;
         }
         self.alert(&ran, &alive, now).await;
+        self.save_noise(&alive);
         self.forget_routes(&alive);
 
         if let Some(buffer) = &self.metrics {
@@ -622,6 +632,7 @@ impl Agent<'_> {
         }
         let state = self.states.entry(check.name.clone()).or_default();
         let failing = fault::is_failing(&output.faults);
+        self.noise.report(&check.name, &output.faults);
         let escalated = fault::escalate_run(
             check.retry,
             state.counter,
@@ -662,6 +673,7 @@ impl Agent<'_> {
         for record in records {
             self.faults.insert(record.name.clone(), record);
         }
+        self.flap_ran(check, now);
     }
 
     /// Records the WARNING `AGENT#database` while the latest reads skipped

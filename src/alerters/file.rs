@@ -162,6 +162,7 @@ mod tests {
             path: path.clone(),
             fallback: None,
             quiet_hours: None,
+            renotify: None,
         };
         let context = Context {
             agent: "a".into(),

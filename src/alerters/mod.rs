@@ -103,6 +103,20 @@ impl AlerterConfig {
         }
     }
 
+    /// Its `renotify` in seconds: as configured, else 1 hour for Slack
+    /// (every send is a new message) and 0 (every change) for the others,
+    /// whose receivers update one incident.
+    #[must_use]
+    pub fn renotify_secs(&self) -> i64 {
+        let (configured, default) = match self {
+            AlerterConfig::File(c) => (c.renotify, 0),
+            AlerterConfig::Command(c) => (c.renotify, 0),
+            AlerterConfig::PagerDuty(c) => (c.renotify, 0),
+            AlerterConfig::Slack(c) => (c.renotify, crate::renotify::SLACK_DEFAULT),
+        };
+        configured.unwrap_or(default)
+    }
+
     /// The alerter used for the same event when this one fails.
     #[must_use]
     pub fn fallback(&self) -> Option<&str> {
@@ -138,6 +152,11 @@ pub struct FileConfig {
     /// When this alerter delivers nothing (SPEC §11).
     #[serde(default)]
     pub(crate) quiet_hours: Option<QuietHours>,
+    /// Least seconds between two sends of an open alert whose message
+    /// changed while its reported severity did not (SPEC §11); `None`: the
+    /// type's default.
+    #[serde(default, deserialize_with = "crate::renotify::deserialize")]
+    pub renotify: Option<i64>,
 }
 
 /// `type: command`: a shell command per event.
@@ -152,6 +171,11 @@ pub struct CommandConfig {
     /// When this alerter delivers nothing (SPEC §11).
     #[serde(default)]
     pub(crate) quiet_hours: Option<QuietHours>,
+    /// Least seconds between two sends of an open alert whose message
+    /// changed while its reported severity did not (SPEC §11); `None`: the
+    /// type's default.
+    #[serde(default, deserialize_with = "crate::renotify::deserialize")]
+    pub renotify: Option<i64>,
 }
 
 /// `type: pagerduty`: Events API v2.
@@ -173,6 +197,11 @@ pub struct PagerDutyConfig {
     /// When this alerter delivers nothing (SPEC §11).
     #[serde(default)]
     pub(crate) quiet_hours: Option<QuietHours>,
+    /// Least seconds between two sends of an open alert whose message
+    /// changed while its reported severity did not (SPEC §11); `None`: the
+    /// type's default.
+    #[serde(default, deserialize_with = "crate::renotify::deserialize")]
+    pub renotify: Option<i64>,
 }
 
 fn default_pagerduty_url() -> String {
@@ -211,6 +240,11 @@ pub struct SlackConfig {
     /// When this alerter delivers nothing (SPEC §11).
     #[serde(default)]
     pub(crate) quiet_hours: Option<QuietHours>,
+    /// Least seconds between two sends of an open alert whose message
+    /// changed while its reported severity did not (SPEC §11); `None`: the
+    /// type's default.
+    #[serde(default, deserialize_with = "crate::renotify::deserialize")]
+    pub renotify: Option<i64>,
 }
 
 fn default_slack_channel() -> String {

@@ -65,6 +65,8 @@ pub(crate) struct CheckDef {
     pub monitor_retry: u32,
     /// Who notifies about a fleet fault of this check (SPEC §10).
     pub notify: Notify,
+    /// `flap:`: flap detection with the agent's levels, off, or its own (SPEC §11).
+    pub flap: crate::flap::Setting,
 }
 
 /// `notify:`: who notifies about the faults of a check with an absolute
@@ -117,6 +119,7 @@ impl CheckDef {
             alerter: None,
             monitor_retry: DEFAULT_MONITOR_RETRY,
             notify: Notify::Fleet,
+            flap: crate::flap::Setting::Agent,
         }
     }
 

@@ -145,6 +145,8 @@ pub(super) async fn check(
                 m.units
             ));
         }
+        // SPEC §11: as the agent's flap state file knows it.
+        Printer::line(&format!("  {}", agent::flap_line(config, check)));
     }
     // Printed in full above; the exit status lets a script (or a deploy
     // pipeline) tell a configuration error from a failing check.

@@ -70,6 +70,8 @@ struct RawCheck {
     monitor_retry: Option<u32>,
     /// `fleet` (default) or `per_agent` (SPEC §10).
     notify: Option<crate::checks::Notify>,
+    /// `false`, `true` (the agent's levels) or `{high, low}` (SPEC §11).
+    flap: Option<crate::flap::Setting>,
 }
 
 /// `thresholds:` as a multi-line string or a list of lines.
@@ -315,6 +317,7 @@ impl RawCheck {
             alerter: self.alerter,
             monitor_retry: self.monitor_retry.unwrap_or(DEFAULT_MONITOR_RETRY),
             notify: self.notify.unwrap_or_default(),
+            flap: self.flap.unwrap_or_default(),
         })
     }
 }
@@ -647,7 +650,7 @@ mod tests {
         assert_eq!(
             checks[1].kind,
             CheckKind::Broken(
-                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `meta`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter`, `monitor_retry`, `notify` at line 5 column 3".into()
+                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `meta`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter`, `monitor_retry`, `notify`, `flap` at line 5 column 3".into()
             )
         );
     }

@@ -162,4 +162,7 @@ pub struct AgentConfig {
     pub resolver: Vec<std::net::SocketAddr>,
     /// How long after each tick's start the agent starts it.
     pub splay: Splay,
+    /// `agent.flap`: the flap detection levels of checks without their own
+    /// (SPEC §11).
+    pub flap: crate::flap::Levels,
 }

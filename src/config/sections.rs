@@ -69,6 +69,9 @@ struct RawAgent {
     /// (default: a stable offset from the name; `0`: off).
     #[serde(default, deserialize_with = "splay")]
     splay: Splay,
+    /// Flap detection defaults `{high, low}` (SPEC §11; 50 and 25).
+    #[serde(default, deserialize_with = "crate::flap::agent_levels")]
+    flap: crate::flap::Levels,
 }
 
 /// `agent.resolver` as written.
@@ -574,6 +577,7 @@ impl RawAgent {
             state_dir: self.state_dir.map(|dir| base.join(dir)).unwrap_or_default(),
             resolver,
             splay: self.splay,
+            flap: self.flap,
         };
         (agent, problems, warnings)
     }
@@ -787,6 +791,7 @@ mod tests {
             path: PathBuf::from("-"),
             fallback: fallback.map(str::to_string),
             quiet_hours: None,
+            renotify: None,
         })
     }
 
@@ -845,6 +850,7 @@ mod tests {
             state_dir: None,
             resolver: None,
             splay: Splay::Auto,
+            flap: crate::flap::Levels::default(),
         }
     }
 

@@ -176,6 +176,7 @@ proptest! {
             opened: &opened,
             retry_resolves: &retry,
             squelched: &squelched,
+            flapping: &|_: &str| false,
         };
         let actions = crate::fault::plan(&mut faults, &tick);
         let mut triggered = BTreeSet::new();
