@@ -78,6 +78,101 @@ pub(crate) enum Error {
     NoReason,
     #[error("invalid duration `{0}`: use a number and a unit, e.g. `90s`, `30m`, `2h`, `1d`")]
     Duration(String),
+    #[error(
+        "`--expires {asked}` is longer than `squelch.max_duration` ({max}) in {config}; nothing stored"
+    )]
+    TooLongLived {
+        asked: String,
+        max: String,
+        config: String,
+    },
+    #[error(
+        "a squelch needs `--expires DURATION` (or `--permanent`): {config} sets `squelch.require_expiry` and no `squelch.default_expiry`; nothing stored"
+    )]
+    ExpiryRequired { config: String },
+}
+
+/// The `squelch:` section of the agent configuration (SPEC §12): the
+/// limits the CLI puts on new squelches. Durations in whole seconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// An `--expires` longer than this is refused.
+    pub max_duration: Option<i64>,
+    /// A non-permanent squelch needs an expiry (`--expires` or
+    /// `default_expiry`).
+    pub require_expiry: bool,
+    /// The lifetime of a non-permanent squelch given without `--expires`.
+    pub default_expiry: Option<i64>,
+}
+
+impl Policy {
+    /// The lifetime in seconds of a new squelch asked with `expires_in`
+    /// (`--expires`), `None` for one that never expires. `config` names the
+    /// configuration file in messages.
+    ///
+    /// A permanent squelch never expires and is outside the limits (it is
+    /// the explicit "never page this" choice, which the meta-check does not
+    /// report either); a non-permanent one without `--expires` gets
+    /// `default_expiry`, else needs none unless `require_expiry`.
+    ///
+    /// # Errors
+    /// `PermanentExpires`, `TooLongLived` (`--expires` beyond
+    /// `max_duration`), `ExpiryRequired`.
+    pub(crate) fn lifetime(
+        &self,
+        permanent: bool,
+        expires_in: Option<i64>,
+        config: &str,
+    ) -> Result<Option<i64>, Error> {
+        match (permanent, expires_in) {
+            (true, Some(_)) => Err(Error::PermanentExpires),
+            (true, None) => Ok(None),
+            (false, Some(asked)) => match self.max_duration {
+                Some(max) if asked > max => Err(Error::TooLongLived {
+                    asked: crate::meta::duration(asked),
+                    max: crate::meta::duration(max),
+                    config: config.to_owned(),
+                }),
+                _ => Ok(Some(asked)),
+            },
+            (false, None) => match self.default_expiry {
+                Some(default) => Ok(Some(default)),
+                None if self.require_expiry => Err(Error::ExpiryRequired {
+                    config: config.to_owned(),
+                }),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
+/// The squelches of `stored` that have expired at `now` (to remove), and
+/// the rest.
+#[must_use]
+pub(crate) fn split_expired(stored: Vec<Squelch>, now: i64) -> (Vec<Squelch>, Vec<Squelch>) {
+    stored.into_iter().partition(|squelch| !squelch.active(now))
+}
+
+/// The squelches in force at `now` that expire within `within` seconds,
+/// each with the number of `critical` fault names it matches (only those
+/// matching at least one). A regex that does not compile matches nothing.
+#[must_use]
+pub(crate) fn expiring<'a>(
+    squelches: &'a [Squelch],
+    critical: &[&str],
+    within: i64,
+    now: i64,
+) -> Vec<(&'a Squelch, usize)> {
+    squelches
+        .iter()
+        .filter(|squelch| squelch.active(now))
+        .filter(|squelch| squelch.expires.is_some_and(|at| at - now <= within))
+        .filter_map(|squelch| {
+            let regex = compile(&squelch.regex).ok()?;
+            let matched = critical.iter().filter(|name| regex.is_match(name)).count();
+            (matched > 0).then_some((squelch, matched))
+        })
+        .collect()
 }
 
 /// Parses a squelch's lifetime (`90s`, `30m`, `2h`, `1d`; also what
@@ -113,10 +208,7 @@ pub(crate) fn new_squelch(
     if permanent && expires_in.is_some() {
         return Err(Error::PermanentExpires);
     }
-    let compiled = compile(regex)?;
-    if compiled.is_match("") {
-        return Err(Error::MatchesEverything(regex.to_string()));
-    }
+    check_regex(regex)?;
     if reason.trim().is_empty() {
         return Err(Error::NoReason);
     }
@@ -128,6 +220,19 @@ pub(crate) fn new_squelch(
         permanent,
         expires: expires_in.map(|seconds| now.saturating_add(seconds)),
     })
+}
+
+/// Compiles the regex of a new squelch: within the limits, and not one
+/// that matches every fault name.
+///
+/// # Errors
+/// As `compile`, and `MatchesEverything`.
+pub(crate) fn check_regex(regex: &str) -> Result<Regex, Error> {
+    let compiled = compile(regex)?;
+    if compiled.is_match("") {
+        return Err(Error::MatchesEverything(regex.to_string()));
+    }
+    Ok(compiled)
 }
 
 /// Compiles one squelch regex within the length and size limits.

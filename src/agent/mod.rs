@@ -28,6 +28,7 @@ mod fleet;
 mod meta_check;
 mod observations;
 mod runner;
+mod squelches;
 mod state;
 mod store;
 mod storm;
@@ -46,6 +47,7 @@ pub use clock::Clock;
 pub(crate) use meta_check::meta_faults;
 pub(crate) use observations::{Memory, memory_of};
 pub(crate) use runner::{Fleet, run_check};
+pub(crate) use squelches::expire as expire_squelches;
 
 use crate::alerters::Alerters;
 use crate::checks::CheckDef;
