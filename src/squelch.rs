@@ -129,8 +129,8 @@ impl Policy {
             (true, None) => Ok(None),
             (false, Some(asked)) => match self.max_duration {
                 Some(max) if asked > max => Err(Error::TooLongLived {
-                    asked: crate::meta::duration(asked),
-                    max: crate::meta::duration(max),
+                    asked: exact(asked),
+                    max: exact(max),
                     config: config.to_owned(),
                 }),
                 _ => Ok(Some(asked)),
@@ -144,6 +144,12 @@ impl Policy {
             },
         }
     }
+}
+
+/// Seconds written exactly, as `--expires` reads them: `4h 1s`, `1day`.
+fn exact(seconds: i64) -> String {
+    let seconds = u64::try_from(seconds).unwrap_or_default();
+    humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string()
 }
 
 /// The squelches of `stored` that have expired at `now` (to remove), and
@@ -524,6 +530,121 @@ mod tests {
         assert_eq!(matcher.len(), 1);
         assert!(matcher.matches("//web1/app/disk"));
         assert!(!matcher.matches("//web2/app/disk"));
+    }
+
+    const HOUR: i64 = 3600;
+
+    fn policy(max: Option<i64>, require: bool, default: Option<i64>) -> Policy {
+        Policy {
+            max_duration: max,
+            require_expiry: require,
+            default_expiry: default,
+        }
+    }
+
+    #[test]
+    fn an_expiry_beyond_max_duration_is_refused_naming_both() {
+        let limited = policy(Some(4 * HOUR), false, None);
+        assert_eq!(
+            limited.lifetime(false, Some(4 * HOUR), "`a.yaml`"),
+            Ok(Some(4 * HOUR))
+        );
+        let error = limited
+            .lifetime(false, Some(4 * HOUR + 1), "`a.yaml`")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`--expires 4h 1s` is longer than `squelch.max_duration` (4h) in `a.yaml`; nothing stored"
+        );
+    }
+
+    #[test]
+    fn a_squelch_without_expires_takes_the_default_expiry() {
+        let with_default = policy(Some(4 * HOUR), true, Some(HOUR));
+        assert_eq!(with_default.lifetime(false, None, "f"), Ok(Some(HOUR)));
+        // Given, `--expires` wins over the default.
+        assert_eq!(
+            with_default.lifetime(false, Some(2 * HOUR), "f"),
+            Ok(Some(2 * HOUR))
+        );
+    }
+
+    #[test]
+    fn require_expiry_refuses_an_open_ended_squelch_only() {
+        let strict = policy(None, true, None);
+        assert!(matches!(
+            strict.lifetime(false, None, "f"),
+            Err(Error::ExpiryRequired { .. })
+        ));
+        assert_eq!(strict.lifetime(false, Some(60), "f"), Ok(Some(60)));
+        // A permanent squelch is the explicit "never": outside the limits.
+        assert_eq!(strict.lifetime(true, None, "f"), Ok(None));
+        assert_eq!(
+            policy(Some(60), true, Some(60)).lifetime(true, None, "f"),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn without_a_policy_a_squelch_lives_as_asked() {
+        let none = Policy::default();
+        assert_eq!(none.lifetime(false, None, "f"), Ok(None));
+        assert_eq!(
+            none.lifetime(false, Some(86_400 * 365), "f"),
+            Ok(Some(86_400 * 365))
+        );
+        assert_eq!(
+            none.lifetime(true, Some(60), "f"),
+            Err(Error::PermanentExpires)
+        );
+    }
+
+    fn stored(regex: &str, expires: Option<i64>) -> Squelch {
+        Squelch {
+            regex: regex.into(),
+            reason: "r".into(),
+            user: "u".into(),
+            time: 0,
+            permanent: false,
+            expires,
+        }
+    }
+
+    #[test]
+    fn a_squelch_is_expired_from_its_expiry_second_on() {
+        let list = vec![
+            stored("a", Some(100)),
+            stored("b", Some(101)),
+            stored("c", None),
+        ];
+        let (expired, in_force) = split_expired(list, 100);
+        assert_eq!(expired, [stored("a", Some(100))]);
+        assert_eq!(in_force, [stored("b", Some(101)), stored("c", None)]);
+    }
+
+    #[test]
+    fn expiring_squelches_are_those_ending_soon_that_match_a_critical_fault() {
+        let list = [
+            stored("web", Some(1000 + 900)),
+            stored("db", Some(1000 + 901)),
+            stored("mail", Some(1000 + 60)),
+            stored("open", None),
+            stored("gone", Some(1000)),
+        ];
+        let critical = [
+            "//web1/app/x",
+            "//web2/app/x",
+            "//db1/pg/y",
+            "//open/z",
+            "//gone/z",
+        ];
+        let got: Vec<(&str, usize)> = expiring(&list, &critical, 900, 1000)
+            .into_iter()
+            .map(|(s, n)| (s.regex.as_str(), n))
+            .collect();
+        // db: beyond the window; mail: matches nothing critical; open:
+        // never expires; gone: already expired.
+        assert_eq!(got, [("web", 2)]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use super::Agent;
 use crate::db::{Db, Error as DbError, Squelch};
 use crate::history::{Event, Record};
+use crate::meta::{self, Limits, MetaFault};
 use crate::squelch;
 
 /// The squelches of `stored` still in force at `now`. Each expired one is
@@ -63,6 +64,35 @@ fn expired_record(squelch: &Squelch, recorder: &str, now: i64) -> Record {
     record.message = Some(squelch.reason.clone());
     record.user = Some(squelch.user.clone());
     record
+}
+
+/// The meta-check's `squelch-expiring-REGEX` WARNINGs (SPEC §12,
+/// `meta::expiring_faults`). The fleet's faults are read only when a
+/// squelch in force expires within `-x` minutes, so the meta-check's cost
+/// grows with squelches about to end, not with the fleet (SPEC §6).
+///
+/// # Errors
+/// When the faults cannot be read.
+pub(crate) async fn expiring_faults(
+    db: &dyn Db,
+    squelches: &[Squelch],
+    limits: Limits,
+    now: i64,
+) -> Result<Vec<MetaFault>, DbError> {
+    let within = limits.expiring_minutes.saturating_mul(60);
+    let soon = squelches
+        .iter()
+        .any(|s| s.active(now) && s.expires.is_some_and(|at| at - now <= within));
+    if !soon {
+        return Ok(Vec::new());
+    }
+    let faults = db.list_faults(None).await?;
+    let critical: Vec<&str> = faults
+        .iter()
+        .filter(|held| held.fault.severity.is_critical())
+        .map(|held| held.fault.name.as_str())
+        .collect();
+    Ok(meta::expiring_faults(squelches, &critical, limits, now))
 }
 
 impl Agent<'_> {
@@ -129,7 +159,12 @@ mod tests {
         async fn remove_agent(&self, agent: &str) -> Result<(), DbError> {
             self.inner.remove_agent(agent).await
         }
-        async fn stop_agent(&self, agent: &str, open: &[OpenAlert], now: i64) -> Result<(), DbError> {
+        async fn stop_agent(
+            &self,
+            agent: &str,
+            open: &[OpenAlert],
+            now: i64,
+        ) -> Result<(), DbError> {
             self.inner.stop_agent(agent, open, now).await
         }
         async fn open_alerts(&self, agent: &str) -> Result<Vec<OpenAlert>, DbError> {

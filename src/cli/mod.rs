@@ -152,6 +152,9 @@ pub enum Command {
         /// Minutes before a non-permanent squelch is reported.
         #[arg(short = 's', long = "squelch-age", default_value_t = 60)]
         squelch_minutes: i64,
+        /// Minutes before a squelch's expiry from which it is a WARNING while it matches a critical fault.
+        #[arg(short = 'x', long = "expiring", default_value_t = 15)]
+        expiring_minutes: i64,
         /// More agents inactive at once than this are one ERROR `inactive-agents`.
         #[arg(short = 'm', long = "fold", value_name = "N", default_value_t = 5)]
         fold: usize,
@@ -271,6 +274,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
                 warn,
                 error,
                 squelch_minutes,
+                expiring_minutes,
                 fold,
                 expect,
             } => {
@@ -278,6 +282,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
                     warn_intervals: warn,
                     error_intervals: error,
                     squelch_minutes,
+                    expiring_minutes,
                     max_inactive: fold,
                     base_interval: config.agent.base_interval,
                 };

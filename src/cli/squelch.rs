@@ -129,7 +129,10 @@ pub(super) async fn add_squelch(
         Ok(faults) => {
             warn_skipped(db.as_ref());
             let regex = squelch::compile(&new.regex).map_err(CliError::usage)?;
-            let count = faults.iter().filter(|f| regex.is_match(&f.fault.name)).count();
+            let count = faults
+                .iter()
+                .filter(|f| regex.is_match(&f.fault.name))
+                .count();
             Printer::line(&match_count(count));
         }
         Err(e) => eprintln!(
@@ -241,7 +244,12 @@ fn matches(list: &[Squelch], faults: &[AgentFault]) -> Vec<Option<usize>> {
     list.iter()
         .map(|s| {
             let regex = squelch::compile(&s.regex).ok()?;
-            Some(faults.iter().filter(|f| regex.is_match(&f.fault.name)).count())
+            Some(
+                faults
+                    .iter()
+                    .filter(|f| regex.is_match(&f.fault.name))
+                    .count(),
+            )
         })
         .collect()
 }

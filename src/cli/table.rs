@@ -39,11 +39,7 @@ pub(super) fn print_rows<const N: usize>(max: [usize; N], rows: &[[String; N]]) 
     print_aligned(None, max, rows);
 }
 
-fn print_aligned<const N: usize>(
-    header: Option<[&str; N]>,
-    max: [usize; N],
-    rows: &[[String; N]],
-) {
+fn print_aligned<const N: usize>(header: Option<[&str; N]>, max: [usize; N], rows: &[[String; N]]) {
     let mut widths = header.map_or([0; N], |header| header.map(|h| h.chars().count()));
     for row in rows {
         for ((width, cell), max) in widths.iter_mut().zip(row).zip(max) {
