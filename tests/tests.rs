@@ -33,6 +33,7 @@ mod servers;
 mod sinks;
 mod soak;
 mod splay;
+mod squelch_lifecycle;
 mod start_without_db;
 mod storms;
 mod telemetry;
