@@ -58,6 +58,9 @@ pub(crate) struct Limits {
     pub error_intervals: f64,
     /// Minutes after which a non-permanent squelch is reported.
     pub squelch_minutes: i64,
+    /// `-x`: a squelch that expires within this many minutes while it
+    /// still matches a critical fault is a WARNING (SPEC §12).
+    pub expiring_minutes: i64,
     /// `-m`: more inactive agents than this at once are one fault
     /// `inactive-agents` (SPEC §10).
     pub max_inactive: usize,
@@ -340,6 +343,39 @@ pub(crate) fn faults(
     out
 }
 
+/// WARNING `squelch-expiring-REGEX` (the regex percent-encoded as for
+/// `squelch-REGEX`) for every squelch in force that expires within `-x`
+/// minutes (compared in seconds) while it still matches one of the
+/// `critical` fault names (SPEC §12): its faults page once it is gone.
+///
+/// The message names the expiry time in UTC rather than a countdown, so it
+/// stays the same from run to run and the stored fault is not rewritten
+/// each time.
+#[must_use]
+pub(crate) fn expiring_faults(
+    squelches: &[Squelch],
+    critical: &[&str],
+    limits: Limits,
+    now: i64,
+) -> Vec<MetaFault> {
+    let within = limits.expiring_minutes.saturating_mul(60);
+    crate::squelch::expiring(squelches, critical, within, now)
+        .into_iter()
+        .map(|(squelch, matched)| MetaFault {
+            name: format!("squelch-expiring-{}", percent_encode(&squelch.regex)),
+            severity: Severity::WARNING,
+            message: format!(
+                "Squelch set by {} expires at {} and still matches {} critical fault{} (because {}); extend it or fix them",
+                squelch.user,
+                utc(squelch.expires.unwrap_or(now)),
+                matched,
+                if matched == 1 { "" } else { "s" },
+                squelch.reason
+            ),
+        })
+        .collect()
+}
+
 /// WARNING `stopped-with-alerts-AGENT` for every agent other than
 /// `own_agent` that stopped cleanly more than `-s` minutes ago (compared in
 /// seconds, so `-s 0` reports it at once) leaving open alerts (SPEC §14):
@@ -434,6 +470,7 @@ mod tests {
         warn_intervals: 2.0,
         error_intervals: 5.0,
         squelch_minutes: 60,
+        expiring_minutes: 15,
         max_inactive: 5,
         base_interval: 60.0,
     };
@@ -552,6 +589,43 @@ mod tests {
             .collect();
         assert_eq!(names[0], ("inactive-agents", 40, "1 agents inactive: a"));
         assert_eq!(names[1].0, "clock-skew-ahead");
+    }
+
+    #[test]
+    fn a_squelch_expiring_over_a_critical_fault_is_a_stable_warning() {
+        let now = 1_800_000_000;
+        let mut ending = squelch("web1/app+", now - 3600, false);
+        ending.expires = Some(now + 600);
+        let got = expiring_faults(&[ending], &["//web1/app/disk"], LIMITS, now);
+        assert_eq!(
+            got,
+            [MetaFault {
+                name: "squelch-expiring-web1/app%2B".into(),
+                severity: Severity::WARNING,
+                message: "Squelch set by ann expires at 2027-01-15 08:10:00 UTC and still matches 1 critical fault (because maintenance); extend it or fix them".into(),
+            }]
+        );
+        // The next run, a minute later, says the same.
+        let mut ending = squelch("web1/app+", now - 3600, false);
+        ending.expires = Some(now + 600);
+        let later = expiring_faults(&[ending], &["//web1/app/disk"], LIMITS, now + 60);
+        assert_eq!(later, got);
+    }
+
+    #[test]
+    fn a_squelch_expiring_beyond_x_minutes_is_not_reported() {
+        let now = 1_800_000_000;
+        let mut ending = squelch("web", now, false);
+        ending.expires = Some(now + 15 * 60 + 1);
+        assert!(expiring_faults(&[ending.clone()], &["//web1/a/b"], LIMITS, now).is_empty());
+        let limits = Limits {
+            expiring_minutes: 16,
+            ..LIMITS
+        };
+        assert_eq!(
+            expiring_faults(&[ending], &["//web1/a/b"], limits, now).len(),
+            1
+        );
     }
 
     #[test]

@@ -78,6 +78,107 @@ pub(crate) enum Error {
     NoReason,
     #[error("invalid duration `{0}`: use a number and a unit, e.g. `90s`, `30m`, `2h`, `1d`")]
     Duration(String),
+    #[error(
+        "`--expires {asked}` is longer than `squelch.max_duration` ({max}) in {config}; nothing stored"
+    )]
+    TooLongLived {
+        asked: String,
+        max: String,
+        config: String,
+    },
+    #[error(
+        "a squelch needs `--expires DURATION` (or `--permanent`): {config} sets `squelch.require_expiry` and no `squelch.default_expiry`; nothing stored"
+    )]
+    ExpiryRequired { config: String },
+}
+
+/// The `squelch:` section of the agent configuration (SPEC §12): the
+/// limits the CLI puts on new squelches. Durations in whole seconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// An `--expires` longer than this is refused.
+    pub max_duration: Option<i64>,
+    /// A non-permanent squelch needs an expiry (`--expires` or
+    /// `default_expiry`).
+    pub require_expiry: bool,
+    /// The lifetime of a non-permanent squelch given without `--expires`.
+    pub default_expiry: Option<i64>,
+}
+
+impl Policy {
+    /// The lifetime in seconds of a new squelch asked with `expires_in`
+    /// (`--expires`), `None` for one that never expires. `config` names the
+    /// configuration file in messages.
+    ///
+    /// A permanent squelch never expires and is outside the limits (it is
+    /// the explicit "never page this" choice, which the meta-check does not
+    /// report either); a non-permanent one without `--expires` gets
+    /// `default_expiry`, else needs none unless `require_expiry`.
+    ///
+    /// # Errors
+    /// `PermanentExpires`, `TooLongLived` (`--expires` beyond
+    /// `max_duration`), `ExpiryRequired`.
+    pub(crate) fn lifetime(
+        &self,
+        permanent: bool,
+        expires_in: Option<i64>,
+        config: &str,
+    ) -> Result<Option<i64>, Error> {
+        match (permanent, expires_in) {
+            (true, Some(_)) => Err(Error::PermanentExpires),
+            (true, None) => Ok(None),
+            (false, Some(asked)) => match self.max_duration {
+                Some(max) if asked > max => Err(Error::TooLongLived {
+                    asked: exact(asked),
+                    max: exact(max),
+                    config: config.to_owned(),
+                }),
+                _ => Ok(Some(asked)),
+            },
+            (false, None) => match self.default_expiry {
+                Some(default) => Ok(Some(default)),
+                None if self.require_expiry => Err(Error::ExpiryRequired {
+                    config: config.to_owned(),
+                }),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
+/// Seconds written exactly, as `--expires` reads them: `4h 1s`, `1day`.
+fn exact(seconds: i64) -> String {
+    let seconds = u64::try_from(seconds).unwrap_or_default();
+    humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string()
+}
+
+/// The squelches of `stored` that have expired at `now` (to remove), and
+/// the rest.
+#[must_use]
+pub(crate) fn split_expired(stored: Vec<Squelch>, now: i64) -> (Vec<Squelch>, Vec<Squelch>) {
+    stored.into_iter().partition(|squelch| !squelch.active(now))
+}
+
+/// The squelches in force at `now` that expire within `within` seconds,
+/// each with the number of `critical` fault names it matches (only those
+/// matching at least one). A regex that does not compile matches nothing.
+#[must_use]
+pub(crate) fn expiring<'a>(
+    squelches: &'a [Squelch],
+    critical: &[&str],
+    within: i64,
+    now: i64,
+) -> Vec<(&'a Squelch, usize)> {
+    squelches
+        .iter()
+        .filter(|squelch| squelch.active(now))
+        .filter(|squelch| squelch.expires.is_some_and(|at| at - now <= within))
+        .filter_map(|squelch| {
+            let regex = compile(&squelch.regex).ok()?;
+            let matched = critical.iter().filter(|name| regex.is_match(name)).count();
+            (matched > 0).then_some((squelch, matched))
+        })
+        .collect()
 }
 
 /// Parses a squelch's lifetime (`90s`, `30m`, `2h`, `1d`; also what
@@ -113,10 +214,7 @@ pub(crate) fn new_squelch(
     if permanent && expires_in.is_some() {
         return Err(Error::PermanentExpires);
     }
-    let compiled = compile(regex)?;
-    if compiled.is_match("") {
-        return Err(Error::MatchesEverything(regex.to_string()));
-    }
+    check_regex(regex)?;
     if reason.trim().is_empty() {
         return Err(Error::NoReason);
     }
@@ -128,6 +226,19 @@ pub(crate) fn new_squelch(
         permanent,
         expires: expires_in.map(|seconds| now.saturating_add(seconds)),
     })
+}
+
+/// Compiles the regex of a new squelch: within the limits, and not one
+/// that matches every fault name.
+///
+/// # Errors
+/// As `compile`, and `MatchesEverything`.
+pub(crate) fn check_regex(regex: &str) -> Result<Regex, Error> {
+    let compiled = compile(regex)?;
+    if compiled.is_match("") {
+        return Err(Error::MatchesEverything(regex.to_string()));
+    }
+    Ok(compiled)
 }
 
 /// Compiles one squelch regex within the length and size limits.
@@ -419,6 +530,121 @@ mod tests {
         assert_eq!(matcher.len(), 1);
         assert!(matcher.matches("//web1/app/disk"));
         assert!(!matcher.matches("//web2/app/disk"));
+    }
+
+    const HOUR: i64 = 3600;
+
+    fn policy(max: Option<i64>, require: bool, default: Option<i64>) -> Policy {
+        Policy {
+            max_duration: max,
+            require_expiry: require,
+            default_expiry: default,
+        }
+    }
+
+    #[test]
+    fn an_expiry_beyond_max_duration_is_refused_naming_both() {
+        let limited = policy(Some(4 * HOUR), false, None);
+        assert_eq!(
+            limited.lifetime(false, Some(4 * HOUR), "`a.yaml`"),
+            Ok(Some(4 * HOUR))
+        );
+        let error = limited
+            .lifetime(false, Some(4 * HOUR + 1), "`a.yaml`")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`--expires 4h 1s` is longer than `squelch.max_duration` (4h) in `a.yaml`; nothing stored"
+        );
+    }
+
+    #[test]
+    fn a_squelch_without_expires_takes_the_default_expiry() {
+        let with_default = policy(Some(4 * HOUR), true, Some(HOUR));
+        assert_eq!(with_default.lifetime(false, None, "f"), Ok(Some(HOUR)));
+        // Given, `--expires` wins over the default.
+        assert_eq!(
+            with_default.lifetime(false, Some(2 * HOUR), "f"),
+            Ok(Some(2 * HOUR))
+        );
+    }
+
+    #[test]
+    fn require_expiry_refuses_an_open_ended_squelch_only() {
+        let strict = policy(None, true, None);
+        assert!(matches!(
+            strict.lifetime(false, None, "f"),
+            Err(Error::ExpiryRequired { .. })
+        ));
+        assert_eq!(strict.lifetime(false, Some(60), "f"), Ok(Some(60)));
+        // A permanent squelch is the explicit "never": outside the limits.
+        assert_eq!(strict.lifetime(true, None, "f"), Ok(None));
+        assert_eq!(
+            policy(Some(60), true, Some(60)).lifetime(true, None, "f"),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn without_a_policy_a_squelch_lives_as_asked() {
+        let none = Policy::default();
+        assert_eq!(none.lifetime(false, None, "f"), Ok(None));
+        assert_eq!(
+            none.lifetime(false, Some(86_400 * 365), "f"),
+            Ok(Some(86_400 * 365))
+        );
+        assert_eq!(
+            none.lifetime(true, Some(60), "f"),
+            Err(Error::PermanentExpires)
+        );
+    }
+
+    fn stored(regex: &str, expires: Option<i64>) -> Squelch {
+        Squelch {
+            regex: regex.into(),
+            reason: "r".into(),
+            user: "u".into(),
+            time: 0,
+            permanent: false,
+            expires,
+        }
+    }
+
+    #[test]
+    fn a_squelch_is_expired_from_its_expiry_second_on() {
+        let list = vec![
+            stored("a", Some(100)),
+            stored("b", Some(101)),
+            stored("c", None),
+        ];
+        let (expired, in_force) = split_expired(list, 100);
+        assert_eq!(expired, [stored("a", Some(100))]);
+        assert_eq!(in_force, [stored("b", Some(101)), stored("c", None)]);
+    }
+
+    #[test]
+    fn expiring_squelches_are_those_ending_soon_that_match_a_critical_fault() {
+        let list = [
+            stored("web", Some(1000 + 900)),
+            stored("db", Some(1000 + 901)),
+            stored("mail", Some(1000 + 60)),
+            stored("open", None),
+            stored("gone", Some(1000)),
+        ];
+        let critical = [
+            "//web1/app/x",
+            "//web2/app/x",
+            "//db1/pg/y",
+            "//open/z",
+            "//gone/z",
+        ];
+        let got: Vec<(&str, usize)> = expiring(&list, &critical, 900, 1000)
+            .into_iter()
+            .map(|(s, n)| (s.regex.as_str(), n))
+            .collect();
+        // db: beyond the window; mail: matches nothing critical; open:
+        // never expires; gone: already expired.
+        assert_eq!(got, [("web", 2)]);
     }
 
     #[test]

@@ -151,7 +151,15 @@ fn squelch_records_user_reason_permanence_and_expiry() {
     keys.sort();
     assert_eq!(
         keys,
-        ["expires", "permanent", "reason", "regex", "time", "user"]
+        [
+            "expires",
+            "matches",
+            "permanent",
+            "reason",
+            "regex",
+            "time",
+            "user"
+        ]
     );
 }
 

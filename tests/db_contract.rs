@@ -59,6 +59,7 @@ macro_rules! db_contract {
                 get_squelches_leaves_out_expired_squelches,
                 squelch_with_the_same_regex_replaces_it,
                 unsquelch_reports_whether_a_squelch_was_removed,
+                remove_expired_squelch_removes_only_a_squelch_still_expired,
                 booleans_and_attempts_round_trip,
                 monitor_runs_round_trip_and_a_change_is_written,
                 severities_round_trip_including_unnamed_levels,
@@ -627,6 +628,32 @@ mod scenarios {
         assert!(db.unsquelch("web1").await.unwrap());
         assert!(!db.unsquelch("web1").await.unwrap());
         assert_eq!(db.get_squelch_details().await.unwrap(), vec![]);
+    }
+
+    // See: #12. Conditional: two readers record an expiry once, and a
+    // squelch set again meanwhile stays.
+    pub(super) async fn remove_expired_squelch_removes_only_a_squelch_still_expired(db: &dyn Db) {
+        let until = |regex: &str, expires| Squelch {
+            expires,
+            ..squelch(regex)
+        };
+        db.squelch(&until("ended", Some(1000))).await.unwrap();
+        db.squelch(&until("later", Some(5000))).await.unwrap();
+        db.squelch(&until("open", None)).await.unwrap();
+
+        assert!(db.remove_expired_squelch("ended", 1000).await.unwrap());
+        assert!(!db.remove_expired_squelch("ended", 1000).await.unwrap());
+        assert!(!db.remove_expired_squelch("later", 1000).await.unwrap());
+        assert!(!db.remove_expired_squelch("open", 1000).await.unwrap());
+        assert!(!db.remove_expired_squelch("never-set", 1000).await.unwrap());
+        let left: Vec<String> = db
+            .get_squelch_details()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.regex)
+            .collect();
+        assert_eq!(left, ["later", "open"]);
     }
 
     // See: #22

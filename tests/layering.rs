@@ -28,6 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "perfdata",
             "severity",
             "squelch",
+            "history",
             "meta",
             "storm",
             "history",

@@ -35,6 +35,7 @@ mod servers;
 mod sinks;
 mod soak;
 mod splay;
+mod squelch_lifecycle;
 mod start_without_db;
 mod storms;
 mod telemetry;

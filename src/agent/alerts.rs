@@ -40,7 +40,7 @@ impl Agent<'_> {
     /// too large (SPEC §17) is ignored: logged once when it appears, and
     /// reported as the WARNING `AGENT#squelches` while it is stored.
     pub(super) async fn refresh_squelches(&mut self, now: i64) {
-        let read = self.db.get_squelches(now).await;
+        let read = self.squelches_in_force(now).await;
         // The heartbeat was last written up to a tick before the first
         // failed read: an outage a tick shorter may have made it stale.
         #[expect(clippy::cast_possible_truncation, reason = "seconds, far below 2^53")]

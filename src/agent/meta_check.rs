@@ -38,7 +38,8 @@ pub(crate) async fn meta_faults(
     expect: Option<&Path>,
 ) -> Result<Vec<MetaFault>, db::Error> {
     let heartbeats = db.agents().await?;
-    let squelches = db.get_squelch_details().await?;
+    let stored = db.get_squelch_details().await?;
+    let squelches = super::squelches::expire(db, stored, own_agent, now).await;
     let failures = db.alert_failures().await?;
     let stopped = db.stopped_agents().await?;
     let mut problems = Vec::new();
@@ -68,6 +69,7 @@ pub(crate) async fn meta_faults(
         }
     }
     faults.extend(meta::faults(own_agent, &squelches, &failures, limits, now));
+    faults.extend(super::squelches::expiring_faults(db, &squelches, limits, now).await?);
     faults.extend(meta::stopped_faults(own_agent, &stopped, limits, now));
     if !problems.is_empty() {
         faults.push(MetaFault {

@@ -30,6 +30,7 @@ mod meta_check;
 mod observations;
 mod quiet;
 mod runner;
+mod squelches;
 mod state;
 mod store;
 mod storm;
@@ -49,6 +50,7 @@ pub(crate) use flap::flap_line;
 pub(crate) use meta_check::meta_faults;
 pub(crate) use observations::{Memory, memory_of};
 pub(crate) use runner::{Fleet, run_check};
+pub(crate) use squelches::expire as expire_squelches;
 
 use crate::alerters::Alerters;
 use crate::checks::CheckDef;

@@ -102,6 +102,7 @@ fn limits(options: &MetaCheck, base_interval: f64) -> Limits {
         warn_intervals: options.warn_intervals,
         error_intervals: options.error_intervals,
         squelch_minutes: options.squelch_minutes,
+        expiring_minutes: options.expiring_minutes,
         max_inactive: options.max_inactive,
         base_interval,
     }

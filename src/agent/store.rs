@@ -229,6 +229,19 @@ impl Db for Bounded {
         self.call("unsquelch", self.inner.unsquelch(regex)).await
     }
 
+    async fn remove_expired_squelch(&self, regex: &str, now: i64) -> Result<bool, DbError> {
+        self.call(
+            "remove_expired_squelch",
+            self.inner.remove_expired_squelch(regex, now),
+        )
+        .await
+    }
+
+    async fn append_history(&self, records: &[crate::history::Record]) -> Result<(), DbError> {
+        self.call("append_history", self.inner.append_history(records))
+            .await
+    }
+
     async fn alert_failures(&self) -> Result<Vec<AgentFault>, DbError> {
         self.call("alert_failures", self.inner.alert_failures())
             .await

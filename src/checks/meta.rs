@@ -28,6 +28,9 @@ pub(crate) const DEFAULT_WARN: f64 = 2.0;
 pub(crate) const DEFAULT_ERROR: f64 = 5.0;
 /// `-s` of `cimaa meta-check`: minutes before a squelch is reported.
 pub(crate) const DEFAULT_SQUELCH: i64 = 60;
+/// `-x` of `cimaa meta-check`: minutes before its expiry from which a
+/// squelch matching a critical fault is a WARNING.
+pub(crate) const DEFAULT_EXPIRING: i64 = 15;
 /// `-m` of `cimaa meta-check`: more inactive agents than this at once are
 /// one fault `inactive-agents` (SPEC §10).
 pub(crate) const DEFAULT_FOLD: usize = 5;
@@ -41,6 +44,9 @@ pub(crate) struct MetaCheck {
     pub error_intervals: f64,
     /// Minutes after which a non-permanent squelch is reported.
     pub squelch_minutes: i64,
+    /// Minutes before its expiry from which a squelch still matching a
+    /// critical fault is a WARNING `squelch-expiring-REGEX`.
+    pub expiring_minutes: i64,
     /// More inactive agents than this at once are one fault
     /// `inactive-agents`.
     pub max_inactive: usize,
@@ -55,6 +61,7 @@ impl Default for MetaCheck {
             warn_intervals: DEFAULT_WARN,
             error_intervals: DEFAULT_ERROR,
             squelch_minutes: DEFAULT_SQUELCH,
+            expiring_minutes: DEFAULT_EXPIRING,
             max_inactive: DEFAULT_FOLD,
             expect: None,
         }
@@ -62,15 +69,10 @@ impl Default for MetaCheck {
 }
 
 /// The `meta:` options as written; every one is optional.
-///
-/// `expiring` is named by SPEC §14 but belongs to a feature this version
-/// does not have (squelch expiry warnings). It is refused, with its line,
-/// rather than accepted and ignored: a user who writes `expiring: 15`
-/// relies on it, and silence would hide that nothing warns.
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "the `meta` options (a mapping with `warn`, `error`, `squelch`, `fold`, `expect`)"
+    expecting = "the `meta` options (a mapping with `warn`, `error`, `squelch`, `fold`, `expiring`, `expect`)"
 )]
 pub(crate) struct RawMeta {
     /// `-w`: base intervals before a silent peer is a WARNING (default 2).
@@ -86,10 +88,10 @@ pub(crate) struct RawMeta {
     /// `inactive-agents` (default 5).
     #[serde(rename = "fold")]
     max_inactive: Option<Agents>,
-    /// Not supported by this version (see above).
-    #[serde(default, deserialize_with = "unsupported")]
-    #[expect(dead_code, reason = "always `None`: a value is refused as it is read")]
-    expiring: Option<()>,
+    /// `-x`: minutes before its expiry from which a squelch still
+    /// matching a critical fault is a WARNING (default 15).
+    #[serde(rename = "expiring")]
+    expiring_minutes: Option<Minutes>,
     /// `--expect`: the file of expected agents (an absolute path).
     expect: Option<ExpectFile>,
 }
@@ -110,6 +112,9 @@ impl RawMeta {
             squelch_minutes: self
                 .squelch_minutes
                 .map_or(defaults.squelch_minutes, |m| m.0),
+            expiring_minutes: self
+                .expiring_minutes
+                .map_or(defaults.expiring_minutes, |m| m.0),
             max_inactive: self.max_inactive.map_or(defaults.max_inactive, |a| a.0),
             expect: self.expect.map(|file| file.0),
         };
@@ -136,58 +141,6 @@ pub(crate) fn present<'de, D: Deserializer<'de>>(
     Ok(Some(
         Option::<RawMeta>::deserialize(deserializer)?.unwrap_or_default(),
     ))
-}
-
-/// Refuses an option of SPEC §14 this version does not implement. The error
-/// comes from inside the value's visitor, so it carries the key path and
-/// the value's line (`x.meta.fold: ... at line 3 column 11`).
-fn unsupported<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<()>, D::Error> {
-    deserializer.deserialize_any(Unsupported)
-}
-
-/// Refuses whatever value it is given (see `unsupported`).
-struct Unsupported;
-
-impl Unsupported {
-    fn refuse<E: de::Error>() -> Result<Option<()>, E> {
-        Err(E::custom(
-            "not supported by this version of cimaa (remove it: it would be ignored)",
-        ))
-    }
-}
-
-impl<'de> Visitor<'de> for Unsupported {
-    type Value = Option<()>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("no value: this option is not supported")
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Unsupported::refuse()
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Unsupported::refuse()
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Unsupported::refuse()
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Unsupported::refuse()
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Unsupported::refuse()
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Unsupported::refuse()
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Unsupported::refuse()
-    }
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Unsupported::refuse()
-    }
-    fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Unsupported::refuse()
-    }
 }
 
 /// A number of agents: a whole number, not negative.
@@ -400,6 +353,7 @@ mod tests {
                 warn_intervals: 2.0,
                 error_intervals: 5.0,
                 squelch_minutes: 60,
+                expiring_minutes: 15,
                 max_inactive: 5,
                 expect: None,
             }

@@ -4,7 +4,8 @@
 //! `/etc/cimaa/agent.yaml`). Data goes to stdout through `Printer`; logs and
 //! errors go to stderr. This file holds the clap types and the dispatch; the
 //! subcommands live by theme: `run` (agent, check), `validate` (validate,
-//! healthchecks), `test_alert`, `inspect` (faults, agents, squelches),
+//! healthchecks), `test_alert`, `inspect` (faults, agents), `squelch`
+//! (squelch, unsquelch, squelches),
 //! `fleet` (meta-check, forget, setup-db), `generate` (completions, man);
 //! `table` prints tables.
 
@@ -12,6 +13,7 @@ mod fleet;
 mod generate;
 mod inspect;
 mod run;
+mod squelch;
 mod table;
 mod test_alert;
 mod validate;
@@ -116,8 +118,11 @@ pub enum Command {
     Squelch {
         /// Regular expression searched in fault names.
         regex: String,
-        /// Why: shown to whoever wonders why alerts are silent.
-        reason: String,
+        /// Why: shown to whoever wonders why alerts are silent (required, but with --dry-run).
+        reason: Option<String>,
+        /// List the current faults REGEX matches, on every agent; store nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Never reported as forgotten by the meta-check.
         #[arg(long)]
         permanent: bool,
@@ -147,6 +152,9 @@ pub enum Command {
         /// Minutes before a non-permanent squelch is reported.
         #[arg(short = 's', long = "squelch-age", default_value_t = 60)]
         squelch_minutes: i64,
+        /// Minutes before a squelch's expiry from which it is a WARNING while it matches a critical fault.
+        #[arg(short = 'x', long = "expiring", default_value_t = 15)]
+        expiring_minutes: i64,
         /// More agents inactive at once than this are one ERROR `inactive-agents`.
         #[arg(short = 'm', long = "fold", value_name = "N", default_value_t = 5)]
         fold: usize,
@@ -247,17 +255,26 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             Command::Squelch {
                 regex,
                 reason,
+                dry_run,
                 permanent,
                 expires,
             } => {
-                inspect::add_squelch(&config, &regex, &reason, permanent, expires.as_deref()).await
+                let request = squelch::Request {
+                    regex: &regex,
+                    reason: reason.as_deref(),
+                    permanent,
+                    expires: expires.as_deref(),
+                    dry_run,
+                };
+                squelch::add_squelch(&config, &request).await
             }
-            Command::Unsquelch { regex } => inspect::unsquelch(&config, &regex).await,
-            Command::Squelches { json } => inspect::squelches(&config, json).await,
+            Command::Unsquelch { regex } => squelch::unsquelch(&config, &regex).await,
+            Command::Squelches { json } => squelch::squelches(&config, json).await,
             Command::MetaCheck {
                 warn,
                 error,
                 squelch_minutes,
+                expiring_minutes,
                 fold,
                 expect,
             } => {
@@ -265,6 +282,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
                     warn_intervals: warn,
                     error_intervals: error,
                     squelch_minutes,
+                    expiring_minutes,
                     max_inactive: fold,
                     base_interval: config.agent.base_interval,
                 };

@@ -30,7 +30,17 @@ pub(super) fn print_table<const N: usize>(
     max: [usize; N],
     rows: &[[String; N]],
 ) {
-    let mut widths = header.map(|h| h.chars().count());
+    print_aligned(Some(header), max, rows);
+}
+
+/// Prints rows as `print_table` does, without a header: for output read
+/// one line per item (`squelch --dry-run`).
+pub(super) fn print_rows<const N: usize>(max: [usize; N], rows: &[[String; N]]) {
+    print_aligned(None, max, rows);
+}
+
+fn print_aligned<const N: usize>(header: Option<[&str; N]>, max: [usize; N], rows: &[[String; N]]) {
+    let mut widths = header.map_or([0; N], |header| header.map(|h| h.chars().count()));
     for row in rows {
         for ((width, cell), max) in widths.iter_mut().zip(row).zip(max) {
             *width = (*width).max(cell.chars().count().min(max));
@@ -49,7 +59,9 @@ pub(super) fn print_table<const N: usize>(
         }
         line.trim_end().to_string()
     };
-    Printer::line(&format_row(header.to_vec()));
+    if let Some(header) = header {
+        Printer::line(&format_row(header.to_vec()));
+    }
     for row in rows {
         Printer::line(&format_row(row.iter().map(String::as_str).collect()));
     }

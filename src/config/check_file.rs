@@ -823,6 +823,7 @@ mod tests {
             warn_intervals: 1.5,
             error_intervals: 3.0,
             squelch_minutes: 0,
+            expiring_minutes: 15,
             max_inactive: 5,
             expect: None,
         });
@@ -838,8 +839,8 @@ mod tests {
                 "error loading check /c/app.yaml [x]: x.meta.fold: `-5` is negative; use a number of agents (a whole number, 0 or more) at line 2 column 16",
             ),
             (
-                "x:\n  meta:\n    expiring:\n",
-                "error loading check /c/app.yaml [x]: x.meta.expiring: not supported by this version of cimaa (remove it: it would be ignored) at line 3 column 14",
+                "x:\n  meta:\n    expiring: -5\n",
+                "error loading check /c/app.yaml [x]: x.meta.expiring: `-5` is negative; use a whole number of minutes (0 or more) at line 3 column 15",
             ),
             (
                 "x:\n  meta:\n    expect: {file: a}\n",
@@ -867,7 +868,7 @@ mod tests {
             ),
             (
                 "x:\n  meta: 5\n",
-                "error loading check /c/app.yaml [x]: x.meta: invalid type: integer `5`, expected the `meta` options (a mapping with `warn`, `error`, `squelch`, `fold`, `expect`) at line 2 column 9",
+                "error loading check /c/app.yaml [x]: x.meta: invalid type: integer `5`, expected the `meta` options (a mapping with `warn`, `error`, `squelch`, `fold`, `expiring`, `expect`) at line 2 column 9",
             ),
             (
                 "x:\n  meta: {}\n  command: echo\n",

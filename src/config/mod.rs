@@ -18,6 +18,7 @@ mod check_file;
 mod env_subst;
 pub(crate) mod load;
 mod sections;
+mod squelch_section;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -47,6 +48,8 @@ pub struct Config {
     pub metrics: Option<SinkConfig>,
     /// `alerting:`: how the fleet and the agent fold notifications (SPEC §10).
     pub alerting: AlertingConfig,
+    /// `squelch:`: limits on new squelches (SPEC §12).
+    pub squelch: crate::squelch::Policy,
     /// Things that are allowed but probably not meant (a `timeout` longer
     /// than a tick): `cimaa validate` prints them, the agent logs them.
     pub warnings: Vec<String>,

@@ -202,6 +202,7 @@ pub(super) struct RawConfig {
     alerters: BTreeMap<String, AlerterConfig>,
     metrics: Option<SinkConfig>,
     alerting: Option<AlertingConfig>,
+    squelch: crate::squelch::Policy,
 }
 
 /// A top-level key, read as an identifier so that an unknown one is
@@ -215,6 +216,7 @@ enum TopKey {
     Alerters,
     Metrics,
     Alerting,
+    Squelch,
 }
 
 /// Reads the whole file, each backend section as the struct its `type` names.
@@ -245,6 +247,7 @@ impl<'de> Visitor<'de> for ConfigSeed {
             alerters: BTreeMap::new(),
             metrics: None,
             alerting: None,
+            squelch: crate::squelch::Policy::default(),
         };
         while let Some(key) = map.next_key::<TopKey>()? {
             match key {
@@ -266,6 +269,9 @@ impl<'de> Visitor<'de> for ConfigSeed {
                     })?;
                 }
                 TopKey::Alerting => raw.alerting = Some(map.next_value()?),
+                TopKey::Squelch => {
+                    raw.squelch = map.next_value_seed(super::squelch_section::Seed)?;
+                }
                 TopKey::Metrics => {
                     raw.metrics = Some(
                         map.next_value_seed(Section::<SinkConfig>::new(self.metrics.as_deref()))?,
@@ -462,6 +468,7 @@ impl RawConfig {
             alerters: alerters.named,
             metrics,
             alerting: self.alerting.unwrap_or_default(),
+            squelch: self.squelch,
             warnings,
         })
     }

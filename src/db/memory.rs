@@ -154,6 +154,15 @@ impl Db for MemoryDb {
         Ok(self.tables().squelches.remove(regex).is_some())
     }
 
+    async fn remove_expired_squelch(&self, regex: &str, now: i64) -> Result<bool, Error> {
+        let mut tables = self.tables();
+        let expired = tables
+            .squelches
+            .get(regex)
+            .is_some_and(|squelch| !squelch.active(now));
+        Ok(expired && tables.squelches.remove(regex).is_some())
+    }
+
     async fn remove_agent(&self, agent: &str) -> Result<(), Error> {
         let mut tables = self.tables();
         tables.heartbeats.remove(agent);

@@ -316,6 +316,26 @@ pub trait Db: Send + Sync {
     /// Removes a squelch; false when there was none.
     async fn unsquelch(&self, regex: &str) -> Result<bool, Error>;
 
+    /// Removes the squelch on `regex` only if it has expired at `now` (its
+    /// `expires` is at or before `now`); true when this call removed it
+    /// (SPEC §12). Conditional, so that of two agents that both saw it
+    /// expired only one records the removal, and a squelch set again on
+    /// the same regex meanwhile (a later expiry, or none) stays.
+    ///
+    /// By default a read then `unsquelch`, which is not atomic; every
+    /// backend does it in one conditional request.
+    async fn remove_expired_squelch(&self, regex: &str, now: i64) -> Result<bool, Error> {
+        let expired = self
+            .get_squelch_details()
+            .await?
+            .iter()
+            .any(|squelch| squelch.regex == regex && !squelch.active(now));
+        if !expired {
+            return Ok(false);
+        }
+        self.unsquelch(regex).await
+    }
+
     /// Every agent's `AGENT#alerts` fault: the agents whose alerts fail.
     async fn alert_failures(&self) -> Result<Vec<AgentFault>, Error> {
         Ok(self

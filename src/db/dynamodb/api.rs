@@ -35,7 +35,8 @@ pub(super) enum Write {
     Delete(Item),
 }
 
-/// The stored `version` a conditional write of a notice expects (SPEC §10).
+/// What a conditional write expects of the stored item: a notice's
+/// `version` (SPEC §10), or a squelch expired (SPEC §12).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Expect {
     /// No readable version: no item, or one whose `version` is missing, not
@@ -43,15 +44,31 @@ pub(super) enum Expect {
     Absent,
     /// A readable version: a Number whose whole part is this.
     Version(u64),
+    /// A squelch whose `expires` is a Number at or before this time.
+    ExpiredBy(i64),
 }
 
 /// Versions from here up are unreadable (they would not fit an `i64`).
 pub(super) const VERSION_LIMIT: u64 = 1 << 63;
 
 impl Expect {
-    /// The condition expression and its values (names `#name`, `#version`).
+    /// The attribute names the condition uses (`#name`, `#version`,
+    /// `#expires`): DynamoDB refuses a request naming one it does not use.
+    fn names(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Expect::Absent => &[("#name", "name"), ("#version", "version")],
+            Expect::Version(_) => &[("#version", "version")],
+            Expect::ExpiredBy(_) => &[("#expires", "expires")],
+        }
+    }
+
+    /// The condition expression and its values (names: see `names`).
     fn condition(self) -> (&'static str, Vec<(&'static str, AttributeValue)>) {
         match self {
+            Expect::ExpiredBy(now) => (
+                "attribute_type(#expires, :number) AND #expires <= :now",
+                vec![(":number", string("N")), (":now", number(now))],
+            ),
             Expect::Absent => (
                 "attribute_not_exists(#name) OR NOT attribute_type(#version, :number) \
                  OR #version < :one OR #version >= :limit",
@@ -462,10 +479,9 @@ impl Api for SdkApi {
             .table_name(table)
             .set_item(Some(item))
             .condition_expression(condition)
-            .expression_attribute_names("#version", "version")
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        if expect == Expect::Absent {
-            request = request.expression_attribute_names("#name", "name");
+        for (placeholder, name) in expect.names() {
+            request = request.expression_attribute_names(*placeholder, *name);
         }
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
@@ -491,10 +507,9 @@ impl Api for SdkApi {
             .table_name(table)
             .set_key(Some(key))
             .condition_expression(condition)
-            .expression_attribute_names("#version", "version")
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        if expect == Expect::Absent {
-            request = request.expression_attribute_names("#name", "name");
+        for (placeholder, name) in expect.names() {
+            request = request.expression_attribute_names(*placeholder, *name);
         }
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);

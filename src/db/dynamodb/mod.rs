@@ -381,6 +381,17 @@ impl Db for DynamoDb {
         .await
     }
 
+    async fn remove_expired_squelch(&self, regex: &str, now: i64) -> Result<bool, Error> {
+        let table = self.squelches_table.as_str();
+        bounded("remove_expired_squelch", self.budget(), |deadline| {
+            self.retrying("DeleteItem", table, deadline, || {
+                self.api
+                    .delete_if(table, squelch_key(regex), Expect::ExpiredBy(now))
+            })
+        })
+        .await
+    }
+
     async fn alert_failures(&self) -> Result<Vec<AgentFault>, Error> {
         let read = Read::Query(Query::Agent(ALERTS_AGENT));
         self.read_sorted(
@@ -776,6 +787,10 @@ mod tests {
             (Some((version, problem)), Expect::Version(want)) => {
                 problem.is_none() && version == want
             }
+            (_, Expect::ExpiredBy(now)) => stored
+                .and_then(|item| squelch_from_item(item).ok())
+                .and_then(|squelch| squelch.expires)
+                .is_some_and(|expires| expires <= now),
         }
     }
 

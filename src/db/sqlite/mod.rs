@@ -474,6 +474,18 @@ impl Db for SqliteDb {
         .await
     }
 
+    async fn remove_expired_squelch(&self, regex: &str, now: i64) -> Result<bool, Error> {
+        let regex = regex.to_owned();
+        self.run(move |connection| {
+            let deleted = connection.execute(
+                "DELETE FROM squelches WHERE regex = ?1 AND expires IS NOT NULL AND expires <= ?2",
+                params![regex, now],
+            )?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
     async fn remove_agent(&self, agent: &str) -> Result<(), Error> {
         let agent = agent.to_owned();
         let removals = Arc::clone(&self.removals);
