@@ -1361,7 +1361,10 @@ mod scenarios {
         let kept = record(NOW - 29 * 86_400, "web1", "disk", Event::Resolved);
         db.append_history(&[expired, kept.clone()]).await.unwrap();
 
-        assert_eq!(db.history(&query(0, 100)).await.unwrap(), [kept.clone()]);
+        assert_eq!(
+            db.history(&query(0, 100)).await.unwrap(),
+            std::slice::from_ref(&kept)
+        );
         let mut by_agent = query(0, 100);
         by_agent.agent = Some("web1".into());
         assert_eq!(db.history(&by_agent).await.unwrap(), [kept]);

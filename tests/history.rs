@@ -130,7 +130,8 @@ fn a_failing_command_alerters_error_appears_once() {
     assert_eq!(failed[0]["alerter"], "default");
     let detail = failed[0]["detail"].as_str().unwrap();
     assert!(detail.starts_with("trigger: "), "{detail}");
-    assert!(detail.contains("3"), "{detail}");
+    assert!(detail.contains("exit status: 3"), "{detail}");
+    assert!(detail.contains("no route to pager"), "{detail}");
 }
 
 #[test]
@@ -239,4 +240,28 @@ fn a_critical_fault_that_a_squelch_silences_is_recorded_squelched_once() {
     assert_eq!(squelched.len(), 2, "{squelched:?}");
     assert_eq!(squelched[0]["name"], name.as_str());
     assert_eq!(squelched[0]["severity"], 50);
+}
+
+#[test]
+fn a_peer_the_meta_check_finds_inactive_is_recorded_once() {
+    let env = Env::with_alerter("alerter:\n  type: file\n  path: alerts.jsonl\n", FAST);
+    env.write_check(
+        "meta.yaml",
+        "//meta:\n  command: |\n    echo '{\"faults\": [{\"name\": \"web9\", \"severity\": 40, \"message\": \"Inactive agent (no heartbeat for 3m)\"}]}'\n  retry: 0\n",
+    );
+
+    assert_success(&env.cimaa(&["agent", "--count", "4"]));
+
+    let inactive: Vec<Value> = history(&env, &["--name", "web9"])
+        .into_iter()
+        .filter(|r| r["event"] == "inactive")
+        .collect();
+    assert_eq!(inactive.len(), 1, "{inactive:?}");
+    assert_eq!(inactive[0]["name"], "//meta#web9");
+    // The ERROR escalated at once (`retry: 0`): the record has what is stored.
+    assert_eq!(inactive[0]["severity"], 50);
+    assert_eq!(
+        inactive[0]["message"],
+        "Inactive agent (no heartbeat for 3m)"
+    );
 }

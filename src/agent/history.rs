@@ -31,6 +31,17 @@ pub(super) fn erroring(check: &str, raw: &[RawFault]) -> Vec<String> {
         .collect()
 }
 
+/// The records an agent process starts with: `started` (SPEC §12: every
+/// `cimaa agent` process), stored with its first write.
+pub(super) fn started(agent: &str, now: i64) -> Vec<crate::history::Record> {
+    vec![crate::history::Record::new(
+        now,
+        agent,
+        agent,
+        Event::Started,
+    )]
+}
+
 /// What the recorder remembers between ticks so that it records changes
 /// only.
 #[derive(Debug, Default)]

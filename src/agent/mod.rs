@@ -202,6 +202,10 @@ enum Due {
 ///
 /// # Errors
 /// None today: `Error` is kept for the callers' signature.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the agent's state is one struct literal, a line per field"
+)]
 pub async fn run(
     config: &Config,
     backends: Backends,
@@ -259,7 +263,7 @@ pub async fn run(
         opened: BTreeSet::new(),
         retry_resolves: BTreeSet::new(),
         squelches: Matcher::default(),
-        history: Vec::new(),
+        history: history::started(&name, whole(now)),
         recorder: history::Recorder::default(),
         semaphore: Arc::new(Semaphore::new(concurrency)),
         concurrency,
@@ -274,8 +278,6 @@ pub async fn run(
     }
     agent.restore(previous);
     agent.restore_kept(kept);
-    // Every `cimaa agent` process (SPEC §12); stored with the first write.
-    agent.note(whole(now), &name, crate::history::Event::Started);
     info!(
         agent = %name,
         directory = %config.agent.directory.display(),

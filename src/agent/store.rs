@@ -52,12 +52,14 @@ pub(super) async fn deregister(
                 match tokio::time::timeout_at(deadline, db.append_history(history)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
-                        warn!(error = %e, records = history.len(), "cannot write the last history records")
+                        warn!(error = %e, records = history.len(), "cannot write the last history records");
                     }
-                    Err(_) => warn!(
-                        records = history.len(),
-                        "the last history records did not fit in the stop's time"
-                    ),
+                    Err(_) => {
+                        warn!(
+                            records = history.len(),
+                            "the last history records did not fit in the stop's time"
+                        );
+                    }
                 }
                 return;
             }

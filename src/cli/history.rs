@@ -16,21 +16,33 @@ pub(super) const DEFAULT_LIMIT: usize = 100;
 /// The most a `--name` regex may compile to, as for squelches (SPEC §17).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// What the command line asked for.
-pub(super) struct Options<'a> {
-    pub agent: Option<&'a str>,
-    pub name: Option<&'a str>,
-    pub since: Option<&'a str>,
-    pub limit: usize,
-    pub json: bool,
+/// `cimaa history`'s options.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Only this agent's records.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Only names this regular expression matches (searched anywhere).
+    #[arg(long, value_name = "REGEX")]
+    name: Option<String>,
+    /// How far back: `90s`, `30m`, `2h`, `7d` [default: 24h].
+    #[arg(long, value_name = "DURATION")]
+    since: Option<String>,
+    /// At most this many records.
+    #[arg(long, default_value_t = DEFAULT_LIMIT)]
+    limit: usize,
+    /// One JSON array of records on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(super) async fn history(
     config: &Config,
-    options: &Options<'_>,
+    options: &HistoryArgs,
 ) -> Result<ExitStatus, CliError> {
     let name = options
         .name
+        .as_deref()
         .map(|regex| {
             regex::RegexBuilder::new(regex)
                 .size_limit(REGEX_SIZE_LIMIT)
@@ -38,14 +50,14 @@ pub(super) async fn history(
                 .map_err(|e| CliError::usage(format!("--name: invalid regex `{regex}`: {e}")))
         })
         .transpose()?;
-    let since = match options.since {
+    let since = match options.since.as_deref() {
         None => DEFAULT_SINCE,
         Some(text) => crate::squelch::parse_duration(text)
             .map_err(|e| CliError::usage(format!("--since: {e}")))?,
     };
     let now = chrono::Utc::now().timestamp();
     let query = HistoryQuery {
-        agent: options.agent.map(str::to_owned),
+        agent: options.agent.clone(),
         name,
         since: now.saturating_sub(since),
         now,

@@ -111,7 +111,7 @@ impl Db for MemoryDb {
             .cloned()
             .collect();
         // Stable: records of one second keep the later appended first.
-        found.sort_by(|a, b| b.time.cmp(&a.time));
+        found.sort_by_key(|record| std::cmp::Reverse(record.time));
         found.truncate(query.limit);
         Ok(found)
     }

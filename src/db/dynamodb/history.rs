@@ -161,7 +161,9 @@ pub(super) fn record_from_item(item: &Item) -> Result<HistoryRecord, Error> {
 
 /// Whether the item's TTL has passed at `now` (not deleted yet).
 fn expired(item: &Item, now: i64) -> bool {
-    matches!(item.get(EXPIRES), Some(AttributeValue::N(n)) if n.parse::<f64>().is_ok_and(|e| e <= now as f64))
+    // Whole seconds: a fractional TTL (written by another tool) is truncated.
+    matches!(item.get(EXPIRES), Some(AttributeValue::N(n))
+        if n.split('.').next().and_then(|whole| whole.parse::<i64>().ok()).is_some_and(|e| e <= now))
 }
 
 impl DynamoDb {
@@ -266,7 +268,7 @@ impl DynamoDb {
         }
         self.skipped.record("history", skipped);
         // Newest first; a stable sort keeps each key's order within a second.
-        found.sort_by(|a, b| b.time.cmp(&a.time));
+        found.sort_by_key(|record| std::cmp::Reverse(record.time));
         found.truncate(query.limit);
         Ok(found)
     }
