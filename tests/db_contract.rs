@@ -1644,6 +1644,36 @@ mod malformed_rows {
         (db, Connection::open(&path).unwrap())
     }
 
+    // See: #12
+    #[tokio::test]
+    async fn history_past_the_retention_is_pruned_by_a_write_at_most_once_an_hour() {
+        let dir = TempDir::new().unwrap();
+        let (db, sql) = open(&dir).await;
+        let db = db.with_history(cimaa::history::HistoryConfig { retention: 3600 });
+        let rows = || -> i64 {
+            sql.query_row("SELECT COUNT(*) FROM history", [], |row| row.get(0))
+                .unwrap()
+        };
+        db.append_history(&[
+            Record::new(1000, "web1", "disk", Event::Triggered),
+            Record::new(9000, "web1", "disk", Event::Resolved),
+        ])
+        .await
+        .unwrap();
+
+        db.set_faults("web1", &[], 10_000).await.unwrap();
+        assert_eq!(rows(), 1, "the record older than an hour goes");
+
+        db.append_history(&[Record::new(5000, "web1", "disk", Event::Triggered)])
+            .await
+            .unwrap();
+        db.set_faults("web1", &[], 10_100).await.unwrap();
+        assert_eq!(rows(), 2, "no second pruning within the hour");
+
+        db.set_faults("web1", &[], 13_600).await.unwrap();
+        assert_eq!(rows(), 0);
+    }
+
     fn skipped(table: &str, key: &str, problem: &str) -> SkippedRow {
         SkippedRow {
             table: table.to_owned(),
