@@ -18,6 +18,7 @@ mod feedback;
 mod flapping;
 mod fleet_notify;
 mod heartbeat_facts;
+mod history;
 mod hostile_checks;
 mod hostile_cli;
 mod hostile_config;

@@ -26,6 +26,7 @@ mod check_dir;
 mod clock;
 mod flap;
 mod fleet;
+mod history;
 mod meta_check;
 mod observations;
 mod quiet;
@@ -155,6 +156,8 @@ struct Agent<'a> {
     history: Vec<crate::history::Record>,
     /// Flap detection and message churn (SPEC §11, `flap.rs`).
     noise: flap::Noise,
+    /// What the history recorder remembers between ticks (`history.rs`).
+    recorder: history::Recorder,
     /// One permit per check or probe in flight.
     semaphore: Arc<Semaphore>,
     /// Checks in flight at once (`max_concurrency`, within the open-file limit).
@@ -267,8 +270,9 @@ pub async fn run(
         opened: BTreeSet::new(),
         retry_resolves: BTreeSet::new(),
         squelches: Matcher::default(),
-        history: Vec::new(),
+        history: history::started(&name, whole(now)),
         noise: flap::Noise::load(config),
+        recorder: history::Recorder::default(),
         semaphore: Arc::new(Semaphore::new(concurrency)),
         concurrency,
         probes: Arc::new(Probes::with_nameservers(config.agent.resolver.clone())),
@@ -356,6 +360,15 @@ impl Agent<'_> {
         }
         let open = self.open_alerts(whole(self.clock.now()));
         let unloaded = self.unloaded;
+        if signalled && !unloaded {
+            // Written with the deregistration (SPEC §12).
+            self.note(
+                whole(self.clock.now()),
+                &name,
+                crate::history::Event::Deregistered,
+            );
+        }
+        let noted = std::mem::take(&mut self.history);
         let Agent {
             db, writer, clock, ..
         } = self;
@@ -366,7 +379,8 @@ impl Agent<'_> {
                 "shutting down without having reached the database: leaving what it holds for this agent as it is"
             );
         } else if signalled {
-            writer.cancel();
+            let mut history = writer.cancel();
+            history.extend(noted);
             info!(
                 agent = %name,
                 open_alerts = open.len(),
@@ -378,9 +392,11 @@ impl Agent<'_> {
                 &open,
                 whole(clock.now()),
                 deregister_within,
+                &history,
             )
             .await;
         } else {
+            writer.queue(noted);
             writer.finish(WRITE_FLUSH).await;
         }
     }
@@ -555,6 +571,7 @@ impl Agent<'_> {
         if !rescan_only {
             self.record_metric_drops(now);
         }
+        self.record_history_status(now);
 
         self.record_skipped_rows(now);
 
@@ -574,8 +591,10 @@ impl Agent<'_> {
             // Writing now would replace the previous run's faults before
             // they are read, losing the alerts they know to be open.
             debug!("the previous state is not loaded yet; not writing");
+            self.writer.queue(std::mem::take(&mut self.history));
         } else {
-            self.writer.write(faults, now);
+            self.writer
+                .write(faults, now, std::mem::take(&mut self.history));
         }
         let took = self.clock.now() - started;
         info!(
@@ -635,6 +654,7 @@ impl Agent<'_> {
         let state = self.states.entry(check.name.clone()).or_default();
         let failing = fault::is_failing(&output.faults);
         self.noise.report(&check.name, &output.faults);
+        let erroring = history::erroring(&check.name, &output.faults);
         let escalated = fault::escalate_run(
             check.retry,
             state.counter,
@@ -653,6 +673,7 @@ impl Agent<'_> {
             &self.faults,
             now,
         );
+        self.record_check_changes(&erroring, &records, now);
         // After escalation: the severity and full name `cimaa faults` shows.
         for record in &records {
             if record.severity.is_critical() {

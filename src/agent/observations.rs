@@ -92,7 +92,7 @@ fn identity(database: &DbConfig) -> Option<String> {
             dynamo.region.as_deref().unwrap_or_default(),
             dynamo.prefix
         )),
-        DbConfig::Memory => None,
+        DbConfig::Memory(_) => None,
     }
 }
 

@@ -189,6 +189,12 @@ mod tests {
             self.history.lock().unwrap().extend_from_slice(records);
             Ok(())
         }
+        async fn history(
+            &self,
+            query: &crate::history::Query,
+        ) -> Result<Vec<Record>, DbError> {
+            self.inner.history(query).await
+        }
     }
 
     fn squelch(regex: &str, expires: Option<i64>) -> Squelch {

@@ -11,6 +11,7 @@
 
 mod fleet;
 mod generate;
+mod history;
 mod inspect;
 mod run;
 mod squelch;
@@ -141,6 +142,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What changed: faults triggered and resolved, notifications, squelches, agents (newest first).
+    History(history::HistoryArgs),
     /// Print the meta-check's plugin JSON: inactive agents, forgotten squelches, failing alerters.
     MetaCheck {
         /// Base intervals without a heartbeat before an agent is a WARNING.
@@ -270,6 +273,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             }
             Command::Unsquelch { regex } => squelch::unsquelch(&config, &regex).await,
             Command::Squelches { json } => squelch::squelches(&config, json).await,
+            Command::History(options) => history::history(&config, &options).await,
             Command::MetaCheck {
                 warn,
                 error,
