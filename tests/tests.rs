@@ -28,6 +28,7 @@ mod lifecycle;
 mod monitor;
 mod operations;
 mod peers;
+mod postgres;
 mod probes;
 mod servers;
 mod sinks;

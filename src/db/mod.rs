@@ -10,6 +10,7 @@
 pub(crate) mod dynamodb;
 pub(crate) mod memory;
 pub(crate) mod notice_record;
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ pub use crate::notice::{Claim, Notice, Pending};
 pub use crate::squelch::Squelch;
 pub use dynamodb::{DynamoDb, DynamoDbConfig};
 pub use memory::MemoryDb;
+pub use postgres::{PostgresConfig, PostgresDb};
 pub use sqlite::SqliteDb;
 
 /// Database failures.
@@ -79,6 +81,9 @@ pub enum Error {
         items: usize,
         attempts: u32,
     },
+    /// A PostgreSQL failure; `url` is shown without its password.
+    #[error("postgresql `{url}`: {detail}")]
+    Postgres { url: String, detail: String },
     #[error("database call `{operation}` did not finish within {millis} ms")]
     Timeout {
         operation: &'static str,
@@ -412,6 +417,8 @@ pub enum DbConfig {
     Memory,
     /// Amazon DynamoDB, shared by a fleet.
     DynamoDb(DynamoDbConfig),
+    /// PostgreSQL, shared by a fleet (SPEC §15).
+    Postgres(PostgresConfig),
 }
 
 /// `database: {type: sqlite}` options.
@@ -468,6 +475,7 @@ pub(crate) async fn build(config: &DbConfig) -> Result<Arc<dyn Db>, Error> {
         DbConfig::Sqlite(sqlite) => Ok(Arc::new(SqliteDb::open(&sqlite.path).await?)),
         DbConfig::Memory => Ok(Arc::new(MemoryDb::default())),
         DbConfig::DynamoDb(dynamodb) => Ok(Arc::new(DynamoDb::open(dynamodb).await?)),
+        DbConfig::Postgres(postgres) => Ok(Arc::new(PostgresDb::open(postgres)?)),
     }
 }
 
