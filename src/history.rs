@@ -150,6 +150,115 @@ impl Record {
     }
 }
 
+/// The default retention (SPEC §12): 30 days.
+pub const DEFAULT_RETENTION: i64 = 30 * 86_400;
+
+/// `database: {history: {...}}`: how long records are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// Seconds a record is kept (`retention: 30d`).
+    pub retention: i64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            retention: DEFAULT_RETENTION,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HistoryConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            retention: Option<String>,
+        }
+        let raw = Raw::deserialize(d)?;
+        let retention = match raw.retention {
+            None => DEFAULT_RETENTION,
+            Some(text) => crate::squelch::parse_duration(&text).map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "history.retention: `{text}` is not a duration (e.g. `30d`, `12h`)"
+                ))
+            })?,
+        };
+        Ok(HistoryConfig { retention })
+    }
+}
+
+/// What `cimaa history` asks for (SPEC §12): records at or after `since`
+/// (and within the retention at `now`), of one agent, whose name the regex
+/// matches anywhere, newest first, at most `limit`.
+#[derive(Clone, Debug)]
+pub struct Query {
+    pub agent: Option<String>,
+    pub name: Option<regex::Regex>,
+    /// Oldest time wanted (epoch seconds).
+    pub since: i64,
+    /// The reader's clock: records older than the retention are left out
+    /// even where the backend has not removed them yet (DynamoDB's TTL).
+    pub now: i64,
+    pub limit: usize,
+}
+
+impl Query {
+    /// Records since `since`, every agent and name, at most `limit`.
+    #[must_use]
+    pub fn recent(since: i64, now: i64, limit: usize) -> Query {
+        Query {
+            agent: None,
+            name: None,
+            since,
+            now,
+            limit,
+        }
+    }
+
+    /// The one name the `name` regex stands for when it is an anchored
+    /// literal (`^web1 disk$`, no other metacharacter): a backend then reads
+    /// it through its index by name instead of filtering by time.
+    #[must_use]
+    pub fn exact_name(&self) -> Option<String> {
+        let source = self.name.as_ref()?.as_str();
+        let inner = source.strip_prefix('^')?.strip_suffix('$')?;
+        let mut name = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    let escaped = chars.next()?;
+                    if escaped.is_alphanumeric() {
+                        return None; // `\d`, `\b`, ...: a class, not a literal
+                    }
+                    name.push(escaped);
+                }
+                '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' => {
+                    return None;
+                }
+                c => name.push(c),
+            }
+        }
+        Some(name)
+    }
+
+    /// Whether `record` is one this query asks for, under `retention`.
+    #[must_use]
+    pub fn matches(&self, record: &Record, retention: i64) -> bool {
+        record.time >= self.since
+            && record.time > self.now.saturating_sub(retention)
+            && self
+                .agent
+                .as_ref()
+                .is_none_or(|agent| *agent == record.agent)
+            && self
+                .name
+                .as_ref()
+                .is_none_or(|regex| regex.is_match(&record.name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

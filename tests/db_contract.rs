@@ -18,10 +18,12 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use cimaa::db::HistoryQuery;
 use cimaa::db::{
     AgentFacts, AgentFault, Claim, Db, Fault, Heartbeat, MemoryDb, Notice, OpenAlert, Pending,
     SqliteDb, Squelch, StoppedAgent,
 };
+use cimaa::history::{Event, Record};
 use cimaa::severity::Severity;
 use tempfile::TempDir;
 
@@ -91,6 +93,15 @@ macro_rules! db_contract {
                 heartbeats_of_returns_only_the_existing_ones,
                 storm_round_trips_through_set_faults_and_get_faults,
                 storm_round_trips_through_stop_agent_and_open_alerts,
+                history_round_trips_every_field_newest_first,
+                history_of_one_second_lists_the_later_appended_first,
+                history_by_agent_leaves_out_the_other_agents,
+                history_by_name_searches_the_regex_anywhere,
+                history_by_exact_name_finds_only_that_name,
+                history_limit_keeps_the_newest,
+                history_since_leaves_out_older_records,
+                history_past_the_retention_is_left_out,
+                history_of_many_days_and_agents_comes_back_whole,
             );
             db_contract!(@pairs $backend, $open_pair;
                 two_clients_racing_for_the_same_claim_exactly_one_wins,
@@ -1230,6 +1241,167 @@ mod scenarios {
             .unwrap();
 
         assert_eq!(db.open_alerts("web1").await.unwrap(), [folded, alone]);
+    }
+
+    /// The history's "now" in these scenarios (late 2026).
+    const NOW: i64 = 1_796_212_800;
+
+    fn record(time: i64, agent: &str, name: &str, event: Event) -> Record {
+        Record::new(time, agent, name, event)
+    }
+
+    fn query(since: i64, limit: usize) -> HistoryQuery {
+        HistoryQuery::recent(since, NOW, limit)
+    }
+
+    fn events(records: &[Record]) -> Vec<(i64, String, String, Event)> {
+        records
+            .iter()
+            .map(|r| (r.time, r.agent.clone(), r.name.clone(), r.event))
+            .collect()
+    }
+
+    pub(super) async fn history_round_trips_every_field_newest_first(db: &dyn Db) {
+        let mut failed = record(NOW - 50, "web1", "//web1/app/disk", Event::Failed);
+        failed.severity = Some(Severity::CRITICAL);
+        failed.message = Some("disk full".into());
+        failed.alerter = Some("default".into());
+        failed.detail = Some("trigger: HTTP 500".into());
+        let mut added = record(NOW - 40, "web2", "web1", Event::SquelchAdded);
+        added.message = Some("maintenance".into());
+        added.user = Some("alice".into());
+        let started = record(NOW - 60, "web1", "web1", Event::Started);
+
+        db.append_history(&[started.clone(), failed.clone()])
+            .await
+            .unwrap();
+        db.append_history(&[added.clone()]).await.unwrap();
+
+        assert_eq!(
+            db.history(&query(0, 100)).await.unwrap(),
+            [added, failed, started]
+        );
+    }
+
+    pub(super) async fn history_of_one_second_lists_the_later_appended_first(db: &dyn Db) {
+        let triggered = record(NOW - 10, "web1", "//web1/app/disk", Event::Triggered);
+        let delivered = record(NOW - 10, "web1", "//web1/app/disk", Event::Delivered);
+
+        db.append_history(&[triggered.clone(), delivered.clone()])
+            .await
+            .unwrap();
+
+        assert_eq!(
+            db.history(&query(0, 100)).await.unwrap(),
+            [delivered, triggered]
+        );
+    }
+
+    pub(super) async fn history_by_agent_leaves_out_the_other_agents(db: &dyn Db) {
+        let mine = record(NOW - 30, "web1", "//web1/app/disk", Event::Triggered);
+        let other = record(NOW - 20, "web2", "//web2/app/disk", Event::Triggered);
+        db.append_history(&[mine.clone(), other]).await.unwrap();
+
+        let mut by_agent = query(0, 100);
+        by_agent.agent = Some("web1".into());
+
+        assert_eq!(db.history(&by_agent).await.unwrap(), [mine]);
+    }
+
+    pub(super) async fn history_by_name_searches_the_regex_anywhere(db: &dyn Db) {
+        let disk = record(NOW - 30, "web1", "//web1/app/disk#root", Event::Triggered);
+        let load = record(NOW - 20, "web1", "//web1/app/load", Event::Triggered);
+        let disk2 = record(NOW - 10, "web2", "//web2/db/disk#data", Event::Resolved);
+        db.append_history(&[disk.clone(), load, disk2.clone()])
+            .await
+            .unwrap();
+
+        let mut by_name = query(0, 100);
+        by_name.name = Some(regex::Regex::new("disk").unwrap());
+
+        assert_eq!(db.history(&by_name).await.unwrap(), [disk2, disk]);
+    }
+
+    pub(super) async fn history_by_exact_name_finds_only_that_name(db: &dyn Db) {
+        let disk = record(NOW - 30, "web1", "//web1/app/disk", Event::Triggered);
+        let longer = record(NOW - 20, "web1", "//web1/app/disk#root", Event::Triggered);
+        db.append_history(&[disk.clone(), longer]).await.unwrap();
+
+        let mut exact = query(0, 100);
+        exact.name = Some(regex::Regex::new("^//web1/app/disk$").unwrap());
+
+        assert_eq!(db.history(&exact).await.unwrap(), [disk]);
+    }
+
+    pub(super) async fn history_limit_keeps_the_newest(db: &dyn Db) {
+        let records: Vec<Record> = (0..30)
+            .map(|i| {
+                record(
+                    NOW - 100 + i,
+                    "web1",
+                    &format!("check{i:02}"),
+                    Event::Triggered,
+                )
+            })
+            .collect();
+        db.append_history(&records).await.unwrap();
+
+        let found = db.history(&query(0, 5)).await.unwrap();
+
+        let want: Vec<Record> = records.iter().rev().take(5).cloned().collect();
+        assert_eq!(found, want);
+        let mut by_agent = query(0, 3);
+        by_agent.agent = Some("web1".into());
+        assert_eq!(db.history(&by_agent).await.unwrap(), want[..3]);
+    }
+
+    pub(super) async fn history_since_leaves_out_older_records(db: &dyn Db) {
+        let old = record(NOW - 3 * 86_400, "web1", "disk", Event::Triggered);
+        let day_ago = record(NOW - 86_400, "web1", "disk", Event::Resolved);
+        let recent = record(NOW - 60, "web1", "disk", Event::Triggered);
+        db.append_history(&[old, day_ago.clone(), recent.clone()])
+            .await
+            .unwrap();
+
+        assert_eq!(
+            db.history(&query(NOW - 86_400, 100)).await.unwrap(),
+            [recent.clone(), day_ago]
+        );
+        assert_eq!(db.history(&query(NOW - 3600, 100)).await.unwrap(), [recent]);
+    }
+
+    /// The default retention is 30 days (SPEC §12).
+    pub(super) async fn history_past_the_retention_is_left_out(db: &dyn Db) {
+        let expired = record(NOW - 31 * 86_400, "web1", "disk", Event::Triggered);
+        let kept = record(NOW - 29 * 86_400, "web1", "disk", Event::Resolved);
+        db.append_history(&[expired, kept.clone()]).await.unwrap();
+
+        assert_eq!(db.history(&query(0, 100)).await.unwrap(), [kept.clone()]);
+        let mut by_agent = query(0, 100);
+        by_agent.agent = Some("web1".into());
+        assert_eq!(db.history(&by_agent).await.unwrap(), [kept]);
+    }
+
+    /// More records than one batch (25) or page, over several days and
+    /// agents (DynamoDB: several buckets and shards).
+    pub(super) async fn history_of_many_days_and_agents_comes_back_whole(db: &dyn Db) {
+        let records: Vec<Record> = (0..120)
+            .map(|i| {
+                record(
+                    NOW - 5 * 86_400 + i * 3600,
+                    &format!("web{}", i % 7),
+                    &format!("check{i:03}"),
+                    Event::Triggered,
+                )
+            })
+            .collect();
+        db.append_history(&records).await.unwrap();
+
+        let found = db.history(&query(0, 1000)).await.unwrap();
+
+        let mut want = records;
+        want.reverse();
+        assert_eq!(events(&found), events(&want));
     }
 
     /// More kept alerts than one DynamoDB batch (25) or item would hold.

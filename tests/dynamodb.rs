@@ -87,6 +87,7 @@ fn config(endpoint: &str, prefix: &str) -> DynamoDbConfig {
         region: Some(REGION.to_owned()),
         prefix: prefix.to_owned(),
         endpoint_url: Some(endpoint.to_owned()),
+        history: cimaa::history::HistoryConfig::default(),
     }
 }
 

@@ -235,6 +235,17 @@ impl Db for CountingDb {
         self.inner.inner.heartbeats_of(agents).await
     }
 
+    async fn append_history(&self, records: &[cimaa::db::HistoryRecord]) -> Result<(), DbError> {
+        self.inner.inner.append_history(records).await
+    }
+
+    async fn history(
+        &self,
+        query: &cimaa::db::HistoryQuery,
+    ) -> Result<Vec<cimaa::db::HistoryRecord>, DbError> {
+        self.inner.inner.history(query).await
+    }
+
     fn skipped_rows(&self) -> Vec<SkippedRow> {
         self.inner.inner.skipped_rows()
     }

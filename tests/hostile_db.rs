@@ -499,6 +499,17 @@ impl Db for SlowDb {
     async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, DbError> {
         self.inner.heartbeats_of(agents).await
     }
+
+    async fn append_history(&self, records: &[cimaa::db::HistoryRecord]) -> Result<(), DbError> {
+        self.inner.append_history(records).await
+    }
+
+    async fn history(
+        &self,
+        query: &cimaa::db::HistoryQuery,
+    ) -> Result<Vec<cimaa::db::HistoryRecord>, DbError> {
+        self.inner.history(query).await
+    }
 }
 
 // See: #18

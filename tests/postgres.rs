@@ -86,6 +86,7 @@ pub(crate) fn config(url: &str) -> PostgresConfig {
     PostgresConfig {
         url: url.to_owned(),
         pool: 4,
+        history: cimaa::history::HistoryConfig::default(),
     }
 }
 

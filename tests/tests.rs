@@ -17,6 +17,7 @@ mod fake_http;
 mod feedback;
 mod fleet_notify;
 mod heartbeat_facts;
+mod history;
 mod hostile_checks;
 mod hostile_cli;
 mod hostile_config;

@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use tracing::{error, info, warn};
 
 use super::Agent;
+use super::history::Attempts;
 use super::runner::Tagged;
 use crate::alerters::Event;
 use crate::db::Fault;
@@ -87,7 +88,6 @@ impl Agent<'_> {
 
     /// Appends a history record of this agent's (SPEC §12) at `now`: `name`
     /// is a fault's full name. Written with the tick's state.
-    #[expect(dead_code, reason = "base for #12 and #21: their recorders call it")]
     pub(super) fn note(
         &mut self,
         now: i64,
@@ -102,6 +102,7 @@ impl Agent<'_> {
 
     /// Plans and delivers this tick's alerts; records `AGENT#alerts`.
     pub(super) async fn alert(&mut self, ran: &HashSet<String>, alive: &HashSet<String>, now: i64) {
+        self.record_squelched(now);
         let actions = {
             let squelches = &self.squelches;
             let is_squelched = |name: &str| squelches.matches(name);
@@ -123,7 +124,8 @@ impl Agent<'_> {
         let actions = self.fold_storms(actions, now);
         let total = actions.len();
         let mut failures = 0usize;
-        for (action, outcome) in self.deliver(actions).await {
+        for (action, outcome, attempts) in self.deliver(actions).await {
+            self.record_delivery(&action, &attempts, now);
             let refused = matches!(&outcome, Err(failure) if failure.permanent);
             if self
                 .fleet_delivered(&action, outcome.is_ok(), refused, now)
@@ -201,7 +203,10 @@ impl Agent<'_> {
 
     /// Delivers alerts concurrently, all bounded by one `alert_timeout`;
     /// each goes along its check's alerter chain (fallbacks).
-    async fn deliver(&self, actions: Vec<Action>) -> Vec<(Action, Result<(), DeliveryFailure>)> {
+    async fn deliver(
+        &self,
+        actions: Vec<Action>,
+    ) -> Vec<(Action, Result<(), DeliveryFailure>, Attempts)> {
         let deadline = tokio::time::Instant::now() + self.config.agent.alert_timeout;
         let mut tasks = Tagged::new();
         for action in actions {
@@ -220,10 +225,17 @@ impl Agent<'_> {
                 for (alerter, error) in &delivery.failures {
                     warn!(alerter = %alerter, error = %crate::error::chain(error), "alerter failed");
                 }
+                // For the history: each alerter tried, in order (SPEC §12).
+                let mut attempts: Attempts = delivery
+                    .failures
+                    .iter()
+                    .map(|(alerter, e)| (alerter.clone(), Some(crate::error::chain(e))))
+                    .collect();
+                attempts.extend(delivery.delivered_by.clone().map(|alerter| (alerter, None)));
                 if delivery.delivered_by.is_some() {
-                    return Ok(());
+                    return (Ok(()), attempts);
                 }
-                Err(DeliveryFailure {
+                (Err(DeliveryFailure {
                     permanent: !delivery.failures.is_empty()
                         && delivery.failures.iter().all(|(_, e)| e.is_permanent()),
                     text: delivery
@@ -232,18 +244,21 @@ impl Agent<'_> {
                         .map(|(alerter, e)| format!("{alerter}: {}", crate::error::chain(e)))
                         .collect::<Vec<_>>()
                         .join("; "),
-                })
+                }), attempts)
             });
         }
         let mut outcomes = Vec::new();
         while let Some((action, outcome)) = tasks.next().await {
-            let outcome = outcome.unwrap_or_else(|text| {
-                Err(DeliveryFailure {
-                    permanent: false,
-                    text,
-                })
+            let (outcome, attempts) = outcome.unwrap_or_else(|text| {
+                (
+                    Err(DeliveryFailure {
+                        permanent: false,
+                        text,
+                    }),
+                    Vec::new(),
+                )
             });
-            outcomes.push((action, outcome));
+            outcomes.push((action, outcome, attempts));
         }
         outcomes.sort_by(|a, b| a.0.cmp(&b.0));
         outcomes

@@ -25,6 +25,7 @@ mod alerts;
 mod check_dir;
 mod clock;
 mod fleet;
+mod history;
 mod meta_check;
 mod observations;
 mod runner;
@@ -148,6 +149,8 @@ struct Agent<'a> {
     /// History records of this tick's changes, not yet handed to the
     /// writer (SPEC §12); appended with `note`.
     history: Vec<crate::history::Record>,
+    /// What the history recorder remembers between ticks (`history.rs`).
+    recorder: history::Recorder,
     /// One permit per check or probe in flight.
     semaphore: Arc<Semaphore>,
     /// Checks in flight at once (`max_concurrency`, within the open-file limit).
@@ -257,6 +260,7 @@ pub async fn run(
         retry_resolves: BTreeSet::new(),
         squelches: Matcher::default(),
         history: Vec::new(),
+        recorder: history::Recorder::default(),
         semaphore: Arc::new(Semaphore::new(concurrency)),
         concurrency,
         probes: Arc::new(Probes::with_nameservers(config.agent.resolver.clone())),
@@ -270,6 +274,8 @@ pub async fn run(
     }
     agent.restore(previous);
     agent.restore_kept(kept);
+    // Every `cimaa agent` process (SPEC §12); stored with the first write.
+    agent.note(whole(now), &name, crate::history::Event::Started);
     info!(
         agent = %name,
         directory = %config.agent.directory.display(),
@@ -344,6 +350,15 @@ impl Agent<'_> {
         }
         let open = self.open_alerts(whole(self.clock.now()));
         let unloaded = self.unloaded;
+        if signalled && !unloaded {
+            // Written with the deregistration (SPEC §12).
+            self.note(
+                whole(self.clock.now()),
+                &name,
+                crate::history::Event::Deregistered,
+            );
+        }
+        let noted = std::mem::take(&mut self.history);
         let Agent {
             db, writer, clock, ..
         } = self;
@@ -354,7 +369,8 @@ impl Agent<'_> {
                 "shutting down without having reached the database: leaving what it holds for this agent as it is"
             );
         } else if signalled {
-            writer.cancel();
+            let mut history = writer.cancel();
+            history.extend(noted);
             info!(
                 agent = %name,
                 open_alerts = open.len(),
@@ -366,9 +382,11 @@ impl Agent<'_> {
                 &open,
                 whole(clock.now()),
                 deregister_within,
+                &history,
             )
             .await;
         } else {
+            writer.queue(noted);
             writer.finish(WRITE_FLUSH).await;
         }
     }
@@ -542,6 +560,7 @@ impl Agent<'_> {
         if !rescan_only {
             self.record_metric_drops(now);
         }
+        self.record_history_status(now);
 
         self.record_skipped_rows(now);
 
@@ -561,8 +580,10 @@ impl Agent<'_> {
             // Writing now would replace the previous run's faults before
             // they are read, losing the alerts they know to be open.
             debug!("the previous state is not loaded yet; not writing");
+            self.writer.queue(std::mem::take(&mut self.history));
         } else {
-            self.writer.write(faults, now);
+            self.writer
+                .write(faults, now, std::mem::take(&mut self.history));
         }
         let took = self.clock.now() - started;
         info!(
@@ -621,6 +642,7 @@ impl Agent<'_> {
         }
         let state = self.states.entry(check.name.clone()).or_default();
         let failing = fault::is_failing(&output.faults);
+        let erroring = history::erroring(&check.name, &output.faults);
         let escalated = fault::escalate_run(
             check.retry,
             state.counter,
@@ -639,6 +661,7 @@ impl Agent<'_> {
             &self.faults,
             now,
         );
+        self.record_check_changes(&erroring, &records, now);
         // After escalation: the severity and full name `cimaa faults` shows.
         for record in &records {
             if record.severity.is_critical() {

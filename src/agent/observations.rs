@@ -93,7 +93,7 @@ fn identity(database: &DbConfig) -> Option<String> {
             dynamo.prefix
         )),
         DbConfig::Postgres(postgres) => Some(format!("postgres:{}", postgres.shown_url())),
-        DbConfig::Memory => None,
+        DbConfig::Memory(_) => None,
     }
 }
 

@@ -388,6 +388,17 @@ mod tests {
         async fn heartbeats_of(&self, _: &[String]) -> Result<Vec<Heartbeat>, DbError> {
             sick()
         }
+
+        async fn append_history(&self, _: &[crate::db::HistoryRecord]) -> Result<(), DbError> {
+            sick()
+        }
+
+        async fn history(
+            &self,
+            _: &crate::db::HistoryQuery,
+        ) -> Result<Vec<crate::db::HistoryRecord>, DbError> {
+            sick()
+        }
     }
 
     fn meta_check(timeout: Option<Duration>) -> CheckDef {

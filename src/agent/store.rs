@@ -3,8 +3,9 @@
 //! every call gives up after the tick's budget (SPEC §6), and the
 //! deregistration at a clean stop that keeps the open alerts (SPEC §9, §14).
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,8 +14,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, warn};
 
 use crate::db::{
-    AgentFacts, AgentFault, Db, Error as DbError, Fault, Heartbeat, Notice, OpenAlert, SkippedRow,
-    Squelch, StoppedAgent,
+    AgentFacts, AgentFault, Db, Error as DbError, Fault, Heartbeat, HistoryQuery, HistoryRecord,
+    Notice, OpenAlert, SkippedRow, Squelch, StoppedAgent,
 };
 
 /// Pause between two attempts to deregister.
@@ -32,20 +33,34 @@ pub(super) fn db_budget(base_interval: f64) -> Duration {
 
 /// Removes the agent from the database, keeping its `open` alerts (SPEC
 /// §14), trying again (a lock held by another process, a blip) until
-/// `within` runs out.
+/// `within` runs out; then appends `history` (its last records, ending with
+/// `deregistered`) in what is left of `within`.
 pub(super) async fn deregister(
     db: &dyn Db,
     name: &str,
     open: &[OpenAlert],
     now: i64,
     within: Duration,
+    history: &[HistoryRecord],
 ) {
     let deadline = tokio::time::Instant::now() + within;
     let mut attempts = 0u32;
     loop {
         attempts += 1;
         let error = match tokio::time::timeout_at(deadline, db.stop_agent(name, open, now)).await {
-            Ok(Ok(())) => return,
+            Ok(Ok(())) => {
+                match tokio::time::timeout_at(deadline, db.append_history(history)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        warn!(error = %e, records = history.len(), "cannot write the last history records")
+                    }
+                    Err(_) => warn!(
+                        records = history.len(),
+                        "the last history records did not fit in the stop's time"
+                    ),
+                }
+                return;
+            }
             Ok(Err(e)) => e.to_string(),
             Err(_) => "timed out".to_owned(),
         };
@@ -61,6 +76,96 @@ pub(super) async fn deregister(
 /// The fault set and time of one write.
 type Snapshot = (Vec<Fault>, i64);
 
+/// History records the writer holds at most while the database is down:
+/// the oldest are dropped (and counted) beyond it.
+pub(super) const HISTORY_BUFFER: usize = 10_000;
+
+/// History records waiting for a write that succeeds (SPEC §12), each with
+/// its sequence number, so that a success removes exactly what it wrote
+/// even when the bound dropped some meanwhile.
+#[derive(Debug, Default)]
+struct HistoryQueue {
+    records: VecDeque<(u64, HistoryRecord)>,
+    next: u64,
+    /// Records dropped so far: buffer full, or nowhere to store them.
+    dropped: u64,
+    /// Why the database cannot store history (e.g. a DynamoDB fleet of
+    /// zc.cimaa days without the history table), until a write succeeds.
+    unavailable: Option<String>,
+}
+
+impl HistoryQueue {
+    fn push(&mut self, records: Vec<HistoryRecord>) {
+        for record in records {
+            self.records.push_back((self.next, record));
+            self.next += 1;
+        }
+        while self.records.len() > HISTORY_BUFFER {
+            self.records.pop_front();
+            self.dropped += 1;
+        }
+    }
+
+    /// Removes the records up to sequence `last`, written or dropped.
+    fn remove_through(&mut self, last: u64) {
+        while self.records.front().is_some_and(|(seq, _)| *seq <= last) {
+            self.records.pop_front();
+        }
+    }
+}
+
+/// What the agent reports about its history records (`AGENT#history`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct HistoryStatus {
+    /// Records dropped since the start.
+    pub(super) dropped: u64,
+    /// Why the database does not take history records, while it does not.
+    pub(super) unavailable: Option<String>,
+}
+
+/// Shared between the agent and its writer task.
+type SharedHistory = Arc<Mutex<HistoryQueue>>;
+
+fn lock(history: &SharedHistory) -> std::sync::MutexGuard<'_, HistoryQueue> {
+    // Every change under the lock is a few queue operations: take it over.
+    history.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Writes what `history` holds after a fault write that succeeded; keeps
+/// it for the next write when the database fails, drops it (counted) when
+/// the database has nowhere to store it.
+async fn write_history(db: &dyn Db, history: &SharedHistory) {
+    let (records, last): (Vec<HistoryRecord>, Option<u64>) = {
+        let queue = lock(history);
+        (
+            queue.records.iter().map(|(_, r)| r.clone()).collect(),
+            queue.records.back().map(|(seq, _)| *seq),
+        )
+    };
+    let Some(last) = last else {
+        return;
+    };
+    match db.append_history(&records).await {
+        Ok(()) => {
+            let mut queue = lock(history);
+            queue.remove_through(last);
+            queue.unavailable = None;
+        }
+        Err(e @ (DbError::TableMissing { .. } | DbError::TableMismatch { .. })) => {
+            let mut queue = lock(history);
+            if queue.unavailable.is_none() {
+                warn!(error = %e, "cannot store history records; the agent runs on without them");
+            }
+            let before = queue.records.len();
+            queue.remove_through(last);
+            queue.dropped += u64::try_from(before - queue.records.len()).unwrap_or(u64::MAX);
+            queue.unavailable = Some(e.to_string());
+        }
+        Err(e) => {
+            warn!(error = %e, records = records.len(), "cannot write history records; they go with the next write");
+        }
+    }
+}
 /// Writes each tick's fault set off the tick's critical path.
 ///
 /// The tick hands over its newest state and goes on. A write still in flight
@@ -79,19 +184,27 @@ pub(super) struct Writer {
     task: JoinHandle<()>,
     /// The kept open alerts are still to be removed.
     clear_kept: Arc<AtomicBool>,
+    /// History records waiting for the next write.
+    history: SharedHistory,
 }
 
 impl Writer {
     pub(super) fn spawn(db: Arc<dyn Db>, agent: &str, clear_kept: bool) -> Writer {
         let clear_kept = Arc::new(AtomicBool::new(clear_kept));
-        let (state, task) =
-            Writer::start(Arc::clone(&db), agent.to_owned(), Arc::clone(&clear_kept));
+        let history = SharedHistory::default();
+        let (state, task) = Writer::start(
+            Arc::clone(&db),
+            agent.to_owned(),
+            Arc::clone(&clear_kept),
+            Arc::clone(&history),
+        );
         Writer {
             db,
             agent: agent.to_owned(),
             state,
             task,
             clear_kept,
+            history,
         }
     }
 
@@ -99,6 +212,7 @@ impl Writer {
         db: Arc<dyn Db>,
         agent: String,
         clear_kept: Arc<AtomicBool>,
+        history: SharedHistory,
     ) -> (watch::Sender<Option<Snapshot>>, JoinHandle<()>) {
         let (state, mut receiver) = watch::channel(None::<Snapshot>);
         let task = tokio::spawn(async move {
@@ -111,6 +225,8 @@ impl Writer {
                     error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
                     continue;
                 }
+                // Only when there are records: none in steady state.
+                write_history(db.as_ref(), &history).await;
                 if clear_kept.load(Ordering::SeqCst) {
                     match db.clear_open_alerts(&agent).await {
                         Ok(()) => clear_kept.store(false, Ordering::SeqCst),
@@ -124,17 +240,36 @@ impl Writer {
         (state, task)
     }
 
-    /// Hands the newest state over; starts the task again if it died.
-    pub(super) fn write(&mut self, faults: Vec<Fault>, now: i64) {
+    /// Hands the newest state over, with the history records since the
+    /// last write; starts the task again if it died.
+    pub(super) fn write(&mut self, faults: Vec<Fault>, now: i64, history: Vec<HistoryRecord>) {
         if self.task.is_finished() {
             error!("the database writer stopped; starting it again");
             (self.state, self.task) = Writer::start(
                 Arc::clone(&self.db),
                 self.agent.clone(),
                 Arc::clone(&self.clear_kept),
+                Arc::clone(&self.history),
             );
         }
+        self.queue(history);
         self.state.send_replace(Some((faults, now)));
+    }
+
+    /// Keeps history records for the next write (bounded).
+    pub(super) fn queue(&self, history: Vec<HistoryRecord>) {
+        if !history.is_empty() {
+            lock(&self.history).push(history);
+        }
+    }
+
+    /// How the history records fare: for `AGENT#history`.
+    pub(super) fn history_status(&self) -> HistoryStatus {
+        let queue = lock(&self.history);
+        HistoryStatus {
+            dropped: queue.dropped,
+            unavailable: queue.unavailable.clone(),
+        }
     }
 
     /// Waits up to `wait` for the last state to be written.
@@ -154,9 +289,15 @@ impl Writer {
         self.clear_kept.store(true, Ordering::SeqCst);
     }
 
-    /// Cancels the write in flight, if any.
-    pub(super) fn cancel(self) {
+    /// Cancels the write in flight, if any; returns the history records
+    /// not written yet, for the deregistration to write.
+    pub(super) fn cancel(self) -> Vec<HistoryRecord> {
         self.task.abort();
+        lock(&self.history)
+            .records
+            .drain(..)
+            .map(|(_, record)| record)
+            .collect()
     }
 }
 
@@ -273,6 +414,15 @@ impl Db for Bounded {
             .await
     }
 
+    async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), DbError> {
+        self.call("append_history", self.inner.append_history(records))
+            .await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryRecord>, DbError> {
+        self.call("history", self.inner.history(query)).await
+    }
+
     fn skipped_rows(&self) -> Vec<SkippedRow> {
         self.inner.skipped_rows()
     }
@@ -382,6 +532,14 @@ mod tests {
         async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, DbError> {
             self.inner.heartbeats_of(agents).await
         }
+
+        async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), DbError> {
+            self.inner.append_history(records).await
+        }
+
+        async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryRecord>, DbError> {
+            self.inner.history(query).await
+        }
     }
 
     // See: #18
@@ -390,10 +548,10 @@ mod tests {
         let db = Arc::new(GatedDb::default());
         let mut writer = Writer::spawn(db.clone(), "web1", false);
 
-        writer.write(Vec::new(), 60);
+        writer.write(Vec::new(), 60, Vec::new());
         tokio::task::yield_now().await;
-        writer.write(Vec::new(), 120);
-        writer.write(Vec::new(), 180);
+        writer.write(Vec::new(), 120, Vec::new());
+        writer.write(Vec::new(), 180, Vec::new());
         db.gate.notify_one();
         tokio::task::yield_now().await;
         db.gate.notify_one();

@@ -10,6 +10,7 @@
 
 mod fleet;
 mod generate;
+mod history;
 mod inspect;
 mod run;
 mod table;
@@ -136,6 +137,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What changed: faults triggered and resolved, notifications, squelches, agents (newest first).
+    History {
+        /// Only this agent's records.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only names this regular expression matches (searched anywhere).
+        #[arg(long, value_name = "REGEX")]
+        name: Option<String>,
+        /// How far back: `90s`, `30m`, `2h`, `7d` [default: 24h].
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// At most this many records.
+        #[arg(long, default_value_t = history::DEFAULT_LIMIT)]
+        limit: usize,
+        /// One JSON array of records on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the meta-check's plugin JSON: inactive agents, forgotten squelches, failing alerters.
     MetaCheck {
         /// Base intervals without a heartbeat before an agent is a WARNING.
@@ -254,6 +273,22 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
             }
             Command::Unsquelch { regex } => inspect::unsquelch(&config, &regex).await,
             Command::Squelches { json } => inspect::squelches(&config, json).await,
+            Command::History {
+                agent,
+                name,
+                since,
+                limit,
+                json,
+            } => {
+                let options = history::Options {
+                    agent: agent.as_deref(),
+                    name: name.as_deref(),
+                    since: since.as_deref(),
+                    limit,
+                    json,
+                };
+                history::history(&config, &options).await
+            }
             Command::MetaCheck {
                 warn,
                 error,

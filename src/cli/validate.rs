@@ -155,7 +155,7 @@ async fn run_healthchecks(config: &Config) -> usize {
             format!("database (sqlite `{}`)", sqlite.path.display()),
             "writable",
         ),
-        db::DbConfig::Memory => ("database (memory)".to_string(), "usable"),
+        db::DbConfig::Memory(_) => ("database (memory)".to_string(), "usable"),
         db::DbConfig::DynamoDb(_) => ("database (dynamodb)".to_string(), "both tables ACTIVE"),
         db::DbConfig::Postgres(postgres) => (
             format!("database (postgres `{}`)", postgres.shown_url()),

@@ -314,7 +314,7 @@ impl Backend for DbConfig {
     fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         match kind {
             "sqlite" => SqliteConfig::deserialize(d).map(DbConfig::Sqlite),
-            "memory" => MemoryConfig::deserialize(d).map(|_| DbConfig::Memory),
+            "memory" => MemoryConfig::deserialize(d).map(DbConfig::Memory),
             "dynamodb" => DynamoDbConfig::deserialize(d).map(DbConfig::DynamoDb),
             "postgres" => PostgresConfig::deserialize(d).map(DbConfig::Postgres),
             other => Err(de::Error::unknown_variant(other, Self::TYPES)),
@@ -627,7 +627,7 @@ fn state_dir(configured: PathBuf, database: &DbConfig, agent: &str) -> PathBuf {
             .join("cimaa-state"),
         // A process-local database keeps nothing between runs; neither
         // does the agent then (an empty folder: in memory only).
-        DbConfig::Memory => PathBuf::new(),
+        DbConfig::Memory(_) => PathBuf::new(),
         DbConfig::DynamoDb(_) | DbConfig::Postgres(_) => {
             Path::new("/var/lib/cimaa/state").join(agent)
         }
@@ -766,7 +766,7 @@ impl DatabaseSection<'_> {
         match self.config {
             DbConfig::DynamoDb(dynamodb) => dynamodb.validate(),
             DbConfig::Postgres(postgres) => postgres.validate(),
-            DbConfig::Sqlite(_) | DbConfig::Memory => Vec::new(),
+            DbConfig::Sqlite(_) | DbConfig::Memory(_) => Vec::new(),
         }
     }
 }
@@ -855,10 +855,11 @@ mod tests {
     fn the_state_dir_defaults_beside_the_sqlite_file_else_under_var_lib() {
         let sqlite = DbConfig::Sqlite(SqliteConfig {
             path: PathBuf::from("/srv/cimaa/cimaa.db"),
+            history: crate::history::HistoryConfig::default(),
         });
         let cases = [
             ("", &sqlite, "/srv/cimaa/cimaa-state"),
-            ("", &DbConfig::Memory, ""),
+            ("", &DbConfig::Memory(MemoryConfig::default()), ""),
             ("/tmp/mine", &sqlite, "/tmp/mine"),
         ];
         for (configured, database, want) in cases {

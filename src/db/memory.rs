@@ -7,15 +7,18 @@
 //! `since`/`updated` bookkeeping is shared with the other backends through
 //! `merge_with_stored`. Nothing survives the process.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
 use super::{
-    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, Notice, OpenAlert, Squelch,
-    StoppedAgent, merge_with_stored,
+    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, HistoryConfig, HistoryQuery,
+    HistoryRecord, Notice, OpenAlert, Squelch, StoppedAgent, merge_with_stored,
 };
+
+/// The most history records a memory database keeps: the oldest go first.
+pub(crate) const HISTORY_LIMIT: usize = 100_000;
 
 /// A process-local database; starts empty.
 ///
@@ -26,6 +29,8 @@ pub struct MemoryDb {
     tables: Mutex<Tables>,
     /// What each agent declared its heartbeats record.
     facts: FactsLog,
+    /// The history's retention (SPEC §12).
+    history: HistoryConfig,
 }
 
 /// The stored state, one map per table.
@@ -41,9 +46,18 @@ struct Tables {
     kept: BTreeMap<String, (i64, BTreeMap<String, OpenAlert>)>,
     /// Fleet fault name → its notification record (SPEC §10).
     notices: BTreeMap<String, Notice>,
+    /// The history, oldest first, at most `HISTORY_LIMIT` records.
+    history: VecDeque<HistoryRecord>,
 }
 
 impl MemoryDb {
+    /// The same database keeping history records for `history.retention`.
+    #[must_use]
+    pub fn with_history(mut self, history: HistoryConfig) -> MemoryDb {
+        self.history = history;
+        self
+    }
+
     /// Locks the tables.
     ///
     /// A panic while the lock was held cannot leave the maps half-written in a
@@ -68,6 +82,40 @@ impl MemoryDb {
 
 #[async_trait]
 impl Db for MemoryDb {
+    async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), Error> {
+        let Some(newest) = records.iter().map(|record| record.time).max() else {
+            return Ok(());
+        };
+        let oldest_kept = newest.saturating_sub(self.history.retention);
+        let mut tables = self.tables();
+        let history = &mut tables.history;
+        history.extend(records.iter().cloned());
+        // Appended in time order as a rule, so the expired are at the front.
+        while history
+            .front()
+            .is_some_and(|record| record.time <= oldest_kept)
+            || history.len() > HISTORY_LIMIT
+        {
+            history.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryRecord>, Error> {
+        let tables = self.tables();
+        let mut found: Vec<HistoryRecord> = tables
+            .history
+            .iter()
+            .rev()
+            .filter(|record| query.matches(record, self.history.retention))
+            .cloned()
+            .collect();
+        // Stable: records of one second keep the later appended first.
+        found.sort_by(|a, b| b.time.cmp(&a.time));
+        found.truncate(query.limit);
+        Ok(found)
+    }
+
     async fn get_faults(&self, agent: &str) -> Result<Vec<Fault>, Error> {
         Ok(self
             .tables()

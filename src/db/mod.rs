@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 pub use crate::fault::{AgentFault, Fault};
+pub use crate::history::{HistoryConfig, Query as HistoryQuery, Record as HistoryRecord};
 pub use crate::meta::{Heartbeat, StoppedAgent};
 pub use crate::notice::{Claim, Notice, Pending};
 pub use crate::squelch::Squelch;
@@ -374,13 +375,14 @@ pub trait Db: Send + Sync {
     /// reading the fleet.
     async fn heartbeats_of(&self, agents: &[String]) -> Result<Vec<Heartbeat>, Error>;
 
-    /// Appends records to the history (SPEC §12).
-    ///
-    /// Base for the history issue (#12): by default nothing is stored; each
-    /// backend implements it there.
-    async fn append_history(&self, _records: &[crate::history::Record]) -> Result<(), Error> {
-        Ok(())
-    }
+    /// Appends records to the history (SPEC §12). Records older than the
+    /// retention may be left out; a backend prunes (or lets expire) what
+    /// passes the retention.
+    async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), Error>;
+
+    /// The history records `query` asks for, newest first (records of the
+    /// same second: the later appended first), at most `query.limit`.
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryRecord>, Error>;
 
     /// Creates what the backend stores into (idempotent) and waits until it
     /// is usable; `capacity` asks for provisioned throughput where that
@@ -414,7 +416,7 @@ pub enum DbConfig {
     /// Embedded `SQLite` file (the default).
     Sqlite(SqliteConfig),
     /// Process-local, for tests and demos.
-    Memory,
+    Memory(MemoryConfig),
     /// Amazon DynamoDB, shared by a fleet.
     DynamoDb(DynamoDbConfig),
     /// PostgreSQL, shared by a fleet (SPEC §15).
@@ -428,12 +430,19 @@ pub struct SqliteConfig {
     /// Database file; created with its schema on first use.
     #[serde(default = "default_sqlite_path")]
     pub path: PathBuf,
+    /// `history: {retention: 30d}` (SPEC §12).
+    #[serde(default)]
+    pub history: HistoryConfig,
 }
 
-/// `database: {type: memory}` takes no options.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+/// `database: {type: memory}` options: only the history's retention.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct MemoryConfig {}
+pub struct MemoryConfig {
+    /// `history: {retention: 30d}` (SPEC §12).
+    #[serde(default)]
+    pub history: HistoryConfig,
+}
 
 pub(crate) fn default_sqlite_path() -> PathBuf {
     PathBuf::from("/var/lib/cimaa/cimaa.db")
@@ -443,7 +452,21 @@ impl Default for DbConfig {
     fn default() -> Self {
         DbConfig::Sqlite(SqliteConfig {
             path: default_sqlite_path(),
+            history: HistoryConfig::default(),
         })
+    }
+}
+
+impl DbConfig {
+    /// The `history:` options of whichever backend (SPEC §12).
+    #[must_use]
+    pub fn history(&self) -> HistoryConfig {
+        match self {
+            DbConfig::Sqlite(sqlite) => sqlite.history,
+            DbConfig::Memory(memory) => memory.history,
+            DbConfig::DynamoDb(dynamodb) => dynamodb.history,
+            DbConfig::Postgres(postgres) => postgres.history,
+        }
     }
 }
 
@@ -472,8 +495,12 @@ pub(crate) async fn within<T>(
 /// missing, or no AWS region is configured).
 pub(crate) async fn build(config: &DbConfig) -> Result<Arc<dyn Db>, Error> {
     match config {
-        DbConfig::Sqlite(sqlite) => Ok(Arc::new(SqliteDb::open(&sqlite.path).await?)),
-        DbConfig::Memory => Ok(Arc::new(MemoryDb::default())),
+        DbConfig::Sqlite(sqlite) => Ok(Arc::new(
+            SqliteDb::open(&sqlite.path)
+                .await?
+                .with_history(sqlite.history),
+        )),
+        DbConfig::Memory(memory) => Ok(Arc::new(MemoryDb::default().with_history(memory.history))),
         DbConfig::DynamoDb(dynamodb) => Ok(Arc::new(DynamoDb::open(dynamodb).await?)),
         DbConfig::Postgres(postgres) => Ok(Arc::new(PostgresDb::open(postgres)?)),
     }

@@ -14,9 +14,10 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
     IndexStatus, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
     ProvisionedThroughput, PutRequest, ReturnConsumedCapacity, ReturnValue, ScalarAttributeType,
-    TableStatus, WriteRequest,
+    TableStatus, TimeToLiveSpecification, TimeToLiveStatus, WriteRequest,
 };
 
+use super::history::{AGENT_INDEX as HISTORY_AGENT_INDEX, NAME_INDEX as HISTORY_NAME_INDEX};
 use super::item::{HEARTBEAT_AGENT, Item, UPDATED_INDEX, UPDATED_INDEX_INCLUDES, number, string};
 use crate::aws;
 use crate::db::Capacity;
@@ -83,6 +84,18 @@ pub(super) enum Query<'a> {
     StaleHeartbeats { before: i64 },
 }
 
+/// The key of a history Query (see `history`): newest first, range key
+/// from a lower bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum HistoryKey<'a> {
+    /// One day's shard, `DAY#SHARD`, on the table.
+    Bucket(&'a str),
+    /// One agent, on the agent index.
+    Agent(&'a str),
+    /// One (cut) fault name, on the name index.
+    Name(&'a str),
+}
+
 /// What one BatchGetItem answered.
 #[derive(Debug, Default)]
 pub(super) struct Fetched {
@@ -104,6 +117,8 @@ pub(super) struct Page {
 pub(super) enum TableKind {
     Faults,
     Squelches,
+    /// `PREFIX.history` (SPEC §12).
+    History,
 }
 
 /// What DescribeTable says about a table.
@@ -198,6 +213,19 @@ pub(super) trait Api: Send + Sync {
     async fn scan(&self, table: &str, start: Option<Item>) -> Result<Page, ApiError>;
     /// One BatchWriteItem of at most 25 writes; returns the unprocessed ones.
     async fn batch_write(&self, table: &str, writes: Vec<Write>) -> Result<Vec<Write>, ApiError>;
+    /// One page of a history Query: the items of `key` whose range key is
+    /// at least `from`, newest first, at most `limit`.
+    async fn query_history(
+        &self,
+        table: &str,
+        key: HistoryKey<'_>,
+        from: &str,
+        limit: usize,
+        start: Option<Item>,
+    ) -> Result<Page, ApiError>;
+    /// DescribeTimeToLive, then UpdateTimeToLive when it is off: true when
+    /// this call enabled it.
+    async fn enable_ttl(&self, table: &str, attribute: &str) -> Result<bool, ApiError>;
     /// DescribeTable.
     async fn describe(&self, table: &str) -> Result<TableState, ApiError>;
     /// CreateTable; `None` capacity is on-demand billing.
@@ -616,6 +644,77 @@ impl Api for SdkApi {
             .collect())
     }
 
+    async fn query_history(
+        &self,
+        table: &str,
+        key: HistoryKey<'_>,
+        from: &str,
+        limit: usize,
+        start: Option<Item>,
+    ) -> Result<Page, ApiError> {
+        self.counters.read();
+        let (index, attribute, value) = match key {
+            HistoryKey::Bucket(bucket) => (None, "bucket", bucket),
+            HistoryKey::Agent(agent) => (Some(HISTORY_AGENT_INDEX), "agent", agent),
+            HistoryKey::Name(name) => (Some(HISTORY_NAME_INDEX), "fname", name),
+        };
+        // `key` is a DynamoDB reserved word: names go through `#`.
+        let output = self
+            .client
+            .query()
+            .table_name(table)
+            .set_index_name(index.map(str::to_owned))
+            .set_exclusive_start_key(start)
+            .key_condition_expression("#hash = :hash AND #key >= :from")
+            .expression_attribute_names("#hash", attribute)
+            .expression_attribute_names("#key", "key")
+            .expression_attribute_values(":hash", string(value))
+            .expression_attribute_values(":from", string(from))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| self.classify(&e))?;
+        Ok(Page {
+            items: output.items.unwrap_or_default(),
+            next: output.last_evaluated_key.filter(|key| !key.is_empty()),
+        })
+    }
+
+    async fn enable_ttl(&self, table: &str, attribute: &str) -> Result<bool, ApiError> {
+        self.counters.read();
+        let described = self
+            .client
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| self.classify(&e))?;
+        let status = described
+            .time_to_live_description()
+            .and_then(|d| d.time_to_live_status());
+        if matches!(
+            status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        ) {
+            return Ok(false);
+        }
+        self.counters.write(0);
+        let specification = TimeToLiveSpecification::builder()
+            .attribute_name(attribute)
+            .enabled(true)
+            .build()
+            .map_err(|e| invalid_request(&e))?;
+        self.client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(specification)
+            .send()
+            .await
+            .map_err(|e| self.classify(&e))?;
+        Ok(true)
+    }
+
     async fn describe(&self, table: &str) -> Result<TableState, ApiError> {
         self.counters.read();
         let output = match self.client.describe_table().table_name(table).send().await {
@@ -675,6 +774,35 @@ impl Api for SdkApi {
                 .provisioned_throughput(throughput(capacity)?),
         };
         request = match kind {
+            TableKind::History => {
+                let mut request = request
+                    .attribute_definitions(attribute("bucket", ScalarAttributeType::S)?)
+                    .attribute_definitions(attribute("key", ScalarAttributeType::S)?)
+                    .attribute_definitions(attribute("agent", ScalarAttributeType::S)?)
+                    .attribute_definitions(attribute("fname", ScalarAttributeType::S)?)
+                    .key_schema(key_element("bucket", KeyType::Hash)?)
+                    .key_schema(key_element("key", KeyType::Range)?);
+                for (name, hash) in [
+                    (HISTORY_AGENT_INDEX, "agent"),
+                    (HISTORY_NAME_INDEX, "fname"),
+                ] {
+                    let mut index = GlobalSecondaryIndex::builder()
+                        .index_name(name)
+                        .key_schema(key_element(hash, KeyType::Hash)?)
+                        .key_schema(key_element("key", KeyType::Range)?)
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::All)
+                                .build(),
+                        );
+                    if let Some(capacity) = capacity {
+                        index = index.provisioned_throughput(throughput(capacity)?);
+                    }
+                    request = request
+                        .global_secondary_indexes(index.build().map_err(|e| invalid_request(&e))?);
+                }
+                request
+            }
             TableKind::Squelches => request
                 .attribute_definitions(attribute("regex", ScalarAttributeType::S)?)
                 .key_schema(key_element("regex", KeyType::Hash)?),

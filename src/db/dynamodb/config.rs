@@ -19,6 +19,9 @@ pub struct DynamoDbConfig {
     /// checked as the file is read (`http_url`).
     #[serde(default, deserialize_with = "crate::http_url::deserialize_option")]
     pub endpoint_url: Option<String>,
+    /// `history: {retention: 30d}` (SPEC §12): the TTL given to each record.
+    #[serde(default)]
+    pub history: crate::history::HistoryConfig,
 }
 
 fn default_prefix() -> String {
@@ -69,6 +72,7 @@ mod tests {
             region: Some("us-east-1".into()),
             prefix: "cimaa".into(),
             endpoint_url: None,
+            history: crate::history::HistoryConfig::default(),
         };
         assert_eq!(config.table("faults"), "cimaa.faults");
         config.prefix = "prod.".into();

@@ -201,7 +201,7 @@ fn corrupt(item: &Item, detail: &str) -> Error {
     }
 }
 
-fn text(item: &Item, key: &str) -> Result<Option<String>, Error> {
+pub(super) fn text(item: &Item, key: &str) -> Result<Option<String>, Error> {
     match item.get(key) {
         None | Some(AttributeValue::Null(_)) => Ok(None),
         Some(AttributeValue::S(value)) => Ok(Some(value.clone())),

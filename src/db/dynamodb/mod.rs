@@ -24,6 +24,7 @@
 
 mod api;
 mod config;
+mod history;
 mod item;
 mod read;
 mod tables;
@@ -85,6 +86,10 @@ pub struct DynamoDb {
     api: Box<dyn Api>,
     faults_table: String,
     squelches_table: String,
+    /// `PREFIX.history` (SPEC §12); an agent runs on without it.
+    history_table: String,
+    /// The history's retention: each record's TTL.
+    history: super::HistoryConfig,
     /// Per agent, what this process last wrote; see `write_plan`.
     written: WriteCache,
     counters: Arc<Counters>,
@@ -190,6 +195,8 @@ impl DynamoDb {
             api,
             faults_table: config.table("faults"),
             squelches_table: config.table("squelches"),
+            history_table: config.table("history"),
+            history: config.history,
             written: WriteCache::default(),
             counters,
             skipped: SkipLog::default(),
@@ -681,11 +688,32 @@ impl Db for DynamoDb {
             .store(ms.clamp(1, CALL_BUDGET_MS), atomic::Ordering::Relaxed);
     }
 
+    async fn append_history(&self, records: &[super::HistoryRecord]) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        bounded("append_history", self.budget(), |deadline| {
+            self.put_history(records, deadline)
+        })
+        .await
+    }
+
+    async fn history(
+        &self,
+        query: &super::HistoryQuery,
+    ) -> Result<Vec<super::HistoryRecord>, Error> {
+        bounded("history", CALL_BUDGET, |deadline| {
+            self.read_history(query, deadline)
+        })
+        .await
+    }
+
     async fn setup(&self, capacity: Option<Capacity>) -> Result<(), Error> {
         bounded("setup", SETUP_BUDGET, |deadline| async move {
             let tables = [
                 (self.faults_table.as_str(), TableKind::Faults),
                 (self.squelches_table.as_str(), TableKind::Squelches),
+                (self.history_table.as_str(), TableKind::History),
             ];
             loop {
                 let mut ready = true;
@@ -693,6 +721,7 @@ impl Db for DynamoDb {
                     ready &= self.ensure_table(table, kind, capacity, deadline).await?;
                 }
                 if ready {
+                    self.enable_history_ttl().await;
                     return Ok(());
                 }
                 if Instant::now() + SETUP_POLL >= deadline {
@@ -937,6 +966,39 @@ mod tests {
             })
         }
 
+        async fn query_history(
+            &self,
+            table: &str,
+            key: super::api::HistoryKey<'_>,
+            from: &str,
+            limit: usize,
+            start: Option<Item>,
+        ) -> Result<Page, ApiError> {
+            self.call("Query")?;
+            assert!(start.is_none(), "the fake answers in one page");
+            let (attribute, value) = match key {
+                super::api::HistoryKey::Bucket(bucket) => ("bucket", bucket),
+                super::api::HistoryKey::Agent(agent) => ("agent", agent),
+                super::api::HistoryKey::Name(name) => ("fname", name),
+            };
+            let mut items: Vec<Item> = self
+                .items(table)
+                .into_iter()
+                .filter(|item| {
+                    text_of(item, attribute).as_deref() == Some(value)
+                        && text_of(item, "key").is_some_and(|key| key.as_str() >= from)
+                })
+                .collect();
+            items.sort_by_key(|item| std::cmp::Reverse(text_of(item, "key")));
+            items.truncate(limit);
+            Ok(Page { items, next: None })
+        }
+
+        async fn enable_ttl(&self, _table: &str, _attribute: &str) -> Result<bool, ApiError> {
+            self.call("UpdateTimeToLive")?;
+            Ok(true)
+        }
+
         async fn scan(&self, table: &str, start: Option<Item>) -> Result<Page, ApiError> {
             self.call("Scan")?;
             assert!(start.is_none(), "the fake answers in one page");
@@ -987,6 +1049,10 @@ mod tests {
                     keys: vec!["agent".into(), "name".into()],
                     indexes: vec![UPDATED_INDEX.into()],
                 },
+                Some(_) if table.ends_with("history") => TableState::Active {
+                    keys: vec!["bucket".into(), "key".into()],
+                    indexes: vec![history::AGENT_INDEX.into(), history::NAME_INDEX.into()],
+                },
                 Some(_) => TableState::Active {
                     keys: vec!["regex".into()],
                     indexes: vec![],
@@ -1011,6 +1077,7 @@ mod tests {
             region: Some("us-east-1".into()),
             prefix: "cimaa".into(),
             endpoint_url: None,
+            history: crate::history::HistoryConfig::default(),
         }
     }
 
@@ -1399,9 +1466,17 @@ mod tests {
 
         assert_eq!(
             first.iter().filter(|call| **call == "CreateTable").count(),
-            2
+            3
         );
-        assert_eq!(fake.calls(), ["DescribeTable", "DescribeTable"]);
+        assert_eq!(
+            fake.calls(),
+            [
+                "DescribeTable",
+                "DescribeTable",
+                "DescribeTable",
+                "UpdateTimeToLive"
+            ]
+        );
     }
 
     // See: #18

@@ -3,10 +3,11 @@
 //! that both exist and are ACTIVE. It never changes a table that exists.
 
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::DynamoDb;
 use super::api::{ApiFailure, TableKind, TableState};
+use super::history::{AGENT_INDEX, EXPIRES};
 use super::item::UPDATED_INDEX;
 use crate::db::{Capacity, Error};
 
@@ -45,6 +46,7 @@ impl DynamoDb {
                 let (want_keys, want_index): (&[&str], Option<&str>) = match kind {
                     TableKind::Faults => (&["agent", "name"], Some(UPDATED_INDEX)),
                     TableKind::Squelches => (&["regex"], None),
+                    TableKind::History => (&["bucket", "key"], Some(AGENT_INDEX)),
                 };
                 if keys != want_keys {
                     return Err(Error::TableMismatch {
@@ -66,6 +68,21 @@ impl DynamoDb {
                 }
                 Ok(true)
             }
+        }
+    }
+
+    /// Turns on the history table's TTL (SPEC §12) if it is off. A server
+    /// without TTL (a local test server) is only warned about: reads leave
+    /// expired records out anyway.
+    pub(super) async fn enable_history_ttl(&self) {
+        match self.api.enable_ttl(&self.history_table, EXPIRES).await {
+            Ok(true) => debug!(table = %self.history_table, "time to live enabled"),
+            Ok(false) => {}
+            Err(error) => warn!(
+                table = %self.history_table,
+                error = %error.detail,
+                "cannot enable the history table's time to live; expired records are left out of reads but not deleted"
+            ),
         }
     }
 

@@ -136,7 +136,17 @@ impl DynamoDb {
         writes: Vec<Write>,
         deadline: Instant,
     ) -> Result<(), Error> {
-        let table = self.faults_table.as_str();
+        self.write_all_to(&self.faults_table, writes, deadline)
+            .await
+    }
+
+    /// `write_all` into `table`.
+    pub(super) async fn write_all_to(
+        &self,
+        table: &str,
+        writes: Vec<Write>,
+        deadline: Instant,
+    ) -> Result<(), Error> {
         let mut writes = writes.into_iter().peekable();
         while writes.peek().is_some() {
             let mut pending: Vec<Write> = writes.by_ref().take(BATCH_LIMIT).collect();

@@ -32,6 +32,9 @@ pub struct PostgresConfig {
     /// Connections the handle keeps open at most (1 to 32).
     #[serde(default = "default_pool")]
     pub pool: usize,
+    /// `history: {retention: 30d}` (SPEC §12).
+    #[serde(default)]
+    pub history: crate::history::HistoryConfig,
 }
 
 fn default_pool() -> usize {
@@ -43,6 +46,7 @@ impl fmt::Debug for PostgresConfig {
         f.debug_struct("PostgresConfig")
             .field("url", &redact(&self.url))
             .field("pool", &self.pool)
+            .field("history", &self.history)
             .finish()
     }
 }
@@ -234,6 +238,7 @@ mod tests {
         PostgresConfig {
             url: url.to_owned(),
             pool: 4,
+            history: crate::history::HistoryConfig::default(),
         }
     }
 

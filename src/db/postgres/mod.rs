@@ -17,13 +17,14 @@
 
 mod config;
 mod connection;
+mod history;
 mod notices;
 mod rows;
 mod schema;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,8 +40,9 @@ use self::rows::{
     stopped_agent_from_row,
 };
 use super::{
-    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, Notice, OpenAlert, SkipLog,
-    SkippedRow, Squelch, StoppedAgent, merge_with_stored, notice_record, short_key,
+    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, HistoryConfig, HistoryQuery,
+    HistoryRecord, Notice, OpenAlert, SkipLog, SkippedRow, Squelch, StoppedAgent,
+    merge_with_stored, notice_record, short_key,
 };
 
 /// Writes the changed faults of one agent (`$1`) in one statement, one
@@ -91,13 +93,15 @@ INSERT INTO open_alerts (agent, name, severity, message, since, updated, trigger
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ";
 
-/// The tables an agent writes, for `healthcheck`.
-const TABLES: [&str; 5] = [
-    "heartbeats",
-    "faults",
-    "squelches",
-    "open_alerts",
-    "notices",
+/// The tables an agent writes and the privileges it needs on each, for
+/// `healthcheck`: `history` is only appended to and pruned.
+const TABLES: [(&str, &str); 6] = [
+    ("heartbeats", "SELECT, INSERT, UPDATE, DELETE"),
+    ("faults", "SELECT, INSERT, UPDATE, DELETE"),
+    ("squelches", "SELECT, INSERT, UPDATE, DELETE"),
+    ("open_alerts", "SELECT, INSERT, UPDATE, DELETE"),
+    ("notices", "SELECT, INSERT, UPDATE, DELETE"),
+    ("history", "SELECT, INSERT, DELETE"),
 ];
 
 /// A handle on one PostgreSQL database: a pool of connections, opened on
@@ -112,6 +116,11 @@ pub struct PostgresDb {
     /// agent issued before one but still waiting for a connection when it
     /// ran is dropped, or it would bring the heartbeat back (as `sqlite`).
     removals: AtomicU64,
+    /// The history's retention (SPEC §12).
+    history: HistoryConfig,
+    /// When this handle prunes the history next (epoch seconds; 0: at its
+    /// first write).
+    next_prune: AtomicI64,
 }
 
 /// The `SkipLog` entry of the reads of one agent's faults.
@@ -139,7 +148,25 @@ impl PostgresDb {
             skipped: Arc::new(SkipLog::default()),
             facts: FactsLog::default(),
             removals: AtomicU64::new(0),
+            history: config.history,
+            next_prune: AtomicI64::new(0),
         })
+    }
+
+    /// Whether the write at `now` prunes the history: at most once an hour
+    /// per handle (SPEC §12).
+    fn prune_due(&self, now: i64) -> bool {
+        let next = self.next_prune.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next_prune
+                .compare_exchange(
+                    next,
+                    now + history::PRUNE_EVERY,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
     }
 
     /// A driver error as ours; a missing table (dropped by hand) makes the
@@ -314,7 +341,39 @@ impl Db for PostgresDb {
         // What this write replaced is reported once more; the next write
         // finds none and clears it.
         self.skipped.record(&own_faults_read(agent), replaced);
+        // After the write's own transaction, in statements of their own.
+        if self.prune_due(now) {
+            let oldest_kept = now.saturating_sub(self.history.retention);
+            let pruned = match self.pool.get().await {
+                Ok(client) => history::prune(&client, oldest_kept)
+                    .await
+                    .map_err(|e| self.sql(&e)),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = pruned {
+                warn!(error = %e, "cannot prune the history; trying again in an hour");
+            }
+        }
         Ok(())
+    }
+
+    async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let client = self.pool.get().await?;
+        history::append(&client, records)
+            .await
+            .map_err(|e| self.sql(&e))
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryRecord>, Error> {
+        let client = self.pool.get().await?;
+        let (found, skipped) = history::read(&client, query, self.history.retention)
+            .await
+            .map_err(|e| self.sql(&e))?;
+        self.skipped.record("history", skipped);
+        Ok(found)
     }
 
     async fn heartbeat(&self, agent: &str, now: i64) -> Result<(), Error> {
@@ -630,22 +689,33 @@ impl Db for PostgresDb {
 
     async fn healthcheck(&self) -> Result<(), Error> {
         let client = self.pool.get().await?;
+        let tables: Vec<&str> = TABLES.iter().map(|(table, _)| *table).collect();
+        let privileges: Vec<&str> = TABLES.iter().map(|(_, privileges)| *privileges).collect();
         let row = client
             .query_one(
-                "SELECT array_agg(t ORDER BY t) FILTER (WHERE NOT has_table_privilege(t, 'SELECT, INSERT, UPDATE, DELETE'))
-                 FROM unnest($1::text[]) AS t",
-                &[&TABLES.as_slice()],
+                "SELECT
+                     (SELECT array_agg(t || ' (' || p || ')' ORDER BY t)
+                      FROM unnest($1::text[], $2::text[]) AS x(t, p)
+                      WHERE NOT has_table_privilege(t, p)),
+                     has_sequence_privilege('history_id_seq', 'USAGE')",
+                &[&tables, &privileges],
             )
             .await
             .map_err(|e| self.sql(&e))?;
-        let missing: Option<Vec<String>> = row.try_get(0).map_err(|e| self.sql(&e))?;
-        match missing {
-            Some(tables) if !tables.is_empty() => Err(self.pool.error(format!(
-                "the user may not read and write table(s) {} (grant SELECT, INSERT, UPDATE, DELETE)",
-                tables.join(", ")
-            ))),
-            _ => Ok(()),
+        let mut missing: Vec<String> = row
+            .try_get::<_, Option<Vec<String>>>(0)
+            .map_err(|e| self.sql(&e))?
+            .unwrap_or_default();
+        if !row.try_get::<_, bool>(1).map_err(|e| self.sql(&e))? {
+            missing.push("sequence history_id_seq (USAGE)".to_owned());
         }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(self.pool.error(format!(
+            "the user lacks privileges on {} (see README \"PostgreSQL\")",
+            missing.join(", ")
+        )))
     }
 
     fn skipped_rows(&self) -> Vec<SkippedRow> {

@@ -6,8 +6,8 @@ use tokio_postgres::Client;
 
 /// The version `SCHEMA` creates, kept in `cimaa_schema.version`.
 ///
-/// 1: the first PostgreSQL schema (the SQLite schema 5's tables and
-/// columns).
+/// 1: the first PostgreSQL schema (the SQLite schema 6's tables and
+/// columns: faults, heartbeats, squelches, open alerts, notices, history).
 pub(super) const SCHEMA_VERSION: i32 = 1;
 
 /// Taken by the agent that creates or migrates the tables, so that agents
@@ -22,7 +22,8 @@ const SCHEMA_LOCK: i64 = 0x6369_6d61_6100_0001;
 /// listings come back in the byte order every backend sorts by. `notices`
 /// keeps a notice's record as `jsonb` beside the `version` that its
 /// compare-and-swap compares (SPEC §10); `open_alerts` holds the alerts
-/// agents kept at a clean stop (SPEC §14).
+/// agents kept at a clean stop (SPEC §14); `history` the history (SPEC
+/// §12), one row per record, `id` in the order they were appended.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS cimaa_schema (
     id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
@@ -82,6 +83,21 @@ CREATE TABLE IF NOT EXISTS notices (
     version BIGINT NOT NULL,
     record JSONB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS history (
+    id BIGSERIAL PRIMARY KEY,
+    time BIGINT NOT NULL,
+    agent TEXT COLLATE "C" NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
+    event TEXT NOT NULL,
+    severity BIGINT NULL,
+    message TEXT NULL,
+    alerter TEXT NULL,
+    "user" TEXT NULL,
+    detail TEXT NULL
+);
+CREATE INDEX IF NOT EXISTS history_time ON history (time, id);
+CREATE INDEX IF NOT EXISTS history_agent ON history (agent, time, id);
+CREATE INDEX IF NOT EXISTS history_name ON history (name, time, id);
 "#;
 
 /// Makes sure the tables exist at our version.

@@ -23,13 +23,14 @@
 //! This file holds the `SqliteDb` handle, the writes and `impl Db`.
 
 mod connection;
+mod history;
 mod notices;
 mod rows;
 mod schema;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -48,8 +49,9 @@ use self::rows::{
 };
 use self::schema::SCHEMA;
 use super::{
-    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, Notice, OpenAlert, SkipLog,
-    SkippedRow, Squelch, StoppedAgent, merge_with_stored, short_key,
+    AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, HistoryConfig, HistoryQuery,
+    HistoryRecord, Notice, OpenAlert, SkipLog, SkippedRow, Squelch, StoppedAgent,
+    merge_with_stored, short_key,
 };
 
 const UPSERT_FAULT: &str = "
@@ -109,6 +111,11 @@ pub struct SqliteDb {
     /// cancelled) is dropped, or it would bring the heartbeat back and
     /// peers would page about an agent that stopped cleanly.
     removals: Arc<AtomicU64>,
+    /// The history's retention (SPEC §12).
+    history: HistoryConfig,
+    /// When this handle prunes the history next (epoch seconds; 0: at its
+    /// first write).
+    next_prune: Arc<AtomicI64>,
 }
 
 impl SqliteDb {
@@ -138,7 +145,32 @@ impl SqliteDb {
             skipped: Arc::new(SkipLog::default()),
             facts: FactsLog::default(),
             removals: Arc::new(AtomicU64::new(0)),
+            history: HistoryConfig::default(),
+            next_prune: Arc::new(AtomicI64::new(0)),
         })
+    }
+
+    /// The same handle keeping history records for `history.retention`.
+    #[must_use]
+    pub fn with_history(mut self, history: HistoryConfig) -> SqliteDb {
+        self.history = history;
+        self
+    }
+
+    /// Whether the write at `now` prunes the history: at most once an hour
+    /// per handle (SPEC §12).
+    fn prune_due(&self, now: i64) -> bool {
+        let next = self.next_prune.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next_prune
+                .compare_exchange(
+                    next,
+                    now + history::PRUNE_EVERY,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
     }
 
     /// Runs `work` with the connection on the blocking pool.
@@ -327,6 +359,9 @@ impl Db for SqliteDb {
         let facts = self.facts.get(&agent);
         let removals = Arc::clone(&self.removals);
         let issued = removals.load(Ordering::SeqCst);
+        let prune = self
+            .prune_due(now)
+            .then(|| now.saturating_sub(self.history.retention));
         self.run(move |connection| {
             if removals.load(Ordering::SeqCst) != issued {
                 return Ok(());
@@ -336,7 +371,34 @@ impl Db for SqliteDb {
             record(set_faults_blocking(
                 connection, &agent, &faults, now, &facts,
             )?);
+            // After the write's own transaction, in transactions of its own.
+            if let Some(oldest_kept) = prune
+                && let Err(e) = history::prune_blocking(connection, oldest_kept)
+            {
+                warn!(error = %e, "cannot prune the history; trying again in an hour");
+            }
             Ok(())
+        })
+        .await
+    }
+
+    async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let records = records.to_vec();
+        self.run(move |connection| history::append_blocking(connection, &records))
+            .await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryRecord>, Error> {
+        let record = self.skipping("history".to_owned());
+        let query = query.clone();
+        let retention = self.history.retention;
+        self.run(move |connection| {
+            let (found, skipped) = history::read_blocking(connection, &query, retention)?;
+            record(skipped);
+            Ok(found)
         })
         .await
     }

@@ -13,8 +13,9 @@ use rusqlite::Connection;
 /// `open_alerts.storm` (SPEC §10), added by `MIGRATE_FAULTS_STORM` and
 /// `MIGRATE_OPEN_ALERTS_STORM`, and the `notices` table (SPEC §10),
 /// created by `SCHEMA`. 5: `suppressed_by` and `held` (SPEC §11) on
-/// `faults` and `open_alerts`, added by `MIGRATE_SUPPRESSED_HELD`.
-const SCHEMA_VERSION: i64 = 5;
+/// `faults` and `open_alerts`, added by `MIGRATE_SUPPRESSED_HELD`. 6: the
+/// `history` table (SPEC §12) and its indexes, created by `SCHEMA`.
+const SCHEMA_VERSION: i64 = 6;
 
 /// Brings a version-1 file to version 2. An older binary still reads and
 /// writes the file: it names its columns, and the new one has a default.
@@ -59,6 +60,9 @@ ALTER TABLE {table} ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
 /// `open_alerts` holds the alerts agents kept at a clean stop (SPEC §14),
 /// a fault row each plus its `alerter` route (NULL: the default) and the
 /// agent's `stopped` time.
+/// `history` holds the history (SPEC §12), one row per record in the order
+/// appended (`id`), NULL where a field does not apply; its indexes serve the
+/// reads by time, by agent and by name, and the pruning by time.
 /// `notices` holds the notification record of each fleet fault (SPEC §10):
 /// its `version` (bumped by every write, the compare-and-swap's witness)
 /// and the rest of the record as a JSON object in `record` (see
@@ -118,6 +122,21 @@ CREATE TABLE IF NOT EXISTS notices (
     version INTEGER NOT NULL,
     record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY,
+    time INTEGER NOT NULL,
+    agent TEXT NOT NULL,
+    name TEXT NOT NULL,
+    event TEXT NOT NULL,
+    severity INTEGER NULL,
+    message TEXT NULL,
+    alerter TEXT NULL,
+    user TEXT NULL,
+    detail TEXT NULL
+);
+CREATE INDEX IF NOT EXISTS history_time ON history (time);
+CREATE INDEX IF NOT EXISTS history_agent ON history (agent, time);
+CREATE INDEX IF NOT EXISTS history_name ON history (name, time);
 ";
 
 /// Creates the tables in a file that lacks them, and migrates a file of an
