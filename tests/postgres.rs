@@ -436,3 +436,39 @@ async fn an_agent_rides_out_a_postgres_outage() {
         "deregistered"
     );
 }
+
+/// `validate --healthchecks` as a user who may only read names the
+/// privileges it lacks, and exits 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn healthchecks_name_the_privileges_a_read_only_user_lacks() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let owner = PostgresDb::open(&config(&url)).unwrap();
+    owner.setup(None).await.unwrap();
+    let role = format!("reader_{}", url.rsplit('/').next().unwrap());
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN;
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"
+        ))
+        .await
+        .unwrap();
+    drop(client);
+    let _ = driver.await;
+    let (_, host) = url.split_once('@').unwrap();
+    let env = postgres_agent(&format!("postgres://{role}@{host}"), 60.0);
+    let output = env.cimaa(&["validate", "--healthchecks"]);
+    assert_eq!(output.status.code(), Some(1), "{}", all_output(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("faults (SELECT, INSERT, UPDATE, DELETE)")
+            && text.contains("history (SELECT, INSERT, DELETE)")
+            && text.contains("sequence history_id_seq (USAGE)"),
+        "{text}"
+    );
+}

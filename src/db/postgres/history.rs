@@ -159,7 +159,7 @@ pub(super) async fn read(
         }
         match last {
             Some(next) if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= PAGE => {
-                (time, id) = next
+                (time, id) = next;
             }
             _ => break,
         }
