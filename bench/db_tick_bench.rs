@@ -14,6 +14,8 @@
 //! The URL is an admin database of a throwaway server: each run creates
 //! a database of its own there.
 
+#![expect(clippy::print_stdout, reason = "a benchmark prints its results")]
+
 use std::time::{Duration, Instant};
 
 use cimaa::db::{Db, Fault, PostgresConfig, PostgresDb, SqliteDb};

@@ -691,12 +691,17 @@ impl Db for PostgresDb {
         let client = self.pool.get().await?;
         let tables: Vec<&str> = TABLES.iter().map(|(table, _)| *table).collect();
         let privileges: Vec<&str> = TABLES.iter().map(|(_, privileges)| *privileges).collect();
+        // `has_table_privilege` with a list is true when any one is held:
+        // each privilege is asked for alone.
         let row = client
             .query_one(
                 "SELECT
-                     (SELECT array_agg(t || ' (' || p || ')' ORDER BY t)
-                      FROM unnest($1::text[], $2::text[]) AS x(t, p)
-                      WHERE NOT has_table_privilege(t, p)),
+                     (SELECT array_agg(t || ' (' || missing || ')' ORDER BY t) FROM
+                         (SELECT t, string_agg(privilege, ', ' ORDER BY n) AS missing
+                          FROM unnest($1::text[], $2::text[]) AS x(t, p),
+                              unnest(string_to_array(p, ', ')) WITH ORDINALITY AS y(privilege, n)
+                          WHERE NOT has_table_privilege(t, privilege)
+                          GROUP BY t) AS lacking),
                      has_sequence_privilege('history_id_seq', 'USAGE')",
                 &[&tables, &privileges],
             )
