@@ -19,7 +19,11 @@ unset AWS_PROFILE AWS_SESSION_TOKEN
 
 services_dir=$(mktemp -d)
 service_pids=()
+postgres_stop=()
 cleanup() {
+    if [ "${#postgres_stop[@]}" -gt 0 ]; then
+        "${postgres_stop[@]}" >/dev/null 2>&1 || true
+    fi
     for pid in "${service_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -109,6 +113,75 @@ ensure_faketime() {
     echo "warning: cannot install Debian's faketime package: the tests in tests/peers.rs that need it will fail" >&2
 }
 
+# ensure_postgres: the PostgreSQL tests (tests/postgres.rs and the contract
+# suite) need a real server. Installs Debian's `postgresql` package when no
+# server binaries are found (as ensure_faketime installs faketime).
+postgres_bin() {
+    local dir
+    for dir in /usr/lib/postgresql/*/bin; do
+        if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then
+            echo "$dir"
+        fi
+    done | sort -V | tail -n 1
+}
+
+ensure_postgres() {
+    if [ -n "$(postgres_bin)" ]; then
+        return 0
+    fi
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo=(sudo -n)
+    fi
+    local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y)
+    echo "== installing postgresql (apt-get)"
+    if command -v apt-get >/dev/null 2>&1 &&
+        { "${apt[@]}" install --no-install-recommends postgresql </dev/null ||
+            { "${apt[@]}" update </dev/null && "${apt[@]}" install --no-install-recommends postgresql </dev/null; }; } &&
+        [ -n "$(postgres_bin)" ]; then
+        return 0
+    fi
+    echo "error: cannot install Debian's postgresql package" >&2
+    return 1
+}
+
+# start_postgres: a private server for this run: a data directory under
+# $services_dir, listening on 127.0.0.1 and a free port only, its socket in
+# that directory (never a shared one), trust authentication for the local
+# superuser `cimaa_test`. initdb refuses to run as root, so as root the
+# server runs as the `postgres` user the package creates. Exports
+# CIMAA_TEST_POSTGRES_URL (the tests create a database each; the outage
+# test cuts a proxy in front of the server, never the server). Under CI=true a server that does not start fails
+# the run; elsewhere the tests that need it fail naming the variable.
+start_postgres() {
+    local bin dir="$services_dir/postgres" port run=()
+    if ! ensure_postgres; then
+        [ "${CI:-}" = "true" ] && return 1
+        echo "warning: no PostgreSQL server: the postgres tests will fail" >&2
+        return 0
+    fi
+    bin=$(postgres_bin)
+    mkdir -p "$dir"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$dir"
+        chmod 755 "$services_dir"
+        run=(runuser -u postgres --)
+    fi
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    if "${run[@]}" "$bin/initdb" -D "$dir/data" -U cimaa_test --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 &&
+        "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=300" start >"$dir/pg_ctl.log" 2>&1; then
+        postgres_stop=("${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop)
+        export CIMAA_TEST_POSTGRES_URL="postgres://cimaa_test@127.0.0.1:$port/postgres"
+        echo "postgres: $CIMAA_TEST_POSTGRES_URL"
+        return 0
+    fi
+    echo "error: the PostgreSQL server did not start; its output:" >&2
+    cat "$dir"/*.log >&2
+    [ "${CI:-}" = "true" ] && return 1
+    return 0
+}
+
 # ensure_cargo_deb: the Debian package test (tests/operations.rs) builds the
 # package with cargo-deb. Installs it into $CARGO_HOME/bin (kept between
 # runs where the CI caches ~/.cargo) when missing; from source that takes
@@ -131,6 +204,7 @@ echo "== test services (npm ci in tests/services)"
 (cd tests/services && npm ci --no-audit --no-fund --loglevel=error)
 start_dynalite
 start_service CIMAA_TEST_KINESIS_ENDPOINT kinesalite.js
+start_postgres
 ensure_faketime
 ensure_cargo_deb
 

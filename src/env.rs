@@ -24,6 +24,10 @@ pub(crate) const ALERT_MESSAGE: &str = "CIMAA_MESSAGE";
 /// starts dynalite and sets it); the dynamodb tests skip without it, or
 /// fail when `CI` is set.
 pub const TEST_DYNAMODB_ENDPOINT: &str = "CIMAA_TEST_DYNAMODB_ENDPOINT";
+/// The URL of a PostgreSQL server the tests may create databases on
+/// (scripts/test.sh starts a private one and sets it); the postgres tests
+/// skip without it, or fail when `CI` is set.
+pub const TEST_POSTGRES_URL: &str = "CIMAA_TEST_POSTGRES_URL";
 /// Set by CI: tests that need an outside service fail instead of skipping.
 pub const CI: &str = "CI";
 

@@ -145,6 +145,7 @@ macro_rules! db_contract {
 db_contract!(memory, open_memory(), open_memory_pair());
 db_contract!(sqlite, open_sqlite(), open_sqlite_pair());
 db_contract!(dynamodb, open_dynamodb(), open_dynamodb_pair());
+db_contract!(postgres, open_postgres(), open_postgres_pair());
 
 /// Two clients of one database and what keeps it alive.
 type Pair = (Arc<dyn Db>, Arc<dyn Db>, Guard);
@@ -175,6 +176,20 @@ async fn open_sqlite_pair() -> Option<Pair> {
 /// Two handles (two SDK clients) on the same fresh tables.
 async fn open_dynamodb_pair() -> Option<Pair> {
     let (one, two) = crate::dynamodb::test_db_pair().await?;
+    Some((Arc::new(one), Arc::new(two), Box::new(()) as Guard))
+}
+
+/// A fresh database of its own on the PostgreSQL server named by
+/// `CIMAA_TEST_POSTGRES_URL` (scripts/test.sh starts one); left behind in
+/// the throwaway server.
+async fn open_postgres() -> Option<(Arc<dyn Db>, Guard)> {
+    let db = crate::postgres::test_db().await?;
+    Some((Arc::new(db) as Arc<dyn Db>, Box::new(()) as Guard))
+}
+
+/// Two handles (two connection pools) on one fresh database.
+async fn open_postgres_pair() -> Option<Pair> {
+    let (one, two) = crate::postgres::test_db_pair().await?;
     Some((Arc::new(one), Arc::new(two), Box::new(()) as Guard))
 }
 

@@ -170,7 +170,9 @@ fn every_url_in_the_examples_is_absolute_http() {
         for (index, line) in text.lines().enumerate() {
             for value in url_values(line) {
                 urls += 1;
-                let absolute = value.starts_with("http://") || value.starts_with("https://");
+                let absolute = value.starts_with("http://")
+                    || value.starts_with("https://")
+                    || value.starts_with("postgres://");
                 let from_environment = value.starts_with("${") && value.ends_with('}');
                 if !(absolute || from_environment) {
                     bad.push(format!("{}:{}: {value}", file.display(), index + 1));

@@ -30,6 +30,7 @@ mod lifecycle;
 mod monitor;
 mod operations;
 mod peers;
+mod postgres;
 mod probes;
 mod quiet_hours;
 mod servers;

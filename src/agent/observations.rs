@@ -92,6 +92,7 @@ fn identity(database: &DbConfig) -> Option<String> {
             dynamo.region.as_deref().unwrap_or_default(),
             dynamo.prefix
         )),
+        DbConfig::Postgres(postgres) => Some(format!("postgres:{}", postgres.shown_url())),
         DbConfig::Memory(_) => None,
     }
 }

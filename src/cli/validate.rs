@@ -157,6 +157,10 @@ async fn run_healthchecks(config: &Config) -> usize {
         ),
         db::DbConfig::Memory(_) => ("database (memory)".to_string(), "usable"),
         db::DbConfig::DynamoDb(_) => ("database (dynamodb)".to_string(), "both tables ACTIVE"),
+        db::DbConfig::Postgres(postgres) => (
+            format!("database (postgres `{}`)", postgres.shown_url()),
+            "tables writable",
+        ),
     };
     let outcome = match db::build(&config.database).await {
         Ok(db) => db.healthcheck().await,

@@ -28,7 +28,7 @@ use super::{AgentConfig, AlertingConfig, Config, LogFormat, Splay};
 use crate::alerters::{
     self, AlerterConfig, CommandConfig, FileConfig, PagerDutyConfig, SlackConfig,
 };
-use crate::db::{DbConfig, DynamoDbConfig, MemoryConfig, SqliteConfig};
+use crate::db::{DbConfig, DynamoDbConfig, MemoryConfig, PostgresConfig, SqliteConfig};
 use crate::sinks::{KinesisConfig, LogConfig, SinkConfig};
 
 /// The `agent:` section as written.
@@ -319,12 +319,13 @@ trait Backend: Sized {
 }
 
 impl Backend for DbConfig {
-    const TYPES: &'static [&'static str] = &["sqlite", "memory", "dynamodb"];
+    const TYPES: &'static [&'static str] = &["sqlite", "memory", "dynamodb", "postgres"];
     fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         match kind {
             "sqlite" => SqliteConfig::deserialize(d).map(DbConfig::Sqlite),
             "memory" => MemoryConfig::deserialize(d).map(DbConfig::Memory),
             "dynamodb" => DynamoDbConfig::deserialize(d).map(DbConfig::DynamoDb),
+            "postgres" => PostgresConfig::deserialize(d).map(DbConfig::Postgres),
             other => Err(de::Error::unknown_variant(other, Self::TYPES)),
         }
     }
@@ -638,7 +639,9 @@ fn state_dir(configured: PathBuf, database: &DbConfig, agent: &str) -> PathBuf {
         // A process-local database keeps nothing between runs; neither
         // does the agent then (an empty folder: in memory only).
         DbConfig::Memory(_) => PathBuf::new(),
-        DbConfig::DynamoDb(_) => Path::new("/var/lib/cimaa/state").join(agent),
+        DbConfig::DynamoDb(_) | DbConfig::Postgres(_) => {
+            Path::new("/var/lib/cimaa/state").join(agent)
+        }
     }
 }
 
@@ -769,12 +772,13 @@ struct DatabaseSection<'a> {
 impl DatabaseSection<'_> {
     /// Problems of the `database:` section. Pure.
     fn validate(&self) -> Vec<String> {
-        let DbConfig::DynamoDb(dynamodb) = self.config else {
-            return Vec::new();
-        };
         // The backend validates its own options; the reserved agent names
         // are refused with the `agent` section, for every backend.
-        dynamodb.validate()
+        match self.config {
+            DbConfig::DynamoDb(dynamodb) => dynamodb.validate(),
+            DbConfig::Postgres(postgres) => postgres.validate(),
+            DbConfig::Sqlite(_) | DbConfig::Memory(_) => Vec::new(),
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 pub(crate) mod dynamodb;
 pub(crate) mod memory;
 pub(crate) mod notice_record;
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ pub use crate::notice::{Claim, Notice, Pending};
 pub use crate::squelch::Squelch;
 pub use dynamodb::{DynamoDb, DynamoDbConfig};
 pub use memory::MemoryDb;
+pub use postgres::{PostgresConfig, PostgresDb};
 pub use sqlite::SqliteDb;
 
 /// Database failures.
@@ -80,6 +82,9 @@ pub enum Error {
         items: usize,
         attempts: u32,
     },
+    /// A PostgreSQL failure; `url` is shown without its password.
+    #[error("postgresql `{url}`: {detail}")]
+    Postgres { url: String, detail: String },
     #[error("database call `{operation}` did not finish within {millis} ms")]
     Timeout {
         operation: &'static str,
@@ -434,6 +439,8 @@ pub enum DbConfig {
     Memory(MemoryConfig),
     /// Amazon DynamoDB, shared by a fleet.
     DynamoDb(DynamoDbConfig),
+    /// PostgreSQL, shared by a fleet (SPEC §15).
+    Postgres(PostgresConfig),
 }
 
 /// `database: {type: sqlite}` options.
@@ -478,6 +485,7 @@ impl DbConfig {
             DbConfig::Sqlite(sqlite) => sqlite.history,
             DbConfig::Memory(memory) => memory.history,
             DbConfig::DynamoDb(dynamodb) => dynamodb.history,
+            DbConfig::Postgres(postgres) => postgres.history,
         }
     }
 }
@@ -514,6 +522,7 @@ pub(crate) async fn build(config: &DbConfig) -> Result<Arc<dyn Db>, Error> {
         )),
         DbConfig::Memory(memory) => Ok(Arc::new(MemoryDb::default().with_history(memory.history))),
         DbConfig::DynamoDb(dynamodb) => Ok(Arc::new(DynamoDb::open(dynamodb).await?)),
+        DbConfig::Postgres(postgres) => Ok(Arc::new(PostgresDb::open(postgres)?)),
     }
 }
 
