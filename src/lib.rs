@@ -53,6 +53,8 @@
 //! - `meta`: `Heartbeat`; the meta-check over fleet state.
 //! - `notice`: `Notice`, the shared record of a fleet fault's notifications
 //!   (SPEC §10), and its transitions.
+//! - `dependency`: `depends_on` (SPEC §11): names resolved, cycles, which
+//!   failing dependency suppresses a check's faults.
 //! - `storm`: alert storms (SPEC §10): which triggers fold into one
 //!   `AGENT#storm` alert per alerter, when it is re-sent and resolves.
 //!
@@ -86,6 +88,7 @@ pub mod sinks;
 
 mod aws;
 mod checks;
+mod dependency;
 mod fault;
 mod http_url;
 mod limits;

@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "squelch",
             "meta",
             "storm",
+            "dependency",
         ],
     ),
     (

@@ -87,7 +87,6 @@ impl Agent<'_> {
 
     /// Appends a history record of this agent's (SPEC §12) at `now`: `name`
     /// is a fault's full name. Written with the tick's state.
-    #[expect(dead_code, reason = "base for #12 and #21: their recorders call it")]
     pub(super) fn note(
         &mut self,
         now: i64,

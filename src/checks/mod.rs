@@ -65,6 +65,11 @@ pub(crate) struct CheckDef {
     pub monitor_retry: u32,
     /// Who notifies about a fleet fault of this check (SPEC §10).
     pub notify: Notify,
+    /// `depends_on` as written (SPEC §11); resolved by the agent against
+    /// the other checks (`agent::dependencies`).
+    pub depends_on: Vec<String>,
+    /// The line of `depends_on` in the check file, for its errors.
+    pub depends_on_line: Option<usize>,
 }
 
 /// `notify:`: who notifies about the faults of a check with an absolute
@@ -117,6 +122,8 @@ impl CheckDef {
             alerter: None,
             monitor_retry: DEFAULT_MONITOR_RETRY,
             notify: Notify::Fleet,
+            depends_on: Vec::new(),
+            depends_on_line: None,
         }
     }
 
