@@ -345,6 +345,19 @@ pub(crate) fn decide(previous: Option<&str>, ran: bool, failing: &[&str]) -> Opt
 mod tests {
     use super::*;
 
+    /// What, the names written, what they resolve to.
+    type ResolveCase<'a> = (&'a str, Vec<&'a str>, Result<Vec<Target>, Problem>);
+    /// What, the checks (name, depends_on), each one's error.
+    type Case<'a> = (&'a str, Vec<(&'a str, Vec<&'a str>)>, Vec<Option<&'a str>>);
+    /// What, previous, ran, failing, the decision.
+    type DecideCase<'a> = (
+        &'a str,
+        Option<&'a str>,
+        bool,
+        Vec<&'a str>,
+        Option<&'a str>,
+    );
+
     fn declared<'a>(name: &'a str, stem: &'a str, depends_on: &'a [String]) -> Declared<'a> {
         Declared {
             name,
@@ -377,7 +390,7 @@ mod tests {
         let local = |n: &str| Target::Local(n.to_owned());
         let absolute = |n: &str| Target::Absolute(n.to_owned());
         let unknown = |n: &str| Err(Problem::Unknown(n.to_owned()));
-        let cases: Vec<(&str, Vec<&str>, Result<Vec<Target>, Problem>)> = vec![
+        let cases: Vec<ResolveCase> = vec![
             (
                 "KEY of the same file",
                 vec!["y"],
@@ -456,7 +469,6 @@ mod tests {
         let a = "//web1/f/a";
         let b = "//web1/f/b";
         let c = "//web1/f/c";
-        type Case<'a> = (&'a str, Vec<(&'a str, Vec<&'a str>)>, Vec<Option<&'a str>>);
         let cases: Vec<Case> = vec![
             (
                 "a chain has no cycle",
@@ -553,7 +565,7 @@ mod tests {
     fn the_suppression_decision() {
         let gw = "//web1/net/gw";
         let dns = "web1#dns";
-        let cases: Vec<(&str, Option<&str>, bool, Vec<&str>, Option<&str>)> = vec![
+        let cases: Vec<DecideCase> = vec![
             ("nothing fails", None, true, vec![], None),
             (
                 "a failing dependency suppresses",

@@ -31,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "meta",
             "storm",
             "dependency",
+            "history",
         ],
     ),
     (

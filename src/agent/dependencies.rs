@@ -129,8 +129,9 @@ fn problem_message(agent: &str, check: &CheckDef, stem: &str, problem: &Problem)
 fn host_of(check: &CheckDef) -> Option<String> {
     let host = match &check.kind {
         CheckKind::Http(http) => http.url.host_str()?.to_owned(),
-        CheckKind::Tcp(target) => target.host.clone(),
-        CheckKind::Socket(crate::checks::socket::Target::Tcp(target)) => target.host.clone(),
+        CheckKind::Tcp(target) | CheckKind::Socket(crate::checks::socket::Target::Tcp(target)) => {
+            target.host.clone()
+        }
         _ => return None,
     };
     Some(host.trim_end_matches('.').to_ascii_lowercase())
@@ -145,10 +146,14 @@ pub(super) struct State {
     fleet_failing: BTreeSet<String>,
 }
 
+/// Held checks by name: how many of their dependencies are unfinished,
+/// and the check with what the runner keeps with it.
+type Held<T> = HashMap<String, (usize, Option<(Arc<CheckDef>, T)>)>;
+
 /// Due checks held back until their due local dependencies have finished.
 pub(super) struct Waiting<T> {
     /// Each held check, with how many of its dependencies are unfinished.
-    held: HashMap<String, (usize, Option<(Arc<CheckDef>, T)>)>,
+    held: Held<T>,
     /// The held dependents of each due check.
     dependents: HashMap<String, Vec<String>>,
 }
@@ -394,15 +399,14 @@ impl Agent<'_> {
             fault.updated = now;
             fault.suppressed_by.clone_from(&decided);
             let (severity, message) = (fault.severity, fault.message.clone());
-            match decided {
-                Some(by) => {
-                    info!(fault = %name, suppressed_by = %by, "fault suppressed by a failing dependency");
-                    let record = self.note(now, &name, Event::Suppressed);
-                    record.severity = Some(severity);
-                    record.message = Some(message);
-                    record.detail = Some(format!("suppressed by {by}"));
-                }
-                None => debug!(fault = %name, "fault no longer suppressed"),
+            if let Some(by) = decided {
+                info!(fault = %name, suppressed_by = %by, "fault suppressed by a failing dependency");
+                let record = self.note(now, &name, Event::Suppressed);
+                record.severity = Some(severity);
+                record.message = Some(message);
+                record.detail = Some(format!("suppressed by {by}"));
+            } else {
+                debug!(fault = %name, "fault no longer suppressed");
             }
         }
     }

@@ -203,6 +203,7 @@ enum Due {
 ///
 /// # Errors
 /// None today: `Error` is kept for the callers' signature.
+#[expect(clippy::too_many_lines, reason = "the agent's fields, one line each")]
 pub async fn run(
     config: &Config,
     backends: Backends,
