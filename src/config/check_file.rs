@@ -749,7 +749,7 @@ mod tests {
         assert_eq!(
             checks[1].kind,
             CheckKind::Broken(
-                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `meta`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter`, `monitor_retry`, `notify` at line 5 column 3".into()
+                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `meta`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter`, `monitor_retry`, `notify`, `depends_on` at line 5 column 3".into()
             )
         );
     }
