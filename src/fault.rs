@@ -348,7 +348,8 @@ pub(crate) fn same_alert(old: &str, new: &str) -> bool {
 ///
 /// `since` carries over from a previous record of the same name; `triggered`
 /// carries over only while the message is unchanged (a new message is a new
-/// alert); `storm` carries over while the fault stays critical; `updated`
+/// alert); `storm` carries over while the fault stays critical;
+/// `suppressed_by` carries over (the agent decides it after the run); `updated`
 /// changes only when the record does.
 #[must_use]
 pub(crate) fn records(
@@ -384,6 +385,8 @@ pub(crate) fn records(
             fault.storm = old.storm && fault.severity.is_critical();
             // A held trigger waits while its fault stays critical (SPEC §11).
             fault.held = old.held && fault.severity.is_critical();
+            // The agent decides it after the run (`dependency::decide`).
+            fault.suppressed_by.clone_from(&old.suppressed_by);
             if old.same_record(&fault) {
                 fault.updated = old.updated;
             }
@@ -431,7 +434,9 @@ pub(crate) struct Tick<'a> {
 /// The agent's own `AGENT#...` faults are not alerted, except its storm
 /// faults (`AGENT#storm`, `AGENT#storm-NAME`, SPEC §10). Members of a storm
 /// (`storm: true`) are neither triggered nor resolved on their own: the
-/// storm speaks for them (`storm::decide`).
+/// storm speaks for them (`storm::decide`). A suppressed fault
+/// (`suppressed_by`, SPEC §11) is not triggered; its open alert stays open
+/// until the fault clears.
 #[must_use]
 pub(crate) fn plan(faults: &mut BTreeMap<String, Fault>, tick: &Tick<'_>) -> Vec<Action> {
     let own = format!("{}#", tick.agent);
@@ -455,6 +460,10 @@ pub(crate) fn plan(faults: &mut BTreeMap<String, Fault>, tick: &Tick<'_>) -> Vec
             continue;
         }
         wanted_open.insert(fault.name.clone());
+        // A failing dependency (SPEC §11): no new trigger; one sent stays open.
+        if fault.suppressed_by.is_some() {
+            continue;
+        }
         if !fault.triggered {
             actions.push(Action::Trigger {
                 name: fault.name.clone(),
@@ -1064,6 +1073,36 @@ mod tests {
                 facts(&[], &[c], &["web1#storm"], &[]),
                 "",
                 vec![resolve("web1#storm")],
+            ),
+            (
+                "a suppressed critical fault is not triggered",
+                vec![Fault {
+                    suppressed_by: Some("//web1/net/gw".into()),
+                    ..stored(c, Severity::CRITICAL, "m", false)
+                }],
+                facts(&[c], &[c], &[], &[]),
+                "",
+                vec![],
+            ),
+            (
+                "a trigger sent before the suppression stays open",
+                vec![Fault {
+                    suppressed_by: Some("//web1/net/gw".into()),
+                    ..stored(c, Severity::CRITICAL, "new message", false)
+                }],
+                facts(&[c], &[c], &[c], &[]),
+                "",
+                vec![],
+            ),
+            (
+                "a suppressed fault that cleared is resolved as usual",
+                vec![Fault {
+                    suppressed_by: Some("//web1/net/gw".into()),
+                    ..stored(c, Severity::WARNING, "m", false)
+                }],
+                facts(&[c], &[c], &[c], &[]),
+                "",
+                vec![resolve(c)],
             ),
             (
                 "a member of a storm is not triggered on its own",

@@ -57,6 +57,8 @@
 //! - `meta`: `Heartbeat`; the meta-check over fleet state.
 //! - `notice`: `Notice`, the shared record of a fleet fault's notifications
 //!   (SPEC §10), and its transitions.
+//! - `dependency`: `depends_on` (SPEC §11): names resolved, cycles, which
+//!   failing dependency suppresses a check's faults.
 //! - `storm`: alert storms (SPEC §10): which triggers fold into one
 //!   `AGENT#storm` alert per alerter, when it is re-sent and resolves.
 //! - `quiet`: an alerter's quiet hours (SPEC §11): windows in an IANA zone,
@@ -92,6 +94,7 @@ pub mod sinks;
 
 mod aws;
 mod checks;
+mod dependency;
 mod fault;
 mod flap;
 mod http_url;

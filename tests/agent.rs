@@ -163,7 +163,7 @@ fn an_invalid_check_entry_becomes_a_critical_fault_of_that_check() {
     assert_eq!(
         fault["message"],
         format!(
-            "error loading check {} [bad]: bad: unknown field `retries`, expected one of `command`, `http`, `tcp`, `socket`, `meta`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter`, `monitor_retry`, `notify`, `flap` at line 5 column 3",
+            "error loading check {} [bad]: bad: unknown field `retries`, expected one of `command`, `http`, `tcp`, `socket`, `meta`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter`, `monitor_retry`, `notify`, `flap`, `depends_on` at line 5 column 3",
             path.display()
         )
     );

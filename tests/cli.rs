@@ -91,11 +91,13 @@ fn faults_json_has_the_documented_fields_and_types() {
             "since",
             "squelched",
             "storm",
+            "suppressed_by",
             "triggered",
             "updated"
         ]
     );
     assert_eq!(fault["agent"], AGENT);
+    assert_eq!(fault["suppressed_by"], serde_json::Value::Null);
     assert_eq!(fault["severity"], 50);
     assert_eq!(fault["triggered"], true);
     assert_eq!(fault["escalates"], true);

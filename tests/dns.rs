@@ -18,7 +18,7 @@ use crate::util::{AGENT, Env, check_name};
 
 /// What the fake nameserver does with a query.
 #[derive(Clone, Copy, Debug)]
-enum Mode {
+pub(crate) enum Mode {
     /// Answers A queries for its names with this address and TTL.
     Answer(Ipv4Addr, u32),
     /// SERVFAIL for everything.
@@ -33,7 +33,7 @@ struct DnsState {
 }
 
 /// A nameserver on 127.0.0.1 answering the names ending in `.test`.
-struct DnsServer {
+pub(crate) struct DnsServer {
     port: u16,
     state: Arc<Mutex<DnsState>>,
     stop: Arc<AtomicBool>,
@@ -41,7 +41,7 @@ struct DnsServer {
 }
 
 impl DnsServer {
-    fn start(mode: Mode) -> DnsServer {
+    pub(crate) fn start(mode: Mode) -> DnsServer {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
@@ -74,7 +74,7 @@ impl DnsServer {
         }
     }
 
-    fn set(&self, mode: Mode) {
+    pub(crate) fn set(&self, mode: Mode) {
         self.state.lock().unwrap().mode = mode;
     }
 
@@ -94,7 +94,7 @@ impl DnsServer {
     }
 
     /// The `agent:` lines pointing the resolver here, with one-second ticks.
-    fn agent_lines(&self) -> String {
+    pub(crate) fn agent_lines(&self) -> String {
         format!(
             "  base_interval: 1\n  resolver:\n    nameservers: [\"127.0.0.1:{}\"]\n",
             self.port

@@ -35,6 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "quiet",
             "flap",
             "renotify",
+            "dependency",
         ],
     ),
     (

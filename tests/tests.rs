@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod coordination;
 mod db_contract;
+mod dependencies;
 mod deploy;
 mod dns;
 mod docs;

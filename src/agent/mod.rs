@@ -25,6 +25,7 @@ mod alerts;
 mod check_dir;
 mod clock;
 mod flap;
+mod dependencies;
 mod fleet;
 mod history;
 mod meta_check;
@@ -48,6 +49,7 @@ use tracing::{debug, error, info, warn};
 
 pub use clock::Clock;
 pub(crate) use flap::flap_line;
+pub(crate) use dependencies::{Resolved, resolve as resolve_dependencies};
 pub(crate) use meta_check::meta_faults;
 pub(crate) use observations::{Memory, memory_of};
 pub(crate) use runner::{Fleet, run_check};
@@ -143,6 +145,8 @@ struct Agent<'a> {
     notifies: HashMap<String, checks::Notify>,
     /// This agent's part in the fleet's notices (`fleet.rs`).
     fleet: fleet::FleetState,
+    /// The checks' dependencies (SPEC §11, `dependencies.rs`).
+    dependencies: dependencies::State,
     states: HashMap<String, CheckState>,
     faults: BTreeMap<String, Fault>,
     /// Faults whose alert may be open at the receiver.
@@ -265,6 +269,7 @@ pub async fn run(
         routes: HashMap::new(),
         notifies: HashMap::new(),
         fleet: fleet::FleetState::default(),
+        dependencies: dependencies::State::default(),
         states: HashMap::new(),
         faults: BTreeMap::new(),
         opened: BTreeSet::new(),
@@ -496,6 +501,7 @@ impl Agent<'_> {
         let started = self.clock.now();
         self.catch_up_previous().await;
         let checks = self.directory.scan(self.clock.system_time()).await;
+        let checks = self.with_dependencies(checks);
         let rescan_only = due_rule == Due::Nothing;
         let due: Vec<Arc<CheckDef>> = checks
             .iter()
@@ -527,6 +533,7 @@ impl Agent<'_> {
         debug!(tick, checks = checks.len(), due = due.len(), "tick");
         let mut ran = HashSet::new();
         let mut metrics = Vec::new();
+        let fleet_read = self.start_fleet_read(whole(started));
         self.run_checks(
             due,
             spread.then_some(started),
@@ -538,9 +545,13 @@ impl Agent<'_> {
         )
         .await;
         let now = whole(self.clock.now());
-        if !rescan_only {
-            self.record_dns_outage(now);
-        }
+        let dns_unresolved = if rescan_only {
+            BTreeSet::new()
+        } else {
+            self.record_dns_outage(now)
+        };
+        self.apply_dependencies(&checks, &ran, fleet_read, &dns_unresolved, now)
+            .await;
         let alive: HashSet<String> = checks.iter().map(|c| c.name.clone()).collect();
         for check in &checks {
             self.routes
@@ -724,20 +735,22 @@ impl Agent<'_> {
     /// failed for every name the probes asked about (SPEC §14), naming the
     /// hosts that could not be resolved; clears it after a tick in which a
     /// name resolved, or no name was asked. Like every `AGENT#...` fault it
-    /// is stored, never alerted by this agent.
-    fn record_dns_outage(&mut self, now: i64) {
+    /// is stored, never alerted by this agent. Returns the hosts that could
+    /// not be resolved, whose probes it suppresses (`dependencies.rs`).
+    fn record_dns_outage(&mut self, now: i64) -> BTreeSet<String> {
         let name = format!("{}#dns", self.config.agent.name);
         let Some(outage) = self.probes.dns.end_tick() else {
             if self.faults.remove(&name).is_some() {
                 info!("the resolver answers again");
             }
-            return;
+            return BTreeSet::new();
         };
         let message = outage.message();
         if self.faults.get(&name).is_none_or(|f| f.message != message) {
             warn!(detail = %message, "the resolver fails for every name");
         }
         self.set_agent_fault(name, Severity::ERROR, message, now);
+        outage.unresolved
     }
 
     /// Records the WARNING `AGENT#metrics` while the metric buffer dropped

@@ -127,14 +127,15 @@ impl Agent<'_> {
         done: &mut (dyn FnMut(&mut Self, Arc<CheckDef>, CheckOutput) + Send),
     ) {
         self.probes.begin_tick(due.iter().map(AsRef::as_ref));
-        let mut pending: VecDeque<(Arc<CheckDef>, Option<tokio::time::Instant>)> = match spread_from
-        {
+        let pending: VecDeque<(Arc<CheckDef>, Option<tokio::time::Instant>)> = match spread_from {
             None => scheduler::take_turns(due)
                 .into_iter()
                 .map(|c| (c, None))
                 .collect(),
             Some(from) => self.spread(due, from),
         };
+        // Dependents start once their due dependencies finished (SPEC §11).
+        let (mut pending, mut waiting) = self.dependencies.hold_back(pending);
         let mut running: Tagged<Arc<CheckDef>, CheckOutput> = Tagged::new();
         let config_path = Arc::new(self.config.path.clone());
         let agent_name: Arc<str> = Arc::from(self.config.agent.name.as_str());
@@ -161,6 +162,10 @@ impl Agent<'_> {
                     // Before anything logs or stores them: a plugin's 5 MB
                     // message stays 4 KiB everywhere (SPEC §17).
                     fault::cap_raw(&mut output.faults);
+                    for released in waiting.finished(&check.name) {
+                        let at = pending.partition_point(|(_, start)| *start <= released.1);
+                        pending.insert(at, released);
+                    }
                     done(self, check, output);
                 }
                 slot = slot, if !pending.is_empty() => {

@@ -189,10 +189,7 @@ mod tests {
             self.history.lock().unwrap().extend_from_slice(records);
             Ok(())
         }
-        async fn history(
-            &self,
-            query: &crate::history::Query,
-        ) -> Result<Vec<Record>, DbError> {
+        async fn history(&self, query: &crate::history::Query) -> Result<Vec<Record>, DbError> {
             self.inner.history(query).await
         }
     }

@@ -13,8 +13,9 @@
 //! Each tick the resolver notes the names it was asked about. When the
 //! nameservers failed for every one of them, `end_tick` reports an
 //! `Outage`, which the agent turns into the ERROR `AGENT#dns`, naming the
-//! hosts that could not be resolved (no stale answer either). Suppressing
-//! those probes (SPEC §14, `suppressed_by`) is not built yet.
+//! hosts that could not be resolved (no stale answer either); the agent
+//! suppresses those hosts' probes by it (SPEC §14, `suppressed_by`, see
+//! `agent::dependencies`).
 //!
 //! The cache is pure (`Cache`, on a caller's clock) so its expiry and stale
 //! rules are tested without a network.

@@ -67,6 +67,11 @@ pub(crate) struct CheckDef {
     pub notify: Notify,
     /// `flap:`: flap detection with the agent's levels, off, or its own (SPEC §11).
     pub flap: crate::flap::Setting,
+    /// `depends_on` as written (SPEC §11); resolved by the agent against
+    /// the other checks (`agent::dependencies`).
+    pub depends_on: Vec<String>,
+    /// The line of `depends_on` in the check file, for its errors.
+    pub depends_on_line: Option<usize>,
 }
 
 /// `notify:`: who notifies about the faults of a check with an absolute
@@ -120,6 +125,8 @@ impl CheckDef {
             monitor_retry: DEFAULT_MONITOR_RETRY,
             notify: Notify::Fleet,
             flap: crate::flap::Setting::Agent,
+            depends_on: Vec::new(),
+            depends_on_line: None,
         }
     }
 

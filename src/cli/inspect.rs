@@ -27,6 +27,9 @@ struct FaultJson<'a> {
     attempts: u32,
     /// Part of an alert storm: folded into `AGENT#storm`, not paged on its own.
     storm: bool,
+    /// The full name of the failing dependency (or `AGENT#dns`) that keeps
+    /// the fault from paging (SPEC §11); null when none.
+    suppressed_by: Option<&'a str>,
     /// A squelch in force matches the name, so the fault does not page.
     squelched: bool,
     /// Its trigger waits for the end of its alerter's quiet hours (SPEC §11).
@@ -57,6 +60,7 @@ pub(super) async fn faults(
                 escalates: fault.escalates,
                 attempts: fault.attempts,
                 storm: fault.storm,
+                suppressed_by: fault.suppressed_by.as_deref(),
                 squelched: in_force.matches(&fault.name),
                 held: fault.held,
             })
@@ -74,7 +78,7 @@ pub(super) async fn faults(
         }
         return Ok(ExitStatus::Success);
     }
-    let rows: Vec<[String; 6]> = faults
+    let rows: Vec<[String; 7]> = faults
         .iter()
         .map(|AgentFault { agent, fault }| {
             let mark = if in_force.matches(&fault.name) {
@@ -87,14 +91,23 @@ pub(super) async fn faults(
                 fault.name.clone(),
                 fault.severity.to_string(),
                 mark.to_string(),
+                fault.suppressed_by.clone().unwrap_or_else(|| "-".into()),
                 relative(now - fault.since),
                 fault.message.clone(),
             ]
         })
         .collect();
     print_table(
-        ["AGENT", "NAME", "SEVERITY", "SQUELCHED", "SINCE", "MESSAGE"],
-        [32, 80, 8, 9, 8, 120],
+        [
+            "AGENT",
+            "NAME",
+            "SEVERITY",
+            "SQUELCHED",
+            "SUPPRESSED BY",
+            "SINCE",
+            "MESSAGE",
+        ],
+        [32, 80, 8, 9, 80, 8, 120],
         &rows,
     );
     Ok(ExitStatus::Success)

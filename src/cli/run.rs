@@ -79,6 +79,7 @@ pub(super) async fn check(
             ))
         })?,
     };
+    let dependencies = super::validate::with_dependencies(config, &mut checks, file.is_some());
     if let Some(name) = name {
         let all = std::mem::take(&mut checks);
         let (named, others): (Vec<CheckDef>, Vec<CheckDef>) = all
@@ -114,6 +115,7 @@ pub(super) async fn check(
         let mut output = agent::run_check(check, &context, fleet).await;
         checks::apply_thresholds(check, &mut output, &|_| false);
         Printer::line(&check.name);
+        print_dependencies(&dependencies, &check.name);
         if let Some(raw) = &output.raw {
             Printer::line(&format!("  exit: {}", raw.status));
             for (label, text) in [("stdout", &raw.stdout), ("stderr", &raw.stderr)] {
@@ -155,6 +157,20 @@ pub(super) async fn check(
         return Ok(ExitStatus::Usage);
     }
     Ok(ExitStatus::Success)
+}
+
+/// `  depends on: NAME, ...` for a check with dependencies (SPEC §11).
+fn print_dependencies(dependencies: &crate::agent::Resolved, check: &str) {
+    if let Some(targets) = dependencies.targets.get(check) {
+        let names: Vec<String> = targets
+            .iter()
+            .map(|target| match target {
+                crate::dependency::Target::Local(name) => name.clone(),
+                crate::dependency::Target::Absolute(name) => format!("{name} (any agent)"),
+            })
+            .collect();
+        Printer::line(&format!("  depends on: {}", names.join(", ")));
+    }
 }
 
 /// Most names `no check named` lists; a directory may hold thousands.

@@ -44,6 +44,10 @@ pub(super) async fn validate(
         };
         (checks, problems, place)
     };
+    // A name of another file resolves against the directory's checks too
+    // (a deploy pipeline validates a new file against what is deployed).
+    let mut checks = checks;
+    with_dependencies(config, &mut checks, !files.is_empty());
     let path_var = std::env::var_os("PATH");
     for check in &checks {
         match &check.kind {
@@ -81,6 +85,34 @@ pub(super) async fn validate(
         return Ok(ExitStatus::Failure);
     }
     Ok(ExitStatus::Success)
+}
+
+/// Resolves the `depends_on` of `checks` (SPEC §11) as the agent does and
+/// turns each check whose names are wrong into its broken check. With
+/// `some_files`, the checks of `agent.directory` (when it can be read) are
+/// known too, the given files' own checks taking their place.
+pub(super) fn with_dependencies(
+    config: &Config,
+    checks: &mut [CheckDef],
+    some_files: bool,
+) -> crate::agent::Resolved {
+    let deployed = if some_files && checks.iter().any(|c| !c.depends_on.is_empty()) {
+        config::load_check_dir(&config.scope(), &config.agent.directory).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let given: std::collections::HashSet<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    let known: Vec<&CheckDef> = checks
+        .iter()
+        .chain(deployed.iter().filter(|c| !given.contains(c.name.as_str())))
+        .collect();
+    let resolved = crate::agent::resolve_dependencies(&config.agent.name, &known);
+    for check in checks.iter_mut() {
+        if let Some(message) = resolved.problems.get(&check.name) {
+            *check = CheckDef::broken(check.name.clone(), &check.file, message.clone());
+        }
+    }
+    resolved
 }
 
 /// The checks of the check files a deploy pipeline names, and a problem for

@@ -72,6 +72,33 @@ struct RawCheck {
     notify: Option<crate::checks::Notify>,
     /// `false`, `true` (the agent's levels) or `{high, low}` (SPEC §11).
     flap: Option<crate::flap::Setting>,
+    /// Checks this one depends on (SPEC §11): `KEY`, `STEM/KEY` or `//...`.
+    depends_on: Option<DependsOn>,
+}
+
+/// `depends_on:` as written: a list of check names, each checked for what
+/// can be told without the other checks (so the error has its line).
+struct DependsOn(Vec<String>);
+
+impl<'de> Deserialize<'de> for DependsOn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let names = Vec::<String>::deserialize(deserializer)?;
+        for name in &names {
+            let why = if name.trim().is_empty() {
+                Some("an empty check name")
+            } else if name.contains('#') {
+                Some("a fault name (`#`); name the check")
+            } else if name.ends_with('/') {
+                Some("a name ending with `/`")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(de::Error::custom(format_args!("`{name}` is {why}")));
+            }
+        }
+        Ok(DependsOn(names))
+    }
 }
 
 /// `thresholds:` as a multi-line string or a list of lines.
@@ -143,15 +170,25 @@ fn checks_of_file(scope: &Scope, path: &Path, text: &str) -> Vec<CheckDef> {
                 .collect(),
         },
     };
+    // Lines of `depends_on`, for the errors found once every check is known.
+    let lines = if text.contains("depends_on") {
+        depends_on_lines(text)
+    } else {
+        std::collections::HashMap::new()
+    };
     raw.into_iter()
         .map(|(key, entry)| {
+            let line = lines.get(key.as_str()).copied();
             let name = if key.starts_with("//") {
                 key.clone()
             } else {
                 format!("//{agent}/{stem}/{key}")
             };
             match entry.and_then(|raw| raw.validate(&name, path, scope)) {
-                Ok(check) => check,
+                Ok(mut check) => {
+                    check.depends_on_line = line;
+                    check
+                }
                 Err(detail) => CheckDef::broken(
                     name,
                     path,
@@ -164,6 +201,59 @@ fn checks_of_file(scope: &Scope, path: &Path, text: &str) -> Vec<CheckDef> {
             }
         })
         .collect()
+}
+
+/// The line (1-based) of each top-level entry's `depends_on` key, found
+/// in the text: serde_yaml gives no positions to values that parsed, and
+/// a dependency's error (an unknown name, a cycle) is found only once
+/// every check file is read. Block style (`depends_on:` on its own line
+/// under the entry) and flow style (`KEY: {..., depends_on: [...]}`) are
+/// found; anything else has no line.
+fn depends_on_lines(text: &str) -> std::collections::HashMap<&str, usize> {
+    let mut lines = std::collections::HashMap::new();
+    let mut entry: Option<&str> = None;
+    for (number, line) in text.lines().enumerate() {
+        let top = !line.starts_with([' ', '\t', '#', '-']) && !line.is_empty();
+        let mut rest = line;
+        if top {
+            let Some((key, after)) = split_key(line) else {
+                entry = None;
+                continue;
+            };
+            entry = Some(key);
+            rest = after;
+        }
+        let Some(key) = entry else {
+            continue;
+        };
+        // A key: at the start of the line or after `{` or `,`, then `:`.
+        let mentions = rest.match_indices("depends_on").any(|(at, _)| {
+            let before = rest[..at].trim_end().chars().last();
+            matches!(before, None | Some('{' | ','))
+                && rest[at + "depends_on".len()..]
+                    .trim_start()
+                    .starts_with(':')
+        });
+        if mentions {
+            lines.entry(key).or_insert(number + 1);
+        }
+    }
+    lines
+}
+
+/// A top-level line's key (unquoted) and what follows its colon.
+fn split_key(line: &str) -> Option<(&str, &str)> {
+    for quote in ['"', '\''] {
+        if let Some(body) = line.strip_prefix(quote) {
+            let end = body.find(quote)?;
+            let after = body[end + 1..].trim_start().strip_prefix(':')?;
+            return Some((&body[..end], after));
+        }
+    }
+    let at = line
+        .find(": ")
+        .or_else(|| line.trim_end().strip_suffix(':').map(str::len))?;
+    Some((line[..at].trim_end(), line.get(at + 1..).unwrap_or("")))
 }
 
 /// Longest quoted value (`"..."` or `` `...` ``) an error detail keeps whole, in bytes.
@@ -318,6 +408,8 @@ impl RawCheck {
             monitor_retry: self.monitor_retry.unwrap_or(DEFAULT_MONITOR_RETRY),
             notify: self.notify.unwrap_or_default(),
             flap: self.flap.unwrap_or_default(),
+            depends_on: self.depends_on.map(|d| d.0).unwrap_or_default(),
+            depends_on_line: None,
         })
     }
 }
@@ -627,6 +719,16 @@ pub(crate) fn load_check_dir(scope: &Scope, directory: &Path) -> std::io::Result
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_line_of_each_entrys_depends_on_is_found() {
+        let text = "a:\n  command: x\n  depends_on: [b]\n\"//web\":\n  command: y\n  # depends_on: no\n  depends_on:\n    - a\nc: {command: z, depends_on: [a]}\nd:\n  command: \"depends_on: not a key\"\n";
+        let lines = depends_on_lines(text);
+        let mut got: Vec<(&str, usize)> = lines.into_iter().collect();
+        got.sort_unstable();
+        assert_eq!(got, [("//web", 7), ("a", 3), ("c", 9)]);
+    }
+
     use super::*;
     use crate::checks::http::{HttpCheck, Method};
     use reqwest::Url;
@@ -650,7 +752,7 @@ mod tests {
         assert_eq!(
             checks[1].kind,
             CheckKind::Broken(
-                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `meta`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter`, `monitor_retry`, `notify`, `flap` at line 5 column 3".into()
+                "error loading check /c/app.yaml [bad]: bad: unknown field `intervl`, expected one of `command`, `http`, `tcp`, `socket`, `meta`, `interval`, `retry`, `retry_interval`, `timeout`, `nagios_performance`, `thresholds`, `alerter`, `monitor_retry`, `notify`, `flap`, `depends_on` at line 5 column 3".into()
             )
         );
     }
