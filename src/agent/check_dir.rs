@@ -455,7 +455,7 @@ impl Scanner {
                 if fresh {
                     debug!(file = %path.display(), "check file changed just now and cannot be read; waiting for the next scan");
                 } else {
-                    checks.push(Arc::new(broken));
+                    checks.push(Arc::from(broken));
                 }
                 return;
             }

@@ -24,8 +24,8 @@
 mod alerts;
 mod check_dir;
 mod clock;
-mod flap;
 mod dependencies;
+mod flap;
 mod fleet;
 mod history;
 mod meta_check;
@@ -48,8 +48,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 pub use clock::Clock;
-pub(crate) use flap::flap_line;
 pub(crate) use dependencies::{Resolved, resolve as resolve_dependencies};
+pub(crate) use flap::flap_line;
 pub(crate) use meta_check::meta_faults;
 pub(crate) use observations::{Memory, memory_of};
 pub(crate) use runner::{Fleet, run_check};
@@ -496,14 +496,9 @@ impl Agent<'_> {
         }
     }
 
-    /// One tick: scan, run due checks, update faults, alert, store, publish.
-    async fn tick(&mut self, tick: i64, due_rule: Due) {
-        let started = self.clock.now();
-        self.catch_up_previous().await;
-        let checks = self.directory.scan(self.clock.system_time()).await;
-        let checks = self.with_dependencies(checks);
-        let rescan_only = due_rule == Due::Nothing;
-        let due: Vec<Arc<CheckDef>> = checks
+    /// The checks of `checks` that run at `tick` under `due_rule`.
+    fn due_checks(&self, checks: &[Arc<CheckDef>], tick: i64, due_rule: Due) -> Vec<Arc<CheckDef>> {
+        checks
             .iter()
             .filter(|check| match due_rule {
                 Due::All => true,
@@ -519,7 +514,17 @@ impl Agent<'_> {
                 }
             })
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    /// One tick: scan, run due checks, update faults, alert, store, publish.
+    async fn tick(&mut self, tick: i64, due_rule: Due) {
+        let started = self.clock.now();
+        self.catch_up_previous().await;
+        let checks = self.directory.scan(self.clock.system_time()).await;
+        let checks = self.with_dependencies(checks);
+        let rescan_only = due_rule == Due::Nothing;
+        let due = self.due_checks(&checks, tick, due_rule);
         // `--once` runs everything at once (SPEC §2); a scheduled tick with
         // more probes than slots spreads them (see `scheduler::spread_offset`).
         let probes = due.iter().filter(|c| scheduler::is_probe(c)).count();

@@ -199,6 +199,69 @@ impl Printer {
     }
 }
 
+/// Runs one command that needs the configuration, inside the runtime.
+async fn dispatch(config: &Config, command: Command) -> Result<ExitStatus, CliError> {
+    match command {
+        Command::Agent { count, once } => run::agent(config, count, once).await,
+        Command::Check { file, name } => run::check(config, file.as_deref(), name.as_deref()).await,
+        Command::Validate {
+            healthchecks,
+            files,
+        } => validate::validate(config, &files, healthchecks).await,
+        Command::TestAlert { name } => test_alert::test_alert(config, name.as_deref()).await,
+        Command::Faults { agent, json } => inspect::faults(config, agent.as_deref(), json).await,
+        Command::Agents { json } => inspect::agents(config, json).await,
+        Command::Squelch {
+            regex,
+            reason,
+            dry_run,
+            permanent,
+            expires,
+        } => {
+            let request = squelch::Request {
+                regex: &regex,
+                reason: reason.as_deref(),
+                permanent,
+                expires: expires.as_deref(),
+                dry_run,
+            };
+            squelch::add_squelch(config, &request).await
+        }
+        Command::Unsquelch { regex } => squelch::unsquelch(config, &regex).await,
+        Command::Squelches { json } => squelch::squelches(config, json).await,
+        Command::History(options) => history::history(config, &options).await,
+        Command::MetaCheck {
+            warn,
+            error,
+            squelch_minutes,
+            expiring_minutes,
+            fold,
+            expect,
+        } => {
+            let limits = meta::Limits {
+                warn_intervals: warn,
+                error_intervals: error,
+                squelch_minutes,
+                expiring_minutes,
+                max_inactive: fold,
+                base_interval: config.agent.base_interval,
+            };
+            fleet::meta_check(config, limits, expect.as_deref()).await
+        }
+        Command::Forget { agent } => fleet::forget(config, &agent).await,
+        Command::Completions { .. } | Command::Man => Ok(ExitStatus::Success),
+        Command::SetupDb {
+            read_capacity,
+            write_capacity,
+        } => {
+            let capacity = read_capacity
+                .zip(write_capacity)
+                .map(|(read, write)| db::Capacity { read, write });
+            fleet::setup_db(config, capacity).await
+        }
+    }
+}
+
 /// Runs a parsed command line.
 ///
 /// # Errors
@@ -240,71 +303,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         .enable_all()
         .build()
         .map_err(CliError::failure)?;
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Agent { count, once } => run::agent(&config, count, once).await,
-            Command::Check { file, name } => {
-                run::check(&config, file.as_deref(), name.as_deref()).await
-            }
-            Command::Validate {
-                healthchecks,
-                files,
-            } => validate::validate(&config, &files, healthchecks).await,
-            Command::TestAlert { name } => test_alert::test_alert(&config, name.as_deref()).await,
-            Command::Faults { agent, json } => {
-                inspect::faults(&config, agent.as_deref(), json).await
-            }
-            Command::Agents { json } => inspect::agents(&config, json).await,
-            Command::Squelch {
-                regex,
-                reason,
-                dry_run,
-                permanent,
-                expires,
-            } => {
-                let request = squelch::Request {
-                    regex: &regex,
-                    reason: reason.as_deref(),
-                    permanent,
-                    expires: expires.as_deref(),
-                    dry_run,
-                };
-                squelch::add_squelch(&config, &request).await
-            }
-            Command::Unsquelch { regex } => squelch::unsquelch(&config, &regex).await,
-            Command::Squelches { json } => squelch::squelches(&config, json).await,
-            Command::History(options) => history::history(&config, &options).await,
-            Command::MetaCheck {
-                warn,
-                error,
-                squelch_minutes,
-                expiring_minutes,
-                fold,
-                expect,
-            } => {
-                let limits = meta::Limits {
-                    warn_intervals: warn,
-                    error_intervals: error,
-                    squelch_minutes,
-                    expiring_minutes,
-                    max_inactive: fold,
-                    base_interval: config.agent.base_interval,
-                };
-                fleet::meta_check(&config, limits, expect.as_deref()).await
-            }
-            Command::Forget { agent } => fleet::forget(&config, &agent).await,
-            Command::Completions { .. } | Command::Man => Ok(ExitStatus::Success),
-            Command::SetupDb {
-                read_capacity,
-                write_capacity,
-            } => {
-                let capacity = read_capacity
-                    .zip(write_capacity)
-                    .map(|(read, write)| db::Capacity { read, write });
-                fleet::setup_db(&config, capacity).await
-            }
-        }
-    });
+    let result = runtime.block_on(dispatch(&config, cli.command));
     // Don't wait for blocking tasks (a stuck stdout write, a slow sqlite call).
     runtime.shutdown_timeout(Duration::from_secs(1));
     result

@@ -489,7 +489,7 @@ pub(crate) enum Loaded {
     /// The file cannot be read (a dangling symlink, a symlink loop, not a
     /// regular file, too big, no permission): its broken check
     /// `//AGENT/STEM/`. The agent keeps the file's last good checks.
-    Unreadable(CheckDef),
+    Unreadable(Box<CheckDef>),
     /// The file was removed between listing and reading: as if never listed.
     Gone,
 }
@@ -499,7 +499,7 @@ pub(crate) enum Loaded {
 pub(crate) fn load_check_file(scope: &Scope, path: &Path) -> Vec<CheckDef> {
     match read_check_file(scope, path) {
         Loaded::Read(checks, _) => checks,
-        Loaded::Unreadable(broken) => vec![broken],
+        Loaded::Unreadable(broken) => vec![*broken],
         Loaded::Gone => Vec::new(),
     }
 }
@@ -526,7 +526,7 @@ pub(crate) fn read_check_file(scope: &Scope, path: &Path) -> Loaded {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.symlink_metadata().is_err() => {
             Loaded::Gone
         }
-        Err(e) => Loaded::Unreadable(broken(why_unreadable(path, &e))),
+        Err(e) => Loaded::Unreadable(Box::new(broken(why_unreadable(path, &e)))),
     }
 }
 
@@ -710,7 +710,7 @@ pub(crate) fn load_check_dir(scope: &Scope, directory: &Path) -> std::io::Result
     for loaded in load_check_files(scope, &paths) {
         match loaded {
             Loaded::Read(read, _) => checks.extend(read),
-            Loaded::Unreadable(broken) => checks.push(broken),
+            Loaded::Unreadable(broken) => checks.push(*broken),
             Loaded::Gone => {}
         }
     }
