@@ -496,27 +496,6 @@ impl Agent<'_> {
         }
     }
 
-    /// The checks of `checks` that run at `tick` under `due_rule`.
-    fn due_checks(&self, checks: &[Arc<CheckDef>], tick: i64, due_rule: Due) -> Vec<Arc<CheckDef>> {
-        checks
-            .iter()
-            .filter(|check| match due_rule {
-                Due::All => true,
-                Due::Nothing => false,
-                Due::Scheduled => {
-                    let state = self.states.get(&check.name);
-                    scheduler::is_due(
-                        tick,
-                        check.interval,
-                        check.retry_interval,
-                        state.and_then(|s| s.last_failure),
-                    )
-                }
-            })
-            .cloned()
-            .collect()
-    }
-
     /// One tick: scan, run due checks, update faults, alert, store, publish.
     async fn tick(&mut self, tick: i64, due_rule: Due) {
         let started = self.clock.now();

@@ -20,7 +20,7 @@ use sentry::SentryFutureExt as _;
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, error};
 
-use super::{Agent, Clock, Memory, meta_faults, whole};
+use super::{Agent, Clock, Due, Memory, meta_faults, whole};
 use crate::checks::meta::{self as meta_kind, MetaCheck};
 use crate::checks::{self, CheckDef, CheckKind, CheckOutput, RunContext};
 use crate::db::Db;
@@ -109,6 +109,32 @@ fn limits(options: &MetaCheck, base_interval: f64) -> Limits {
 }
 
 impl Agent<'_> {
+    /// The checks of `checks` that run at `tick` under `due_rule`.
+    pub(super) fn due_checks(
+        &self,
+        checks: &[Arc<CheckDef>],
+        tick: i64,
+        due_rule: Due,
+    ) -> Vec<Arc<CheckDef>> {
+        checks
+            .iter()
+            .filter(|check| match due_rule {
+                Due::All => true,
+                Due::Nothing => false,
+                Due::Scheduled => {
+                    let state = self.states.get(&check.name);
+                    scheduler::is_due(
+                        tick,
+                        check.interval,
+                        check.retry_interval,
+                        state.and_then(|s| s.last_failure),
+                    )
+                }
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Runs the due checks and hands each output to `done` as it comes.
     ///
     /// A check gets its own task once it holds one of the `max_concurrency`

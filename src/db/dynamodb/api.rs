@@ -4,7 +4,6 @@
 //! SDK client with an in-memory fake behind the same trait.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +18,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::history::{AGENT_INDEX as HISTORY_AGENT_INDEX, NAME_INDEX as HISTORY_NAME_INDEX};
 use super::item::{HEARTBEAT_AGENT, Item, UPDATED_INDEX, UPDATED_INDEX_INCLUDES, number, string};
+use super::stats::Counters;
 use crate::aws;
 use crate::db::Capacity;
 
@@ -252,67 +252,6 @@ pub(super) trait Api: Send + Sync {
         kind: TableKind,
         capacity: Option<Capacity>,
     ) -> Result<(), ApiError>;
-}
-
-/// Requests sent so far by one `DynamoDb`, every attempt counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct RequestStats {
-    /// GetItem, BatchGetItem, Query, Scan and DescribeTable requests.
-    pub read_requests: u64,
-    /// PutItem, DeleteItem, BatchWriteItem and CreateTable requests.
-    pub write_requests: u64,
-    /// Items put or deleted (each costs at least one write unit).
-    pub items_written: u64,
-    /// Write capacity units the server reported as consumed.
-    pub write_units: f64,
-}
-
-/// The live counts behind `RequestStats`, shared by the handle and its client.
-#[derive(Debug, Default)]
-pub(super) struct Counters {
-    read_requests: AtomicU64,
-    write_requests: AtomicU64,
-    items_written: AtomicU64,
-    /// Thousandths of a unit, so an atomic integer can add them up.
-    write_millis: AtomicU64,
-}
-
-impl Counters {
-    fn read(&self) {
-        self.read_requests.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn write(&self, items: usize) {
-        self.write_requests.fetch_add(1, Ordering::Relaxed);
-        self.items_written
-            .fetch_add(u64::try_from(items).unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
-
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "consumed units are small and never negative"
-    )]
-    /// Adds the write units a call reports it consumed.
-    fn consumed(&self, consumed: Option<&sdk::types::ConsumedCapacity>) {
-        if let Some(units) = consumed.and_then(sdk::types::ConsumedCapacity::capacity_units) {
-            self.write_millis
-                .fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
-        }
-    }
-
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "a count of thousandths stays far below 2^52"
-    )]
-    pub(super) fn snapshot(&self) -> RequestStats {
-        RequestStats {
-            read_requests: self.read_requests.load(Ordering::Relaxed),
-            write_requests: self.write_requests.load(Ordering::Relaxed),
-            items_written: self.items_written.load(Ordering::Relaxed),
-            write_units: self.write_millis.load(Ordering::Relaxed) as f64 / 1000.0,
-        }
-    }
 }
 
 /// The SDK client settings every handle uses: this module retries, so the

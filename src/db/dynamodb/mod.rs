@@ -27,6 +27,7 @@ mod config;
 mod history;
 mod item;
 mod read;
+mod stats;
 mod tables;
 mod write_plan;
 
@@ -41,9 +42,8 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-pub(crate) use self::api::RequestStats;
 use self::api::{
-    Api, ApiError, ApiFailure, Counters, Expect, Query, SdkApi, TableKind, VERSION_LIMIT, Write,
+    Api, ApiError, ApiFailure, Expect, Query, SdkApi, TableKind, VERSION_LIMIT, Write,
     client_config,
 };
 pub use self::config::DynamoDbConfig;
@@ -55,6 +55,8 @@ use self::item::{
     required_text, squelch_from_item, squelch_item, squelch_key, stopped_from_item, stopped_item,
 };
 use self::read::Read;
+use self::stats::Counters;
+pub(crate) use self::stats::RequestStats;
 use self::write_plan::{WriteCache, Written, plan_writes};
 use super::{
     AgentFacts, AgentFault, Capacity, Db, Error, FactsLog, Fault, Heartbeat, Notice, OpenAlert,
