@@ -291,3 +291,63 @@ fn a_meta_check_with_expiring_warns_of_a_squelch_ending_within_it() {
         "{fault}"
     );
 }
+
+/// `cimaa history --json` as (event, name, message, user), oldest first.
+fn squelch_history(env: &Env) -> Vec<(String, String, String, String)> {
+    let output = env.cimaa(&["history", "--json", "--since", "2d"]);
+    assert_success(&output);
+    let Value::Array(records) = serde_json::from_slice(&output.stdout).unwrap() else {
+        panic!("history --json is not an array: {}", stdout(&output));
+    };
+    let text = |record: &Value, key: &str| record[key].as_str().unwrap_or("").to_owned();
+    let mut rows: Vec<_> = records
+        .iter()
+        .filter(|r| text(r, "event").starts_with("squelch-"))
+        .map(|r| {
+            (
+                text(r, "event"),
+                text(r, "name"),
+                text(r, "message"),
+                text(r, "user"),
+            )
+        })
+        .collect();
+    rows.reverse();
+    rows
+}
+
+// See: #12. A squelch's whole life is in the history: added and removed by
+// the CLI with user and reason, expired by the agent that saw it first.
+#[test]
+fn squelch_added_removed_and_expired_are_recorded_in_the_history() {
+    let env = Env::new();
+    let added = env.cimaa_with_env(
+        &["squelch", "web", "deploying web"],
+        &[("SUDO_USER", "carol")],
+    );
+    assert_success(&added);
+    let removed = env.cimaa_with_env(&["unsquelch", "web"], &[("SUDO_USER", "dave")]);
+    assert_success(&removed);
+    let now = now();
+    store_squelch(&env, "gone", now - 7200, Some(now - 60));
+    env.once();
+
+    let got = squelch_history(&env);
+    let row = |event: &str, name: &str, message: &str, user: &str| {
+        (
+            event.to_owned(),
+            name.to_owned(),
+            message.to_owned(),
+            user.to_owned(),
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            // Recorded at the time it expired, a minute before the others.
+            row("squelch-expired", "gone", "deploying", "ann"),
+            row("squelch-added", "web", "deploying web", "carol"),
+            row("squelch-removed", "web", "deploying web", "dave"),
+        ]
+    );
+}

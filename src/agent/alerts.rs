@@ -102,7 +102,11 @@ impl Agent<'_> {
 
     /// Plans and delivers this tick's alerts; records `AGENT#alerts`.
     pub(super) async fn alert(&mut self, ran: &HashSet<String>, alive: &HashSet<String>, now: i64) {
-        self.noise_opened();
+        // Until the previous state is loaded (SPEC §14) this agent does not
+        // know what it left open: nothing of it is resolved meanwhile.
+        if !self.unloaded {
+            self.noise_opened();
+        }
         self.record_squelched(now);
         let actions = {
             let squelches = &self.squelches;
