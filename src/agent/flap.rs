@@ -25,7 +25,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -114,27 +113,7 @@ fn load(path: &Path) -> Result<State, String> {
 /// Replaces the state kept in `path` (creating its folder), through a
 /// temporary file renamed over it.
 fn store(path: &Path, state: &State) -> Result<(), String> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let folder = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(folder)
-        .map_err(|error| format!("cannot create `{}`: {error}", folder.display()))?;
-    let text = serde_json::to_string(state)
-        .map_err(|error| format!("cannot encode `{}`: {error}", path.display()))?;
-    let temporary = folder.join(format!(
-        ".{}.{}.{}.tmp",
-        path.file_name()
-            .map(|name| name.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = std::fs::write(&temporary, text)
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|error| format!("cannot write `{}`: {error}", path.display()));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    written
+    super::observations::store_json(path, state)
 }
 
 impl Noise {

@@ -128,16 +128,27 @@ pub(crate) fn load(path: &Path) -> Result<Observations, String> {
 /// # Errors
 /// When the folder or file cannot be written, naming it.
 pub(crate) fn store(path: &Path, database: &str, peers: &Observations) -> Result<(), String> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let folder = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(folder)
-        .map_err(|error| format!("cannot create `{}`: {error}", folder.display()))?;
     let stored = Stored {
         version: VERSION,
         database: database.to_owned(),
         peers: peers.clone(),
     };
-    let text = serde_json::to_string(&stored)
+    store_json(path, &stored)
+}
+
+/// Replaces the JSON file `path` with `value` (creating its folder),
+/// through a temporary file in the same folder renamed over it, so a crash
+/// or a concurrent writer leaves the old file or the new one: the agent's
+/// small state files (this memory, the flap state).
+///
+/// # Errors
+/// When the folder or file cannot be written, naming it.
+pub(crate) fn store_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let folder = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(folder)
+        .map_err(|error| format!("cannot create `{}`: {error}", folder.display()))?;
+    let text = serde_json::to_string(value)
         .map_err(|error| format!("cannot encode `{}`: {error}", path.display()))?;
     let temporary = folder.join(format!(
         ".{}.{}.{}.tmp",
