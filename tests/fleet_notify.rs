@@ -621,6 +621,35 @@ async fn an_incident_whose_only_holder_dies_is_resolved_by_a_meta_check_agent() 
     fleet.stop().await;
 }
 
+// See: #11. The meta-check agent runs the check too but finds it only a
+// WARNING: it does not hold the incident, so it still watches the dead
+// holder's fault and resolves it.
+#[tokio::test(start_paused = true)]
+async fn an_incident_whose_only_holder_dies_is_resolved_by_an_agent_that_sees_it_as_a_warning() {
+    let top = "alerting:\n  holder_timeout: 2\n";
+    let mut fleet = Fleet::start(1, "", "", top);
+    let warning = Plugin::serve(
+        fleet.dir.path().join("warning.sock"),
+        r#"{"faults": [{"severity": "WARNING", "message": "web slow"}]}"#,
+    );
+    let meta = "//meta:\n  meta: {warn: 20, error: 30}\n  retry: 0\n";
+    let web = format!(
+        "//web:\n  socket: unix:{}\n  retry: 0\n",
+        warning.path.display()
+    );
+    let watcher = fleet.spawn_with_checks("a1", &[("meta.yaml", meta), ("web.yaml", &web)], top);
+    fleet.members.push(watcher);
+    fleet.at(BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered(), [event("trigger", "//web", "web down")]);
+    fleet.members[0].task.abort();
+    fleet.at(6 * BASE + BASE / 2).await;
+    assert_eq!(
+        *fleet.members[1].alerter.delivered.lock().unwrap(),
+        [event("resolve", "//web", "")]
+    );
+    fleet.stop().await;
+}
+
 // See: #11. The dead holder was not alone: a live agent still finds the
 // fault critical, so the sweep resolves nothing.
 #[tokio::test(start_paused = true)]

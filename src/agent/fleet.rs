@@ -217,7 +217,11 @@ impl Agent<'_> {
             };
             for fault in faults {
                 let name = fault.name;
-                let known_here = self.faults.contains_key(&name)
+                // A fault seen here only as a WARNING is not held here.
+                let known_here = self
+                    .faults
+                    .get(&name)
+                    .is_some_and(|here| here.triggered || here.severity.is_critical())
                     || self.opened.contains(&name)
                     || self
                         .notifies

@@ -169,45 +169,46 @@ impl PostgresConfig {
     }
 }
 
-/// `url` with the password of its user part (`user:PASSWORD@`) and of a
-/// `password=` parameter replaced by `***`. Works on any text, so a URL
-/// too broken to parse is still shown without its password.
+/// `url` with the password of its user part (`user:PASSWORD@`) and of every
+/// `password=` setting (a URL parameter, or a libpq `key=value` string,
+/// quoted or not) replaced by `***`. Works on any text, so a URL too broken
+/// to parse is still shown without its password.
+///
+/// A password may hold unencoded `/`, `?` and `@`, so the user part ends at
+/// the last `@` of the text; when a parameter holds an `@` more is hidden
+/// than the password, never less.
 #[must_use]
 pub(crate) fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(at) => url.split_at(at + 3),
-        None => ("", url),
-    };
-    // The user part ends at the last `@` before the path or query.
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rfind('@') {
+    let user_hidden = match url.find("://") {
         Some(at) => {
-            let (user_info, host) = authority.split_at(at);
-            match user_info.split_once(':') {
-                Some((user, _password)) => format!("{user}:***{host}"),
-                None => authority.to_owned(),
+            let (scheme, rest) = url.split_at(at + 3);
+            match rest.rfind('@') {
+                Some(at) => {
+                    let (user_info, host) = rest.split_at(at);
+                    match user_info.split_once(':') {
+                        Some((user, _password)) => format!("{scheme}{user}:***{host}"),
+                        None => url.to_owned(),
+                    }
+                }
+                None => url.to_owned(),
             }
         }
-        None => authority.to_owned(),
+        None => url.to_owned(),
     };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
-                        format!("{key}=***")
-                    }
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", query.join("&"))
-        }
-        None => tail.to_owned(),
-    };
-    format!("{scheme}{authority}{tail}")
+    match &*PASSWORD_SETTING {
+        Some(setting) => setting.replace_all(&user_hidden, "${key}***").into_owned(),
+        // Unreachable with the constant pattern; hide everything rather than
+        // risk showing a password.
+        None => "***".to_owned(),
+    }
 }
+
+/// A `password=VALUE` setting: in a URL's query (up to `&`) or a libpq
+/// `key=value` string (up to white space, or a quoted value).
+static PASSWORD_SETTING: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)(?P<key>\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|[^&\s]*)").ok()
+    });
 
 /// `%XX` escapes of a URL parameter decoded (invalid ones kept as they are).
 fn percent_decode(text: &str) -> String {
@@ -264,6 +265,50 @@ mod tests {
             redact("postgres://cimaa@db/cimaa"),
             "postgres://cimaa@db/cimaa"
         );
+    }
+
+    #[test]
+    fn passwords_are_hidden_wherever_they_are_written() {
+        let cases = [
+            (
+                "unencoded slash and question mark",
+                "postgres://cimaa:pa/ss?w@rd@db:5432/cimaa",
+                "postgres://cimaa:***@db:5432/cimaa",
+            ),
+            (
+                "slash after the at sign of the password",
+                "postgres://cimaa:a@b/c@db/cimaa?sslmode=require",
+                "postgres://cimaa:***@db/cimaa?sslmode=require",
+            ),
+            (
+                "upper-case parameter",
+                "postgres://cimaa@db/cimaa?PASSWORD=hunter2",
+                "postgres://cimaa@db/cimaa?PASSWORD=***",
+            ),
+            (
+                "libpq key=value string",
+                "host=db user=cimaa password=hunter2 dbname=cimaa",
+                "host=db user=cimaa password=*** dbname=cimaa",
+            ),
+            (
+                "libpq quoted value with a space and an escaped quote",
+                "host=db password = 'hun ter\\'2' dbname=cimaa",
+                "host=db password = *** dbname=cimaa",
+            ),
+            (
+                "a parameter after an at sign in the query",
+                "postgres://cimaa@db/cimaa?password=hunter2&application_name=a@b",
+                "postgres://cimaa@db/cimaa?password=***&application_name=a@b",
+            ),
+        ];
+        for (what, url, shown) in cases {
+            let redacted = redact(url);
+            assert_eq!(redacted, shown, "{what}");
+            assert!(
+                !redacted.contains("hunter") && !redacted.contains("w@rd"),
+                "{what}"
+            );
+        }
     }
 
     #[test]
