@@ -22,12 +22,34 @@ use crate::squelch;
 /// regex, reason and user. A failed removal or record is logged and left to
 /// the next reader; neither is an error, since an expired squelch is out of
 /// force either way.
+///
+/// The record is appended once, here: for the CLI and the meta-check. The
+/// agent queues it with its tick's state instead (`remove_expired`), so an
+/// outage between the removal and the record does not lose it.
 pub(crate) async fn expire(
     db: &dyn Db,
     stored: Vec<Squelch>,
     recorder: &str,
     now: i64,
 ) -> Vec<Squelch> {
+    let (in_force, records) = remove_expired(db, stored, recorder, now).await;
+    if !records.is_empty()
+        && let Err(e) = db.append_history(&records).await
+    {
+        warn!(error = %e, records = records.len(), "cannot record the expired squelches in the history");
+    }
+    in_force
+}
+
+/// The squelches of `stored` still in force at `now`, and the
+/// `squelch-expired` records of the expired ones whose removal this call
+/// made, for the caller to write.
+async fn remove_expired(
+    db: &dyn Db,
+    stored: Vec<Squelch>,
+    recorder: &str,
+    now: i64,
+) -> (Vec<Squelch>, Vec<Record>) {
     let (expired, in_force) = squelch::split_expired(stored, now);
     let mut records = Vec::new();
     for squelch in expired {
@@ -43,12 +65,7 @@ pub(crate) async fn expire(
             }
         }
     }
-    if !records.is_empty()
-        && let Err(e) = db.append_history(&records).await
-    {
-        warn!(error = %e, records = records.len(), "cannot record the expired squelches in the history");
-    }
-    in_force
+    (in_force, records)
 }
 
 /// The `squelch-expired` record of `squelch`, removed by `recorder`: timed
@@ -97,13 +114,17 @@ pub(crate) async fn expiring_faults(
 
 impl Agent<'_> {
     /// The regexes of the squelches in force at `now`, read once per tick;
-    /// expired ones are removed and recorded on the way (`expire`).
+    /// expired ones are removed on the way, and their records queued with
+    /// the tick's state: written with it, and retried with it after an
+    /// outage (SPEC §12).
     ///
     /// # Errors
     /// When the squelches cannot be read (a failed removal is not one).
-    pub(super) async fn squelches_in_force(&self, now: i64) -> Result<Vec<String>, DbError> {
+    pub(super) async fn squelches_in_force(&mut self, now: i64) -> Result<Vec<String>, DbError> {
         let stored = self.db.get_squelch_details().await?;
-        let in_force = expire(self.db.as_ref(), stored, &self.config.agent.name, now).await;
+        let (in_force, records) =
+            remove_expired(self.db.as_ref(), stored, &self.config.agent.name, now).await;
+        self.history.extend(records);
         Ok(in_force.into_iter().map(|squelch| squelch.regex).collect())
     }
 }
@@ -226,6 +247,23 @@ mod tests {
         want.message = Some("deploying".into());
         want.user = Some("ann".into());
         assert_eq!(*db.history.lock().unwrap(), [want]);
+    }
+
+    // See: #12. The agent writes the record with its tick's state, which
+    // is retried after an outage; appending it here once would lose it.
+    #[tokio::test]
+    async fn the_agents_removal_returns_the_record_for_its_tick_and_appends_nothing() {
+        let db = Recording::default();
+        db.squelch(&squelch("web", Some(1000))).await.unwrap();
+        let seen = db.get_squelch_details().await.unwrap();
+        let (in_force, records) = remove_expired(&db, seen, "agent1", 2000).await;
+        assert!(in_force.is_empty());
+        assert!(db.get_squelch_details().await.unwrap().is_empty());
+        let mut want = Record::new(1000, "agent1", "web", Event::SquelchExpired);
+        want.message = Some("deploying".into());
+        want.user = Some("ann".into());
+        assert_eq!(records, [want]);
+        assert!(db.history.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
