@@ -1312,3 +1312,35 @@ fn a_per_agent_alert_of_a_removed_check_is_resolved() {
         ]
     );
 }
+
+// See: #21, #11. A fleet check that flaps on every holder: its flapping
+// alert is one fleet notification like any other, recorded in the notice,
+// so no other holder delivers it again once the claim runs out.
+#[tokio::test(start_paused = true)]
+async fn a_flapping_fleet_check_sends_its_flapping_alert_once_across_the_fleet() {
+    let fleet = Fleet::start(3, "", "", "");
+    // Critical on odd ticks, clean on even ones: flapping from the 9th run.
+    for tick in 1..=16 {
+        fleet
+            .plugin
+            .answer(if tick % 2 == 1 { CRITICAL } else { PASSING });
+        fleet.at(tick * BASE + BASE / 2).await;
+    }
+    let flapping: Vec<Event> = fleet
+        .delivered()
+        .into_iter()
+        .filter(|e| e.2.starts_with("flapping:"))
+        .collect();
+    assert_eq!(
+        flapping,
+        [event(
+            "trigger",
+            "//web",
+            "flapping: 9 state changes in the last 21 runs"
+        )]
+    );
+    // Before it: four incidents, each one trigger and one resolve.
+    let others = fleet.delivered().len() - flapping.len();
+    assert_eq!(others, 8);
+    fleet.stop().await;
+}

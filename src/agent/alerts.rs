@@ -140,13 +140,19 @@ impl Agent<'_> {
         for (action, outcome, attempts) in self.deliver(actions).await {
             self.record_delivery(&action, &attempts, now);
             let refused = matches!(&outcome, Err(failure) if failure.permanent);
+            // A fleet fault's delivery is recorded in its notice whatever
+            // else it is, its flapping alert included (else the claim
+            // runs out and another holder delivers it again).
+            let fleet = self
+                .fleet_delivered(&action, outcome.is_ok(), refused, now)
+                .await;
             let flapping = self.flap_delivered(&action, outcome.is_ok(), now);
-            if flapping
-                || self
-                    .fleet_delivered(&action, outcome.is_ok(), refused, now)
-                    .await
-                || self.storm_delivered(&action, outcome.is_ok(), now)
-            {
+            if flapping && fleet {
+                // The flapping alert leaves the fault untriggered, so its
+                // current message goes out when the check is handed back.
+                self.set_triggered(super::fleet::name_of(&action), false);
+            }
+            if flapping || fleet || self.storm_delivered(&action, outcome.is_ok(), now) {
                 if let Err(failure) = &outcome {
                     failures += 1;
                     error!(action = ?action, error = %failure.text, "cannot send alert");

@@ -132,7 +132,7 @@ enum Decision {
 /// Heartbeats read this tick: `None` for an agent without one.
 type Beats = HashMap<String, Option<i64>>;
 
-fn name_of(action: &Action) -> &str {
+pub(super) fn name_of(action: &Action) -> &str {
     match action {
         Action::Trigger { name, .. } | Action::Resolve { name } => name,
     }
