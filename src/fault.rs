@@ -472,10 +472,13 @@ pub(crate) fn plan(faults: &mut BTreeMap<String, Fault>, tick: &Tick<'_>) -> Vec
         }
     }
     for name in tick.opened.union(tick.retry_resolves) {
-        if wanted_open.contains(name) || quiet(name) || (tick.flapping)(check_of(name)) {
+        let check = check_of(name);
+        // A flapping check holds its open alerts, unless it is gone or
+        // the alert is squelched: those are resolved as any other.
+        let held = (tick.flapping)(check) && tick.alive.contains(check) && !(tick.squelched)(name);
+        if wanted_open.contains(name) || quiet(name) || held {
             continue;
         }
-        let check = check_of(name);
         if tick.retry_resolves.contains(name)
             || tick.ran.contains(check)
             || !tick.alive.contains(check)

@@ -290,3 +290,74 @@ fn validate_names_bad_flap_and_renotify_values_with_key_and_line() {
         "{text}"
     );
 }
+
+/// Runs the flagged check down and up in turn until it flaps: its flapping
+/// alert is the last event.
+fn flap_until_the_flapping_alert(env: &Env, x: &str) -> Vec<(String, String, String)> {
+    for i in 0..9 {
+        run(env, i % 2 == 0);
+    }
+    let mut want = per_change(x, 4);
+    want.push(event("trigger", x, &flapping(9)));
+    assert_eq!(events(&env.alerts()), want);
+    want
+}
+
+// See: #21. Like any removed check's alert, a flapping one is resolved.
+#[test]
+fn a_removed_flapping_check_resolves_its_flapping_alert() {
+    let env = Env::new();
+    flagged_check(&env, "");
+    let x = check_name("app", "x");
+    let mut want = flap_until_the_flapping_alert(&env, &x);
+    std::fs::remove_file(env.path("checks.d/app.yaml")).unwrap();
+    run(&env, true);
+    want.push(event("resolve", &x, ""));
+    run(&env, true);
+    assert_eq!(events(&env.alerts()), want);
+}
+
+// See: #21. Like any open alert that becomes squelched (SPEC §5), a
+// flapping one is resolved, and not sent again while squelched.
+#[test]
+fn a_flapping_alert_that_becomes_squelched_is_resolved() {
+    let env = Env::new();
+    flagged_check(&env, "");
+    let x = check_name("app", "x");
+    let mut want = flap_until_the_flapping_alert(&env, &x);
+    let output = env.cimaa(&["squelch", "app", "deploying", "--permanent"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    run(&env, false);
+    want.push(event("resolve", &x, ""));
+    for i in 0..4 {
+        run(&env, i % 2 == 0);
+    }
+    assert_eq!(events(&env.alerts()), want);
+}
+
+// See: #21. While its dependency fails, a check's faults are not triggered
+// (SPEC §11), and neither is its flapping alert.
+#[test]
+fn a_check_flapping_under_a_failing_dependency_sends_no_flapping_alert() {
+    let env = Env::new();
+    env.write_check(
+        "net.yaml",
+        "gw:\n  command: \"if test -e ../gw-down; then echo 'CRITICAL - gw'; exit 2; fi; echo OK\"\n  retry: 0\n",
+    );
+    flagged_check(&env, "  depends_on: [net/gw]\n");
+    let gw = check_name("net", "gw");
+    env.write("gw-down", "");
+    for i in 0..12 {
+        run(&env, i % 2 == 0);
+    }
+    assert_eq!(
+        events(&env.alerts()),
+        [event("trigger", &gw, "CRITICAL - gw")]
+    );
+    let output = env.cimaa(&["check"]);
+    assert!(
+        stdout(&output).contains("flapping: yes"),
+        "{}",
+        stdout(&output)
+    );
+}

@@ -312,6 +312,29 @@ impl Agent<'_> {
             .any(|(_, fault)| fault.severity >= crate::severity::Severity::ERROR)
     }
 
+    /// The dependencies of `check` failing now: relative ones by this
+    /// agent's faults, absolute ones by the fleet's (read this tick).
+    pub(super) fn failing_dependencies(&self, check: &str) -> Vec<String> {
+        let mut failing = Vec::new();
+        for target in self
+            .dependencies
+            .resolved
+            .targets
+            .get(check)
+            .into_iter()
+            .flatten()
+        {
+            let name = target.name();
+            let fails = self.failing_here(name)
+                || (matches!(target, Target::Absolute(_))
+                    && self.dependencies.fleet_failing.contains(name));
+            if fails {
+                failing.push(name.to_owned());
+            }
+        }
+        failing
+    }
+
     /// After the tick's runs: stores which failing dependency (or
     /// `AGENT#dns`, for a probe whose host did not resolve in an outage,
     /// `dns_unresolved`) suppresses each check's faults.
@@ -355,23 +378,7 @@ impl Agent<'_> {
                 .map(|f| crate::fault::check_of(&f.name).to_owned()),
         );
         for check in candidates {
-            let mut failing: Vec<String> = Vec::new();
-            for target in self
-                .dependencies
-                .resolved
-                .targets
-                .get(&check)
-                .into_iter()
-                .flatten()
-            {
-                let name = target.name();
-                let fails = self.failing_here(name)
-                    || (matches!(target, Target::Absolute(_))
-                        && self.dependencies.fleet_failing.contains(name));
-                if fails {
-                    failing.push(name.to_owned());
-                }
-            }
+            let mut failing = self.failing_dependencies(&check);
             if stopped_by_dns.contains(check.as_str()) {
                 failing.push(dns.clone());
             }

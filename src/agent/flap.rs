@@ -270,6 +270,11 @@ impl Agent<'_> {
             else {
                 continue;
             };
+            // A failing dependency holds it back as it does the check's
+            // own triggers (SPEC §11).
+            if !self.failing_dependencies(check).is_empty() {
+                continue;
+            }
             for (name, sent) in alerts {
                 if !*sent && !self.squelches.matches(name) {
                     kept.push(Action::Trigger {
@@ -332,6 +337,17 @@ impl Agent<'_> {
             Action::Resolve { name } => {
                 if delivered {
                     self.noise.state.sent.remove(name);
+                    // A held alert resolved while its check flaps (squelched,
+                    // or its check removed) is no longer open.
+                    if let Some(sent) = self
+                        .noise
+                        .state
+                        .held
+                        .get_mut(fault::check_of(name))
+                        .and_then(|alerts| alerts.get_mut(name))
+                    {
+                        *sent = false;
+                    }
                 }
                 false
             }
