@@ -333,7 +333,17 @@ impl Fleet {
         self.run(name, "", "")
     }
 
+    /// Starts agent `name` again with `top_extra`, cut off from the
+    /// database from its start.
+    fn spawn_existing_cut_off(&self, name: &str, top_extra: &str) -> Member {
+        self.start_agent(name, "", top_extra, true)
+    }
+
     fn run(&self, name: &str, agent_extra: &str, top_extra: &str) -> Member {
+        self.start_agent(name, agent_extra, top_extra, false)
+    }
+
+    fn start_agent(&self, name: &str, agent_extra: &str, top_extra: &str, cut_off: bool) -> Member {
         let dir = self.dir.path().join(name);
         let path = dir.join("agent.yaml");
         std::fs::write(
@@ -345,7 +355,7 @@ impl Fleet {
         .unwrap();
         let config: &'static Config = Box::leak(Box::new(load_agent_config(&path).unwrap()));
         let alerter = Arc::new(RecordingAlerter::default());
-        let down = Arc::new(AtomicBool::new(false));
+        let down = Arc::new(AtomicBool::new(cut_off));
         let db: Arc<dyn Db> = Arc::new(CountingDb {
             shared: self.db.clone(),
             inner: self.db.clone(),
@@ -1342,5 +1352,37 @@ async fn a_flapping_fleet_check_sends_its_flapping_alert_once_across_the_fleet()
     // Before it: four incidents, each one trigger and one resolve.
     let others = fleet.delivered().len() - flapping.len();
     assert_eq!(others, 8);
+    fleet.stop().await;
+}
+
+// See: #21, SPEC §14. An agent started while the database is down keeps
+// what it knows of the alerts it sent (the `renotify` memory) until it has
+// loaded its previous state: a drifting message is not re-sent early.
+#[tokio::test(start_paused = true)]
+async fn a_start_without_the_database_keeps_the_renotify_memory() {
+    let drifted = |n: u32| {
+        format!(r#"{{"faults": [{{"severity": "CRITICAL", "message": "web down {n}"}}]}}"#)
+    };
+    // `renotify` lands in the file alerter's section, which ends the file.
+    let renotify = "  renotify: 1h\n";
+    let mut fleet = Fleet::start(1, "  notify: per_agent\n", "", renotify);
+    fleet.plugin.answer(&drifted(1));
+    fleet.at(BASE + BASE / 2).await;
+    fleet.plugin.answer(&drifted(2));
+    fleet.at(2 * BASE + BASE / 2).await;
+    let first = fleet.members.remove(0);
+    let _ = first.controls.send(Control::Shutdown);
+    let _ = first.task.await;
+    assert_eq!(
+        *first.alerter.delivered.lock().unwrap(),
+        [event("trigger", "//web", "web down 1")]
+    );
+    let again = fleet.spawn_existing_cut_off("a0", renotify);
+    fleet.plugin.answer(&drifted(3));
+    fleet.at(3 * BASE + BASE / 2).await;
+    again.down.store(false, Ordering::SeqCst);
+    fleet.members.push(again);
+    fleet.at(5 * BASE + BASE / 2).await;
+    assert_eq!(fleet.delivered(), [], "re-sent within the renotify hour");
     fleet.stop().await;
 }

@@ -354,17 +354,21 @@ impl Agent<'_> {
         }
     }
 
-    /// At the end of a tick: forgets vanished checks and writes the file
-    /// if anything changed.
+    /// At the end of a tick: forgets vanished checks and the alerts no
+    /// longer open, and writes the file if anything changed.
     pub(super) fn save_noise(&mut self, alive: &std::collections::HashSet<String>) {
         self.noise.reported.clear();
         let opened = &self.opened;
         let state = &mut self.noise.state;
         state.checks.retain(|check, _| alive.contains(check));
-        state
-            .held
-            .retain(|check, _| alive.contains(check) || opened.iter().any(|n| belongs(n, check)));
-        state.sent.retain(|name, _| opened.contains(name));
+        // Until the previous state is loaded (SPEC §14), `opened` lacks the
+        // alerts left open before this start: what is kept of them stays.
+        if !self.unloaded {
+            state.held.retain(|check, _| {
+                alive.contains(check) || opened.iter().any(|n| belongs(n, check))
+            });
+            state.sent.retain(|name, _| opened.contains(name));
+        }
         if state == &self.noise.written {
             return;
         }
