@@ -210,6 +210,16 @@ impl Setup {
         }
     }
 
+    /// Appends `lines` to the agent's configuration, which ends with the
+    /// file alerter's section (so indented lines extend it), and loads it.
+    fn extend_config(&mut self, lines: &str) {
+        let path = self.dir.path().join("agent.yaml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(lines);
+        std::fs::write(&path, text).unwrap();
+        self.config = load_agent_config(&path).unwrap();
+    }
+
     /// A plugin socket named `name` answering `reply`.
     fn plugin(&self, name: &str, reply: &str) -> Plugin {
         Plugin::serve(
@@ -774,4 +784,48 @@ async fn a_failed_resolve_is_retried_on_the_next_tick_without_a_run() {
     setup.at(630.0).await;
     assert!(setup.faults().await.is_empty());
     agent.stop().await;
+}
+
+/// A plugin reply of `n` named CRITICAL faults.
+fn critical_faults(n: usize) -> String {
+    let faults: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"name": "f{i:02}", "severity": "CRITICAL", "message": "down"}}"#))
+        .collect();
+    format!(r#"{{"faults": [{}]}}"#, faults.join(", "))
+}
+
+// See: #21, SPEC §12. An open storm whose re-send falls in its alerter's
+// quiet hours waits like any trigger, and says so once in the history.
+#[tokio::test(start_paused = true)]
+async fn a_storm_re_send_held_by_quiet_hours_is_recorded_as_held_once() {
+    let mut setup = Setup::new("", 0.0);
+    // 2100-01-01 is a Friday: quiet from the third minute on.
+    setup.extend_config("  quiet_hours: {timezone: UTC, windows: [\"Fri 00:03-23:00\"]}\n");
+    let plugin = setup.plugin("p", &critical_faults(12));
+    setup.probe(&plugin, "  retry: 0\n");
+    let running = setup.start();
+    setup.at(90.0).await;
+    let storm = format!("{AGENT}#storm");
+    let delivered = setup.alerter.delivered();
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert_eq!(delivered[0].1, storm);
+    // One member clears: the changed count is due for a re-send after ten
+    // base intervals, inside the window.
+    plugin.answer(&critical_faults(11));
+    setup.at(16.0 * 60.0 + 30.0).await;
+    assert!(setup.fault(&storm).await.unwrap().held);
+    running.stop().await;
+    assert_eq!(setup.alerter.delivered().len(), 1);
+    #[expect(clippy::cast_possible_truncation, reason = "epoch seconds")]
+    let now = setup.clock.now() as i64;
+    let query = cimaa::history::Query::recent(0, now, 1000);
+    let held: Vec<_> = setup
+        .db
+        .history(&query)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.name == storm && r.event == cimaa::history::Event::Held)
+        .collect();
+    assert_eq!(held.len(), 1, "{held:?}");
 }

@@ -20,7 +20,8 @@
 //!
 //! Quiet hours belong to the alerter a check routes to; a `fallback` is
 //! used only when that alerter fails, never because it is quiet, and then
-//! delivers whatever its own quiet hours say.
+//! delivers at once: its own quiet hours hold only the alerts of checks
+//! routed to it first.
 
 use tracing::info;
 
@@ -108,8 +109,15 @@ impl Agent<'_> {
                         && self.is_quiet_for(name, now) =>
                 {
                     if let Some(fault) = self.faults.get_mut(name) {
-                        fault.held = true;
                         fault.triggered = false;
+                        if !fault.held {
+                            fault.held = true;
+                            let (severity, message) = (fault.severity, fault.message.clone());
+                            info!(fault = %name, "storm alert held: its alerter is in quiet hours");
+                            let record = self.note(now, name, Event::Held);
+                            record.severity = Some(severity);
+                            record.message = Some(message);
+                        }
                     }
                 }
                 _ => out.push(action),

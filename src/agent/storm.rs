@@ -133,6 +133,8 @@ impl Agent<'_> {
                         "alert storm: folding this tick's new critical faults into one alert"
                     );
                 }
+                // Held by quiet hours until its trigger is delivered.
+                let held = self.faults.get(name).is_some_and(|fault| fault.held);
                 self.faults.insert(
                     name.to_owned(),
                     Fault {
@@ -147,7 +149,7 @@ impl Agent<'_> {
                         monitor_runs: 0,
                         storm: false,
                         suppressed_by: None,
-                        held: false,
+                        held,
                     },
                 );
             }
@@ -193,6 +195,7 @@ impl Agent<'_> {
         info!(fault = %name, message = %message, "alert storm notified");
         if let Some(fault) = self.faults.get_mut(name) {
             fault.triggered = true;
+            fault.held = false;
         }
         self.opened.insert(name.clone());
         true
