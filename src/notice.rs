@@ -17,6 +17,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::severity::Severity;
+
 /// How many delivered messages of one incident a notice remembers.
 pub(crate) const DELIVERED_CAP: usize = 16;
 
@@ -34,9 +36,31 @@ pub struct Notice {
     pub delivered: Vec<String>,
     /// The delivery in flight.
     pub claim: Option<Claim>,
+    /// The last trigger delivered for the open incident: when (on the
+    /// deliverer's clock) and the severity its check reported. Holds back a
+    /// drifting message from every holder for `renotify` (SPEC §11).
+    pub sent: Option<LastSent>,
     /// Bumped by every write; 0: not stored. `Db::put_notice` writes only
     /// over the version it was given.
     pub version: u64,
+}
+
+/// The last trigger delivered for a fleet fault's incident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSent {
+    /// Epoch seconds.
+    pub at: i64,
+    /// The severity the deliverer's check reported, before escalation.
+    pub reported: Severity,
+}
+
+/// What a holder asks of `renotify` when its message is new to the
+/// incident: its alerter's `renotify` seconds and the severity its check
+/// reported this run (`None`: not reported by a check, always sent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Churn {
+    pub(crate) renotify: i64,
+    pub(crate) reported: Option<Severity>,
 }
 
 /// A delivery one agent has taken on.
@@ -164,7 +188,13 @@ fn in_force(seen: i64, now: i64, until: i64) -> bool {
 /// claims the trigger until `until` (an expired claim, whoever made it, is
 /// taken over: its claimer is presumed dead).
 #[must_use]
-pub(crate) fn join(notice: &Notice, agent: &str, message: &str, clock: Clock) -> Step<Joined> {
+pub(crate) fn join(
+    notice: &Notice,
+    agent: &str,
+    message: &str,
+    churn: Churn,
+    clock: Clock,
+) -> Step<Joined> {
     let Clock { seen, now, until } = clock;
     let mut next = notice.clone();
     let mut changed = next.holders.insert(agent.to_owned());
@@ -180,11 +210,23 @@ pub(crate) fn join(notice: &Notice, agent: &str, message: &str, clock: Clock) ->
         .delivered
         .iter()
         .any(|old| crate::fault::same_alert(old, message));
+    // A new message of an incident already notified waits for `renotify`
+    // (SPEC §11), whichever holder's check drifted.
+    let churning = !sent
+        && !next.delivered.is_empty()
+        && next.sent.is_some_and(|last| {
+            let last = crate::renotify::Sent {
+                at: last.at,
+                reported: last.reported,
+            };
+            !crate::renotify::due(Some(last), churn.reported, now, churn.renotify)
+        });
     let other = next.claim.as_ref().filter(|c| c.agent != agent);
     let then = match other.map(|c| &c.action) {
         Some(Pending::Resolve) => Joined::Wait,
         Some(Pending::Trigger { .. }) if !sent => Joined::Wait,
         _ if sent => Joined::Sent,
+        _ if churning => Joined::Wait,
         _ => {
             next.claim = Some(Claim {
                 agent: agent.to_owned(),
@@ -258,12 +300,13 @@ pub(crate) fn leave(
     }
 }
 
-/// The record after `agent` delivered `action` (`delivered` true) or gave
-/// up on it: `None` when the claim is no longer its own (taken over after
+/// The record after `agent` delivered `action` (`delivered`: when, and the
+/// severity its check reported) or gave up on it (`None`): `None` when the claim is no longer its own (taken over after
 /// it expired: the new claimer records), so nothing is written over it.
 ///
 /// A delivered trigger adds its message to `delivered` (the oldest dropped
-/// past `DELIVERED_CAP`) and keeps the agent a holder; a delivered resolve
+/// past `DELIVERED_CAP`), keeps the agent a holder and becomes the
+/// incident's last send (`renotify`); a delivered resolve
 /// closes the incident (`delivered` emptied; agents that joined meanwhile
 /// stay holders and trigger anew). Either way the claim is cleared, so a
 /// failed delivery is tried again next tick by whichever holder claims it.
@@ -272,7 +315,7 @@ pub(crate) fn record(
     notice: &Notice,
     agent: &str,
     action: &Pending,
-    delivered: bool,
+    delivered: Option<LastSent>,
 ) -> Option<Notice> {
     let claim = notice.claim.as_ref()?;
     if claim.agent != agent || claim.action != *action {
@@ -280,9 +323,10 @@ pub(crate) fn record(
     }
     let mut next = notice.clone();
     next.claim = None;
-    if delivered {
+    if let Some(sent) = delivered {
         match action {
             Pending::Trigger { message } => {
+                next.sent = Some(sent);
                 if !next
                     .delivered
                     .iter()
@@ -294,7 +338,10 @@ pub(crate) fn record(
                 next.delivered.drain(..excess);
                 next.holders.insert(agent.to_owned());
             }
-            Pending::Resolve => next.delivered.clear(),
+            Pending::Resolve => {
+                next.delivered.clear();
+                next.sent = None;
+            }
         }
     }
     Some(next)
@@ -326,6 +373,7 @@ mod tests {
             holders: holders.iter().map(|h| (*h).to_owned()).collect(),
             delivered: delivered.iter().map(|m| (*m).to_owned()).collect(),
             claim,
+            sent: None,
             version: 3,
         }
     }
@@ -411,7 +459,7 @@ mod tests {
             ),
         ];
         for (what, read, message, then, write) in cases {
-            let step = join(&read, "a", message, clock_for(&read));
+            let step = join(&read, "a", message, Churn::default(), clock_for(&read));
             assert_eq!(step, Step { write, then }, "{what}");
         }
     }
@@ -488,7 +536,7 @@ mod tests {
             ),
         ];
         for (what, read, message, then, write) in cases {
-            let step = join(&read, "a", message, clock_for(&read));
+            let step = join(&read, "a", message, Churn::default(), clock_for(&read));
             assert_eq!(step, Step { write, then }, "{what}");
         }
     }
@@ -511,7 +559,7 @@ mod tests {
                     now: NOW,
                     until: UNTIL,
                 };
-                let step = join(&read, "a", "down", clock);
+                let step = join(&read, "a", "down", Churn::default(), clock);
                 assert_eq!(step.then, then, "until {until}, seen {age} s ago");
             }
         }
@@ -674,8 +722,92 @@ mod tests {
             ),
         ];
         for (what, read, action, delivered, want) in cases {
-            assert_eq!(record(&read, "a", &action, delivered), want, "{what}");
+            let sent = delivered.then_some(LastSent {
+                at: NOW,
+                reported: Severity::CRITICAL,
+            });
+            // The last send is shown apart (`the_last_send_...`).
+            let got = record(&read, "a", &action, sent).map(|n| Notice { sent: None, ..n });
+            assert_eq!(got, want, "{what}");
         }
+    }
+
+    #[test]
+    fn the_last_send_is_kept_for_the_incident_and_cleared_by_its_resolve() {
+        let sent = LastSent {
+            at: NOW,
+            reported: Severity::ERROR,
+        };
+        let down = Pending::Trigger {
+            message: "down".into(),
+        };
+        let read = notice(&["a"], &[], trigger("a", "down", UNTIL));
+        let triggered = record(&read, "a", &down, Some(sent)).unwrap();
+        assert_eq!(triggered.sent, Some(sent));
+        let failed = record(&read, "a", &down, None).unwrap();
+        assert_eq!(failed.sent, None);
+        let closing = Notice {
+            claim: resolve("a", UNTIL),
+            ..triggered
+        };
+        let resolved = record(&closing, "a", &Pending::Resolve, Some(sent)).unwrap();
+        assert_eq!(resolved.sent, None);
+    }
+
+    /// SPEC §11: a message new to a notified incident waits for the
+    /// `renotify` of the joiner's alerter since the incident's last send,
+    /// unless the reported severity changed.
+    #[test]
+    fn a_drifting_message_waits_for_renotify_across_holders() {
+        let sent = LastSent {
+            at: NOW - 600,
+            reported: Severity::CRITICAL,
+        };
+        let read = Notice {
+            sent: Some(sent),
+            ..notice(&["b"], &["1200 > 1000"], None)
+        };
+        let churn = |renotify, reported| Churn { renotify, reported };
+        let cases = [
+            (
+                "within renotify",
+                churn(3600, Some(Severity::CRITICAL)),
+                Joined::Wait,
+            ),
+            (
+                "renotify passed",
+                churn(600, Some(Severity::CRITICAL)),
+                Joined::Deliver,
+            ),
+            (
+                "renotify 0: every change",
+                churn(0, Some(Severity::CRITICAL)),
+                Joined::Deliver,
+            ),
+            (
+                "the severity changed",
+                churn(3600, Some(Severity::ERROR)),
+                Joined::Deliver,
+            ),
+            (
+                "not reported by a check",
+                churn(3600, None),
+                Joined::Deliver,
+            ),
+        ];
+        for (what, churn, then) in cases {
+            let step = join(&read, "a", "1300 > 1000", churn, clock_for(&read));
+            assert_eq!(step.then, then, "{what}");
+        }
+        // A message already delivered is sent, whatever renotify says.
+        let step = join(
+            &read,
+            "a",
+            "1200 > 1000",
+            churn(3600, None),
+            clock_for(&read),
+        );
+        assert_eq!(step.then, Joined::Sent);
     }
 
     #[test]
@@ -715,7 +847,10 @@ mod tests {
             &notice(&[], &["down"], resolve("a", UNTIL)),
             "a",
             &Pending::Resolve,
-            true,
+            Some(LastSent {
+                at: NOW,
+                reported: Severity::CRITICAL,
+            }),
         );
         assert!(written.is_some_and(|n| n.is_empty()));
     }

@@ -1030,6 +1030,10 @@ mod scenarios {
             String::new(),
             "web3 is très lent".into(),
         ];
+        first.sent = Some(cimaa::db::LastSent {
+            at: 1_700_000_000,
+            reported: cimaa::severity::Severity::ERROR,
+        });
 
         assert!(db.put_notice(&first, 0).await.unwrap());
         assert_eq!(stored(db, "//meta#web3").await, Some(at(first.clone(), 1)));

@@ -1386,3 +1386,26 @@ async fn a_start_without_the_database_keeps_the_renotify_memory() {
     assert_eq!(fleet.delivered(), [], "re-sent within the renotify hour");
     fleet.stop().await;
 }
+
+// See: #21, SPEC §11. A fleet fault whose message drifts with its value is
+// re-sent once per `renotify` across the fleet, not once per change.
+#[tokio::test(start_paused = true)]
+async fn a_drifting_fleet_fault_is_re_sent_once_per_renotify_across_the_fleet() {
+    let value =
+        |n: u32| format!(r#"{{"faults": [{{"severity": "CRITICAL", "message": "{n} > 1000"}}]}}"#);
+    // `renotify` lands in the file alerter's section, which ends the file.
+    let fleet = Fleet::start(3, "", "", "  renotify: 10m\n");
+    for tick in 1..=12 {
+        fleet.plugin.answer(&value(1000 + tick));
+        fleet.at(u64::from(tick) * BASE + BASE / 2).await;
+    }
+    // Sent at the first tick, then at the first change ten minutes later.
+    assert_eq!(
+        fleet.delivered(),
+        [
+            event("trigger", "//web", "1001 > 1000"),
+            event("trigger", "//web", "1011 > 1000"),
+        ]
+    );
+    fleet.stop().await;
+}

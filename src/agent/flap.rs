@@ -287,8 +287,14 @@ impl Agent<'_> {
         kept
     }
 
+    /// The severity fault `name`'s check reported in this tick's run,
+    /// before escalation; `None` when it did not run or is the agent's own.
+    pub(super) fn noise_reported(&self, name: &str) -> Option<Severity> {
+        self.noise.reported.get(name).copied()
+    }
+
     /// The `renotify` seconds of the alerter a fault's alert goes to first.
-    fn renotify_of(&self, name: &str) -> i64 {
+    pub(super) fn renotify_of(&self, name: &str) -> i64 {
         let route = self.route_of(name);
         let config = match route.as_deref() {
             None | Some(crate::alerters::DEFAULT) => Some(&self.config.alerter),

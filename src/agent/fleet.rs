@@ -35,7 +35,7 @@ use super::store::db_budget;
 use crate::checks::Notify;
 use crate::db::{Claim, Error as DbError, Notice, Pending};
 use crate::fault::{self, Action};
-use crate::notice::{self, Joined, Left, Step};
+use crate::notice::{self, Churn, Joined, LastSent, Left, Step};
 
 /// Reads and conditional writes of one notice per tick before giving up
 /// on it until the next tick (other agents kept winning the race).
@@ -57,7 +57,7 @@ pub(super) struct FleetState {
     /// Deliveries made whose record could not be written (database error):
     /// recorded next tick, before the claim expires and another agent
     /// delivers again. The flag: delivered (else failed).
-    unrecorded: BTreeMap<String, (Pending, bool)>,
+    unrecorded: BTreeMap<String, (Pending, Option<LastSent>)>,
     /// Fleet faults restored as triggered from a previous run: joined again
     /// on the next tick, since the incident may have been resolved while
     /// this agent was away.
@@ -494,7 +494,11 @@ impl Agent<'_> {
             };
             let step = match intent {
                 Intent::Join(message) => {
-                    let Step { write, then } = notice::join(&notice, me, message, clock);
+                    let churn = Churn {
+                        renotify: self.renotify_of(name),
+                        reported: self.noise_reported(name),
+                    };
+                    let Step { write, then } = notice::join(&notice, me, message, churn, clock);
                     Step {
                         write,
                         then: Decision::Joined(then),
@@ -620,7 +624,7 @@ impl Agent<'_> {
         &self,
         mut notice: Notice,
         pending: &Pending,
-        delivered: bool,
+        delivered: Option<LastSent>,
     ) -> Result<Option<Notice>, DbError> {
         let me = &self.config.agent.name;
         for attempt in 0..ATTEMPTS {
@@ -648,13 +652,22 @@ impl Agent<'_> {
         action: &Action,
         delivered: bool,
         refused: bool,
-        _now: i64,
+        now: i64,
     ) -> bool {
         let name = name_of(action);
         let Some(pending) = self.fleet.claimed.remove(name) else {
             return false;
         };
-        let handled = delivered || (refused && matches!(pending, Pending::Trigger { .. }));
+        let handled =
+            (delivered || (refused && matches!(pending, Pending::Trigger { .. }))).then(|| {
+                LastSent {
+                    at: now,
+                    reported: self
+                        .noise_reported(name)
+                        .or_else(|| self.faults.get(name).map(|fault| fault.severity))
+                        .unwrap_or(crate::severity::Severity::CRITICAL),
+                }
+            });
         let recorded = match self.read_notice(name).await {
             Ok(notice) => self.record_notice(notice, &pending, handled).await,
             Err(e) => Err(e),
@@ -679,7 +692,7 @@ impl Agent<'_> {
                 if delivered {
                     info!(fault = %name, "fleet alert triggered");
                 }
-                self.set_fleet_triggered(name, handled);
+                self.set_fleet_triggered(name, handled.is_some());
             }
             Pending::Resolve => {
                 self.opened.remove(name);

@@ -25,7 +25,7 @@ use serde::Deserialize;
 pub use crate::fault::{AgentFault, Fault};
 pub use crate::history::{HistoryConfig, Query as HistoryQuery, Record as HistoryRecord};
 pub use crate::meta::{Heartbeat, StoppedAgent};
-pub use crate::notice::{Claim, Notice, Pending};
+pub use crate::notice::{Claim, LastSent, Notice, Pending};
 pub use crate::squelch::Squelch;
 pub use dynamodb::{DynamoDb, DynamoDbConfig};
 pub use memory::MemoryDb;

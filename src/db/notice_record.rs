@@ -6,7 +6,9 @@
 //!
 //! The object is `{"holders": [AGENT, ...], "delivered": [MESSAGE, ...],
 //! "claim": null | {"agent": AGENT, "action": "trigger" | "resolve",
-//! "message": MESSAGE, "until": EPOCH}}` (`message` only for a trigger).
+//! "message": MESSAGE, "until": EPOCH}, "sent": {"at": EPOCH, "severity":
+//! NUMBER}}` (`message` only for a trigger; `sent`, the last trigger
+//! delivered, only when there is one).
 //! Its own types, not `Notice`'s serde form, so the layout every agent of
 //! a fleet (and every version of cimaa) shares changes only on purpose.
 //! Fields it does not know (written by a newer agent) are ignored; a
@@ -17,6 +19,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::{Claim, Error, Notice, Pending, short_key};
+use crate::notice::LastSent;
+use crate::severity::Severity;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct NoticeBody {
@@ -26,6 +30,18 @@ struct NoticeBody {
     delivered: Vec<String>,
     /// The delivery in flight; `null` when none.
     claim: Option<ClaimBody>,
+    /// The last trigger delivered; absent when none is recorded (records
+    /// written before it existed read as none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sent: Option<SentBody>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SentBody {
+    /// Epoch seconds on the deliverer's clock.
+    at: i64,
+    /// The severity its check reported, as a number (`50`: CRITICAL).
+    severity: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,6 +74,10 @@ pub(crate) fn write(notice: &Notice) -> Result<String, Error> {
                 message,
                 until: claim.until,
             }
+        }),
+        sent: notice.sent.map(|sent| SentBody {
+            at: sent.at,
+            severity: sent.reported.0,
         }),
     };
     serde_json::to_string(&body).map_err(|error| Error::Task(error.to_string()))
@@ -95,6 +115,10 @@ pub(crate) fn read(name: &str, version: u64, json: &str) -> Result<Notice, Strin
         holders: body.holders,
         delivered: body.delivered,
         claim,
+        sent: body.sent.map(|sent| LastSent {
+            at: sent.at,
+            reported: Severity(sent.severity),
+        }),
         version,
     })
 }
@@ -113,6 +137,7 @@ mod tests {
                 action,
                 until: 160,
             }),
+            sent: None,
             version: 7,
         }
     }
