@@ -121,6 +121,13 @@ pub struct Record {
     pub user: Option<String>,
     /// `delivered`/`failed`: `trigger` or `resolve`, and the error.
     pub detail: Option<String>,
+    /// The record's identity for its writer: given once, when the agent
+    /// queues it, so that a write retried after a failure, or
+    /// repeated at a stop, stores it once (every backend writes by it).
+    /// `None` for a record written once (the CLI's). Not part of the
+    /// record's JSON, and not read back.
+    #[serde(skip)]
+    pub id: Option<u64>,
 }
 
 impl Record {
@@ -138,6 +145,7 @@ impl Record {
             alerter: None,
             user: None,
             detail: None,
+            id: None,
         }
     }
 

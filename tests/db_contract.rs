@@ -96,6 +96,7 @@ macro_rules! db_contract {
                 storm_round_trips_through_stop_agent_and_open_alerts,
                 history_round_trips_every_field_newest_first,
                 history_of_one_second_lists_the_later_appended_first,
+                history_appended_again_with_its_identity_is_stored_once,
                 history_by_agent_leaves_out_the_other_agents,
                 history_by_name_searches_the_regex_anywhere,
                 history_by_exact_name_finds_only_that_name,
@@ -1311,6 +1312,48 @@ mod scenarios {
         assert_eq!(
             db.history(&query(0, 100)).await.unwrap(),
             [added, failed, started]
+        );
+    }
+
+    // See: #12. An agent's write retried after a failure (or repeated at
+    // its stop) sends records that may be stored already: each is stored
+    // once, by its agent and identity; another agent's same identity is
+    // another record.
+    pub(super) async fn history_appended_again_with_its_identity_is_stored_once(db: &dyn Db) {
+        let with_id = |time, agent: &str, event, id| Record {
+            id: Some(id),
+            ..record(time, agent, "//web1/app/disk", event)
+        };
+        let triggered = with_id(
+            NOW - 20,
+            "web1",
+            Event::Triggered,
+            1_796_212_000_000_000_001,
+        );
+        let delivered = with_id(
+            NOW - 20,
+            "web1",
+            Event::Delivered,
+            1_796_212_000_000_000_002,
+        );
+        let other = with_id(
+            NOW - 10,
+            "web2",
+            Event::Triggered,
+            1_796_212_000_000_000_001,
+        );
+
+        db.append_history(std::slice::from_ref(&triggered))
+            .await
+            .unwrap();
+        db.append_history(&[triggered.clone(), delivered.clone(), other.clone()])
+            .await
+            .unwrap();
+        db.append_history(&[delivered.clone()]).await.unwrap();
+
+        assert_eq!(
+            events(&db.history(&query(0, 100)).await.unwrap()),
+            events(&[other, delivered, triggered])
         );
     }
 

@@ -4,7 +4,7 @@
 //! deregistration at a clean stop that keeps the open alerts (SPEC §9, §14).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -98,7 +98,9 @@ struct HistoryQueue {
 
 impl HistoryQueue {
     fn push(&mut self, records: Vec<HistoryRecord>) {
-        for record in records {
+        for mut record in records {
+            // Its identity from now on: a retried write stores it once.
+            record.id.get_or_insert_with(next_record_id);
             self.records.push_back((self.next, record));
             self.next += 1;
         }
@@ -114,6 +116,20 @@ impl HistoryQueue {
             self.records.pop_front();
         }
     }
+}
+
+/// A new history record identity, unique to this process and, since it
+/// starts at the process's start time in nanoseconds, to its agent's later
+/// runs.
+fn next_record_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    if NEXT.load(Ordering::Relaxed) == 0 {
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(1));
+        let _ = NEXT.compare_exchange(0, start, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// What the agent reports about its history records (`AGENT#history`).
@@ -457,6 +473,9 @@ mod tests {
         inner: MemoryDb,
         gate: Notify,
         writes: Mutex<Vec<i64>>,
+        /// The next history append stores its records, then fails (its
+        /// answer lost on the way back).
+        lose_history_answer: std::sync::atomic::AtomicBool,
     }
 
     #[async_trait]
@@ -544,12 +563,48 @@ mod tests {
         }
 
         async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), DbError> {
-            self.inner.append_history(records).await
+            self.inner.append_history(records).await?;
+            if self.lose_history_answer.swap(false, Ordering::SeqCst) {
+                return Err(DbError::Task("the answer was lost".into()));
+            }
+            Ok(())
         }
 
         async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryRecord>, DbError> {
             self.inner.history(query).await
         }
+    }
+
+    // See: #12. A history write whose records were stored but whose answer
+    // was lost is retried with the next write: each record is stored once.
+    #[tokio::test]
+    async fn history_retried_after_a_lost_answer_is_stored_once() {
+        use crate::history::{Event, Query, Record};
+        let db = Arc::new(GatedDb::default());
+        db.lose_history_answer.store(true, Ordering::SeqCst);
+        let mut writer = Writer::spawn(db.clone(), "web1", false);
+        let record = |time, event| Record::new(time, "web1", "//web1/app/disk", event);
+
+        writer.write(
+            Vec::new(),
+            60,
+            vec![record(60, Event::Triggered), record(60, Event::Delivered)],
+        );
+        db.gate.notify_one();
+        tokio::task::yield_now().await;
+        writer.write(Vec::new(), 120, vec![record(120, Event::Resolved)]);
+        db.gate.notify_one();
+        writer.finish(Duration::from_secs(5)).await;
+
+        let stored = db.inner.history(&Query::recent(0, 200, 10)).await.unwrap();
+        assert_eq!(
+            stored,
+            [
+                record(120, Event::Resolved),
+                record(60, Event::Delivered),
+                record(60, Event::Triggered),
+            ]
+        );
     }
 
     // See: #18

@@ -7,7 +7,7 @@
 //! `since`/`updated` bookkeeping is shared with the other backends through
 //! `merge_with_stored`. Nothing survives the process.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -48,6 +48,9 @@ struct Tables {
     notices: BTreeMap<String, Notice>,
     /// The history, oldest first, at most `HISTORY_LIMIT` records.
     history: VecDeque<HistoryRecord>,
+    /// The identities (agent, `Record::id`) of the records `history` holds:
+    /// a record appended again is stored once.
+    history_ids: HashSet<(String, u64)>,
 }
 
 impl MemoryDb {
@@ -88,15 +91,30 @@ impl Db for MemoryDb {
         };
         let oldest_kept = newest.saturating_sub(self.history.retention);
         let mut tables = self.tables();
-        let history = &mut tables.history;
-        history.extend(records.iter().cloned());
+        let Tables {
+            history,
+            history_ids,
+            ..
+        } = &mut *tables;
+        for record in records {
+            if let Some(id) = record.id
+                && !history_ids.insert((record.agent.clone(), id))
+            {
+                continue;
+            }
+            history.push_back(record.clone());
+        }
         // Appended in time order as a rule, so the expired are at the front.
         while history
             .front()
             .is_some_and(|record| record.time <= oldest_kept)
             || history.len() > HISTORY_LIMIT
         {
-            history.pop_front();
+            if let Some(gone) = history.pop_front()
+                && let Some(id) = gone.id
+            {
+                history_ids.remove(&(gone.agent, id));
+            }
         }
         Ok(())
     }
@@ -108,7 +126,11 @@ impl Db for MemoryDb {
             .iter()
             .rev()
             .filter(|record| query.matches(record, self.history.retention))
-            .cloned()
+            // The identity is not read back, as from the other backends.
+            .map(|record| HistoryRecord {
+                id: None,
+                ..record.clone()
+            })
             .collect();
         // Stable: records of one second keep the later appended first.
         found.sort_by_key(|record| std::cmp::Reverse(record.time));

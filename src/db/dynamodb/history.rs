@@ -10,9 +10,12 @@
 //!   does not land on one hot partition, while a read of a day stays 16
 //!   Queries;
 //! - range key `key` = `TIME#AGENT#SEQ`: the time zero-padded (so keys sort
-//!   by time and a Query reads newest first), the agent, and a number unique
-//!   to the writing process that grows with each record (two records of
-//!   one second keep their order, and never overwrite each other);
+//!   by time and a Query reads newest first), the agent, and the record's
+//!   identity (`Record::id`, given when the agent queued it, so that a
+//!   retried write puts the same item again rather than a second one), or
+//!   for a record without one a number unique to the writing process that
+//!   grows with each record (two records of one second keep their order,
+//!   and never overwrite each other);
 //! - GSI `history-agent` (`agent`, `key`) for one agent's records, and GSI
 //!   `history-name` (`fname`, `key`) for one fault's, `fname` being the
 //!   name cut to `NAME_KEY_BYTES` (a GSI key has a size limit; the full
@@ -104,7 +107,7 @@ pub(super) fn history_item(record: &HistoryRecord, retention: i64) -> Item {
             "{}#{}#{:x}",
             key_from(record.time),
             record.agent,
-            next_seq()
+            record.id.unwrap_or_else(next_seq)
         )),
     );
     item.insert("time".into(), number(record.time));
@@ -156,6 +159,7 @@ pub(super) fn record_from_item(item: &Item) -> Result<HistoryRecord, Error> {
         alerter: text(item, "alerter")?,
         user: text(item, "user")?,
         detail: text(item, "detail")?,
+        id: None,
     })
 }
 

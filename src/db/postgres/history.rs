@@ -21,10 +21,13 @@ const PRUNE_BATCHES: usize = 20;
 const PAGE: i64 = 500;
 
 /// Appends the records, one array per column: one statement for a tick.
+/// A record whose identity (`rid`, with its agent) is stored already is
+/// not stored again: a write retried after a failure stores it once.
 const INSERT: &str = r#"
-INSERT INTO history (time, agent, name, event, severity, message, alerter, "user", detail)
+INSERT INTO history (time, agent, name, event, severity, message, alerter, "user", detail, rid)
 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
-    $7::text[], $8::text[], $9::text[])
+    $7::text[], $8::text[], $9::text[], $10::bigint[])
+ON CONFLICT (agent, rid) DO NOTHING
 "#;
 
 /// The columns `record_from_row` reads, after `id`.
@@ -44,6 +47,10 @@ pub(super) async fn append(
     let alerters: Vec<Option<&str>> = records.iter().map(|r| r.alerter.as_deref()).collect();
     let users: Vec<Option<&str>> = records.iter().map(|r| r.user.as_deref()).collect();
     let details: Vec<Option<&str>> = records.iter().map(|r| r.detail.as_deref()).collect();
+    let ids: Vec<Option<i64>> = records
+        .iter()
+        .map(|r| r.id.and_then(|id| i64::try_from(id).ok()))
+        .collect();
     client
         .execute(
             INSERT,
@@ -57,6 +64,7 @@ pub(super) async fn append(
                 &alerters,
                 &users,
                 &details,
+                &ids,
             ],
         )
         .await
@@ -103,6 +111,7 @@ fn record_from_row(row: &Row) -> Result<HistoryRecord, String> {
         alerter: column(row, 7)?,
         user: column(row, 8)?,
         detail: column(row, 9)?,
+        id: None,
     })
 }
 

@@ -8,7 +8,10 @@ use tokio_postgres::Client;
 ///
 /// 1: the first PostgreSQL schema (the SQLite schema 6's tables and
 /// columns: faults, heartbeats, squelches, open alerts, notices, history).
-pub(super) const SCHEMA_VERSION: i32 = 1;
+/// 2: `history.rid`, a record's identity with its agent (unique: a retried
+/// write stores a record once), added to a version-1 database by `SCHEMA`'s
+/// `ALTER TABLE ... IF NOT EXISTS`.
+pub(super) const SCHEMA_VERSION: i32 = 2;
 
 /// Taken by the agent that creates or migrates the tables, so that agents
 /// finding an empty database together do it one after another (racing
@@ -93,8 +96,11 @@ CREATE TABLE IF NOT EXISTS history (
     message TEXT NULL,
     alerter TEXT NULL,
     "user" TEXT NULL,
-    detail TEXT NULL
+    detail TEXT NULL,
+    rid BIGINT NULL
 );
+ALTER TABLE history ADD COLUMN IF NOT EXISTS rid BIGINT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS history_rid ON history (agent, rid);
 CREATE INDEX IF NOT EXISTS history_time ON history (time, id);
 CREATE INDEX IF NOT EXISTS history_agent ON history (agent, time, id);
 CREATE INDEX IF NOT EXISTS history_name ON history (name, time, id);

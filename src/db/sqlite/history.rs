@@ -20,9 +20,12 @@ const PRUNE_BATCHES: usize = 20;
 /// Rows read per page while filtering by a regex.
 const PAGE: usize = 500;
 
+/// A record whose identity (`rid`, with its agent) is stored already is
+/// not stored again: a write retried after a failure stores it once.
 const INSERT: &str = "
-INSERT INTO history (time, agent, name, event, severity, message, alerter, user, detail)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+INSERT INTO history (time, agent, name, event, severity, message, alerter, user, detail, rid)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+ON CONFLICT (agent, rid) DO NOTHING
 ";
 
 /// The columns `record_from_row` reads, after `id`.
@@ -46,6 +49,7 @@ pub(super) fn append_blocking(
             record.alerter,
             record.user,
             record.detail,
+            record.id.and_then(|id| i64::try_from(id).ok()),
         ])?;
     }
     drop(insert);
@@ -91,6 +95,7 @@ fn record_from_row(row: &Row<'_>) -> Result<HistoryRecord, String> {
         alerter: column(row, 7)?,
         user: column(row, 8)?,
         detail: column(row, 9)?,
+        id: None,
     })
 }
 

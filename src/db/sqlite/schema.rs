@@ -14,8 +14,15 @@ use rusqlite::Connection;
 /// `MIGRATE_OPEN_ALERTS_STORM`, and the `notices` table (SPEC §10),
 /// created by `SCHEMA`. 5: `suppressed_by` and `held` (SPEC §11) on
 /// `faults` and `open_alerts`, added by `MIGRATE_SUPPRESSED_HELD`. 6: the
-/// `history` table (SPEC §12) and its indexes, created by `SCHEMA`.
-const SCHEMA_VERSION: i64 = 6;
+/// `history` table (SPEC §12) and its indexes, created by `SCHEMA`. 7:
+/// `history.rid`, a record's identity with its agent (unique: a retried
+/// write stores a record once), added by `MIGRATE_HISTORY_RID`.
+const SCHEMA_VERSION: i64 = 7;
+
+/// Brings the history of a version-6 file to version 7, before `SCHEMA`
+/// creates the unique index on the new column. Older binaries write no
+/// `rid` (NULL: never a conflict).
+const MIGRATE_HISTORY_RID: &str = "ALTER TABLE history ADD COLUMN rid INTEGER NULL";
 
 /// Brings a version-1 file to version 2. An older binary still reads and
 /// writes the file: it names its columns, and the new one has a default.
@@ -132,8 +139,10 @@ CREATE TABLE IF NOT EXISTS history (
     message TEXT NULL,
     alerter TEXT NULL,
     user TEXT NULL,
-    detail TEXT NULL
+    detail TEXT NULL,
+    rid INTEGER NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS history_rid ON history (agent, rid);
 CREATE INDEX IF NOT EXISTS history_time ON history (time);
 CREATE INDEX IF NOT EXISTS history_agent ON history (agent, time);
 CREATE INDEX IF NOT EXISTS history_name ON history (name, time);
@@ -162,6 +171,10 @@ pub(super) fn create_schema(connection: &Connection) -> rusqlite::Result<()> {
         let found = version(connection)?;
         if found >= SCHEMA_VERSION {
             return Ok(());
+        }
+        // The column `SCHEMA`'s index needs, on a table of an older version.
+        if has_table(connection, "history")? && !has_column(connection, "history", "rid")? {
+            connection.execute_batch(MIGRATE_HISTORY_RID)?;
         }
         // Every statement of `SCHEMA` is idempotent: a table of an older
         // version stays as it is and gets its new columns below.
@@ -192,6 +205,15 @@ pub(super) fn create_schema(connection: &Connection) -> rusqlite::Result<()> {
             Err(error)
         }
     }
+}
+
+/// Whether the file has a table named `table`.
+fn has_table(connection: &Connection, table: &str) -> rusqlite::Result<bool> {
+    connection.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |row| row.get(0),
+    )
 }
 
 /// Whether `table` has a column named `column`.
@@ -467,5 +489,59 @@ mod tests {
         )
         .unwrap();
         assert!(!db.get_faults("web3").await.unwrap()[0].storm);
+    }
+
+    /// The history table as version 6 created it (before `rid`).
+    const VERSION_6_HISTORY: &str = "
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        agent TEXT NOT NULL,
+        name TEXT NOT NULL,
+        event TEXT NOT NULL,
+        severity INTEGER NULL,
+        message TEXT NULL,
+        alerter TEXT NULL,
+        user TEXT NULL,
+        detail TEXT NULL
+    );
+    INSERT INTO history (time, agent, name, event) VALUES (100, 'web1', 'web1', 'started');
+    PRAGMA user_version = 6;
+    ";
+
+    // See: #12
+    #[tokio::test]
+    async fn a_version_6_history_keeps_its_rows_and_stores_a_record_appended_again_once() {
+        use crate::history::{Event, Query, Record};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(VERSION_6_HISTORY)
+            .unwrap();
+
+        let db = SqliteDb::open(&path).await.unwrap();
+        let record = Record {
+            id: Some(7),
+            ..Record::new(200, "web1", "//web1/app/disk", Event::Triggered)
+        };
+        for _ in 0..2 {
+            db.append_history(std::slice::from_ref(&record))
+                .await
+                .unwrap();
+        }
+        let stored = db.history(&Query::recent(0, 300, 10)).await.unwrap();
+        assert_eq!(
+            stored,
+            [
+                Record::new(200, "web1", "//web1/app/disk", Event::Triggered),
+                Record::new(100, "web1", "web1", Event::Started),
+            ]
+        );
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 }
