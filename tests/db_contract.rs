@@ -1349,7 +1349,9 @@ mod scenarios {
         db.append_history(&[triggered.clone(), delivered.clone(), other.clone()])
             .await
             .unwrap();
-        db.append_history(&[delivered.clone()]).await.unwrap();
+        db.append_history(std::slice::from_ref(&delivered))
+            .await
+            .unwrap();
 
         assert_eq!(
             events(&db.history(&query(0, 100)).await.unwrap()),
