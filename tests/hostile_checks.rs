@@ -198,3 +198,19 @@ fn plugin_json_over_the_output_cap_says_it_was_truncated() {
         "{message}"
     );
 }
+
+// See: #13, #18. A NUL byte in a plugin's output reaches no backend (a
+// PostgreSQL text refuses it, which would fail every write of the agent's
+// state): it is shown as U+FFFD, as invalid UTF-8 is.
+#[test]
+fn a_nul_byte_in_plugin_output_is_shown_as_a_replacement_character() {
+    let env = Env::new();
+    let plugin = env.script("nul.sh", "printf 'CRITICAL - a\\000b\\n'; exit 2");
+    env.write_check(
+        "app.yaml",
+        &format!("nul:\n  command: {}\n  retry: 0\n", plugin.display()),
+    );
+    env.once();
+    let fault = env.fault(&check_name("app", "nul")).unwrap();
+    assert_eq!(fault["message"], "CRITICAL - a\u{fffd}b");
+}

@@ -475,3 +475,33 @@ async fn healthchecks_name_the_privileges_a_read_only_user_lacks() {
         "{text}"
     );
 }
+
+// See: #13. SPEC §15: a tick's faults and its history records are one
+// transaction: when the server refuses a record (a NUL byte, which a text
+// column cannot hold), the faults are not written either, and the write
+// says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_history_record_leaves_the_ticks_faults_unwritten() {
+    let Some(db) = test_db().await else {
+        return;
+    };
+    let disk = crate::db_contract::fault("//web1/app/disk");
+    let mut refused = cimaa::history::Record::new(
+        100,
+        "web1",
+        "//web1/app/disk",
+        cimaa::history::Event::Triggered,
+    );
+    refused.message = Some("a\0b".into());
+
+    let written = db
+        .write_tick("web1", std::slice::from_ref(&disk), 100, &[refused])
+        .await;
+
+    assert!(
+        matches!(written, Err(cimaa::db::TickWriteError::Faults(_))),
+        "{written:?}"
+    );
+    assert_eq!(db.get_faults("web1").await.unwrap(), []);
+    assert!(db.agents().await.unwrap().is_empty());
+}

@@ -15,7 +15,7 @@ use tracing::{debug, error, warn};
 
 use crate::db::{
     AgentFacts, AgentFault, Db, Error as DbError, Fault, Heartbeat, HistoryQuery, HistoryRecord,
-    Notice, OpenAlert, SkippedRow, Squelch, StoppedAgent,
+    Notice, OpenAlert, SkippedRow, Squelch, StoppedAgent, TickWriteError,
 };
 
 /// Pause between two attempts to deregister.
@@ -149,10 +149,17 @@ fn lock(history: &SharedHistory) -> std::sync::MutexGuard<'_, HistoryQueue> {
     history.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Writes what `history` holds after a fault write that succeeded; keeps
-/// it for the next write when the database fails, drops it (counted) when
-/// the database has nowhere to store it.
-async fn write_history(db: &dyn Db, history: &SharedHistory) {
+/// Writes the agent's faults with what `history` holds (`Db::write_tick`:
+/// in one transaction where the backend has them). Returns whether the
+/// faults were written. The records written leave the queue; they stay
+/// for the next write when the database fails, and are dropped (counted)
+/// when the database has nowhere to store them.
+async fn write_state(
+    db: &dyn Db,
+    agent: &str,
+    (faults, now): &Snapshot,
+    history: &SharedHistory,
+) -> bool {
     let (records, last): (Vec<HistoryRecord>, Option<u64>) = {
         let queue = lock(history);
         (
@@ -160,16 +167,26 @@ async fn write_history(db: &dyn Db, history: &SharedHistory) {
             queue.records.back().map(|(seq, _)| *seq),
         )
     };
-    let Some(last) = last else {
-        return;
-    };
-    match db.append_history(&records).await {
+    let error = match db.write_tick(agent, faults, *now, &records).await {
         Ok(()) => {
-            let mut queue = lock(history);
-            queue.remove_through(last);
-            queue.unavailable = None;
+            if let Some(last) = last {
+                let mut queue = lock(history);
+                queue.remove_through(last);
+                queue.unavailable = None;
+            }
+            return true;
         }
-        Err(e @ (DbError::TableMissing { .. } | DbError::TableMismatch { .. })) => {
+        Err(TickWriteError::Faults(e)) => {
+            error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
+            return false;
+        }
+        Err(TickWriteError::History(e)) => e,
+    };
+    let Some(last) = last else {
+        return true;
+    };
+    match error {
+        e @ (DbError::TableMissing { .. } | DbError::TableMismatch { .. }) => {
             let mut queue = lock(history);
             if queue.unavailable.is_none() {
                 warn!(error = %e, "cannot store history records; the agent runs on without them");
@@ -179,10 +196,11 @@ async fn write_history(db: &dyn Db, history: &SharedHistory) {
             queue.dropped += u64::try_from(before - queue.records.len()).unwrap_or(u64::MAX);
             queue.unavailable = Some(e.to_string());
         }
-        Err(e) => {
+        e => {
             warn!(error = %e, records = records.len(), "cannot write history records; they go with the next write");
         }
     }
+    true
 }
 /// Writes each tick's fault set off the tick's critical path.
 ///
@@ -236,15 +254,13 @@ impl Writer {
         let task = tokio::spawn(async move {
             // Ends when the sender is gone and the last state is written.
             while receiver.changed().await.is_ok() {
-                let Some((faults, now)) = receiver.borrow_and_update().clone() else {
+                let Some(snapshot) = receiver.borrow_and_update().clone() else {
                     continue;
                 };
-                if let Err(e) = db.set_faults(&agent, &faults, now).await {
-                    error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
+                // History records only when there are some: none in steady state.
+                if !write_state(db.as_ref(), &agent, &snapshot, &history).await {
                     continue;
                 }
-                // Only when there are records: none in steady state.
-                write_history(db.as_ref(), &history).await;
                 if clear_kept.load(Ordering::SeqCst) {
                     match db.clear_open_alerts(&agent).await {
                         Ok(()) => clear_kept.store(false, Ordering::SeqCst),
@@ -443,6 +459,20 @@ impl Db for Bounded {
     async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), DbError> {
         self.call("append_history", self.inner.append_history(records))
             .await
+    }
+
+    async fn write_tick(
+        &self,
+        agent: &str,
+        faults: &[Fault],
+        now: i64,
+        history: &[HistoryRecord],
+    ) -> Result<(), TickWriteError> {
+        let write = async { Ok(self.inner.write_tick(agent, faults, now, history).await) };
+        // Given up: the next write carries the full state and the records.
+        self.call("write_tick", write)
+            .await
+            .map_err(TickWriteError::Faults)?
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryRecord>, DbError> {

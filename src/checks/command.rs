@@ -62,8 +62,8 @@ async fn run_as(
             let cut_off = output.stdout.len() > OUTPUT_CAP;
             output.stdout.truncate(OUTPUT_CAP);
             output.stderr.truncate(OUTPUT_CAP);
-            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            let stdout = super::output_text(&output.stdout);
+            let stderr = super::output_text(&output.stderr);
             let mut result = match output.status {
                 None => CheckOutput {
                     faults: vec![RawFault::monitor(

@@ -214,6 +214,18 @@ impl KindOptions {
     }
 }
 
+/// What a plugin printed, as text: invalid UTF-8 and NUL bytes become
+/// U+FFFD (a NUL is refused in PostgreSQL text, and no reader of a message
+/// wants one).
+pub(crate) fn output_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains('\0') {
+        text.replace('\0', "\u{fffd}")
+    } else {
+        text.into_owned()
+    }
+}
+
 /// Shortest duration option (a tick, a timeout) in seconds: shorter ones
 /// make the agent spin rather than wait (#18).
 pub(crate) const MIN_SECONDS: f64 = 0.1;

@@ -92,7 +92,7 @@ pub(crate) async fn probe(target: &Target, resolver: &dns::Resolver) -> Result<C
         }
         Target::Tcp(address) => read_capped(tcp::connect(address, resolver).await?, target).await?,
     };
-    Ok(interpret(&String::from_utf8_lossy(&output)))
+    Ok(interpret(&super::output_text(&output)))
 }
 
 async fn read_capped(stream: impl AsyncRead + Unpin, target: &Target) -> Result<Vec<u8>, Error> {

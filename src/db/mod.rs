@@ -269,6 +269,16 @@ pub struct Capacity {
     pub write: i64,
 }
 
+/// What failed of a tick's write (`Db::write_tick`).
+#[derive(Debug)]
+pub enum TickWriteError {
+    /// The faults and heartbeat were not written (the records neither,
+    /// where one transaction holds both).
+    Faults(Error),
+    /// The faults were written; the history records were not.
+    History(Error),
+}
+
 /// The contract every backend passes (see `tests/db_contract.rs`).
 #[async_trait]
 pub trait Db: Send + Sync {
@@ -399,6 +409,33 @@ pub trait Db: Send + Sync {
     /// retention may be left out; a backend prunes (or lets expire) what
     /// passes the retention.
     async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), Error>;
+
+    /// A tick's write: `set_faults`, then `append_history` of `history`
+    /// when there are records. A backend with transactions writes both in
+    /// one (SPEC §15), so that the state and its records are stored
+    /// together or not at all; this default writes one after the other.
+    ///
+    /// # Errors
+    /// `TickWriteError::Faults` when the faults were not written (nor, in
+    /// one transaction, the records); `TickWriteError::History` when only
+    /// the records were not.
+    async fn write_tick(
+        &self,
+        agent: &str,
+        faults: &[Fault],
+        now: i64,
+        history: &[HistoryRecord],
+    ) -> Result<(), TickWriteError> {
+        self.set_faults(agent, faults, now)
+            .await
+            .map_err(TickWriteError::Faults)?;
+        if history.is_empty() {
+            return Ok(());
+        }
+        self.append_history(history)
+            .await
+            .map_err(TickWriteError::History)
+    }
 
     /// The history records `query` asks for, newest first (records of the
     /// same second: the later appended first), at most `query.limit`.

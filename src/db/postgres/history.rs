@@ -3,7 +3,7 @@
 //! exact name (through the table's indexes), and pruning what passed the
 //! retention, at most once an hour per handle in small batches.
 
-use tokio_postgres::{Client, Row};
+use tokio_postgres::{Client, GenericClient, Row};
 use tracing::{debug, warn};
 
 use super::rows::{column, key_text, read_rows};
@@ -34,8 +34,8 @@ ON CONFLICT (agent, rid) DO NOTHING
 const COLUMNS: &str = r#"id, time, agent, name, event, severity, message, alerter, "user", detail"#;
 
 /// Appends `records`, in their order (`id` grows with it).
-pub(super) async fn append(
-    client: &Client,
+pub(super) async fn append<C: GenericClient + Sync>(
+    client: &C,
     records: &[HistoryRecord],
 ) -> Result<(), tokio_postgres::Error> {
     let times: Vec<i64> = records.iter().map(|r| r.time).collect();

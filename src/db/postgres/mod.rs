@@ -41,7 +41,7 @@ use self::rows::{
 };
 use super::{
     AgentFacts, AgentFault, Db, Error, FactsLog, Fault, Heartbeat, HistoryConfig, HistoryQuery,
-    HistoryRecord, Notice, OpenAlert, SkipLog, SkippedRow, Squelch, StoppedAgent,
+    HistoryRecord, Notice, OpenAlert, SkipLog, SkippedRow, Squelch, StoppedAgent, TickWriteError,
     merge_with_stored, notice_record, short_key,
 };
 
@@ -108,7 +108,7 @@ const TABLES: [(&str, &str); 6] = [
 /// first use.
 #[derive(Debug)]
 pub struct PostgresDb {
-    pool: Pool,
+    pool: Arc<Pool>,
     skipped: Arc<SkipLog>,
     /// What each agent declared its heartbeats record.
     facts: FactsLog,
@@ -144,13 +144,31 @@ impl PostgresDb {
             });
         }
         Ok(PostgresDb {
-            pool: Pool::new(config),
+            pool: Arc::new(Pool::new(config)),
             skipped: Arc::new(SkipLog::default()),
             facts: FactsLog::default(),
             removals: AtomicU64::new(0),
             history: config.history,
             next_prune: AtomicI64::new(0),
         })
+    }
+
+    /// Prunes the history up to `oldest_kept` in a task of its own, in
+    /// statements of their own on a connection of the pool: never in the
+    /// time of the write that found it due (SPEC §6).
+    fn prune_later(&self, oldest_kept: i64) {
+        let pool = Arc::clone(&self.pool);
+        tokio::spawn(async move {
+            let pruned = match pool.get().await {
+                Ok(client) => history::prune(&client, oldest_kept)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = pruned {
+                warn!(error = %e, "cannot prune the history; trying again in an hour");
+            }
+        });
     }
 
     /// Whether the write at `now` prunes the history: at most once an hour
@@ -206,11 +224,14 @@ impl PostgresDb {
 
     /// `set_faults` in one transaction; returns the malformed rows of the
     /// agent it replaced.
+    /// Replaces the agent's faults and writes its heartbeat, and appends
+    /// `history`, in one transaction (SPEC §15).
     async fn write_faults(
         &self,
         agent: &str,
         faults: &[Fault],
         now: i64,
+        history: &[HistoryRecord],
     ) -> Result<Vec<SkippedRow>, Error> {
         let AgentFacts { version, checks } = self.facts.get(agent);
         let checks = checks.and_then(|checks| i64::try_from(checks).ok());
@@ -304,6 +325,9 @@ impl PostgresDb {
             .execute(UPSERT_HEARTBEAT, &[&agent, &now, &version, &checks])
             .await
             .map_err(sql)?;
+        if !history.is_empty() {
+            history::append(&transaction, history).await.map_err(sql)?;
+        }
         transaction.commit().await.map_err(sql)?;
         Ok(malformed)
     }
@@ -333,26 +357,33 @@ impl Db for PostgresDb {
     }
 
     async fn set_faults(&self, agent: &str, faults: &[Fault], now: i64) -> Result<(), Error> {
+        self.write_tick(agent, faults, now, &[])
+            .await
+            .map_err(|e| match e {
+                TickWriteError::Faults(e) | TickWriteError::History(e) => e,
+            })
+    }
+
+    async fn write_tick(
+        &self,
+        agent: &str,
+        faults: &[Fault],
+        now: i64,
+        history: &[HistoryRecord],
+    ) -> Result<(), TickWriteError> {
         let issued = self.removals.load(Ordering::SeqCst);
         if self.removed_since(issued) {
             return Ok(());
         }
-        let replaced = self.write_faults(agent, faults, now).await?;
+        let replaced = self
+            .write_faults(agent, faults, now, history)
+            .await
+            .map_err(TickWriteError::Faults)?;
         // What this write replaced is reported once more; the next write
         // finds none and clears it.
         self.skipped.record(&own_faults_read(agent), replaced);
-        // After the write's own transaction, in statements of their own.
         if self.prune_due(now) {
-            let oldest_kept = now.saturating_sub(self.history.retention);
-            let pruned = match self.pool.get().await {
-                Ok(client) => history::prune(&client, oldest_kept)
-                    .await
-                    .map_err(|e| self.sql(&e)),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = pruned {
-                warn!(error = %e, "cannot prune the history; trying again in an hour");
-            }
+            self.prune_later(now.saturating_sub(self.history.retention));
         }
         Ok(())
     }
@@ -362,7 +393,7 @@ impl Db for PostgresDb {
             return Ok(());
         }
         let client = self.pool.get().await?;
-        history::append(&client, records)
+        history::append(&*client, records)
             .await
             .map_err(|e| self.sql(&e))
     }

@@ -58,16 +58,24 @@ pub(super) fn append_blocking(
 }
 
 /// Deletes records at or before `oldest_kept`, `PRUNE_BATCH` rows per
-/// transaction, at most `PRUNE_BATCHES` of them; blocks. Returns how many
-/// went.
-pub(super) fn prune_blocking(connection: &Connection, oldest_kept: i64) -> Result<usize, Error> {
+/// transaction, at most `PRUNE_BATCHES` of them, each batch under the
+/// connection's lock taken anew (`with_connection`), so that a write of
+/// the agent waits for one batch at most; blocks. Returns how many went.
+pub(super) fn prune_blocking(
+    mut with_connection: impl FnMut(
+        &mut dyn FnMut(&Connection) -> Result<usize, Error>,
+    ) -> Result<usize, Error>,
+    oldest_kept: i64,
+) -> Result<usize, Error> {
     let mut deleted = 0;
-    let mut delete = connection.prepare_cached(
-        "DELETE FROM history WHERE id IN
-         (SELECT id FROM history WHERE time <= ?1 ORDER BY time LIMIT ?2)",
-    )?;
     for _ in 0..PRUNE_BATCHES {
-        let batch = delete.execute(params![oldest_kept, PRUNE_BATCH])?;
+        let batch = with_connection(&mut |connection| {
+            let mut delete = connection.prepare_cached(
+                "DELETE FROM history WHERE id IN
+                 (SELECT id FROM history WHERE time <= ?1 ORDER BY time LIMIT ?2)",
+            )?;
+            Ok(delete.execute(params![oldest_kept, PRUNE_BATCH])?)
+        })?;
         deleted += batch;
         if batch < PRUNE_BATCH {
             break;

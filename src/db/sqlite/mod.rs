@@ -157,6 +157,24 @@ impl SqliteDb {
         self
     }
 
+    /// Prunes the history up to `oldest_kept` in a blocking task of its
+    /// own, a small batch at a time: never in the time of the write that
+    /// found it due (SPEC §6).
+    fn prune_later(&self, oldest_kept: i64) {
+        let handle = Arc::clone(&self.handle);
+        let path = self.path.clone();
+        let busy_ms = self.busy_ms.load(Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            let batch = |delete: &mut dyn FnMut(&Connection) -> Result<usize, Error>| {
+                let mut handle = handle.lock().unwrap_or_else(PoisonError::into_inner);
+                delete(handle.current(&path, busy_ms)?)
+            };
+            if let Err(e) = history::prune_blocking(batch, oldest_kept) {
+                warn!(error = %e, "cannot prune the history; trying again in an hour");
+            }
+        });
+    }
+
     /// Whether the write at `now` prunes the history: at most once an hour
     /// per handle (SPEC §12).
     fn prune_due(&self, now: i64) -> bool {
@@ -371,15 +389,13 @@ impl Db for SqliteDb {
             record(set_faults_blocking(
                 connection, &agent, &faults, now, &facts,
             )?);
-            // After the write's own transaction, in transactions of its own.
-            if let Some(oldest_kept) = prune
-                && let Err(e) = history::prune_blocking(connection, oldest_kept)
-            {
-                warn!(error = %e, "cannot prune the history; trying again in an hour");
-            }
             Ok(())
         })
-        .await
+        .await?;
+        if let Some(oldest_kept) = prune {
+            self.prune_later(oldest_kept);
+        }
+        Ok(())
     }
 
     async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), Error> {
