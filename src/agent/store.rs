@@ -82,6 +82,12 @@ type Snapshot = (Vec<Fault>, i64);
 /// the oldest are dropped (and counted) beyond it.
 pub(super) const HISTORY_BUFFER: usize = 10_000;
 
+/// History records one write carries at most: a backlog left by an outage
+/// drains chunk by chunk (each stored once, by its identity, whatever
+/// happened to an earlier attempt), never in one write too big for the
+/// write's time.
+const HISTORY_CHUNK: usize = 500;
+
 /// History records waiting for a write that succeeds (SPEC §12), each with
 /// its sequence number, so that a success removes exactly what it wrote
 /// even when the bound dropped some meanwhile.
@@ -149,44 +155,35 @@ fn lock(history: &SharedHistory) -> std::sync::MutexGuard<'_, HistoryQueue> {
     history.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Writes the agent's faults with what `history` holds (`Db::write_tick`:
-/// in one transaction where the backend has them). Returns whether the
-/// faults were written. The records written leave the queue; they stay
-/// for the next write when the database fails, and are dropped (counted)
-/// when the database has nowhere to store them.
-async fn write_state(
-    db: &dyn Db,
-    agent: &str,
-    (faults, now): &Snapshot,
+/// The oldest records of the queue, at most `HISTORY_CHUNK`, and the
+/// sequence number of the last of them (`None`: the queue is empty).
+fn next_chunk(history: &SharedHistory) -> (Vec<HistoryRecord>, Option<u64>) {
+    let queue = lock(history);
+    let chunk: Vec<&(u64, HistoryRecord)> = queue.records.iter().take(HISTORY_CHUNK).collect();
+    (
+        chunk.iter().map(|(_, record)| record.clone()).collect(),
+        chunk.last().map(|(seq, _)| *seq),
+    )
+}
+
+/// Settles the queue after a write of its records up to `last`: written
+/// ones leave it; they stay for the next write when the database failed,
+/// and are dropped (counted) when it has nowhere to store them. Returns
+/// whether the queue moved on.
+fn settle(
     history: &SharedHistory,
+    last: u64,
+    written: Result<(), DbError>,
+    records: usize,
 ) -> bool {
-    let (records, last): (Vec<HistoryRecord>, Option<u64>) = {
-        let queue = lock(history);
-        (
-            queue.records.iter().map(|(_, r)| r.clone()).collect(),
-            queue.records.back().map(|(seq, _)| *seq),
-        )
-    };
-    let error = match db.write_tick(agent, faults, *now, &records).await {
+    match written {
         Ok(()) => {
-            if let Some(last) = last {
-                let mut queue = lock(history);
-                queue.remove_through(last);
-                queue.unavailable = None;
-            }
-            return true;
+            let mut queue = lock(history);
+            queue.remove_through(last);
+            queue.unavailable = None;
+            true
         }
-        Err(TickWriteError::Faults(e)) => {
-            error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
-            return false;
-        }
-        Err(TickWriteError::History(e)) => e,
-    };
-    let Some(last) = last else {
-        return true;
-    };
-    match error {
-        e @ (DbError::TableMissing { .. } | DbError::TableMismatch { .. }) => {
+        Err(e @ (DbError::TableMissing { .. } | DbError::TableMismatch { .. })) => {
             let mut queue = lock(history);
             if queue.unavailable.is_none() {
                 warn!(error = %e, "cannot store history records; the agent runs on without them");
@@ -195,13 +192,59 @@ async fn write_state(
             queue.remove_through(last);
             queue.dropped += u64::try_from(before - queue.records.len()).unwrap_or(u64::MAX);
             queue.unavailable = Some(e.to_string());
+            true
         }
-        e => {
-            warn!(error = %e, records = records.len(), "cannot write history records; they go with the next write");
+        Err(e) => {
+            warn!(error = %e, records, "cannot write history records; they go with the next write");
+            false
         }
+    }
+}
+
+/// Writes the agent's faults with the oldest records `history` holds
+/// (`Db::write_tick`: in one transaction where the backend has them), and
+/// settles the queue. Returns whether the faults were written.
+async fn write_state(
+    db: &dyn Db,
+    agent: &str,
+    (faults, now): &Snapshot,
+    history: &SharedHistory,
+) -> bool {
+    let (records, last) = next_chunk(history);
+    let written = match db.write_tick(agent, faults, *now, &records).await {
+        Ok(()) => Ok(()),
+        Err(TickWriteError::Faults(e)) => {
+            error!(error = %e, "cannot write faults to the database; the next tick writes the full state again");
+            return false;
+        }
+        Err(TickWriteError::History(e)) => Err(e),
+    };
+    if let Some(last) = last {
+        settle(history, last, written, records.len());
     }
     true
 }
+
+/// Writes what is left of a backlog of records, a chunk at a time, until
+/// the queue is empty, a write fails, or a newer state waits.
+async fn drain_history(
+    db: &dyn Db,
+    history: &SharedHistory,
+    newer: &watch::Receiver<Option<Snapshot>>,
+) {
+    // A closed channel (the agent's last write) drains the backlog whole.
+    while !matches!(newer.has_changed(), Ok(true)) {
+        let (records, last) = next_chunk(history);
+        let Some(last) = last else {
+            return;
+        };
+        let written = db.append_history(&records).await;
+        if !settle(history, last, written, records.len()) {
+            return;
+        }
+    }
+}
+
 /// Writes each tick's fault set off the tick's critical path.
 ///
 /// The tick hands over its newest state and goes on. A write still in flight
@@ -261,6 +304,7 @@ impl Writer {
                 if !write_state(db.as_ref(), &agent, &snapshot, &history).await {
                     continue;
                 }
+                drain_history(db.as_ref(), &history, &receiver).await;
                 if clear_kept.load(Ordering::SeqCst) {
                     match db.clear_open_alerts(&agent).await {
                         Ok(()) => clear_kept.store(false, Ordering::SeqCst),
@@ -506,6 +550,8 @@ mod tests {
         /// The next history append stores its records, then fails (its
         /// answer lost on the way back).
         lose_history_answer: std::sync::atomic::AtomicBool,
+        /// How many records each history append carried.
+        appends: Mutex<Vec<usize>>,
     }
 
     #[async_trait]
@@ -593,6 +639,10 @@ mod tests {
         }
 
         async fn append_history(&self, records: &[HistoryRecord]) -> Result<(), DbError> {
+            self.appends
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(records.len());
             self.inner.append_history(records).await?;
             if self.lose_history_answer.swap(false, Ordering::SeqCst) {
                 return Err(DbError::Task("the answer was lost".into()));
@@ -635,6 +685,30 @@ mod tests {
                 record(60, Event::Triggered),
             ]
         );
+    }
+
+    // See: #12. A backlog (an outage's records) goes out in chunks, each a
+    // write of its own, right after the state: none too big for its time.
+    #[tokio::test]
+    async fn a_history_backlog_drains_in_chunks_after_the_state() {
+        use crate::history::{Event, Query, Record};
+        let db = Arc::new(GatedDb::default());
+        let mut writer = Writer::spawn(db.clone(), "web1", false);
+        let backlog: Vec<Record> = (0..1_200)
+            .map(|i| Record::new(i, "web1", "//web1/app/disk", Event::Triggered))
+            .collect();
+
+        writer.write(Vec::new(), 60, backlog);
+        db.gate.notify_one();
+        writer.finish(Duration::from_secs(5)).await;
+
+        assert_eq!(*db.appends.lock().unwrap(), [500, 500, 200]);
+        let stored = db
+            .inner
+            .history(&Query::recent(0, 2_000, 2_000))
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1_200);
     }
 
     // See: #18

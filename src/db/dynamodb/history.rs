@@ -27,6 +27,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use futures_util::future::try_join_all;
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -256,12 +257,19 @@ impl DynamoDb {
             let mut found = Vec::new();
             let mut day = query.now.div_euclid(BUCKET_SECONDS);
             while day >= oldest.div_euclid(BUCKET_SECONDS) && found.len() < query.limit {
-                for shard in 0..SHARDS {
+                // A day's shards at once: a read of a quiet month waits
+                // for 31 rounds of requests, not 496 requests in turn.
+                let reads = (0..SHARDS).map(|shard| async move {
                     let bucket = bucket(day, shard);
-                    found.extend(
-                        self.read_key(HistoryKey::Bucket(&bucket), query, deadline, &mut skipped)
-                            .await?,
-                    );
+                    let mut skipped = Vec::new();
+                    let found = self
+                        .read_key(HistoryKey::Bucket(&bucket), query, deadline, &mut skipped)
+                        .await?;
+                    Ok::<_, Error>((found, skipped))
+                });
+                for (records, skips) in try_join_all(reads).await? {
+                    found.extend(records);
+                    skipped.extend(skips);
                 }
                 day -= 1;
             }
