@@ -1409,3 +1409,37 @@ async fn a_drifting_fleet_fault_is_re_sent_once_per_renotify_across_the_fleet() 
     );
     fleet.stop().await;
 }
+
+// See: #21, SPEC §11. A fleet check that stops flapping while critical is
+// re-triggered with its current message at once, as a per-agent check is:
+// its flapping alert is no message churn, so `renotify` does not hold the
+// message that follows it.
+#[tokio::test(start_paused = true)]
+async fn a_fleet_check_that_stops_flapping_while_critical_is_re_triggered_at_once() {
+    let fleet = Fleet::start(1, "", "", "  renotify: 1h\n");
+    // Critical on odd ticks, clean on even ones: flapping from the 9th run;
+    // then critical for good (the flapping alert's hour is not over).
+    for tick in 1..=40 {
+        let critical = tick > 16 || tick % 2 == 1;
+        fleet
+            .plugin
+            .answer(if critical { CRITICAL } else { PASSING });
+        fleet.at(tick * BASE + BASE / 2).await;
+    }
+    // In the order sent: four incidents (a trigger and a resolve each) first.
+    let delivered = fleet.members[0].alerter.delivered.lock().unwrap().clone();
+    assert_eq!(delivered.len(), 10, "{delivered:?}");
+    assert_eq!(
+        delivered[8..],
+        [
+            event(
+                "trigger",
+                "//web",
+                "flapping: 9 state changes in the last 21 runs"
+            ),
+            event("trigger", "//web", "web down"),
+        ],
+        "{delivered:?}"
+    );
+    fleet.stop().await;
+}

@@ -151,6 +151,23 @@ fn a_fallback_is_not_used_during_quiet_hours() {
     assert_eq!(env.fault(&web()).unwrap()["held"], true);
 }
 
+// See: #21, SPEC §11. A fallback is for failures only: standing in for a
+// failing alerter it delivers at once, also inside its own quiet hours
+// (those hold only the alerts of checks routed to it first).
+#[test]
+fn a_fallback_standing_in_for_a_failing_alerter_delivers_inside_its_own_quiet_hours() {
+    let alerter = "alerter:\n  type: command\n  command: exit 3\n  fallback: backup\nalerters:\n  \
+                   backup:\n    type: file\n    path: alerts.jsonl\n    \
+                   quiet_hours: {windows: [Mon-Sun]}\n";
+    let env = Env::with_alerter(alerter, "");
+    flagged_check(&env);
+    env.write("down", "");
+    env.once();
+    env.once();
+    assert_eq!(events(&env.alerts()), [web_down()]);
+    assert_eq!(env.fault(&web()).unwrap()["held"], false);
+}
+
 #[test]
 fn held_faults_released_together_are_one_storm() {
     let env = Env::with_alerter(&quiet_alerter("{windows: [Mon-Sun]}"), "");

@@ -287,6 +287,18 @@ impl Agent<'_> {
         kept
     }
 
+    /// Whether `message` is the flapping alert of fault `name`, whose check
+    /// flaps now: no message churn, so `renotify` neither holds it back nor
+    /// counts it as a send (SPEC §11).
+    pub(super) fn is_flapping_alert(&self, name: &str, message: &str) -> bool {
+        self.noise
+            .state
+            .checks
+            .get(fault::check_of(name))
+            .and_then(|flap| flap.holding)
+            .is_some_and(|changes| message == flap::message(changes))
+    }
+
     /// The severity fault `name`'s check reported in this tick's run,
     /// before escalation; `None` when it did not run or is the agent's own.
     pub(super) fn noise_reported(&self, name: &str) -> Option<Severity> {

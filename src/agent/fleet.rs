@@ -494,9 +494,15 @@ impl Agent<'_> {
             };
             let step = match intent {
                 Intent::Join(message) => {
+                    // A flapping alert is always sent, as it is per agent.
+                    let reported = if self.is_flapping_alert(name, message) {
+                        None
+                    } else {
+                        self.noise_reported(name)
+                    };
                     let churn = Churn {
                         renotify: self.renotify_of(name),
-                        reported: self.noise_reported(name),
+                        reported,
                     };
                     let Step { write, then } = notice::join(&notice, me, message, churn, clock);
                     Step {
@@ -658,10 +664,14 @@ impl Agent<'_> {
         let Some(pending) = self.fleet.claimed.remove(name) else {
             return false;
         };
+        // The flapping alert holds nothing back under `renotify`: the
+        // message that follows it goes out at once, as it does per agent.
+        let flapping = matches!(action, Action::Trigger { name, message }
+            if self.is_flapping_alert(name, message));
         let handled =
             (delivered || (refused && matches!(pending, Pending::Trigger { .. }))).then(|| {
                 LastSent {
-                    at: now,
+                    at: if flapping { 0 } else { now },
                     reported: self
                         .noise_reported(name)
                         .or_else(|| self.faults.get(name).map(|fault| fault.severity))
