@@ -54,6 +54,9 @@ const KINDS: &[&str] = &["command", "http", "tcp", "socket", "meta", "broken"];
 const SEVERITIES: &[&str] = &["info", "warning", "error", "critical"];
 /// The `action` label values of the alert families.
 const ACTIONS: &[&str] = &["trigger", "resolve"];
+/// The text format 0.0.4, UTF-8 (`prometheus::TEXT_FORMAT` leaves out the
+/// charset).
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Scrapes served at once; more wait for a slot.
 const MAX_CONNECTIONS: usize = 16;
 /// How long a client may take to send its request headers.
@@ -481,7 +484,7 @@ fn respond(request: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Byte
     let mut response = Response::new(Full::new(Bytes::from(metrics.render())));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(prometheus::TEXT_FORMAT),
+        hyper::header::HeaderValue::from_static(CONTENT_TYPE),
     );
     response
 }
