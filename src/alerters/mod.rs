@@ -700,6 +700,39 @@ mod tests {
         assert_eq!(delivery.failures.len(), 1);
     }
 
+    #[tokio::test]
+    async fn the_observer_hears_each_alerter_tried_along_the_chain() {
+        #[derive(Default)]
+        struct Heard(std::sync::Mutex<Vec<(String, &'static str, bool)>>);
+        impl Observer for Heard {
+            fn attempted(&self, alerter: &str, action: &'static str, delivered: bool) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((alerter.to_string(), action, delivered));
+            }
+        }
+        let alerters = set(vec![
+            (DEFAULT, Arc::new(Fails), Some("backup")),
+            ("backup", Arc::new(Works), None),
+        ]);
+        let heard = Arc::new(Heard::default());
+        alerters.observe(heard.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let event = Event::Trigger {
+            name: "x",
+            message: "down",
+        };
+        alerters.deliver(None, event, deadline).await;
+        assert_eq!(
+            *heard.0.lock().unwrap(),
+            [
+                (DEFAULT.to_string(), "trigger", false),
+                ("backup".to_string(), "trigger", true)
+            ]
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_hanging_primary_leaves_its_fallback_time() {
         let alerters = set(vec![
