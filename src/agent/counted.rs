@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use super::metrics::Metrics;
 use crate::db::{
     AgentFacts, AgentFault, Db, Error as DbError, Fault, Heartbeat, HistoryQuery, HistoryRecord,
-    Notice, OpenAlert, SkippedRow, Squelch, StoppedAgent,
+    Notice, OpenAlert, SkippedRow, Squelch, StoppedAgent, TickWriteError,
 };
 
 /// Every `operation` label value: the `Db` methods that make requests.
@@ -42,6 +42,7 @@ pub(super) const OPERATIONS: &[&str] = &[
     "put_notice",
     "heartbeats_of",
     "append_history",
+    "write_tick",
     "history",
 ];
 
@@ -172,6 +173,22 @@ impl Db for Counted {
 
     async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryRecord>, DbError> {
         self.call("history", self.inner.history(query)).await
+    }
+
+    // Delegated, not left to the trait's default: a backend's own write
+    // (one transaction on PostgreSQL) must still be the one that runs.
+    async fn write_tick(
+        &self,
+        agent: &str,
+        faults: &[Fault],
+        now: i64,
+        history: &[HistoryRecord],
+    ) -> Result<(), TickWriteError> {
+        let started = tokio::time::Instant::now();
+        let outcome = self.inner.write_tick(agent, faults, now, history).await;
+        self.metrics
+            .db_request("write_tick", started.elapsed(), outcome.is_err());
+        outcome
     }
 
     fn set_facts(&self, agent: &str, facts: AgentFacts) {
