@@ -4,7 +4,8 @@
 # 100 `echo OK` checks, VmRSS read 25 s after start; REPS repetitions.
 # With PROFILE=aws the same agent with a PagerDuty alerter and DynamoDB
 # (dynalite on 127.0.0.1, started here) instead of the file alerter and
-# SQLite.
+# SQLite. With METRICS_LISTEN=127.0.0.1:PORT the agent also serves its
+# Prometheus /metrics there (agent.metrics_listen), scraped once.
 #
 #   CIMAA=target/release/cimaa REPS=3 bash bench/idle_rss.sh
 #   CIMAA=target/release/cimaa REPS=3 PROFILE=aws bash bench/idle_rss.sh
@@ -55,7 +56,8 @@ agent:
   directory: checks.d
   base_interval: 10
   logging: info
-$database
+${METRICS_LISTEN:+  metrics_listen: $METRICS_LISTEN
+}$database
 $alerter
 metrics:
   type: log
@@ -72,6 +74,9 @@ for rep in $(seq 1 "$REPS"); do
     "$CIMAA" -c "$work/agent.yaml" agent > /dev/null 2> "$work/agent-$rep.log" &
     pid=$!
     sleep "$AFTER_S"
+    if [ -n "${METRICS_LISTEN:-}" ]; then
+        curl -fsS "http://$METRICS_LISTEN/metrics" > "$work/metrics-$rep.txt"
+    fi
     kb=$(awk '$1=="VmRSS:"{print $2}' "/proc/$pid/status")
     threads=$(awk '$1=="Threads:"{print $2}' "/proc/$pid/status")
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true

@@ -113,6 +113,32 @@ ensure_faketime() {
     echo "warning: cannot install Debian's faketime package: the tests in tests/peers.rs that need it will fail" >&2
 }
 
+# ensure_promtool: tests/metrics.rs checks the agent's /metrics with
+# `promtool check metrics`, from Debian's `prometheus` package. Installed as
+# ensure_faketime installs faketime; the tests fail naming it when missing.
+ensure_promtool() {
+    if command -v promtool >/dev/null 2>&1; then
+        return 0
+    fi
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo=(sudo -n)
+    fi
+    local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y)
+    echo "== installing promtool (apt-get install prometheus)"
+    if command -v apt-get >/dev/null 2>&1 &&
+        { "${apt[@]}" install --no-install-recommends prometheus </dev/null ||
+            { "${apt[@]}" update </dev/null && "${apt[@]}" install --no-install-recommends prometheus </dev/null; }; } &&
+        command -v promtool >/dev/null 2>&1; then
+        return 0
+    fi
+    if [ "${CI:-}" = "true" ]; then
+        echo "error: cannot install Debian's prometheus package (promtool, needed by tests/metrics.rs)" >&2
+        return 1
+    fi
+    echo "warning: cannot install Debian's prometheus package: tests/metrics.rs's promtool test will fail" >&2
+}
+
 # ensure_postgres: the PostgreSQL tests (tests/postgres.rs and the contract
 # suite) need a real server. Installs Debian's `postgresql` package when no
 # server binaries are found (as ensure_faketime installs faketime).
@@ -206,6 +232,7 @@ start_dynalite
 start_service CIMAA_TEST_KINESIS_ENDPOINT kinesalite.js
 start_postgres
 ensure_faketime
+ensure_promtool
 ensure_cargo_deb
 
 echo "== cargo test"

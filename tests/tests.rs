@@ -28,6 +28,7 @@ mod hostile_processes;
 mod last_good;
 mod layering;
 mod lifecycle;
+mod metrics;
 mod monitor;
 mod operations;
 mod peers;

@@ -24,11 +24,13 @@
 mod alerts;
 mod check_dir;
 mod clock;
+mod counted;
 mod dependencies;
 mod flap;
 mod fleet;
 mod history;
 mod meta_check;
+mod metrics;
 mod observations;
 mod quiet;
 mod runner;
@@ -107,6 +109,8 @@ pub enum Error {
     /// the agent (SPEC §14); kept so that callers' matches stay valid.
     #[error("cannot reach the database at startup")]
     Database(#[source] crate::db::Error),
+    #[error("cannot serve /metrics on `{0}` (agent.metrics_listen)")]
+    MetricsListen(std::net::SocketAddr, #[source] std::io::Error),
 }
 
 /// Per-check scheduling and escalation state.
@@ -177,6 +181,8 @@ struct Agent<'a> {
     loading: Option<JoinHandle<Result<Stored, DbError>>>,
     /// READY=1 and STATUS= lines for systemd (SPEC §16).
     systemd: systemd::Notifier,
+    /// The `/metrics` registry (`agent.metrics_listen`, `metrics.rs`).
+    telemetry: Option<Arc<metrics::Metrics>>,
 }
 
 /// `agent.splay` in seconds: the configured value, or the offset from the
@@ -224,6 +230,7 @@ pub async fn run(
     mode: Mode,
     mut controls: mpsc::UnboundedReceiver<Control>,
 ) -> Result<(), Error> {
+    let served = metrics::start(config, &backends.alerters).await?;
     let name = config.agent.name.clone();
     let concurrency = concurrency(config);
     let now = clock.now();
@@ -240,6 +247,7 @@ pub async fn run(
         inner: backends.db,
         budget,
     });
+    let db = metrics::counted(db, served.as_ref());
     // An agent whose database is down at start runs from an empty state and
     // reconciles once it answers (SPEC §14), rather than exiting and leaving
     // the host unmonitored while the database is down.
@@ -247,6 +255,7 @@ pub async fn run(
     let (metrics, drain) = match backends.sink {
         Some((sink, size)) => {
             let (buffer, task) = MetricBuffer::spawn(sink, size);
+            metrics::watch_sink(served.as_ref(), &buffer);
             (Some(buffer), Some(task))
         }
         None => (None, None),
@@ -285,6 +294,7 @@ pub async fn run(
         unloaded,
         loading: None,
         systemd: systemd::Notifier::from_env(),
+        telemetry: served.as_ref().map(|served| Arc::clone(&served.metrics)),
     };
     if !unloaded {
         agent.systemd.heartbeat_written();
@@ -592,6 +602,9 @@ impl Agent<'_> {
                 .write(faults, now, std::mem::take(&mut self.history));
         }
         let took = self.clock.now() - started;
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.ticked(!rescan_only, took, self.faults.values());
+        }
         info!(
             tick,
             checks = checks.len(),

@@ -204,6 +204,7 @@ impl Agent<'_> {
                     let agent_name = Arc::clone(&agent_name);
                     let memory = Arc::clone(&memory);
                     let task_check = check.clone();
+                    let telemetry = self.telemetry.clone();
                     let span = tracing::info_span!("check", check = %check.name);
                     let work = async move {
                         // The semaphore is never closed, so `slot` is `Ok`.
@@ -220,7 +221,12 @@ impl Agent<'_> {
                             clock,
                             memory: memory.as_ref().as_ref(),
                         };
-                        run_check(&task_check, &context, fleet).await
+                        let started = tokio::time::Instant::now();
+                        let output = run_check(&task_check, &context, fleet).await;
+                        if let Some(telemetry) = telemetry {
+                            telemetry.check_ran(&task_check.kind, started.elapsed());
+                        }
+                        output
                     }
                     .instrument(span);
                     if sentry_enabled {

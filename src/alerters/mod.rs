@@ -15,7 +15,7 @@ pub(crate) mod slack;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -364,6 +364,17 @@ fn command_healthcheck(
 /// The default alerter and the named ones, each with its fallback.
 pub struct Alerters {
     entries: BTreeMap<String, (Arc<dyn Alerter>, Option<String>)>,
+    /// Told of every attempt `deliver` makes (the agent's `/metrics`);
+    /// set once, by an agent with `metrics_listen`.
+    observer: OnceLock<Arc<dyn Observer>>,
+}
+
+/// Told of each alerter's attempt to deliver an event: one call per alerter
+/// tried, so a fallback's delivery counts as the primary's failure and the
+/// fallback's success.
+pub trait Observer: Send + Sync {
+    /// `alerter` tried `action` (`trigger` or `resolve`) and `delivered` it or not.
+    fn attempted(&self, alerter: &str, action: &'static str, delivered: bool);
 }
 
 /// How one event fared along its chain.
@@ -396,7 +407,10 @@ impl Alerters {
                 (alerter, config.fallback().map(str::to_string)),
             );
         }
-        Ok(Alerters { entries })
+        Ok(Alerters {
+            entries,
+            observer: OnceLock::new(),
+        })
     }
 
     /// One alerter as the default, without fallbacks (tests, tools).
@@ -404,7 +418,18 @@ impl Alerters {
     pub fn single(alerter: Arc<dyn Alerter>) -> Alerters {
         Alerters {
             entries: BTreeMap::from([(DEFAULT.to_string(), (alerter, None))]),
+            observer: OnceLock::new(),
         }
+    }
+
+    /// Sets who is told of every delivery attempt; only the first call counts.
+    pub fn observe(&self, observer: Arc<dyn Observer>) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// The names of the configured alerters (`default` among them).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
     }
 
     /// The alerter named `name` alone, without its fallback (`test-alert`
@@ -469,6 +494,9 @@ impl Alerters {
                 Ok(outcome) => outcome,
                 Err(_) => Err(Error::TimedOut),
             };
+            if let Some(observer) = self.observer.get() {
+                observer.attempted(name, event.action(), outcome.is_ok());
+            }
             match outcome {
                 Ok(()) => {
                     return Delivery {
@@ -534,6 +562,17 @@ pub(crate) async fn send_test(
 pub enum Event<'a> {
     Trigger { name: &'a str, message: &'a str },
     Resolve { name: &'a str },
+}
+
+impl Event<'_> {
+    /// `trigger` or `resolve`: the `action` label of the agent's `/metrics`.
+    #[must_use]
+    pub fn action(&self) -> &'static str {
+        match self {
+            Event::Trigger { .. } => "trigger",
+            Event::Resolve { .. } => "resolve",
+        }
+    }
 }
 
 /// `//host/stem/key#fault` → `host stem key#fault`, the name people read.
@@ -631,6 +670,7 @@ mod tests {
                     (name.to_string(), (alerter, fallback.map(str::to_string)))
                 })
                 .collect(),
+            observer: OnceLock::new(),
         }
     }
 
@@ -658,6 +698,39 @@ mod tests {
             .await;
         assert_eq!(delivery.delivered_by.as_deref(), Some("backup"));
         assert_eq!(delivery.failures.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_observer_hears_each_alerter_tried_along_the_chain() {
+        #[derive(Default)]
+        struct Heard(std::sync::Mutex<Vec<(String, &'static str, bool)>>);
+        impl Observer for Heard {
+            fn attempted(&self, alerter: &str, action: &'static str, delivered: bool) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((alerter.to_string(), action, delivered));
+            }
+        }
+        let alerters = set(vec![
+            (DEFAULT, Arc::new(Fails), Some("backup")),
+            ("backup", Arc::new(Works), None),
+        ]);
+        let heard = Arc::new(Heard::default());
+        alerters.observe(heard.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let event = Event::Trigger {
+            name: "x",
+            message: "down",
+        };
+        alerters.deliver(None, event, deadline).await;
+        assert_eq!(
+            *heard.0.lock().unwrap(),
+            [
+                (DEFAULT.to_string(), "trigger", false),
+                ("backup".to_string(), "trigger", true)
+            ]
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -168,4 +168,7 @@ pub struct AgentConfig {
     /// `agent.flap`: the flap detection levels of checks without their own
     /// (SPEC §11).
     pub flap: crate::flap::Levels,
+    /// `agent.metrics_listen`: where the agent serves Prometheus `/metrics`
+    /// (SPEC §13); `None` (the default): no listener, no registry.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }

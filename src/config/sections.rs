@@ -72,6 +72,9 @@ struct RawAgent {
     /// Flap detection defaults `{high, low}` (SPEC §11; 50 and 25).
     #[serde(default, deserialize_with = "crate::flap::agent_levels")]
     flap: crate::flap::Levels,
+    /// `IP:PORT` on which the agent serves Prometheus `/metrics` (SPEC
+    /// §13; default: none, and nothing is started).
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `agent.resolver` as written.
@@ -586,6 +589,7 @@ impl RawAgent {
             resolver,
             splay: self.splay,
             flap: self.flap,
+            metrics_listen: self.metrics_listen,
         };
         (agent, problems, warnings)
     }
@@ -862,6 +866,7 @@ mod tests {
             resolver: None,
             splay: Splay::Auto,
             flap: crate::flap::Levels::default(),
+            metrics_listen: None,
         }
     }
 

@@ -257,6 +257,8 @@ struct Shared {
     queue: Mutex<Queue>,
     capacity: usize,
     dropped: AtomicU64,
+    /// Records the sink took.
+    sent: AtomicU64,
     /// Records were pushed (or a flush waits).
     wake: Notify,
     /// A flush is waiting: retry at once instead of sleeping a long backoff.
@@ -283,6 +285,7 @@ impl MetricBuffer {
             queue: Mutex::new(Queue::default()),
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
             wake: Notify::new(),
             flushing: AtomicBool::new(false),
             hurry: Notify::new(),
@@ -323,6 +326,12 @@ impl MetricBuffer {
     #[must_use]
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records the sink took so far.
+    #[must_use]
+    pub fn sent(&self) -> u64 {
+        self.shared.sent.load(Ordering::Relaxed)
     }
 
     /// Records waiting.
@@ -440,6 +449,7 @@ async fn drain(buffer: MetricBuffer, sink: Arc<dyn Sink>) {
         match sink.send(&batch).await {
             Ok(()) => {
                 remove_sent(&mut lock(&shared.queue).items, &seqs);
+                shared.sent.fetch_add(seqs.len() as u64, Ordering::Relaxed);
                 if failing {
                     tracing::info!("metric sink works again");
                 }
@@ -451,6 +461,7 @@ async fn drain(buffer: MetricBuffer, sink: Arc<dyn Sink>) {
                 done.dedup();
                 let sent: Vec<u64> = done.iter().filter_map(|&i| seqs.get(i).copied()).collect();
                 let resend = batch.len() - sent.len();
+                shared.sent.fetch_add(sent.len() as u64, Ordering::Relaxed);
                 let waiting = {
                     let mut queue = lock(&shared.queue);
                     remove_sent(&mut queue.items, &sent);
@@ -595,6 +606,20 @@ mod tests {
         assert_eq!(calls.len(), 2, "{calls:?}");
         assert_eq!(calls[0], (0..6).map(record).collect::<Vec<_>>());
         assert_eq!(calls[1], [1, 3, 5].map(record));
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sent_counts_each_record_the_sink_took_once() {
+        let sink = Arc::new(HalfThenAll {
+            calls: Mutex::new(Vec::new()),
+        });
+        let (buffer, task) = MetricBuffer::spawn(sink.clone(), 100);
+        buffer.push((0..6).map(record));
+        assert!(buffer.flush(Duration::from_mins(1)).await);
+        // Three in the half-written batch, the other three on the retry.
+        assert_eq!(buffer.sent(), 6);
+        assert_eq!(buffer.dropped(), 0);
         task.abort();
     }
 
