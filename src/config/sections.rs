@@ -60,6 +60,9 @@ struct RawAgent {
     sentry_dsn: Option<String>,
     /// Checks in flight at once (default `DEFAULT_MAX_CONCURRENCY`).
     max_concurrency: Option<usize>,
+    /// HTTP probes in flight to one host at once (default
+    /// `checks::http::CONNECTIONS_PER_HOST`).
+    connections_per_host: Option<usize>,
     /// Folder for what the agent remembers between runs, relative to the
     /// configuration's folder (default: see `state_dir`).
     state_dir: Option<PathBuf>,
@@ -540,6 +543,12 @@ impl RawAgent {
         if max_concurrency == 0 {
             problems.push("agent.max_concurrency: must be at least 1".into());
         }
+        let connections_per_host = self
+            .connections_per_host
+            .unwrap_or(crate::checks::http::CONNECTIONS_PER_HOST);
+        if connections_per_host == 0 {
+            problems.push("agent.connections_per_host: must be at least 1".into());
+        }
         let name = match self.name {
             Some(name) if name.trim().is_empty() => {
                 problems.push("agent.name: must not be empty".into());
@@ -580,6 +589,7 @@ impl RawAgent {
             log_format: self.log_format,
             sentry_dsn,
             max_concurrency,
+            connections_per_host: connections_per_host.max(1),
             // Relative to the configuration's folder; empty until the
             // database section gives the default (`state_dir`).
             state_dir: self.state_dir.map(|dir| base.join(dir)).unwrap_or_default(),
@@ -858,6 +868,7 @@ mod tests {
             log_format: LogFormat::Text,
             sentry_dsn: None,
             max_concurrency,
+            connections_per_host: None,
             state_dir: None,
             resolver: None,
             splay: Splay::Auto,
@@ -907,6 +918,21 @@ mod tests {
             assert_eq!(problems, want, "{splay:?}");
             assert_eq!(config.splay, splay);
         }
+    }
+
+    #[test]
+    fn connections_per_host_defaults_to_16_and_refuses_0() {
+        let base = Path::new("/etc/cimaa");
+        let (config, problems, _) = agent(None).validate(base, None);
+        assert_eq!((config.connections_per_host, problems.len()), (16, 0));
+        let mut raw = agent(None);
+        raw.connections_per_host = Some(64);
+        let (config, problems, _) = raw.validate(base, None);
+        assert_eq!((config.connections_per_host, problems.len()), (64, 0));
+        let mut raw = agent(None);
+        raw.connections_per_host = Some(0);
+        let (_, problems, _) = raw.validate(base, None);
+        assert_eq!(problems, ["agent.connections_per_host: must be at least 1"]);
     }
 
     #[test]
