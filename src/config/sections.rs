@@ -60,8 +60,7 @@ struct RawAgent {
     sentry_dsn: Option<String>,
     /// Checks in flight at once (default `DEFAULT_MAX_CONCURRENCY`).
     max_concurrency: Option<usize>,
-    /// HTTP probes in flight to one host at once (default
-    /// `checks::http::CONNECTIONS_PER_HOST`).
+    /// HTTP probes in flight to one host at once (default 16).
     connections_per_host: Option<usize>,
     /// Folder for what the agent remembers between runs, relative to the
     /// configuration's folder (default: see `state_dir`).
@@ -543,12 +542,7 @@ impl RawAgent {
         if max_concurrency == 0 {
             problems.push("agent.max_concurrency: must be at least 1".into());
         }
-        let connections_per_host = self
-            .connections_per_host
-            .unwrap_or(crate::checks::http::CONNECTIONS_PER_HOST);
-        if connections_per_host == 0 {
-            problems.push("agent.connections_per_host: must be at least 1".into());
-        }
+        let per_host = super::load::connections_per_host(self.connections_per_host, &mut problems);
         let name = match self.name {
             Some(name) if name.trim().is_empty() => {
                 problems.push("agent.name: must not be empty".into());
@@ -589,7 +583,7 @@ impl RawAgent {
             log_format: self.log_format,
             sentry_dsn,
             max_concurrency,
-            connections_per_host: connections_per_host.max(1),
+            connections_per_host: per_host,
             // Relative to the configuration's folder; empty until the
             // database section gives the default (`state_dir`).
             state_dir: self.state_dir.map(|dir| base.join(dir)).unwrap_or_default(),
