@@ -703,12 +703,22 @@ mod tests {
 
     #[test]
     fn the_last_probe_of_a_host_closes_its_connection() {
-        let host = Host::new(3);
+        let host = Host::new(CONNECTIONS_PER_HOST, 3);
         let closes: Vec<bool> = (0..4).map(|_| host.start_one()).collect();
         assert_eq!(closes, [false, false, true, true]);
         assert_eq!(
             host_key(&Url::parse("https://Example.com/a").unwrap()),
             "https://example.com:443"
         );
+    }
+
+    #[test]
+    fn a_host_admits_as_many_probes_at_once_as_connections_per_host() {
+        let dns = Arc::new(super::super::dns::Resolver::new(Vec::new()));
+        let clients = Clients::new(dns, 40);
+        let url = Url::parse("http://127.0.0.1:8080/a").unwrap();
+        clients.begin_tick(std::iter::empty());
+        let slot = clients.host_slot(&url);
+        assert_eq!(slot.host.slots.available_permits(), 40);
     }
 }
