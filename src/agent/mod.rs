@@ -289,7 +289,10 @@ pub async fn run(
         recorder: history::Recorder::default(),
         semaphore: Arc::new(Semaphore::new(concurrency)),
         concurrency,
-        probes: Arc::new(Probes::with_nameservers(config.agent.resolver.clone())),
+        probes: Arc::new(Probes::with_nameservers(
+            config.agent.resolver.clone(),
+            config.agent.connections_per_host,
+        )),
         splay: splay(config),
         unloaded,
         loading: None,

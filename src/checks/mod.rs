@@ -306,7 +306,7 @@ pub(crate) struct Probes {
 
 impl Default for Probes {
     fn default() -> Probes {
-        Probes::with_nameservers(Vec::new())
+        Probes::with_nameservers(Vec::new(), http::CONNECTIONS_PER_HOST)
     }
 }
 
@@ -319,12 +319,13 @@ impl Probes {
     }
 
     /// Probes resolving through `nameservers` (`agent.resolver`; empty:
-    /// the system's configuration).
+    /// the system's configuration), with at most `per_host` HTTP probes in
+    /// flight to one host (`agent.connections_per_host`).
     #[must_use]
-    pub(crate) fn with_nameservers(nameservers: Vec<SocketAddr>) -> Probes {
+    pub(crate) fn with_nameservers(nameservers: Vec<SocketAddr>, per_host: usize) -> Probes {
         let dns = Arc::new(dns::Resolver::new(nameservers));
         Probes {
-            http: http::Clients::new(dns.clone()),
+            http: http::Clients::new(dns.clone(), per_host),
             dns,
         }
     }

@@ -262,6 +262,9 @@ async fn dispatch(config: &Config, command: Command) -> Result<ExitStatus, CliEr
     }
 }
 
+/// Worker threads of the agent's tokio runtime (issue 15: idle footprint).
+const WORKER_THREADS: usize = 2;
+
 /// Runs a parsed command line.
 ///
 /// # Errors
@@ -299,7 +302,11 @@ pub fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         ),
         _ => telemetry::init("warn", config.agent.log_format, None, &config.agent.name),
     };
+    // Two workers whatever the core count: the agent waits on children and
+    // sockets, and two workers carry a 50,000-probe tick (BENCHMARKS.md,
+    // issue 15); each further worker is one more thread and malloc arena.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKER_THREADS)
         .enable_all()
         .build()
         .map_err(CliError::failure)?;

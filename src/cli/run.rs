@@ -96,7 +96,10 @@ pub(super) async fn check(
         .filter(|c| matches!(c.kind, CheckKind::Broken(_)))
         .count();
     // One check at a time: the output stays in order.
-    let probes = checks::Probes::with_nameservers(config.agent.resolver.clone());
+    let probes = checks::Probes::with_nameservers(
+        config.agent.resolver.clone(),
+        config.agent.connections_per_host,
+    );
     probes.begin_tick(checks.iter());
     let context = RunContext {
         config_path: &config.path,

@@ -115,6 +115,16 @@ fn from_agent_yaml_seed<'de, S: DeserializeSeed<'de>>(
 /// Longest value quoted whole in a message, in characters.
 const EXCERPT_CHARS: usize = 40;
 
+/// `agent.connections_per_host` (default `checks::http::CONNECTIONS_PER_HOST`):
+/// 0 is a problem, read as 1.
+pub(super) fn connections_per_host(raw: Option<usize>, problems: &mut Vec<String>) -> usize {
+    let value = raw.unwrap_or(crate::checks::http::CONNECTIONS_PER_HOST);
+    if value == 0 {
+        problems.push("agent.connections_per_host: must be at least 1".into());
+    }
+    value.max(1)
+}
+
 /// `value`, or its start and an ellipsis when it is long.
 pub(super) fn excerpt(value: &str) -> String {
     if value.chars().count() <= EXCERPT_CHARS {

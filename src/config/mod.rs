@@ -154,6 +154,8 @@ pub struct AgentConfig {
     pub sentry_dsn: Option<String>,
     /// Checks in flight at once.
     pub max_concurrency: usize,
+    /// HTTP probes in flight to one host (scheme, name, port) at once.
+    pub connections_per_host: usize,
     /// Folder for what the agent remembers between runs (last good check
     /// files, the meta-check's observations): `agent.state_dir`, else a
     /// `cimaa-state` folder beside the SQLite file, none (empty: kept in

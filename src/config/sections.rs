@@ -60,6 +60,8 @@ struct RawAgent {
     sentry_dsn: Option<String>,
     /// Checks in flight at once (default `DEFAULT_MAX_CONCURRENCY`).
     max_concurrency: Option<usize>,
+    /// HTTP probes in flight to one host at once (default 16).
+    connections_per_host: Option<usize>,
     /// Folder for what the agent remembers between runs, relative to the
     /// configuration's folder (default: see `state_dir`).
     state_dir: Option<PathBuf>,
@@ -543,6 +545,7 @@ impl RawAgent {
         if max_concurrency == 0 {
             problems.push("agent.max_concurrency: must be at least 1".into());
         }
+        let per_host = super::load::connections_per_host(self.connections_per_host, &mut problems);
         let name = match self.name {
             Some(name) if name.trim().is_empty() => {
                 problems.push("agent.name: must not be empty".into());
@@ -583,6 +586,7 @@ impl RawAgent {
             log_format: self.log_format,
             sentry_dsn,
             max_concurrency,
+            connections_per_host: per_host,
             // Relative to the configuration's folder; empty until the
             // database section gives the default (`state_dir`).
             state_dir: self.state_dir.map(|dir| base.join(dir)).unwrap_or_default(),
@@ -862,6 +866,7 @@ mod tests {
             log_format: LogFormat::Text,
             sentry_dsn: None,
             max_concurrency,
+            connections_per_host: None,
             state_dir: None,
             resolver: None,
             splay: Splay::Auto,
@@ -912,6 +917,21 @@ mod tests {
             assert_eq!(problems, want, "{splay:?}");
             assert_eq!(config.splay, splay);
         }
+    }
+
+    #[test]
+    fn connections_per_host_defaults_to_16_and_refuses_0() {
+        let base = Path::new("/etc/cimaa");
+        let (config, problems, _) = agent(None).validate(base, None);
+        assert_eq!((config.connections_per_host, problems.len()), (16, 0));
+        let mut raw = agent(None);
+        raw.connections_per_host = Some(64);
+        let (config, problems, _) = raw.validate(base, None);
+        assert_eq!((config.connections_per_host, problems.len()), (64, 0));
+        let mut raw = agent(None);
+        raw.connections_per_host = Some(0);
+        let (_, problems, _) = raw.validate(base, None);
+        assert_eq!(problems, ["agent.connections_per_host: must be at least 1"]);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! Connections: one reqwest client per agent (two when some check says
 //! `tls_verify: false`, because certificate checking is a client setting),
 //! built on first use, with keep-alive pools per host. Each host (scheme,
-//! name, port) has a limit of `CONNECTIONS_PER_HOST` probes in flight, taken
+//! name, port) has a limit of `agent.connections_per_host` probes in flight
+//! (default `CONNECTIONS_PER_HOST`), taken
 //! once the probe holds its `max_concurrency` slot, so thousands of URLs on
 //! one host share a few keep-alive connections (the agent takes turns
 //! between hosts when it starts a tick's checks, so a crowded host does not
@@ -43,7 +44,8 @@ mod options;
 pub(crate) use options::RawHttp;
 pub(crate) use options::{HttpCheck, Method};
 
-/// Probes in flight to one host at once: a few keep-alive connections each.
+/// Default of `agent.connections_per_host`: probes in flight to one host at
+/// once, each on its own keep-alive connection.
 pub(crate) const CONNECTIONS_PER_HOST: usize = 16;
 /// Idle keep-alive connections are closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -75,9 +77,9 @@ struct Host {
 }
 
 impl Host {
-    fn new(remaining: usize) -> Arc<Host> {
+    fn new(limit: usize, remaining: usize) -> Arc<Host> {
         Arc::new(Host {
-            slots: Semaphore::new(CONNECTIONS_PER_HOST),
+            slots: Semaphore::new(limit),
             remaining: AtomicUsize::new(remaining),
         })
     }
@@ -102,17 +104,21 @@ pub(crate) struct Clients {
     verified: OnceLock<Result<Client, String>>,
     unverified: OnceLock<Result<Client, String>>,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
+    /// Probes in flight to one host (`agent.connections_per_host`).
+    per_host: usize,
 }
 
 impl Clients {
-    /// Clients resolving through `dns`, built on first use.
+    /// Clients resolving through `dns`, built on first use, with at most
+    /// `per_host` probes in flight to one host.
     #[must_use]
-    pub(crate) fn new(dns: Arc<super::dns::Resolver>) -> Clients {
+    pub(crate) fn new(dns: Arc<super::dns::Resolver>, per_host: usize) -> Clients {
         Clients {
             dns,
             verified: OnceLock::new(),
             unverified: OnceLock::new(),
             hosts: Mutex::new(HashMap::new()),
+            per_host: per_host.max(1),
         }
     }
 
@@ -124,7 +130,7 @@ impl Clients {
         }
         let hosts = counts
             .into_iter()
-            .map(|(key, count)| (key, Host::new(count)))
+            .map(|(key, count)| (key, Host::new(self.per_host, count)))
             .collect();
         if let Ok(mut table) = self.hosts.lock() {
             *table = hosts;
@@ -135,9 +141,12 @@ impl Clients {
     pub(crate) fn host_slot(&self, url: &Url) -> HostSlot {
         let key = host_key(url);
         let host = match self.hosts.lock() {
-            Ok(mut table) => table.entry(key).or_insert_with(|| Host::new(0)).clone(),
+            Ok(mut table) => table
+                .entry(key)
+                .or_insert_with(|| Host::new(self.per_host, 0))
+                .clone(),
             // A poisoned table only loses the sharing of limits.
-            Err(_) => Host::new(0),
+            Err(_) => Host::new(self.per_host, 0),
         };
         HostSlot { host }
     }
@@ -148,20 +157,24 @@ impl Clients {
         } else {
             &self.unverified
         };
-        cell.get_or_init(|| build_client(tls_verify, self.dns.clone()))
+        cell.get_or_init(|| build_client(tls_verify, self.dns.clone(), self.per_host))
             .as_ref()
             .map_err(|detail| Error::Client(detail.clone()))
     }
 }
 
-fn build_client(tls_verify: bool, dns: Arc<super::dns::Resolver>) -> Result<Client, String> {
+fn build_client(
+    tls_verify: bool,
+    dns: Arc<super::dns::Resolver>,
+    per_host: usize,
+) -> Result<Client, String> {
     Client::builder()
         .dns_resolver(Arc::new(super::dns::ForReqwest(dns)))
         .user_agent(concat!("cimaa/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         // A proxy's failure would pass for the target's.
         .no_proxy()
-        .pool_max_idle_per_host(CONNECTIONS_PER_HOST)
+        .pool_max_idle_per_host(per_host)
         .pool_idle_timeout(IDLE_TIMEOUT)
         .tcp_nodelay(true)
         .tls_info(true)
@@ -690,12 +703,22 @@ mod tests {
 
     #[test]
     fn the_last_probe_of_a_host_closes_its_connection() {
-        let host = Host::new(3);
+        let host = Host::new(CONNECTIONS_PER_HOST, 3);
         let closes: Vec<bool> = (0..4).map(|_| host.start_one()).collect();
         assert_eq!(closes, [false, false, true, true]);
         assert_eq!(
             host_key(&Url::parse("https://Example.com/a").unwrap()),
             "https://example.com:443"
         );
+    }
+
+    #[test]
+    fn a_host_admits_as_many_probes_at_once_as_connections_per_host() {
+        let dns = Arc::new(super::super::dns::Resolver::new(Vec::new()));
+        let clients = Clients::new(dns, 40);
+        let url = Url::parse("http://127.0.0.1:8080/a").unwrap();
+        clients.begin_tick(std::iter::empty());
+        let slot = clients.host_slot(&url);
+        assert_eq!(slot.host.slots.available_permits(), 40);
     }
 }
