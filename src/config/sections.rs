@@ -203,6 +203,7 @@ pub(super) struct RawConfig {
     metrics: Option<SinkConfig>,
     alerting: Option<AlertingConfig>,
     squelch: crate::squelch::Policy,
+    web: Option<super::WebConfig>,
 }
 
 /// A top-level key, read as an identifier so that an unknown one is
@@ -217,6 +218,7 @@ enum TopKey {
     Metrics,
     Alerting,
     Squelch,
+    Web,
 }
 
 /// Reads the whole file, each backend section as the struct its `type` names.
@@ -248,6 +250,7 @@ impl<'de> Visitor<'de> for ConfigSeed {
             metrics: None,
             alerting: None,
             squelch: crate::squelch::Policy::default(),
+            web: None,
         };
         while let Some(key) = map.next_key::<TopKey>()? {
             match key {
@@ -272,6 +275,7 @@ impl<'de> Visitor<'de> for ConfigSeed {
                 TopKey::Squelch => {
                     raw.squelch = map.next_value_seed(super::squelch_section::Seed)?;
                 }
+                TopKey::Web => raw.web = Some(map.next_value()?),
                 TopKey::Metrics => {
                     raw.metrics = Some(
                         map.next_value_seed(Section::<SinkConfig>::new(self.metrics.as_deref()))?,
@@ -470,6 +474,7 @@ impl RawConfig {
             metrics,
             alerting: self.alerting.unwrap_or_default(),
             squelch: self.squelch,
+            web: self.web.unwrap_or_default(),
             warnings,
         })
     }
