@@ -43,8 +43,10 @@ impl WebServer {
             .split("http://")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
-            .map(|address| format!("http://{address}"))
-            .unwrap_or_else(|| panic!("no address in `{first}`"));
+            .map_or_else(
+                || panic!("no address in `{first}`"),
+                |address| format!("http://{address}"),
+            );
         let stderr = Arc::new(Mutex::new(format!("{first}\n")));
         let sink = Arc::clone(&stderr);
         std::thread::spawn(move || {
@@ -134,6 +136,7 @@ pub(crate) fn get(url: &str, headers: &[(&str, &str)]) -> Answer {
     request("GET", url, headers, None)
 }
 
+#[expect(clippy::unnecessary_wraps, reason = "the body argument of `request`")]
 fn form(pairs: &[(&str, &str)]) -> Option<(&'static str, String)> {
     let body = pairs
         .iter()
@@ -171,8 +174,10 @@ pub(crate) fn cookie(answer: &Answer, name: &str) -> String {
         .cookies
         .iter()
         .find(|c| c.starts_with(&format!("{name}=")))
-        .map(|c| c.split(';').next().unwrap().to_owned())
-        .unwrap_or_else(|| panic!("no cookie {name} in {:?}", answer.cookies))
+        .map_or_else(
+            || panic!("no cookie {name} in {:?}", answer.cookies),
+            |c| c.split(';').next().unwrap().to_owned(),
+        )
 }
 
 /// Logs in as `user`: the session cookie (`cimaa_session=...`).

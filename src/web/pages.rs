@@ -90,6 +90,12 @@ pub(super) fn age(seconds: i64) -> String {
     }
 }
 
+/// Seconds without a heartbeat after which an agent shows as inactive.
+fn stale_after(web: &Web) -> i64 {
+    std::time::Duration::try_from_secs_f64(web.base_interval * INACTIVE_INTERVALS)
+        .map_or(i64::MAX, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 fn severity_class(severity: Severity) -> &'static str {
     match severity {
         s if s >= Severity::CRITICAL => "sev-critical",
@@ -105,7 +111,14 @@ fn flapping(name: &str) -> bool {
 }
 
 fn layout(web: &Web, viewer: &Viewer, title: &str, current: &str, body: &Markup) -> Markup {
-    let refresh_ms = (web.base_interval * 1000.0).clamp(2000.0, 600_000.0) as u64;
+    let refresh = std::time::Duration::try_from_secs_f64(web.base_interval)
+        .unwrap_or(std::time::Duration::from_mins(1))
+        .clamp(
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_mins(10),
+        );
+    let refresh_ms = refresh.as_millis();
+    let refresh_seconds = i64::try_from(refresh.as_secs()).unwrap_or(600);
     let nav = [
         ("/", "Overview"),
         ("/faults", "Faults"),
@@ -148,7 +161,7 @@ fn layout(web: &Web, viewer: &Viewer, title: &str, current: &str, body: &Markup)
                     h1 { (title) }
                     (body)
                 }
-                footer { "refreshes every " (age((refresh_ms / 1000) as i64)) " with JavaScript on; " span #updated { } }
+                footer { "refreshes every " (age(refresh_seconds)) " with JavaScript on; " span #updated { } }
                 script { (PreEscaped(SCRIPT)) }
             }
         }
@@ -229,7 +242,7 @@ pub(super) async fn overview(State(web): State<Arc<Web>>, headers: HeaderMap) ->
     let (mut faults, in_force) = api::read_faults(&web, None, now).await?;
     let agents = api::read_agents(&web).await?;
     let (squelches, _) = api::read_squelches(&web, now).await?;
-    let stale = (web.base_interval * INACTIVE_INTERVALS) as i64;
+    let stale = stale_after(&web);
     let mut inactive: Vec<_> = agents.iter().filter(|a| now - a.updated > stale).collect();
     inactive.sort_by_key(|a| a.updated);
     sort_faults(&mut faults, "severity");
@@ -276,7 +289,7 @@ fn sort_faults(faults: &mut [AgentFault], by: &str) {
     match by {
         "agent" => faults.sort_by(|a, b| (&a.agent, &a.fault.name).cmp(&(&b.agent, &b.fault.name))),
         "name" => faults.sort_by(|a, b| (&a.fault.name, &a.agent).cmp(&(&b.fault.name, &b.agent))),
-        "since" => faults.sort_by(|a, b| b.fault.since.cmp(&a.fault.since)),
+        "since" => faults.sort_by_key(|f| std::cmp::Reverse(f.fault.since)),
         _ => faults.sort_by(|a, b| {
             b.fault
                 .severity
@@ -380,7 +393,7 @@ pub(super) async fn fault(
 pub(super) async fn agents(State(web): State<Arc<Web>>, headers: HeaderMap) -> Page {
     let now = now();
     let mut agents = api::read_agents(&web).await?;
-    let stale = (web.base_interval * INACTIVE_INTERVALS) as i64;
+    let stale = stale_after(&web);
     agents.sort_by(|a, b| {
         let (ia, ib) = (now - a.updated > stale, now - b.updated > stale);
         ib.cmp(&ia).then_with(|| a.name.cmp(&b.name))
