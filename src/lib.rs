@@ -111,6 +111,7 @@ mod squelch;
 mod storm;
 mod telemetry;
 mod thresholds;
+mod web;
 
 #[cfg(test)]
 mod properties;

@@ -17,8 +17,8 @@ use crate::util::{Env, stderr, stdout};
 
 /// Top-level keys of the agent configuration; a block made only of these is
 /// an agent configuration.
-const AGENT_SECTIONS: [&str; 7] = [
-    "agent", "database", "alerter", "alerters", "metrics", "alerting", "squelch",
+const AGENT_SECTIONS: [&str; 8] = [
+    "agent", "database", "alerter", "alerters", "metrics", "alerting", "squelch", "web",
 ];
 
 /// Added to an agent-configuration block that does not show them: `agent`

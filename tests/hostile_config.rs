@@ -132,7 +132,7 @@ fn an_unknown_top_level_key_names_its_line() {
     let (code, _, err) = validate(&text, &[]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("unknown field `metric`, expected one of `agent`, `database`, `alerter`, `alerters`, `metrics`, `alerting`, `squelch` at line 10 column 1"),
+        err.contains("unknown field `metric`, expected one of `agent`, `database`, `alerter`, `alerters`, `metrics`, `alerting`, `squelch`, `web` at line 10 column 1"),
         "{err}"
     );
 }

@@ -43,7 +43,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["checks", "db", "alerters", "sinks"],
     ),
     ("Agent", &["agent", "config", "scheduler", "signals"]),
-    ("Face", &["cli", "telemetry", "main", "lib"]),
+    ("Face", &["cli", "telemetry", "web", "main", "lib"]),
 ];
 
 /// Backend folders, which never use one another.

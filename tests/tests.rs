@@ -46,3 +46,4 @@ mod telemetry;
 mod test_alert;
 mod url_options;
 mod util;
+mod web;

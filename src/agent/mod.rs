@@ -63,7 +63,7 @@ use crate::checks::{self, CheckOutput, Probes};
 use crate::config::{Config, Splay};
 use crate::db::{AgentFacts, Db, Error as DbError, Fault};
 use crate::fault;
-use crate::limits;
+
 use crate::scheduler;
 use crate::severity::Severity;
 use crate::signals::Control;
@@ -232,7 +232,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let served = metrics::start(config, &backends.alerters).await?;
     let name = config.agent.name.clone();
-    let concurrency = concurrency(config);
+    let concurrency = runner::concurrency(config);
     let now = clock.now();
     // The version from the first heartbeat on; the number of checks once the
     // first tick has scanned the directory (SPEC §14).
@@ -416,30 +416,6 @@ impl Agent<'_> {
         } else {
             writer.queue(noted);
             writer.finish(WRITE_FLUSH).await;
-        }
-    }
-}
-
-/// `max_concurrency`, lowered to what the open-file limit (raised to its
-/// hard limit first) allows.
-fn concurrency(config: &Config) -> usize {
-    match limits::raise_open_files() {
-        Ok(open_files) => {
-            let fits = limits::fitting_concurrency(config.agent.max_concurrency, open_files);
-            if fits < config.agent.max_concurrency {
-                warn!(
-                    max_concurrency = config.agent.max_concurrency,
-                    open_files,
-                    using = fits,
-                    "max_concurrency does not fit the open-file limit; lowering it"
-                );
-            }
-            debug!(open_files, "raised the open-file limit");
-            fits
-        }
-        Err(e) => {
-            warn!(error = %e, "cannot raise the open-file limit");
-            config.agent.max_concurrency
         }
     }
 }

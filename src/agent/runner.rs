@@ -345,6 +345,30 @@ fn panic_text(error: tokio::task::JoinError) -> String {
     format!("panic: {text}")
 }
 
+/// `max_concurrency`, lowered to what the open-file limit (raised to its
+/// hard limit first) allows.
+pub(super) fn concurrency(config: &crate::config::Config) -> usize {
+    match crate::limits::raise_open_files() {
+        Ok(open_files) => {
+            let fits = crate::limits::fitting_concurrency(config.agent.max_concurrency, open_files);
+            if fits < config.agent.max_concurrency {
+                tracing::warn!(
+                    max_concurrency = config.agent.max_concurrency,
+                    open_files,
+                    using = fits,
+                    "max_concurrency does not fit the open-file limit; lowering it"
+                );
+            }
+            tracing::debug!(open_files, "raised the open-file limit");
+            fits
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            config.agent.max_concurrency
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;

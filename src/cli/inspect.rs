@@ -1,40 +1,12 @@
 //! What the shared database holds: `faults` and `agents` (the squelch
 //! commands are in `squelch`).
 
-use serde::Serialize;
-
 use super::table::{print_table, relative};
 use super::{Printer, open_db, warn_skipped};
 use crate::config::Config;
 use crate::db::{AgentFault, Db};
 use crate::error::{CliError, ExitStatus};
 use crate::squelch;
-
-#[derive(Serialize)]
-#[expect(
-    clippy::struct_excessive_bools,
-    reason = "the documented fields of `faults --json` (SPEC §1)"
-)]
-struct FaultJson<'a> {
-    agent: &'a str,
-    name: &'a str,
-    severity: i64,
-    message: &'a str,
-    since: i64,
-    updated: i64,
-    triggered: bool,
-    escalates: bool,
-    attempts: u32,
-    /// Part of an alert storm: folded into `AGENT#storm`, not paged on its own.
-    storm: bool,
-    /// The full name of the failing dependency (or `AGENT#dns`) that keeps
-    /// the fault from paging (SPEC §11); null when none.
-    suppressed_by: Option<&'a str>,
-    /// A squelch in force matches the name, so the fault does not page.
-    squelched: bool,
-    /// Its trigger waits for the end of its alerter's quiet hours (SPEC §11).
-    held: bool,
-}
 
 pub(super) async fn faults(
     config: &Config,
@@ -47,24 +19,7 @@ pub(super) async fn faults(
     let in_force = squelches_in_force(db.as_ref(), now).await?;
     warn_skipped(db.as_ref());
     if json {
-        let items: Vec<FaultJson> = faults
-            .iter()
-            .map(|AgentFault { agent, fault }| FaultJson {
-                agent,
-                name: &fault.name,
-                severity: fault.severity.0,
-                message: &fault.message,
-                since: fault.since,
-                updated: fault.updated,
-                triggered: fault.triggered,
-                escalates: fault.escalates,
-                attempts: fault.attempts,
-                storm: fault.storm,
-                suppressed_by: fault.suppressed_by.as_deref(),
-                squelched: in_force.matches(&fault.name),
-                held: fault.held,
-            })
-            .collect();
+        let items = crate::web::json::faults(&faults, &in_force);
         Printer::line(&serde_json::to_string_pretty(&items).map_err(CliError::failure)?);
         return Ok(ExitStatus::Success);
     }

@@ -179,6 +179,12 @@ pub enum Command {
         #[arg(long, requires = "read_capacity", value_parser = clap::value_parser!(i64).range(1..))]
         write_capacity: Option<i64>,
     },
+    /// Serve the web view of the fleet (faults, agents, squelches, history) and its JSON API.
+    Web {
+        /// Address to listen on [default: `web.listen`, else 127.0.0.1:8642].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Print shell completions on stdout.
     Completions {
         /// The shell to complete for.
@@ -249,6 +255,7 @@ async fn dispatch(config: &Config, command: Command) -> Result<ExitStatus, CliEr
             fleet::meta_check(config, limits, expect.as_deref()).await
         }
         Command::Forget { agent } => fleet::forget(config, &agent).await,
+        Command::Web { listen } => crate::web::serve(config, listen.as_deref()).await,
         Command::Completions { .. } | Command::Man => Ok(ExitStatus::Success),
         Command::SetupDb {
             read_capacity,

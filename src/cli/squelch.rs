@@ -5,8 +5,6 @@
 //! the way (`agent::expire_squelches`, which records them); an added or
 //! removed squelch is recorded in the history with the user and reason.
 
-use serde::Serialize;
-
 use super::table::{print_rows, print_table, relative};
 use super::{Printer, open_db, warn_skipped};
 use crate::agent;
@@ -225,35 +223,6 @@ pub(super) async fn unsquelch(config: &Config, regex: &str) -> Result<ExitStatus
     Ok(ExitStatus::Success)
 }
 
-#[derive(Serialize)]
-struct SquelchJson<'a> {
-    regex: &'a str,
-    reason: &'a str,
-    user: &'a str,
-    time: i64,
-    permanent: bool,
-    expires: Option<i64>,
-    /// Current faults it matches, any severity on any agent; null for a
-    /// stored regex that does not compile (the agents ignore it).
-    matches: Option<usize>,
-}
-
-/// How many of `faults` each squelch matches (`None`: its regex does not
-/// compile).
-fn matches(list: &[Squelch], faults: &[AgentFault]) -> Vec<Option<usize>> {
-    list.iter()
-        .map(|s| {
-            let regex = squelch::compile(&s.regex).ok()?;
-            Some(
-                faults
-                    .iter()
-                    .filter(|f| regex.is_match(&f.fault.name))
-                    .count(),
-            )
-        })
-        .collect()
-}
-
 /// `cimaa squelches`: the squelches in force, each with the number of
 /// current faults it matches.
 pub(super) async fn squelches(config: &Config, json: bool) -> Result<ExitStatus, CliError> {
@@ -266,21 +235,9 @@ pub(super) async fn squelches(config: &Config, json: bool) -> Result<ExitStatus,
         db.list_faults(None).await.map_err(CliError::failure)?
     };
     warn_skipped(db.as_ref());
-    let counts = matches(&list, &faults);
+    let counts = crate::web::json::match_counts(&list, &faults);
     if json {
-        let items: Vec<SquelchJson> = list
-            .iter()
-            .zip(&counts)
-            .map(|(s, matches)| SquelchJson {
-                regex: &s.regex,
-                reason: &s.reason,
-                user: &s.user,
-                time: s.time,
-                permanent: s.permanent,
-                expires: s.expires,
-                matches: *matches,
-            })
-            .collect();
+        let items = crate::web::json::squelches(&list, &counts);
         Printer::line(&serde_json::to_string_pretty(&items).map_err(CliError::failure)?);
         return Ok(ExitStatus::Success);
     }

@@ -19,6 +19,7 @@ mod env_subst;
 pub(crate) mod load;
 mod sections;
 mod squelch_section;
+mod typed_section;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -50,6 +51,8 @@ pub struct Config {
     pub alerting: AlertingConfig,
     /// `squelch:`: limits on new squelches (SPEC §12).
     pub squelch: crate::squelch::Policy,
+    /// `web:`: where `cimaa web` listens and the token that allows changes (SPEC §13).
+    pub web: WebConfig,
     /// Things that are allowed but probably not meant (a `timeout` longer
     /// than a tick): `cimaa validate` prints them, the agent logs them.
     pub warnings: Vec<String>,
@@ -112,6 +115,31 @@ impl Default for AlertingConfig {
             holder_timeout: 5,
             storm_threshold: 10,
         }
+    }
+}
+
+/// The address `cimaa web` listens on without `--listen` or `web.listen`.
+pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8642";
+
+/// The `web:` section (SPEC §13).
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// `web.listen`: the address `cimaa web` listens on (default
+    /// `127.0.0.1:8642`); `--listen` overrides it.
+    pub listen: Option<String>,
+    /// `web.token`: what a login or a bearer header must give for changes
+    /// (`$CIMAA_WEB_TOKEN` overrides it); none: the web view is read-only.
+    pub token: Option<String>,
+}
+
+/// Never the token itself: a `{:?}` of the configuration may be logged.
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }
 

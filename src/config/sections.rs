@@ -22,14 +22,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
+use super::typed_section::Section;
 use super::{AgentConfig, AlertingConfig, Config, LogFormat, Splay};
-use crate::alerters::{
-    self, AlerterConfig, CommandConfig, FileConfig, PagerDutyConfig, SlackConfig,
-};
-use crate::db::{DbConfig, DynamoDbConfig, MemoryConfig, PostgresConfig, SqliteConfig};
-use crate::sinks::{KinesisConfig, LogConfig, SinkConfig};
+use crate::alerters::{self, AlerterConfig};
+use crate::db::DbConfig;
+use crate::sinks::SinkConfig;
 
 /// The `agent:` section as written.
 #[derive(Deserialize)]
@@ -208,6 +207,7 @@ pub(super) struct RawConfig {
     metrics: Option<SinkConfig>,
     alerting: Option<AlertingConfig>,
     squelch: crate::squelch::Policy,
+    web: Option<super::WebConfig>,
 }
 
 /// A top-level key, read as an identifier so that an unknown one is
@@ -222,6 +222,7 @@ enum TopKey {
     Metrics,
     Alerting,
     Squelch,
+    Web,
 }
 
 /// Reads the whole file, each backend section as the struct its `type` names.
@@ -253,6 +254,7 @@ impl<'de> Visitor<'de> for ConfigSeed {
             metrics: None,
             alerting: None,
             squelch: crate::squelch::Policy::default(),
+            web: None,
         };
         while let Some(key) = map.next_key::<TopKey>()? {
             match key {
@@ -277,6 +279,7 @@ impl<'de> Visitor<'de> for ConfigSeed {
                 TopKey::Squelch => {
                     raw.squelch = map.next_value_seed(super::squelch_section::Seed)?;
                 }
+                TopKey::Web => raw.web = Some(map.next_value()?),
                 TopKey::Metrics => {
                     raw.metrics = Some(
                         map.next_value_seed(Section::<SinkConfig>::new(self.metrics.as_deref()))?,
@@ -313,111 +316,6 @@ impl<'de> Visitor<'de> for NamedAlerters<'_> {
             named.insert(name, config);
         }
         Ok(named)
-    }
-}
-
-/// A backend enum whose variant is chosen by the section's `type:`.
-trait Backend: Sized {
-    const TYPES: &'static [&'static str];
-    /// Deserializes the section (with `type` already skipped) as variant `kind`.
-    fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error>;
-}
-
-impl Backend for DbConfig {
-    const TYPES: &'static [&'static str] = &["sqlite", "memory", "dynamodb", "postgres"];
-    fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
-        match kind {
-            "sqlite" => SqliteConfig::deserialize(d).map(DbConfig::Sqlite),
-            "memory" => MemoryConfig::deserialize(d).map(DbConfig::Memory),
-            "dynamodb" => DynamoDbConfig::deserialize(d).map(DbConfig::DynamoDb),
-            "postgres" => PostgresConfig::deserialize(d).map(DbConfig::Postgres),
-            other => Err(de::Error::unknown_variant(other, Self::TYPES)),
-        }
-    }
-}
-
-impl Backend for AlerterConfig {
-    const TYPES: &'static [&'static str] = AlerterConfig::TYPES;
-    fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
-        match kind {
-            "pagerduty" => PagerDutyConfig::deserialize(d).map(AlerterConfig::PagerDuty),
-            "slack" => SlackConfig::deserialize(d).map(AlerterConfig::Slack),
-            "file" => FileConfig::deserialize(d).map(AlerterConfig::File),
-            "command" => CommandConfig::deserialize(d).map(AlerterConfig::Command),
-            other => Err(de::Error::unknown_variant(other, Self::TYPES)),
-        }
-    }
-}
-
-impl Backend for SinkConfig {
-    const TYPES: &'static [&'static str] = SinkConfig::TYPES;
-    fn from_section<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
-        match kind {
-            "log" => LogConfig::deserialize(d).map(SinkConfig::Log),
-            "kinesis" => KinesisConfig::deserialize(d).map(SinkConfig::Kinesis),
-            other => Err(de::Error::unknown_variant(other, Self::TYPES)),
-        }
-    }
-}
-
-struct Section<'a, T> {
-    kind: Option<&'a str>,
-    _marker: std::marker::PhantomData<T>,
-}
-
-impl<'a, T> Section<'a, T> {
-    fn new(kind: Option<&'a str>) -> Self {
-        Section {
-            kind,
-            _marker: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<'de, T: Backend> DeserializeSeed<'de> for Section<'_, T> {
-    type Value = T;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de, T: Backend> Visitor<'de> for Section<'_, T> {
-    type Value = T;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "a mapping with `type` (one of {})", T::TYPES.join(", "))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        let Some(kind) = self.kind else {
-            return Err(de::Error::missing_field("type"));
-        };
-        T::from_section(kind, de::value::MapAccessDeserializer::new(SkipType(map)))
-    }
-}
-
-/// A map with its `type` entry hidden, so backend structs can deny unknown fields.
-struct SkipType<A>(A);
-
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipType<A> {
-    type Error = A::Error;
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, A::Error> {
-        loop {
-            let Some(key) = self.0.next_key::<String>()? else {
-                return Ok(None);
-            };
-            if key == "type" {
-                self.0.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            return seed
-                .deserialize(de::value::StringDeserializer::<A::Error>::new(key))
-                .map(Some);
-        }
-    }
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
-        self.0.next_value_seed(seed)
     }
 }
 
@@ -475,6 +373,7 @@ impl RawConfig {
             metrics,
             alerting: self.alerting.unwrap_or_default(),
             squelch: self.squelch,
+            web: self.web.unwrap_or_default(),
             warnings,
         })
     }
@@ -804,6 +703,8 @@ fn resolve_metrics(metrics: SinkConfig, base: &Path) -> SinkConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerters::FileConfig;
+    use crate::db::{MemoryConfig, SqliteConfig};
 
     fn file(fallback: Option<&str>) -> AlerterConfig {
         AlerterConfig::File(FileConfig {
