@@ -84,64 +84,58 @@ start_dynalite() {
     return 1
 }
 
-# ensure_faketime: tests/peers.rs runs agents under libfaketime (Debian's
-# `faketime` package) to give them a clock ahead or behind. Installs it with
-# apt-get when missing (as root, or through `sudo -n`: never a password
-# prompt; apt-get never asks, its stdin is /dev/null). Under CI=true a
-# failed install fails the run; elsewhere it warns, and the tests that need
-# faketime fail naming it (they are never skipped).
-ensure_faketime() {
-    if command -v faketime >/dev/null 2>&1; then
-        return 0
-    fi
+# apt_install PACKAGE...: installs Debian packages with apt-get (as root, or
+# through `sudo -n`: never a password prompt; apt-get never asks, its stdin
+# is /dev/null), updating the package lists once if the first try fails.
+apt_install() {
     local sudo=()
     if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
         sudo=(sudo -n)
     fi
     local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y)
-    echo "== installing faketime (apt-get)"
-    if command -v apt-get >/dev/null 2>&1 &&
-        { "${apt[@]}" install --no-install-recommends faketime </dev/null ||
-            { "${apt[@]}" update </dev/null && "${apt[@]}" install --no-install-recommends faketime </dev/null; }; } &&
-        command -v faketime >/dev/null 2>&1; then
-        return 0
-    fi
-    if [ "${CI:-}" = "true" ]; then
-        echo "error: cannot install Debian's faketime package (needed by tests/peers.rs)" >&2
-        return 1
-    fi
-    echo "warning: cannot install Debian's faketime package: the tests in tests/peers.rs that need it will fail" >&2
+    echo "== installing $* (apt-get)"
+    command -v apt-get >/dev/null 2>&1 &&
+        { "${apt[@]}" install --no-install-recommends "$@" </dev/null ||
+            { "${apt[@]}" update </dev/null && "${apt[@]}" install --no-install-recommends "$@" </dev/null; }; }
 }
 
-# ensure_promtool: tests/metrics.rs checks the agent's /metrics with
-# `promtool check metrics`, from Debian's `prometheus` package. Installed as
-# ensure_faketime installs faketime; the tests fail naming it when missing.
-ensure_promtool() {
-    if command -v promtool >/dev/null 2>&1; then
-        return 0
-    fi
-    local sudo=()
-    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo=(sudo -n)
-    fi
-    local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y)
-    echo "== installing promtool (apt-get install prometheus)"
-    if command -v apt-get >/dev/null 2>&1 &&
-        { "${apt[@]}" install --no-install-recommends prometheus </dev/null ||
-            { "${apt[@]}" update </dev/null && "${apt[@]}" install --no-install-recommends prometheus </dev/null; }; } &&
-        command -v promtool >/dev/null 2>&1; then
-        return 0
+# ensure_tool "COMMAND..." "WHO NEEDS IT" PACKAGE...: installs the Debian
+# packages when one of the commands is missing. Under CI=true a failed
+# install fails the run; elsewhere it warns, and the tests that need the
+# tool fail naming it (they are never skipped).
+ensure_tool() {
+    local commands=$1 needed_by=$2 command missing=""
+    shift 2
+    for command in $commands; do
+        command -v "$command" >/dev/null 2>&1 || missing=1
+    done
+    [ -z "$missing" ] && return 0
+    if apt_install "$@"; then
+        missing=""
+        for command in $commands; do
+            command -v "$command" >/dev/null 2>&1 || missing=1
+        done
+        [ -z "$missing" ] && return 0
     fi
     if [ "${CI:-}" = "true" ]; then
-        echo "error: cannot install Debian's prometheus package (promtool, needed by tests/metrics.rs)" >&2
+        echo "error: cannot install Debian's $* (needed by $needed_by)" >&2
         return 1
     fi
-    echo "warning: cannot install Debian's prometheus package: tests/metrics.rs's promtool test will fail" >&2
+    echo "warning: cannot install Debian's $*: $needed_by will fail" >&2
 }
+
+# faketime: tests/peers.rs runs agents under libfaketime to give them a
+# clock ahead or behind. promtool (Debian's prometheus package):
+# tests/metrics.rs checks the agent's /metrics with `promtool check
+# metrics`. chromium and chromedriver: tests/browser.rs drives `cimaa web`
+# in headless chromium through chromedriver.
+ensure_faketime() { ensure_tool faketime "tests/peers.rs" faketime; }
+ensure_promtool() { ensure_tool promtool "tests/metrics.rs" prometheus; }
+ensure_chromium() { ensure_tool "chromium chromedriver" "tests/browser.rs" chromium chromium-driver; }
 
 # ensure_postgres: the PostgreSQL tests (tests/postgres.rs and the contract
 # suite) need a real server. Installs Debian's `postgresql` package when no
-# server binaries are found (as ensure_faketime installs faketime).
+# server binaries are found (apt_install).
 postgres_bin() {
     local dir
     for dir in /usr/lib/postgresql/*/bin; do
@@ -155,16 +149,7 @@ ensure_postgres() {
     if [ -n "$(postgres_bin)" ]; then
         return 0
     fi
-    local sudo=()
-    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo=(sudo -n)
-    fi
-    local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y)
-    echo "== installing postgresql (apt-get)"
-    if command -v apt-get >/dev/null 2>&1 &&
-        { "${apt[@]}" install --no-install-recommends postgresql </dev/null ||
-            { "${apt[@]}" update </dev/null && "${apt[@]}" install --no-install-recommends postgresql </dev/null; }; } &&
-        [ -n "$(postgres_bin)" ]; then
+    if apt_install postgresql && [ -n "$(postgres_bin)" ]; then
         return 0
     fi
     echo "error: cannot install Debian's postgresql package" >&2
@@ -233,6 +218,7 @@ start_service CIMAA_TEST_KINESIS_ENDPOINT kinesalite.js
 start_postgres
 ensure_faketime
 ensure_promtool
+ensure_chromium
 ensure_cargo_deb
 
 echo "== cargo test"

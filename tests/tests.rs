@@ -4,6 +4,7 @@ mod agent;
 mod agent_in_process;
 mod alerters;
 mod aws_errors;
+mod browser;
 mod cli;
 mod config;
 mod coordination;

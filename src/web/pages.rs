@@ -262,7 +262,7 @@ pub(super) async fn overview(State(web): State<Arc<Web>>, headers: HeaderMap) ->
                     a.card class=(class) href={ "/faults?severity=" (label) } { span.n { (n) } " " (label) }
                 }
                 a.card href="/agents" { span.n { (agents.len()) } " agents, " (inactive.len()) " inactive" }
-                a.card href="/squelches" { span.n { (squelches.len()) } " squelches" }
+                a.card href="/squelches" { span.n { (squelches.len()) } @if squelches.len() == 1 { " squelch" } @else { " squelches" } }
             }
             @if !inactive.is_empty() {
                 h2 { "Inactive agents" }
