@@ -772,6 +772,7 @@ impl Agent<'_> {
                 storm: false,
                 suppressed_by: None,
                 held: false,
+                flapping: false,
             },
         );
     }
