@@ -38,6 +38,7 @@ fn fault(index: usize, now: i64) -> Fault {
         storm: false,
         suppressed_by: None,
         held: false,
+        flapping: false,
     }
 }
 

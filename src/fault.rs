@@ -141,6 +141,11 @@ pub struct Fault {
     /// (SPEC §11). Persisted like `triggered`.
     #[serde(default)]
     pub held: bool,
+    /// The fault's check is flapping (SPEC §11): its flapping alert speaks
+    /// for it, so its own changes are not alerted. The agent sets it on
+    /// every stored fault of the check before it writes the tick.
+    #[serde(default)]
+    pub flapping: bool,
 }
 
 /// A fault together with the agent that reported it.
@@ -169,6 +174,7 @@ impl Fault {
             storm: false,
             suppressed_by: None,
             held: false,
+            flapping: false,
         }
     }
 
@@ -186,6 +192,7 @@ impl Fault {
             && self.storm == other.storm
             && self.suppressed_by == other.suppressed_by
             && self.held == other.held
+            && self.flapping == other.flapping
     }
 }
 
@@ -349,8 +356,8 @@ pub(crate) fn same_alert(old: &str, new: &str) -> bool {
 /// `since` carries over from a previous record of the same name; `triggered`
 /// carries over only while the message is unchanged (a new message is a new
 /// alert); `storm` carries over while the fault stays critical;
-/// `suppressed_by` carries over (the agent decides it after the run); `updated`
-/// changes only when the record does.
+/// `suppressed_by` and `flapping` carry over (the agent decides them after
+/// the run); `updated` changes only when the record does.
 #[must_use]
 pub(crate) fn records(
     check: &str,
@@ -376,6 +383,7 @@ pub(crate) fn records(
             storm: false,
             suppressed_by: None,
             held: false,
+            flapping: false,
         };
         if let Some(old) = previous.get(&fault.name) {
             fault.since = old.since;
@@ -385,8 +393,10 @@ pub(crate) fn records(
             fault.storm = old.storm && fault.severity.is_critical();
             // A held trigger waits while its fault stays critical (SPEC §11).
             fault.held = old.held && fault.severity.is_critical();
-            // The agent decides it after the run (`dependency::decide`).
+            // The agent decides these after the run (`dependency::decide`,
+            // `Agent::mark_flapping`).
             fault.suppressed_by.clone_from(&old.suppressed_by);
+            fault.flapping = old.flapping;
             if old.same_record(&fault) {
                 fault.updated = old.updated;
             }
@@ -791,6 +801,7 @@ mod tests {
             storm: false,
             suppressed_by: None,
             held: false,
+            flapping: false,
         }
     }
 

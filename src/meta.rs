@@ -750,6 +750,7 @@ mod tests {
                 storm: false,
                 suppressed_by: None,
                 held: false,
+                flapping: false,
             },
         };
         let got = faults(

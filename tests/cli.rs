@@ -85,6 +85,7 @@ fn faults_json_has_the_documented_fields_and_types() {
             "agent",
             "attempts",
             "escalates",
+            "flapping",
             "held",
             "message",
             "name",
@@ -100,6 +101,7 @@ fn faults_json_has_the_documented_fields_and_types() {
     assert_eq!(fault["agent"], AGENT);
     assert_eq!(fault["suppressed_by"], serde_json::Value::Null);
     assert_eq!(fault["held"], false);
+    assert_eq!(fault["flapping"], false);
     assert_eq!(fault["severity"], 50);
     assert_eq!(fault["triggered"], true);
     assert_eq!(fault["escalates"], true);

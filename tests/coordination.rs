@@ -318,6 +318,7 @@ async fn meta_check_reports_peers_whose_alerts_fail() {
         storm: false,
         suppressed_by: None,
         held: false,
+        flapping: false,
     };
     db.set_faults("web2", &[alerts("web2")], t).await.unwrap();
     db.set_faults(AGENT, &[alerts(AGENT)], t).await.unwrap();
@@ -408,6 +409,7 @@ async fn sigterm_removes_exactly_this_agent_from_the_database() {
         storm: false,
         suppressed_by: None,
         held: false,
+        flapping: false,
     };
     db.set_faults("peer", &[other], t).await.unwrap();
     let mut agent = Running::start(&env);

@@ -94,6 +94,8 @@ macro_rules! db_contract {
                 heartbeats_of_returns_only_the_existing_ones,
                 storm_round_trips_through_set_faults_and_get_faults,
                 storm_round_trips_through_stop_agent_and_open_alerts,
+                held_suppressed_by_and_flapping_round_trip_and_a_change_is_written,
+                held_suppressed_by_and_flapping_round_trip_through_stop_agent,
                 history_round_trips_every_field_newest_first,
                 history_of_one_second_lists_the_later_appended_first,
                 history_appended_again_with_its_identity_is_stored_once,
@@ -227,6 +229,7 @@ pub(crate) fn fault(name: &str) -> Fault {
         storm: false,
         suppressed_by: None,
         held: false,
+        flapping: false,
     }
 }
 
@@ -1276,6 +1279,93 @@ mod scenarios {
         assert_eq!(db.open_alerts("web1").await.unwrap(), [folded, alone]);
     }
 
+    // See: #17, #21. What `faults --json` shows of SPEC §11 comes back as
+    // stored, and a change of one flag alone is written.
+    pub(super) async fn held_suppressed_by_and_flapping_round_trip_and_a_change_is_written(
+        db: &dyn Db,
+    ) {
+        let held = Fault {
+            severity: Severity::CRITICAL,
+            held: true,
+            ..fault("//web1/app/held")
+        };
+        let suppressed = Fault {
+            suppressed_by: Some("//web1/net/gw".into()),
+            ..fault("//web1/app/suppressed")
+        };
+        let flapping = Fault {
+            severity: Severity::CRITICAL,
+            flapping: true,
+            ..fault("//web1/app/flapping")
+        };
+        let all = [flapping.clone(), held.clone(), suppressed.clone()];
+        db.set_faults("web1", &all, 100).await.unwrap();
+        assert_eq!(by_name(db.get_faults("web1").await.unwrap()), all);
+        assert_eq!(
+            db.list_faults(Some("web1")).await.unwrap(),
+            all.iter()
+                .map(|f| agent_fault("web1", f.clone()))
+                .collect::<Vec<_>>()
+        );
+
+        // Each flag turned off on its own, at a later write: every change
+        // reaches the store, `updated` included.
+        for name in [
+            "//web1/app/flapping",
+            "//web1/app/held",
+            "//web1/app/suppressed",
+        ] {
+            let now_stored = by_name(db.get_faults("web1").await.unwrap());
+            let next: Vec<Fault> = now_stored
+                .iter()
+                .map(|f| {
+                    if f.name == name {
+                        Fault {
+                            held: false,
+                            flapping: false,
+                            suppressed_by: None,
+                            updated: 160,
+                            ..f.clone()
+                        }
+                    } else {
+                        f.clone()
+                    }
+                })
+                .collect();
+            db.set_faults("web1", &next, 160).await.unwrap();
+            assert_eq!(
+                by_name(db.get_faults("web1").await.unwrap()),
+                next,
+                "{name}"
+            );
+        }
+        // And back on: the flag alone changed.
+        let again = Fault {
+            updated: 220,
+            ..flapping.clone()
+        };
+        let mut next = by_name(db.get_faults("web1").await.unwrap());
+        next[0] = again.clone();
+        db.set_faults("web1", &next, 220).await.unwrap();
+        assert_eq!(by_name(db.get_faults("web1").await.unwrap())[0], again);
+    }
+
+    // See: #17, #21
+    pub(super) async fn held_suppressed_by_and_flapping_round_trip_through_stop_agent(db: &dyn Db) {
+        let mut flapping = open_alert("//web1/app/a", Some("ops"));
+        flapping.fault.flapping = true;
+        let mut held = open_alert("//web1/app/b", None);
+        held.fault.held = true;
+        held.fault.triggered = false;
+        let mut suppressed = open_alert("//web1/app/c", None);
+        suppressed.fault.suppressed_by = Some("//web1/net/gw".into());
+
+        let kept = [flapping, held, suppressed];
+        db.stop_agent("web1", &kept, 100).await.unwrap();
+
+        assert_eq!(db.open_alerts("web1").await.unwrap(), kept);
+    }
+
     /// The history's "now" in these scenarios (late 2026).
     const NOW: i64 = 1_796_212_800;
 
@@ -1848,9 +1938,9 @@ mod malformed_rows {
         let (db, sql) = open(&dir).await;
         db.set_faults("web1", &[fault("disk")], 100).await.unwrap();
         sql.execute_batch(
-            "INSERT INTO faults VALUES ('web2', 'load', 'high', 'm', 1, 1, 0, 1, 0, 0, 0, NULL, 0);
-             INSERT INTO faults VALUES ('web2', 'mem', 40.5, 'm', 1, 1, 0, 1, 0, 0, 0, NULL, 0);
-             INSERT INTO faults VALUES ('web2', 'net', 40, 'm', 1, 1, 0, 1, 9223372036854775807, 0, 0, NULL, 0);",
+            "INSERT INTO faults VALUES ('web2', 'load', 'high', 'm', 1, 1, 0, 1, 0, 0, 0, NULL, 0, 0);
+             INSERT INTO faults VALUES ('web2', 'mem', 40.5, 'm', 1, 1, 0, 1, 0, 0, 0, NULL, 0, 0);
+             INSERT INTO faults VALUES ('web2', 'net', 40, 'm', 1, 1, 0, 1, 9223372036854775807, 0, 0, NULL, 0, 0);",
         )
         .unwrap();
 
@@ -1881,7 +1971,7 @@ mod malformed_rows {
         let dir = TempDir::new().unwrap();
         let (db, sql) = open(&dir).await;
         sql.execute_batch(
-            "INSERT INTO faults VALUES ('web1', x'00', 40, 'm', 1, 1, 0, 1, 0, 0, 0, NULL, 0);",
+            "INSERT INTO faults VALUES ('web1', x'00', 40, 'm', 1, 1, 0, 1, 0, 0, 0, NULL, 0, 0);",
         )
         .unwrap();
 
@@ -2018,7 +2108,7 @@ mod malformed_rows {
         let dir = TempDir::new().unwrap();
         let (db, sql) = open(&dir).await;
         sql.execute_batch(
-            "INSERT INTO faults VALUES ('web1', 'disk', 40, 'm', 1, 1, 0, 1, 0, 0, 'yes', NULL, 0);",
+            "INSERT INTO faults VALUES ('web1', 'disk', 40, 'm', 1, 1, 0, 1, 0, 0, 'yes', NULL, 0, 0);",
         )
         .unwrap();
 

@@ -960,6 +960,7 @@ async fn steady_state_costs_one_write_per_tick() {
                 storm: false,
                 suppressed_by: None,
                 held: false,
+                flapping: false,
             })
             .collect();
         // Startup as the agent does it: read the stored state, write the first tick.
@@ -1077,6 +1078,7 @@ async fn malformed_items_are_skipped_and_named_and_the_agents_own_are_replaced()
         storm: false,
         suppressed_by: None,
         held: false,
+        flapping: false,
     };
     db.set_faults("web1", std::slice::from_ref(&good), 100)
         .await
@@ -1336,6 +1338,7 @@ fn the_faults_and_agents_commands_never_show_notices() {
             storm: false,
             suppressed_by: None,
             held: false,
+            flapping: false,
         };
         db.set_faults("web2", &[down], 100).await.unwrap();
         let notice = Notice {

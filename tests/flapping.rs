@@ -361,3 +361,62 @@ fn a_check_flapping_under_a_failing_dependency_sends_no_flapping_alert() {
         stdout(&output)
     );
 }
+
+/// The `flapping` field `faults --json` (and `/api/faults`, built by the
+/// same function) shows for fault `name`.
+fn flapping_field(env: &Env, name: &str) -> serde_json::Value {
+    let fault = env
+        .fault(name)
+        .unwrap_or_else(|| panic!("no fault {name}: {:?}", env.faults()));
+    fault["flapping"].clone()
+}
+
+// See: #17, #21. A flapping check's fault keeps its name; `faults --json`
+// marks it `flapping` while its flapping alert speaks for it, and no
+// longer once the check is handed back.
+#[test]
+fn faults_json_marks_a_flapping_checks_fault_until_it_stops() {
+    let env = Env::new();
+    flagged_check(&env, "");
+    let x = check_name("app", "x");
+    for i in 0..8 {
+        run(&env, i % 2 == 0);
+        if i % 2 == 0 {
+            assert_eq!(flapping_field(&env, &x), false, "run {i}: not yet");
+        }
+    }
+    run(&env, true);
+    let mut want = per_change(&x, 4);
+    want.push(event("trigger", &x, &flapping(9)));
+    assert_eq!(events(&env.alerts()), want);
+    assert_eq!(flapping_field(&env, &x), true);
+    let table = stdout(&env.cimaa(&["faults"]));
+    let header = table.lines().next().unwrap_or_default();
+    let row = table.lines().find(|l| l.contains(&x)).unwrap_or_default();
+    // The header's `SUPPRESSED BY` is two words, a row's `-` one.
+    let column = |line: &str| line.split_whitespace().nth(5).map(str::to_owned);
+    assert_eq!(
+        header.split_whitespace().nth(6),
+        Some("FLAPPING"),
+        "{table}"
+    );
+    assert_eq!(column(row).as_deref(), Some("yes"), "{table}");
+    // Down for good: flapping on every run until the check is handed back
+    // (its own message triggered over the flapping alert), then not.
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        assert!(runs <= 21, "never handed back");
+        run(&env, true);
+        if env.alerts().len() > want.len() {
+            break;
+        }
+        assert_eq!(flapping_field(&env, &x), true, "run {runs} still flaps");
+    }
+    want.push(event("trigger", &x, "CRITICAL - down"));
+    assert_eq!(events(&env.alerts()), want);
+    assert_eq!(flapping_field(&env, &x), false);
+    let table = stdout(&env.cimaa(&["faults"]));
+    let row = table.lines().find(|l| l.contains(&x)).unwrap_or_default();
+    assert_eq!(column(row).as_deref(), Some("no"), "{table}");
+}

@@ -92,6 +92,7 @@ async fn faults_lists_a_70000_character_fault_name() {
         storm: false,
         suppressed_by: None,
         held: false,
+        flapping: false,
     };
     open(&env)
         .await

@@ -476,6 +476,7 @@ fn kept_alert(name: &str) -> OpenAlert {
             storm: false,
             suppressed_by: None,
             held: false,
+            flapping: false,
         },
         alerter: None,
     }

@@ -505,3 +505,104 @@ async fn a_refused_history_record_leaves_the_ticks_faults_unwritten() {
     assert_eq!(db.get_faults("web1").await.unwrap(), []);
     assert!(db.agents().await.unwrap().is_empty());
 }
+
+/// The faults and open alerts tables of schema version 2 (before
+/// `flapping`), with a row each.
+const VERSION_2_FAULTS: &str = r#"
+CREATE TABLE cimaa_schema (
+    id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+INSERT INTO cimaa_schema VALUES (1, 2);
+CREATE TABLE faults (
+    agent TEXT COLLATE "C" NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
+    severity BIGINT NOT NULL,
+    message TEXT NOT NULL,
+    since BIGINT NOT NULL,
+    updated BIGINT NOT NULL,
+    triggered BOOLEAN NOT NULL,
+    escalates BOOLEAN NOT NULL,
+    attempts BIGINT NOT NULL,
+    monitor_runs BIGINT NOT NULL DEFAULT 0,
+    storm BOOLEAN NOT NULL DEFAULT FALSE,
+    suppressed_by TEXT NULL,
+    held BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (agent, name)
+);
+INSERT INTO faults VALUES ('web1', '//web1/app/disk', 40, '//web1/app/disk is failing', 100, 100,
+    FALSE, TRUE, 1, 0, FALSE, NULL, FALSE);
+CREATE TABLE open_alerts (
+    agent TEXT COLLATE "C" NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
+    severity BIGINT NOT NULL,
+    message TEXT NOT NULL,
+    since BIGINT NOT NULL,
+    updated BIGINT NOT NULL,
+    triggered BOOLEAN NOT NULL,
+    escalates BOOLEAN NOT NULL,
+    attempts BIGINT NOT NULL,
+    monitor_runs BIGINT NOT NULL,
+    alerter TEXT NULL,
+    stopped BIGINT NOT NULL,
+    storm BOOLEAN NOT NULL DEFAULT FALSE,
+    suppressed_by TEXT NULL,
+    held BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (agent, name)
+);
+INSERT INTO open_alerts VALUES ('web2', '//web1/app/disk', 40, '//web1/app/disk is failing', 100,
+    100, FALSE, TRUE, 1, 0, NULL, 30, FALSE, NULL, FALSE);
+"#;
+
+// See: #17, #21. An agent of this release opening a database an older
+// one created adds `flapping` and keeps the rows; an older agent still
+// writes (it names its columns).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_2_database_keeps_its_faults_and_gains_flapping() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    client.batch_execute(VERSION_2_FAULTS).await.unwrap();
+
+    let db = PostgresDb::open(&config(&url)).unwrap();
+    let disk = crate::db_contract::fault("//web1/app/disk");
+    assert_eq!(
+        db.get_faults("web1").await.unwrap(),
+        std::slice::from_ref(&disk)
+    );
+    let kept = db.open_alerts("web2").await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].fault, disk);
+    let flapping = cimaa::db::Fault {
+        flapping: true,
+        updated: 160,
+        ..disk.clone()
+    };
+    db.set_faults("web1", std::slice::from_ref(&flapping), 160)
+        .await
+        .unwrap();
+    assert_eq!(db.get_faults("web1").await.unwrap(), [flapping]);
+    let version: i32 = client
+        .query_one("SELECT version FROM cimaa_schema", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 3);
+
+    client
+        .batch_execute(
+            "INSERT INTO faults (agent, name, severity, message, since, updated, triggered,
+                 escalates, attempts, monitor_runs, storm, suppressed_by, held)
+             VALUES ('web3', 'x', 40, 'm', 1, 1, FALSE, TRUE, 0, 0, FALSE, NULL, TRUE)",
+        )
+        .await
+        .unwrap();
+    let old_agents = &db.get_faults("web3").await.unwrap()[0];
+    assert!(old_agents.held && !old_agents.flapping);
+    drop(client);
+    let _ = driver.await;
+}

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use cimaa::db::{Db, SqliteDb};
+use cimaa::db::{Db, Fault, SqliteDb};
 use serde_json::Value;
 
 use crate::db_contract::fault;
@@ -516,6 +516,44 @@ fn a_fault_message_with_a_script_tag_is_shown_escaped() {
             );
         }
     }
+}
+
+// See: #17, #21. The marker is the stored flag, not a guess from the name.
+#[test]
+fn the_faults_page_marks_the_faults_stored_flapping() {
+    let env = fleet_env("");
+    let noisy = Fault {
+        flapping: true,
+        ..fault("//peer/app/noisy")
+    };
+    let named_flap = fault("//peer/app/flap");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let db = SqliteDb::open(&env.path("cimaa.db")).await.unwrap();
+        db.set_faults("peer", &[noisy, named_flap], chrono::Utc::now().timestamp())
+            .await
+            .unwrap();
+    });
+    let server = WebServer::start(&env, &[]);
+    let page = get(&format!("{}/faults", server.base), &[]);
+    assert_eq!(page.status, 200);
+    let row = |name: &str| {
+        page.body
+            .split("<tr")
+            .find(|row| row.contains(&format!(">{name}<")))
+            .unwrap_or_else(|| panic!("no row of {name}: {}", page.body))
+            .to_owned()
+    };
+    assert!(
+        row("//peer/app/noisy").contains(">flapping</span>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !row("//peer/app/flap").contains(">flapping</span>"),
+        "{}",
+        page.body
+    );
 }
 
 #[test]

@@ -16,12 +16,16 @@
 //! alerter's `renotify` has passed since the last one sent
 //! (`renotify::due`); the latest message then goes out.
 //!
-//! Both survive a restart: the last 21 results, the held alerts and the
-//! last trigger sent per fault are kept in `flap-AGENT.json` under
-//! `agent.state_dir`, written (through a temporary file renamed over it)
-//! only at the end of a tick that changed them. A clean check has no fault
-//! record, so the results could not ride on the failure counter in the
-//! database. A missing or damaged file is an empty state (logged).
+//! Every stored fault of a check that flaps is marked `flapping`
+//! (`mark_flapping`, right before the tick's write).
+//!
+//! Flap and churn memory survive a restart: the last 21 results, the held
+//! alerts and the last trigger sent per fault are kept in
+//! `flap-AGENT.json` under `agent.state_dir`, written (through a temporary
+//! file renamed over it) only at the end of a tick that changed them. A
+//! clean check has no fault record, so the results could not ride on the
+//! failure counter in the database. A missing or damaged file is an empty
+//! state (logged).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -285,6 +289,23 @@ impl Agent<'_> {
             }
         }
         kept
+    }
+
+    /// Before the tick's faults are stored: marks every fault whose check
+    /// flaps now (its flapping alert speaks for it: `holding`) `flapping`,
+    /// and every other one not, so that `faults --json` and the web view
+    /// show it (SPEC §1, §13). A change is a change of the record.
+    pub(super) fn mark_flapping(&mut self, now: i64) {
+        let checks = &self.noise.state.checks;
+        for (name, fault) in &mut self.faults {
+            let flapping = checks
+                .get(fault::check_of(name))
+                .is_some_and(|flap| flap.holding.is_some());
+            if fault.flapping != flapping {
+                fault.flapping = flapping;
+                fault.updated = now;
+            }
+        }
     }
 
     /// Whether `message` is the flapping alert of fault `name`, whose check

@@ -564,6 +564,7 @@ mod tests {
             storm: false,
             suppressed_by: None,
             held: false,
+            flapping: false,
         };
         let faults = [
             fault(Severity::CRITICAL),

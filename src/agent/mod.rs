@@ -569,6 +569,7 @@ impl Agent<'_> {
             &self.config.agent.name,
             AgentFacts::of_this_build(u64::try_from(running).ok()),
         );
+        self.mark_flapping(now);
         let faults: Vec<Fault> = self.faults.values().cloned().collect();
         let stored = faults.len();
         if self.unloaded {
@@ -772,6 +773,7 @@ impl Agent<'_> {
                 storm: false,
                 suppressed_by: None,
                 held: false,
+                flapping: false,
             },
         );
     }

@@ -150,6 +150,7 @@ impl Agent<'_> {
                         storm: false,
                         suppressed_by: None,
                         held,
+                        flapping: false,
                     },
                 );
             }

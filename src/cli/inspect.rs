@@ -33,20 +33,16 @@ pub(super) async fn faults(
         }
         return Ok(ExitStatus::Success);
     }
-    let rows: Vec<[String; 7]> = faults
+    let rows: Vec<[String; 8]> = faults
         .iter()
         .map(|AgentFault { agent, fault }| {
-            let mark = if in_force.matches(&fault.name) {
-                "yes"
-            } else {
-                "no"
-            };
             [
                 agent.clone(),
                 fault.name.clone(),
                 fault.severity.to_string(),
-                mark.to_string(),
+                yes_no(in_force.matches(&fault.name)),
                 fault.suppressed_by.clone().unwrap_or_else(|| "-".into()),
+                yes_no(fault.flapping),
                 relative(now - fault.since),
                 fault.message.clone(),
             ]
@@ -59,13 +55,19 @@ pub(super) async fn faults(
             "SEVERITY",
             "SQUELCHED",
             "SUPPRESSED BY",
+            "FLAPPING",
             "SINCE",
             "MESSAGE",
         ],
-        [32, 80, 8, 9, 80, 8, 120],
+        [32, 80, 8, 9, 80, 8, 8, 120],
         &rows,
     );
     Ok(ExitStatus::Success)
+}
+
+/// A flag column's cell.
+fn yes_no(yes: bool) -> String {
+    if yes { "yes" } else { "no" }.to_owned()
 }
 
 /// The squelches in force at `now`, compiled as the agent compiles them

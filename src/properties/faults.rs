@@ -85,6 +85,7 @@ fn gen_stored(now: i64) -> impl Strategy<Value = Fault> {
                 storm: false,
                 suppressed_by: None,
                 held: false,
+                flapping: false,
             },
         )
 }
@@ -164,6 +165,7 @@ proptest! {
                     storm: false,
                     suppressed_by: None,
                     held: false,
+                    flapping: false,
                 })
             })
             .collect();

@@ -32,6 +32,9 @@ pub(crate) struct FaultJson<'a> {
     pub squelched: bool,
     /// Its trigger waits for the end of its alerter's quiet hours (SPEC §11).
     pub held: bool,
+    /// Its check is flapping: one flapping alert speaks for its faults
+    /// (SPEC §11).
+    pub flapping: bool,
 }
 
 /// The faults as `faults --json` shows them, `in_force` marking the
@@ -53,6 +56,7 @@ pub(crate) fn faults<'a>(faults: &'a [AgentFault], in_force: &Matcher) -> Vec<Fa
             suppressed_by: fault.suppressed_by.as_deref(),
             squelched: in_force.matches(&fault.name),
             held: fault.held,
+            flapping: fault.flapping,
         })
         .collect()
 }

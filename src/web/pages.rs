@@ -105,11 +105,6 @@ fn severity_class(severity: Severity) -> &'static str {
     }
 }
 
-/// A flap alert (`CHECK/flap`): its check keeps changing state.
-fn flapping(name: &str) -> bool {
-    name.ends_with("/flap")
-}
-
 fn layout(web: &Web, viewer: &Viewer, title: &str, current: &str, body: &Markup) -> Markup {
     let refresh = std::time::Duration::try_from_secs_f64(web.base_interval)
         .unwrap_or(std::time::Duration::from_mins(1))
@@ -187,7 +182,7 @@ fn fault_table(faults: &[&AgentFault], squelched: &dyn Fn(&str) -> bool, now: i6
                                 @if let Some(by) = &fault.suppressed_by { span.flag title="suppressed by a failing dependency" { "suppressed by " (by) } }
                                 @if fault.held { span.flag title="held until its alerter's quiet hours end" { "held" } }
                                 @if fault.storm { span.flag.storm { "storm" } }
-                                @if flapping(&fault.name) { span.flag { "flapping" } }
+                                @if fault.flapping { span.flag title="its check is flapping: one flapping alert speaks for it" { "flapping" } }
                             }
                         }
                     }

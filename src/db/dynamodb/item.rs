@@ -31,8 +31,9 @@
 //!   `_`-prefixed agent keys, and no listing of faults shows them.
 //! - A fault that is part of an alert storm (SPEC §10) holds `storm`
 //!   (BOOL true); left out when not, which is how zc.cimaa reads it.
-//!   Likewise `held` (BOOL true, SPEC §11 quiet hours) and `suppressed_by`
-//!   (String, the failing dependency's full check name, SPEC §11).
+//!   Likewise `held` (BOOL true, SPEC §11 quiet hours), `flapping` (BOOL
+//!   true, its check is flapping, SPEC §11) and `suppressed_by` (String,
+//!   the failing dependency's full check name, SPEC §11).
 //! - `PREFIX.squelches`: hash key `regex`, with `reason`, `user`, `time`,
 //!   `permanent` (`"p"`, left out when false) and `expires` (Number, optional).
 //!
@@ -134,6 +135,9 @@ pub(super) fn fault_item(agent: &str, fault: &Fault) -> Item {
     }
     if fault.held {
         item.insert("held".to_owned(), AttributeValue::Bool(true));
+    }
+    if fault.flapping {
+        item.insert("flapping".to_owned(), AttributeValue::Bool(true));
     }
     if let Some(by) = &fault.suppressed_by {
         item.insert("suppressed_by".to_owned(), string(by));
@@ -287,12 +291,13 @@ pub(super) fn fault_from_item(item: &Item) -> Result<(String, Fault), Error> {
         storm: flag(item, "storm")?,
         suppressed_by: text(item, "suppressed_by")?,
         held: flag(item, "held")?,
+        flapping: flag(item, "flapping")?,
     };
     Ok((agent, fault))
 }
 
-/// A flag such as `storm` or `held`: a BOOL; missing (zc.cimaa, an older
-/// cimaa) is false.
+/// A flag such as `storm`, `held` or `flapping`: a BOOL; missing
+/// (zc.cimaa, an older cimaa) is false.
 fn flag(item: &Item, key: &str) -> Result<bool, Error> {
     match item.get(key) {
         None | Some(AttributeValue::Null(_)) => Ok(false),
@@ -496,6 +501,7 @@ pub(super) mod tests {
             storm: false,
             suppressed_by: None,
             held: false,
+            flapping: false,
         }
     }
 
@@ -598,6 +604,7 @@ pub(super) mod tests {
                 storm: false,
                 suppressed_by: None,
                 held: false,
+                flapping: false,
             }
         );
         let oldest = item(&[
@@ -754,6 +761,24 @@ pub(super) mod tests {
         assert!(!fault_from_item(&alone).unwrap().1.storm);
         let mut odd = alone;
         odd.insert("storm".to_owned(), s("y"));
+        assert!(fault_from_item(&odd).is_err());
+    }
+
+    // See: #17, #21. zc.cimaa and older cimaa items have no `flapping`.
+    #[test]
+    fn flapping_is_a_bool_left_out_when_false_and_missing_reads_as_false() {
+        let flapping = Fault {
+            flapping: true,
+            ..fault("disk")
+        };
+        let written = fault_item("web1", &flapping);
+        assert_eq!(written.get("flapping"), Some(&AttributeValue::Bool(true)));
+        assert_eq!(fault_from_item(&written).unwrap().1, flapping);
+        let steady = fault_item("web1", &fault("disk"));
+        assert_eq!(steady.get("flapping"), None);
+        assert!(!fault_from_item(&steady).unwrap().1.flapping);
+        let mut odd = steady;
+        odd.insert("flapping".to_owned(), n("1"));
         assert!(fault_from_item(&odd).is_err());
     }
 

@@ -201,6 +201,7 @@ mod tests {
             storm: false,
             suppressed_by: None,
             held: false,
+            flapping: false,
         }
     }
 

@@ -49,10 +49,10 @@ use super::{
 /// array per column.
 const UPSERT_FAULTS: &str = "
 INSERT INTO faults (agent, name, severity, message, since, updated, triggered, escalates, attempts,
-    monitor_runs, storm, suppressed_by, held)
+    monitor_runs, storm, suppressed_by, held, flapping)
 SELECT $1::text, * FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[],
     $7::boolean[], $8::boolean[], $9::bigint[], $10::bigint[], $11::boolean[], $12::text[],
-    $13::boolean[])
+    $13::boolean[], $14::boolean[])
 ON CONFLICT (agent, name) DO UPDATE SET
     severity = excluded.severity,
     message = excluded.message,
@@ -64,7 +64,8 @@ ON CONFLICT (agent, name) DO UPDATE SET
     monitor_runs = excluded.monitor_runs,
     storm = excluded.storm,
     suppressed_by = excluded.suppressed_by,
-    held = excluded.held
+    held = excluded.held,
+    flapping = excluded.flapping
 ";
 
 /// A heartbeat replaces the facts too: NULL when the writer declared none.
@@ -89,8 +90,8 @@ ON CONFLICT (regex) DO UPDATE SET
 
 const INSERT_OPEN_ALERT: &str = "
 INSERT INTO open_alerts (agent, name, severity, message, since, updated, triggered, escalates,
-    attempts, monitor_runs, alerter, stopped, storm, suppressed_by, held)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    attempts, monitor_runs, alerter, stopped, storm, suppressed_by, held, flapping)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 ";
 
 /// The tables an agent writes and the privileges it needs on each, for
@@ -299,6 +300,7 @@ impl PostgresDb {
             let suppressed: Vec<Option<&str>> =
                 changed.iter().map(|f| f.suppressed_by.as_deref()).collect();
             let held: Vec<bool> = changed.iter().map(|f| f.held).collect();
+            let flapping: Vec<bool> = changed.iter().map(|f| f.flapping).collect();
             transaction
                 .execute(
                     UPSERT_FAULTS,
@@ -316,6 +318,7 @@ impl PostgresDb {
                         &storm,
                         &suppressed,
                         &held,
+                        &flapping,
                     ],
                 )
                 .await
@@ -579,6 +582,7 @@ impl Db for PostgresDb {
                             &fault.storm,
                             &fault.suppressed_by,
                             &fault.held,
+                            &fault.flapping,
                         ],
                     )
                     .await

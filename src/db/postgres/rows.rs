@@ -11,7 +11,7 @@ use crate::severity::Severity;
 
 /// The fault columns, in the order `fault_from_row` reads them.
 pub(super) const FAULT_COLUMNS: &str = "name, severity, message, since, updated, triggered, \
-    escalates, attempts, monitor_runs, storm, suppressed_by, held";
+    escalates, attempts, monitor_runs, storm, suppressed_by, held, flapping";
 
 /// The columns `heartbeat_from_row` reads, in its order.
 pub(super) const HEARTBEAT_COLUMNS: &str = "agent, updated, version, checks";
@@ -84,6 +84,7 @@ pub(super) fn fault_from_row(row: &Row, first: usize) -> Result<Fault, String> {
         storm: column(row, first + 9)?,
         suppressed_by: column(row, first + 10)?,
         held: column(row, first + 11)?,
+        flapping: column(row, first + 12)?,
     })
 }
 
@@ -117,7 +118,7 @@ pub(super) fn squelch_from_row(row: &Row) -> Result<Squelch, String> {
 /// The kept open alerts of one agent: the fault columns, then `alerter`.
 pub(super) const SELECT_OPEN_ALERTS: &str = "
 SELECT name, severity, message, since, updated, triggered, escalates, attempts, monitor_runs,
-    storm, suppressed_by, held, alerter
+    storm, suppressed_by, held, flapping, alerter
 FROM open_alerts WHERE agent = $1 ORDER BY name
 ";
 
@@ -125,7 +126,7 @@ FROM open_alerts WHERE agent = $1 ORDER BY name
 pub(super) fn open_alert_from_row(row: &Row) -> Result<OpenAlert, String> {
     Ok(OpenAlert {
         fault: fault_from_row(row, 0)?,
-        alerter: column(row, 12)?,
+        alerter: column(row, 13)?,
     })
 }
 

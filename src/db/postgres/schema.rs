@@ -10,8 +10,10 @@ use tokio_postgres::Client;
 /// columns: faults, heartbeats, squelches, open alerts, notices, history).
 /// 2: `history.rid`, a record's identity with its agent (unique: a retried
 /// write stores a record once), added to a version-1 database by `SCHEMA`'s
-/// `ALTER TABLE ... IF NOT EXISTS`.
-pub(super) const SCHEMA_VERSION: i32 = 2;
+/// `ALTER TABLE ... IF NOT EXISTS`. 3: `flapping` (SPEC §1, §11) on
+/// `faults` and `open_alerts`, added to an older database the same way
+/// (with a default, so an older agent still writes).
+pub(super) const SCHEMA_VERSION: i32 = 3;
 
 /// Taken by the agent that creates or migrates the tables, so that agents
 /// finding an empty database together do it one after another (racing
@@ -53,6 +55,7 @@ CREATE TABLE IF NOT EXISTS faults (
     storm BOOLEAN NOT NULL DEFAULT FALSE,
     suppressed_by TEXT NULL,
     held BOOLEAN NOT NULL DEFAULT FALSE,
+    flapping BOOLEAN NOT NULL DEFAULT FALSE,
     PRIMARY KEY (agent, name)
 );
 CREATE TABLE IF NOT EXISTS squelches (
@@ -79,6 +82,7 @@ CREATE TABLE IF NOT EXISTS open_alerts (
     storm BOOLEAN NOT NULL DEFAULT FALSE,
     suppressed_by TEXT NULL,
     held BOOLEAN NOT NULL DEFAULT FALSE,
+    flapping BOOLEAN NOT NULL DEFAULT FALSE,
     PRIMARY KEY (agent, name)
 );
 CREATE TABLE IF NOT EXISTS notices (
@@ -100,6 +104,8 @@ CREATE TABLE IF NOT EXISTS history (
     rid BIGINT NULL
 );
 ALTER TABLE history ADD COLUMN IF NOT EXISTS rid BIGINT NULL;
+ALTER TABLE faults ADD COLUMN IF NOT EXISTS flapping BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE open_alerts ADD COLUMN IF NOT EXISTS flapping BOOLEAN NOT NULL DEFAULT FALSE;
 CREATE UNIQUE INDEX IF NOT EXISTS history_rid ON history (agent, rid);
 CREATE INDEX IF NOT EXISTS history_time ON history (time, id);
 CREATE INDEX IF NOT EXISTS history_agent ON history (agent, time, id);

@@ -56,8 +56,8 @@ use super::{
 
 const UPSERT_FAULT: &str = "
 INSERT INTO faults (agent, name, severity, message, since, updated, triggered, escalates, attempts,
-    monitor_runs, storm, suppressed_by, held)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+    monitor_runs, storm, suppressed_by, held, flapping)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
 ON CONFLICT (agent, name) DO UPDATE SET
     severity = excluded.severity,
     message = excluded.message,
@@ -69,7 +69,8 @@ ON CONFLICT (agent, name) DO UPDATE SET
     monitor_runs = excluded.monitor_runs,
     storm = excluded.storm,
     suppressed_by = excluded.suppressed_by,
-    held = excluded.held
+    held = excluded.held,
+    flapping = excluded.flapping
 ";
 
 /// A heartbeat replaces the facts too: NULL when the writer declared none.
@@ -300,6 +301,7 @@ fn set_faults_blocking(
             fault.storm,
             fault.suppressed_by,
             fault.held,
+            fault.flapping,
         ])?;
     }
     transaction.execute(
@@ -316,8 +318,8 @@ fn set_faults_blocking(
 
 const INSERT_OPEN_ALERT: &str = "
 INSERT INTO open_alerts (agent, name, severity, message, since, updated, triggered, escalates,
-    attempts, monitor_runs, alerter, stopped, storm, suppressed_by, held)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+    attempts, monitor_runs, alerter, stopped, storm, suppressed_by, held, flapping)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
 ";
 
 /// `stop_agent` in one IMMEDIATE transaction; blocks.
@@ -350,6 +352,7 @@ fn stop_agent_blocking(
             fault.storm,
             fault.suppressed_by,
             fault.held,
+            fault.flapping,
         ])?;
     }
     drop(insert);
@@ -832,6 +835,7 @@ mod tests {
                 storm: false,
                 suppressed_by: None,
                 held: false,
+                flapping: false,
             },
             alerter: None,
         };

@@ -14,7 +14,7 @@ use crate::severity::Severity;
 /// `fault_from_row` reads them.
 pub(super) const SELECT_FAULTS: &str = "
 SELECT rowid, name, severity, message, since, updated, triggered, escalates, attempts,
-    monitor_runs, storm, suppressed_by, held
+    monitor_runs, storm, suppressed_by, held, flapping
 FROM faults WHERE agent = ?1 ORDER BY name
 ";
 
@@ -22,7 +22,7 @@ FROM faults WHERE agent = ?1 ORDER BY name
 /// one cached plan) for both cases.
 pub(super) const LIST_FAULTS: &str = "
 SELECT agent, name, severity, message, since, updated, triggered, escalates, attempts,
-    monitor_runs, storm, suppressed_by, held
+    monitor_runs, storm, suppressed_by, held, flapping
 FROM faults WHERE ?1 IS NULL OR agent = ?1 ORDER BY agent, name
 ";
 
@@ -32,7 +32,7 @@ pub(super) const HEARTBEAT_COLUMNS: &str = "agent, updated, version, checks";
 /// The kept open alerts of one agent, ordered by name.
 pub(super) const SELECT_OPEN_ALERTS: &str = "
 SELECT name, severity, message, since, updated, triggered, escalates, attempts, monitor_runs, alerter,
-    storm, suppressed_by, held
+    storm, suppressed_by, held, flapping
 FROM open_alerts WHERE agent = ?1 ORDER BY name
 ";
 
@@ -128,6 +128,7 @@ pub(super) fn fault_from_row(row: &Row<'_>, first: usize) -> Result<Fault, Strin
         storm: column(row, first + 9)?,
         suppressed_by: column(row, first + 10)?,
         held: column(row, first + 11)?,
+        flapping: column(row, first + 12)?,
     })
 }
 
@@ -215,6 +216,7 @@ pub(super) fn open_alert_from_row(row: &Row<'_>) -> Result<OpenAlert, String> {
             storm: column(row, 10)?,
             suppressed_by: column(row, 11)?,
             held: column(row, 12)?,
+            flapping: column(row, 13)?,
         },
         alerter: column(row, 9)?,
     })

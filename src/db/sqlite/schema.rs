@@ -16,8 +16,10 @@ use rusqlite::Connection;
 /// `faults` and `open_alerts`, added by `MIGRATE_SUPPRESSED_HELD`. 6: the
 /// `history` table (SPEC §12) and its indexes, created by `SCHEMA`. 7:
 /// `history.rid`, a record's identity with its agent (unique: a retried
-/// write stores a record once), added by `MIGRATE_HISTORY_RID`.
-const SCHEMA_VERSION: i64 = 7;
+/// write stores a record once), added by `MIGRATE_HISTORY_RID`. 8:
+/// `flapping` (SPEC §1, §11) on `faults` and `open_alerts`, added by
+/// `migrate_flapping`.
+const SCHEMA_VERSION: i64 = 8;
 
 /// Brings the history of a version-6 file to version 7, before `SCHEMA`
 /// creates the unique index on the new column. Older binaries write no
@@ -55,6 +57,13 @@ fn migrate_suppressed_held(table: &str) -> String {
         "ALTER TABLE {table} ADD COLUMN suppressed_by TEXT NULL;
 ALTER TABLE {table} ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
     )
+}
+
+/// Brings a table of faults (`faults`, `open_alerts`) of a version-7 or
+/// older file to version 8: `flapping` with a default, so an older binary
+/// still writes (its faults read as not flapping).
+fn migrate_flapping(table: &str) -> String {
+    format!("ALTER TABLE {table} ADD COLUMN flapping INTEGER NOT NULL DEFAULT 0")
 }
 
 /// The schema; every statement is idempotent, so agents racing to create it
@@ -96,6 +105,7 @@ CREATE TABLE IF NOT EXISTS faults (
     storm INTEGER NOT NULL DEFAULT 0,
     suppressed_by TEXT NULL,
     held INTEGER NOT NULL DEFAULT 0,
+    flapping INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (agent, name)
 );
 CREATE TABLE IF NOT EXISTS squelches (
@@ -122,6 +132,7 @@ CREATE TABLE IF NOT EXISTS open_alerts (
     storm INTEGER NOT NULL DEFAULT 0,
     suppressed_by TEXT NULL,
     held INTEGER NOT NULL DEFAULT 0,
+    flapping INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (agent, name)
 );
 CREATE TABLE IF NOT EXISTS notices (
@@ -195,6 +206,9 @@ pub(super) fn create_schema(connection: &Connection) -> rusqlite::Result<()> {
             if !has_column(connection, table, "held")? {
                 connection.execute_batch(&migrate_suppressed_held(table))?;
             }
+            if !has_column(connection, table, "flapping")? {
+                connection.execute_batch(&migrate_flapping(table))?;
+            }
         }
         connection.pragma_update(None, "user_version", SCHEMA_VERSION)
     })();
@@ -264,6 +278,7 @@ mod tests {
             storm: false,
             suppressed_by: None,
             held: false,
+            flapping: false,
         }
     }
 
@@ -489,6 +504,89 @@ mod tests {
         )
         .unwrap();
         assert!(!db.get_faults("web3").await.unwrap()[0].storm);
+    }
+
+    /// The faults and open alerts tables of version 7 (before `flapping`),
+    /// with a row each.
+    const VERSION_7_FAULTS: &str = "
+    CREATE TABLE faults (
+        agent TEXT NOT NULL,
+        name TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        triggered INTEGER NOT NULL,
+        escalates INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        monitor_runs INTEGER NOT NULL DEFAULT 0,
+        storm INTEGER NOT NULL DEFAULT 0,
+        suppressed_by TEXT NULL,
+        held INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (agent, name)
+    );
+    INSERT INTO faults VALUES ('web1', '//web1/app/x#monitor-status', 40, 'exit status 127: (no output)', 10, 20, 0, 0, 2, 0, 0, NULL, 0);
+    CREATE TABLE open_alerts (
+        agent TEXT NOT NULL,
+        name TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        triggered INTEGER NOT NULL,
+        escalates INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        monitor_runs INTEGER NOT NULL,
+        alerter TEXT NULL,
+        stopped INTEGER NOT NULL,
+        storm INTEGER NOT NULL DEFAULT 0,
+        suppressed_by TEXT NULL,
+        held INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (agent, name)
+    );
+    INSERT INTO open_alerts VALUES ('web2', '//web1/app/x#monitor-status', 40, 'exit status 127: (no output)', 10, 20, 0, 0, 2, 0, NULL, 30, 0, NULL, 0);
+    PRAGMA user_version = 7;
+    ";
+
+    // See: #17, #21
+    #[tokio::test]
+    async fn a_version_7_file_keeps_its_rows_and_gains_flapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(VERSION_7_FAULTS)
+            .unwrap();
+
+        let db = SqliteDb::open(&path).await.unwrap();
+        assert_eq!(db.get_faults("web1").await.unwrap(), [broken_monitor(0)]);
+        let kept = db.open_alerts("web2").await.unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].fault, broken_monitor(0));
+        let flapping = Fault {
+            flapping: true,
+            ..broken_monitor(0)
+        };
+        db.set_faults("web1", std::slice::from_ref(&flapping), 40)
+            .await
+            .unwrap();
+        assert_eq!(db.get_faults("web1").await.unwrap(), [flapping]);
+
+        let sql = Connection::open(&path).unwrap();
+        let version: i64 = sql
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // A binary of version 7 still writes the file: it names its columns.
+        sql.execute(
+            "INSERT INTO faults (agent, name, severity, message, since, updated, triggered, escalates,
+                 attempts, monitor_runs, storm, suppressed_by, held)
+             VALUES ('web3', 'x', 40, 'm', 1, 1, 0, 1, 0, 0, 0, NULL, 1)",
+            [],
+        )
+        .unwrap();
+        let old_binarys = &db.get_faults("web3").await.unwrap()[0];
+        assert!(old_binarys.held && !old_binarys.flapping);
     }
 
     /// The history table as version 6 created it (before `rid`).
