@@ -29,7 +29,7 @@ while ! grep -q listening "$dir/web.log"; do sleep 0.1; done
 base=$(sed -n 's/.*\(http:[^ ]*\) .*/\1/p' "$dir/web.log" | head -1)
 sleep 2
 echo "idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"
-for path in faults api/faults faults faults faults; do
+for path in faults api/faults faults faults faults "" agents; do
   curl -s -o /dev/null -w "GET /$path: %{time_total}s %{size_download} bytes\n" "${base}$path"
 done
 echo "RSS after: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"

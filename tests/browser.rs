@@ -389,6 +389,14 @@ fn seed_fleet(env: &Env) {
             upstream,
         ],
     );
+    let mut flapping = fault_of(
+        "db-1",
+        "postgres/connections",
+        Severity::WARNING,
+        "POSTGRES_CONNECTION WARNING: 182 of 200 connections",
+        300,
+    );
+    flapping.flapping = true;
     store_faults(
         env,
         "db-1",
@@ -400,13 +408,7 @@ fn seed_fleet(env: &Env) {
                 "replication lag 412 s > 300 s",
                 1260,
             ),
-            fault_of(
-                "db-1",
-                "postgres/connections/flap",
-                Severity::WARNING,
-                "flapping: 34% state change over 21 runs",
-                300,
-            ),
+            flapping,
         ],
     );
     let mut held = fault_of(
